@@ -1,0 +1,7 @@
+//! outset: an Upstart-compatible, PID-1-capable job supervisor.
+//!
+//! The library holds everything the binaries share. Today that is the
+//! job-file language (`config`); the engine, control plane and PID-1 duties
+//! build on it.
+
+pub mod config;
