@@ -75,14 +75,14 @@ fn check(file: &Path, args: &Args) -> (bool, Vec<String>) {
     let mut lines = Vec::new();
     if errors.is_empty() {
         lines.push(format!("File {shown}: syntax ok"));
+        if let (true, Ok(class)) = (args.debug, &class) {
+            lines.push(serde_json::to_string_pretty(class).unwrap_or_default());
+        }
     } else {
         lines.push(format!("ERROR: File {shown}: syntax invalid:"));
         lines.extend(errors.iter().cloned());
     }
     lines.extend(warnings.into_iter().map(|w| format!("WARNING: {w}")));
-    if let (true, true, Ok(class)) = (args.debug, errors.is_empty(), &class) {
-        lines.push(serde_json::to_string_pretty(class).unwrap_or_default());
-    }
     (errors.is_empty(), lines)
 }
 

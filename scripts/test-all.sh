@@ -1,0 +1,10 @@
+#!/bin/sh
+# Run every check and test of the project: formatting, lints, unit and
+# integration tests (including the real-world job-file corpus in
+# ../shared/corpus, or $OUTSET_CORPUS).
+set -eu
+cd "$(dirname "$0")/.."
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo test --all-targets
+./target/debug/init-checkconf jobs.d/*.conf
