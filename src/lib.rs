@@ -5,3 +5,6 @@
 //! build on it.
 
 pub mod config;
+pub mod env;
+pub mod event;
+pub mod job;

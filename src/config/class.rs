@@ -119,7 +119,7 @@ pub struct Process {
     /// The raw command text or the script body (indentation removed).
     pub command: String,
     /// Line of the stanza that defined it (for tools such as init-checkconf).
-    #[serde(skip)]
+    #[serde(default)]
     pub line: usize,
 }
 

@@ -1,0 +1,53 @@
+//! Environment tables: ordered `KEY=VALUE` lists, as Upstart keeps them.
+
+/// The key of an entry (`KEY` of `KEY=VALUE`, or the whole bare entry).
+pub fn key_of(entry: &str) -> &str {
+    entry.split_once('=').map_or(entry, |(k, _)| k)
+}
+
+/// Value of `key`, if set.
+pub fn get<'a>(table: &'a [String], key: &str) -> Option<&'a str> {
+    table
+        .iter()
+        .find_map(|e| e.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+}
+
+/// Set an entry, replacing an existing one with the same key in place.
+pub fn set(table: &mut Vec<String>, entry: String) {
+    let key = key_of(&entry).to_string();
+    match table.iter_mut().find(|e| key_of(e) == key) {
+        Some(slot) => *slot = entry,
+        None => table.push(entry),
+    }
+}
+
+/// Add an entry only if its key is not present yet.
+pub fn add_if_absent(table: &mut Vec<String>, entry: String) {
+    if get(table, key_of(&entry)).is_none() {
+        table.push(entry);
+    }
+}
+
+/// Remove every entry with `key`.
+pub fn unset(table: &mut Vec<String>, key: &str) {
+    table.retain(|e| key_of(e) != key);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_semantics() {
+        let mut t = vec!["A=1".to_string(), "B=2".to_string()];
+        set(&mut t, "A=3".into());
+        set(&mut t, "C=4".into());
+        add_if_absent(&mut t, "B=9".into());
+        add_if_absent(&mut t, "D=5".into());
+        assert_eq!(t, ["A=3", "B=2", "C=4", "D=5"]);
+        assert_eq!(get(&t, "C"), Some("4"));
+        assert_eq!(get(&t, "AB"), None);
+        unset(&mut t, "A");
+        assert_eq!(t, ["B=2", "C=4", "D=5"]);
+    }
+}

@@ -1,0 +1,20 @@
+//! Events: glob matching, `start on`/`stop on` trees and the event record.
+
+mod fnmatch;
+mod tree;
+
+pub use fnmatch::fnmatch;
+pub use tree::{leaf_matches, EventRef, EventTree, Node, NodeKind};
+
+use serde::{Deserialize, Serialize};
+
+/// Events are referred to by a number unique for the daemon's lifetime.
+pub type EventId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Progress {
+    Pending,
+    Handling,
+    Finished,
+}

@@ -1,0 +1,1365 @@
+//! The engine proper. Every public method is one input; effects go through
+//! the [`Sys`] passed in. Nothing here reads a clock: callers pass `now`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use super::instance::{Held, Instance};
+use super::state::{Goal, State};
+use super::sys::{Level, Notice, Reply, SpawnRequest, Sys};
+use super::JobKey;
+use crate::config::{expand, signal_name, Expect, JobClass, ProcessType};
+use crate::env;
+use crate::event::{EventId, EventRef, EventTree, Progress};
+
+const SIGKILL: i32 = 9;
+const SIGCONT: i32 = 18;
+const SIGSTOP: i32 = 19;
+const ESRCH: i32 = 3;
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// Upstart's single number: the exit code, or `signal << 8`.
+    pub fn raw(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => s << 8,
+        }
+    }
+}
+
+/// A queued event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    pub name: String,
+    pub env: Vec<String>,
+    pub progress: Progress,
+    pub failed: bool,
+    pub blockers: u32,
+    pub blocking: Vec<EventWaiter>,
+}
+
+/// Who waits for an event to finish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventWaiter {
+    /// An instance blocked in `starting` or `stopping`.
+    Job(JobKey),
+    /// An `EmitEvent(wait=true)` caller.
+    Caller(u64),
+}
+
+/// A registered job name: its class, start condition and instances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
+    pub class: Arc<JobClass>,
+    pub start_on: Option<EventTree>,
+    pub instances: BTreeMap<String, Instance>,
+    /// A configuration change that waits for the last instance to go:
+    /// `Some(Some(class))` replaces, `Some(None)` deletes.
+    pub pending: Option<Option<Arc<JobClass>>>,
+}
+
+impl Slot {
+    fn new(class: Arc<JobClass>) -> Self {
+        Slot {
+            start_on: class.start_on.as_ref().map(EventTree::new),
+            class,
+            instances: BTreeMap::new(),
+            pending: None,
+        }
+    }
+}
+
+/// Settings that come from how the daemon runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct EngineOptions {
+    pub user_mode: bool,
+    /// Private control address, exported to user-mode jobs.
+    pub session_address: Option<String>,
+    /// Is AppArmor usable (process-spawning.md §9)?
+    pub apparmor: bool,
+    /// `--no-cgroups`.
+    pub no_cgroups: bool,
+    /// The cgroup manager's address, once known.
+    pub cgroup_manager: Option<String>,
+}
+
+/// A spawn whose status pipe has not reported yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct PendingSpawn {
+    job: JobKey,
+    process: ProcessType,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Engine {
+    pub slots: BTreeMap<String, Slot>,
+    pub events: VecDeque<Event>,
+    next_event: EventId,
+    /// Global job environment table.
+    pub global_env: Vec<String>,
+    /// init's own environment, for bare `env KEY` stanzas.
+    pub init_env: Vec<String>,
+    pub options: EngineOptions,
+    /// Respawning is disabled (session ending).
+    pub no_respawn: bool,
+    /// pid → owning instance and process type.
+    pids: BTreeMap<i32, (JobKey, ProcessType)>,
+    /// pid → spawn whose status pipe is still open.
+    spawns: BTreeMap<i32, PendingSpawn>,
+    /// Monotonic time of the current input, in milliseconds.
+    now_ms: u64,
+}
+
+/// Outcome of handling one class for an event.
+enum Flow {
+    Continue,
+    /// Instance-name expansion failed: the reference abandons the event for
+    /// every remaining class.
+    Abort,
+}
+
+impl Engine {
+    pub fn new(options: EngineOptions, global_env: Vec<String>, init_env: Vec<String>) -> Self {
+        Engine {
+            options,
+            global_env,
+            init_env,
+            next_event: 1,
+            ..Default::default()
+        }
+    }
+
+    pub fn set_time(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
+    pub fn instance(&self, key: &JobKey) -> Option<&Instance> {
+        self.slots.get(&key.job)?.instances.get(&key.instance)
+    }
+
+    fn inst(&mut self, key: &JobKey) -> Option<&mut Instance> {
+        self.slots
+            .get_mut(&key.job)?
+            .instances
+            .get_mut(&key.instance)
+    }
+
+    fn class_of(&self, key: &JobKey) -> Option<Arc<JobClass>> {
+        self.slots.get(&key.job).map(|s| s.class.clone())
+    }
+
+    /// Is any instance of any job alive?
+    pub fn has_instances(&self) -> bool {
+        self.slots.values().any(|s| !s.instances.is_empty())
+    }
+
+    /// Is a process of any job running?
+    pub fn has_processes(&self) -> bool {
+        !self.pids.is_empty()
+    }
+
+    /// Nothing queued and every instance at rest (`running` with goal start).
+    pub fn settled(&self) -> bool {
+        self.events.is_empty()
+            && self.slots.values().all(|s| {
+                s.instances
+                    .values()
+                    .all(|i| i.state == State::Running && i.goal == Goal::Start)
+            })
+    }
+
+    // ------------------------------------------------------------------
+    // Configuration
+
+    /// Install the registered classes after a (re)load. Changed classes
+    /// replace the old ones at once if they have no instances, else when
+    /// the last instance is gone (job-config.md §3).
+    pub fn set_classes(&mut self, sys: &mut dyn Sys, classes: Vec<JobClass>) {
+        let mut incoming: BTreeMap<String, JobClass> =
+            classes.into_iter().map(|c| (c.name.clone(), c)).collect();
+        let names: Vec<String> = self.slots.keys().cloned().collect();
+        for name in names {
+            match incoming.remove(&name) {
+                Some(class) => {
+                    let same = self.slots.get(&name).is_some_and(|s| *s.class == class);
+                    if same {
+                        if let Some(slot) = self.slots.get_mut(&name) {
+                            slot.pending = None;
+                        }
+                    } else {
+                        self.change_class(sys, &name, Some(Arc::new(class)));
+                    }
+                }
+                None => self.change_class(sys, &name, None),
+            }
+        }
+        for (name, class) in incoming {
+            self.slots.insert(name.clone(), Slot::new(Arc::new(class)));
+            sys.notice(Notice::JobAdded(name));
+        }
+    }
+
+    fn change_class(&mut self, sys: &mut dyn Sys, name: &str, class: Option<Arc<JobClass>>) {
+        let Some(slot) = self.slots.get_mut(name) else {
+            return;
+        };
+        if !slot.instances.is_empty() {
+            slot.pending = Some(class);
+            return;
+        }
+        self.apply_class_change(sys, name, class);
+    }
+
+    fn apply_class_change(&mut self, sys: &mut dyn Sys, name: &str, class: Option<Arc<JobClass>>) {
+        let Some(old) = self.slots.remove(name) else {
+            return;
+        };
+        sys.notice(Notice::JobRemoved(name.to_string()));
+        let held: Vec<EventId> = old
+            .start_on
+            .as_ref()
+            .map(|t| t.held().collect())
+            .unwrap_or_default();
+        let Some(class) = class else {
+            for id in held {
+                self.release(id);
+            }
+            return;
+        };
+        let mut slot = Slot::new(class);
+        // Partial start conditions carry over to the new definition.
+        if let Some(tree) = slot.start_on.as_mut() {
+            for id in &held {
+                if let Some(ev) = self.events.iter().find(|e| e.id == *id) {
+                    let r = EventRef {
+                        id: ev.id,
+                        name: &ev.name,
+                        env: &ev.env,
+                    };
+                    let n = tree.offer(&r, &[]);
+                    for _ in 0..n {
+                        self.hold(*id);
+                    }
+                }
+            }
+        }
+        for id in held {
+            self.release(id);
+        }
+        self.slots.insert(name.to_string(), slot);
+        sys.notice(Notice::JobAdded(name.to_string()));
+    }
+
+    // ------------------------------------------------------------------
+    // Events
+
+    /// Queue an event; returns its id.
+    pub fn emit(&mut self, name: &str, env: Vec<String>) -> EventId {
+        let id = self.next_event;
+        self.next_event += 1;
+        self.events.push_back(Event {
+            id,
+            name: name.to_string(),
+            env,
+            progress: Progress::Pending,
+            failed: false,
+            blockers: 0,
+            blocking: Vec::new(),
+        });
+        id
+    }
+
+    /// Emit an event whose finish is reported to `token` (EmitEvent with wait).
+    pub fn emit_waiting(&mut self, name: &str, env: Vec<String>, token: u64) -> EventId {
+        let id = self.emit(name, env);
+        if let Some(ev) = self.event_mut(id) {
+            ev.blocking.push(EventWaiter::Caller(token));
+        }
+        id
+    }
+
+    fn event_mut(&mut self, id: EventId) -> Option<&mut Event> {
+        self.events.iter_mut().find(|e| e.id == id)
+    }
+
+    fn hold(&mut self, id: EventId) {
+        if let Some(ev) = self.event_mut(id) {
+            ev.blockers += 1;
+        }
+    }
+
+    fn release(&mut self, id: EventId) {
+        if let Some(ev) = self.event_mut(id) {
+            ev.blockers = ev.blockers.saturating_sub(1);
+        }
+    }
+
+    /// Drain the event queue (events-and-states.md §2.2).
+    pub fn run_queue(&mut self, sys: &mut dyn Sys) {
+        loop {
+            let mut progressed = false;
+            let mut i = 0;
+            while i < self.events.len() {
+                if self.events[i].progress == Progress::Pending {
+                    self.events[i].progress = Progress::Handling;
+                    let id = self.events[i].id;
+                    self.handle_event(sys, id);
+                    progressed = true;
+                }
+                // handle_event only appends, so index i is still this event.
+                let ev = &mut self.events[i];
+                if ev.progress == Progress::Handling {
+                    if ev.blockers > 0 {
+                        i += 1;
+                        continue;
+                    }
+                    ev.progress = Progress::Finished;
+                }
+                if let Some(ev) = self.events.remove(i) {
+                    self.finish_event(sys, ev);
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn finish_event(&mut self, sys: &mut dyn Sys, ev: Event) {
+        for waiter in &ev.blocking {
+            match waiter {
+                EventWaiter::Job(key) => {
+                    if let Some(inst) = self.inst(key) {
+                        inst.blocker = None;
+                    }
+                    let next = self.next_state(key);
+                    self.change_state(sys, key, next);
+                }
+                EventWaiter::Caller(token) => sys.reply(
+                    *token,
+                    if ev.failed {
+                        Reply::Failed("com.ubuntu.Upstart0_6.Error.EventFailed", "Event failed")
+                    } else {
+                        Reply::Ok
+                    },
+                ),
+            }
+        }
+        if ev.failed && !ev.name.ends_with("/failed") {
+            self.emit(&format!("{}/failed", ev.name), ev.env.clone());
+        }
+        sys.notice(Notice::EventEmitted(ev.name, ev.env));
+    }
+
+    fn handle_event(&mut self, sys: &mut dyn Sys, id: EventId) {
+        let Some(ev) = self.events.iter().find(|e| e.id == id) else {
+            return;
+        };
+        let (name, ev_env) = (ev.name.clone(), ev.env.clone());
+        sys.log(Level::Info, format!("Handling {name} event"));
+        let jobs: Vec<String> = self.slots.keys().cloned().collect();
+        for job in jobs {
+            if let Flow::Abort = self.handle_event_for(sys, &job, id, &name, &ev_env) {
+                break;
+            }
+        }
+    }
+
+    fn handle_event_for(
+        &mut self,
+        sys: &mut dyn Sys,
+        job: &str,
+        id: EventId,
+        name: &str,
+        ev_env: &[String],
+    ) -> Flow {
+        let r = EventRef {
+            id,
+            name,
+            env: ev_env,
+        };
+        // 1. Stop conditions of existing instances.
+        let instances: Vec<String> = match self.slots.get(job) {
+            Some(s) => s.instances.keys().cloned().collect(),
+            None => return Flow::Continue,
+        };
+        for iname in instances {
+            let key = JobKey::new(job, &iname);
+            let Some(inst) = self.inst(&key) else {
+                continue;
+            };
+            let inst_env = inst.env.clone();
+            let Some(tree) = inst.stop_on.as_mut() else {
+                continue;
+            };
+            let held = tree.offer(&r, &inst_env);
+            let fired = tree.value();
+            for _ in 0..held {
+                self.hold(id);
+            }
+            if !fired {
+                continue;
+            }
+            let Some(inst) = self.inst(&key) else {
+                continue;
+            };
+            let goal = inst.goal;
+            let contributing = inst
+                .stop_on
+                .as_ref()
+                .map(|t| t.contributing())
+                .unwrap_or_default();
+            if goal != Goal::Stop {
+                let stop_env = self.collect_env(Vec::new(), &contributing, "UPSTART_STOP_EVENTS");
+                if let Some(inst) = self.inst(&key) {
+                    inst.stop_env = Some(stop_env);
+                }
+                self.finished(sys, &key, false);
+                for ev in &contributing {
+                    self.hold(*ev);
+                    if let Some(inst) = self.inst(&key) {
+                        inst.blocking.push(Held::Event(*ev));
+                    }
+                }
+                self.change_goal(sys, &key, Goal::Stop);
+            }
+            let released = self
+                .inst(&key)
+                .and_then(|i| i.stop_on.as_mut())
+                .map(|t| t.reset())
+                .unwrap_or_default();
+            for ev in released {
+                self.release(ev);
+            }
+        }
+
+        // 2. Jobs with cgroup stanzas wait for the manager (cgroups.md §5).
+        let Some(slot) = self.slots.get_mut(job) else {
+            return Flow::Continue;
+        };
+        if !slot.class.cgroups.is_empty()
+            && !self.options.no_cgroups
+            && self.options.cgroup_manager.is_none()
+        {
+            return Flow::Continue;
+        }
+
+        // 3. The start condition.
+        let Some(tree) = slot.start_on.as_mut() else {
+            return Flow::Continue;
+        };
+        let held = tree.offer(&r, &[]);
+        let fired = tree.value();
+        for _ in 0..held {
+            self.hold(id);
+        }
+        if fired {
+            return self.induct(sys, job);
+        }
+        Flow::Continue
+    }
+
+    /// Append the environments of `events` to `base` and add `LISTVAR`.
+    fn collect_env(&self, mut base: Vec<String>, events: &[EventId], listvar: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        for id in events {
+            if let Some(ev) = self.events.iter().find(|e| e.id == *id) {
+                for entry in &ev.env {
+                    env::set(&mut base, entry.clone());
+                }
+                names.push(ev.name.clone());
+            }
+        }
+        env::set(&mut base, format!("{listvar}={}", names.join(" ")));
+        base
+    }
+
+    /// The class environment: the global table, then the `env` stanzas.
+    pub fn class_env(&self, class: &JobClass) -> Vec<String> {
+        let mut out = self.global_env.clone();
+        for entry in &class.env {
+            if entry.contains('=') {
+                env::set(&mut out, entry.clone());
+            } else {
+                match env::get(&self.init_env, entry) {
+                    Some(v) => env::set(&mut out, format!("{entry}={v}")),
+                    None => env::unset(&mut out, entry),
+                }
+            }
+        }
+        out
+    }
+
+    /// A satisfied start condition creates or restarts an instance (§5).
+    fn induct(&mut self, sys: &mut dyn Sys, job: &str) -> Flow {
+        let Some(slot) = self.slots.get(job) else {
+            return Flow::Continue;
+        };
+        let class = slot.class.clone();
+        let contributing = slot
+            .start_on
+            .as_ref()
+            .map(|t| t.contributing())
+            .unwrap_or_default();
+        let start_env = self.collect_env(self.class_env(&class), &contributing, "UPSTART_EVENTS");
+        let iname = match expand(&class.instance, &start_env) {
+            Ok(n) => n,
+            Err(e) => {
+                sys.log(Level::Warn, format!("Failed to obtain {job} instance: {e}"));
+                self.reset_start(job);
+                return Flow::Abort;
+            }
+        };
+        let key = JobKey::new(job, &iname);
+        self.ensure_instance(sys, &key);
+        if self.inst(&key).is_some_and(|i| i.goal != Goal::Start) {
+            if let Some(inst) = self.inst(&key) {
+                inst.start_env = Some(start_env);
+            }
+            self.finished(sys, &key, false);
+            for ev in &contributing {
+                self.hold(*ev);
+                if let Some(inst) = self.inst(&key) {
+                    inst.blocking.push(Held::Event(*ev));
+                }
+            }
+            self.change_goal(sys, &key, Goal::Start);
+        }
+        self.reset_start(job);
+        Flow::Continue
+    }
+
+    fn reset_start(&mut self, job: &str) {
+        let released = self
+            .slots
+            .get_mut(job)
+            .and_then(|s| s.start_on.as_mut())
+            .map(|t| t.reset())
+            .unwrap_or_default();
+        for ev in released {
+            self.release(ev);
+        }
+    }
+
+    fn ensure_instance(&mut self, sys: &mut dyn Sys, key: &JobKey) {
+        let Some(slot) = self.slots.get_mut(&key.job) else {
+            return;
+        };
+        if !slot.instances.contains_key(&key.instance) {
+            let stop_on = slot.class.stop_on.as_ref().map(EventTree::new);
+            slot.instances
+                .insert(key.instance.clone(), Instance::new(&key.instance, stop_on));
+            sys.notice(Notice::InstanceAdded(key.clone()));
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Goals and states
+
+    fn change_goal(&mut self, sys: &mut dyn Sys, key: &JobKey, goal: Goal) {
+        let Some(inst) = self.inst(key) else { return };
+        if inst.goal == goal {
+            return;
+        }
+        let old = inst.goal;
+        inst.goal = goal;
+        let state = inst.state;
+        sys.log(
+            Level::Info,
+            format!("{key} goal changed from {} to {}", old.name(), goal.name()),
+        );
+        sys.notice(Notice::GoalChanged(key.clone(), goal.name()));
+        if (goal == Goal::Start && state == State::Waiting)
+            || (goal == Goal::Stop && state == State::Running)
+        {
+            let next = self.next_state(key);
+            self.change_state(sys, key, next);
+        }
+    }
+
+    /// events-and-states.md §6.2. May turn goal `respawn` back into `start`.
+    fn next_state(&mut self, key: &JobKey) -> State {
+        let class = self.class_of(key);
+        let Some(inst) = self.inst(key) else {
+            return State::Waiting;
+        };
+        let goal = inst.goal;
+        use State::*;
+        match (inst.state, goal) {
+            (Waiting, Goal::Start) => Starting,
+            (Waiting, _) => Waiting,
+            (Starting, Goal::Stop) => Stopping,
+            (Starting, _) => SecuritySpawning,
+            (SecuritySpawning, Goal::Stop) => Stopping,
+            (SecuritySpawning, _) => Security,
+            (Security, Goal::Stop) => Stopping,
+            (Security, _) => PreStarting,
+            (PreStarting, Goal::Stop) => Stopping,
+            (PreStarting, _) => PreStart,
+            (PreStart, Goal::Stop) => Stopping,
+            (PreStart, _) => Spawning,
+            (Spawning, Goal::Stop) => Stopping,
+            (Spawning, _) => Spawned,
+            (Spawned, Goal::Stop) => Stopping,
+            (Spawned, _) => PostStarting,
+            (PostStarting, Goal::Stop) => Stopping,
+            (PostStarting, _) => PostStart,
+            (PostStart, Goal::Stop) => Stopping,
+            (PostStart, Goal::Respawn) => {
+                inst.goal = Goal::Start;
+                Stopping
+            }
+            (PostStart, Goal::Start) => Running,
+            (Running, Goal::Stop) => {
+                let has_main = class.is_some_and(|c| c.process(ProcessType::Main).is_some());
+                if has_main && inst.pid(ProcessType::Main) > 0 {
+                    PreStopping
+                } else {
+                    Stopping
+                }
+            }
+            (Running, _) => Stopping,
+            (PreStopping, _) => PreStop,
+            (PreStop, Goal::Stop) => Stopping,
+            (PreStop, Goal::Respawn) => {
+                inst.goal = Goal::Start;
+                Stopping
+            }
+            (PreStop, Goal::Start) => Running,
+            (Stopping, _) => Killed,
+            (Killed, _) => PostStopping,
+            (PostStopping, _) => PostStop,
+            (PostStop, Goal::Stop) => Waiting,
+            (PostStop, _) => Starting,
+        }
+    }
+
+    fn change_state(&mut self, sys: &mut dyn Sys, key: &JobKey, target: State) {
+        let mut target = target;
+        loop {
+            let Some(inst) = self.inst(key) else { return };
+            if inst.state == target || inst.blocker.is_some() {
+                return;
+            }
+            let old = inst.state;
+            inst.state = target;
+            sys.log(
+                Level::Info,
+                format!(
+                    "{key} state changed from {} to {}",
+                    old.name(),
+                    target.name()
+                ),
+            );
+            sys.notice(Notice::StateChanged(key.clone(), target.name()));
+            if !self.enter_state(sys, key, old, target) {
+                return;
+            }
+            target = self.next_state(key);
+        }
+    }
+
+    /// The entry action of `state`; returns whether to continue to the next
+    /// state at once.
+    fn enter_state(&mut self, sys: &mut dyn Sys, key: &JobKey, old: State, state: State) -> bool {
+        let Some(class) = self.class_of(key) else {
+            return false;
+        };
+        let has = |p: ProcessType| class.process(p).is_some();
+        let pid = |e: &Self, p: ProcessType| e.instance(key).map_or(0, |i| i.pid(p));
+        match state {
+            State::Starting => {
+                if let Some(inst) = self.inst(key) {
+                    if let Some(env) = inst.start_env.take() {
+                        inst.env = env;
+                    }
+                    inst.stop_env = None;
+                    inst.failed = false;
+                    inst.failed_process = None;
+                    inst.exit_status = 0;
+                }
+                self.emit_job_event(key, "starting", true);
+                false
+            }
+            State::SecuritySpawning => {
+                if has(ProcessType::Security) && self.options.apparmor {
+                    self.spawn(sys, key, ProcessType::Security);
+                }
+                true
+            }
+            State::PreStarting => {
+                if has(ProcessType::PreStart) {
+                    self.spawn(sys, key, ProcessType::PreStart);
+                }
+                true
+            }
+            State::Spawning => {
+                if has(ProcessType::Main) {
+                    self.spawn(sys, key, ProcessType::Main);
+                }
+                true
+            }
+            State::PostStarting => {
+                if has(ProcessType::PostStart) {
+                    self.spawn(sys, key, ProcessType::PostStart);
+                }
+                true
+            }
+            State::PreStopping => {
+                if has(ProcessType::PreStop) {
+                    self.spawn(sys, key, ProcessType::PreStop);
+                }
+                true
+            }
+            State::PostStopping => {
+                if has(ProcessType::PostStop) {
+                    self.spawn(sys, key, ProcessType::PostStop);
+                }
+                true
+            }
+            // Waiting states: continue unless the process is alive.
+            State::Security => pid(self, ProcessType::Security) == 0,
+            State::PreStart => pid(self, ProcessType::PreStart) == 0,
+            State::Spawned => pid(self, ProcessType::Main) == 0,
+            State::PostStart => pid(self, ProcessType::PostStart) == 0,
+            State::PreStop => pid(self, ProcessType::PreStop) == 0,
+            State::PostStop => pid(self, ProcessType::PostStop) == 0,
+            State::Running => {
+                if old == State::PreStop {
+                    if let Some(inst) = self.inst(key) {
+                        inst.stop_env = None;
+                    }
+                    self.finished(sys, key, false);
+                } else {
+                    self.emit_job_event(key, "started", false);
+                    if !class.task {
+                        self.finished(sys, key, false);
+                    }
+                }
+                false
+            }
+            State::Stopping => {
+                self.emit_job_event(key, "stopping", true);
+                false
+            }
+            State::Killed => {
+                let main = pid(self, ProcessType::Main);
+                if has(ProcessType::Main) && main > 0 {
+                    self.kill_main(sys, key, &class, main);
+                    false
+                } else {
+                    true
+                }
+            }
+            State::Waiting => {
+                self.emit_job_event(key, "stopped", false);
+                self.finished(sys, key, false);
+                self.remove_instance(sys, key);
+                false
+            }
+        }
+    }
+
+    fn remove_instance(&mut self, sys: &mut dyn Sys, key: &JobKey) {
+        let Some(slot) = self.slots.get_mut(&key.job) else {
+            return;
+        };
+        if let Some(inst) = slot.instances.remove(&key.instance) {
+            for id in inst
+                .stop_on
+                .iter()
+                .flat_map(|t| t.held().collect::<Vec<_>>())
+            {
+                self.release(id);
+            }
+        }
+        sys.notice(Notice::InstanceRemoved(key.clone()));
+        let Some(slot) = self.slots.get_mut(&key.job) else {
+            return;
+        };
+        if slot.instances.is_empty() {
+            if let Some(change) = slot.pending.take() {
+                self.apply_class_change(sys, &key.job, change);
+            }
+        }
+    }
+
+    /// The `starting`/`started`/`stopping`/`stopped` event of an instance.
+    fn emit_job_event(&mut self, key: &JobKey, name: &str, blocking: bool) {
+        let class = self.class_of(key);
+        let Some(inst) = self.instance(key) else {
+            return;
+        };
+        let mut ev_env = vec![
+            format!("JOB={}", key.job),
+            format!("INSTANCE={}", key.instance),
+        ];
+        if name == "stopping" || name == "stopped" {
+            if inst.failed {
+                ev_env.push("RESULT=failed".into());
+                match inst.failed_process {
+                    Some(p) if inst.exit_status != -1 => {
+                        ev_env.push(format!("PROCESS={}", p.name()));
+                        if inst.exit_status & !0xff != 0 {
+                            let sig = inst.exit_status >> 8;
+                            let sname = signal_name(sig).map_or(sig.to_string(), str::to_string);
+                            ev_env.push(format!("EXIT_SIGNAL={sname}"));
+                        } else {
+                            ev_env.push(format!("EXIT_STATUS={}", inst.exit_status));
+                        }
+                    }
+                    Some(p) => ev_env.push(format!("PROCESS={}", p.name())),
+                    None => ev_env.push("PROCESS=respawn".into()),
+                }
+            } else {
+                ev_env.push("RESULT=ok".into());
+            }
+        }
+        if let Some(class) = class {
+            for var in &class.export {
+                if let Some(v) = env::get(&inst.env, var) {
+                    env::add_if_absent(&mut ev_env, format!("{var}={v}"));
+                }
+            }
+        }
+        let id = self.emit(name, ev_env);
+        if blocking {
+            if let Some(ev) = self.event_mut(id) {
+                ev.blocking.push(EventWaiter::Job(key.clone()));
+            }
+            if let Some(inst) = self.inst(key) {
+                inst.blocker = Some(id);
+            }
+        }
+    }
+
+    /// Release everything an instance holds (§7).
+    fn finished(&mut self, sys: &mut dyn Sys, key: &JobKey, failed: bool) {
+        let Some(inst) = self.inst(key) else { return };
+        let held = std::mem::take(&mut inst.blocking);
+        for item in held {
+            match item {
+                Held::Event(id) => {
+                    if failed {
+                        if let Some(ev) = self.event_mut(id) {
+                            ev.failed = true;
+                        }
+                    }
+                    self.release(id);
+                }
+                Held::Waiter { token, kind } => sys.reply(
+                    token,
+                    if failed {
+                        Reply::Failed(
+                            "com.ubuntu.Upstart0_6.Error.JobFailed",
+                            kind.failure_message(),
+                        )
+                    } else {
+                        Reply::Ok
+                    },
+                ),
+            }
+        }
+    }
+
+    /// Record the first failure of an instance (§12.1).
+    fn fail(&mut self, sys: &mut dyn Sys, key: &JobKey, process: Option<ProcessType>, status: i32) {
+        let Some(inst) = self.inst(key) else { return };
+        if inst.failed {
+            return;
+        }
+        inst.failed = true;
+        inst.failed_process = process;
+        inst.exit_status = status;
+        sys.notice(Notice::Failed(key.clone(), status));
+        self.finished(sys, key, true);
+    }
+
+    // ------------------------------------------------------------------
+    // Processes
+
+    /// The environment a process of this instance runs with
+    /// (process-spawning.md §2).
+    pub fn process_env(&self, key: &JobKey, process: ProcessType) -> Vec<String> {
+        let Some(inst) = self.instance(key) else {
+            return Vec::new();
+        };
+        let mut out = inst.env.clone();
+        if matches!(process, ProcessType::PreStop | ProcessType::PostStop) {
+            for e in inst.stop_env.iter().flatten() {
+                env::set(&mut out, e.clone());
+            }
+        }
+        env::set(&mut out, format!("UPSTART_JOB={}", key.job));
+        env::set(&mut out, format!("UPSTART_INSTANCE={}", key.instance));
+        if self.options.user_mode {
+            if let Some(addr) = &self.options.session_address {
+                env::set(&mut out, format!("UPSTART_SESSION={addr}"));
+            }
+        }
+        out
+    }
+
+    fn spawn(&mut self, sys: &mut dyn Sys, key: &JobKey, process: ProcessType) {
+        let Some(class) = self.class_of(key) else {
+            return;
+        };
+        let trace =
+            process == ProcessType::Main && matches!(class.expect, Expect::Fork | Expect::Daemon);
+        let req = SpawnRequest {
+            job: key.clone(),
+            process,
+            env: self.process_env(key, process),
+            class,
+            trace,
+        };
+        // The reference retries forever; a bounded retry keeps PID 1 alive
+        // when the failure is permanent, and fails the process instead.
+        let mut last_err = String::new();
+        for _ in 0..8 {
+            match sys.spawn(&req) {
+                Ok(pid) => {
+                    sys.log(
+                        Level::Info,
+                        format!("{key} {} process ({pid})", process.name()),
+                    );
+                    if let Some(inst) = self.inst(key) {
+                        inst.pids.insert(process, pid);
+                    }
+                    self.pids.insert(pid, (key.clone(), process));
+                    self.spawns.insert(
+                        pid,
+                        PendingSpawn {
+                            job: key.clone(),
+                            process,
+                        },
+                    );
+                    return;
+                }
+                Err(e) => {
+                    sys.log(Level::Warn, format!("Temporary process spawn error: {e}"));
+                    last_err = e;
+                }
+            }
+        }
+        sys.log(
+            Level::Warn,
+            format!(
+                "Failed to spawn {key} {} process: {last_err}",
+                process.name()
+            ),
+        );
+        self.spawn_failed_action(sys, key, process);
+    }
+
+    /// What a failed spawn does to the instance (events-and-states.md §13).
+    fn spawn_failed_action(&mut self, sys: &mut dyn Sys, key: &JobKey, process: ProcessType) {
+        if let Some(inst) = self.inst(key) {
+            if let Some(pid) = inst.pids.remove(&process) {
+                self.pids.remove(&pid);
+            }
+        }
+        match process {
+            ProcessType::PostStart | ProcessType::PreStop => {}
+            _ => {
+                self.fail(sys, key, Some(process), -1);
+                self.change_goal(sys, key, Goal::Stop);
+            }
+        }
+        // During a spawn state the caller's transition loop continues by
+        // itself; otherwise advance here.
+        if self
+            .instance(key)
+            .is_some_and(|i| !i.state.is_spawn_state())
+        {
+            let next = self.next_state(key);
+            self.change_state(sys, key, next);
+        }
+    }
+
+    /// (A): the child reported a setup failure on its status pipe.
+    pub fn spawn_error(&mut self, sys: &mut dyn Sys, pid: i32, message: &str) {
+        let Some(rec) = self.spawns.remove(&pid) else {
+            return;
+        };
+        sys.log(
+            Level::Warn,
+            format!(
+                "Failed to spawn {} {} process: {message}",
+                rec.job,
+                rec.process.name()
+            ),
+        );
+        // After (C) the pid is no longer the instance's: the record is absorbed.
+        if self
+            .instance(&rec.job)
+            .is_some_and(|i| i.pid(rec.process) == pid)
+        {
+            self.spawn_failed_action(sys, &rec.job, rec.process);
+        }
+    }
+
+    /// (B): the status pipe closed without a record: exec succeeded.
+    pub fn spawn_ok(&mut self, sys: &mut dyn Sys, pid: i32) {
+        let Some(rec) = self.spawns.remove(&pid) else {
+            return;
+        };
+        let expect_none = self
+            .class_of(&rec.job)
+            .is_some_and(|c| c.expect == Expect::None);
+        let advance = rec.process == ProcessType::Main
+            && expect_none
+            && self
+                .instance(&rec.job)
+                .is_some_and(|i| i.state == State::Spawned && i.pid(ProcessType::Main) == pid);
+        if advance {
+            let next = self.next_state(&rec.job);
+            self.change_state(sys, &rec.job, next);
+        }
+    }
+
+    /// Is this pid's status pipe still open?
+    pub fn spawn_pending(&self, pid: i32) -> bool {
+        self.spawns.contains_key(&pid)
+    }
+
+    /// A process stopped (`waitid` CLD_STOPPED): `expect stop` readiness.
+    pub fn child_stopped(&mut self, sys: &mut dyn Sys, pid: i32, signal: i32) {
+        let Some((key, process)) = self.pids.get(&pid).cloned() else {
+            return;
+        };
+        let Some(class) = self.class_of(&key) else {
+            return;
+        };
+        let Some(state) = self.instance(&key).map(|i| i.state) else {
+            return;
+        };
+        if process != ProcessType::Main
+            || class.expect != Expect::Stop
+            || !matches!(state, State::Spawning | State::Spawned)
+        {
+            return;
+        }
+        if signal != SIGSTOP {
+            sys.log(
+                Level::Info,
+                format!("{key} main process ({pid}) stopped by signal {signal}"),
+            );
+            return;
+        }
+        let _ = sys.kill(pid, SIGCONT, false);
+        let next = self.next_state(&key);
+        self.change_state(sys, &key, next);
+    }
+
+    /// (C): `waitid` reported that a process ended (§12.2).
+    pub fn child_exited(&mut self, sys: &mut dyn Sys, pid: i32, status: ExitStatus) {
+        let Some((key, process)) = self.pids.remove(&pid) else {
+            return;
+        };
+        let Some(class) = self.class_of(&key) else {
+            return;
+        };
+        let raw = status.raw();
+        let normal = class.normal_exit.contains(&raw);
+        let what = format!("{key} {} process ({pid})", process.name());
+        let level = if normal { Level::Info } else { Level::Warn };
+        match status {
+            ExitStatus::Exited(0) => sys.log(Level::Info, format!("{what} exited normally")),
+            ExitStatus::Exited(c) => sys.log(level, format!("{what} terminated with status {c}")),
+            ExitStatus::Signaled(s) => match signal_name(s) {
+                Some(n) => sys.log(level, format!("{what} killed by {n} signal")),
+                None => sys.log(level, format!("{what} killed by signal {s}")),
+            },
+        }
+        let Some(inst) = self.instance(&key) else {
+            return;
+        };
+        let (state, goal) = (inst.state, inst.goal);
+        let mut failed = false;
+        let mut stop = false;
+        let mut advance = true;
+        match process {
+            ProcessType::Main => 'main: {
+                if (state == State::PostStart && inst.pid(ProcessType::PostStart) > 0)
+                    || (state == State::PreStop && inst.pid(ProcessType::PreStop) > 0)
+                {
+                    advance = false;
+                }
+                if state == State::Killed {
+                    break 'main;
+                }
+                if state == State::Stopping {
+                    advance = false;
+                    break 'main;
+                }
+                if goal == Goal::Start && (raw != 0 || (class.respawn && !class.task)) {
+                    failed = !normal;
+                    if failed && class.respawn && !self.no_respawn {
+                        if self.respawn_runaway(&key, &class) {
+                            sys.log(Level::Warn, format!("{key} respawning too fast, stopped"));
+                            failed = false;
+                            self.clear_pid(&key, process);
+                            self.fail(sys, &key, None, 0);
+                        } else {
+                            sys.log(Level::Warn, format!("{key} main process ended, respawning"));
+                            failed = false;
+                            if !advance {
+                                if let Some(inst) = self.inst(&key) {
+                                    inst.goal = Goal::Respawn;
+                                }
+                            }
+                            break 'main;
+                        }
+                    }
+                }
+                stop = true;
+            }
+            ProcessType::PreStart | ProcessType::PostStop => {
+                if raw != 0 {
+                    failed = true;
+                    stop = true;
+                }
+            }
+            ProcessType::PostStart | ProcessType::PreStop | ProcessType::Security => {}
+        }
+        if let Some(inst) = self.inst(&key) {
+            inst.kill_deadline = None;
+        }
+        self.clear_pid(&key, process);
+        if failed {
+            self.fail(sys, &key, Some(process), raw);
+        }
+        if stop {
+            let running = self
+                .instance(&key)
+                .is_some_and(|i| i.state == State::Running);
+            self.change_goal(sys, &key, Goal::Stop);
+            if running {
+                advance = false;
+            }
+        }
+        if advance {
+            let next = self.next_state(&key);
+            self.change_state(sys, &key, next);
+        }
+    }
+
+    fn clear_pid(&mut self, key: &JobKey, process: ProcessType) {
+        if let Some(inst) = self.inst(key) {
+            inst.pids.remove(&process);
+        }
+    }
+
+    /// The runaway check of §12.3; true when the limit is exceeded.
+    fn respawn_runaway(&mut self, key: &JobKey, class: &JobClass) -> bool {
+        if class.respawn_limit == 0 || class.respawn_interval == 0 {
+            return false;
+        }
+        let now = self.now_ms / 1000;
+        let Some(inst) = self.inst(key) else {
+            return false;
+        };
+        if now.saturating_sub(inst.respawn_time) < class.respawn_interval as u64 {
+            inst.respawn_count += 1;
+            inst.respawn_count > class.respawn_limit
+        } else {
+            inst.respawn_time = now;
+            inst.respawn_count = 1;
+            false
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Kill sequence and timers
+
+    fn kill_main(&mut self, sys: &mut dyn Sys, key: &JobKey, class: &JobClass, pid: i32) {
+        let sig = class.kill_signal;
+        let sname = signal_name(sig).map_or(sig.to_string(), str::to_string);
+        sys.log(
+            Level::Info,
+            format!("Sending {sname} signal to {key} main process ({pid})"),
+        );
+        match sys.kill(pid, sig, true) {
+            Ok(()) => {
+                let deadline = self.now_ms + (class.kill_timeout.max(0) as u64) * 1000;
+                if let Some(inst) = self.inst(key) {
+                    inst.kill_deadline = Some(deadline);
+                }
+            }
+            Err(ESRCH) => {}
+            Err(errno) => sys.log(
+                Level::Warn,
+                format!(
+                    "Failed to send {sname} signal to {key} main process ({pid}): {}",
+                    nix::errno::Errno::from_raw(errno).desc()
+                ),
+            ),
+        }
+    }
+
+    /// The earliest armed timer (monotonic milliseconds).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.slots
+            .values()
+            .flat_map(|s| s.instances.values())
+            .filter_map(|i| i.kill_deadline)
+            .min()
+    }
+
+    /// Fire every timer due at the current time.
+    pub fn fire_timers(&mut self, sys: &mut dyn Sys) {
+        let now = self.now_ms;
+        let due: Vec<JobKey> = self
+            .slots
+            .iter()
+            .flat_map(|(job, s)| {
+                s.instances
+                    .iter()
+                    .filter(|(_, i)| i.kill_deadline.is_some_and(|d| d <= now))
+                    .map(move |(name, _)| JobKey::new(job, name))
+            })
+            .collect();
+        for key in due {
+            let Some(inst) = self.inst(&key) else {
+                continue;
+            };
+            inst.kill_deadline = None;
+            let pid = inst.pid(ProcessType::Main);
+            if pid > 0 {
+                sys.log(
+                    Level::Info,
+                    format!("Sending KILL signal to {key} main process ({pid})"),
+                );
+                let _ = sys.kill(pid, SIGKILL, true);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Control requests (control.md; events-and-states.md §15)
+
+    /// Start an instance of `job` with extra environment. Returns the
+    /// instance key, or the D-Bus error name and message.
+    pub fn start_job(
+        &mut self,
+        sys: &mut dyn Sys,
+        job: &str,
+        args: Vec<String>,
+        waiter: Option<u64>,
+    ) -> Result<JobKey, (&'static str, String)> {
+        let class = match self.slots.get(job) {
+            Some(s) if s.pending != Some(None) => s.class.clone(),
+            _ => {
+                return Err((
+                    "com.ubuntu.Upstart0_6.Error.UnknownJob",
+                    format!("Unknown job: {job}"),
+                ))
+            }
+        };
+        let mut start_env = self.class_env(&class);
+        for a in args {
+            env::set(&mut start_env, a);
+        }
+        let iname = expand(&class.instance, &start_env).map_err(|e| {
+            let mut msg = e.to_string();
+            if let Some(u) = &class.usage {
+                msg.push_str(&format!("\nUsage: {u}"));
+            }
+            ("org.freedesktop.DBus.Error.InvalidArgs", msg)
+        })?;
+        let key = JobKey::new(job, &iname);
+        if self.instance(&key).is_some_and(|i| i.goal == Goal::Start) {
+            return Err((
+                "com.ubuntu.Upstart0_6.Error.AlreadyStarted",
+                format!("Job is already running: {key}"),
+            ));
+        }
+        self.ensure_instance(sys, &key);
+        if let Some(inst) = self.inst(&key) {
+            inst.start_env = Some(start_env);
+        }
+        self.finished(sys, &key, false);
+        if let (Some(token), Some(inst)) = (waiter, self.inst(&key)) {
+            inst.blocking.push(Held::Waiter {
+                token,
+                kind: super::WaitKind::Start,
+            });
+        }
+        self.change_goal(sys, &key, Goal::Start);
+        Ok(key)
+    }
+
+    /// Stop an instance of `job`.
+    pub fn stop_job(
+        &mut self,
+        sys: &mut dyn Sys,
+        job: &str,
+        args: Vec<String>,
+        waiter: Option<u64>,
+    ) -> Result<JobKey, (&'static str, String)> {
+        let class = match self.slots.get(job) {
+            Some(s) => s.class.clone(),
+            None => {
+                return Err((
+                    "com.ubuntu.Upstart0_6.Error.UnknownJob",
+                    format!("Unknown job: {job}"),
+                ))
+            }
+        };
+        let mut lookup = self.class_env(&class);
+        for a in &args {
+            env::set(&mut lookup, a.clone());
+        }
+        let iname = expand(&class.instance, &lookup)
+            .map_err(|e| ("org.freedesktop.DBus.Error.InvalidArgs", e.to_string()))?;
+        let key = JobKey::new(job, &iname);
+        let Some(inst) = self.instance(&key) else {
+            return Err((
+                "com.ubuntu.Upstart0_6.Error.UnknownInstance",
+                format!("Unknown instance: {key}"),
+            ));
+        };
+        if inst.goal == Goal::Stop {
+            return Err((
+                "com.ubuntu.Upstart0_6.Error.AlreadyStopped",
+                format!("Job has already been stopped: {key}"),
+            ));
+        }
+        if let Some(inst) = self.inst(&key) {
+            inst.stop_env = Some(args);
+        }
+        self.finished(sys, &key, false);
+        if let (Some(token), Some(inst)) = (waiter, self.inst(&key)) {
+            inst.blocking.push(Held::Waiter {
+                token,
+                kind: super::WaitKind::Stop,
+            });
+        }
+        self.change_goal(sys, &key, Goal::Stop);
+        Ok(key)
+    }
+
+    /// Set every instance's goal to stop (system stop, session end).
+    pub fn stop_all(&mut self, sys: &mut dyn Sys) {
+        let keys: Vec<JobKey> = self
+            .slots
+            .iter()
+            .flat_map(|(job, s)| s.instances.keys().map(move |i| JobKey::new(job, i)))
+            .collect();
+        for key in keys {
+            self.finished(sys, &key, false);
+            self.change_goal(sys, &key, Goal::Stop);
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! The job engine: classes, instances, the event queue and the goal/state
+//! machine (events-and-states.md). It is pure: inputs come in through
+//! methods, and everything it needs from the world goes through [`Sys`].
+
+mod engine;
+mod instance;
+mod state;
+mod sys;
+
+pub use engine::{Engine, EngineOptions, Event, ExitStatus, Slot};
+pub use instance::{Held, Instance, WaitKind};
+pub use state::{Goal, State};
+pub use sys::{Level, Notice, Reply, SpawnRequest, Sys};
+
+use serde::{Deserialize, Serialize};
+
+/// Names an instance: its class (job) name and instance name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct JobKey {
+    pub job: String,
+    pub instance: String,
+}
+
+impl JobKey {
+    pub fn new(job: &str, instance: &str) -> Self {
+        JobKey {
+            job: job.to_string(),
+            instance: instance.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for JobKey {
+    /// `job` or `job (instance)`, as Upstart's messages name instances.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.instance.is_empty() {
+            f.write_str(&self.job)
+        } else {
+            write!(f, "{} ({})", self.job, self.instance)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,64 @@
+//! What the engine asks of the outside world. The daemon implements it with
+//! real processes; tests use a recording fake.
+
+use std::sync::Arc;
+
+use crate::config::{JobClass, ProcessType};
+
+use super::JobKey;
+
+/// Daemon log priorities (pid1.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Info,
+    Message,
+    Warn,
+    Error,
+    Fatal,
+}
+
+/// Everything needed to start one process of one instance.
+#[derive(Debug, Clone)]
+pub struct SpawnRequest {
+    pub job: JobKey,
+    pub process: ProcessType,
+    pub class: Arc<JobClass>,
+    /// The complete process environment.
+    pub env: Vec<String>,
+    /// Follow forks with ptrace (`expect fork|daemon`).
+    pub trace: bool,
+}
+
+/// Observable changes, for the control plane's signals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    JobAdded(String),
+    JobRemoved(String),
+    InstanceAdded(JobKey),
+    InstanceRemoved(JobKey),
+    GoalChanged(JobKey, &'static str),
+    StateChanged(JobKey, &'static str),
+    Failed(JobKey, i32),
+    EventEmitted(String, Vec<String>),
+}
+
+/// The answer to a caller waiting on a job or an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Ok,
+    /// `com.ubuntu.Upstart0_6.Error.JobFailed` / `EventFailed` with a message.
+    Failed(&'static str, &'static str),
+}
+
+pub trait Sys {
+    /// Start a process; returns its pid. An error means nothing was started
+    /// (the reference retries such failures).
+    fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, String>;
+    /// Send `signal` to the process group led by `pid` (or to `pid` alone
+    /// when `group` is false). Returns the errno on failure.
+    fn kill(&mut self, pid: i32, signal: i32, group: bool) -> Result<(), i32>;
+    fn log(&mut self, level: Level, message: String);
+    fn notice(&mut self, _notice: Notice) {}
+    fn reply(&mut self, _token: u64, _reply: Reply) {}
+}
