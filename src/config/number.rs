@@ -26,7 +26,7 @@ pub fn octal(s: &str) -> Option<u32> {
 }
 
 /// A `limit` value: `unlimited`, or digits read like C's `strtoul` (a
-/// leading `-` is accepted and wraps; overflow saturates).
+/// leading `-` is accepted and wraps; a value that overflows is rejected).
 pub fn rlimit_value(s: &str) -> Option<u64> {
     if s == "unlimited" {
         return Some(super::class::RLIM_INFINITY);
@@ -37,7 +37,7 @@ pub fn rlimit_value(s: &str) -> Option<u64> {
         Some(b'+') => (false, &text[1..]),
         _ => (false, text),
     };
-    let v = digits.parse::<u64>().unwrap_or(u64::MAX);
+    let v = digits.parse::<u64>().ok()?;
     Some(if neg { v.wrapping_neg() } else { v })
 }
 
@@ -70,6 +70,7 @@ mod tests {
         assert_eq!(rlimit_value("1024"), Some(1024));
         assert_eq!(rlimit_value("-1"), Some(u64::MAX));
         assert_eq!(rlimit_value("1k"), None);
-        assert_eq!(rlimit_value("99999999999999999999999"), Some(u64::MAX));
+        assert_eq!(rlimit_value("99999999999999999999999"), None);
+        assert_eq!(rlimit_value("18446744073709551615"), Some(u64::MAX));
     }
 }
