@@ -5,6 +5,8 @@
 //! build on it.
 
 pub mod config;
+pub mod daemon;
 pub mod env;
 pub mod event;
 pub mod job;
+pub mod spawn;

@@ -1,0 +1,202 @@
+//! outset: the init daemon (system mode as PID 1, or a session init with
+//! `--user`).
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use outset::config::{system_sources, user_sources, ClassDefaults, Console};
+use outset::daemon::{Daemon, DaemonConfig};
+use outset::job::Level;
+
+const PID1_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/sbin:/bin";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "outset",
+    version,
+    about = "Upstart-compatible job supervisor",
+    ignore_errors = true
+)]
+struct Args {
+    /// Run as a session init for the current user.
+    #[arg(long)]
+    user: bool,
+    /// Replace the default job directories (repeatable).
+    #[arg(long, value_name = "DIR")]
+    confdir: Vec<PathBuf>,
+    /// Add a job directory before the defaults (repeatable).
+    #[arg(long, value_name = "DIR")]
+    prepend_confdir: Vec<PathBuf>,
+    /// Add a job directory after the defaults (repeatable).
+    #[arg(long, value_name = "DIR")]
+    append_confdir: Vec<PathBuf>,
+    /// Directory for `console log` output.
+    #[arg(long, value_name = "DIR")]
+    logdir: Option<PathBuf>,
+    /// Disable job logging (`console log` acts as `console none`).
+    #[arg(long)]
+    no_log: bool,
+    /// Do not emit the initial event.
+    #[arg(long)]
+    no_startup_event: bool,
+    /// Emit NAME instead of `startup`.
+    #[arg(long, value_name = "NAME")]
+    startup_event: Option<String>,
+    /// Default `console` for jobs without one (none, output, owner, log).
+    #[arg(long, value_name = "VALUE")]
+    default_console: Option<String>,
+    /// User mode: do not copy outset's environment and umask into jobs.
+    #[arg(long)]
+    no_inherit_env: bool,
+    /// Never connect to a message bus.
+    #[arg(long)]
+    no_dbus: bool,
+    /// Ignore `cgroup` stanzas.
+    #[arg(long)]
+    no_cgroups: bool,
+    /// Log goal and state changes and events.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Log everything; also honour the `debug` stanza.
+    #[arg(long)]
+    debug: bool,
+    /// Log errors only.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn fatal(msg: &str) -> ExitCode {
+    eprintln!("init: {msg}");
+    ExitCode::from(1)
+}
+
+/// The directory for job logs, created if needed (user mode: 0700).
+fn logdir(args: &Args) -> Result<PathBuf, String> {
+    if !args.user {
+        if let Some(dir) = std::env::var_os("UPSTART_LOGDIR") {
+            return Ok(PathBuf::from(dir));
+        }
+        return Ok(args
+            .logdir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/log/upstart")));
+    }
+    let dir = match &args.logdir {
+        Some(d) => d.clone(),
+        None => match std::env::var("XDG_CACHE_HOME")
+            .ok()
+            .filter(|d| d.starts_with('/'))
+        {
+            Some(d) => PathBuf::from(d).join("upstart"),
+            None => match std::env::var("HOME").ok().filter(|h| h.starts_with('/')) {
+                Some(h) => PathBuf::from(h).join(".cache/upstart"),
+                None => return Err("Unable to determine log directory: HOME is not set".into()),
+            },
+        },
+    };
+    use std::os::unix::fs::DirBuilderExt;
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir);
+    Ok(dir)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let console = match args.default_console.as_deref() {
+        None => Console::Log,
+        Some(v) => match Console::from_keyword(v) {
+            Some(c) => c,
+            None => return fatal(&format!("invalid console type specified: {v}")),
+        },
+    };
+    let is_pid1 = std::process::id() == 1;
+    if !args.user && !is_pid1 {
+        return fatal("Not being executed as init (use --user to run a session init)");
+    }
+    let sources = if args.user {
+        let getenv = |k: &str| std::env::var(k).ok();
+        match user_sources(
+            &args.prepend_confdir,
+            &args.confdir,
+            &args.append_confdir,
+            &getenv,
+        ) {
+            Ok(s) => s,
+            Err(e) => return fatal(&e.to_string()),
+        }
+    } else {
+        let env_confdir = std::env::var("UPSTART_CONFDIR").ok();
+        system_sources(
+            &args.prepend_confdir,
+            &args.confdir,
+            &args.append_confdir,
+            env_confdir.as_deref(),
+        )
+    };
+    let logdir = match logdir(&args) {
+        Ok(d) => d,
+        Err(e) => return fatal(&e),
+    };
+
+    // SAFETY: umask is a plain syscall; reading it means setting it back.
+    let initial_umask = unsafe {
+        let old = libc::umask(0o022);
+        libc::umask(old);
+        old as u32
+    };
+    let mut job_env: Vec<String> = Vec::new();
+    if is_pid1 && !args.user {
+        std::env::set_var("PATH", PID1_PATH);
+        let _ = std::env::set_current_dir("/");
+    }
+    if args.user && !args.no_inherit_env {
+        job_env.extend(std::env::vars().map(|(k, v)| format!("{k}={v}")));
+    }
+    for key in ["PATH", "TERM"] {
+        if let Ok(v) = std::env::var(key) {
+            outset::env::set(&mut job_env, format!("{key}={v}"));
+        }
+    }
+    let umask = if args.user && !args.no_inherit_env {
+        initial_umask
+    } else {
+        0o022
+    };
+    let log_level = if args.debug {
+        Level::Debug
+    } else if args.verbose {
+        Level::Info
+    } else if args.quiet {
+        Level::Error
+    } else {
+        Level::Message
+    };
+    let startup_event = if args.no_startup_event {
+        None
+    } else {
+        Some(
+            args.startup_event
+                .clone()
+                .unwrap_or_else(|| "startup".to_string()),
+        )
+    };
+    let config = DaemonConfig {
+        sources,
+        defaults: ClassDefaults { console, umask },
+        logdir,
+        user_mode: args.user,
+        no_log: args.no_log,
+        debug: args.debug,
+        startup_event,
+        log_level,
+        job_env,
+    };
+    let mut daemon = match Daemon::new(config) {
+        Ok(d) => d,
+        Err(e) => return fatal(&e.to_string()),
+    };
+    ExitCode::from(daemon.run() as u8)
+}

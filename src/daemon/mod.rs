@@ -1,0 +1,380 @@
+//! The daemon: one thread, one mio loop around the pure engine
+//! (ARCHITECTURE.md "The loop"). Each iteration: wait, service ready
+//! descriptors, handle signals, reap children, fire timers, drain the event
+//! queue.
+
+mod joblog;
+pub mod logger;
+mod shell;
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+use crate::config::{load_sources, ClassDefaults, ConfSource};
+use crate::job::{Engine, EngineOptions, ExitStatus, Level};
+use crate::spawn::SpawnSettings;
+use shell::{Outcome, Shell};
+
+const SIGNAL_TOKEN: Token = Token(0);
+const INOTIFY_TOKEN: Token = Token(1);
+
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    #[error("unable to set up the main loop: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("unable to set up signal handling: {0}")]
+    Signals(#[from] nix::Error),
+}
+
+/// How the daemon was asked to run.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub sources: Vec<ConfSource>,
+    pub defaults: ClassDefaults,
+    pub logdir: PathBuf,
+    pub user_mode: bool,
+    pub no_log: bool,
+    pub debug: bool,
+    pub startup_event: Option<String>,
+    pub log_level: Level,
+    /// The job environment table to start from.
+    pub job_env: Vec<String>,
+}
+
+/// Session-end progress (pid1.md §8).
+struct Quiesce {
+    started: Instant,
+    max_kill_timeout: u64,
+}
+
+pub struct Daemon {
+    engine: Engine,
+    shell: Shell,
+    poll: Poll,
+    signals: SignalFd,
+    inotify: Option<nix::sys::inotify::Inotify>,
+    config: DaemonConfig,
+    epoch: Instant,
+    quiesce: Option<Quiesce>,
+}
+
+impl Daemon {
+    pub fn new(config: DaemonConfig) -> Result<Self, DaemonError> {
+        let poll = Poll::new()?;
+        let logger = logger::stderr_logger(config.log_level);
+        let mut mask = SigSet::empty();
+        for sig in [
+            Signal::SIGCHLD,
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGINT,
+        ] {
+            mask.add(sig);
+        }
+        mask.thread_block()?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+        poll.registry().register(
+            &mut SourceFd(&signals.as_raw_fd()),
+            SIGNAL_TOKEN,
+            Interest::READABLE,
+        )?;
+        let settings = SpawnSettings {
+            user_mode: config.user_mode,
+            no_log: config.no_log,
+            debug: config.debug,
+        };
+        let shell = Shell::new(
+            poll.registry().try_clone()?,
+            logger,
+            settings,
+            config.logdir.clone(),
+        );
+        let options = EngineOptions {
+            user_mode: config.user_mode,
+            ..Default::default()
+        };
+        let init_env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+        let engine = Engine::new(options, config.job_env.clone(), init_env);
+        let mut daemon = Daemon {
+            engine,
+            shell,
+            poll,
+            signals,
+            inotify: None,
+            config,
+            epoch: Instant::now(),
+            quiesce: None,
+        };
+        daemon.watch_sources();
+        Ok(daemon)
+    }
+
+    fn log(&mut self, level: Level, msg: &str) {
+        logger::log(&self.shell.logger, level, msg);
+    }
+
+    /// Watch every source directory (and its subdirectories) for changes;
+    /// any change triggers a reload.
+    fn watch_sources(&mut self) {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let Ok(ino) = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) else {
+            return;
+        };
+        let flags = AddWatchFlags::IN_CREATE
+            | AddWatchFlags::IN_MODIFY
+            | AddWatchFlags::IN_DELETE
+            | AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_MOVED_FROM
+            | AddWatchFlags::IN_CLOSE_WRITE;
+        for source in &self.config.sources {
+            let mut dirs = vec![source.path.clone()];
+            if let Some(parent) = source
+                .path
+                .parent()
+                .filter(|_| source.kind == crate::config::SourceKind::File)
+            {
+                dirs = vec![parent.to_path_buf()];
+            }
+            while let Some(dir) = dirs.pop() {
+                if ino.add_watch(&dir, flags).is_err() {
+                    continue;
+                }
+                if let Ok(rd) = std::fs::read_dir(&dir) {
+                    dirs.extend(
+                        rd.filter_map(Result::ok)
+                            .map(|e| e.path())
+                            .filter(|p| p.is_dir()),
+                    );
+                }
+            }
+        }
+        let fd = ino.as_fd().as_raw_fd();
+        if self
+            .poll
+            .registry()
+            .register(&mut SourceFd(&fd), INOTIFY_TOKEN, Interest::READABLE)
+            .is_ok()
+        {
+            self.inotify = Some(ino);
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64 + 1_000_000
+    }
+
+    /// Load (or reload) every configuration source.
+    pub fn reload(&mut self) {
+        let loaded = load_sources(&self.config.sources, &self.config.defaults);
+        for e in &loaded.source_errors {
+            self.log(Level::Warn, &e.to_string());
+        }
+        for e in &loaded.errors {
+            self.log(Level::Error, &e.to_string());
+        }
+        let classes = loaded
+            .registered()
+            .into_iter()
+            .map(|j| j.class.clone())
+            .collect();
+        self.engine.set_classes(&mut self.shell, classes);
+    }
+
+    /// Run until the session ends. Returns the exit status.
+    pub fn run(&mut self) -> i32 {
+        self.reload();
+        if let Some(name) = self.config.startup_event.clone() {
+            self.engine.emit(&name, Vec::new());
+        }
+        if self.config.user_mode {
+            // Orphans of the session come back to us.
+            // SAFETY: prctl with integer arguments.
+            if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
+                let e = std::io::Error::last_os_error();
+                self.log(
+                    Level::Warn,
+                    &format!("Unable to register as subreaper: {e}"),
+                );
+                self.engine.emit("child-subreaper-failed", Vec::new());
+            }
+        }
+        let mut events = Events::with_capacity(256);
+        loop {
+            self.engine.set_time(self.now_ms());
+            self.engine.fire_timers(&mut self.shell);
+            self.engine.run_queue(&mut self.shell);
+            if let Some(status) = self.check_quiesce() {
+                return status;
+            }
+            let timeout = self.timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    self.log(Level::Error, &format!("poll failed: {e}"));
+                }
+                continue;
+            }
+            let mut signalled = false;
+            let mut conf_changed = false;
+            for ev in events.iter() {
+                match ev.token() {
+                    SIGNAL_TOKEN => signalled = true,
+                    INOTIFY_TOKEN => conf_changed = true,
+                    token => {
+                        if let Some(outcome) = self.shell.ready(token) {
+                            self.apply(outcome);
+                        }
+                    }
+                }
+            }
+            self.engine.set_time(self.now_ms());
+            if conf_changed {
+                if let Some(ino) = &self.inotify {
+                    while matches!(ino.read_events(), Ok(ev) if !ev.is_empty()) {}
+                }
+                self.reload();
+            }
+            if signalled {
+                self.handle_signals();
+            }
+            self.reap();
+        }
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        let now = self.now_ms();
+        let mut t = self
+            .engine
+            .next_deadline()
+            .map(|d| Duration::from_millis(d.saturating_sub(now)));
+        if self.quiesce.is_some() {
+            let second = Duration::from_secs(1);
+            t = Some(t.map_or(second, |t| t.min(second)));
+        }
+        t
+    }
+
+    fn apply(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::SpawnOk(pid) => self.engine.spawn_ok(&mut self.shell, pid),
+            Outcome::SpawnError(pid, msg) => self.engine.spawn_error(&mut self.shell, pid, &msg),
+        }
+    }
+
+    fn handle_signals(&mut self) {
+        let mut term = false;
+        let mut hup = false;
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => term = true,
+                Ok(Signal::SIGHUP) => hup = true,
+                _ => {}
+            }
+        }
+        if hup {
+            self.log(Level::Info, "Reloading configuration");
+            self.reload();
+        }
+        // SIGTERM is handled last among the pending signals.
+        if term {
+            self.start_quiesce();
+        }
+    }
+
+    /// Reap every exited child; a pid whose status pipe is still open is
+    /// drained first so the exec outcome is always seen before the exit.
+    fn reap(&mut self) {
+        loop {
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WSTOPPED | WaitPidFlag::WNOHANG;
+            let status = match waitid(Id::All, flags) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(s) => s,
+            };
+            let (pid, exit) = match status {
+                WaitStatus::Exited(pid, code) => (pid.as_raw(), ExitStatus::Exited(code)),
+                WaitStatus::Signaled(pid, sig, _) => {
+                    (pid.as_raw(), ExitStatus::Signaled(sig as i32))
+                }
+                WaitStatus::Stopped(pid, sig) => {
+                    self.engine
+                        .child_stopped(&mut self.shell, pid.as_raw(), sig as i32);
+                    continue;
+                }
+                _ => continue,
+            };
+            if self.engine.spawn_pending(pid) {
+                if let Some(outcome) = self.shell.drain_status(pid) {
+                    self.apply(outcome);
+                }
+            }
+            self.shell.process_ended(pid);
+            self.engine.child_exited(&mut self.shell, pid, exit);
+        }
+    }
+
+    /// Session end requested by the system (SIGTERM): stop everything.
+    fn start_quiesce(&mut self) {
+        if self.quiesce.is_some() {
+            return;
+        }
+        self.log(Level::Info, "Quiescing due to shutdown request");
+        self.engine.no_respawn = true;
+        self.engine
+            .emit("session-end", vec!["TYPE=shutdown".into()]);
+        let max_kill_timeout = self
+            .engine
+            .slots
+            .values()
+            .filter(|s| !s.instances.is_empty())
+            .map(|s| s.class.kill_timeout.max(0) as u64)
+            .max()
+            .unwrap_or(0)
+            .max(5);
+        self.engine.stop_all(&mut self.shell);
+        self.quiesce = Some(Quiesce {
+            started: Instant::now(),
+            max_kill_timeout,
+        });
+    }
+
+    /// Returns the exit status once the session is over.
+    fn check_quiesce(&mut self) -> Option<i32> {
+        let q = self.quiesce.as_ref()?;
+        let elapsed = q.started.elapsed();
+        let done = !self.engine.has_processes() || !self.engine.has_instances();
+        if !done && elapsed.as_secs() <= q.max_kill_timeout {
+            return None;
+        }
+        if !done {
+            let names: Vec<String> = self
+                .engine
+                .slots
+                .iter()
+                .flat_map(|(job, s)| {
+                    s.instances
+                        .keys()
+                        .map(move |i| crate::job::JobKey::new(job, i).to_string())
+                })
+                .collect();
+            for n in names {
+                self.log(Level::Warn, &format!("job {n} failed to stop"));
+            }
+        }
+        let took = match elapsed.as_secs() {
+            0 => "<1 second".to_string(),
+            1 => "1 second".to_string(),
+            n => format!("{n} seconds"),
+        };
+        self.log(
+            Level::Info,
+            &format!("Quiesce shutdown sequence took {took}"),
+        );
+        Some(0)
+    }
+}

@@ -1,0 +1,312 @@
+//! The real-world side of the engine's [`Sys`]: processes, their status
+//! pipes, script pipes and log ptys, all registered with mio.
+
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use super::joblog::JobLog;
+use super::logger;
+use crate::job::{Level, Notice, Reply, SpawnRequest, Sys};
+use crate::spawn::{fork_child, log_path, prepare, record, SpawnSettings};
+
+/// What a readiness token belongs to.
+pub enum Io {
+    /// Status pipe of a spawn in flight.
+    Status { pid: i32, file: File, buf: Vec<u8> },
+    /// pty master of a `console log` process.
+    Log { pid: i32, file: File, log: JobLog },
+    /// Script text still to be written to fd 9 of a shell.
+    Script {
+        file: File,
+        data: Vec<u8>,
+        done: usize,
+    },
+}
+
+/// Outcomes that the loop hands to the engine after I/O.
+pub enum Outcome {
+    SpawnOk(i32),
+    SpawnError(i32, String),
+}
+
+pub struct Shell {
+    pub registry: Registry,
+    pub logger: slog::Logger,
+    pub settings: SpawnSettings,
+    pub logdir: PathBuf,
+    pub io: HashMap<Token, Io>,
+    next_token: usize,
+    /// Scripts to send once a pid's exec succeeded.
+    scripts: HashMap<i32, (String, OwnedFd)>,
+    /// Replies and notices are not used until the control plane exists.
+    pub replies: Vec<(u64, Reply)>,
+}
+
+fn file(fd: OwnedFd) -> File {
+    File::from(fd)
+}
+
+fn set_nonblocking(fd: &impl AsRawFd) {
+    // SAFETY: fcntl on an fd we own.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+}
+
+impl Shell {
+    pub fn new(
+        registry: Registry,
+        logger: slog::Logger,
+        settings: SpawnSettings,
+        logdir: PathBuf,
+    ) -> Self {
+        Shell {
+            registry,
+            logger,
+            settings,
+            logdir,
+            io: HashMap::new(),
+            next_token: 16,
+            scripts: HashMap::new(),
+            replies: Vec::new(),
+        }
+    }
+
+    fn register(&mut self, io: Io, interest: Interest) -> Token {
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        let fd = match &io {
+            Io::Status { file, .. } | Io::Log { file, .. } | Io::Script { file, .. } => {
+                file.as_raw_fd()
+            }
+        };
+        if let Err(e) = self.registry.register(&mut SourceFd(&fd), token, interest) {
+            logger::log(
+                &self.logger,
+                Level::Warn,
+                &format!("Unable to watch descriptor: {e}"),
+            );
+        }
+        self.io.insert(token, io);
+        token
+    }
+
+    fn deregister(&mut self, token: Token) -> Option<Io> {
+        let io = self.io.remove(&token)?;
+        let fd = match &io {
+            Io::Status { file, .. } | Io::Log { file, .. } | Io::Script { file, .. } => {
+                file.as_raw_fd()
+            }
+        };
+        let _ = self.registry.deregister(&mut SourceFd(&fd));
+        Some(io)
+    }
+
+    /// Service a ready token; returns a status-pipe outcome if one arrived.
+    pub fn ready(&mut self, token: Token) -> Option<Outcome> {
+        match self.io.get_mut(&token)? {
+            Io::Status { .. } => self.read_status(token),
+            Io::Log { .. } => {
+                self.read_log(token, false);
+                None
+            }
+            Io::Script { .. } => {
+                self.write_script(token);
+                None
+            }
+        }
+    }
+
+    fn read_status(&mut self, token: Token) -> Option<Outcome> {
+        let Some(Io::Status { pid, file, buf }) = self.io.get_mut(&token) else {
+            return None;
+        };
+        let pid = *pid;
+        let mut chunk = [0u8; record::RECORD_SIZE];
+        loop {
+            match file.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
+                Err(_) => break,
+            }
+        }
+        // End of file: exec succeeded (no data) or the child reported.
+        let data = match self.deregister(token) {
+            Some(Io::Status { buf, .. }) => buf,
+            _ => Vec::new(),
+        };
+        if data.is_empty() {
+            self.send_script(pid);
+            return Some(Outcome::SpawnOk(pid));
+        }
+        self.scripts.remove(&pid);
+        let msg = record::message(&data).unwrap_or_else(|| {
+            logger::log(
+                &self.logger,
+                Level::Warn,
+                &format!(
+                    "Temporary process spawn error: status record of {} bytes",
+                    data.len()
+                ),
+            );
+            "unable to read child status".to_string()
+        });
+        Some(Outcome::SpawnError(pid, msg))
+    }
+
+    /// Drain a pid's status pipe (it is dead, so this cannot block).
+    pub fn drain_status(&mut self, pid: i32) -> Option<Outcome> {
+        let token = self
+            .io
+            .iter()
+            .find(|(_, io)| matches!(io, Io::Status { pid: p, .. } if *p == pid))
+            .map(|(t, _)| *t)?;
+        self.read_status(token)
+    }
+
+    fn send_script(&mut self, pid: i32) {
+        let Some((text, fd)) = self.scripts.remove(&pid) else {
+            return;
+        };
+        set_nonblocking(&fd);
+        let data = format!("exec 9<&-\n{text}").into_bytes();
+        let token = self.register(
+            Io::Script {
+                file: file(fd),
+                data,
+                done: 0,
+            },
+            Interest::WRITABLE,
+        );
+        self.write_script(token);
+    }
+
+    fn write_script(&mut self, token: Token) {
+        let Some(Io::Script { file, data, done }) = self.io.get_mut(&token) else {
+            return;
+        };
+        while *done < data.len() {
+            match file.write(&data[*done..]) {
+                Ok(n) => *done += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => break,
+            }
+        }
+        self.deregister(token);
+    }
+
+    fn read_log(&mut self, token: Token, last: bool) {
+        let Some(Io::Log { file, log, .. }) = self.io.get_mut(&token) else {
+            return;
+        };
+        let mut chunk = [0u8; 4096];
+        let mut eof = false;
+        loop {
+            match file.read(&mut chunk) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => log.write(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                // EIO: every slave is closed.
+                Err(_) => {
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        if eof || last {
+            if let Some(Io::Log { mut log, .. }) = self.deregister(token) {
+                log.flush();
+            }
+        }
+    }
+
+    /// A process ended: take the rest of its output and close its log.
+    pub fn process_ended(&mut self, pid: i32) {
+        let tokens: Vec<Token> = self
+            .io
+            .iter()
+            .filter(|(_, io)| matches!(io, Io::Log { pid: p, .. } if *p == pid))
+            .map(|(t, _)| *t)
+            .collect();
+        for t in tokens {
+            self.read_log(t, true);
+        }
+        self.scripts.remove(&pid);
+    }
+}
+
+impl Sys for Shell {
+    fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, String> {
+        let spawned = prepare(req, &self.settings).map_err(|e| e.to_string())?;
+        // SAFETY: the daemon is single-threaded; the child only uses the
+        // prepared data.
+        let pid = unsafe { fork_child(&spawned.prepared) }
+            .map_err(|e| nix::errno::Errno::from_raw(e).desc().to_string())?;
+        // The child's ends close here with `prepared`.
+        drop(spawned.prepared);
+        set_nonblocking(&spawned.status_read);
+        self.register(
+            Io::Status {
+                pid,
+                file: file(spawned.status_read),
+                buf: Vec::new(),
+            },
+            Interest::READABLE,
+        );
+        if let Some(master) = spawned.log_master {
+            let path = log_path(&self.logdir, &req.job.job, &req.job.instance);
+            self.register(
+                Io::Log {
+                    pid,
+                    file: file(master),
+                    log: JobLog::new(path),
+                },
+                Interest::READABLE,
+            );
+        }
+        if let Some(script) = spawned.script {
+            self.scripts.insert(pid, script);
+        }
+        Ok(pid)
+    }
+
+    fn kill(&mut self, pid: i32, signal: i32, group: bool) -> Result<(), i32> {
+        // SAFETY: plain syscalls.
+        let rc = unsafe {
+            let pgid = if group { libc::getpgid(pid) } else { -1 };
+            if pgid > 0 {
+                libc::kill(-pgid, signal)
+            } else {
+                libc::kill(pid, signal)
+            }
+        };
+        if rc < 0 {
+            Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn log(&mut self, level: Level, message: String) {
+        logger::log(&self.logger, level, &message);
+    }
+
+    fn notice(&mut self, _notice: Notice) {}
+
+    fn reply(&mut self, token: u64, reply: Reply) {
+        self.replies.push((token, reply));
+    }
+}

@@ -1,0 +1,303 @@
+//! Forking a job process. Everything the child needs is built before the
+//! fork ([`Prepared`]); between fork and exec the child only makes
+//! async-signal-safe system calls on that data and reports the first
+//! failure as a status record (process-spawning.md §3.2, §4).
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use super::record::{encode, ErrorType};
+use crate::config::Console;
+
+/// A resource limit to apply: `RLIMIT_*` number, soft, hard.
+pub type Limit = (i32, u64, u64);
+
+/// Identity to switch to, resolved before the fork.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub groups: Vec<u32>,
+}
+
+/// Everything the child does, decided in the parent.
+pub struct Prepared {
+    pub exe: CString,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+    pub console: Console,
+    /// pty slave for `console log`.
+    pub log_slave: Option<OwnedFd>,
+    /// Read end of the script pipe, to become fd 9.
+    pub script_read: Option<OwnedFd>,
+    pub status_write: OwnedFd,
+    /// Skip limits, umask, nice, oom, chroot, chdir and identity (the
+    /// `security` process).
+    pub minimal: bool,
+    pub limits: Vec<Limit>,
+    pub umask: u32,
+    pub nice: Option<i32>,
+    /// Text to write to `/proc/self/oom_score_adj`.
+    pub oom_score: Option<CString>,
+    pub chroot: Option<CString>,
+    pub chdir: Option<CString>,
+    pub identity: Option<Identity>,
+    /// A failure already known in the parent (unknown setuid user, …),
+    /// reported by the child at the step where it belongs.
+    pub identity_error: Option<(ErrorType, i32)>,
+    pub trace: bool,
+    pub debug_stop: bool,
+}
+
+const SCRIPT_FD: RawFd = 9;
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Fork and set up the child. Returns the child's pid in the parent.
+///
+/// # Safety
+/// The caller must be single-threaded: the child runs no allocator and
+/// takes no lock, but a forked copy of a multi-threaded process may still
+/// find other state inconsistent.
+pub unsafe fn fork_child(p: &Prepared) -> Result<i32, i32> {
+    // Pointer arrays are built before the fork: no allocation afterwards.
+    let argv: Vec<*const libc::c_char> = p
+        .argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp: Vec<*const libc::c_char> = p
+        .envp
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let mut all: libc::sigset_t = std::mem::zeroed();
+    let mut old: libc::sigset_t = std::mem::zeroed();
+    libc::sigfillset(&mut all);
+    libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old);
+    let pid = libc::fork();
+    if pid == 0 {
+        child(p, &argv, &envp);
+    }
+    let err = errno();
+    libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    if pid < 0 {
+        Err(err)
+    } else {
+        Ok(pid)
+    }
+}
+
+/// Report a failure on the status pipe and exit 255.
+unsafe fn fail(status: RawFd, kind: ErrorType, arg: i32, errnum: i32) -> ! {
+    let rec = encode(kind, arg, errnum);
+    libc::write(status, rec.as_ptr().cast(), rec.len());
+    libc::_exit(255);
+}
+
+/// Move `fd` off the fds 0–2 and 9 that the child is about to reuse.
+unsafe fn move_off(fd: RawFd, status: RawFd) -> RawFd {
+    if fd > 2 && fd != SCRIPT_FD {
+        return fd;
+    }
+    let new = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
+    if new < 0 {
+        fail(status, ErrorType::Dup, 0, errno());
+    }
+    new
+}
+
+unsafe fn child(p: &Prepared, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> ! {
+    // 1. Status pipe (close-on-exec) off the low fds.
+    let mut status = p.status_write.as_raw_fd();
+    status = move_off(status, status);
+    libc::fcntl(status, libc::F_SETFD, libc::FD_CLOEXEC);
+
+    let slave = p
+        .log_slave
+        .as_ref()
+        .map(|s| move_off(s.as_raw_fd(), status));
+
+    // 3. Script pipe onto fd 9 (dup2 clears close-on-exec there).
+    if let Some(script) = &p.script_read {
+        let fd = script.as_raw_fd();
+        if fd != SCRIPT_FD && libc::dup2(fd, SCRIPT_FD) < 0 {
+            fail(status, ErrorType::Dup, 0, errno());
+        }
+        if fd == SCRIPT_FD {
+            libc::fcntl(SCRIPT_FD, libc::F_SETFD, 0);
+        }
+    }
+
+    // 4. New session and process group.
+    libc::setsid();
+
+    // 6. Standard descriptors.
+    for fd in 0..3 {
+        libc::close(fd);
+    }
+    let devnull = c"/dev/null";
+    let console = c"/dev/console";
+    let flags = libc::O_RDWR | libc::O_NOCTTY;
+    match p.console {
+        Console::None | Console::Log => {
+            if libc::open(devnull.as_ptr(), flags) < 0 {
+                fail(status, ErrorType::Console, 0, errno());
+            }
+        }
+        Console::Output => {
+            if libc::open(console.as_ptr(), flags) < 0 && libc::open(devnull.as_ptr(), flags) < 0 {
+                fail(status, ErrorType::Console, 0, errno());
+            }
+        }
+        Console::Owner => {
+            if libc::open(console.as_ptr(), flags) < 0 {
+                fail(status, ErrorType::Console, 0, errno());
+            }
+            libc::ioctl(0, libc::TIOCSCTTY, 1);
+        }
+    }
+    libc::dup2(0, 1);
+    libc::dup2(0, 2);
+
+    // 7. `console log`: stdout and stderr to the pty slave.
+    if let Some(slave) = slave {
+        if libc::dup2(slave, 1) < 0 || libc::dup2(slave, 2) < 0 {
+            fail(status, ErrorType::Dup, 0, errno());
+        }
+        libc::close(slave);
+    }
+
+    // 9. Process attributes.
+    if !p.minimal {
+        for &(res, soft, hard) in &p.limits {
+            let lim = libc::rlimit {
+                rlim_cur: soft as libc::rlim_t,
+                rlim_max: hard as libc::rlim_t,
+            };
+            if libc::setrlimit(res as _, &lim) < 0 {
+                fail(status, ErrorType::Rlimit, res, errno());
+            }
+        }
+        libc::umask(p.umask as libc::mode_t);
+        if let Some(nice) = p.nice {
+            if libc::setpriority(libc::PRIO_PROCESS, 0, nice) < 0 {
+                fail(status, ErrorType::Priority, 0, errno());
+            }
+        }
+        if let Some(score) = &p.oom_score {
+            let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
+            let bytes = score.as_bytes();
+            if fd < 0 || libc::write(fd, bytes.as_ptr().cast(), bytes.len()) < 0 {
+                fail(status, ErrorType::OomAdj, 0, errno());
+            }
+            libc::close(fd);
+        }
+        if let Some(root) = &p.chroot {
+            if libc::chroot(root.as_ptr()) < 0 {
+                fail(status, ErrorType::Chroot, 0, errno());
+            }
+        }
+        if let Some(dir) = &p.chdir {
+            if libc::chdir(dir.as_ptr()) < 0 {
+                fail(status, ErrorType::Chdir, 0, errno());
+            }
+        }
+        if let Some((kind, err)) = p.identity_error {
+            fail(status, kind, 0, err);
+        }
+        if let Some(id) = &p.identity {
+            if p.script_read.is_some() {
+                let uid = id.uid.map_or(u32::MAX, |u| u);
+                let gid = id.gid.map_or(u32::MAX, |g| g);
+                if libc::fchown(SCRIPT_FD, uid, gid) < 0 {
+                    fail(status, ErrorType::Chown, 0, errno());
+                }
+            }
+            if libc::geteuid() == 0 && libc::setgroups(id.groups.len(), id.groups.as_ptr()) < 0 {
+                fail(status, ErrorType::Initgroups, 0, errno());
+            }
+            if let Some(gid) = id.gid {
+                if libc::setgid(gid) < 0 {
+                    fail(status, ErrorType::Setgid, 0, errno());
+                }
+            }
+            if let Some(uid) = id.uid {
+                if libc::setuid(uid) < 0 {
+                    fail(status, ErrorType::Setuid, 0, errno());
+                }
+            }
+        }
+    }
+
+    // 10. Default signal dispositions and an empty mask (Rust ignores
+    // SIGPIPE, and ignored dispositions survive exec).
+    for sig in 1..libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+    let mut empty: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut empty);
+    libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+
+    // 11. `debug`: report success, then wait for a debugger.
+    if p.debug_stop {
+        libc::close(status);
+        libc::raise(libc::SIGSTOP);
+    }
+
+    // 13. Let init follow forks.
+    if p.trace && libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) < 0 {
+        fail(status, ErrorType::Ptrace, 0, errno());
+    }
+
+    // 14. Exec.
+    libc::execve(p.exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
+    fail(status, ErrorType::Exec, 0, errno());
+}
+
+/// A pipe whose both ends are close-on-exec.
+pub fn cloexec_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Open a pty pair for `console log`: the master (non-blocking) for init,
+/// the slave for the child; both close-on-exec.
+pub fn open_pty() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let err = std::io::Error::last_os_error;
+    // SAFETY: plain libc calls on fds we own; ptsname_r writes into our buffer.
+    unsafe {
+        let master =
+            libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC | libc::O_NONBLOCK);
+        if master < 0 {
+            return Err(err());
+        }
+        let master = OwnedFd::from_raw_fd(master);
+        if libc::grantpt(master.as_raw_fd()) < 0 || libc::unlockpt(master.as_raw_fd()) < 0 {
+            return Err(err());
+        }
+        let mut name = [0 as libc::c_char; 128];
+        if libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()) != 0 {
+            return Err(err());
+        }
+        let slave = libc::open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if slave < 0 {
+            return Err(err());
+        }
+        Ok((master, OwnedFd::from_raw_fd(slave)))
+    }
+}

@@ -1,0 +1,259 @@
+//! Building a [`Prepared`] child plan from a spawn request, in the parent.
+
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use super::child::{cloexec_pipe, open_pty, Identity, Prepared};
+use super::command::build_command;
+use super::record::ErrorType;
+use crate::config::{Console, ProcessType, Resource};
+use crate::env;
+use crate::job::SpawnRequest;
+
+/// Daemon-wide settings that shape every spawn.
+#[derive(Debug, Clone, Default)]
+pub struct SpawnSettings {
+    pub user_mode: bool,
+    pub no_log: bool,
+    /// `--debug`: honour the `debug` stanza.
+    pub debug: bool,
+}
+
+/// What the parent keeps of a spawn besides the pid.
+pub struct Spawned {
+    pub prepared: Prepared,
+    pub status_read: OwnedFd,
+    /// Script text and the write end of its pipe.
+    pub script: Option<(String, OwnedFd)>,
+    /// pty master of a `console log` process.
+    pub log_master: Option<OwnedFd>,
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn cstring(s: &str) -> CString {
+    CString::new(s.replace('\0', "")).unwrap_or_default()
+}
+
+/// `execvp`'s search, done before the fork against the job's PATH (inside
+/// its chroot). A name that is not found is left as is: exec then fails
+/// with ENOENT in the child and is reported as usual.
+pub fn resolve_exe(name: &str, path: Option<&str>, chroot: Option<&str>) -> String {
+    if name.contains('/') {
+        return name.to_string();
+    }
+    let root = Path::new(chroot.unwrap_or("/"));
+    for dir in path.unwrap_or(DEFAULT_PATH).split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let candidate = Path::new(dir).join(name);
+        let on_disk = root.join(candidate.strip_prefix("/").unwrap_or(&candidate));
+        if let Ok(meta) = std::fs::metadata(&on_disk) {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return candidate.display().to_string();
+            }
+        }
+    }
+    name.to_string()
+}
+
+fn rlimit_number(r: Resource) -> i32 {
+    match r {
+        Resource::Cpu => 0,
+        Resource::Fsize => 1,
+        Resource::Data => 2,
+        Resource::Stack => 3,
+        Resource::Core => 4,
+        Resource::Rss => 5,
+        Resource::Nproc => 6,
+        Resource::Nofile => 7,
+        Resource::Memlock => 8,
+        Resource::As => 9,
+        Resource::Sigpending => 11,
+        Resource::Msgqueue => 12,
+        Resource::Nice => 13,
+        Resource::Rtprio => 14,
+    }
+}
+
+/// Look up `setuid`/`setgid` (process-spawning.md §3.2 steps 9.8–9.11).
+fn identity(
+    setuid: Option<&str>,
+    setgid: Option<&str>,
+) -> Result<Option<Identity>, (ErrorType, i32)> {
+    use nix::unistd::{getgrouplist, Gid, Group, Uid, User};
+    if setuid.is_none() && setgid.is_none() {
+        return Ok(None);
+    }
+    let user = match setuid {
+        Some(name) => Some(
+            User::from_name(name)
+                .map_err(|e| (ErrorType::Getpwnam, e as i32))?
+                .ok_or((ErrorType::BadSetuid, 0))?,
+        ),
+        None => None,
+    };
+    let group = match setgid {
+        Some(name) => Some(
+            Group::from_name(name)
+                .map_err(|e| (ErrorType::Getgrnam, e as i32))?
+                .ok_or((ErrorType::BadSetgid, 0))?,
+        ),
+        None => None,
+    };
+    let gid = group
+        .as_ref()
+        .map(|g| g.gid)
+        .or(user.as_ref().map(|u| u.gid));
+    let mut groups = Vec::new();
+    if Uid::effective().is_root() {
+        // initgroups(user, target gid): the target group, not init's own
+        // gid 0, joins the supplementary list (Decision: fix).
+        let account = match &user {
+            Some(u) => u.clone(),
+            None => User::from_uid(Uid::effective())
+                .map_err(|e| (ErrorType::Getpwuid, e as i32))?
+                .ok_or((ErrorType::Getpwuid, 0))?,
+        };
+        let extra = gid.unwrap_or(Gid::effective());
+        let name = CString::new(account.name.as_str()).map_err(|_| (ErrorType::Initgroups, 22))?;
+        groups = getgrouplist(&name, extra)
+            .map_err(|e| (ErrorType::Initgroups, e as i32))?
+            .into_iter()
+            .map(|g| g.as_raw())
+            .collect();
+    }
+    Ok(Some(Identity {
+        uid: user.map(|u| u.uid.as_raw()),
+        gid: gid.map(|g| g.as_raw()),
+        groups,
+    }))
+}
+
+/// Build the plan for one spawn: pipes, pty, argv, environment, attributes.
+pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<Spawned> {
+    let class = &req.class;
+    let def = class
+        .process(req.process)
+        .ok_or_else(|| std::io::Error::other("no such process"))?;
+    let cmd = build_command(&def.command, def.script);
+    let (status_read, status_write) = cloexec_pipe()?;
+    let (script_read, script) = match cmd.script {
+        Some(text) => {
+            let (r, w) = cloexec_pipe()?;
+            (Some(r), Some((text, w)))
+        }
+        None => (None, None),
+    };
+    let mut console = class.console;
+    if console == Console::Log && settings.no_log {
+        console = Console::None;
+    }
+    let (log_master, log_slave) = if console == Console::Log {
+        let (m, s) = open_pty()?;
+        (Some(m), Some(s))
+    } else {
+        (None, None)
+    };
+    let argv0 = cmd.argv.first().cloned().unwrap_or_default();
+    let exe = resolve_exe(&argv0, env::get(&req.env, "PATH"), class.chroot.as_deref());
+    let minimal = req.process == ProcessType::Security;
+    let (identity, identity_error) =
+        match identity(class.setuid.as_deref(), class.setgid.as_deref()) {
+            Ok(id) => (id, None),
+            Err(e) => (None, Some(e)),
+        };
+    let chdir = match (&class.chdir, settings.user_mode) {
+        (Some(d), _) => Some(cstring(d)),
+        (None, false) => Some(cstring("/")),
+        (None, true) => None,
+    };
+    let mut limits: Vec<(i32, u64, u64)> = class
+        .limits
+        .iter()
+        .map(|(r, l)| (rlimit_number(*r), l.soft, l.hard))
+        .collect();
+    limits.sort_by_key(|l| l.0);
+    let prepared = Prepared {
+        exe: cstring(&exe),
+        argv: cmd.argv.iter().map(|a| cstring(a)).collect(),
+        envp: req.env.iter().map(|e| cstring(e)).collect(),
+        console,
+        log_slave,
+        script_read,
+        status_write,
+        minimal,
+        limits,
+        umask: class.umask,
+        nice: class.nice,
+        oom_score: (class.oom_score_adj != 0)
+            .then(|| cstring(&format!("{}\n", class.oom_score_adj))),
+        chroot: class.chroot.as_deref().map(cstring),
+        chdir,
+        identity,
+        identity_error,
+        trace: req.trace,
+        debug_stop: class.debug && settings.debug,
+    };
+    Ok(Spawned {
+        prepared,
+        status_read,
+        script,
+        log_master,
+    })
+}
+
+/// `LOGDIR/JOB[-INSTANCE].log`, with `/` in either name mapped to `_`.
+pub fn log_path(logdir: &Path, job: &str, instance: &str) -> PathBuf {
+    let job = job.replace('/', "_");
+    let name = if instance.is_empty() {
+        format!("{job}.log")
+    } else {
+        format!("{job}-{}.log", instance.replace('/', "_"))
+    };
+    logdir.join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_names() {
+        assert_eq!(
+            log_path(Path::new("/l"), "foo", ""),
+            PathBuf::from("/l/foo.log")
+        );
+        assert_eq!(
+            log_path(Path::new("/l"), "foo/bar", "wib/ble"),
+            PathBuf::from("/l/foo_bar-wib_ble.log")
+        );
+    }
+
+    #[test]
+    fn exe_search() {
+        assert_eq!(resolve_exe("/bin/x", None, None), "/bin/x");
+        assert_eq!(
+            resolve_exe("sh", Some("/nonexistent:/bin"), None),
+            "/bin/sh"
+        );
+        assert_eq!(
+            resolve_exe("no-such-prog-xyz", Some("/bin"), None),
+            "no-such-prog-xyz"
+        );
+    }
+
+    #[test]
+    fn unknown_user_is_reported_by_the_child() {
+        assert_eq!(
+            identity(Some("no-such-user-outset"), None).err(),
+            Some((ErrorType::BadSetuid, 0))
+        );
+        assert_eq!(
+            identity(None, Some("no-such-group-outset")).err(),
+            Some((ErrorType::BadSetgid, 0))
+        );
+        assert!(identity(None, None).expect("none").is_none());
+    }
+}
