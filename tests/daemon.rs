@@ -1,0 +1,360 @@
+//! The real daemon in `--user` mode on temporary job directories: real
+//! processes, real files, real signals.
+
+mod common;
+
+use common::TempDir;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Session {
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl Session {
+    fn start(tag: &str, jobs: &[(&str, &str)], extra: &[&str]) -> Session {
+        let dir = TempDir::new(tag);
+        std::fs::create_dir_all(dir.0.join("conf")).expect("conf dir");
+        for (name, text) in jobs {
+            dir.write(
+                &format!("conf/{name}.conf"),
+                &text.replace("@DIR@", &dir.0.display().to_string()),
+            );
+        }
+        let stderr = std::fs::File::create(dir.0.join("daemon.log")).expect("daemon log");
+        let child = Command::new(env!("CARGO_BIN_EXE_outset"))
+            .arg("--user")
+            .arg("--confdir")
+            .arg(dir.0.join("conf"))
+            .arg("--logdir")
+            .arg(dir.0.join("logs"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start outset");
+        Session {
+            dir,
+            child: Some(child),
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.0.join(rel)
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
+    }
+
+    /// Wait (bounded) until `cond` holds; panics with the daemon's log.
+    fn wait_for(&self, what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if cond() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "timed out waiting for {what}; daemon log:\n{}",
+            self.daemon_log()
+        );
+    }
+
+    fn wait_file(&self, rel: &str) -> String {
+        let p = self.path(rel);
+        self.wait_for(rel, || p.exists());
+        // Give the writer a moment to finish its line.
+        self.wait_for(rel, || {
+            std::fs::read_to_string(&p).is_ok_and(|s| s.ends_with('\n'))
+        });
+        std::fs::read_to_string(&p).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit code.
+    fn stop(&mut self) -> i32 {
+        self.signal(libc::SIGTERM);
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("daemon did not exit; log:\n{}", self.daemon_log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie still answers kill(0); look at its state too.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn read_pid(p: &Path) -> i32 {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn startup_runs_a_task_chain_and_logs_through_a_pty() {
+    let mut s = Session::start(
+        "chain",
+        &[
+            ("first", "start on startup\ntask\nexec /bin/echo first says hi\n"),
+            (
+                "second",
+                "start on stopped first RESULT=ok\ntask\nconsole none\nscript\n  echo \"$UPSTART_EVENTS $JOB $RESULT $UPSTART_JOB\" > @DIR@/second.out\nend script\n",
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(s.wait_file("second.out"), "stopped first ok second\n");
+    s.wait_for("first.log", || s.path("logs/first.log").exists());
+    let log = std::fs::read(s.path("logs/first.log")).expect("log");
+    assert_eq!(log, b"first says hi\r\n");
+    assert!(
+        !s.path("logs/second.log").exists(),
+        "console none writes no log"
+    );
+    assert_eq!(s.stop(), 0);
+}
+
+#[test]
+fn service_is_killed_on_session_end_and_nothing_is_left() {
+    let mut s = Session::start(
+        "svc",
+        &[(
+            "svc",
+            "start on startup\nconsole none\nkill timeout 1\nscript\n  echo $$ > @DIR@/svc.pid\n  trap '' TERM\n  sh -c 'trap \"\" TERM; echo $$ > @DIR@/child.pid; exec sleep 1000' &\n  wait\nend script\n",
+        )],
+        &["--verbose"],
+    );
+    s.wait_file("svc.pid");
+    s.wait_file("child.pid");
+    let (main, child) = (read_pid(&s.path("svc.pid")), read_pid(&s.path("child.pid")));
+    assert!(alive(main) && alive(child));
+    assert_eq!(s.stop(), 0);
+    let log = s.daemon_log();
+    assert!(
+        log.contains("Sending KILL signal to svc main process"),
+        "{log}"
+    );
+    // SIGKILL is delivered asynchronously: wait (bounded) for both to go.
+    s.wait_for("the whole process group to be gone", || {
+        !alive(main) && !alive(child)
+    });
+}
+
+#[test]
+fn exec_failure_is_reported_and_fails_the_job() {
+    let mut s = Session::start(
+        "execfail",
+        &[
+            ("broken", "start on startup\nexec /nonexistent/binary --flag\n"),
+            (
+                "watch",
+                "start on stopped broken\ntask\nconsole none\nexec /bin/sh -c 'echo \"$RESULT $PROCESS ${EXIT_STATUS-none}\" > @DIR@/watch.out'\n",
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(s.wait_file("watch.out"), "failed main none\n");
+    let log = s.daemon_log();
+    assert!(
+        log.contains("init: Failed to spawn broken main process: unable to execute: No such file or directory"),
+        "{log}"
+    );
+    assert_eq!(s.stop(), 0);
+}
+
+#[test]
+fn setup_failures_use_the_reference_messages() {
+    let mut s = Session::start(
+        "setupfail",
+        &[
+            (
+                "baddir",
+                "start on startup\nchdir /nonexistent-dir\nexec /bin/true\n",
+            ),
+            (
+                "baduser",
+                "start on startup\nsetuid no-such-user-outset\nexec /bin/true\n",
+            ),
+        ],
+        &[],
+    );
+    s.wait_for("both failures", || {
+        let log = s.daemon_log();
+        log.contains("Failed to spawn baddir main process: unable to change working directory: No such file or directory")
+            && log.contains("Failed to spawn baduser main process: unable to find setuid user")
+    });
+    assert_eq!(s.stop(), 0);
+}
+
+#[test]
+fn multi_line_scripts_come_through_fd_9_and_attributes_apply() {
+    let mut s = Session::start(
+        "script",
+        &[(
+            "attrs",
+            "start on startup\ntask\nconsole none\numask 027\nnice 7\nlimit nofile 64 128\nchdir /tmp\nenv GREETING=\"two words\"\nscript\n  exec > @DIR@/attrs.out\n  echo \"$GREETING\"\n  umask\n  ulimit -n\n  pwd\n  cut -d' ' -f19 /proc/self/stat\n  ls /proc/self/fd | tr '\\n' ' '\n  echo\nend script\n",
+        )],
+        &[],
+    );
+    let out = s.wait_file("attrs.out");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..5],
+        ["two words", "0027", "64", "/tmp", "7"],
+        "{out}"
+    );
+    let fds: Vec<&str> = lines[5].split_whitespace().collect();
+    assert!(!fds.contains(&"9"), "the shell dropped fd 9: {fds:?}");
+    assert_eq!(s.stop(), 0);
+}
+
+#[test]
+fn respawn_limit_stops_a_crashing_service() {
+    let mut s = Session::start(
+        "respawn",
+        &[
+            ("crash", "start on startup\nrespawn\nrespawn limit 3 60\nconsole none\nexec /bin/false\n"),
+            (
+                "after",
+                "start on stopped crash\ntask\nconsole none\nexec /bin/sh -c 'echo \"$RESULT $PROCESS\" > @DIR@/after.out'\n",
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(s.wait_file("after.out"), "failed respawn\n");
+    let log = s.daemon_log();
+    assert_eq!(
+        log.matches("crash main process ended, respawning").count(),
+        3,
+        "{log}"
+    );
+    assert!(log.contains("crash respawning too fast, stopped"));
+    assert_eq!(s.stop(), 0);
+}
+
+#[test]
+fn a_hanging_pre_start_does_not_block_the_daemon() {
+    let mut s = Session::start(
+        "hang",
+        &[
+            ("slow", "start on startup\nconsole none\npre-start exec /bin/sleep 1000\nexec /bin/true\n"),
+            ("quick", "start on startup\ntask\nconsole none\nexec /bin/sh -c 'echo done > @DIR@/quick.out'\n"),
+            (
+                "later",
+                "start on stopped quick\ntask\nconsole none\nexec /bin/sh -c 'echo later > @DIR@/later.out'\n",
+            ),
+        ],
+        &["--verbose"],
+    );
+    assert_eq!(s.wait_file("quick.out"), "done\n");
+    assert_eq!(s.wait_file("later.out"), "later\n");
+    // SIGHUP is still served while pre-start hangs.
+    s.signal(libc::SIGHUP);
+    s.wait_for("reload", || {
+        s.daemon_log().contains("Reloading configuration")
+    });
+    assert!(
+        s.daemon_log().contains("slow pre-start process"),
+        "pre-start is still running"
+    );
+    assert_eq!(s.stop(), 0);
+}
+
+#[test]
+fn new_job_files_are_picked_up_without_starting_jobs() {
+    let mut s = Session::start(
+        "reload",
+        &[
+            ("gate", "start on startup\ntask\nconsole none\nexec /bin/sh -c 'echo > @DIR@/gate.started; while [ ! -e @DIR@/go ]; do sleep 0.05; done'\n"),
+        ],
+        &[],
+    );
+    s.wait_file("gate.started");
+    // Written while `gate` runs: the new job must wait for its event.
+    s.dir.write(
+        "conf/added.conf",
+        &"start on stopped gate\ntask\nconsole none\nexec /bin/sh -c 'echo added > @DIR@/added.out'\n"
+            .replace("@DIR@", &s.dir.0.display().to_string()),
+    );
+    s.dir.write(
+        "conf/idle.conf",
+        &"start on startup\ntask\nexec /bin/sh -c 'echo idle > @DIR@/idle.out'\n"
+            .replace("@DIR@", &s.dir.0.display().to_string()),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    s.dir.write("go", "");
+    assert_eq!(s.wait_file("added.out"), "added\n");
+    assert!(
+        !s.path("idle.out").exists(),
+        "a reload never starts jobs by itself"
+    );
+    assert_eq!(s.stop(), 0);
+}
+
+#[test]
+fn orphans_are_reaped_by_the_session_init() {
+    let mut s = Session::start(
+        "orphans",
+        &[(
+            "forker",
+            "start on startup\ntask\nconsole none\nscript\n  sh -c 'sleep 0.3; cut -d\" \" -f4 /proc/$$/stat > @DIR@/orphan.ppid' &\nend script\n",
+        )],
+        &[],
+    );
+    let ppid = s.wait_file("orphan.ppid");
+    assert_eq!(
+        ppid.trim().parse::<i32>().ok(),
+        Some(s.pid()),
+        "orphans are re-parented to outset"
+    );
+    // The orphan has exited; nothing of ours may stay a zombie.
+    s.wait_for("no zombies", || {
+        let children =
+            std::fs::read_to_string(format!("/proc/{}/task/{}/children", s.pid(), s.pid()))
+                .unwrap_or_default();
+        children
+            .split_whitespace()
+            .all(|p| alive(p.parse().unwrap_or(0)))
+    });
+    assert_eq!(s.stop(), 0);
+}
