@@ -358,3 +358,55 @@ fn orphans_are_reaped_by_the_session_init() {
     });
     assert_eq!(s.stop(), 0);
 }
+
+#[test]
+fn expect_fork_and_daemon_follow_the_forks() {
+    let mut s = Session::start(
+        "expect",
+        &[
+            (
+                "forking",
+                "start on startup\nexpect fork\nconsole none\nexec /bin/sh -c 'sleep 1000 & echo $! > @DIR@/fork.pid'\n",
+            ),
+            (
+                "daemonic",
+                "start on startup\nexpect daemon\nconsole none\nexec /bin/sh -c '(sleep 1000 & echo $! > @DIR@/daemon.pid) & exit 0'\n",
+            ),
+            (
+                "ready",
+                "start on started forking and started daemonic\ntask\nconsole none\nexec /bin/sh -c 'echo ready > @DIR@/ready.out'\n",
+            ),
+        ],
+        &["--verbose"],
+    );
+    assert_eq!(s.wait_file("ready.out"), "ready\n");
+    let fork_pid = read_pid(&s.path("fork.pid"));
+    s.wait_file("daemon.pid");
+    let daemon_pid = read_pid(&s.path("daemon.pid"));
+    let log = s.daemon_log();
+    assert!(
+        log.contains(&format!("became new process ({fork_pid})")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("became new process ({daemon_pid})")),
+        "{log}"
+    );
+    assert_eq!(s.stop(), 0);
+    let log = s.daemon_log();
+    assert!(
+        log.contains(&format!(
+            "Sending TERM signal to forking main process ({fork_pid})"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "Sending TERM signal to daemonic main process ({daemon_pid})"
+        )),
+        "{log}"
+    );
+    s.wait_for("followed processes to be stopped", || {
+        !alive(fork_pid) && !alive(daemon_pid)
+    });
+}

@@ -11,7 +11,6 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -291,19 +290,29 @@ impl Daemon {
     /// drained first so the exec outcome is always seen before the exit.
     fn reap(&mut self) {
         loop {
-            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WSTOPPED | WaitPidFlag::WNOHANG;
-            let status = match waitid(Id::All, flags) {
-                Ok(WaitStatus::StillAlive) | Err(_) => return,
-                Ok(s) => s,
-            };
-            let (pid, exit) = match status {
-                WaitStatus::Exited(pid, code) => (pid.as_raw(), ExitStatus::Exited(code)),
-                WaitStatus::Signaled(pid, sig, _) => {
-                    (pid.as_raw(), ExitStatus::Signaled(sig as i32))
+            // Raw waitid: the si_code tells a plain stop from a ptrace trap.
+            // SAFETY: waitid fills the zeroed siginfo we own.
+            let (pid, code, status) = unsafe {
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                let flags = libc::WEXITED | libc::WSTOPPED | libc::WNOHANG;
+                if libc::waitid(libc::P_ALL, 0, &mut info, flags) < 0 {
+                    return;
                 }
-                WaitStatus::Stopped(pid, sig) => {
+                (info.si_pid(), info.si_code, info.si_status())
+            };
+            if pid == 0 {
+                return;
+            }
+            let exit = match code {
+                libc::CLD_EXITED => ExitStatus::Exited(status),
+                libc::CLD_KILLED | libc::CLD_DUMPED => ExitStatus::Signaled(status),
+                libc::CLD_STOPPED => {
+                    self.engine.child_stopped(&mut self.shell, pid, status);
+                    continue;
+                }
+                libc::CLD_TRAPPED => {
                     self.engine
-                        .child_stopped(&mut self.shell, pid.as_raw(), sig as i32);
+                        .child_trapped(&mut self.shell, pid, status & 0xff, status >> 8);
                     continue;
                 }
                 _ => continue,

@@ -47,6 +47,14 @@ pub struct Shell {
     pub replies: Vec<(u64, Reply)>,
 }
 
+fn errno_result(rc: libc::c_long) -> Result<(), i32> {
+    if rc < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(())
+    }
+}
+
 fn file(fd: OwnedFd) -> File {
     File::from(fd)
 }
@@ -305,6 +313,40 @@ impl Sys for Shell {
     }
 
     fn notice(&mut self, _notice: Notice) {}
+
+    fn ptrace_setoptions(&mut self, pid: i32, follow: bool) -> Result<(), i32> {
+        let opts = if follow {
+            libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACEEXEC
+        } else {
+            0
+        };
+        // SAFETY: ptrace on a tracee of ours, integer arguments.
+        errno_result(unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts as libc::c_long) })
+    }
+
+    fn ptrace_cont(&mut self, pid: i32, signal: i32) -> Result<(), i32> {
+        // SAFETY: as above.
+        errno_result(unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, signal as libc::c_long) })
+    }
+
+    fn ptrace_detach(&mut self, pid: i32) -> Result<(), i32> {
+        // SAFETY: as above.
+        errno_result(unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) })
+    }
+
+    fn ptrace_new_child(&mut self, pid: i32) -> Result<i32, i32> {
+        let mut msg: libc::c_ulong = 0;
+        // SAFETY: GETEVENTMSG writes one c_ulong into `msg`.
+        errno_result(unsafe {
+            libc::ptrace(
+                libc::PTRACE_GETEVENTMSG,
+                pid,
+                0,
+                &mut msg as *mut libc::c_ulong,
+            )
+        })?;
+        Ok(msg as i32)
+    }
 
     fn reply(&mut self, token: u64, reply: Reply) {
         self.replies.push((token, reply));

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use super::instance::{Held, Instance};
+use super::instance::{Held, Instance, Trace};
 use super::state::{Goal, State};
 use super::sys::{Level, Notice, Reply, SpawnRequest, Sys};
 use super::JobKey;
@@ -16,6 +16,9 @@ use crate::event::{EventId, EventRef, EventTree, Progress};
 const SIGKILL: i32 = 9;
 const SIGCONT: i32 = 18;
 const SIGSTOP: i32 = 19;
+const SIGTRAP: i32 = 5;
+const PTRACE_EVENT_FORK: i32 = 1;
+const PTRACE_EVENT_EXEC: i32 = 4;
 const ESRCH: i32 = 3;
 
 /// How a process ended.
@@ -935,6 +938,10 @@ impl Engine {
                     );
                     if let Some(inst) = self.inst(key) {
                         inst.pids.insert(process, pid);
+                        if process == ProcessType::Main {
+                            inst.trace = if trace { Trace::New } else { Trace::None };
+                            inst.trace_forks = 0;
+                        }
                     }
                     self.pids.insert(pid, (key.clone(), process));
                     self.spawns.insert(
@@ -1060,6 +1067,123 @@ impl Engine {
         let _ = sys.kill(pid, SIGCONT, false);
         let next = self.next_state(&key);
         self.change_state(sys, &key, next);
+    }
+
+    /// A traced main process stopped (`waitid` CLD_TRAPPED): follow forks for
+    /// `expect fork|daemon` (§10). `event` is the ptrace event number (0 for
+    /// a plain signal stop).
+    pub fn child_trapped(&mut self, sys: &mut dyn Sys, pid: i32, signal: i32, event: i32) {
+        let Some((key, process)) = self.pids.get(&pid).cloned() else {
+            return;
+        };
+        let Some(class) = self.class_of(&key) else {
+            return;
+        };
+        let Some(inst) = self.instance(&key) else {
+            return;
+        };
+        let (state, trace, forks) = (inst.state, inst.trace, inst.trace_forks);
+        if process != ProcessType::Main || !matches!(state, State::Spawning | State::Spawned) {
+            return;
+        }
+        let warn = |sys: &mut dyn Sys, what: &str, err: i32| {
+            sys.log(
+                Level::Warn,
+                format!(
+                    "Failed to {what} {key} main process ({pid}): {}",
+                    nix::errno::Errno::from_raw(err).desc()
+                ),
+            )
+        };
+        match (trace, signal, event) {
+            // The exec stop (or a new child to follow further): set options.
+            (Trace::New, SIGTRAP, 0) => self.trace_follow(sys, &key, pid),
+            (Trace::Normal, SIGTRAP, PTRACE_EVENT_FORK) => {
+                let child = match sys.ptrace_new_child(pid) {
+                    Ok(c) => c,
+                    Err(e) => return warn(sys, "get the new child of", e),
+                };
+                sys.log(
+                    Level::Info,
+                    format!("{key} main process ({pid}) became new process ({child})"),
+                );
+                if let Err(e) = sys.ptrace_detach(pid) {
+                    warn(sys, "detach from", e);
+                }
+                self.pids.remove(&pid);
+                self.pids.insert(child, (key.clone(), ProcessType::Main));
+                if let Some(inst) = self.inst(&key) {
+                    inst.pids.insert(ProcessType::Main, child);
+                    inst.trace = Trace::NewChild;
+                }
+                // Already stopped if setting options works; else wait for it.
+                if sys.ptrace_setoptions(child, false).is_ok() {
+                    self.trace_child_stopped(sys, &key, &class, child);
+                }
+            }
+            (Trace::NewChild, SIGSTOP, 0) => self.trace_child_stopped(sys, &key, &class, pid),
+            (Trace::Normal, SIGTRAP, PTRACE_EVENT_EXEC) => {
+                sys.log(
+                    Level::Info,
+                    format!("{key} main process ({pid}) executable changed"),
+                );
+                if forks > 0 {
+                    self.trace_done(sys, &key, pid);
+                } else if let Err(e) = sys.ptrace_cont(pid, 0) {
+                    warn(sys, "continue", e);
+                }
+            }
+            (Trace::Normal, sig, _) => {
+                if let Err(e) = sys.ptrace_cont(pid, sig) {
+                    warn(sys, "continue", e);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn trace_follow(&mut self, sys: &mut dyn Sys, key: &JobKey, pid: i32) {
+        if let Err(e) = sys
+            .ptrace_setoptions(pid, true)
+            .and_then(|()| sys.ptrace_cont(pid, 0))
+        {
+            sys.log(
+                Level::Warn,
+                format!(
+                    "Failed to trace {key} main process ({pid}): {}",
+                    nix::errno::Errno::from_raw(e).desc()
+                ),
+            );
+            return;
+        }
+        if let Some(inst) = self.inst(key) {
+            inst.trace = Trace::Normal;
+        }
+    }
+
+    fn trace_child_stopped(&mut self, sys: &mut dyn Sys, key: &JobKey, class: &JobClass, pid: i32) {
+        let forks = match self.inst(key) {
+            Some(inst) => {
+                inst.trace_forks += 1;
+                inst.trace_forks
+            }
+            None => return,
+        };
+        if forks > 1 || class.expect == Expect::Fork {
+            self.trace_done(sys, key, pid);
+        } else {
+            self.trace_follow(sys, key, pid);
+        }
+    }
+
+    /// Stop following: the main pid is final and the job is ready.
+    fn trace_done(&mut self, sys: &mut dyn Sys, key: &JobKey, pid: i32) {
+        let _ = sys.ptrace_detach(pid);
+        if let Some(inst) = self.inst(key) {
+            inst.trace = Trace::None;
+        }
+        let next = self.next_state(key);
+        self.change_state(sys, key, next);
     }
 
     /// (C): `waitid` reported that a process ended (§12.2).

@@ -36,6 +36,17 @@ impl WaitKind {
     }
 }
 
+/// Where ptrace following of the main process stands (§10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trace {
+    #[default]
+    None,
+    New,
+    NewChild,
+    Normal,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instance {
     pub name: String,
@@ -60,6 +71,8 @@ pub struct Instance {
     pub respawn_count: i32,
     /// Deadline of the SIGKILL timer (monotonic milliseconds), if armed.
     pub kill_deadline: Option<u64>,
+    pub trace: Trace,
+    pub trace_forks: u32,
 }
 
 impl Instance {
@@ -81,6 +94,8 @@ impl Instance {
             respawn_time: 0,
             respawn_count: 0,
             kill_deadline: None,
+            trace: Trace::None,
+            trace_forks: 0,
         }
     }
 

@@ -60,5 +60,20 @@ pub trait Sys {
     fn kill(&mut self, pid: i32, signal: i32, group: bool) -> Result<(), i32>;
     fn log(&mut self, level: Level, message: String);
     fn notice(&mut self, _notice: Notice) {}
+    /// ptrace requests for `expect fork|daemon`; each returns the errno on
+    /// failure.
+    fn ptrace_setoptions(&mut self, _pid: i32, _follow: bool) -> Result<(), i32> {
+        Err(38)
+    }
+    fn ptrace_cont(&mut self, _pid: i32, _signal: i32) -> Result<(), i32> {
+        Err(38)
+    }
+    fn ptrace_detach(&mut self, _pid: i32) -> Result<(), i32> {
+        Err(38)
+    }
+    /// The pid of the child a traced process just forked.
+    fn ptrace_new_child(&mut self, _pid: i32) -> Result<i32, i32> {
+        Err(38)
+    }
     fn reply(&mut self, _token: u64, _reply: Reply) {}
 }

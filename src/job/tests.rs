@@ -13,6 +13,8 @@ struct Fake {
     events: Vec<String>,
     replies: Vec<(u64, Reply)>,
     fail_spawns: usize,
+    ptrace: Vec<String>,
+    forked: Vec<i32>,
 }
 
 impl Sys for Fake {
@@ -45,6 +47,26 @@ impl Sys for Fake {
     }
     fn reply(&mut self, token: u64, reply: Reply) {
         self.replies.push((token, reply));
+    }
+    fn ptrace_setoptions(&mut self, pid: i32, follow: bool) -> Result<(), i32> {
+        self.ptrace.push(format!("setoptions {pid} {follow}"));
+        // A freshly forked child has not stopped yet in these tests.
+        if follow {
+            Ok(())
+        } else {
+            Err(3)
+        }
+    }
+    fn ptrace_cont(&mut self, pid: i32, signal: i32) -> Result<(), i32> {
+        self.ptrace.push(format!("cont {pid} {signal}"));
+        Ok(())
+    }
+    fn ptrace_detach(&mut self, pid: i32) -> Result<(), i32> {
+        self.ptrace.push(format!("detach {pid}"));
+        Ok(())
+    }
+    fn ptrace_new_child(&mut self, _pid: i32) -> Result<i32, i32> {
+        Ok(self.forked.remove(0))
     }
 }
 
@@ -678,7 +700,12 @@ fn expect_stop_waits_for_sigstop_and_continues_it() {
     );
     e.child_stopped(&mut f, pid, 19);
     e.run_queue(&mut f);
-    assert_eq!(state(&e, "d"), Some((Goal::Start, State::Running)));
+    assert_eq!(
+        state(&e, "d"),
+        Some((Goal::Start, State::Running)),
+        "{:#?}",
+        f.logs
+    );
     assert_eq!(f.kills, [(pid, 18, false)]);
 }
 
@@ -822,4 +849,81 @@ fn engine_state_round_trips_through_json() {
     let json = serde_json::to_string(&e).expect("serialise");
     let back: Engine = serde_json::from_str(&json).expect("deserialise");
     assert_eq!(back, e);
+}
+
+#[test]
+fn expect_daemon_follows_two_forks() {
+    let (mut e, mut f) = engine(&[
+        ("d", "expect daemon\nexec d\n"),
+        ("k", "expect fork\nexec k\n"),
+    ]);
+    f.forked = vec![500, 600, 700];
+    e.start_job(&mut f, "d", vec![], None).expect("start");
+    e.run_queue(&mut f);
+    let pid = f.last_pid("d", ProcessType::Main);
+    e.spawn_ok(&mut f, pid);
+    e.child_trapped(&mut f, pid, 5, 0); // exec stop
+    e.child_trapped(&mut f, pid, 10, 0); // an ordinary signal is passed on
+    e.child_trapped(&mut f, pid, 5, 1); // first fork
+    assert_eq!(state(&e, "d"), Some((Goal::Start, State::Spawned)));
+    e.child_trapped(&mut f, 500, 19, 0); // the child's initial stop
+    e.child_trapped(&mut f, 500, 5, 1); // second fork
+                                        // The intermediate parent's exit is not the job's.
+    e.child_exited(&mut f, pid, ExitStatus::Exited(0));
+    e.child_trapped(&mut f, 600, 19, 0);
+    e.run_queue(&mut f);
+    assert_eq!(
+        state(&e, "d"),
+        Some((Goal::Start, State::Running)),
+        "{:#?}",
+        f.logs
+    );
+    assert_eq!(
+        e.instance(&key("d")).map(|i| i.pid(ProcessType::Main)),
+        Some(600)
+    );
+    assert_eq!(
+        f.ptrace,
+        [
+            format!("setoptions {pid} true"),
+            format!("cont {pid} 0"),
+            format!("cont {pid} 10"),
+            format!("detach {pid}"),
+            "setoptions 500 false".to_string(),
+            "setoptions 500 true".to_string(),
+            "cont 500 0".to_string(),
+            "detach 500".to_string(),
+            "setoptions 600 false".to_string(),
+            "detach 600".to_string(),
+        ]
+    );
+    assert!(f
+        .logs
+        .contains(&format!("d main process ({pid}) became new process (500)")));
+
+    // expect fork stops following after the first fork.
+    e.start_job(&mut f, "k", vec![], None).expect("start");
+    e.run_queue(&mut f);
+    let kpid = f.last_pid("k", ProcessType::Main);
+    e.child_trapped(&mut f, kpid, 5, 0);
+    e.child_trapped(&mut f, kpid, 5, 1);
+    e.child_trapped(&mut f, 700, 19, 0);
+    e.run_queue(&mut f);
+    assert_eq!(state(&e, "k"), Some((Goal::Start, State::Running)));
+    assert_eq!(
+        e.instance(&key("k")).map(|i| i.pid(ProcessType::Main)),
+        Some(700)
+    );
+}
+
+#[test]
+fn expect_fork_without_a_fork_stays_spawned() {
+    let (mut e, mut f) = engine(&[("k", "expect fork\nexec k\n")]);
+    e.start_job(&mut f, "k", vec![], None).expect("start");
+    e.run_queue(&mut f);
+    let pid = f.last_pid("k", ProcessType::Main);
+    e.spawn_ok(&mut f, pid);
+    e.child_trapped(&mut f, pid, 5, 0);
+    e.run_queue(&mut f);
+    assert_eq!(state(&e, "k"), Some((Goal::Start, State::Spawned)));
 }
