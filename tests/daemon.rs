@@ -410,3 +410,36 @@ fn expect_fork_and_daemon_follow_the_forks() {
         !alive(fork_pid) && !alive(daemon_pid)
     });
 }
+
+#[test]
+fn shipped_jobs_run_as_the_readme_says() {
+    let dir = TempDir::new("shipped");
+    let logs = dir.0.join("logs");
+    let stderr = std::fs::File::create(dir.0.join("daemon.log")).expect("daemon log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outset"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--user", "--confdir", "jobs.d", "--logdir"])
+        .arg(&logs)
+        .stdin(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("start outset");
+    let s = Session { dir, child: None };
+    s.wait_for("hello.log", || {
+        std::fs::read(logs.join("hello.log"))
+            .is_ok_and(|b| b == b"hello from outset (job hello)\r\n")
+    });
+    s.wait_for("ticker", || {
+        std::fs::read_to_string(logs.join("ticker.log"))
+            .is_ok_and(|t| t.starts_with("ticker starting\r\ntick "))
+    });
+    assert!(s
+        .daemon_log()
+        .contains("outset session init running as pid"));
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().expect("wait");
+    assert!(status.success());
+    let ticker = std::fs::read_to_string(logs.join("ticker.log")).expect("ticker log");
+    assert!(ticker.ends_with("ticker stopped\r\n"), "{ticker:?}");
+}

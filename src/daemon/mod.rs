@@ -189,6 +189,22 @@ impl Daemon {
     /// Run until the session ends. Returns the exit status.
     pub fn run(&mut self) -> i32 {
         self.reload();
+        if self.config.user_mode {
+            let dirs: Vec<String> = self
+                .config
+                .sources
+                .iter()
+                .map(|s| s.path.display().to_string())
+                .collect();
+            let msg = format!(
+                "outset session init running as pid {}; jobs from {}; job logs in {}; \
+                 kill -HUP {0} reloads, kill -TERM {0} (or Ctrl-C) ends the session",
+                std::process::id(),
+                dirs.join(", "),
+                self.config.logdir.display()
+            );
+            self.log(Level::Message, &msg);
+        }
         if let Some(name) = self.config.startup_event.clone() {
             self.engine.emit(&name, Vec::new());
         }
