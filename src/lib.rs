@@ -5,6 +5,7 @@
 //! build on it.
 
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod env;
 pub mod event;

@@ -43,6 +43,8 @@ fn pid1_in_a_namespace_runs_jobs_and_reaps_orphans() {
     let mut unshare = Command::new("unshare")
         .args(["--pid", "--mount", "--net", "--fork", "--mount-proc"])
         .arg(env!("CARGO_BIN_EXE_outset"))
+        // Unknown kernel-style arguments are ignored, not fatal.
+        .args(["splash", "quiet=1", "--container", "--no-such-option"])
         .arg("--confdir")
         .arg(dir.0.join("conf"))
         .arg("--logdir")

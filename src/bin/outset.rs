@@ -55,6 +55,9 @@ struct Args {
     /// Ignore `cgroup` stanzas.
     #[arg(long)]
     no_cgroups: bool,
+    /// PID 1 of a container: SIGTERM stops every job and exits.
+    #[arg(long)]
+    container: bool,
     /// Log goal and state changes and events.
     #[arg(short, long)]
     verbose: bool,
@@ -64,6 +67,65 @@ struct Args {
     /// Log errors only.
     #[arg(short, long)]
     quiet: bool,
+}
+
+/// Options that take a value.
+const VALUED: &[&str] = &[
+    "--confdir",
+    "--prepend-confdir",
+    "--append-confdir",
+    "--logdir",
+    "--startup-event",
+    "--default-console",
+];
+/// Options that are plain flags.
+const FLAGS: &[&str] = &[
+    "--user",
+    "--no-log",
+    "--no-startup-event",
+    "--no-inherit-env",
+    "--no-dbus",
+    "--no-cgroups",
+    "--container",
+    "-v",
+    "--verbose",
+    "--debug",
+    "-q",
+    "--quiet",
+    "--help",
+    "-h",
+    "--version",
+    "-V",
+];
+
+/// Keep only the options outset knows: the kernel passes init every
+/// parameter it did not use itself (`splash`, `quiet=1`, …), and those
+/// must be ignored, not stop the parsing.
+fn known_args(raw: impl Iterator<Item = String>) -> Vec<String> {
+    let mut raw = raw.peekable();
+    let mut out: Vec<String> = raw.next().into_iter().collect();
+    while let Some(arg) = raw.next() {
+        let name = arg.split('=').next().unwrap_or_default();
+        if VALUED.contains(&name) {
+            if arg.contains('=') {
+                out.push(arg);
+            } else if let Some(value) = raw.next() {
+                out.push(arg);
+                out.push(value);
+            }
+        } else if FLAGS.contains(&arg.as_str()) {
+            out.push(arg);
+        }
+    }
+    out
+}
+
+/// Container mode (PID 1 only): `--container`, `$container`, or the files
+/// container engines leave behind.
+fn container_mode(flag: bool) -> bool {
+    flag || std::env::var_os("container").is_some()
+        || std::path::Path::new("/run/.containerenv").exists()
+        || std::path::Path::new("/.dockerenv").exists()
 }
 
 fn fatal(msg: &str) -> ExitCode {
@@ -104,7 +166,7 @@ fn logdir(args: &Args) -> Result<PathBuf, String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::parse_from(known_args(std::env::args()));
     let console = match args.default_console.as_deref() {
         None => Console::Log,
         Some(v) => match Console::from_keyword(v) {
@@ -193,6 +255,9 @@ fn main() -> ExitCode {
         startup_event,
         log_level,
         job_env,
+        no_cgroups: args.no_cgroups,
+        // As PID 1 outside a container, SIGTERM asks for a re-exec.
+        exit_on_term: args.user || !is_pid1 || container_mode(args.container),
     };
     let mut daemon = match Daemon::new(config) {
         Ok(d) => d,

@@ -3,6 +3,7 @@
 //! descriptors, handle signals, reap children, fire timers, drain the event
 //! queue.
 
+mod control;
 mod joblog;
 pub mod logger;
 mod shell;
@@ -23,6 +24,7 @@ use shell::{Outcome, Shell};
 
 const SIGNAL_TOKEN: Token = Token(0);
 const INOTIFY_TOKEN: Token = Token(1);
+const WAKER_TOKEN: Token = Token(2);
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
@@ -45,6 +47,10 @@ pub struct DaemonConfig {
     pub log_level: Level,
     /// The job environment table to start from.
     pub job_env: Vec<String>,
+    pub no_cgroups: bool,
+    /// SIGTERM stops every job and exits (session init, container PID 1);
+    /// otherwise it is a re-exec request.
+    pub exit_on_term: bool,
 }
 
 /// Session-end progress (pid1.md §8).
@@ -62,6 +68,9 @@ pub struct Daemon {
     config: DaemonConfig,
     epoch: Instant,
     quiesce: Option<Quiesce>,
+    requests: Option<std::sync::mpsc::Receiver<crate::control::Envelope>>,
+    pending: control::Pending,
+    session_file: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -97,6 +106,7 @@ impl Daemon {
         );
         let options = EngineOptions {
             user_mode: config.user_mode,
+            no_cgroups: config.no_cgroups,
             ..Default::default()
         };
         let init_env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
@@ -110,9 +120,74 @@ impl Daemon {
             config,
             epoch: Instant::now(),
             quiesce: None,
+            requests: None,
+            pending: control::Pending::default(),
+            session_file: None,
         };
         daemon.watch_sources();
+        daemon.open_control()?;
         Ok(daemon)
+    }
+
+    /// Open the private D-Bus server (control.md §1.1). Failing to listen
+    /// is a warning, not fatal.
+    fn open_control(&mut self) -> Result<(), DaemonError> {
+        let waker = std::sync::Arc::new(mio::Waker::new(self.poll.registry(), WAKER_TOKEN)?);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let name = if self.config.user_mode {
+            // SAFETY: getuid has no preconditions.
+            let uid = unsafe { libc::getuid() };
+            format!("/com/ubuntu/upstart-session/{uid}/{}", std::process::id())
+        } else {
+            "/com/ubuntu/upstart".to_string()
+        };
+        let handle = crate::control::EngineHandle { tx, waker };
+        match crate::control::start(&name, handle) {
+            Ok(broadcast) => {
+                self.shell.control = Some(broadcast);
+                self.requests = Some(rx);
+                let address = format!("unix:abstract={name}");
+                if self.config.user_mode {
+                    self.write_session_file(&address);
+                    self.engine.options.session_address = Some(address);
+                }
+            }
+            Err(e) => self.log(
+                Level::Warn,
+                &format!("Unable to listen for private connections: {e}"),
+            ),
+        }
+        Ok(())
+    }
+
+    /// `$XDG_RUNTIME_DIR/upstart/sessions/PID.session` for `initctl
+    /// list-sessions` and friends.
+    fn write_session_file(&mut self, address: &str) {
+        let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) else {
+            return;
+        };
+        if !runtime.is_absolute() {
+            return;
+        }
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = runtime.join("upstart/sessions");
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir);
+        let file = dir.join(format!("{}.session", std::process::id()));
+        match std::fs::write(&file, format!("UPSTART_SESSION={address}\n")) {
+            Ok(()) => self.session_file = Some(file),
+            Err(e) => self.log(
+                Level::Warn,
+                &format!("Unable to write session file {}: {e}", file.display()),
+            ),
+        }
+    }
+
+    /// The private control address, once listening.
+    pub fn address(&self) -> Option<&str> {
+        self.engine.options.session_address.as_deref()
     }
 
     fn log(&mut self, level: Level, msg: &str) {
@@ -198,10 +273,12 @@ impl Daemon {
                 .collect();
             let msg = format!(
                 "outset session init running as pid {}; jobs from {}; job logs in {}; \
+                 control with UPSTART_SESSION={} initctl ...; \
                  kill -HUP {0} reloads, kill -TERM {0} (or Ctrl-C) ends the session",
                 std::process::id(),
                 dirs.join(", "),
-                self.config.logdir.display()
+                self.config.logdir.display(),
+                self.address().unwrap_or("(none)")
             );
             self.log(Level::Message, &msg);
         }
@@ -225,7 +302,11 @@ impl Daemon {
             self.engine.set_time(self.now_ms());
             self.engine.fire_timers(&mut self.shell);
             self.engine.run_queue(&mut self.shell);
+            self.flush_replies();
             if let Some(status) = self.check_quiesce() {
+                if let Some(f) = self.session_file.take() {
+                    let _ = std::fs::remove_file(f);
+                }
                 return status;
             }
             let timeout = self.timeout();
@@ -241,6 +322,7 @@ impl Daemon {
                 match ev.token() {
                     SIGNAL_TOKEN => signalled = true,
                     INOTIFY_TOKEN => conf_changed = true,
+                    WAKER_TOKEN => {}
                     token => {
                         if let Some(outcome) = self.shell.ready(token) {
                             self.apply(outcome);
@@ -259,6 +341,9 @@ impl Daemon {
                 self.handle_signals();
             }
             self.reap();
+            // Requests are cheap to poll for; serving them every iteration
+            // also covers wake-ups that raced with another event.
+            self.serve_requests();
         }
     }
 
@@ -297,8 +382,15 @@ impl Daemon {
             self.reload();
         }
         // SIGTERM is handled last among the pending signals.
-        if term {
+        if term && self.config.exit_on_term {
             self.start_quiesce();
+        } else if term {
+            // Stateful re-exec is not available yet; exiting PID 1 would
+            // panic the kernel, so the request is refused.
+            self.log(
+                Level::Warn,
+                "Re-executing is not supported yet; ignoring SIGTERM",
+            );
         }
     }
 

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use super::joblog::JobLog;
 use super::logger;
+use crate::control::{Broadcast, ToBroadcaster};
 use crate::job::{Level, Notice, Reply, SpawnRequest, Sys};
 use crate::spawn::{fork_child, log_path, prepare, record, SpawnSettings};
 
@@ -43,8 +44,10 @@ pub struct Shell {
     next_token: usize,
     /// Scripts to send once a pid's exec succeeded.
     scripts: HashMap<i32, (String, OwnedFd)>,
-    /// Replies and notices are not used until the control plane exists.
+    /// Engine answers to parked control calls, delivered by the loop.
     pub replies: Vec<(u64, Reply)>,
+    /// Where object and signal changes go (the control server).
+    pub control: Option<std::sync::mpsc::Sender<ToBroadcaster>>,
 }
 
 fn errno_result(rc: libc::c_long) -> Result<(), i32> {
@@ -83,6 +86,7 @@ impl Shell {
             next_token: 16,
             scripts: HashMap::new(),
             replies: Vec::new(),
+            control: None,
         }
     }
 
@@ -312,7 +316,20 @@ impl Sys for Shell {
         logger::log(&self.logger, level, &message);
     }
 
-    fn notice(&mut self, _notice: Notice) {}
+    fn notice(&mut self, notice: Notice) {
+        let Some(tx) = &self.control else { return };
+        let change = match notice {
+            Notice::JobAdded(j) => Broadcast::JobAdded(j),
+            Notice::JobRemoved(j) => Broadcast::JobRemoved(j),
+            Notice::InstanceAdded(k) => Broadcast::InstanceAdded(k.job, k.instance),
+            Notice::InstanceRemoved(k) => Broadcast::InstanceRemoved(k.job, k.instance),
+            Notice::GoalChanged(k, g) => Broadcast::GoalChanged(k.job, k.instance, g.to_string()),
+            Notice::StateChanged(k, s) => Broadcast::StateChanged(k.job, k.instance, s.to_string()),
+            Notice::Failed(k, status) => Broadcast::Failed(k.job, k.instance, status),
+            Notice::EventEmitted(name, env) => Broadcast::EventEmitted(name, env),
+        };
+        let _ = tx.send(ToBroadcaster::Change(change));
+    }
 
     fn ptrace_setoptions(&mut self, pid: i32, follow: bool) -> Result<(), i32> {
         let opts = if follow {

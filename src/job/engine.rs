@@ -1474,6 +1474,131 @@ impl Engine {
         Ok(key)
     }
 
+    /// `Job.Restart`: stop, then start again with new environment.
+    pub fn restart_job(
+        &mut self,
+        sys: &mut dyn Sys,
+        job: &str,
+        args: Vec<String>,
+        waiter: Option<u64>,
+    ) -> Result<JobKey, (&'static str, String)> {
+        let class = match self.slots.get(job) {
+            Some(s) => s.class.clone(),
+            None => {
+                return Err((
+                    "com.ubuntu.Upstart0_6.Error.UnknownJob",
+                    format!("Unknown job: {job}"),
+                ))
+            }
+        };
+        let mut start_env = self.class_env(&class);
+        for a in args {
+            env::set(&mut start_env, a);
+        }
+        let iname = expand(&class.instance, &start_env)
+            .map_err(|e| ("org.freedesktop.DBus.Error.InvalidArgs", e.to_string()))?;
+        let key = JobKey::new(job, &iname);
+        let Some(inst) = self.instance(&key) else {
+            return Err((
+                "com.ubuntu.Upstart0_6.Error.UnknownInstance",
+                format!("Unknown instance: {iname}"),
+            ));
+        };
+        if inst.goal == Goal::Stop {
+            // The reference names only the instance here.
+            return Err((
+                "com.ubuntu.Upstart0_6.Error.AlreadyStopped",
+                format!("Job has already been stopped: {iname}"),
+            ));
+        }
+        if let Some(inst) = self.inst(&key) {
+            inst.start_env = Some(start_env);
+            inst.stop_env = None;
+        }
+        self.finished(sys, &key, false);
+        if let (Some(token), Some(inst)) = (waiter, self.inst(&key)) {
+            inst.blocking.push(Held::Waiter {
+                token,
+                kind: super::WaitKind::Restart,
+            });
+        }
+        self.change_goal(sys, &key, Goal::Stop);
+        self.change_goal(sys, &key, Goal::Start);
+        Ok(key)
+    }
+
+    /// `Instance.Start/Stop/Restart`: like the job-level calls, with no new
+    /// environment.
+    pub fn control_instance(
+        &mut self,
+        sys: &mut dyn Sys,
+        key: &JobKey,
+        kind: super::WaitKind,
+        waiter: Option<u64>,
+    ) -> Result<(), (&'static str, String)> {
+        let Some(inst) = self.instance(key) else {
+            return Err((
+                "com.ubuntu.Upstart0_6.Error.UnknownInstance",
+                format!("Unknown instance: {}", key.instance),
+            ));
+        };
+        let goal = inst.goal;
+        match kind {
+            super::WaitKind::Start if goal == Goal::Start => {
+                return Err((
+                    "com.ubuntu.Upstart0_6.Error.AlreadyStarted",
+                    format!("Job is already running: {key}"),
+                ))
+            }
+            super::WaitKind::Stop | super::WaitKind::Restart if goal == Goal::Stop => {
+                return Err((
+                    "com.ubuntu.Upstart0_6.Error.AlreadyStopped",
+                    format!("Job has already been stopped: {key}"),
+                ))
+            }
+            _ => {}
+        }
+        if let Some(inst) = self.inst(key) {
+            inst.start_env = None;
+            inst.stop_env = None;
+        }
+        self.finished(sys, key, false);
+        if let (Some(token), Some(inst)) = (waiter, self.inst(key)) {
+            inst.blocking.push(Held::Waiter { token, kind });
+        }
+        match kind {
+            super::WaitKind::Start => self.change_goal(sys, key, Goal::Start),
+            super::WaitKind::Stop => self.change_goal(sys, key, Goal::Stop),
+            super::WaitKind::Restart => {
+                self.change_goal(sys, key, Goal::Stop);
+                self.change_goal(sys, key, Goal::Start);
+            }
+        }
+        Ok(())
+    }
+
+    /// `Instance.Reload`: the reload signal to the main process only.
+    pub fn reload_instance(
+        &mut self,
+        sys: &mut dyn Sys,
+        key: &JobKey,
+    ) -> Result<(), (&'static str, String)> {
+        let class = self.class_of(key);
+        let pid = self.instance(key).map_or(0, |i| i.pid(ProcessType::Main));
+        let Some(class) = class.filter(|_| pid > 0) else {
+            return Err((
+                "com.ubuntu.Upstart0_6.Error.NotRunning",
+                format!("Job is not running: {key}"),
+            ));
+        };
+        sys.kill(pid, class.reload_signal, false).map_err(|errno| {
+            (
+                "org.freedesktop.DBus.Error.Failed",
+                nix::errno::Errno::from_raw(errno).desc().to_string(),
+            )
+        })
+    }
+
     /// Set every instance's goal to stop (system stop, session end).
     pub fn stop_all(&mut self, sys: &mut dyn Sys) {
         let keys: Vec<JobKey> = self

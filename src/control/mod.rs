@@ -1,0 +1,13 @@
+//! The control plane: Upstart's D-Bus API on a private peer-to-peer
+//! socket (control.md).
+
+mod error;
+mod ifaces;
+pub mod paths;
+pub mod protocol;
+mod server;
+
+pub use protocol::{
+    Answer, Broadcast, CallError, EngineHandle, Envelope, InstanceProps, JobProps, Request, Value,
+};
+pub use server::{start, ToBroadcaster};

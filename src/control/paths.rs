@@ -1,0 +1,50 @@
+//! Object paths of jobs and instances (control.md §2).
+
+pub const MANAGER_PATH: &str = "/com/ubuntu/Upstart";
+pub const MANAGER_IFACE: &str = "com.ubuntu.Upstart0_6";
+pub const JOB_IFACE: &str = "com.ubuntu.Upstart0_6.Job";
+pub const INSTANCE_IFACE: &str = "com.ubuntu.Upstart0_6.Instance";
+
+/// Upstart's path element escaping: `[A-Za-z0-9]` kept, every other byte
+/// `_` plus two lowercase hex digits, the empty string `_`.
+pub fn escape(s: &str) -> String {
+    if s.is_empty() {
+        return "_".to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    out
+}
+
+pub fn job_path(job: &str) -> String {
+    format!("{MANAGER_PATH}/jobs/{}", escape(job))
+}
+
+pub fn instance_path(job: &str, instance: &str) -> String {
+    format!("{}/{}", job_path(job), escape(instance))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping() {
+        assert_eq!(escape("rc-sysinit"), "rc_2dsysinit");
+        assert_eq!(escape("net/apache"), "net_2fapache");
+        assert_eq!(escape("a-b.c"), "a_2db_2ec");
+        assert_eq!(escape(""), "_");
+        assert_eq!(escape("é"), "_c3_a9");
+        assert_eq!(instance_path("foo", ""), "/com/ubuntu/Upstart/jobs/foo/_");
+        assert_eq!(
+            instance_path("tty", "tty1"),
+            "/com/ubuntu/Upstart/jobs/tty/tty1"
+        );
+    }
+}

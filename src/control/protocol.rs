@@ -1,0 +1,159 @@
+//! Requests from the D-Bus threads to the engine thread, and their answers.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+
+/// A D-Bus error: name and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    pub name: String,
+    pub message: String,
+}
+
+impl CallError {
+    pub fn new(name: &str, message: impl Into<String>) -> Self {
+        CallError {
+            name: name.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Request {
+    GetJobByName(String),
+    GetAllJobs,
+    EmitEvent {
+        name: String,
+        env: Vec<String>,
+        wait: bool,
+    },
+    ReloadConfiguration,
+    JobStart {
+        job: String,
+        env: Vec<String>,
+        wait: bool,
+    },
+    JobStop {
+        job: String,
+        env: Vec<String>,
+        wait: bool,
+    },
+    JobRestart {
+        job: String,
+        env: Vec<String>,
+        wait: bool,
+    },
+    GetInstance {
+        job: String,
+        env: Vec<String>,
+    },
+    GetInstanceByName {
+        job: String,
+        name: String,
+    },
+    GetAllInstances {
+        job: String,
+    },
+    InstanceStart {
+        job: String,
+        instance: String,
+        wait: bool,
+    },
+    InstanceStop {
+        job: String,
+        instance: String,
+        wait: bool,
+    },
+    InstanceRestart {
+        job: String,
+        instance: String,
+        wait: bool,
+    },
+    InstanceReload {
+        job: String,
+        instance: String,
+    },
+    JobProperties {
+        job: String,
+    },
+    InstanceProperties {
+        job: String,
+        instance: String,
+    },
+    /// Every job and its instances, for a new connection.
+    Snapshot,
+}
+
+/// What a job object exposes.
+#[derive(Debug, Clone, Default)]
+pub struct JobProps {
+    pub name: String,
+    pub description: String,
+    pub author: String,
+    pub version: String,
+    pub usage: String,
+    pub start_on: Vec<Vec<String>>,
+    pub stop_on: Vec<Vec<String>>,
+    pub emits: Vec<String>,
+}
+
+/// What an instance object exposes.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceProps {
+    pub name: String,
+    pub goal: String,
+    pub state: String,
+    pub processes: Vec<(String, i32)>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Value {
+    Unit,
+    Path(String),
+    Paths(Vec<String>),
+    Job(JobProps),
+    Instance(InstanceProps),
+    Snapshot(Vec<(String, Vec<String>)>),
+}
+
+pub type Answer = Result<Value, CallError>;
+
+/// A request with the channel its answer goes back on.
+pub struct Envelope {
+    pub request: Request,
+    pub reply: futures_channel::oneshot::Sender<Answer>,
+}
+
+/// The D-Bus side's handle on the engine thread.
+#[derive(Clone)]
+pub struct EngineHandle {
+    pub tx: mpsc::Sender<Envelope>,
+    pub waker: Arc<mio::Waker>,
+}
+
+impl EngineHandle {
+    /// Send a request and wait (asynchronously) for the engine's answer.
+    pub async fn call(&self, request: Request) -> Answer {
+        let (reply, rx) = futures_channel::oneshot::channel();
+        let lost = || CallError::new("org.freedesktop.DBus.Error.Failed", "init is not answering");
+        self.tx
+            .send(Envelope { request, reply })
+            .map_err(|_| lost())?;
+        let _ = self.waker.wake();
+        rx.await.map_err(|_| lost())?
+    }
+}
+
+/// Changes the D-Bus side turns into objects and signals.
+#[derive(Debug, Clone)]
+pub enum Broadcast {
+    JobAdded(String),
+    JobRemoved(String),
+    InstanceAdded(String, String),
+    InstanceRemoved(String, String),
+    GoalChanged(String, String, String),
+    StateChanged(String, String, String),
+    Failed(String, String, i32),
+    EventEmitted(String, Vec<String>),
+}

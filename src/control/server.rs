@@ -1,0 +1,198 @@
+//! The private D-Bus server: one thread accepts peer connections, another
+//! keeps every connection's objects in step with the engine and sends the
+//! signals. The engine thread only ever sends on channels.
+
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener};
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc;
+
+use zbus::connection::Builder;
+use zbus::Connection;
+
+use super::ifaces::{BusStandIn, Instance, Job, Manager};
+use super::paths::{
+    instance_path, job_path, INSTANCE_IFACE, JOB_IFACE, MANAGER_IFACE, MANAGER_PATH,
+};
+use super::protocol::{Broadcast, EngineHandle, Request, Value};
+
+/// Messages for the thread that owns the connections.
+pub enum ToBroadcaster {
+    Change(Broadcast),
+    NewConnection(Connection),
+}
+
+/// A server GUID from the kernel's RNG without waiting for it to be
+/// seeded (PID 1 starts before that).
+fn guid() -> Option<zbus::Guid<'static>> {
+    let mut bytes = [0u8; 16];
+    // SAFETY: getrandom fills our buffer.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), libc::GRND_INSECURE) };
+    if n != bytes.len() as isize {
+        return None;
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    zbus::Guid::try_from(hex).ok()
+}
+
+/// Bind the abstract socket `name` and start serving. Returns the sender
+/// the engine uses for changes.
+pub fn start(name: &str, engine: EngineHandle) -> std::io::Result<mpsc::Sender<ToBroadcaster>> {
+    let addr = SocketAddr::from_abstract_name(name.as_bytes())?;
+    let listener = UnixListener::bind_addr(&addr)?;
+    let guid = guid().ok_or_else(|| std::io::Error::other("no random GUID"))?;
+    let (tx, rx) = mpsc::channel::<ToBroadcaster>();
+
+    let accept_tx = tx.clone();
+    let accept_engine = engine.clone();
+    std::thread::Builder::new()
+        .name("control-accept".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let builder = Builder::unix_stream(stream)
+                    .server(guid.clone())
+                    .p2p()
+                    .serve_at(
+                        MANAGER_PATH,
+                        Manager {
+                            engine: accept_engine.clone(),
+                        },
+                    )
+                    .serve_at(
+                        "/org/freedesktop/DBus",
+                        BusStandIn {
+                            serial: AtomicU64::new(1),
+                        },
+                    );
+                let conn = zbus::block_on(builder.build());
+                if let Ok(conn) = conn {
+                    if accept_tx.send(ToBroadcaster::NewConnection(conn)).is_err() {
+                        return;
+                    }
+                }
+            }
+        })?;
+
+    std::thread::Builder::new()
+        .name("control-signals".into())
+        .spawn(move || broadcaster(rx, engine))?;
+    Ok(tx)
+}
+
+fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle) {
+    let mut conns: Vec<Connection> = Vec::new();
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            ToBroadcaster::NewConnection(conn) => {
+                if let Ok(Value::Snapshot(jobs)) = zbus::block_on(engine.call(Request::Snapshot)) {
+                    for (job, instances) in jobs {
+                        add_job(&conn, &engine, &job);
+                        for inst in instances {
+                            add_instance(&conn, &engine, &job, &inst);
+                        }
+                    }
+                }
+                conns.push(conn);
+            }
+            ToBroadcaster::Change(change) => {
+                conns.retain(|c| apply(c, &engine, &change));
+            }
+        }
+    }
+}
+
+fn add_job(conn: &Connection, engine: &EngineHandle, job: &str) {
+    let iface = Job {
+        engine: engine.clone(),
+        job: job.to_string(),
+    };
+    let _ = zbus::block_on(conn.object_server().at(job_path(job), iface));
+}
+
+fn add_instance(conn: &Connection, engine: &EngineHandle, job: &str, instance: &str) {
+    let iface = Instance {
+        engine: engine.clone(),
+        job: job.to_string(),
+        instance: instance.to_string(),
+    };
+    let _ = zbus::block_on(conn.object_server().at(instance_path(job, instance), iface));
+}
+
+/// Apply one change to one connection; false if the connection is gone.
+fn apply(conn: &Connection, engine: &EngineHandle, change: &Broadcast) -> bool {
+    let emit_path = |path: &str, iface: &str, member: &str, arg: zbus::ObjectPath<'_>| {
+        zbus::block_on(conn.emit_signal(None::<&str>, path, iface, member, &(arg,)))
+    };
+    let result = match change {
+        Broadcast::JobAdded(job) => {
+            add_job(conn, engine, job);
+            let p = job_path(job);
+            emit_path(
+                MANAGER_PATH,
+                MANAGER_IFACE,
+                "JobAdded",
+                zbus::ObjectPath::from_str_unchecked(&p),
+            )
+        }
+        Broadcast::JobRemoved(job) => {
+            let p = job_path(job);
+            let _ = zbus::block_on(conn.object_server().remove::<Job, _>(p.as_str()));
+            emit_path(
+                MANAGER_PATH,
+                MANAGER_IFACE,
+                "JobRemoved",
+                zbus::ObjectPath::from_str_unchecked(&p),
+            )
+        }
+        Broadcast::InstanceAdded(job, inst) => {
+            add_instance(conn, engine, job, inst);
+            let p = instance_path(job, inst);
+            emit_path(
+                &job_path(job),
+                JOB_IFACE,
+                "InstanceAdded",
+                zbus::ObjectPath::from_str_unchecked(&p),
+            )
+        }
+        Broadcast::InstanceRemoved(job, inst) => {
+            let p = instance_path(job, inst);
+            let _ = zbus::block_on(conn.object_server().remove::<Instance, _>(p.as_str()));
+            emit_path(
+                &job_path(job),
+                JOB_IFACE,
+                "InstanceRemoved",
+                zbus::ObjectPath::from_str_unchecked(&p),
+            )
+        }
+        Broadcast::GoalChanged(job, inst, goal) => zbus::block_on(conn.emit_signal(
+            None::<&str>,
+            instance_path(job, inst).as_str(),
+            INSTANCE_IFACE,
+            "GoalChanged",
+            &(goal.as_str(),),
+        )),
+        Broadcast::StateChanged(job, inst, state) => zbus::block_on(conn.emit_signal(
+            None::<&str>,
+            instance_path(job, inst).as_str(),
+            INSTANCE_IFACE,
+            "StateChanged",
+            &(state.as_str(),),
+        )),
+        Broadcast::Failed(job, inst, status) => zbus::block_on(conn.emit_signal(
+            None::<&str>,
+            instance_path(job, inst).as_str(),
+            INSTANCE_IFACE,
+            "Failed",
+            &(*status,),
+        )),
+        Broadcast::EventEmitted(name, env) => zbus::block_on(conn.emit_signal(
+            None::<&str>,
+            MANAGER_PATH,
+            MANAGER_IFACE,
+            "EventEmitted",
+            &(name.as_str(), env),
+        )),
+    };
+    result.is_ok()
+}

@@ -1,0 +1,350 @@
+//! Answering control requests on the engine thread. Requests that wait
+//! (start/stop/restart with `wait`, blocking emits) park their reply
+//! channel under a token; the engine answers the token later.
+
+use std::collections::HashMap;
+
+use super::Daemon;
+use crate::config::{expand, EventExpr, ProcessType};
+use crate::control::paths::{instance_path, job_path};
+use crate::control::{Answer, CallError, Envelope, InstanceProps, JobProps, Request, Value};
+use crate::env;
+use crate::job::{JobKey, Reply, WaitKind};
+
+/// Replies waiting for the engine.
+#[derive(Default)]
+pub struct Pending {
+    next: u64,
+    waiting: HashMap<u64, (futures_channel::oneshot::Sender<Answer>, Value)>,
+}
+
+impl Pending {
+    fn park(&mut self, reply: futures_channel::oneshot::Sender<Answer>, on_success: Value) -> u64 {
+        self.next += 1;
+        self.waiting.insert(self.next, (reply, on_success));
+        self.next
+    }
+
+    fn unpark(&mut self, token: u64) -> Option<futures_channel::oneshot::Sender<Answer>> {
+        self.waiting.remove(&token).map(|(tx, _)| tx)
+    }
+
+    /// Deliver the engine's answer to a parked caller.
+    pub fn answer(&mut self, token: u64, reply: Reply) {
+        let Some((tx, value)) = self.waiting.remove(&token) else {
+            return;
+        };
+        let answer = match reply {
+            Reply::Ok => Ok(value),
+            Reply::Failed(name, msg) => Err(CallError::new(name, msg)),
+        };
+        let _ = tx.send(answer);
+    }
+}
+
+fn err((name, msg): (&'static str, String)) -> CallError {
+    CallError::new(name, msg)
+}
+
+fn unknown_job(job: &str) -> CallError {
+    CallError::new(
+        "com.ubuntu.Upstart0_6.Error.UnknownJob",
+        format!("Unknown job: {job}"),
+    )
+}
+
+/// Post-order flattening of an event expression for D-Bus (`aas`).
+fn flatten(expr: &EventExpr, out: &mut Vec<Vec<String>>) {
+    match expr {
+        EventExpr::Match { event, args } => {
+            let mut v = vec![event.clone()];
+            v.extend(args.iter().cloned());
+            out.push(v);
+        }
+        EventExpr::Op { op, left, right } => {
+            flatten(left, out);
+            flatten(right, out);
+            out.push(vec![match op {
+                crate::config::Operator::And => "/AND".to_string(),
+                crate::config::Operator::Or => "/OR".to_string(),
+            }]);
+        }
+    }
+}
+
+impl Daemon {
+    /// Serve every queued control request.
+    pub(super) fn serve_requests(&mut self) {
+        let Some(rx) = self.requests.take() else {
+            return;
+        };
+        while let Ok(env) = rx.try_recv() {
+            self.serve(env);
+            self.flush_replies();
+        }
+        self.requests = Some(rx);
+    }
+
+    /// Hand the engine's replies to their callers.
+    pub(super) fn flush_replies(&mut self) {
+        for (token, reply) in std::mem::take(&mut self.shell.replies) {
+            self.pending.answer(token, reply);
+        }
+    }
+
+    fn serve(&mut self, Envelope { request, reply }: Envelope) {
+        let immediate = match request {
+            Request::EmitEvent {
+                name,
+                env,
+                wait: true,
+            } => {
+                let token = self.pending.park(reply, Value::Unit);
+                self.engine.emit_waiting(&name, env, token);
+                return;
+            }
+            Request::JobStart { job, env, wait } => {
+                return self.waiting_call(reply, wait, |d, waiter| {
+                    d.engine
+                        .start_job(&mut d.shell, &job, env, waiter)
+                        .map(|k| Value::Path(instance_path(&k.job, &k.instance)))
+                });
+            }
+            Request::JobStop { job, env, wait } => {
+                return self.waiting_call(reply, wait, |d, waiter| {
+                    d.engine
+                        .stop_job(&mut d.shell, &job, env, waiter)
+                        .map(|_| Value::Unit)
+                });
+            }
+            Request::JobRestart { job, env, wait } => {
+                return self.waiting_call(reply, wait, |d, waiter| {
+                    d.engine
+                        .restart_job(&mut d.shell, &job, env, waiter)
+                        .map(|k| Value::Path(instance_path(&k.job, &k.instance)))
+                });
+            }
+            Request::InstanceStart {
+                job,
+                instance,
+                wait,
+            } => {
+                return self.instance_call(
+                    reply,
+                    wait,
+                    JobKey::new(&job, &instance),
+                    WaitKind::Start,
+                );
+            }
+            Request::InstanceStop {
+                job,
+                instance,
+                wait,
+            } => {
+                return self.instance_call(
+                    reply,
+                    wait,
+                    JobKey::new(&job, &instance),
+                    WaitKind::Stop,
+                );
+            }
+            Request::InstanceRestart {
+                job,
+                instance,
+                wait,
+            } => {
+                return self.instance_call(
+                    reply,
+                    wait,
+                    JobKey::new(&job, &instance),
+                    WaitKind::Restart,
+                );
+            }
+            other => self.answer_now(other),
+        };
+        let _ = reply.send(immediate);
+    }
+
+    /// Run a job-level control call; with `wait` the answer is parked
+    /// until the engine finishes the request.
+    fn waiting_call(
+        &mut self,
+        reply: futures_channel::oneshot::Sender<Answer>,
+        wait: bool,
+        call: impl FnOnce(&mut Self, Option<u64>) -> Result<Value, (&'static str, String)>,
+    ) {
+        if !wait {
+            let _ = reply.send(call(self, None).map_err(err));
+            return;
+        }
+        // Parked first: the engine may answer during the call itself.
+        let token = self.pending.park(reply, Value::Unit);
+        match call(self, Some(token)) {
+            Ok(value) => {
+                if let Some(slot) = self.pending.waiting.get_mut(&token) {
+                    slot.1 = value;
+                }
+            }
+            Err(e) => {
+                if let Some(tx) = self.pending.unpark(token) {
+                    let _ = tx.send(Err(err(e)));
+                }
+            }
+        }
+    }
+
+    fn instance_call(
+        &mut self,
+        reply: futures_channel::oneshot::Sender<Answer>,
+        wait: bool,
+        key: JobKey,
+        kind: WaitKind,
+    ) {
+        self.waiting_call(reply, wait, |d, waiter| {
+            d.engine
+                .control_instance(&mut d.shell, &key, kind, waiter)
+                .map(|()| Value::Unit)
+        });
+    }
+
+    fn answer_now(&mut self, request: Request) -> Answer {
+        match request {
+            Request::GetJobByName(name) => match self.engine.slots.get(&name) {
+                Some(s) if s.pending != Some(None) => Ok(Value::Path(job_path(&name))),
+                _ => Err(unknown_job(&name)),
+            },
+            Request::GetAllJobs => Ok(Value::Paths(
+                self.engine.slots.keys().map(|j| job_path(j)).collect(),
+            )),
+            Request::EmitEvent { name, env, .. } => {
+                self.engine.emit(&name, env);
+                Ok(Value::Unit)
+            }
+            Request::ReloadConfiguration => {
+                self.reload();
+                Ok(Value::Unit)
+            }
+            Request::GetInstance { job, env: args } => {
+                let slot = self
+                    .engine
+                    .slots
+                    .get(&job)
+                    .ok_or_else(|| unknown_job(&job))?;
+                let mut lookup = self.engine.class_env(&slot.class);
+                for a in args {
+                    env::set(&mut lookup, a);
+                }
+                let name = expand(&slot.class.instance, &lookup).map_err(|e| {
+                    let mut msg = e.to_string();
+                    if let Some(u) = &slot.class.usage {
+                        msg.push_str(&format!("\nUsage: {u}"));
+                    }
+                    CallError::new("org.freedesktop.DBus.Error.InvalidArgs", msg)
+                })?;
+                self.instance_path_of(&job, &name)
+            }
+            Request::GetInstanceByName { job, name } => {
+                self.engine
+                    .slots
+                    .get(&job)
+                    .ok_or_else(|| unknown_job(&job))?;
+                self.instance_path_of(&job, &name)
+            }
+            Request::GetAllInstances { job } => {
+                let slot = self
+                    .engine
+                    .slots
+                    .get(&job)
+                    .ok_or_else(|| unknown_job(&job))?;
+                Ok(Value::Paths(
+                    slot.instances
+                        .keys()
+                        .map(|i| instance_path(&job, i))
+                        .collect(),
+                ))
+            }
+            Request::InstanceReload { job, instance } => self
+                .engine
+                .reload_instance(&mut self.shell, &JobKey::new(&job, &instance))
+                .map(|()| Value::Unit)
+                .map_err(err),
+            Request::JobProperties { job } => {
+                let slot = self
+                    .engine
+                    .slots
+                    .get(&job)
+                    .ok_or_else(|| unknown_job(&job))?;
+                let c = &slot.class;
+                let mut start_on = Vec::new();
+                let mut stop_on = Vec::new();
+                if let Some(e) = &c.start_on {
+                    flatten(e, &mut start_on);
+                }
+                if let Some(e) = &c.stop_on {
+                    flatten(e, &mut stop_on);
+                }
+                Ok(Value::Job(JobProps {
+                    name: c.name.clone(),
+                    description: c.description.clone().unwrap_or_default(),
+                    author: c.author.clone().unwrap_or_default(),
+                    version: c.version.clone().unwrap_or_default(),
+                    usage: c.usage.clone().unwrap_or_default(),
+                    start_on,
+                    stop_on,
+                    emits: c.emits.clone(),
+                }))
+            }
+            Request::InstanceProperties { job, instance } => {
+                let inst = self
+                    .engine
+                    .instance(&JobKey::new(&job, &instance))
+                    .ok_or_else(|| {
+                        CallError::new(
+                            "org.freedesktop.DBus.Error.UnknownMethod",
+                            "Unknown instance",
+                        )
+                    })?;
+                let processes = ProcessType::ALL
+                    .iter()
+                    .filter_map(|p| {
+                        let pid = inst.pid(*p);
+                        (pid > 0).then(|| (p.name().to_string(), pid))
+                    })
+                    .collect();
+                Ok(Value::Instance(InstanceProps {
+                    name: inst.name.clone(),
+                    goal: inst.goal.name().to_string(),
+                    state: inst.state.name().to_string(),
+                    processes,
+                }))
+            }
+            Request::Snapshot => Ok(Value::Snapshot(
+                self.engine
+                    .slots
+                    .iter()
+                    .map(|(j, s)| (j.clone(), s.instances.keys().cloned().collect()))
+                    .collect(),
+            )),
+            // Handled by `serve`.
+            Request::JobStart { .. }
+            | Request::JobStop { .. }
+            | Request::JobRestart { .. }
+            | Request::InstanceStart { .. }
+            | Request::InstanceStop { .. }
+            | Request::InstanceRestart { .. } => Err(CallError::new(
+                "org.freedesktop.DBus.Error.Failed",
+                "misrouted",
+            )),
+        }
+    }
+
+    fn instance_path_of(&self, job: &str, name: &str) -> Answer {
+        match self.engine.instance(&JobKey::new(job, name)) {
+            Some(_) => Ok(Value::Path(instance_path(job, name))),
+            None => Err(CallError::new(
+                "com.ubuntu.Upstart0_6.Error.UnknownInstance",
+                format!("Unknown instance: {name}"),
+            )),
+        }
+    }
+}
