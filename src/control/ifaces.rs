@@ -93,7 +93,7 @@ impl Manager {
         unit(&self.engine, Request::ReloadConfiguration).await
     }
 
-    #[zbus(property)]
+    #[zbus(property, name = "version")]
     fn version(&self) -> String {
         "init (upstart 1.13.2)".to_string()
     }
@@ -195,27 +195,27 @@ impl Job {
         .await
     }
 
-    #[zbus(property)]
+    #[zbus(property, name = "name")]
     async fn name(&self) -> fdo::Result<String> {
         Ok(self.props().await?.name)
     }
 
-    #[zbus(property)]
+    #[zbus(property, name = "description")]
     async fn description(&self) -> fdo::Result<String> {
         Ok(self.props().await?.description)
     }
 
-    #[zbus(property)]
+    #[zbus(property, name = "author")]
     async fn author(&self) -> fdo::Result<String> {
         Ok(self.props().await?.author)
     }
 
-    #[zbus(property)]
+    #[zbus(property, name = "version")]
     async fn version(&self) -> fdo::Result<String> {
         Ok(self.props().await?.version)
     }
 
-    #[zbus(property)]
+    #[zbus(property, name = "usage")]
     async fn usage(&self) -> fdo::Result<String> {
         Ok(self.props().await?.usage)
     }
@@ -230,7 +230,7 @@ impl Job {
         Ok(self.props().await?.stop_on)
     }
 
-    #[zbus(property)]
+    #[zbus(property, name = "emits")]
     async fn emits(&self) -> fdo::Result<Vec<String>> {
         Ok(self.props().await?.emits)
     }
@@ -294,22 +294,22 @@ impl Instance {
         unit(&self.engine, req).await
     }
 
-    #[zbus(property)]
+    #[zbus(property, name = "name")]
     async fn name(&self) -> fdo::Result<String> {
         Ok(self.props().await?.name)
     }
 
-    #[zbus(property)]
+    #[zbus(property, name = "goal")]
     async fn goal(&self) -> fdo::Result<String> {
         Ok(self.props().await?.goal)
     }
 
-    #[zbus(property)]
+    #[zbus(property, name = "state")]
     async fn state(&self) -> fdo::Result<String> {
         Ok(self.props().await?.state)
     }
 
-    #[zbus(property)]
+    #[zbus(property, name = "processes")]
     async fn processes(&self) -> fdo::Result<Vec<(String, i32)>> {
         Ok(self.props().await?.processes)
     }

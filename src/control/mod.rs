@@ -1,6 +1,7 @@
 //! The control plane: Upstart's D-Bus API on a private peer-to-peer
 //! socket (control.md).
 
+pub mod client;
 mod error;
 mod ifaces;
 pub mod paths;

@@ -19,7 +19,8 @@ use super::protocol::{Broadcast, EngineHandle, Request, Value};
 /// Messages for the thread that owns the connections.
 pub enum ToBroadcaster {
     Change(Broadcast),
-    NewConnection(Connection),
+    /// An accepted socket, to be authenticated and given every object.
+    NewClient(std::os::unix::net::UnixStream),
 }
 
 /// A server GUID from the kernel's RNG without waiting for it to be
@@ -44,62 +45,84 @@ pub fn start(name: &str, engine: EngineHandle) -> std::io::Result<mpsc::Sender<T
     let (tx, rx) = mpsc::channel::<ToBroadcaster>();
 
     let accept_tx = tx.clone();
-    let accept_engine = engine.clone();
     std::thread::Builder::new()
         .name("control-accept".into())
         .spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let builder = Builder::unix_stream(stream)
-                    .server(guid.clone())
-                    .p2p()
-                    .serve_at(
-                        MANAGER_PATH,
-                        Manager {
-                            engine: accept_engine.clone(),
-                        },
-                    )
-                    .serve_at(
-                        "/org/freedesktop/DBus",
-                        BusStandIn {
-                            serial: AtomicU64::new(1),
-                        },
-                    );
-                let conn = zbus::block_on(builder.build());
-                if let Ok(conn) = conn {
-                    if accept_tx.send(ToBroadcaster::NewConnection(conn)).is_err() {
-                        return;
-                    }
+                if accept_tx.send(ToBroadcaster::NewClient(stream)).is_err() {
+                    return;
                 }
             }
         })?;
 
     std::thread::Builder::new()
         .name("control-signals".into())
-        .spawn(move || broadcaster(rx, engine))?;
+        .spawn(move || broadcaster(rx, engine, guid))?;
     Ok(tx)
 }
 
-fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle) {
+fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zbus::Guid<'static>) {
     let mut conns: Vec<Connection> = Vec::new();
     while let Ok(msg) = rx.recv() {
         match msg {
-            ToBroadcaster::NewConnection(conn) => {
-                if let Ok(Value::Snapshot(jobs)) = zbus::block_on(engine.call(Request::Snapshot)) {
-                    for (job, instances) in jobs {
-                        add_job(&conn, &engine, &job);
-                        for inst in instances {
-                            add_instance(&conn, &engine, &job, &inst);
-                        }
-                    }
+            ToBroadcaster::NewClient(stream) => {
+                if let Some(conn) = connect(stream, &engine, &guid) {
+                    conns.push(conn);
                 }
-                conns.push(conn);
             }
             ToBroadcaster::Change(change) => {
                 conns.retain(|c| apply(c, &engine, &change));
             }
         }
     }
+}
+
+/// Authenticate a client and register every current object before the
+/// connection serves its first call. Changes queued meanwhile are applied
+/// afterwards, in order, so the objects end up in step with the engine.
+fn connect(
+    stream: std::os::unix::net::UnixStream,
+    engine: &EngineHandle,
+    guid: &zbus::Guid<'static>,
+) -> Option<Connection> {
+    let mut builder = Builder::unix_stream(stream)
+        .server(guid.clone())
+        .p2p()
+        .serve_at(
+            MANAGER_PATH,
+            Manager {
+                engine: engine.clone(),
+            },
+        )
+        .serve_at(
+            "/org/freedesktop/DBus",
+            BusStandIn {
+                serial: AtomicU64::new(1),
+            },
+        );
+    if let Ok(Value::Snapshot(jobs)) = zbus::block_on(engine.call(Request::Snapshot)) {
+        for (job, instances) in jobs {
+            builder = builder.serve_at(
+                job_path(&job),
+                Job {
+                    engine: engine.clone(),
+                    job: job.clone(),
+                },
+            );
+            for inst in instances {
+                builder = builder.serve_at(
+                    instance_path(&job, &inst),
+                    Instance {
+                        engine: engine.clone(),
+                        job: job.clone(),
+                        instance: inst,
+                    },
+                );
+            }
+        }
+    }
+    zbus::block_on(builder.build()).ok()
 }
 
 fn add_job(conn: &Connection, engine: &EngineHandle, job: &str) {

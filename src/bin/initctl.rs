@@ -1,0 +1,469 @@
+//! initctl: control outset (or Upstart) over its D-Bus API. Also answers
+//! as `start`, `stop`, `restart`, `reload` and `status`.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+use outset::control::client::{Client, ClientError};
+use outset::control::paths::{INSTANCE_IFACE, JOB_IFACE};
+use zbus::OwnedObjectPath;
+
+#[derive(Parser)]
+#[command(name = "initctl", version, about = "Control the init daemon")]
+struct Cli {
+    /// Talk to the session init at $UPSTART_SESSION.
+    #[arg(long, global = true)]
+    user: bool,
+    /// Use the D-Bus system bus instead of the private socket.
+    #[arg(long, global = true)]
+    system: bool,
+    /// Use the D-Bus session bus (testing).
+    #[arg(long, global = true)]
+    session: bool,
+    /// Destination name on the bus.
+    #[arg(long, global = true, value_name = "NAME")]
+    dest: Option<String>,
+    /// Reduce output.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Increase output.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a job.
+    Start {
+        #[arg(short = 'n', long)]
+        no_wait: bool,
+        job: Option<String>,
+        env: Vec<String>,
+    },
+    /// Stop a job.
+    Stop {
+        #[arg(short = 'n', long)]
+        no_wait: bool,
+        job: Option<String>,
+        env: Vec<String>,
+    },
+    /// Restart a job.
+    Restart {
+        #[arg(short = 'n', long)]
+        no_wait: bool,
+        job: Option<String>,
+        env: Vec<String>,
+    },
+    /// Send a job its reload signal.
+    Reload {
+        job: Option<String>,
+        env: Vec<String>,
+    },
+    /// Show a job's status.
+    Status {
+        job: Option<String>,
+        env: Vec<String>,
+    },
+    /// List every job and its instances.
+    List,
+    /// Emit an event.
+    Emit {
+        #[arg(short = 'n', long)]
+        no_wait: bool,
+        event: Option<String>,
+        env: Vec<String>,
+    },
+    /// Reload the job configuration.
+    ReloadConfiguration,
+    /// Show init's version.
+    Version,
+    /// Show a job's usage text.
+    Usage { job: Option<String> },
+    /// List the session inits of this user.
+    ListSessions,
+}
+
+const MULTICALL: &[&str] = &["start", "stop", "restart", "reload", "status"];
+
+struct Ctl {
+    prog: String,
+    client: Client,
+}
+
+/// `PROG: MESSAGE`, with no space when the message's first space-or-colon
+/// character is a colon (the reference logger's rule).
+fn error_line(prog: &str, msg: &str) -> String {
+    let first = msg.chars().find(|c| *c == ' ' || *c == ':');
+    if first == Some(':') {
+        format!("{prog}:{msg}")
+    } else {
+        format!("{prog}: {msg}")
+    }
+}
+
+fn fail(prog: &str, msg: &str) -> ExitCode {
+    eprintln!("{}", error_line(prog, msg));
+    ExitCode::from(1)
+}
+
+fn usage_error(prog: &str, msg: &str) -> ExitCode {
+    eprintln!("{}", error_line(prog, msg));
+    eprintln!("Try `{prog} --help' for more information.");
+    ExitCode::from(1)
+}
+
+/// Inside a job both variables are set; commands then act on that instance.
+fn own_instance() -> Option<(String, String)> {
+    let job = std::env::var("UPSTART_JOB").ok()?;
+    let inst = std::env::var("UPSTART_INSTANCE").ok()?;
+    Some((job, inst))
+}
+
+impl Ctl {
+    fn job_path(&self, job: &str) -> Result<OwnedObjectPath, ClientError> {
+        self.client.manager("GetJobByName", &(job,))
+    }
+
+    fn own_instance_path(&self) -> Result<(String, OwnedObjectPath), ClientError> {
+        let (job, inst) = own_instance().ok_or_else(|| ClientError {
+            name: String::new(),
+            message: "missing job name".into(),
+        })?;
+        let jp = self.job_path(&job)?;
+        let ip: OwnedObjectPath = self.client.call(
+            jp.as_str(),
+            JOB_IFACE,
+            "GetInstanceByName",
+            &(inst.as_str(),),
+        )?;
+        Ok((job, ip))
+    }
+
+    fn print_status(&self, job: &str, path: &str) -> Result<(), ClientError> {
+        println!("{}", self.client.status(job, path)?);
+        Ok(())
+    }
+
+    fn run(&self, command: Command) -> Result<(), ClientError> {
+        match command {
+            Command::Start {
+                no_wait,
+                job: Some(job),
+                env,
+            } => {
+                let jp = self.job_path(&job)?;
+                let ip: OwnedObjectPath =
+                    self.client
+                        .call(jp.as_str(), JOB_IFACE, "Start", &(env, !no_wait))?;
+                self.print_status(&job, ip.as_str())
+            }
+            Command::Restart {
+                no_wait,
+                job: Some(job),
+                env,
+            } => {
+                let jp = self.job_path(&job)?;
+                let ip: OwnedObjectPath =
+                    self.client
+                        .call(jp.as_str(), JOB_IFACE, "Restart", &(env, !no_wait))?;
+                self.print_status(&job, ip.as_str())
+            }
+            Command::Stop {
+                no_wait,
+                job: Some(job),
+                env,
+            } => {
+                let jp = self.job_path(&job)?;
+                let ip: OwnedObjectPath =
+                    self.client
+                        .call(jp.as_str(), JOB_IFACE, "GetInstance", &(env.clone(),))?;
+                self.client
+                    .call::<_, ()>(jp.as_str(), JOB_IFACE, "Stop", &(env, !no_wait))?;
+                self.print_status(&job, ip.as_str())
+            }
+            Command::Reload {
+                job: Some(job),
+                env,
+            } => {
+                let jp = self.job_path(&job)?;
+                let ip: OwnedObjectPath =
+                    self.client
+                        .call(jp.as_str(), JOB_IFACE, "GetInstance", &(env,))?;
+                self.client
+                    .call::<_, ()>(ip.as_str(), INSTANCE_IFACE, "Reload", &())
+            }
+            Command::Status {
+                job: Some(job),
+                env,
+            } => {
+                let jp = self.job_path(&job)?;
+                let no_env = env.is_empty();
+                match self.client.call::<_, OwnedObjectPath>(
+                    jp.as_str(),
+                    JOB_IFACE,
+                    "GetInstance",
+                    &(env,),
+                ) {
+                    Ok(ip) => self.print_status(&job, ip.as_str()),
+                    Err(e) if no_env && e.name == "com.ubuntu.Upstart0_6.Error.UnknownInstance" => {
+                        println!("{job} stop/waiting");
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            // Without a job name: act on the job we are running in.
+            Command::Start { .. }
+            | Command::Stop { .. }
+            | Command::Restart { .. }
+            | Command::Reload { .. }
+            | Command::Status { .. } => {
+                let (job, ip) = self.own_instance_path()?;
+                let method = match &command {
+                    Command::Start { .. } => Some(("Start", true)),
+                    Command::Stop { .. } => Some(("Stop", true)),
+                    Command::Restart { .. } => Some(("Restart", true)),
+                    Command::Reload { .. } => Some(("Reload", false)),
+                    _ => None,
+                };
+                match method {
+                    Some((m, true)) => {
+                        self.client
+                            .call::<_, ()>(ip.as_str(), INSTANCE_IFACE, m, &(false,))?
+                    }
+                    Some((m, false)) => {
+                        self.client
+                            .call::<_, ()>(ip.as_str(), INSTANCE_IFACE, m, &())?
+                    }
+                    None => {}
+                }
+                if matches!(command, Command::Reload { .. }) {
+                    return Ok(());
+                }
+                self.print_status(&job, ip.as_str())
+            }
+            Command::List => {
+                let jobs: Vec<OwnedObjectPath> = self.client.manager("GetAllJobs", &())?;
+                for jp in jobs {
+                    let tolerate = |e: ClientError| -> Result<(), ClientError> {
+                        if e.name == "org.freedesktop.DBus.Error.UnknownMethod"
+                            || e.name == "org.freedesktop.DBus.Error.UnknownObject"
+                        {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    };
+                    let name = match self
+                        .client
+                        .property(jp.as_str(), JOB_IFACE, "name")
+                        .and_then(|v| Ok(String::try_from(v)?))
+                    {
+                        Ok(n) => n,
+                        Err(e) => {
+                            tolerate(e)?;
+                            continue;
+                        }
+                    };
+                    let instances: Vec<OwnedObjectPath> =
+                        match self
+                            .client
+                            .call(jp.as_str(), JOB_IFACE, "GetAllInstances", &())
+                        {
+                            Ok(i) => i,
+                            Err(e) => {
+                                tolerate(e)?;
+                                continue;
+                            }
+                        };
+                    if instances.is_empty() {
+                        println!("{name} stop/waiting");
+                    }
+                    for ip in instances {
+                        self.print_status(&name, ip.as_str())?;
+                    }
+                }
+                Ok(())
+            }
+            Command::Emit {
+                no_wait,
+                event,
+                env,
+            } => {
+                let Some(event) = event else {
+                    return Err(ClientError {
+                        name: "usage".into(),
+                        message: "missing event name".into(),
+                    });
+                };
+                self.client
+                    .manager::<_, ()>("EmitEvent", &(event, env, !no_wait))
+            }
+            Command::ReloadConfiguration => {
+                self.client.manager::<_, ()>("ReloadConfiguration", &())
+            }
+            Command::Version => {
+                let v = self.client.property(
+                    outset::control::paths::MANAGER_PATH,
+                    outset::control::paths::MANAGER_IFACE,
+                    "version",
+                )?;
+                println!("{}", String::try_from(v)?);
+                Ok(())
+            }
+            Command::Usage { job } => {
+                let Some(job) = job else {
+                    return Err(ClientError {
+                        name: "usage".into(),
+                        message: "missing job name".into(),
+                    });
+                };
+                let jp = self.job_path(&job)?;
+                let u = String::try_from(self.client.property(jp.as_str(), JOB_IFACE, "usage")?)?;
+                println!("Usage: {u}");
+                Ok(())
+            }
+            Command::ListSessions => Ok(()),
+        }
+    }
+}
+
+/// `initctl list-sessions`: live session files of this user.
+fn list_sessions(prog: &str) -> ExitCode {
+    let Some(runtime) =
+        std::env::var_os("XDG_RUNTIME_DIR").filter(|d| d.to_string_lossy().starts_with('/'))
+    else {
+        return fail(prog, "Unable to query session directory");
+    };
+    let dir = std::path::Path::new(&runtime).join("upstart/sessions");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return fail(prog, "unable to determine sessions");
+    };
+    let mut sessions: Vec<(i32, String)> = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_suffix(".session")
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only checks that the pid exists.
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        if let Some(addr) = text.trim_end().strip_prefix("UPSTART_SESSION=") {
+            sessions.push((pid, addr.to_string()));
+        }
+    }
+    sessions.sort();
+    for (pid, addr) in sessions {
+        println!("{pid} {addr}");
+    }
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let mut argv: Vec<String> = std::env::args().collect();
+    let prog = argv
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "initctl".to_string());
+    if MULTICALL.contains(&prog.as_str()) {
+        argv.insert(1, prog.clone());
+    }
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    ExitCode::SUCCESS
+                }
+                ErrorKind::MissingSubcommand
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    usage_error(&prog, "missing command")
+                }
+                ErrorKind::InvalidSubcommand => {
+                    let cmd = argv
+                        .iter()
+                        .skip(1)
+                        .find(|a| !a.starts_with('-'))
+                        .cloned()
+                        .unwrap_or_default();
+                    usage_error(&prog, &format!("invalid command: {cmd}"))
+                }
+                _ => {
+                    let msg = e.to_string();
+                    let first = msg
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim_start_matches("error: ");
+                    usage_error(&prog, first)
+                }
+            };
+        }
+    };
+    if matches!(cli.command, Command::ListSessions) {
+        return list_sessions(&prog);
+    }
+    if cli.dest.is_some() && !cli.system && !cli.session {
+        return usage_error(&prog, "--dest given without --system");
+    }
+    let session = std::env::var("UPSTART_SESSION")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let user_mode = cli.user || (session.is_some() && !cli.system && !cli.session);
+    let address = if user_mode {
+        match session {
+            Some(s) => s,
+            None => {
+                return fail(
+                    &prog,
+                    "UPSTART_SESSION isn't set in the environment. Unable to locate the Upstart instance.",
+                )
+            }
+        }
+    } else if cli.system {
+        return fail(
+            &prog,
+            "Unable to connect to system bus: message bus connections are not supported yet",
+        );
+    } else if cli.session {
+        return fail(
+            &prog,
+            "Unable to connect to session bus: message bus connections are not supported yet",
+        );
+    } else {
+        "unix:abstract=/com/ubuntu/upstart".to_string()
+    };
+    let client = match Client::connect(&address) {
+        Ok(c) => c,
+        Err(e) => {
+            return fail(
+                &prog,
+                &format!("Unable to connect to Upstart: {}", e.message),
+            )
+        }
+    };
+    let ctl = Ctl {
+        prog: prog.clone(),
+        client,
+    };
+    match ctl.run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.name == "usage" || e.name.is_empty() => usage_error(&ctl.prog, &e.message),
+        Err(e) if e.name == "com.ubuntu.Upstart0_6.Error.EventFailed" => {
+            fail(&ctl.prog, "Event failed")
+        }
+        Err(e) => fail(&ctl.prog, &e.message),
+    }
+}

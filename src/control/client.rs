@@ -1,0 +1,191 @@
+//! The client side used by `initctl` and friends: a peer-to-peer
+//! connection to init and Upstart's status-line format.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use zbus::connection::Builder;
+use zbus::{Connection, OwnedVariant, Type};
+
+use super::paths::{INSTANCE_IFACE, MANAGER_PATH};
+
+/// An error answer from init, or a local failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientError {
+    pub name: String,
+    pub message: String,
+}
+
+impl From<zbus::Error> for ClientError {
+    fn from(e: zbus::Error) -> Self {
+        match e {
+            zbus::Error::MethodError(name, msg, _) => ClientError {
+                name: name.to_string(),
+                message: msg.unwrap_or_default(),
+            },
+            // zbus turns org.freedesktop.DBus.Error.* replies into fdo errors.
+            zbus::Error::FDO(e) => {
+                use zbus::DBusError;
+                ClientError {
+                    name: e.name().to_string(),
+                    message: e.description().unwrap_or_default().to_string(),
+                }
+            }
+            other => ClientError {
+                name: "org.freedesktop.DBus.Error.Failed".into(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+pub struct Client {
+    conn: Connection,
+}
+
+impl Client {
+    /// Connect peer-to-peer to init's private address.
+    pub fn connect(address: &str) -> Result<Client, ClientError> {
+        let builder = Builder::address(address).p2p();
+        let conn = zbus::block_on(builder.build())?;
+        Ok(Client { conn })
+    }
+
+    pub fn call<B, R>(
+        &self,
+        path: &str,
+        iface: &str,
+        method: &str,
+        body: &B,
+    ) -> Result<R, ClientError>
+    where
+        B: Serialize + Type,
+        R: DeserializeOwned + Type,
+    {
+        let reply =
+            zbus::block_on(
+                self.conn
+                    .call_method(None::<&str>, path, Some(iface), method, body),
+            )?;
+        Ok(reply.body().deserialize::<R>()?)
+    }
+
+    pub fn manager<B, R>(&self, method: &str, body: &B) -> Result<R, ClientError>
+    where
+        B: Serialize + Type,
+        R: DeserializeOwned + Type,
+    {
+        self.call(MANAGER_PATH, super::paths::MANAGER_IFACE, method, body)
+    }
+
+    /// One property, still wrapped in its variant.
+    pub fn property(
+        &self,
+        path: &str,
+        iface: &str,
+        name: &str,
+    ) -> Result<OwnedVariant, ClientError> {
+        self.call(
+            path,
+            "org.freedesktop.DBus.Properties",
+            "Get",
+            &(iface, name),
+        )
+    }
+
+    /// The status line(s) of an instance, or `JOB stop/waiting` if it has
+    /// gone (control.md §8.2).
+    pub fn status(&self, job: &str, instance_path: &str) -> Result<String, ClientError> {
+        let get = |name: &str| self.property(instance_path, INSTANCE_IFACE, name);
+        let props = (|| -> Result<_, ClientError> {
+            let name = String::try_from(get("name")?)?;
+            let goal = String::try_from(get("goal")?)?;
+            let state = String::try_from(get("state")?)?;
+            let procs = Vec::<(String, i32)>::try_from(get("processes")?)?;
+            Ok((name, goal, state, procs))
+        })();
+        match props {
+            Ok((name, goal, state, procs)) => Ok(status_line(job, &name, &goal, &state, &procs)),
+            Err(e)
+                if e.name == "org.freedesktop.DBus.Error.UnknownMethod"
+                    || e.name == "org.freedesktop.DBus.Error.UnknownObject" =>
+            {
+                Ok(format!("{job} stop/waiting"))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// `JOB[ (INSTANCE)] GOAL/STATE[, PROCESSINFO]` plus one tab-indented line
+/// per further process.
+pub fn status_line(
+    job: &str,
+    instance: &str,
+    goal: &str,
+    state: &str,
+    procs: &[(String, i32)],
+) -> String {
+    let mut out = job.to_string();
+    if !instance.is_empty() {
+        out.push_str(&format!(" ({instance})"));
+    }
+    out.push_str(&format!(" {goal}/{state}"));
+    for (i, (name, pid)) in procs.iter().enumerate() {
+        if i == 0 {
+            if matches!(name.as_str(), "main" | "pre-start" | "post-stop") {
+                out.push_str(&format!(", process {pid}"));
+            } else {
+                out.push_str(&format!(", ({name}) process {pid}"));
+            }
+        } else {
+            out.push_str(&format!("\n\t{name} process {pid}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_line;
+
+    #[test]
+    fn status_lines() {
+        let p = |v: &[(&str, i32)]| {
+            v.iter()
+                .map(|(n, p)| (n.to_string(), *p))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            status_line("ssh", "", "start", "running", &p(&[("main", 812)])),
+            "ssh start/running, process 812"
+        );
+        assert_eq!(
+            status_line("tty", "tty1", "start", "running", &p(&[("main", 1001)])),
+            "tty (tty1) start/running, process 1001"
+        );
+        assert_eq!(
+            status_line(
+                "foo",
+                "",
+                "start",
+                "post-start",
+                &p(&[("main", 1234), ("post-start", 1357)])
+            ),
+            "foo start/post-start, process 1234\n\tpost-start process 1357"
+        );
+        assert_eq!(
+            status_line(
+                "foo",
+                "",
+                "start",
+                "post-start",
+                &p(&[("post-start", 1357)])
+            ),
+            "foo start/post-start, (post-start) process 1357"
+        );
+        assert_eq!(
+            status_line("foo", "", "stop", "waiting", &[]),
+            "foo stop/waiting"
+        );
+    }
+}

@@ -1,0 +1,500 @@
+//! initctl (and third-party D-Bus clients) against the real daemon in
+//! `--user` mode.
+
+mod common;
+
+use common::TempDir;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Session {
+    dir: TempDir,
+    child: Child,
+    address: String,
+}
+
+impl Session {
+    fn start(tag: &str, jobs: &[(&str, &str)]) -> Session {
+        let dir = TempDir::new(tag);
+        std::fs::create_dir_all(dir.0.join("conf")).expect("conf");
+        std::fs::create_dir_all(dir.0.join("run")).expect("runtime dir");
+        for (name, text) in jobs {
+            dir.write(
+                &format!("conf/{name}.conf"),
+                &text.replace("@DIR@", &dir.0.display().to_string()),
+            );
+        }
+        let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_outset"))
+            .args(["--user", "--no-startup-event", "--confdir"])
+            .arg(dir.0.join("conf"))
+            .arg("--logdir")
+            .arg(dir.0.join("logs"))
+            .env("XDG_RUNTIME_DIR", dir.0.join("run"))
+            .stdin(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("outset");
+        let session_file = dir
+            .0
+            .join(format!("run/upstart/sessions/{}.session", child.id()));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let address = loop {
+            if let Ok(text) = std::fs::read_to_string(&session_file) {
+                if let Some(a) = text.trim_end().strip_prefix("UPSTART_SESSION=") {
+                    break a.to_string();
+                }
+            }
+            assert!(Instant::now() < deadline, "no session file");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Session {
+            dir,
+            child,
+            address,
+        }
+    }
+
+    fn cmd(&self, prog: &str, args: &[&str]) -> Output {
+        Command::new(prog)
+            .args(args)
+            .env("UPSTART_SESSION", &self.address)
+            .env_remove("UPSTART_JOB")
+            .env_remove("UPSTART_INSTANCE")
+            .output()
+            .expect("run client")
+    }
+
+    /// initctl: (exit code, stdout, stderr)
+    fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        let o = self.cmd(env!("CARGO_BIN_EXE_initctl"), args);
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pid_of(status: &str) -> i32 {
+    status
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+const JOBS: &[(&str, &str)] = &[
+    (
+        "web",
+        "description \"web server\"\nconsole none\nexec sleep 1000\n",
+    ),
+    ("fail", "task\nconsole none\nexec /bin/sh -c 'exit 3'\n"),
+    (
+        "task",
+        "task\nconsole none\nexec /bin/sh -c 'sleep 0.2; echo done > @DIR@/task.out'\n",
+    ),
+    (
+        "tty",
+        "instance $TTY\nusage \"start tty TTY=name\"\nconsole none\nexec sleep 1000\n",
+    ),
+    (
+        "a-b.c",
+        "start on go\nstop on halt\nemits thing\nconsole none\nexec sleep 1000\n",
+    ),
+];
+
+#[test]
+fn start_stop_status_list_and_their_errors() {
+    let s = Session::start("ctl", JOBS);
+    let (rc, out, _) = s.ctl(&["list"]);
+    assert_eq!((rc, out.as_str()), (0, "a-b.c stop/waiting\nfail stop/waiting\ntask stop/waiting\ntty stop/waiting\nweb stop/waiting\n"));
+
+    let (rc, out, _) = s.ctl(&["start", "web"]);
+    assert_eq!(rc, 0);
+    assert!(out.starts_with("web start/running, process "), "{out}");
+    let pid = pid_of(&out);
+    assert!(pid > 0);
+    assert_eq!(s.ctl(&["status", "web"]).1, out);
+    assert_eq!(
+        s.ctl(&["start", "web"]),
+        (
+            1,
+            String::new(),
+            "initctl: Job is already running: web\n".to_string()
+        )
+    );
+
+    // A task: start returns once it has run, showing it stopped again.
+    let (rc, out, _) = s.ctl(&["start", "task"]);
+    assert_eq!((rc, out.as_str()), (0, "task stop/waiting\n"));
+    assert_eq!(
+        std::fs::read_to_string(s.dir.0.join("task.out"))
+            .ok()
+            .as_deref(),
+        Some("done\n")
+    );
+    assert_eq!(
+        s.ctl(&["start", "fail"]),
+        (
+            1,
+            String::new(),
+            "initctl: Job failed to start\n".to_string()
+        )
+    );
+
+    // Instances.
+    let (rc, out, _) = s.ctl(&["start", "tty", "TTY=tty1"]);
+    assert_eq!(rc, 0);
+    assert!(
+        out.starts_with("tty (tty1) start/running, process "),
+        "{out}"
+    );
+    assert_eq!(
+        s.ctl(&["start", "tty", "TTY=tty1"]).2,
+        "initctl: Job is already running: tty (tty1)\n"
+    );
+    assert_eq!(
+        s.ctl(&["start", "tty"]),
+        (
+            1,
+            String::new(),
+            "initctl: Unknown parameter: TTY\nUsage: start tty TTY=name\n".to_string()
+        )
+    );
+    assert_eq!(
+        s.ctl(&["status", "tty", "TTY=tty9"]).2,
+        "initctl: Unknown instance: tty9\n"
+    );
+    let (_, list, _) = s.ctl(&["list"]);
+    assert!(
+        list.contains("\ntty (tty1) start/running, process "),
+        "{list}"
+    );
+
+    // Stop and the errors of stopping what is not there.
+    assert_eq!(
+        s.ctl(&["stop", "web"]),
+        (0, "web stop/waiting\n".to_string(), String::new())
+    );
+    assert_eq!(
+        s.ctl(&["stop", "web"]),
+        (
+            1,
+            String::new(),
+            "initctl: Unknown instance: \n".to_string()
+        )
+    );
+    assert_eq!(
+        s.ctl(&["status", "nope"]),
+        (1, String::new(), "initctl: Unknown job: nope\n".to_string())
+    );
+    assert_eq!(
+        s.ctl(&["status", "web"]),
+        (0, "web stop/waiting\n".to_string(), String::new())
+    );
+
+    // Restart gives a new main process.
+    let (_, before, _) = s.ctl(&["status", "tty", "TTY=tty1"]);
+    let (rc, after, _) = s.ctl(&["restart", "tty", "TTY=tty1"]);
+    assert_eq!(rc, 0);
+    assert_ne!(pid_of(&before), pid_of(&after));
+    assert!(after.starts_with("tty (tty1) start/running, process "));
+}
+
+#[test]
+fn emit_waits_for_the_event_and_reports_failure() {
+    let s = Session::start(
+        "emit",
+        &[
+            ("slow", "start on go\ntask\nconsole none\nexec /bin/sh -c 'sleep 0.3; echo $X > @DIR@/slow.out'\n"),
+            ("bad", "start on bad\ntask\nconsole none\nexec /bin/false\n"),
+            ("onfail", "start on bad/failed\ntask\nconsole none\nexec /bin/sh -c 'echo seen > @DIR@/failed.out'\n"),
+        ],
+    );
+    // Blocking emit: returns after the task it started has finished.
+    assert_eq!(
+        s.ctl(&["emit", "go", "X=42"]),
+        (0, String::new(), String::new())
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.dir.0.join("slow.out"))
+            .ok()
+            .as_deref(),
+        Some("42\n")
+    );
+    // --no-wait returns before the task has run.
+    let _ = std::fs::remove_file(s.dir.0.join("slow.out"));
+    assert_eq!(s.ctl(&["emit", "--no-wait", "go", "X=7"]).0, 0);
+    assert!(!s.dir.0.join("slow.out").exists());
+    assert_eq!(
+        s.ctl(&["emit", "bad"]),
+        (1, String::new(), "initctl: Event failed\n".to_string())
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.dir.0.join("failed.out").exists() {
+        assert!(Instant::now() < deadline, "bad/failed was not emitted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        s.ctl(&["emit", "x", "NOEQUALS"]).2,
+        "initctl: Env must be KEY=VALUE pairs\n"
+    );
+    assert_eq!(
+        s.ctl(&["emit", ""]).2,
+        "initctl: Name may not be empty string\n"
+    );
+    assert_eq!(
+        s.ctl(&["emit"]).2,
+        "initctl: missing event name\nTry `initctl --help' for more information.\n"
+    );
+}
+
+#[test]
+fn usage_errors_version_and_multicall_names() {
+    let s = Session::start("misc", JOBS);
+    assert_eq!(
+        s.ctl(&["version"]),
+        (0, "init (upstart 1.13.2)\n".to_string(), String::new())
+    );
+    assert_eq!(s.ctl(&["usage", "tty"]).1, "Usage: start tty TTY=name\n");
+    assert_eq!(s.ctl(&["usage", "web"]).1, "Usage: \n");
+    assert_eq!(
+        s.ctl(&["bogus"]),
+        (
+            1,
+            String::new(),
+            "initctl: invalid command: bogus\nTry `initctl --help' for more information.\n"
+                .to_string()
+        )
+    );
+    assert_eq!(
+        s.ctl(&[]),
+        (
+            1,
+            String::new(),
+            "initctl: missing command\nTry `initctl --help' for more information.\n".to_string()
+        )
+    );
+    assert_eq!(s.ctl(&["reload-configuration"]).0, 0);
+
+    // Invoked as `start`/`status`, initctl is that command.
+    let bin = s.dir.0.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    for name in ["start", "status", "stop"] {
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_initctl"), bin.join(name)).expect("symlink");
+    }
+    let run = |name: &str, args: &[&str]| {
+        let o = s.cmd(bin.join(name).to_str().expect("utf-8 path"), args);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (rc, out, err) = run("start", &["web"]);
+    assert_eq!(rc, Some(0), "{err}");
+    assert!(out.starts_with("web start/running"));
+    assert_eq!(
+        run("start", &["web"]).2,
+        "start: Job is already running: web\n"
+    );
+    assert_eq!(run("status", &["nope"]).2, "status: Unknown job: nope\n");
+    assert_eq!(run("stop", &["web"]).1, "web stop/waiting\n");
+
+    // list-sessions reads the session files.
+    let o = Command::new(env!("CARGO_BIN_EXE_initctl"))
+        .arg("list-sessions")
+        .env("XDG_RUNTIME_DIR", s.dir.0.join("run"))
+        .output()
+        .expect("list-sessions");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("{} {}\n", s.child.id(), s.address)
+    );
+}
+
+#[test]
+fn third_party_clients_work() {
+    let s = Session::start("dbus", JOBS);
+    let dbus_send = |args: &[&str]| {
+        let address = format!("--address={}", s.address);
+        let mut a = vec![
+            address.as_str(),
+            "--print-reply",
+            "--dest=com.ubuntu.Upstart",
+        ];
+        a.extend_from_slice(args);
+        let o = s.cmd("dbus-send", &a);
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (ok, out) = dbus_send(&["/com/ubuntu/Upstart", "com.ubuntu.Upstart0_6.GetAllJobs"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("object path \"/com/ubuntu/Upstart/jobs/a_2db_2ec\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("object path \"/com/ubuntu/Upstart/jobs/web\""),
+        "{out}"
+    );
+    let (ok, out) = dbus_send(&[
+        "/com/ubuntu/Upstart/jobs/web",
+        "com.ubuntu.Upstart0_6.Job.Start",
+        "array:string:",
+        "boolean:true",
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("object path \"/com/ubuntu/Upstart/jobs/web/_\""),
+        "{out}"
+    );
+    let (ok, out) = dbus_send(&[
+        "/com/ubuntu/Upstart/jobs/web/_",
+        "org.freedesktop.DBus.Properties.Get",
+        "string:com.ubuntu.Upstart0_6.Instance",
+        "string:state",
+    ]);
+    assert!(ok && out.contains("string \"running\""), "{out}");
+    let (ok, out) = dbus_send(&[
+        "/com/ubuntu/Upstart",
+        "com.ubuntu.Upstart0_6.GetJobByName",
+        "string:nope",
+    ]);
+    assert!(
+        !ok && out.contains("com.ubuntu.Upstart0_6.Error.UnknownJob")
+            && out.contains("Unknown job: nope"),
+        "{out}"
+    );
+
+    // gdbus sends Hello first; the stand-in answers it.
+    let gdbus = |args: &[&str]| {
+        let mut a = vec![
+            "call",
+            "--address",
+            s.address.as_str(),
+            "--dest",
+            "com.ubuntu.Upstart",
+        ];
+        a.extend_from_slice(args);
+        let o = s.cmd("gdbus", &a);
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (ok, out) = gdbus(&[
+        "--object-path",
+        "/com/ubuntu/Upstart",
+        "--method",
+        "com.ubuntu.Upstart0_6.GetJobByName",
+        "a-b.c",
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.trim(),
+        "(objectpath '/com/ubuntu/Upstart/jobs/a_2db_2ec',)"
+    );
+    let (ok, out) = gdbus(&[
+        "--object-path",
+        "/com/ubuntu/Upstart",
+        "--method",
+        "org.freedesktop.DBus.Properties.Get",
+        "com.ubuntu.Upstart0_6",
+        "version",
+    ]);
+    assert!(ok && out.contains("init (upstart 1.13.2)"), "{out}");
+    let (ok, out) = gdbus(&[
+        "--object-path",
+        "/com/ubuntu/Upstart/jobs/a_2db_2ec",
+        "--method",
+        "org.freedesktop.DBus.Properties.Get",
+        "com.ubuntu.Upstart0_6.Job",
+        "start_on",
+    ]);
+    assert!(ok && out.contains("[['go']]"), "{out}");
+    let (ok, out) = gdbus(&[
+        "--object-path",
+        "/com/ubuntu/Upstart",
+        "--method",
+        "com.ubuntu.Upstart0_6.EmitEvent",
+        "go",
+        "[]",
+        "true",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = gdbus(&[
+        "--object-path",
+        "/com/ubuntu/Upstart/jobs/a_2db_2ec/_",
+        "--method",
+        "org.freedesktop.DBus.Properties.Get",
+        "com.ubuntu.Upstart0_6.Instance",
+        "processes",
+    ]);
+    assert!(ok && out.contains("('main', "), "{out}");
+    let (ok, out) = gdbus(&[
+        "--object-path",
+        "/com/ubuntu/Upstart/jobs/a_2db_2ec",
+        "--method",
+        "com.ubuntu.Upstart0_6.Job.Stop",
+        "[]",
+        "true",
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(s.ctl(&["status", "a-b.c"]).1, "a-b.c stop/waiting\n");
+}
+
+#[test]
+fn waiting_clients_do_not_stall_others() {
+    let s = Session::start(
+        "concurrent",
+        &[
+            ("slow1", "task\nconsole none\nexec sleep 2\n"),
+            ("slow2", "task\nconsole none\nexec sleep 2\n"),
+            ("web", "console none\nexec sleep 1000\n"),
+        ],
+    );
+    let spawn = |job: &str| {
+        Command::new(env!("CARGO_BIN_EXE_initctl"))
+            .args(["start", job])
+            .env("UPSTART_SESSION", &s.address)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("initctl")
+    };
+    let mut a = spawn("slow1");
+    let mut b = spawn("slow2");
+    // Both are now waiting on tasks; a third client is served meanwhile.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, out, _) = s.ctl(&["status", "slow2"]);
+        if out.starts_with("slow2 start/running") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slow2 never started: {out}");
+    }
+    let (rc, out, _) = s.ctl(&["start", "web"]);
+    assert_eq!(rc, 0);
+    assert!(out.starts_with("web start/running"));
+    assert!(
+        a.try_wait().expect("wait").is_none(),
+        "first waiter still waiting"
+    );
+    assert!(
+        b.try_wait().expect("wait").is_none(),
+        "second waiter still waiting"
+    );
+    assert!(a.wait().expect("a").success());
+    assert!(b.wait().expect("b").success());
+}
