@@ -41,6 +41,9 @@ pub enum ParseErrorKind {
     ExpectedVariableName,
     #[error("Mismatched parentheses")]
     MismatchedParens,
+    /// outset's own limit, so that no job file can exhaust PID 1's stack.
+    #[error("Expression nested too deeply")]
+    TooDeep,
 }
 
 /// A parse error located in the text being parsed (1-based line).

@@ -16,7 +16,13 @@ pub enum ExpandError {
     ExpectedOperator,
     #[error("Mismatched braces")]
     MismatchedBraces,
+    /// outset's own limit on `${…}` nesting, to protect PID 1's stack.
+    #[error("Expansion nested too deeply")]
+    TooDeep,
 }
+
+/// Deepest `${…}` nesting expanded.
+pub const MAX_NESTING: usize = 64;
 
 /// Somewhere to look variables up.
 pub trait Env {
@@ -55,7 +61,11 @@ fn var_name(s: &str) -> IResult<&str, &str> {
 
 /// Expand every reference in `text` against `env`.
 pub fn expand<E: Env + ?Sized>(text: &str, env: &E) -> Result<String, ExpandError> {
-    let mut x = Expander { env, strict: true };
+    let mut x = Expander {
+        env,
+        strict: true,
+        depth: 0,
+    };
     let (out, rest) = x.until(text, false)?;
     debug_assert!(rest.is_empty());
     Ok(out)
@@ -66,6 +76,8 @@ struct Expander<'e, E: ?Sized> {
     /// False while skipping a word whose value is not used: unknown
     /// variables there are not errors.
     strict: bool,
+    /// Current `${…}` nesting.
+    depth: usize,
 }
 
 impl<E: Env + ?Sized> Expander<'_, E> {
@@ -118,7 +130,21 @@ impl<E: Env + ?Sized> Expander<'_, E> {
     }
 
     /// `${NAME}`, `${NAME-W}`, `${NAME:-W}`, `${NAME+W}`, `${NAME:+W}`, `${}`.
-    fn braced<'s>(&mut self, mut s: &'s str, out: &mut String) -> Result<&'s str, ExpandError> {
+    fn braced<'s>(&mut self, s: &'s str, out: &mut String) -> Result<&'s str, ExpandError> {
+        if self.depth >= MAX_NESTING {
+            return Err(ExpandError::TooDeep);
+        }
+        self.depth += 1;
+        let result = self.braced_inner(s, out);
+        self.depth -= 1;
+        result
+    }
+
+    fn braced_inner<'s>(
+        &mut self,
+        mut s: &'s str,
+        out: &mut String,
+    ) -> Result<&'s str, ExpandError> {
         // The name may itself contain references, expanded first.
         let mut name = String::new();
         loop {
@@ -227,6 +253,20 @@ mod tests {
         for (input, want) in bad {
             assert_eq!(expand(input, &e).as_ref(), Err(want), "input {input:?}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let e: Vec<String> = Vec::new();
+        let deep = format!("{}x{}", "${A:-".repeat(100_000), "}".repeat(100_000));
+        assert_eq!(expand(&deep, &e), Err(ExpandError::TooDeep));
+        assert_eq!(expand(&"${".repeat(100_000), &e), Err(ExpandError::TooDeep));
+        let ok = format!(
+            "{}x{}",
+            "${A:-".repeat(MAX_NESTING),
+            "}".repeat(MAX_NESTING)
+        );
+        assert_eq!(expand(&ok, &e).as_deref(), Ok("x"));
     }
 
     #[test]

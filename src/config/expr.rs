@@ -52,6 +52,11 @@ impl fmt::Display for EventExpr {
     }
 }
 
+/// The deepest expression tree accepted (operators and parentheses both
+/// count). Real job files stay far below it; the limit keeps every
+/// recursive walk of the tree (display, drop, matching) within the stack.
+pub const MAX_DEPTH: usize = 1000;
+
 /// Build the tree from collected tokens. `end_line` is where collection
 /// stopped, used for errors at the end of the expression.
 pub fn parse_expression(tokens: &[ExprToken], end_line: usize) -> Result<EventExpr, ParseError> {
@@ -60,7 +65,7 @@ pub fn parse_expression(tokens: &[ExprToken], end_line: usize) -> Result<EventEx
         pos: 0,
         end_line,
     };
-    p.expr(0)
+    p.expr(0).map(|(e, _)| e)
 }
 
 struct ExprParser<'t> {
@@ -77,14 +82,15 @@ impl ExprParser<'_> {
         }
     }
 
-    fn expr(&mut self, depth: usize) -> Result<EventExpr, ParseError> {
-        let mut left = self.term(depth)?;
+    /// Returns the tree and its depth.
+    fn expr(&mut self, depth: usize) -> Result<(EventExpr, usize), ParseError> {
+        let (mut left, mut height) = self.term(depth)?;
         loop {
             let tok = self.tokens.get(self.pos);
             let op = match tok.map(|t| &t.kind) {
                 None if depth > 0 => return Err(self.err(ParseErrorKind::MismatchedParens, None)),
-                None => return Ok(left),
-                Some(ExprTokenKind::Close) if depth > 0 => return Ok(left),
+                None => return Ok((left, height)),
+                Some(ExprTokenKind::Close) if depth > 0 => return Ok((left, height)),
                 Some(ExprTokenKind::Close) => {
                     return Err(self.err(ParseErrorKind::MismatchedParens, tok))
                 }
@@ -95,7 +101,11 @@ impl ExprParser<'_> {
                 Some(ExprTokenKind::Or) => Operator::Or,
             };
             self.pos += 1;
-            let right = self.term(depth)?;
+            let (right, right_height) = self.term(depth)?;
+            height = 1 + height.max(right_height);
+            if height > MAX_DEPTH {
+                return Err(self.err(ParseErrorKind::TooDeep, tok));
+            }
             left = EventExpr::Op {
                 op,
                 left: Box::new(left),
@@ -104,8 +114,11 @@ impl ExprParser<'_> {
         }
     }
 
-    fn term(&mut self, depth: usize) -> Result<EventExpr, ParseError> {
+    fn term(&mut self, depth: usize) -> Result<(EventExpr, usize), ParseError> {
         let tok = self.tokens.get(self.pos);
+        if depth > MAX_DEPTH {
+            return Err(self.err(ParseErrorKind::TooDeep, tok));
+        }
         match tok.map(|t| &t.kind) {
             None | Some(ExprTokenKind::And | ExprTokenKind::Or) => {
                 Err(self.err(ParseErrorKind::ExpectedEvent, tok))
@@ -116,10 +129,10 @@ impl ExprParser<'_> {
             Some(ExprTokenKind::Close) => Err(self.err(ParseErrorKind::ExpectedEvent, tok)),
             Some(ExprTokenKind::Open) => {
                 self.pos += 1;
-                let inner = self.expr(depth + 1)?;
+                let (inner, height) = self.expr(depth + 1)?;
                 // expr() at depth > 0 only returns when it sits on `)`.
                 self.pos += 1;
-                Ok(inner)
+                Ok((inner, height + 1))
             }
             Some(ExprTokenKind::Word(event)) => {
                 let event = event.clone();
@@ -138,8 +151,46 @@ impl ExprParser<'_> {
                     args.push(arg.clone());
                     self.pos += 1;
                 }
-                Ok(EventExpr::Match { event, args })
+                Ok((EventExpr::Match { event, args }, 1))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{parse_job, ClassDefaults, ParseErrorKind};
+
+    fn parse(text: &str) -> Result<String, ParseErrorKind> {
+        match parse_job("j", "j.conf", text, &ClassDefaults::default()) {
+            Ok(c) => Ok(c.start_on.map(|e| e.to_string()).unwrap_or_default()),
+            Err(crate::config::ConfigError::Parse { kind, .. }) => Err(kind),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn deep_input_is_an_error_not_a_crash() {
+        let n = 50_000;
+        let parens = format!("start on {}a{}\n", "(".repeat(n), ")".repeat(n));
+        assert_eq!(parse(&parens), Err(ParseErrorKind::TooDeep));
+        let chain = format!("start on a{}\n", " or a".repeat(n));
+        assert_eq!(parse(&chain), Err(ParseErrorKind::TooDeep));
+        // Deep but within the limit: parses, prints and drops.
+        let ok = format!("start on a{}\n", " and b".repeat(super::MAX_DEPTH - 1));
+        let shown = parse(&ok).expect("within the limit");
+        assert!(shown.starts_with(&"(".repeat(super::MAX_DEPTH - 1)));
+    }
+
+    #[test]
+    fn long_files_parse() {
+        // Line numbers are counted incrementally: a long file stays linear.
+        let text = format!("{}bogus\n", "task\n".repeat(200_000));
+        assert_eq!(
+            parse_job("j", "j.conf", &text, &ClassDefaults::default())
+                .unwrap_err()
+                .to_string(),
+            "j.conf:200001: Unknown stanza"
+        );
     }
 }

@@ -44,11 +44,18 @@ pub struct Token {
 pub struct Lexer<'a> {
     src: &'a str,
     pos: usize,
+    /// Line numbers are counted incrementally from the last position asked
+    /// about (positions only move forward), keeping parsing linear.
+    line_cache: std::cell::Cell<(usize, usize)>,
 }
 
 impl<'a> Lexer<'a> {
     pub fn new(src: &'a str) -> Self {
-        Lexer { src, pos: 0 }
+        Lexer {
+            src,
+            pos: 0,
+            line_cache: std::cell::Cell::new((0, 1)),
+        }
     }
 
     fn bytes(&self) -> &'a [u8] {
@@ -74,7 +81,16 @@ impl<'a> Lexer<'a> {
 
     fn line_of(&self, pos: usize) -> usize {
         let end = pos.min(self.src.len());
-        1 + self.bytes()[..end].iter().filter(|&&b| b == b'\n').count()
+        let (mut from, mut line) = self.line_cache.get();
+        if end < from {
+            (from, line) = (0, 1);
+        }
+        line += self.bytes()[from..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.line_cache.set((end, line));
+        line
     }
 
     pub fn error(&self, kind: ParseErrorKind) -> ParseError {
