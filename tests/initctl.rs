@@ -498,3 +498,111 @@ fn waiting_clients_do_not_stall_others() {
     assert!(a.wait().expect("a").success());
     assert!(b.wait().expect("b").success());
 }
+
+#[test]
+fn environment_log_priority_and_config_commands() {
+    let s = Session::start(
+        "envcmds",
+        &[
+            ("fruit", "start on starting grape\nstop on peach\nconsole none\nexec sleep 1000\n"),
+            ("net", "emits net-*\nstart on net-up or nope\nconsole none\nexec sleep 1000\n"),
+            ("w", "start on (starting fruit and runlevel [2345]) or stopped JOB=net\nconsole none\nexec sleep 1000\n"),
+        ],
+    );
+    // set-env KEY creates KEY=; --retain keeps an existing value.
+    assert_eq!(s.ctl(&["set-env", "FOO"]).0, 0);
+    assert_eq!(s.ctl(&["get-env", "FOO"]).1, "\n");
+    assert_eq!(s.ctl(&["set-env", "-r", "FOO=2"]).0, 0);
+    assert_eq!(s.ctl(&["get-env", "FOO"]).1, "\n");
+    assert_eq!(s.ctl(&["set-env", "FOO=3", "BAR=4"]).0, 0);
+    assert_eq!(s.ctl(&["get-env", "FOO"]).1, "3\n");
+    let (_, list, _) = s.ctl(&["list-env"]);
+    let lines: Vec<&str> = list.lines().collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted, "list-env is sorted");
+    assert!(lines.contains(&"BAR=4") && lines.contains(&"FOO=3"));
+    assert_eq!(s.ctl(&["unset-env", "FOO", "NEVER_SET"]).0, 0);
+    assert_eq!(
+        s.ctl(&["get-env", "FOO"]),
+        (
+            1,
+            String::new(),
+            "initctl: No such variable: FOO\n".to_string()
+        )
+    );
+    assert_eq!(
+        s.ctl(&["get-env"]).2,
+        "initctl: missing variable name\nTry `initctl --help' for more information.\n"
+    );
+    assert_eq!(s.ctl(&["reset-env"]).0, 0);
+    assert_eq!(
+        s.ctl(&["get-env", "BAR"]).0,
+        1,
+        "reset-env restores the initial table"
+    );
+
+    // New jobs start with the global table as it is now.
+    assert_eq!(s.ctl(&["set-env", "ZED=9"]).0, 0);
+    // `w` half-matches `starting fruit` and holds it, so do not wait.
+    assert_eq!(s.ctl(&["start", "--no-wait", "fruit"]).0, 0);
+    let o = Command::new(env!("CARGO_BIN_EXE_initctl"))
+        .args(["get-env", "ZED"])
+        .env("UPSTART_SESSION", &s.address)
+        .env("UPSTART_JOB", "fruit")
+        .env("UPSTART_INSTANCE", "")
+        .output()
+        .expect("get-env in job");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "9\n");
+
+    assert_eq!(s.ctl(&["log-priority"]).1, "message\n");
+    assert_eq!(s.ctl(&["log-priority", "info"]).0, 0);
+    assert_eq!(s.ctl(&["log-priority"]).1, "info\n");
+    assert_eq!(
+        s.ctl(&["log-priority", "loud"]).2,
+        "initctl: The log priority given was not recognised\n"
+    );
+
+    assert_eq!(
+        s.ctl(&["show-config", "w"]).1,
+        "w\n  start on ((starting fruit and runlevel [2345]) or stopped JOB=net)\n"
+    );
+    assert_eq!(
+        s.ctl(&["show-config", "-e", "w"]).1,
+        "w\n  start on starting (job: fruit, env:)\n  start on runlevel (job:, env: [2345])\n  start on stopped (job: net, env:)\n"
+    );
+    assert_eq!(
+        s.ctl(&["show-config", "net"]).1,
+        "net\n  emits net-*\n  start on (net-up or nope)\n"
+    );
+
+    let (rc, out, _) = s.ctl(&["check-config"]);
+    assert_eq!(rc, 1);
+    assert_eq!(
+        out,
+        "fruit\n  start on: unknown job grape\n  stop on: unknown event peach\n"
+    );
+    assert_eq!(
+        s.ctl(&["check-config", "-i", "peach", "fruit"]).1,
+        "fruit\n  start on: unknown job grape\n"
+    );
+    assert_eq!(
+        s.ctl(&["check-config", "--warn", "net"]).1,
+        "net\n  start on: unknown event nope\n"
+    );
+    assert_eq!(
+        s.ctl(&["check-config", "zzz"]).2,
+        "initctl: Invalid job class: zzz\n"
+    );
+
+    assert_eq!(s.ctl(&["notify-disk-writeable"]).0, 0);
+    assert_eq!(
+        s.ctl(&["notify-cgroup-manager-address", "unix:path=/tmp/none"])
+            .0,
+        0
+    );
+    assert_eq!(
+        s.ctl(&["notify-cgroup-manager-address"]).2,
+        "initctl: missing address\nTry `initctl --help' for more information.\n"
+    );
+}

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use outset::control::client::{Client, ClientError};
 use outset::control::paths::{INSTANCE_IFACE, JOB_IFACE};
+use outset::control::showconfig;
 use zbus::OwnedObjectPath;
 
 #[derive(Parser)]
@@ -83,6 +84,59 @@ enum Command {
     Usage { job: Option<String> },
     /// List the session inits of this user.
     ListSessions,
+    /// Show a variable of the job environment.
+    GetEnv {
+        #[arg(short, long)]
+        global: bool,
+        name: Option<String>,
+    },
+    /// Set variables of the job environment.
+    SetEnv {
+        #[arg(short, long)]
+        global: bool,
+        /// Keep a variable's existing value.
+        #[arg(short, long)]
+        retain: bool,
+        vars: Vec<String>,
+    },
+    /// Remove variables from the job environment.
+    UnsetEnv {
+        #[arg(short, long)]
+        global: bool,
+        names: Vec<String>,
+    },
+    /// List the job environment.
+    ListEnv {
+        #[arg(short, long)]
+        global: bool,
+    },
+    /// Reset the job environment to its initial value.
+    ResetEnv {
+        #[arg(short, long)]
+        global: bool,
+    },
+    /// Show or set init's log priority.
+    LogPriority { priority: Option<String> },
+    /// Tell init the disk is writeable (flush early job logs).
+    NotifyDiskWriteable,
+    /// Tell a session init where the D-Bus bus is.
+    NotifyDbusAddress { address: Option<String> },
+    /// Tell init where the cgroup manager is.
+    NotifyCgroupManagerAddress { address: Option<String> },
+    /// Show the start and stop conditions of jobs.
+    ShowConfig {
+        #[arg(short, long)]
+        enumerate: bool,
+        conf: Option<String>,
+    },
+    /// Report events and jobs that conditions name but nothing provides.
+    CheckConfig {
+        #[arg(short, long = "ignore-events", value_name = "LIST")]
+        ignore_events: Vec<String>,
+        #[arg(short, long)]
+        warn: bool,
+        conf: Option<String>,
+    },
 }
 
 const MULTICALL: &[&str] = &["start", "stop", "restart", "reload", "status"];
@@ -90,6 +144,29 @@ const MULTICALL: &[&str] = &["start", "stop", "restart", "reload", "status"];
 struct Ctl {
     prog: String,
     client: Client,
+    user_mode: bool,
+}
+
+fn usage(message: &str) -> ClientError {
+    ClientError {
+        name: "usage".into(),
+        message: message.into(),
+    }
+}
+
+/// `[]` for the global table, or `[JOB, INSTANCE]` inside a job.
+fn env_details(global: bool) -> Result<Vec<String>, ClientError> {
+    if global {
+        return Ok(Vec::new());
+    }
+    match (
+        std::env::var("UPSTART_JOB").ok(),
+        std::env::var("UPSTART_INSTANCE").ok(),
+    ) {
+        (Some(job), Some(inst)) => Ok(vec![job, inst]),
+        (Some(_), None) => Err(usage("missing job name")),
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// `PROG: MESSAGE`, with no space when the message's first space-or-colon
@@ -122,6 +199,32 @@ fn own_instance() -> Option<(String, String)> {
 }
 
 impl Ctl {
+    /// Name, emits and conditions of one job (or every job).
+    fn jobs(&self, only: Option<&str>) -> Result<Vec<showconfig::JobInfo>, ClientError> {
+        let paths: Vec<OwnedObjectPath> = match only {
+            Some(name) => vec![self.job_path(name)?],
+            None => self.client.manager("GetAllJobs", &())?,
+        };
+        let mut out = Vec::new();
+        for p in paths {
+            let get = |n: &str| self.client.property(p.as_str(), JOB_IFACE, n);
+            let info = (|| -> Result<showconfig::JobInfo, ClientError> {
+                Ok(showconfig::JobInfo {
+                    name: String::try_from(get("name")?)?,
+                    emits: Vec::<String>::try_from(get("emits")?)?,
+                    start_on: Vec::<Vec<String>>::try_from(get("start_on")?)?,
+                    stop_on: Vec::<Vec<String>>::try_from(get("stop_on")?)?,
+                })
+            })();
+            match info {
+                Ok(i) => out.push(i),
+                Err(e) if e.name == "org.freedesktop.DBus.Error.UnknownObject" => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     fn job_path(&self, job: &str) -> Result<OwnedObjectPath, ClientError> {
         self.client.manager("GetJobByName", &(job,))
     }
@@ -326,6 +429,129 @@ impl Ctl {
                 Ok(())
             }
             Command::ListSessions => Ok(()),
+            Command::GetEnv { global, name } => {
+                let name = name.ok_or_else(|| usage("missing variable name"))?;
+                let v: String = self
+                    .client
+                    .manager("GetEnv", &(env_details(global)?, name))?;
+                println!("{v}");
+                Ok(())
+            }
+            Command::SetEnv {
+                global,
+                retain,
+                vars,
+            } => {
+                if vars.is_empty() {
+                    return Err(usage("missing variable value"));
+                }
+                self.client
+                    .manager::<_, ()>("SetEnvList", &(env_details(global)?, vars, !retain))
+            }
+            Command::UnsetEnv { global, names } => {
+                if names.is_empty() {
+                    return Err(usage("missing variable name"));
+                }
+                self.client
+                    .manager::<_, ()>("UnsetEnvList", &(env_details(global)?, names))
+            }
+            Command::ListEnv { global } => {
+                let mut vars: Vec<String> =
+                    self.client.manager("ListEnv", &(env_details(global)?,))?;
+                vars.sort();
+                for v in vars {
+                    println!("{v}");
+                }
+                Ok(())
+            }
+            Command::ResetEnv { global } => self
+                .client
+                .manager::<_, ()>("ResetEnv", &(env_details(global)?,)),
+            Command::LogPriority { priority } => {
+                let path = outset::control::paths::MANAGER_PATH;
+                let iface = outset::control::paths::MANAGER_IFACE;
+                match priority {
+                    Some(p) => self.client.call::<_, ()>(
+                        path,
+                        "org.freedesktop.DBus.Properties",
+                        "Set",
+                        &(iface, "log_priority", zbus::Variant::from(p)),
+                    ),
+                    None => {
+                        println!(
+                            "{}",
+                            String::try_from(self.client.property(path, iface, "log_priority")?)?
+                        );
+                        Ok(())
+                    }
+                }
+            }
+            Command::NotifyDiskWriteable => {
+                self.client.manager::<_, ()>("NotifyDiskWriteable", &())
+            }
+            Command::NotifyDbusAddress { address } => {
+                let a = address.ok_or_else(|| usage("missing D-Bus address"))?;
+                self.client.manager::<_, ()>("NotifyDBusAddress", &(a,))
+            }
+            Command::NotifyCgroupManagerAddress { address } => {
+                let a = address.ok_or_else(|| usage("missing address"))?;
+                self.client
+                    .manager::<_, ()>("NotifyCGroupManagerAddress", &(a,))
+            }
+            Command::ShowConfig { enumerate, conf } => {
+                for job in self.jobs(conf.as_deref())? {
+                    for line in showconfig::show(&job, enumerate) {
+                        println!("{line}");
+                    }
+                }
+                Ok(())
+            }
+            Command::CheckConfig {
+                ignore_events,
+                warn,
+                conf,
+            } => {
+                let all = self.jobs(None)?;
+                let ignored: Vec<String> = ignore_events
+                    .iter()
+                    .flat_map(|l| l.split(','))
+                    .filter(|e| !e.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                let known = showconfig::Known {
+                    jobs: &all,
+                    ignored: &ignored,
+                    user_mode: self.user_mode,
+                    warn,
+                };
+                let targets: Vec<&showconfig::JobInfo> = match &conf {
+                    Some(c) => match all.iter().find(|j| &j.name == c) {
+                        Some(j) => vec![j],
+                        None => {
+                            return Err(ClientError {
+                                name: "local".into(),
+                                message: format!("Invalid job class: {c}"),
+                            })
+                        }
+                    },
+                    None => all.iter().collect(),
+                };
+                let mut found = false;
+                for job in targets {
+                    for line in known.check(job) {
+                        found = true;
+                        println!("{line}");
+                    }
+                }
+                if found {
+                    Err(ClientError {
+                        name: "silent".into(),
+                        message: String::new(),
+                    })
+                } else {
+                    Ok(())
+                }
+            }
         }
     }
 }
@@ -457,10 +683,12 @@ fn main() -> ExitCode {
     let ctl = Ctl {
         prog: prog.clone(),
         client,
+        user_mode,
     };
     match ctl.run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.name == "usage" || e.name.is_empty() => usage_error(&ctl.prog, &e.message),
+        Err(e) if e.name == "silent" => ExitCode::from(1),
         Err(e) if e.name == "com.ubuntu.Upstart0_6.Error.EventFailed" => {
             fail(&ctl.prog, "Event failed")
         }

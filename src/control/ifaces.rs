@@ -93,6 +93,135 @@ impl Manager {
         unit(&self.engine, Request::ReloadConfiguration).await
     }
 
+    async fn get_env(
+        &self,
+        job_details: Vec<String>,
+        name: String,
+    ) -> Result<String, UpstartError> {
+        match self
+            .engine
+            .call(Request::GetEnv {
+                details: job_details,
+                name,
+            })
+            .await?
+        {
+            Value::Str(v) => Ok(v),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn set_env(
+        &self,
+        job_details: Vec<String>,
+        var: String,
+        replace: bool,
+    ) -> Result<(), UpstartError> {
+        let req = Request::SetEnvList {
+            details: job_details,
+            vars: vec![var],
+            replace,
+        };
+        unit(&self.engine, req).await
+    }
+
+    async fn set_env_list(
+        &self,
+        job_details: Vec<String>,
+        vars: Vec<String>,
+        replace: bool,
+    ) -> Result<(), UpstartError> {
+        unit(
+            &self.engine,
+            Request::SetEnvList {
+                details: job_details,
+                vars,
+                replace,
+            },
+        )
+        .await
+    }
+
+    async fn unset_env(&self, job_details: Vec<String>, name: String) -> Result<(), UpstartError> {
+        unit(
+            &self.engine,
+            Request::UnsetEnvList {
+                details: job_details,
+                names: vec![name],
+            },
+        )
+        .await
+    }
+
+    async fn unset_env_list(
+        &self,
+        job_details: Vec<String>,
+        names: Vec<String>,
+    ) -> Result<(), UpstartError> {
+        unit(
+            &self.engine,
+            Request::UnsetEnvList {
+                details: job_details,
+                names,
+            },
+        )
+        .await
+    }
+
+    async fn list_env(&self, job_details: Vec<String>) -> Result<Vec<String>, UpstartError> {
+        match self
+            .engine
+            .call(Request::ListEnv {
+                details: job_details,
+            })
+            .await?
+        {
+            Value::Strs(v) => Ok(v),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn reset_env(&self, job_details: Vec<String>) -> Result<(), UpstartError> {
+        unit(
+            &self.engine,
+            Request::ResetEnv {
+                details: job_details,
+            },
+        )
+        .await
+    }
+
+    async fn notify_disk_writeable(&self) -> Result<(), UpstartError> {
+        unit(&self.engine, Request::NotifyDiskWriteable).await
+    }
+
+    #[zbus(name = "NotifyDBusAddress")]
+    async fn notify_dbus_address(&self, address: String) -> Result<(), UpstartError> {
+        unit(&self.engine, Request::NotifyDBusAddress(address)).await
+    }
+
+    #[zbus(name = "NotifyCGroupManagerAddress")]
+    async fn notify_cgroup_manager_address(&self, address: String) -> Result<(), UpstartError> {
+        unit(&self.engine, Request::NotifyCGroupManagerAddress(address)).await
+    }
+
+    #[zbus(property, name = "log_priority")]
+    async fn log_priority(&self) -> fdo::Result<String> {
+        match self.engine.call(Request::GetLogPriority).await {
+            Ok(Value::Str(v)) => Ok(v),
+            _ => Err(fdo::Error::Failed("unexpected answer".into())),
+        }
+    }
+
+    #[zbus(property, name = "log_priority")]
+    async fn set_log_priority(&self, value: String) -> fdo::Result<()> {
+        self.engine
+            .call(Request::SetLogPriority(value))
+            .await
+            .map(|_| ())
+            .map_err(|e| fdo::Error::InvalidArgs(e.message))
+    }
+
     #[zbus(property, name = "version")]
     fn version(&self) -> String {
         "init (upstart 1.13.2)".to_string()

@@ -7,6 +7,7 @@ mod ifaces;
 pub mod paths;
 pub mod protocol;
 mod server;
+pub mod showconfig;
 
 pub use protocol::{
     Answer, Broadcast, CallError, EngineHandle, Envelope, InstanceProps, JobProps, Request, Value,

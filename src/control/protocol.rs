@@ -83,6 +83,30 @@ pub enum Request {
     },
     /// Every job and its instances, for a new connection.
     Snapshot,
+    GetEnv {
+        details: Vec<String>,
+        name: String,
+    },
+    SetEnvList {
+        details: Vec<String>,
+        vars: Vec<String>,
+        replace: bool,
+    },
+    UnsetEnvList {
+        details: Vec<String>,
+        names: Vec<String>,
+    },
+    ListEnv {
+        details: Vec<String>,
+    },
+    ResetEnv {
+        details: Vec<String>,
+    },
+    GetLogPriority,
+    SetLogPriority(String),
+    NotifyDiskWriteable,
+    NotifyDBusAddress(String),
+    NotifyCGroupManagerAddress(String),
 }
 
 /// What a job object exposes.
@@ -115,6 +139,8 @@ pub enum Value {
     Job(JobProps),
     Instance(InstanceProps),
     Snapshot(Vec<(String, Vec<String>)>),
+    Str(String),
+    Strs(Vec<String>),
 }
 
 pub type Answer = Result<Value, CallError>;

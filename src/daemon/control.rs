@@ -318,6 +318,62 @@ impl Daemon {
                     processes,
                 }))
             }
+            Request::GetEnv { details, name } => self
+                .engine
+                .get_env(&details, &name)
+                .map(Value::Str)
+                .map_err(err),
+            Request::ListEnv { details } => {
+                self.engine.list_env(&details).map(Value::Strs).map_err(err)
+            }
+            Request::SetEnvList {
+                details,
+                vars,
+                replace,
+            } => self
+                .engine
+                .set_env_list(&details, &vars, replace, std::process::id() == 1)
+                .map(|()| Value::Unit)
+                .map_err(err),
+            Request::UnsetEnvList { details, names } => self
+                .engine
+                .unset_env_list(&details, &names, std::process::id() == 1)
+                .map(|()| Value::Unit)
+                .map_err(err),
+            Request::ResetEnv { details } => {
+                let initial = self.config.job_env.clone();
+                self.engine
+                    .reset_env(&details, &initial, std::process::id() == 1)
+                    .map(|()| Value::Unit)
+                    .map_err(err)
+            }
+            Request::GetLogPriority => Ok(Value::Str(
+                super::logger::priority_name(&self.log_priority).to_string(),
+            )),
+            Request::SetLogPriority(name) => {
+                if super::logger::set_priority(&self.log_priority, &name) {
+                    Ok(Value::Unit)
+                } else {
+                    Err(CallError::new(
+                        "org.freedesktop.DBus.Error.InvalidArgs",
+                        "The log priority given was not recognised",
+                    ))
+                }
+            }
+            // Job output is written as it arrives and flushed when a
+            // process ends, so there is nothing held back to flush.
+            Request::NotifyDiskWriteable => Ok(Value::Unit),
+            Request::NotifyDBusAddress(_) => Err(CallError::new(
+                "org.freedesktop.DBus.Error.NotSupported",
+                "Connecting to a message bus is not supported yet",
+            )),
+            Request::NotifyCGroupManagerAddress(address) => {
+                // First address wins; with --no-cgroups the call does nothing.
+                if !self.engine.options.no_cgroups && self.engine.options.cgroup_manager.is_none() {
+                    self.engine.options.cgroup_manager = Some(address);
+                }
+                Ok(Value::Unit)
+            }
             Request::Snapshot => Ok(Value::Snapshot(
                 self.engine
                     .slots

@@ -3,6 +3,8 @@
 
 use slog::{o, Drain, Logger};
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use crate::job::Level;
 
@@ -18,9 +20,10 @@ pub fn slog_level(level: Level) -> slog::Level {
     }
 }
 
-/// Writes each record as one `init: MESSAGE` line on stderr.
+/// Writes each record as one `init: MESSAGE` line on stderr, at or above
+/// a priority that can change at run time.
 struct StderrDrain {
-    min: slog::Level,
+    min: Arc<AtomicUsize>,
 }
 
 impl Drain for StderrDrain {
@@ -28,7 +31,9 @@ impl Drain for StderrDrain {
     type Err = slog::Never;
 
     fn log(&self, record: &slog::Record<'_>, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
-        if record.level().is_at_least(self.min) {
+        let min =
+            slog::Level::from_usize(self.min.load(Ordering::Relaxed)).unwrap_or(slog::Level::Info);
+        if record.level().is_at_least(min) {
             let line = format!("init: {}\n", record.msg());
             // One write per record; a failed log write is not fatal.
             let _ = std::io::stderr().lock().write_all(line.as_bytes());
@@ -37,14 +42,41 @@ impl Drain for StderrDrain {
     }
 }
 
-pub fn stderr_logger(min: Level) -> Logger {
-    Logger::root(
-        StderrDrain {
-            min: slog_level(min),
+/// The logger and the handle that changes its priority.
+pub fn stderr_logger(min: Level) -> (Logger, Arc<AtomicUsize>) {
+    let handle = Arc::new(AtomicUsize::new(slog_level(min).as_usize()));
+    let drain = StderrDrain {
+        min: handle.clone(),
+    };
+    (Logger::root(drain.fuse(), o!()), handle)
+}
+
+/// Upstart's priority names, as `initctl log-priority` uses them.
+pub const PRIORITY_NAMES: [(&str, Level); 6] = [
+    ("debug", Level::Debug),
+    ("info", Level::Info),
+    ("message", Level::Message),
+    ("warn", Level::Warn),
+    ("error", Level::Error),
+    ("fatal", Level::Fatal),
+];
+
+pub fn priority_name(handle: &AtomicUsize) -> &'static str {
+    let current = handle.load(Ordering::Relaxed);
+    PRIORITY_NAMES
+        .iter()
+        .find(|(_, l)| slog_level(*l).as_usize() == current)
+        .map_or("message", |(n, _)| n)
+}
+
+pub fn set_priority(handle: &AtomicUsize, name: &str) -> bool {
+    match PRIORITY_NAMES.iter().find(|(n, _)| *n == name) {
+        Some((_, l)) => {
+            handle.store(slog_level(*l).as_usize(), Ordering::Relaxed);
+            true
         }
-        .fuse(),
-        o!(),
-    )
+        None => false,
+    }
 }
 
 pub fn log(logger: &Logger, level: Level, message: &str) {

@@ -71,12 +71,13 @@ pub struct Daemon {
     requests: Option<std::sync::mpsc::Receiver<crate::control::Envelope>>,
     pending: control::Pending,
     session_file: Option<PathBuf>,
+    log_priority: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Daemon {
     pub fn new(config: DaemonConfig) -> Result<Self, DaemonError> {
         let poll = Poll::new()?;
-        let logger = logger::stderr_logger(config.log_level);
+        let (logger, log_priority) = logger::stderr_logger(config.log_level);
         let mut mask = SigSet::empty();
         for sig in [
             Signal::SIGCHLD,
@@ -123,6 +124,7 @@ impl Daemon {
             requests: None,
             pending: control::Pending::default(),
             session_file: None,
+            log_priority,
         };
         daemon.watch_sources();
         daemon.open_control()?;

@@ -3,6 +3,7 @@
 //! methods, and everything it needs from the world goes through [`Sys`].
 
 mod engine;
+mod envops;
 mod instance;
 mod state;
 mod sys;

@@ -1,0 +1,295 @@
+//! `initctl show-config` and `check-config`, computed from the job
+//! properties a client can read (control.md §8.4, §8.5).
+
+use crate::event::fnmatch;
+
+/// One job as seen over D-Bus.
+#[derive(Debug, Clone, Default)]
+pub struct JobInfo {
+    pub name: String,
+    pub emits: Vec<String>,
+    /// Post-order flattening: `["/AND"]`, `["/OR"]` or `[EVENT, ARG…]`.
+    pub start_on: Vec<Vec<String>>,
+    pub stop_on: Vec<Vec<String>>,
+}
+
+/// Rebuild the fully bracketed expression text.
+pub fn expression(flat: &[Vec<String>]) -> String {
+    let mut stack: Vec<String> = Vec::new();
+    for node in flat {
+        match node.first().map(String::as_str) {
+            Some(op @ ("/AND" | "/OR")) if node.len() == 1 => {
+                let right = stack.pop().unwrap_or_default();
+                let left = stack.pop().unwrap_or_default();
+                let word = if op == "/AND" { "and" } else { "or" };
+                stack.push(format!("({left} {word} {right})"));
+            }
+            _ => stack.push(node.join(" ")),
+        }
+    }
+    stack.pop().unwrap_or_default()
+}
+
+const JOB_EVENTS: [&str; 4] = ["starting", "started", "stopping", "stopped"];
+
+/// The job a job-event leaf names, and the remaining arguments.
+fn split_job(leaf: &[String]) -> (Option<String>, Vec<String>) {
+    let Some((event, args)) = leaf.split_first() else {
+        return (None, Vec::new());
+    };
+    if !JOB_EVENTS.contains(&event.as_str()) {
+        return (None, args.to_vec());
+    }
+    if let Some(i) = args.iter().position(|a| a.starts_with("JOB=")) {
+        let job = args[i]["JOB=".len()..].to_string();
+        let rest = args
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, a)| a.clone())
+            .collect();
+        return (Some(job), rest);
+    }
+    match args.first() {
+        Some(first) if !first.contains('=') => (Some(first.clone()), args[1..].to_vec()),
+        _ => (None, args.to_vec()),
+    }
+}
+
+fn is_leaf(node: &[String]) -> bool {
+    !(node.len() == 1 && matches!(node[0].as_str(), "/AND" | "/OR"))
+}
+
+/// The lines `show-config` prints for one job.
+pub fn show(job: &JobInfo, enumerate: bool) -> Vec<String> {
+    let mut out = vec![job.name.clone()];
+    for e in &job.emits {
+        out.push(format!("  emits {e}"));
+    }
+    for (label, flat) in [("start on", &job.start_on), ("stop on", &job.stop_on)] {
+        if flat.is_empty() {
+            continue;
+        }
+        if !enumerate {
+            out.push(format!("  {label} {}", expression(flat)));
+            continue;
+        }
+        for leaf in flat.iter().filter(|n| is_leaf(n)) {
+            let (name, env) = split_job(leaf);
+            let mut line = format!("  {label} {} (job:", leaf[0]);
+            if let Some(n) = name {
+                line.push_str(&format!(" {n}"));
+            }
+            line.push_str(", env:");
+            for a in env {
+                line.push_str(&format!(" {a}"));
+            }
+            line.push(')');
+            out.push(line);
+        }
+    }
+    out
+}
+
+/// What `check-config` knows.
+pub struct Known<'a> {
+    pub jobs: &'a [JobInfo],
+    pub ignored: &'a [String],
+    pub user_mode: bool,
+    pub warn: bool,
+}
+
+impl Known<'_> {
+    fn event(&self, name: &str) -> bool {
+        const BUILTIN: [&str; 9] = [
+            "startup",
+            "debug",
+            "control-alt-delete",
+            "keyboard-request",
+            "power-status-changed",
+            "starting",
+            "started",
+            "stopping",
+            "stopped",
+        ];
+        BUILTIN.contains(&name)
+            || (self.user_mode && name == "session-end")
+            || self.ignored.iter().any(|i| i == name)
+            || self
+                .jobs
+                .iter()
+                .flat_map(|j| &j.emits)
+                .any(|p| fnmatch(p, name))
+    }
+
+    fn job(&self, name: &str) -> bool {
+        name.starts_with('$') || self.jobs.iter().any(|j| j.name == name)
+    }
+
+    /// Problems of one leaf, as `unknown event X` / `unknown job Y`.
+    fn leaf_problems(&self, leaf: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(event) = leaf.first() {
+            if !self.event(event) {
+                out.push(format!("unknown event {event}"));
+            }
+        }
+        if let (Some(job), _) = split_job(leaf) {
+            if !self.job(&job) {
+                out.push(format!("unknown job {job}"));
+            }
+        }
+        out
+    }
+
+    /// Evaluate a condition; if it cannot be satisfied, every unknown leaf.
+    fn condition(&self, flat: &[Vec<String>]) -> Vec<String> {
+        let mut values: Vec<bool> = Vec::new();
+        for node in flat {
+            if is_leaf(node) {
+                values.push(self.leaf_problems(node).is_empty());
+            } else {
+                let r = values.pop().unwrap_or(false);
+                let l = values.pop().unwrap_or(false);
+                values.push(if node[0] == "/AND" || self.warn {
+                    l && r
+                } else {
+                    l || r
+                });
+            }
+        }
+        if values.pop().unwrap_or(true) {
+            return Vec::new();
+        }
+        flat.iter()
+            .filter(|n| is_leaf(n))
+            .flat_map(|n| self.leaf_problems(n))
+            .collect()
+    }
+
+    /// The report for one job (empty when it is fine).
+    pub fn check(&self, job: &JobInfo) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (label, flat) in [("start on", &job.start_on), ("stop on", &job.stop_on)] {
+            for p in self.condition(flat) {
+                lines.push(format!("  {label}: {p}"));
+            }
+        }
+        if !lines.is_empty() {
+            lines.insert(0, job.name.clone());
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(items: &[&[&str]]) -> Vec<Vec<String>> {
+        items
+            .iter()
+            .map(|n| n.iter().map(|s| s.to_string()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn expressions_are_fully_bracketed() {
+        let flat = v(&[
+            &["starting", "A"],
+            &["B"],
+            &["C", "var=2"],
+            &["/OR"],
+            &["/AND"],
+        ]);
+        assert_eq!(expression(&flat), "(starting A and (B or C var=2))");
+        assert_eq!(
+            expression(&v(&[&["runlevel", "[2345]"]])),
+            "runlevel [2345]"
+        );
+    }
+
+    #[test]
+    fn enumerate_names_jobs() {
+        let job = JobInfo {
+            name: "j".into(),
+            emits: vec!["thing".into()],
+            start_on: v(&[&["starting", "mountall"], &["runlevel", "[016]"], &["/OR"]]),
+            stop_on: v(&[&["stopping", "c=d", "JOB=bang", "e=f", "g=h"]]),
+        };
+        assert_eq!(
+            show(&job, true),
+            [
+                "j",
+                "  emits thing",
+                "  start on starting (job: mountall, env:)",
+                "  start on runlevel (job:, env: [016])",
+                "  stop on stopping (job: bang, env: c=d e=f g=h)",
+            ]
+        );
+        assert_eq!(
+            show(&job, false)[2],
+            "  start on (starting mountall or runlevel [016])"
+        );
+    }
+
+    #[test]
+    fn check_reports_unknown_events_and_jobs() {
+        let jobs = vec![JobInfo {
+            name: "fruit".into(),
+            emits: vec![],
+            start_on: v(&[&["starting", "grape"]]),
+            stop_on: v(&[&["peach"]]),
+        }];
+        let known = Known {
+            jobs: &jobs,
+            ignored: &[],
+            user_mode: false,
+            warn: false,
+        };
+        assert_eq!(
+            known.check(&jobs[0]),
+            [
+                "fruit",
+                "  start on: unknown job grape",
+                "  stop on: unknown event peach"
+            ]
+        );
+        let ignored = vec!["peach".to_string()];
+        let known = Known {
+            jobs: &jobs,
+            ignored: &ignored,
+            user_mode: false,
+            warn: false,
+        };
+        assert_eq!(
+            known.check(&jobs[0]),
+            ["fruit", "  start on: unknown job grape"]
+        );
+
+        // An `or` with one known side is fine unless --warn.
+        let jobs = vec![JobInfo {
+            name: "x".into(),
+            emits: vec!["net-*".into()],
+            start_on: v(&[&["net-up"], &["nope"], &["/OR"]]),
+            stop_on: vec![],
+        }];
+        let known = Known {
+            jobs: &jobs,
+            ignored: &[],
+            user_mode: false,
+            warn: false,
+        };
+        assert!(known.check(&jobs[0]).is_empty());
+        let known = Known {
+            jobs: &jobs,
+            ignored: &[],
+            user_mode: false,
+            warn: true,
+        };
+        assert_eq!(
+            known.check(&jobs[0]),
+            ["x", "  start on: unknown event nope"]
+        );
+    }
+}
