@@ -11,3 +11,4 @@ pub mod env;
 pub mod event;
 pub mod job;
 pub mod spawn;
+pub mod utmp;

@@ -606,3 +606,91 @@ fn environment_log_priority_and_config_commands() {
         "initctl: missing address\nTry `initctl --help' for more information.\n"
     );
 }
+
+#[test]
+fn telinit_emits_runlevel_and_runlevel_reads_utmp() {
+    let s = Session::start(
+        "telinit",
+        &[(
+            "rc",
+            "start on runlevel [2345]\ninstance $RUNLEVEL\ntask\nconsole none\nexec /bin/sh -c 'echo \"$RUNLEVEL $PREVLEVEL $FOO\" >> @DIR@/rc.out'\n",
+        )],
+    );
+    let utmp = s.dir.0.join("utmp");
+    let wtmp = s.dir.0.join("wtmp");
+    std::fs::write(&utmp, b"").expect("utmp");
+    std::fs::write(&wtmp, b"").expect("wtmp");
+    let run = |prog: &str, args: &[&str], env: &[(&str, &str)]| {
+        let mut c = Command::new(prog);
+        c.args(args)
+            .env("UPSTART_SESSION", &s.address)
+            .env("OUTSET_UTMP_FILE", &utmp)
+            .env("OUTSET_WTMP_FILE", &wtmp)
+            .env_remove("RUNLEVEL")
+            .env_remove("PREVLEVEL");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let o = c.output().expect("run");
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let telinit = env!("CARGO_BIN_EXE_telinit");
+    let runlevel = env!("CARGO_BIN_EXE_runlevel");
+    assert_eq!(
+        run(runlevel, &[], &[]),
+        (1, "unknown\n".to_string(), String::new())
+    );
+    assert_eq!(run(telinit, &["5"], &[]).0, 0);
+    assert_eq!(run(runlevel, &[], &[]).1, "N 5\n");
+    assert_eq!(run(telinit, &["-e", "FOO=bar", "2"], &[]).0, 0);
+    assert_eq!(run(runlevel, &[], &[]).1, "5 2\n");
+    assert_eq!(
+        run(runlevel, &[], &[("RUNLEVEL", "2"), ("PREVLEVEL", "")]).1,
+        "N 2\n"
+    );
+    // glibc keeps one slot for boot and runlevel records in utmp; wtmp got
+    // both runlevel records (no boot record: utmp agreed with PREVLEVEL).
+    let rec = std::mem::size_of::<libc::utmpx>() as u64;
+    assert_eq!(std::fs::metadata(&utmp).expect("utmp").len(), rec);
+    assert_eq!(std::fs::metadata(&wtmp).expect("wtmp").len(), 2 * rec);
+    // A PREVLEVEL that utmp does not know adds a boot record first.
+    assert_eq!(run(telinit, &["3"], &[("RUNLEVEL", "S")]).0, 0);
+    assert_eq!(std::fs::metadata(&wtmp).expect("wtmp").len(), 4 * rec);
+    assert_eq!(run(runlevel, &[], &[]).1, "S 3\n");
+
+    let out = s.dir.0.join("rc.out");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&out)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "runlevel events did not start rc"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&out).expect("rc.out");
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["2 5 bar", "3 S ", "5 N "]);
+
+    assert_eq!(
+        run(telinit, &[], &[]),
+        (
+            1,
+            String::new(),
+            "telinit: missing runlevel\nTry `telinit --help' for more information.\n".to_string()
+        )
+    );
+    assert_eq!(
+        run(telinit, &["7"], &[]).2,
+        "telinit: illegal runlevel: 7\nTry `telinit --help' for more information.\n"
+    );
+    assert_eq!(run(telinit, &["q"], &[]).0, 0);
+}
