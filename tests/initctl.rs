@@ -694,3 +694,28 @@ fn telinit_emits_runlevel_and_runlevel_reads_utmp() {
     );
     assert_eq!(run(telinit, &["q"], &[]).0, 0);
 }
+
+#[test]
+fn other_users_cannot_connect() {
+    // SAFETY: geteuid has no preconditions.
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "needs root to switch users (CI runs as root)"
+    );
+    let s = Session::start("peers", JOBS);
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_initctl"))
+        .arg("list")
+        .env("UPSTART_SESSION", &s.address)
+        .output()
+        .expect("setpriv");
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("initctl: Unable to connect to Upstart: "),
+        "{err}"
+    );
+    // The daemon's own user still gets in.
+    assert_eq!(s.ctl(&["status", "web"]).1, "web stop/waiting\n");
+}

@@ -48,8 +48,19 @@ pub fn start(name: &str, engine: EngineHandle) -> std::io::Result<mpsc::Sender<T
     std::thread::Builder::new()
         .name("control-accept".into())
         .spawn(move || {
+            // SAFETY: getuid has no preconditions.
+            let own_uid = unsafe { libc::getuid() };
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
+                // Abstract sockets have no permissions: only init's own
+                // user may connect (control.md §1.1).
+                let peer = nix::sys::socket::getsockopt(
+                    &stream,
+                    nix::sys::socket::sockopt::PeerCredentials,
+                );
+                if peer.map(|c| c.uid()) != Ok(own_uid) {
+                    continue;
+                }
                 if accept_tx.send(ToBroadcaster::NewClient(stream)).is_err() {
                     return;
                 }
