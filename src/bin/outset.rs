@@ -258,6 +258,7 @@ fn main() -> ExitCode {
         no_cgroups: args.no_cgroups,
         // As PID 1 outside a container, SIGTERM asks for a re-exec.
         exit_on_term: args.user || !is_pid1 || container_mode(args.container),
+        kmsg: !args.user && is_pid1 && !container_mode(args.container),
     };
     let mut daemon = match Daemon::new(config) {
         Ok(d) => d,

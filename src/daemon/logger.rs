@@ -3,7 +3,8 @@
 
 use slog::{o, Drain, Logger};
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::job::Level;
@@ -20,10 +21,37 @@ pub fn slog_level(level: Level) -> slog::Level {
     }
 }
 
-/// Writes each record as one `init: MESSAGE` line on stderr, at or above
-/// a priority that can change at run time.
+/// Writes each record as one `init: MESSAGE` line, at or above a priority
+/// that can change at run time: on stderr, or as PID 1 to the kernel log
+/// (`<N>init: MESSAGE`, one record per write).
 struct StderrDrain {
     min: Arc<AtomicUsize>,
+    kmsg: Arc<AtomicBool>,
+}
+
+/// The kernel log priority of an Upstart priority (pid1.md §6).
+fn kmsg_priority(level: slog::Level) -> u8 {
+    match level {
+        slog::Level::Trace => 7,
+        slog::Level::Debug => 6,
+        slog::Level::Info => 5,
+        slog::Level::Warning => 4,
+        slog::Level::Error => 3,
+        slog::Level::Critical => 2,
+    }
+}
+
+/// Write one record to /dev/kmsg; false if that is not possible.
+fn write_kmsg(level: slog::Level, msg: &str) -> bool {
+    let record = format!("<{}>init: {msg}\n", kmsg_priority(level));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open("/dev/kmsg")
+    {
+        Ok(mut f) => f.write_all(record.as_bytes()).is_ok(),
+        Err(_) => false,
+    }
 }
 
 impl Drain for StderrDrain {
@@ -34,6 +62,11 @@ impl Drain for StderrDrain {
         let min =
             slog::Level::from_usize(self.min.load(Ordering::Relaxed)).unwrap_or(slog::Level::Info);
         if record.level().is_at_least(min) {
+            if self.kmsg.load(Ordering::Relaxed)
+                && write_kmsg(record.level(), &record.msg().to_string())
+            {
+                return Ok(());
+            }
             let line = format!("init: {}\n", record.msg());
             // One write per record; a failed log write is not fatal.
             let _ = std::io::stderr().lock().write_all(line.as_bytes());
@@ -42,13 +75,25 @@ impl Drain for StderrDrain {
     }
 }
 
-/// The logger and the handle that changes its priority.
-pub fn stderr_logger(min: Level) -> (Logger, Arc<AtomicUsize>) {
-    let handle = Arc::new(AtomicUsize::new(slog_level(min).as_usize()));
-    let drain = StderrDrain {
-        min: handle.clone(),
+/// Handles that steer the logger at run time.
+#[derive(Clone)]
+pub struct LogControl {
+    pub priority: Arc<AtomicUsize>,
+    /// Send records to the kernel log instead of stderr.
+    pub kmsg: Arc<AtomicBool>,
+}
+
+/// The logger and its controls.
+pub fn stderr_logger(min: Level) -> (Logger, LogControl) {
+    let control = LogControl {
+        priority: Arc::new(AtomicUsize::new(slog_level(min).as_usize())),
+        kmsg: Arc::new(AtomicBool::new(false)),
     };
-    (Logger::root(drain.fuse(), o!()), handle)
+    let drain = StderrDrain {
+        min: control.priority.clone(),
+        kmsg: control.kmsg.clone(),
+    };
+    (Logger::root(drain.fuse(), o!()), control)
 }
 
 /// Upstart's priority names, as `initctl log-priority` uses them.
@@ -87,5 +132,30 @@ pub fn log(logger: &Logger, level: Level, message: &str) {
         slog::Level::Warning => slog::warn!(logger, "{}", message),
         slog::Level::Error => slog::error!(logger, "{}", message),
         slog::Level::Critical => slog::crit!(logger, "{}", message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_log_records() {
+        assert_eq!(kmsg_priority(slog_level(Level::Warn)), 4);
+        assert_eq!(kmsg_priority(slog_level(Level::Message)), 5);
+        assert_eq!(kmsg_priority(slog_level(Level::Debug)), 7);
+        // SAFETY: geteuid has no preconditions.
+        assert!(
+            unsafe { libc::geteuid() } == 0,
+            "writing /dev/kmsg needs root (CI runs as root)"
+        );
+        let marker = format!("outset-kmsg-test-{}", std::process::id());
+        assert!(write_kmsg(slog::Level::Warning, &marker));
+        let dmesg = std::process::Command::new("dmesg").output().expect("dmesg");
+        let text = String::from_utf8_lossy(&dmesg.stdout);
+        assert!(
+            text.contains(&format!("init: {marker}")),
+            "not in the kernel log"
+        );
     }
 }

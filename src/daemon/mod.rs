@@ -51,6 +51,8 @@ pub struct DaemonConfig {
     /// SIGTERM stops every job and exits (session init, container PID 1);
     /// otherwise it is a re-exec request.
     pub exit_on_term: bool,
+    /// Log to /dev/kmsg (PID 1 of a machine) instead of stderr.
+    pub kmsg: bool,
 }
 
 /// Session-end progress (pid1.md §8).
@@ -77,7 +79,15 @@ pub struct Daemon {
 impl Daemon {
     pub fn new(config: DaemonConfig) -> Result<Self, DaemonError> {
         let poll = Poll::new()?;
-        let (logger, log_priority) = logger::stderr_logger(config.log_level);
+        let (logger, log_control) = logger::stderr_logger(config.log_level);
+        let log_priority = log_control.priority.clone();
+        if config.kmsg {
+            // The kernel rate-limits /dev/kmsg writers unless told not to.
+            let _ = std::fs::write("/proc/sys/kernel/printk_devkmsg", "on\n");
+            log_control
+                .kmsg
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let mut mask = SigSet::empty();
         for sig in [
             Signal::SIGCHLD,
