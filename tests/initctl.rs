@@ -719,3 +719,93 @@ fn other_users_cannot_connect() {
     // The daemon's own user still gets in.
     assert_eq!(s.ctl(&["status", "web"]).1, "web stop/waiting\n");
 }
+
+#[test]
+fn early_output_waits_for_notify_disk_writeable() {
+    // SAFETY: geteuid has no preconditions.
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "needs root for a mount namespace (CI runs as root)"
+    );
+    let dir = TempDir::new("diskwrite");
+    let logs = dir.0.join("logs");
+    std::fs::create_dir_all(&logs).expect("logs");
+    std::fs::create_dir_all(dir.0.join("run")).expect("run");
+    dir.write(
+        "conf/early.conf",
+        "start on startup\ntask\nexec /bin/echo early output\n",
+    );
+    let l = logs.display().to_string();
+    let script = format!(
+        "mount --bind {l} {l} && mount -o remount,bind,ro {l} && exec {} --user --verbose --confdir {} --logdir {l}",
+        env!("CARGO_BIN_EXE_outset"),
+        dir.0.join("conf").display()
+    );
+    let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
+    let mut child = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("XDG_RUNTIME_DIR", dir.0.join("run"))
+        .stderr(log)
+        .spawn()
+        .expect("unshare");
+    // The daemon is the exec'd sh: same pid as our child.
+    let pid = child.id();
+    let session = dir.0.join(format!("run/upstart/sessions/{pid}.session"));
+    let daemon_log = || std::fs::read_to_string(dir.0.join("daemon.log")).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !daemon_log().contains("early state changed from post-stop to waiting")
+        || !session.exists()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "job did not run: {}",
+            daemon_log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let address = std::fs::read_to_string(&session).expect("session");
+    let address = address
+        .trim_end()
+        .trim_start_matches("UPSTART_SESSION=")
+        .to_string();
+    let ctl = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_initctl"))
+            .args(args)
+            .env("UPSTART_SESSION", &address)
+            .output()
+            .expect("initctl");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert!(
+        !logs.join("early.log").exists(),
+        "nothing written while read-only"
+    );
+    assert_eq!(
+        ctl(&["notify-disk-writeable"]),
+        (Some(1), "initctl: Read-only file system\n".to_string())
+    );
+    let remount = Command::new("nsenter")
+        .args([
+            "-t",
+            &pid.to_string(),
+            "-m",
+            "mount",
+            "-o",
+            "remount,bind,rw",
+            &l,
+            &l,
+        ])
+        .status()
+        .expect("nsenter");
+    assert!(remount.success());
+    assert_eq!(ctl(&["notify-disk-writeable"]), (Some(0), String::new()));
+    assert_eq!(
+        std::fs::read(logs.join("early.log")).expect("early.log"),
+        b"early output\r\n"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -360,9 +360,20 @@ impl Daemon {
                     ))
                 }
             }
-            // Job output is written as it arrives and flushed when a
-            // process ends, so there is nothing held back to flush.
-            Request::NotifyDiskWriteable => Ok(Value::Unit),
+            Request::NotifyDiskWriteable => self
+                .shell
+                .disk_writeable()
+                .map(|()| Value::Unit)
+                .map_err(|e| {
+                    CallError::new(
+                        "org.freedesktop.DBus.Error.Failed",
+                        e.to_string()
+                            .split(" (os error")
+                            .next()
+                            .unwrap_or_default()
+                            .to_string(),
+                    )
+                }),
             Request::NotifyDBusAddress(_) => Err(CallError::new(
                 "org.freedesktop.DBus.Error.NotSupported",
                 "Connecting to a message bus is not supported yet",

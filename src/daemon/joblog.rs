@@ -10,6 +10,8 @@ pub struct JobLog {
     pub path: PathBuf,
     file: Option<File>,
     buffer: Vec<u8>,
+    /// errno of the last failure to open or write the file.
+    last_error: Option<i32>,
 }
 
 impl JobLog {
@@ -18,6 +20,7 @@ impl JobLog {
             path,
             file: None,
             buffer: Vec::new(),
+            last_error: None,
         }
     }
 
@@ -44,21 +47,43 @@ impl JobLog {
     /// written (except on ENOSPC, where it is dropped).
     pub fn write(&mut self, data: &[u8]) {
         self.buffer.extend_from_slice(data);
-        self.flush();
+        let _ = self.flush();
     }
 
-    pub fn flush(&mut self) {
+    /// Try to write out what is buffered; returns the error if that failed.
+    pub fn flush(&mut self) -> std::io::Result<()> {
         if self.buffer.is_empty() {
-            return;
+            return Ok(());
         }
         let result = self.open().and_then(|()| match &mut self.file {
             Some(f) => f.write_all(&self.buffer),
             None => Ok(()),
         });
         match result {
-            Ok(()) => self.buffer.clear(),
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => self.buffer.clear(),
-            Err(_) => self.file = None,
+            Ok(()) => {
+                self.buffer.clear();
+                self.last_error = None;
+                Ok(())
+            }
+            Err(e) => {
+                self.last_error = e.raw_os_error();
+                if e.raw_os_error() == Some(libc::ENOSPC) {
+                    self.buffer.clear();
+                } else {
+                    self.file = None;
+                }
+                Err(e)
+            }
         }
+    }
+
+    /// Output is still held because the disk refused it in a way that a
+    /// later `notify-disk-writeable` can cure (read-only, no permission).
+    pub fn waiting_for_disk(&self) -> bool {
+        !self.buffer.is_empty()
+            && matches!(
+                self.last_error,
+                Some(libc::EROFS | libc::EPERM | libc::EACCES)
+            )
     }
 }

@@ -48,6 +48,11 @@ pub struct Shell {
     pub replies: Vec<(u64, Reply)>,
     /// Where object and signal changes go (the control server).
     pub control: Option<std::sync::mpsc::Sender<ToBroadcaster>>,
+    /// Output of ended processes kept until the disk is writeable
+    /// (process-spawning.md §7.4).
+    pub unflushed: Vec<JobLog>,
+    /// `notify-disk-writeable` has succeeded: logs are no longer kept.
+    pub disk_writeable: bool,
 }
 
 fn errno_result(rc: libc::c_long) -> Result<(), i32> {
@@ -87,6 +92,8 @@ impl Shell {
             scripts: HashMap::new(),
             replies: Vec::new(),
             control: None,
+            unflushed: Vec::new(),
+            disk_writeable: false,
         }
     }
 
@@ -240,9 +247,26 @@ impl Shell {
         }
         if eof || last {
             if let Some(Io::Log { mut log, .. }) = self.deregister(token) {
-                log.flush();
+                if log.waiting_for_disk() && !self.disk_writeable {
+                    self.unflushed.push(log);
+                } else {
+                    let _ = log.flush();
+                }
             }
         }
+    }
+
+    /// `NotifyDiskWriteable`: write out every held log, stopping at the
+    /// first failure.
+    pub fn disk_writeable(&mut self) -> std::io::Result<()> {
+        while let Some(mut log) = self.unflushed.pop() {
+            if let Err(e) = log.flush() {
+                self.unflushed.push(log);
+                return Err(e);
+            }
+        }
+        self.disk_writeable = true;
+        Ok(())
     }
 
     /// A process ended: take the rest of its output and close its log.
