@@ -19,6 +19,12 @@ use super::protocol::{Broadcast, EngineHandle, Request, Value};
 /// Messages for the thread that owns the connections.
 pub enum ToBroadcaster {
     Change(Broadcast),
+    /// An answer to deliver only after every earlier change is applied, so
+    /// a caller never hears of an object before it exists on its connection.
+    Reply(
+        futures_channel::oneshot::Sender<super::protocol::Answer>,
+        super::protocol::Answer,
+    ),
     /// An accepted socket, to be authenticated and given every object.
     NewClient(std::os::unix::net::UnixStream),
 }
@@ -84,6 +90,9 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zb
             }
             ToBroadcaster::Change(change) => {
                 conns.retain(|c| apply(c, &engine, &change));
+            }
+            ToBroadcaster::Reply(tx, answer) => {
+                let _ = tx.send(answer);
             }
         }
     }

@@ -29,16 +29,18 @@ impl Pending {
         self.waiting.remove(&token).map(|(tx, _)| tx)
     }
 
-    /// Deliver the engine's answer to a parked caller.
-    pub fn answer(&mut self, token: u64, reply: Reply) {
-        let Some((tx, value)) = self.waiting.remove(&token) else {
-            return;
-        };
+    /// The engine's answer for a parked caller, with where it goes.
+    fn answer(
+        &mut self,
+        token: u64,
+        reply: Reply,
+    ) -> Option<(futures_channel::oneshot::Sender<Answer>, Answer)> {
+        let (tx, value) = self.waiting.remove(&token)?;
         let answer = match reply {
             Reply::Ok => Ok(value),
             Reply::Failed(name, msg) => Err(CallError::new(name, msg)),
         };
-        let _ = tx.send(answer);
+        Some((tx, answer))
     }
 }
 
@@ -88,11 +90,36 @@ impl Daemon {
     /// Hand the engine's replies to their callers.
     pub(super) fn flush_replies(&mut self) {
         for (token, reply) in std::mem::take(&mut self.shell.replies) {
-            self.pending.answer(token, reply);
+            if let Some((tx, answer)) = self.pending.answer(token, reply) {
+                self.deliver(tx, answer);
+            }
+        }
+    }
+
+    /// Send an answer behind every object change made so far.
+    fn deliver(&self, tx: futures_channel::oneshot::Sender<Answer>, answer: Answer) {
+        match &self.shell.control {
+            Some(broadcaster) => {
+                if let Err(std::sync::mpsc::SendError(crate::control::ToBroadcaster::Reply(
+                    tx,
+                    answer,
+                ))) = broadcaster.send(crate::control::ToBroadcaster::Reply(tx, answer))
+                {
+                    let _ = tx.send(answer);
+                }
+            }
+            None => {
+                let _ = tx.send(answer);
+            }
         }
     }
 
     fn serve(&mut self, Envelope { request, reply }: Envelope) {
+        // The broadcaster itself waits for this one: answer directly.
+        if let Request::Snapshot = request {
+            let _ = reply.send(self.answer_now(Request::Snapshot));
+            return;
+        }
         let immediate = match request {
             Request::EmitEvent {
                 name,
@@ -162,7 +189,7 @@ impl Daemon {
             }
             other => self.answer_now(other),
         };
-        let _ = reply.send(immediate);
+        self.deliver(reply, immediate);
     }
 
     /// Run a job-level control call; with `wait` the answer is parked
@@ -174,7 +201,8 @@ impl Daemon {
         call: impl FnOnce(&mut Self, Option<u64>) -> Result<Value, (&'static str, String)>,
     ) {
         if !wait {
-            let _ = reply.send(call(self, None).map_err(err));
+            let answer = call(self, None).map_err(err);
+            self.deliver(reply, answer);
             return;
         }
         // Parked first: the engine may answer during the call itself.
@@ -187,7 +215,7 @@ impl Daemon {
             }
             Err(e) => {
                 if let Some(tx) = self.pending.unpark(token) {
-                    let _ = tx.send(Err(err(e)));
+                    self.deliver(tx, Err(err(e)));
                 }
             }
         }
