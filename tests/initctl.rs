@@ -809,3 +809,19 @@ fn early_output_waits_for_notify_disk_writeable() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn deleting_a_running_jobs_file_keeps_it_until_it_stops() {
+    let s = Session::start("deleted", JOBS);
+    assert_eq!(s.ctl(&["start", "web"]).0, 0);
+    std::fs::remove_file(s.dir.0.join("conf/web.conf")).expect("remove");
+    assert_eq!(s.ctl(&["reload-configuration"]).0, 0);
+    let (rc, out, _) = s.ctl(&["status", "web"]);
+    assert_eq!(rc, 0);
+    assert!(out.starts_with("web start/running, process "), "{out}");
+    assert_eq!(
+        s.ctl(&["stop", "web"]),
+        (0, "web stop/waiting\n".to_string(), String::new())
+    );
+    assert_eq!(s.ctl(&["status", "web"]).2, "initctl: Unknown job: web\n");
+}

@@ -238,8 +238,8 @@ impl Daemon {
     fn answer_now(&mut self, request: Request) -> Answer {
         match request {
             Request::GetJobByName(name) => match self.engine.slots.get(&name) {
-                Some(s) if s.pending != Some(None) => Ok(Value::Path(job_path(&name))),
-                _ => Err(unknown_job(&name)),
+                Some(_) => Ok(Value::Path(job_path(&name))),
+                None => Err(unknown_job(&name)),
             },
             Request::GetAllJobs => Ok(Value::Paths(
                 self.engine.slots.keys().map(|j| job_path(j)).collect(),

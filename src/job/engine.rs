@@ -1373,6 +1373,59 @@ impl Engine {
     // ------------------------------------------------------------------
     // Control requests (control.md; events-and-states.md §15)
 
+    /// The class of `job`, the class environment plus the caller's
+    /// `KEY=VALUE` list, and the instance name that environment expands to.
+    fn resolve(
+        &self,
+        job: &str,
+        args: &[String],
+    ) -> Result<(Arc<JobClass>, Vec<String>, Result<String, String>), (&'static str, String)> {
+        // A class whose file is gone stays registered until its last
+        // instance stops (job-config.md §3.3).
+        let Some(class) = self.slots.get(job).map(|s| s.class.clone()) else {
+            return Err((
+                "com.ubuntu.Upstart0_6.Error.UnknownJob",
+                format!("Unknown job: {job}"),
+            ));
+        };
+        let mut env_table = self.class_env(&class);
+        for a in args {
+            env::set(&mut env_table, a.clone());
+        }
+        let name = expand(&class.instance, &env_table).map_err(|e| e.to_string());
+        Ok((class, env_table, name))
+    }
+
+    /// A new request on an instance: answer earlier callers, then hold the
+    /// new one (if it waits) until this request is finished (§7).
+    fn take_request(
+        &mut self,
+        sys: &mut dyn Sys,
+        key: &JobKey,
+        waiter: Option<u64>,
+        kind: super::WaitKind,
+    ) {
+        self.finished(sys, key, false);
+        if let (Some(token), Some(inst)) = (waiter, self.inst(key)) {
+            inst.blocking.push(Held::Waiter { token, kind });
+        }
+    }
+
+    /// The existing instance a stop or restart addresses, or its error.
+    fn stoppable(&self, key: &JobKey, stopped_name: &str) -> Result<(), (&'static str, String)> {
+        match self.instance(key) {
+            None => Err((
+                "com.ubuntu.Upstart0_6.Error.UnknownInstance",
+                format!("Unknown instance: {}", key.instance),
+            )),
+            Some(inst) if inst.goal == Goal::Stop => Err((
+                "com.ubuntu.Upstart0_6.Error.AlreadyStopped",
+                format!("Job has already been stopped: {stopped_name}"),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
     /// Start an instance of `job` with extra environment. Returns the
     /// instance key, or the D-Bus error name and message.
     pub fn start_job(
@@ -1382,21 +1435,8 @@ impl Engine {
         args: Vec<String>,
         waiter: Option<u64>,
     ) -> Result<JobKey, (&'static str, String)> {
-        let class = match self.slots.get(job) {
-            Some(s) if s.pending != Some(None) => s.class.clone(),
-            _ => {
-                return Err((
-                    "com.ubuntu.Upstart0_6.Error.UnknownJob",
-                    format!("Unknown job: {job}"),
-                ))
-            }
-        };
-        let mut start_env = self.class_env(&class);
-        for a in args {
-            env::set(&mut start_env, a);
-        }
-        let iname = expand(&class.instance, &start_env).map_err(|e| {
-            let mut msg = e.to_string();
+        let (class, start_env, name) = self.resolve(job, &args)?;
+        let iname = name.map_err(|mut msg| {
             if let Some(u) = &class.usage {
                 msg.push_str(&format!("\nUsage: {u}"));
             }
@@ -1413,13 +1453,7 @@ impl Engine {
         if let Some(inst) = self.inst(&key) {
             inst.start_env = Some(start_env);
         }
-        self.finished(sys, &key, false);
-        if let (Some(token), Some(inst)) = (waiter, self.inst(&key)) {
-            inst.blocking.push(Held::Waiter {
-                token,
-                kind: super::WaitKind::Start,
-            });
-        }
+        self.take_request(sys, &key, waiter, super::WaitKind::Start);
         self.change_goal(sys, &key, Goal::Start);
         Ok(key)
     }
@@ -1432,44 +1466,14 @@ impl Engine {
         args: Vec<String>,
         waiter: Option<u64>,
     ) -> Result<JobKey, (&'static str, String)> {
-        let class = match self.slots.get(job) {
-            Some(s) => s.class.clone(),
-            None => {
-                return Err((
-                    "com.ubuntu.Upstart0_6.Error.UnknownJob",
-                    format!("Unknown job: {job}"),
-                ))
-            }
-        };
-        let mut lookup = self.class_env(&class);
-        for a in &args {
-            env::set(&mut lookup, a.clone());
-        }
-        let iname = expand(&class.instance, &lookup)
-            .map_err(|e| ("org.freedesktop.DBus.Error.InvalidArgs", e.to_string()))?;
+        let (_, _, name) = self.resolve(job, &args)?;
+        let iname = name.map_err(|msg| ("org.freedesktop.DBus.Error.InvalidArgs", msg))?;
         let key = JobKey::new(job, &iname);
-        let Some(inst) = self.instance(&key) else {
-            return Err((
-                "com.ubuntu.Upstart0_6.Error.UnknownInstance",
-                format!("Unknown instance: {key}"),
-            ));
-        };
-        if inst.goal == Goal::Stop {
-            return Err((
-                "com.ubuntu.Upstart0_6.Error.AlreadyStopped",
-                format!("Job has already been stopped: {key}"),
-            ));
-        }
+        self.stoppable(&key, &key.to_string())?;
         if let Some(inst) = self.inst(&key) {
             inst.stop_env = Some(args);
         }
-        self.finished(sys, &key, false);
-        if let (Some(token), Some(inst)) = (waiter, self.inst(&key)) {
-            inst.blocking.push(Held::Waiter {
-                token,
-                kind: super::WaitKind::Stop,
-            });
-        }
+        self.take_request(sys, &key, waiter, super::WaitKind::Stop);
         self.change_goal(sys, &key, Goal::Stop);
         Ok(key)
     }
@@ -1482,46 +1486,16 @@ impl Engine {
         args: Vec<String>,
         waiter: Option<u64>,
     ) -> Result<JobKey, (&'static str, String)> {
-        let class = match self.slots.get(job) {
-            Some(s) => s.class.clone(),
-            None => {
-                return Err((
-                    "com.ubuntu.Upstart0_6.Error.UnknownJob",
-                    format!("Unknown job: {job}"),
-                ))
-            }
-        };
-        let mut start_env = self.class_env(&class);
-        for a in args {
-            env::set(&mut start_env, a);
-        }
-        let iname = expand(&class.instance, &start_env)
-            .map_err(|e| ("org.freedesktop.DBus.Error.InvalidArgs", e.to_string()))?;
+        let (_, start_env, name) = self.resolve(job, &args)?;
+        let iname = name.map_err(|msg| ("org.freedesktop.DBus.Error.InvalidArgs", msg))?;
         let key = JobKey::new(job, &iname);
-        let Some(inst) = self.instance(&key) else {
-            return Err((
-                "com.ubuntu.Upstart0_6.Error.UnknownInstance",
-                format!("Unknown instance: {iname}"),
-            ));
-        };
-        if inst.goal == Goal::Stop {
-            // The reference names only the instance here.
-            return Err((
-                "com.ubuntu.Upstart0_6.Error.AlreadyStopped",
-                format!("Job has already been stopped: {iname}"),
-            ));
-        }
+        // The reference names only the instance in this message.
+        self.stoppable(&key, &iname)?;
         if let Some(inst) = self.inst(&key) {
             inst.start_env = Some(start_env);
             inst.stop_env = None;
         }
-        self.finished(sys, &key, false);
-        if let (Some(token), Some(inst)) = (waiter, self.inst(&key)) {
-            inst.blocking.push(Held::Waiter {
-                token,
-                kind: super::WaitKind::Restart,
-            });
-        }
+        self.take_request(sys, &key, waiter, super::WaitKind::Restart);
         self.change_goal(sys, &key, Goal::Stop);
         self.change_goal(sys, &key, Goal::Start);
         Ok(key)
@@ -1562,10 +1536,7 @@ impl Engine {
             inst.start_env = None;
             inst.stop_env = None;
         }
-        self.finished(sys, key, false);
-        if let (Some(token), Some(inst)) = (waiter, self.inst(key)) {
-            inst.blocking.push(Held::Waiter { token, kind });
-        }
+        self.take_request(sys, key, waiter, kind);
         match kind {
             super::WaitKind::Start => self.change_goal(sys, key, Goal::Start),
             super::WaitKind::Stop => self.change_goal(sys, key, Goal::Stop),
