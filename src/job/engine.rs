@@ -122,6 +122,15 @@ pub struct Engine {
     now_ms: u64,
 }
 
+/// What a control call's job name and environment resolve to.
+struct Resolved {
+    class: Arc<JobClass>,
+    /// Class environment plus the caller's list.
+    env: Vec<String>,
+    /// The expanded instance name, or the expansion error's message.
+    name: Result<String, String>,
+}
+
 /// Outcome of handling one class for an event.
 enum Flow {
     Continue,
@@ -1375,11 +1384,7 @@ impl Engine {
 
     /// The class of `job`, the class environment plus the caller's
     /// `KEY=VALUE` list, and the instance name that environment expands to.
-    fn resolve(
-        &self,
-        job: &str,
-        args: &[String],
-    ) -> Result<(Arc<JobClass>, Vec<String>, Result<String, String>), (&'static str, String)> {
+    fn resolve(&self, job: &str, args: &[String]) -> Result<Resolved, (&'static str, String)> {
         // A class whose file is gone stays registered until its last
         // instance stops (job-config.md §3.3).
         let Some(class) = self.slots.get(job).map(|s| s.class.clone()) else {
@@ -1393,7 +1398,11 @@ impl Engine {
             env::set(&mut env_table, a.clone());
         }
         let name = expand(&class.instance, &env_table).map_err(|e| e.to_string());
-        Ok((class, env_table, name))
+        Ok(Resolved {
+            class,
+            env: env_table,
+            name,
+        })
     }
 
     /// A new request on an instance: answer earlier callers, then hold the
@@ -1435,7 +1444,11 @@ impl Engine {
         args: Vec<String>,
         waiter: Option<u64>,
     ) -> Result<JobKey, (&'static str, String)> {
-        let (class, start_env, name) = self.resolve(job, &args)?;
+        let Resolved {
+            class,
+            env: start_env,
+            name,
+        } = self.resolve(job, &args)?;
         let iname = name.map_err(|mut msg| {
             if let Some(u) = &class.usage {
                 msg.push_str(&format!("\nUsage: {u}"));
@@ -1466,7 +1479,7 @@ impl Engine {
         args: Vec<String>,
         waiter: Option<u64>,
     ) -> Result<JobKey, (&'static str, String)> {
-        let (_, _, name) = self.resolve(job, &args)?;
+        let name = self.resolve(job, &args)?.name;
         let iname = name.map_err(|msg| ("org.freedesktop.DBus.Error.InvalidArgs", msg))?;
         let key = JobKey::new(job, &iname);
         self.stoppable(&key, &key.to_string())?;
@@ -1486,7 +1499,11 @@ impl Engine {
         args: Vec<String>,
         waiter: Option<u64>,
     ) -> Result<JobKey, (&'static str, String)> {
-        let (_, start_env, name) = self.resolve(job, &args)?;
+        let Resolved {
+            env: start_env,
+            name,
+            ..
+        } = self.resolve(job, &args)?;
         let iname = name.map_err(|msg| ("org.freedesktop.DBus.Error.InvalidArgs", msg))?;
         let key = JobKey::new(job, &iname);
         // The reference names only the instance in this message.
