@@ -453,6 +453,31 @@ fn third_party_clients_work() {
     ]);
     assert!(ok, "{out}");
     assert_eq!(s.ctl(&["status", "a-b.c"]).1, "a-b.c stop/waiting\n");
+
+    // Calls on an instance that has gone fail with UnknownMethod.
+    let (ok, out) = gdbus(&[
+        "--object-path",
+        "/com/ubuntu/Upstart/jobs/a_2db_2ec/_",
+        "--method",
+        "org.freedesktop.DBus.Properties.Get",
+        "com.ubuntu.Upstart0_6.Instance",
+        "state",
+    ]);
+    assert!(
+        !ok && out.contains("org.freedesktop.DBus.Error.UnknownMethod"),
+        "{out}"
+    );
+    let (ok, out) = gdbus(&[
+        "--object-path",
+        "/com/ubuntu/Upstart/jobs/a_2db_2ec/_",
+        "--method",
+        "com.ubuntu.Upstart0_6.Instance.Stop",
+        "false",
+    ]);
+    assert!(
+        !ok && out.contains("org.freedesktop.DBus.Error.UnknownMethod"),
+        "{out}"
+    );
 }
 
 #[test]

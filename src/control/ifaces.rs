@@ -34,6 +34,23 @@ fn check_env(env: &[String]) -> Result<(), UpstartError> {
     Ok(())
 }
 
+const UNKNOWN_JOB: &str = "com.ubuntu.Upstart0_6.Error.UnknownJob";
+const UNKNOWN_INSTANCE: &str = "com.ubuntu.Upstart0_6.Error.UnknownInstance";
+
+/// A call on an object whose job or instance has gone answers
+/// `UnknownMethod`, as the reference's unregistered objects did (the
+/// object itself lingers as a tombstone, see the server).
+fn gone(e: UpstartError, missing: &str) -> UpstartError {
+    if e.0.name == missing {
+        UpstartError(CallError::new(
+            "org.freedesktop.DBus.Error.UnknownMethod",
+            e.0.message,
+        ))
+    } else {
+        e
+    }
+}
+
 async fn one_path(h: &EngineHandle, req: Request) -> Result<OwnedObjectPath, UpstartError> {
     match h.call(req).await? {
         Value::Path(p) => path(p),
@@ -245,7 +262,7 @@ impl Job {
         {
             Ok(Value::Job(p)) => Ok(p),
             Ok(_) => Err(fdo::Error::Failed("unexpected answer".into())),
-            Err(e) => Err(fdo::Error::UnknownObject(e.message)),
+            Err(e) => Err(fdo::Error::UnknownMethod(e.message)),
         }
     }
 }
@@ -262,6 +279,7 @@ impl Job {
             },
         )
         .await
+        .map_err(|e| gone(e, UNKNOWN_JOB))
     }
 
     async fn get_instance_by_name(&self, name: String) -> Result<OwnedObjectPath, UpstartError> {
@@ -273,6 +291,7 @@ impl Job {
             },
         )
         .await
+        .map_err(|e| gone(e, UNKNOWN_JOB))
     }
 
     async fn get_all_instances(&self) -> Result<Vec<OwnedObjectPath>, UpstartError> {
@@ -283,6 +302,7 @@ impl Job {
             },
         )
         .await
+        .map_err(|e| gone(e, UNKNOWN_JOB))
     }
 
     async fn start(&self, env: Vec<String>, wait: bool) -> Result<OwnedObjectPath, UpstartError> {
@@ -296,6 +316,7 @@ impl Job {
             },
         )
         .await
+        .map_err(|e| gone(e, UNKNOWN_JOB))
     }
 
     async fn stop(&self, env: Vec<String>, wait: bool) -> Result<(), UpstartError> {
@@ -309,6 +330,7 @@ impl Job {
             },
         )
         .await
+        .map_err(|e| gone(e, UNKNOWN_JOB))
     }
 
     async fn restart(&self, env: Vec<String>, wait: bool) -> Result<OwnedObjectPath, UpstartError> {
@@ -322,6 +344,7 @@ impl Job {
             },
         )
         .await
+        .map_err(|e| gone(e, UNKNOWN_JOB))
     }
 
     #[zbus(property, name = "name")]
@@ -394,7 +417,9 @@ impl Instance {
             instance: self.instance.clone(),
             wait,
         };
-        unit(&self.engine, req).await
+        unit(&self.engine, req)
+            .await
+            .map_err(|e| gone(e, UNKNOWN_INSTANCE))
     }
 
     async fn stop(&self, wait: bool) -> Result<(), UpstartError> {
@@ -403,7 +428,9 @@ impl Instance {
             instance: self.instance.clone(),
             wait,
         };
-        unit(&self.engine, req).await
+        unit(&self.engine, req)
+            .await
+            .map_err(|e| gone(e, UNKNOWN_INSTANCE))
     }
 
     async fn restart(&self, wait: bool) -> Result<(), UpstartError> {
@@ -412,7 +439,9 @@ impl Instance {
             instance: self.instance.clone(),
             wait,
         };
-        unit(&self.engine, req).await
+        unit(&self.engine, req)
+            .await
+            .map_err(|e| gone(e, UNKNOWN_INSTANCE))
     }
 
     async fn reload(&self) -> Result<(), UpstartError> {
@@ -420,7 +449,9 @@ impl Instance {
             job: self.job.clone(),
             instance: self.instance.clone(),
         };
-        unit(&self.engine, req).await
+        unit(&self.engine, req)
+            .await
+            .map_err(|e| gone(e, UNKNOWN_INSTANCE))
     }
 
     #[zbus(property, name = "name")]

@@ -22,6 +22,27 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// The inverse of [`escape`].
+pub fn unescape(s: &str) -> Option<String> {
+    if s == "_" {
+        return Some(String::new());
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'_' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 pub fn job_path(job: &str) -> String {
     format!("{MANAGER_PATH}/jobs/{}", escape(job))
 }
@@ -41,6 +62,10 @@ mod tests {
         assert_eq!(escape("a-b.c"), "a_2db_2ec");
         assert_eq!(escape(""), "_");
         assert_eq!(escape("é"), "_c3_a9");
+        for s in ["", "rc-sysinit", "net/apache", "é", "a_b"] {
+            assert_eq!(unescape(&escape(s)).as_deref(), Some(s));
+        }
+        assert_eq!(unescape("_zz"), None);
         assert_eq!(instance_path("foo", ""), "/com/ubuntu/Upstart/jobs/foo/_");
         assert_eq!(
             instance_path("tty", "tty1"),

@@ -79,17 +79,48 @@ pub fn start(name: &str, engine: EngineHandle) -> std::io::Result<mpsc::Sender<T
     Ok(tx)
 }
 
+/// Removed objects stay registered for a while so that calls racing with
+/// their removal fail with `UnknownMethod`, as Upstart's clients expect
+/// (an unregistered path would answer `UnknownObject`); the oldest are
+/// really removed beyond this many.
+const TOMBSTONES: usize = 1024;
+
 fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zbus::Guid<'static>) {
     let mut conns: Vec<Connection> = Vec::new();
+    let mut tombstones: std::collections::VecDeque<(String, bool)> = Default::default();
     while let Ok(msg) = rx.recv() {
         match msg {
             ToBroadcaster::NewClient(stream) => {
-                if let Some(conn) = connect(stream, &engine, &guid) {
+                if let Some(conn) = connect(stream, &engine, &guid, &tombstones) {
                     conns.push(conn);
                 }
             }
             ToBroadcaster::Change(change) => {
                 conns.retain(|c| apply(c, &engine, &change));
+                match &change {
+                    Broadcast::JobRemoved(job) => tombstones.push_back((job_path(job), true)),
+                    Broadcast::InstanceRemoved(job, inst) => {
+                        tombstones.push_back((instance_path(job, inst), false))
+                    }
+                    Broadcast::JobAdded(job) => tombstones.retain(|(p, _)| *p != job_path(job)),
+                    Broadcast::InstanceAdded(job, inst) => {
+                        tombstones.retain(|(p, _)| *p != instance_path(job, inst))
+                    }
+                    _ => {}
+                }
+                while tombstones.len() > TOMBSTONES {
+                    let Some((path, is_job)) = tombstones.pop_front() else {
+                        break;
+                    };
+                    for c in &conns {
+                        let server = c.object_server();
+                        let _ = if is_job {
+                            zbus::block_on(server.remove::<Job, _>(path.as_str()))
+                        } else {
+                            zbus::block_on(server.remove::<Instance, _>(path.as_str()))
+                        };
+                    }
+                }
             }
             ToBroadcaster::Reply(tx, answer) => {
                 let _ = tx.send(answer);
@@ -105,6 +136,7 @@ fn connect(
     stream: std::os::unix::net::UnixStream,
     engine: &EngineHandle,
     guid: &zbus::Guid<'static>,
+    tombstones: &std::collections::VecDeque<(String, bool)>,
 ) -> Option<Connection> {
     let mut builder = Builder::unix_stream(stream)
         .server(guid.clone())
@@ -121,8 +153,10 @@ fn connect(
                 serial: AtomicU64::new(1),
             },
         );
+    let mut live = std::collections::HashSet::new();
     if let Ok(Value::Snapshot(jobs)) = zbus::block_on(engine.call(Request::Snapshot)) {
         for (job, instances) in jobs {
+            live.insert(job_path(&job));
             builder = builder.serve_at(
                 job_path(&job),
                 Job {
@@ -131,6 +165,7 @@ fn connect(
                 },
             );
             for inst in instances {
+                live.insert(instance_path(&job, &inst));
                 builder = builder.serve_at(
                     instance_path(&job, &inst),
                     Instance {
@@ -142,7 +177,43 @@ fn connect(
             }
         }
     }
+    // Recently removed objects answer UnknownMethod here too.
+    for (path, is_job) in tombstones.iter().filter(|(p, _)| !live.contains(p)) {
+        let Some((job, inst)) = unescape_path(path) else {
+            continue;
+        };
+        builder = if *is_job {
+            builder.serve_at(
+                path.as_str(),
+                Job {
+                    engine: engine.clone(),
+                    job,
+                },
+            )
+        } else {
+            builder.serve_at(
+                path.as_str(),
+                Instance {
+                    engine: engine.clone(),
+                    job,
+                    instance: inst.unwrap_or_default(),
+                },
+            )
+        };
+    }
     zbus::block_on(builder.build()).ok()
+}
+
+/// Job and instance names back from an object path.
+fn unescape_path(path: &str) -> Option<(String, Option<String>)> {
+    let rest = path.strip_prefix(MANAGER_PATH)?.strip_prefix("/jobs/")?;
+    let mut parts = rest.split('/');
+    let job = super::paths::unescape(parts.next()?)?;
+    let inst = match parts.next() {
+        Some(p) => Some(super::paths::unescape(p)?),
+        None => None,
+    };
+    Some((job, inst))
 }
 
 fn add_job(conn: &Connection, engine: &EngineHandle, job: &str) {
@@ -179,8 +250,8 @@ fn apply(conn: &Connection, engine: &EngineHandle, change: &Broadcast) -> bool {
             )
         }
         Broadcast::JobRemoved(job) => {
+            // The object stays as a tombstone (see TOMBSTONES).
             let p = job_path(job);
-            let _ = zbus::block_on(conn.object_server().remove::<Job, _>(p.as_str()));
             emit_path(
                 MANAGER_PATH,
                 MANAGER_IFACE,
@@ -199,8 +270,8 @@ fn apply(conn: &Connection, engine: &EngineHandle, change: &Broadcast) -> bool {
             )
         }
         Broadcast::InstanceRemoved(job, inst) => {
+            // The object stays as a tombstone (see TOMBSTONES).
             let p = instance_path(job, inst);
-            let _ = zbus::block_on(conn.object_server().remove::<Instance, _>(p.as_str()));
             emit_path(
                 &job_path(job),
                 JOB_IFACE,

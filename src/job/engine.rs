@@ -1572,7 +1572,13 @@ impl Engine {
         key: &JobKey,
     ) -> Result<(), (&'static str, String)> {
         let class = self.class_of(key);
-        let pid = self.instance(key).map_or(0, |i| i.pid(ProcessType::Main));
+        let Some(inst) = self.instance(key) else {
+            return Err((
+                "com.ubuntu.Upstart0_6.Error.UnknownInstance",
+                format!("Unknown instance: {}", key.instance),
+            ));
+        };
+        let pid = inst.pid(ProcessType::Main);
         let Some(class) = class.filter(|_| pid > 0) else {
             return Err((
                 "com.ubuntu.Upstart0_6.Error.NotRunning",
