@@ -111,7 +111,7 @@ pub fn record_runlevel(level: char, prev: char) {
         .unwrap_or('N');
     if on_file != prev {
         let mut boot = record(libc::BOOT_TIME, 0, "reboot");
-        fill(&mut boot.ut_host, "");
+        boot.ut_host = [0; 256];
         write(&boot);
     }
     write(&record(

@@ -677,8 +677,8 @@ fn telinit_emits_runlevel_and_runlevel_reads_utmp() {
         run(runlevel, &[], &[("RUNLEVEL", "2"), ("PREVLEVEL", "")]).1,
         "N 2\n"
     );
-    // glibc keeps one slot for boot and runlevel records in utmp; wtmp got
-    // both runlevel records (no boot record: utmp agreed with PREVLEVEL).
+    // utmp keeps one runlevel record, replaced in place; wtmp got both
+    // runlevel records (no boot record: utmp agreed with PREVLEVEL).
     let rec = std::mem::size_of::<libc::utmpx>() as u64;
     assert_eq!(std::fs::metadata(&utmp).expect("utmp").len(), rec);
     assert_eq!(std::fs::metadata(&wtmp).expect("wtmp").len(), 2 * rec);

@@ -30,6 +30,9 @@ struct Cli {
     /// Increase output.
     #[arg(short, long, global = true)]
     verbose: bool,
+    /// Accepted for compatibility.
+    #[arg(long, global = true, hide = true)]
+    debug: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -595,6 +598,10 @@ fn list_sessions(prog: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Like any C tool: a closed pipe (`initctl list | head`) ends us
+    // quietly instead of a panic in println!.
+    // SAFETY: restoring the default disposition of one signal.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let mut argv: Vec<String> = std::env::args().collect();
     let prog = argv
         .first()
@@ -658,7 +665,8 @@ fn main() -> ExitCode {
                 )
             }
         }
-    } else if cli.system {
+    } else if cli.system || unsafe { libc::getuid() } != 0 {
+        // Other users reach the system init through the bus (control.md §8.1).
         return fail(
             &prog,
             "Unable to connect to system bus: message bus connections are not supported yet",

@@ -88,12 +88,12 @@ fn main() -> ExitCode {
     }
     match c {
         'Q' | 'q' => {
-            if std::env::var_os("UPSTART_SESSION").is_some() {
+            if std::env::var("UPSTART_SESSION").is_ok_and(|s| !s.is_empty()) {
                 return call("ReloadConfiguration", &());
             }
             // SAFETY: kill(2).
             if unsafe { libc::kill(1, libc::SIGHUP) } < 0 {
-                return fail(&std::io::Error::last_os_error().to_string());
+                return fail(nix::errno::Errno::last().desc());
             }
             ExitCode::SUCCESS
         }

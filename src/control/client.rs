@@ -30,10 +30,18 @@ impl From<zbus::Error> for ClientError {
                     message: e.description().unwrap_or_default().to_string(),
                 }
             }
-            other => ClientError {
-                name: "org.freedesktop.DBus.Error.Failed".into(),
-                message: other.to_string(),
-            },
+            other => {
+                let text = other.to_string();
+                // Keep the strerror text, drop Rust's "(os error N)".
+                let message = match text.find(" (os error") {
+                    Some(i) => text[..i].to_string(),
+                    None => text,
+                };
+                ClientError {
+                    name: "org.freedesktop.DBus.Error.Failed".into(),
+                    message,
+                }
+            }
         }
     }
 }

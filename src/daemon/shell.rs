@@ -259,9 +259,11 @@ impl Shell {
     /// `NotifyDiskWriteable`: write out every held log, stopping at the
     /// first failure.
     pub fn disk_writeable(&mut self) -> std::io::Result<()> {
-        while let Some(mut log) = self.unflushed.pop() {
+        // Oldest first, so files fill in the order the output came.
+        while !self.unflushed.is_empty() {
+            let mut log = self.unflushed.remove(0);
             if let Err(e) = log.flush() {
-                self.unflushed.push(log);
+                self.unflushed.insert(0, log);
                 return Err(e);
             }
         }
