@@ -850,3 +850,56 @@ fn deleting_a_running_jobs_file_keeps_it_until_it_stops() {
     );
     assert_eq!(s.ctl(&["status", "web"]).2, "initctl: Unknown job: web\n");
 }
+
+#[test]
+fn end_session_gives_session_end_jobs_their_time() {
+    let mut s = Session::start(
+        "logout",
+        &[
+            ("svc", "console none\nexec sleep 1000\n"),
+            (
+                "bye",
+                "start on session-end TYPE=logout\ntask\nconsole none\nexec /bin/sh -c 'sleep 0.5; echo \"$TYPE\" > @DIR@/bye.out'\n",
+            ),
+        ],
+    );
+    assert_eq!(s.ctl(&["start", "svc"]).0, 0);
+    let o = s.cmd(
+        "gdbus",
+        &[
+            "call",
+            "--address",
+            &s.address,
+            "--dest",
+            "com.ubuntu.Upstart",
+            "--object-path",
+            "/com/ubuntu/Upstart",
+            "--method",
+            "com.ubuntu.Upstart0_6.EndSession",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = s.child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "session init did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    // The logout job ran to completion before the session ended.
+    assert_eq!(
+        std::fs::read_to_string(s.dir.0.join("bye.out"))
+            .ok()
+            .as_deref(),
+        Some("logout\n")
+    );
+    assert!(
+        !s.dir
+            .0
+            .join(format!("run/upstart/sessions/{}.session", s.child.id()))
+            .exists(),
+        "session file removed"
+    );
+}

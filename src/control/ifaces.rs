@@ -222,6 +222,10 @@ impl Manager {
         unit(&self.engine, Request::NotifyCGroupManagerAddress(address)).await
     }
 
+    async fn end_session(&self) -> Result<(), UpstartError> {
+        unit(&self.engine, Request::EndSession).await
+    }
+
     #[zbus(property, name = "log_priority")]
     async fn log_priority(&self) -> fdo::Result<String> {
         match self.engine.call(Request::GetLogPriority).await {

@@ -107,6 +107,7 @@ pub enum Request {
     NotifyDiskWriteable,
     NotifyDBusAddress(String),
     NotifyCGroupManagerAddress(String),
+    EndSession,
 }
 
 /// What a job object exposes.

@@ -413,6 +413,13 @@ impl Daemon {
                 }
                 Ok(Value::Unit)
             }
+            // A session init logs out; PID 1 ignores the request.
+            Request::EndSession => {
+                if self.config.user_mode {
+                    self.start_quiesce("logout");
+                }
+                Ok(Value::Unit)
+            }
             Request::Snapshot => Ok(Value::Snapshot(
                 self.engine
                     .slots

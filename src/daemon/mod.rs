@@ -57,7 +57,14 @@ pub struct DaemonConfig {
 
 /// Session-end progress (pid1.md §8).
 struct Quiesce {
+    /// `shutdown` (SIGTERM) or `logout` (EndSession).
+    reason: &'static str,
     started: Instant,
+    /// The current phase began; the checks run once a second from it.
+    phase_started: Instant,
+    last_tick: Instant,
+    /// Waiting up to 5 s for jobs started by `session-end`.
+    waiting: bool,
     max_kill_timeout: u64,
 }
 
@@ -395,7 +402,7 @@ impl Daemon {
         }
         // SIGTERM is handled last among the pending signals.
         if term && self.config.exit_on_term {
-            self.start_quiesce();
+            self.start_quiesce("shutdown");
         } else if term {
             // Stateful re-exec is not available yet; exiting PID 1 would
             // panic the kernel, so the request is refused.
@@ -447,16 +454,49 @@ impl Daemon {
         }
     }
 
-    /// Session end requested by the system (SIGTERM): stop everything.
-    fn start_quiesce(&mut self) {
+    /// Start ending the session: SIGTERM (`shutdown`, straight to the kill
+    /// phase) or EndSession (`logout`, which first gives jobs that start on
+    /// `session-end` up to 5 seconds). Only the first request counts.
+    pub(super) fn start_quiesce(&mut self, reason: &'static str) {
         if self.quiesce.is_some() {
             return;
         }
-        self.log(Level::Info, "Quiescing due to shutdown request");
+        self.log(Level::Info, &format!("Quiescing due to {reason} request"));
         self.engine.no_respawn = true;
-        self.engine
-            .emit("session-end", vec!["TYPE=shutdown".into()]);
-        let max_kill_timeout = self
+        let env = vec![format!("TYPE={reason}")];
+        let interested = reason == "logout"
+            && self.engine.slots.values().any(|s| {
+                s.start_on.as_ref().is_some_and(|t| {
+                    t.could_match(
+                        &crate::event::EventRef {
+                            id: 0,
+                            name: "session-end",
+                            env: &env,
+                        },
+                        &[],
+                    )
+                })
+            });
+        self.engine.emit("session-end", env);
+        let now = Instant::now();
+        self.quiesce = Some(Quiesce {
+            reason,
+            started: now,
+            phase_started: now,
+            last_tick: now,
+            waiting: interested,
+            max_kill_timeout: 5,
+        });
+        if interested {
+            self.engine.stop_all(&mut self.shell);
+        } else {
+            self.kill_phase();
+        }
+    }
+
+    /// Stop every instance and allow the longest kill timeout (at least 5 s).
+    fn kill_phase(&mut self) {
+        let max = self
             .engine
             .slots
             .values()
@@ -466,21 +506,38 @@ impl Daemon {
             .unwrap_or(0)
             .max(5);
         self.engine.stop_all(&mut self.shell);
-        self.quiesce = Some(Quiesce {
-            started: Instant::now(),
-            max_kill_timeout,
-        });
+        if let Some(q) = &mut self.quiesce {
+            q.waiting = false;
+            q.max_kill_timeout = max;
+            q.phase_started = Instant::now();
+        }
     }
 
     /// Returns the exit status once the session is over.
     fn check_quiesce(&mut self) -> Option<i32> {
         let q = self.quiesce.as_ref()?;
-        let elapsed = q.started.elapsed();
-        let done = !self.engine.has_processes() || !self.engine.has_instances();
-        if !done && elapsed.as_secs() <= q.max_kill_timeout {
-            return None;
+        // No instance left after the queue was drained: done at once.
+        let mut done = !self.engine.has_instances();
+        let mut timed_out = false;
+        if !done && q.last_tick.elapsed() >= Duration::from_secs(1) {
+            let phase = q.phase_started.elapsed();
+            let (waiting, max) = (q.waiting, q.max_kill_timeout);
+            if let Some(q) = &mut self.quiesce {
+                q.last_tick = Instant::now();
+            }
+            if waiting && (phase >= Duration::from_secs(5) || !self.engine.has_processes()) {
+                self.kill_phase();
+            } else if !waiting && phase.as_secs() > max {
+                timed_out = true;
+            }
+            done = timed_out || !self.engine.has_processes();
         }
         if !done {
+            return None;
+        }
+        let q = self.quiesce.as_ref()?;
+        let (reason, elapsed) = (q.reason, q.started.elapsed());
+        if timed_out {
             let names: Vec<String> = self
                 .engine
                 .slots
@@ -502,7 +559,7 @@ impl Daemon {
         };
         self.log(
             Level::Info,
-            &format!("Quiesce shutdown sequence took {took}"),
+            &format!("Quiesce {reason} sequence took {took}"),
         );
         Some(0)
     }
