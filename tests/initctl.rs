@@ -903,3 +903,54 @@ fn end_session_gives_session_end_jobs_their_time() {
         "session file removed"
     );
 }
+
+#[test]
+fn emit_event_with_file_passes_the_file_to_jobs() {
+    let s = Session::start(
+        "withfile",
+        &[(
+            "reader",
+            "start on withfile\ntask\nconsole none\nexec /bin/sh -c 'cat /proc/self/fd/$UPSTART_FDS > @DIR@/read.out; echo \"$A\" >> @DIR@/read.out'\n",
+        )],
+    );
+    let secret = s.dir.write("secret", "the secret\n");
+    let file = std::fs::File::open(&secret).expect("open");
+    let client = outset::control::client::Client::connect(&s.address).expect("connect");
+    use std::os::fd::AsFd;
+    client
+        .manager::<_, ()>(
+            "EmitEventWithFile",
+            &("withfile", vec!["A=1"], true, zbus::Fd::from(file.as_fd())),
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e:?}: {}",
+                std::fs::read_to_string(s.dir.0.join("daemon.log")).unwrap_or_default()
+            )
+        });
+    assert_eq!(
+        std::fs::read_to_string(s.dir.0.join("read.out"))
+            .ok()
+            .as_deref(),
+        Some("the secret\n1\n")
+    );
+    // The event has finished: init no longer holds the file.
+    let held = std::fs::read_dir(format!("/proc/{}/fd", s.child.id()))
+        .expect("fd dir")
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .any(|target| target == secret);
+    assert!(!held, "init leaked the event's file");
+    let err = client
+        .manager::<_, ()>(
+            "EmitEventWithFile",
+            &(
+                "",
+                Vec::<String>::new(),
+                false,
+                zbus::Fd::from(file.as_fd()),
+            ),
+        )
+        .unwrap_err();
+    assert_eq!(err.message, "Name may not be empty string");
+}

@@ -106,6 +106,34 @@ impl Manager {
         unit(&self.engine, Request::EmitEvent { name, env, wait }).await
     }
 
+    async fn emit_event_with_file(
+        &self,
+        name: String,
+        env: Vec<String>,
+        wait: bool,
+        file: zbus::OwnedFd,
+    ) -> Result<(), UpstartError> {
+        // On a validation error the file is dropped, i.e. closed.
+        if name.is_empty() {
+            return Err(UpstartError(CallError::new(
+                "org.freedesktop.DBus.Error.InvalidArgs",
+                "Name may not be empty string",
+            )));
+        }
+        check_env(&env)?;
+        let file = std::os::fd::OwnedFd::from(file);
+        unit(
+            &self.engine,
+            Request::EmitEventWithFile {
+                name,
+                env,
+                wait,
+                file,
+            },
+        )
+        .await
+    }
+
     async fn reload_configuration(&self) -> Result<(), UpstartError> {
         unit(&self.engine, Request::ReloadConfiguration).await
     }

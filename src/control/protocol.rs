@@ -19,7 +19,7 @@ impl CallError {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Request {
     GetJobByName(String),
     GetAllJobs,
@@ -27,6 +27,13 @@ pub enum Request {
         name: String,
         env: Vec<String>,
         wait: bool,
+    },
+    /// `EmitEventWithFile`: the event carries an open file.
+    EmitEventWithFile {
+        name: String,
+        env: Vec<String>,
+        wait: bool,
+        file: std::os::fd::OwnedFd,
     },
     ReloadConfiguration,
     JobStart {

@@ -121,6 +121,28 @@ impl Daemon {
             return;
         }
         let immediate = match request {
+            Request::EmitEventWithFile {
+                name,
+                env,
+                wait,
+                file,
+            } => {
+                use std::os::fd::AsRawFd;
+                let fd = file.as_raw_fd();
+                // Inheritable while the event exists, so jobs it starts get it.
+                // SAFETY: fcntl on a descriptor we own.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+                self.shell.event_fds.insert(fd, file);
+                if wait {
+                    let token = self.pending.park(reply, Value::Unit);
+                    let id = self.engine.emit_waiting(&name, env, token);
+                    self.engine.attach_fd(id, fd);
+                    return;
+                }
+                let id = self.engine.emit(&name, env);
+                self.engine.attach_fd(id, fd);
+                Ok(Value::Unit)
+            }
             Request::EmitEvent {
                 name,
                 env,
@@ -428,7 +450,8 @@ impl Daemon {
                     .collect(),
             )),
             // Handled by `serve`.
-            Request::JobStart { .. }
+            Request::EmitEventWithFile { .. }
+            | Request::JobStart { .. }
             | Request::JobStop { .. }
             | Request::JobRestart { .. }
             | Request::InstanceStart { .. }

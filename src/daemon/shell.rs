@@ -53,6 +53,8 @@ pub struct Shell {
     pub unflushed: Vec<JobLog>,
     /// `notify-disk-writeable` has succeeded: logs are no longer kept.
     pub disk_writeable: bool,
+    /// Files carried by events, open (and inheritable) while the event lives.
+    pub event_fds: HashMap<i32, OwnedFd>,
 }
 
 fn errno_result(rc: libc::c_long) -> Result<(), i32> {
@@ -94,6 +96,7 @@ impl Shell {
             control: None,
             unflushed: Vec::new(),
             disk_writeable: false,
+            event_fds: HashMap::new(),
         }
     }
 
@@ -393,5 +396,9 @@ impl Sys for Shell {
 
     fn reply(&mut self, token: u64, reply: Reply) {
         self.replies.push((token, reply));
+    }
+
+    fn release_fd(&mut self, fd: i32) {
+        self.event_fds.remove(&fd);
     }
 }

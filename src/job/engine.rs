@@ -48,6 +48,9 @@ pub struct Event {
     pub failed: bool,
     pub blockers: u32,
     pub blocking: Vec<EventWaiter>,
+    /// A file descriptor the event carries (`EmitEventWithFile`).
+    #[serde(default)]
+    pub fd: Option<i32>,
 }
 
 /// Who waits for an event to finish.
@@ -286,8 +289,17 @@ impl Engine {
             failed: false,
             blockers: 0,
             blocking: Vec::new(),
+            fd: None,
         });
         id
+    }
+
+    /// Attach an inheritable file descriptor to a queued event; it is
+    /// released when the event finishes.
+    pub fn attach_fd(&mut self, id: EventId, fd: i32) {
+        if let Some(ev) = self.event_mut(id) {
+            ev.fd = Some(fd);
+        }
     }
 
     /// Emit an event whose finish is reported to `token` (EmitEvent with wait).
@@ -366,6 +378,9 @@ impl Engine {
                     },
                 ),
             }
+        }
+        if let Some(fd) = ev.fd {
+            sys.release_fd(fd);
         }
         if ev.failed && !ev.name.ends_with("/failed") {
             self.emit(&format!("{}/failed", ev.name), ev.env.clone());
@@ -493,6 +508,16 @@ impl Engine {
             }
         }
         env::set(&mut base, format!("{listvar}={}", names.join(" ")));
+        if listvar == "UPSTART_EVENTS" {
+            let fds: Vec<String> = events
+                .iter()
+                .filter_map(|id| self.events.iter().find(|e| e.id == *id)?.fd)
+                .map(|fd| fd.to_string())
+                .collect();
+            if !fds.is_empty() {
+                env::set(&mut base, format!("UPSTART_FDS={}", fds.join(" ")));
+            }
+        }
         base
     }
 

@@ -76,4 +76,6 @@ pub trait Sys {
         Err(38)
     }
     fn reply(&mut self, _token: u64, _reply: Reply) {}
+    /// An event that carried a file has finished: close the file.
+    fn release_fd(&mut self, _fd: i32) {}
 }
