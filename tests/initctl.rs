@@ -954,3 +954,70 @@ fn emit_event_with_file_passes_the_file_to_jobs() {
         .unwrap_err();
     assert_eq!(err.message, "Name may not be empty string");
 }
+
+#[test]
+fn a_session_init_joins_a_notified_message_bus() {
+    let s = Session::start("bus", JOBS);
+    // A private bus daemon, gone with the test.
+    let mut bus = Command::new("dbus-daemon")
+        .args([
+            "--config-file=/usr/share/dbus-1/session.conf",
+            "--print-address",
+            "--nofork",
+            "--nopidfile",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("dbus-daemon");
+    let mut line = String::new();
+    {
+        use std::io::BufRead;
+        let stdout = bus.stdout.take().expect("stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("bus address");
+    }
+    let address = line.trim().to_string();
+    assert!(address.starts_with("unix:"), "{address}");
+
+    assert_eq!(
+        s.ctl(&["notify-dbus-address", &address]),
+        (0, String::new(), String::new())
+    );
+    // A second notification is a no-op.
+    assert_eq!(s.ctl(&["notify-dbus-address", &address]).0, 0);
+    let o = Command::new(env!("CARGO_BIN_EXE_initctl"))
+        .args(["--session", "status", "web"])
+        .env("DBUS_SESSION_BUS_ADDRESS", &address)
+        .env_remove("UPSTART_SESSION")
+        .output()
+        .expect("initctl --session");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "web stop/waiting\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = s.cmd(
+        "dbus-send",
+        &[
+            &format!("--bus={address}"),
+            "--print-reply",
+            "--dest=com.ubuntu.Upstart",
+            "/com/ubuntu/Upstart",
+            "com.ubuntu.Upstart0_6.GetJobByName",
+            "string:tty",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("/com/ubuntu/Upstart/jobs/tty"));
+    let o = Command::new(env!("CARGO_BIN_EXE_initctl"))
+        .args(["--session", "--dest", "com.ubuntu.Nobody", "status", "web"])
+        .env("DBUS_SESSION_BUS_ADDRESS", &address)
+        .env_remove("UPSTART_SESSION")
+        .output()
+        .expect("initctl --dest");
+    assert_eq!(o.status.code(), Some(1), "a destination nobody owns fails");
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("initctl: "));
+    let _ = bus.kill();
+    let _ = bus.wait();
+}

@@ -665,16 +665,30 @@ fn main() -> ExitCode {
                 )
             }
         }
-    } else if cli.system || unsafe { libc::getuid() } != 0 {
+    } else if cli.system || cli.session || unsafe { libc::getuid() } != 0 {
         // Other users reach the system init through the bus (control.md §8.1).
-        return fail(
-            &prog,
-            "Unable to connect to system bus: message bus connections are not supported yet",
-        );
-    } else if cli.session {
-        return fail(
-            &prog,
-            "Unable to connect to session bus: message bus connections are not supported yet",
+        let system = !cli.session;
+        let dest = cli
+            .dest
+            .clone()
+            .unwrap_or_else(|| "com.ubuntu.Upstart".to_string());
+        let client = match Client::connect_bus(system, &dest) {
+            Ok(c) => c,
+            Err(e) => {
+                let bus = if system { "system" } else { "session" };
+                return fail(
+                    &prog,
+                    &format!("Unable to connect to {bus} bus: {}", e.message),
+                );
+            }
+        };
+        return finish(
+            Ctl {
+                prog: prog.clone(),
+                client,
+                user_mode: false,
+            },
+            cli.command,
         );
     } else {
         "unix:abstract=/com/ubuntu/upstart".to_string()
@@ -693,7 +707,12 @@ fn main() -> ExitCode {
         client,
         user_mode,
     };
-    match ctl.run(cli.command) {
+    finish(ctl, cli.command)
+}
+
+/// Run the command and turn its outcome into output and an exit status.
+fn finish(ctl: Ctl, command: Command) -> ExitCode {
+    match ctl.run(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.name == "usage" || e.name.is_empty() => usage_error(&ctl.prog, &e.message),
         Err(e) if e.name == "silent" => ExitCode::from(1),

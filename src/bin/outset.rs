@@ -259,6 +259,7 @@ fn main() -> ExitCode {
         // As PID 1 outside a container, SIGTERM asks for a re-exec.
         exit_on_term: args.user || !is_pid1 || container_mode(args.container),
         kmsg: !args.user && is_pid1 && !container_mode(args.container),
+        no_dbus: args.no_dbus,
     };
     let mut daemon = match Daemon::new(config) {
         Ok(d) => d,

@@ -48,6 +48,8 @@ impl From<zbus::Error> for ClientError {
 
 pub struct Client {
     conn: Connection,
+    /// Destination name when talking through a message bus.
+    dest: Option<String>,
 }
 
 impl Client {
@@ -55,7 +57,21 @@ impl Client {
     pub fn connect(address: &str) -> Result<Client, ClientError> {
         let builder = Builder::address(address).p2p();
         let conn = zbus::block_on(builder.build())?;
-        Ok(Client { conn })
+        Ok(Client { conn, dest: None })
+    }
+
+    /// Connect through the system (or session) message bus to `dest`.
+    pub fn connect_bus(system: bool, dest: &str) -> Result<Client, ClientError> {
+        let builder = if system {
+            Builder::system()
+        } else {
+            Builder::session()
+        };
+        let conn = zbus::block_on(builder.build())?;
+        Ok(Client {
+            conn,
+            dest: Some(dest.to_string()),
+        })
     }
 
     pub fn call<B, R>(
@@ -69,11 +85,13 @@ impl Client {
         B: Serialize + Type,
         R: DeserializeOwned + Type,
     {
-        let reply =
-            zbus::block_on(
-                self.conn
-                    .call_method(None::<&str>, path, Some(iface), method, body),
-            )?;
+        let reply = zbus::block_on(self.conn.call_method(
+            self.dest.as_deref(),
+            path,
+            Some(iface),
+            method,
+            body,
+        ))?;
         Ok(reply.body().deserialize::<R>()?)
     }
 

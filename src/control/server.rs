@@ -27,7 +27,16 @@ pub enum ToBroadcaster {
     ),
     /// An accepted socket, to be authenticated and given every object.
     NewClient(std::os::unix::net::UnixStream),
+    /// Join the message bus at this address as `com.ubuntu.Upstart`
+    /// (no-op when already on a bus); the outcome goes to the caller.
+    ConnectBus(
+        String,
+        futures_channel::oneshot::Sender<super::protocol::Answer>,
+    ),
 }
+
+/// The well-known name init owns on a message bus.
+pub const BUS_NAME: &str = "com.ubuntu.Upstart";
 
 /// A server GUID from the kernel's RNG without waiting for it to be
 /// seeded (PID 1 starts before that).
@@ -88,6 +97,7 @@ const TOMBSTONES: usize = 1024;
 fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zbus::Guid<'static>) {
     let mut conns: Vec<Connection> = Vec::new();
     let mut tombstones: std::collections::VecDeque<(String, bool)> = Default::default();
+    let mut on_bus = false;
     while let Ok(msg) = rx.recv() {
         match msg {
             ToBroadcaster::NewClient(stream) => {
@@ -125,6 +135,25 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zb
             ToBroadcaster::Reply(tx, answer) => {
                 let _ = tx.send(answer);
             }
+            ToBroadcaster::ConnectBus(address, tx) => {
+                if on_bus {
+                    let _ = tx.send(Ok(Value::Unit));
+                    continue;
+                }
+                match join_bus(&address, &engine, &tombstones) {
+                    Ok(conn) => {
+                        on_bus = true;
+                        conns.push(conn);
+                        let _ = tx.send(Ok(Value::Unit));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(super::protocol::CallError::new(
+                            "org.freedesktop.DBus.Error.Failed",
+                            e.to_string(),
+                        )));
+                    }
+                }
+            }
         }
     }
 }
@@ -138,21 +167,41 @@ fn connect(
     guid: &zbus::Guid<'static>,
     tombstones: &std::collections::VecDeque<(String, bool)>,
 ) -> Option<Connection> {
-    let mut builder = Builder::unix_stream(stream)
+    let builder = Builder::unix_stream(stream)
         .server(guid.clone())
         .p2p()
-        .serve_at(
-            MANAGER_PATH,
-            Manager {
-                engine: engine.clone(),
-            },
-        )
         .serve_at(
             "/org/freedesktop/DBus",
             BusStandIn {
                 serial: AtomicU64::new(1),
             },
         );
+    zbus::block_on(with_objects(builder, engine, tombstones).build()).ok()
+}
+
+/// Connect to a message bus with every object, owning `com.ubuntu.Upstart`.
+fn join_bus(
+    address: &str,
+    engine: &EngineHandle,
+    tombstones: &std::collections::VecDeque<(String, bool)>,
+) -> zbus::Result<Connection> {
+    let builder = Builder::address(address).name(BUS_NAME);
+    zbus::block_on(with_objects(builder, engine, tombstones).build())
+}
+
+/// Register the manager, every current job and instance, and the recent
+/// tombstones on a connection before it serves its first call.
+fn with_objects<'a>(
+    mut builder: Builder<'a>,
+    engine: &EngineHandle,
+    tombstones: &std::collections::VecDeque<(String, bool)>,
+) -> Builder<'a> {
+    builder = builder.serve_at(
+        MANAGER_PATH,
+        Manager {
+            engine: engine.clone(),
+        },
+    );
     let mut live = std::collections::HashSet::new();
     if let Ok(Value::Snapshot(jobs)) = zbus::block_on(engine.call(Request::Snapshot)) {
         for (job, instances) in jobs {
@@ -184,7 +233,7 @@ fn connect(
         };
         builder = if *is_job {
             builder.serve_at(
-                path.as_str(),
+                path.clone(),
                 Job {
                     engine: engine.clone(),
                     job,
@@ -192,7 +241,7 @@ fn connect(
             )
         } else {
             builder.serve_at(
-                path.as_str(),
+                path.clone(),
                 Instance {
                     engine: engine.clone(),
                     job,
@@ -201,7 +250,7 @@ fn connect(
             )
         };
     }
-    zbus::block_on(builder.build()).ok()
+    builder
 }
 
 /// Job and instance names back from an object path.

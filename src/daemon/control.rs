@@ -121,6 +121,28 @@ impl Daemon {
             return;
         }
         let immediate = match request {
+            Request::NotifyDBusAddress(address) if self.config.user_mode => {
+                match &self.shell.control {
+                    Some(b) => {
+                        if let Err(std::sync::mpsc::SendError(
+                            crate::control::ToBroadcaster::ConnectBus(_, reply),
+                        )) = b.send(crate::control::ToBroadcaster::ConnectBus(address, reply))
+                        {
+                            let _ = reply.send(Err(CallError::new(
+                                "org.freedesktop.DBus.Error.Failed",
+                                "no control server",
+                            )));
+                        }
+                    }
+                    None => {
+                        let _ = reply.send(Err(CallError::new(
+                            "org.freedesktop.DBus.Error.Failed",
+                            "no control server",
+                        )));
+                    }
+                }
+                return;
+            }
             Request::EmitEventWithFile {
                 name,
                 env,
@@ -425,8 +447,8 @@ impl Daemon {
                     )
                 }),
             Request::NotifyDBusAddress(_) => Err(CallError::new(
-                "org.freedesktop.DBus.Error.NotSupported",
-                "Connecting to a message bus is not supported yet",
+                "com.ubuntu.Upstart0_6.Error.PermissionDenied",
+                "Not permissible to notify D-Bus address for PID 1",
             )),
             Request::NotifyCGroupManagerAddress(address) => {
                 // First address wins; with --no-cgroups the call does nothing.

@@ -53,6 +53,8 @@ pub struct DaemonConfig {
     pub exit_on_term: bool,
     /// Log to /dev/kmsg (PID 1 of a machine) instead of stderr.
     pub kmsg: bool,
+    /// `--no-dbus`: never join a message bus.
+    pub no_dbus: bool,
 }
 
 /// Session-end progress (pid1.md §8).
@@ -163,6 +165,13 @@ impl Daemon {
         let handle = crate::control::EngineHandle { tx, waker };
         match crate::control::start(&name, handle) {
             Ok(broadcast) => {
+                if !self.config.user_mode && !self.config.no_dbus {
+                    // Early in boot there is no bus yet; failing is silent.
+                    let address = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
+                        .unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".to_string());
+                    let (tx, _rx) = futures_channel::oneshot::channel();
+                    let _ = broadcast.send(crate::control::ToBroadcaster::ConnectBus(address, tx));
+                }
                 self.shell.control = Some(broadcast);
                 self.requests = Some(rx);
                 let address = format!("unix:abstract={name}");
