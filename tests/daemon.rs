@@ -443,3 +443,38 @@ fn shipped_jobs_run_as_the_readme_says() {
     let ticker = std::fs::read_to_string(logs.join("ticker.log")).expect("ticker log");
     assert!(ticker.ends_with("ticker stopped\r\n"), "{ticker:?}");
 }
+
+#[test]
+fn debug_stanza_stops_the_process_before_exec() {
+    let mut s = Session::start(
+        "debugstop",
+        &[(
+            "dbg",
+            "start on startup\ndebug\nconsole none\nexec /bin/sh -c 'echo ran > @DIR@/dbg.out; sleep 1000'\n",
+        )],
+        &["--debug"],
+    );
+    s.wait_for("the process to stop itself", || {
+        s.daemon_log().contains("dbg main process (")
+    });
+    let log = s.daemon_log();
+    let pid: i32 = log
+        .split("dbg main process (")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .expect("pid in log");
+    s.wait_for("SIGSTOP", || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+            st.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('T'))
+        })
+    });
+    assert!(!s.path("dbg.out").exists(), "stopped before exec");
+    // A debugger (here: SIGCONT) lets it go on.
+    // SAFETY: kill(2) on the job's process.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(s.wait_file("dbg.out"), "ran\n");
+    assert_eq!(s.stop(), 0);
+}

@@ -55,14 +55,37 @@ fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
-/// Fork and set up the child. Returns the child's pid in the parent.
+/// What the cloned child needs, passed through `clone`'s argument.
+struct ChildArgs<'a> {
+    prepared: &'a Prepared,
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+}
+
+/// Stack for the cloned child; it only runs until exec.
+const CHILD_STACK: usize = 256 * 1024;
+
+extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` points at the ChildArgs on the parent's stack, which
+    // stays alive because CLONE_VFORK suspends the parent until we exec or
+    // exit.
+    let args = unsafe { &*(arg as *const ChildArgs<'_>) };
+    // SAFETY: see `child`.
+    unsafe { child(args.prepared, args.argv, args.envp) }
+}
+
+/// Start the child and set it up. Returns its pid in the parent.
+///
+/// The child shares the parent's memory (`CLONE_VM | CLONE_VFORK`, like
+/// vfork), so starting it costs the same however large init has grown; init
+/// is suspended only until the child has exec'd or failed. A `debug` child
+/// stops itself before exec and would keep init suspended, so it is forked.
 ///
 /// # Safety
-/// The caller must be single-threaded: the child runs no allocator and
-/// takes no lock, but a forked copy of a multi-threaded process may still
-/// find other state inconsistent.
+/// Between clone and exec the child runs no allocator, takes no lock and
+/// touches nothing but the prepared data, its own stack and errno.
 pub unsafe fn fork_child(p: &Prepared) -> Result<i32, i32> {
-    // Pointer arrays are built before the fork: no allocation afterwards.
+    // Pointer arrays and the child's stack are built before the clone.
     let argv: Vec<*const libc::c_char> = p
         .argv
         .iter()
@@ -75,16 +98,35 @@ pub unsafe fn fork_child(p: &Prepared) -> Result<i32, i32> {
         .map(|a| a.as_ptr())
         .chain(std::iter::once(std::ptr::null()))
         .collect();
+    let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK);
+    let args = ChildArgs {
+        prepared: p,
+        argv: &argv,
+        envp: &envp,
+    };
     let mut all: libc::sigset_t = std::mem::zeroed();
     let mut old: libc::sigset_t = std::mem::zeroed();
     libc::sigfillset(&mut all);
     libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old);
-    let pid = libc::fork();
-    if pid == 0 {
-        child(p, &argv, &envp);
-    }
+    let pid = if p.debug_stop {
+        let pid = libc::fork();
+        if pid == 0 {
+            child(p, &argv, &envp);
+        }
+        pid
+    } else {
+        // The stack grows down: hand clone its top, 16-byte aligned.
+        let top = (stack.as_mut_ptr().add(CHILD_STACK) as usize) & !15;
+        libc::clone(
+            child_entry,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &args as *const ChildArgs<'_> as *mut libc::c_void,
+        )
+    };
     let err = errno();
     libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    drop(stack);
     if pid < 0 {
         Err(err)
     } else {
