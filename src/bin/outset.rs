@@ -67,10 +67,17 @@ struct Args {
     /// Log errors only.
     #[arg(short, long)]
     quiet: bool,
+    /// This image was re-exec'd (no startup event).
+    #[arg(long)]
+    restart: bool,
+    /// Read the previous image's state from FD.
+    #[arg(long, value_name = "FD")]
+    state_fd: Option<i32>,
 }
 
 /// Options that take a value.
 const VALUED: &[&str] = &[
+    "--state-fd",
     "--confdir",
     "--prepend-confdir",
     "--append-confdir",
@@ -80,6 +87,7 @@ const VALUED: &[&str] = &[
 ];
 /// Options that are plain flags.
 const FLAGS: &[&str] = &[
+    "--restart",
     "--user",
     "--no-log",
     "--no-startup-event",
@@ -166,7 +174,8 @@ fn logdir(args: &Args) -> Result<PathBuf, String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse_from(known_args(std::env::args()));
+    let argv: Vec<String> = std::env::args().collect();
+    let args = Args::parse_from(known_args(argv.clone().into_iter()));
     let console = match args.default_console.as_deref() {
         None => Console::Log,
         Some(v) => match Console::from_keyword(v) {
@@ -260,6 +269,9 @@ fn main() -> ExitCode {
         exit_on_term: args.user || !is_pid1 || container_mode(args.container),
         kmsg: !args.user && is_pid1 && !container_mode(args.container),
         no_dbus: args.no_dbus,
+        argv,
+        restart: args.restart,
+        state_fd: args.state_fd,
     };
     let mut daemon = match Daemon::new(config) {
         Ok(d) => d,

@@ -11,7 +11,7 @@ use super::class::{ClassDefaults, JobClass};
 use super::error::ConfigError;
 use super::{apply_override, parse_init_conf, parse_job};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SourceKind {
     /// A directory scanned recursively for job files.
     Dir,
@@ -19,7 +19,7 @@ pub enum SourceKind {
     File,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConfSource {
     pub path: PathBuf,
     pub kind: SourceKind,

@@ -250,6 +250,11 @@ impl Manager {
         unit(&self.engine, Request::NotifyCGroupManagerAddress(address)).await
     }
 
+    /// Stateful re-exec; the reply may never arrive.
+    async fn restart(&self) -> Result<(), UpstartError> {
+        unit(&self.engine, Request::Restart).await
+    }
+
     async fn end_session(&self) -> Result<(), UpstartError> {
         unit(&self.engine, Request::EndSession).await
     }

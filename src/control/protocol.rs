@@ -115,6 +115,8 @@ pub enum Request {
     NotifyDBusAddress(String),
     NotifyCGroupManagerAddress(String),
     EndSession,
+    /// Stateful re-exec.
+    Restart,
 }
 
 /// What a job object exposes.

@@ -98,7 +98,16 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zb
     let mut conns: Vec<Connection> = Vec::new();
     let mut tombstones: std::collections::VecDeque<(String, bool)> = Default::default();
     let mut on_bus = false;
-    while let Ok(msg) = rx.recv() {
+    loop {
+        // Wake at least once a second to drop connections whose client
+        // has gone, even when nothing changes.
+        let msg = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+            Ok(msg) => Some(msg),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        conns.retain(|c| !c.is_closed());
+        let Some(msg) = msg else { continue };
         match msg {
             ToBroadcaster::NewClient(stream) => {
                 if let Some(conn) = connect(stream, &engine, &guid, &tombstones) {

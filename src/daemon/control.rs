@@ -9,7 +9,7 @@ use crate::config::{expand, EventExpr, ProcessType};
 use crate::control::paths::{instance_path, job_path};
 use crate::control::{Answer, CallError, Envelope, InstanceProps, JobProps, Request, Value};
 use crate::env;
-use crate::job::{JobKey, Reply, WaitKind};
+use crate::job::{JobKey, Level, Reply, WaitKind};
 
 /// Replies waiting for the engine.
 #[derive(Default)]
@@ -455,6 +455,11 @@ impl Daemon {
                 if !self.engine.options.no_cgroups && self.engine.options.cgroup_manager.is_none() {
                     self.engine.options.cgroup_manager = Some(address);
                 }
+                Ok(Value::Unit)
+            }
+            Request::Restart => {
+                self.log(Level::Info, "Restarting");
+                self.reexec_requested = true;
                 Ok(Value::Unit)
             }
             // A session init logs out; PID 1 ignores the request.

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 pub struct JobLog {
     pub path: PathBuf,
     file: Option<File>,
-    buffer: Vec<u8>,
+    pub buffer: Vec<u8>,
     /// errno of the last failure to open or write the file.
     last_error: Option<i32>,
 }

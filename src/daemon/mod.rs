@@ -6,6 +6,7 @@
 mod control;
 mod joblog;
 pub mod logger;
+mod reexec;
 mod shell;
 
 use mio::unix::SourceFd;
@@ -55,6 +56,12 @@ pub struct DaemonConfig {
     pub kmsg: bool,
     /// `--no-dbus`: never join a message bus.
     pub no_dbus: bool,
+    /// The command line outset started with (re-exec reuses it).
+    pub argv: Vec<String>,
+    /// `--restart`: this image was re-exec'd.
+    pub restart: bool,
+    /// `--state-fd`: where the previous image left its state.
+    pub state_fd: Option<i32>,
 }
 
 /// Session-end progress (pid1.md §8).
@@ -70,6 +77,20 @@ struct Quiesce {
     max_kill_timeout: u64,
 }
 
+/// The signals the loop handles through its signalfd.
+fn handled_signals() -> SigSet {
+    let mut mask = SigSet::empty();
+    for sig in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGINT,
+    ] {
+        mask.add(sig);
+    }
+    mask
+}
+
 pub struct Daemon {
     engine: Engine,
     shell: Shell,
@@ -77,8 +98,9 @@ pub struct Daemon {
     signals: SignalFd,
     inotify: Option<nix::sys::inotify::Inotify>,
     config: DaemonConfig,
-    epoch: Instant,
     quiesce: Option<Quiesce>,
+    /// A stateful re-exec was asked for (Restart(), SIGTERM as PID 1).
+    reexec_requested: bool,
     requests: Option<std::sync::mpsc::Receiver<crate::control::Envelope>>,
     pending: control::Pending,
     session_file: Option<PathBuf>,
@@ -97,16 +119,10 @@ impl Daemon {
                 .kmsg
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        let mut mask = SigSet::empty();
-        for sig in [
-            Signal::SIGCHLD,
-            Signal::SIGTERM,
-            Signal::SIGHUP,
-            Signal::SIGINT,
-        ] {
-            mask.add(sig);
-        }
-        mask.thread_block()?;
+        // Exactly the signals the loop reads through the signalfd are
+        // blocked (a re-exec'd image arrives with everything blocked).
+        let mask = handled_signals();
+        mask.thread_set_mask()?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
         poll.registry().register(
             &mut SourceFd(&signals.as_raw_fd()),
@@ -138,8 +154,8 @@ impl Daemon {
             signals,
             inotify: None,
             config,
-            epoch: Instant::now(),
             quiesce: None,
+            reexec_requested: false,
             requests: None,
             pending: control::Pending::default(),
             session_file: None,
@@ -268,8 +284,12 @@ impl Daemon {
         }
     }
 
+    /// CLOCK_MONOTONIC in milliseconds: one clock for the whole system, so
+    /// timers armed before a re-exec still mean the same instant after it.
     fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64 + 1_000_000
+        nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+            .map(|t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
+            .unwrap_or(0)
     }
 
     /// Load (or reload) every configuration source.
@@ -291,6 +311,14 @@ impl Daemon {
 
     /// Run until the session ends. Returns the exit status.
     pub fn run(&mut self) -> i32 {
+        if let Some(fd) = self.config.state_fd {
+            self.restore(fd);
+        } else if self.config.restart {
+            self.log(
+                Level::Warn,
+                "Stateful re-exec supported but stateless re-exec requested",
+            );
+        }
         self.reload();
         if self.config.user_mode {
             let dirs: Vec<String> = self
@@ -310,7 +338,8 @@ impl Daemon {
             );
             self.log(Level::Message, &msg);
         }
-        if let Some(name) = self.config.startup_event.clone() {
+        // A re-exec'd image never emits the startup event again.
+        if let (Some(name), false) = (self.config.startup_event.clone(), self.config.restart) {
             self.engine.emit(&name, Vec::new());
         }
         if self.config.user_mode {
@@ -372,6 +401,12 @@ impl Daemon {
             // Requests are cheap to poll for; serving them every iteration
             // also covers wake-ups that raced with another event.
             self.serve_requests();
+            if std::mem::take(&mut self.reexec_requested) {
+                self.engine.set_time(self.now_ms());
+                self.engine.run_queue(&mut self.shell);
+                self.flush_replies();
+                self.reexec();
+            }
         }
     }
 

@@ -43,7 +43,7 @@ pub struct Shell {
     pub io: HashMap<Token, Io>,
     next_token: usize,
     /// Scripts to send once a pid's exec succeeded.
-    scripts: HashMap<i32, (String, OwnedFd)>,
+    pub scripts: HashMap<i32, (String, OwnedFd)>,
     /// Engine answers to parked control calls, delivered by the loop.
     pub replies: Vec<(u64, Reply)>,
     /// Where object and signal changes go (the control server).
@@ -98,6 +98,16 @@ impl Shell {
             disk_writeable: false,
             event_fds: HashMap::new(),
         }
+    }
+
+    /// Watch an I/O object inherited across a re-exec.
+    pub fn register_restored(&mut self, io: Io, interest: Interest) {
+        match &io {
+            Io::Status { file, .. } | Io::Log { file, .. } | Io::Script { file, .. } => {
+                set_nonblocking(file)
+            }
+        }
+        self.register(io, interest);
     }
 
     fn register(&mut self, io: Io, interest: Interest) -> Token {

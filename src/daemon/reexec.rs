@@ -1,0 +1,333 @@
+//! Stateful re-exec (reexec.md): hand the whole state to a new image of
+//! outset, which carries on supervising the same processes.
+//!
+//! The state travels as JSON in a memory file passed with `--state-fd`;
+//! every descriptor that must survive (status and script pipes of spawns in
+//! flight, log ptys, files carried by events) is made inheritable first.
+//! outset's own state lives under the key `outset`.
+
+use mio::Interest;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use thiserror::Error;
+
+use super::joblog::JobLog;
+use super::shell::Io;
+use super::Daemon;
+use crate::config::ConfSource;
+use crate::job::{Engine, Level};
+
+#[derive(Debug, Error)]
+pub enum ReexecError {
+    #[error("unable to serialise state: {0}")]
+    Serialise(#[from] serde_json::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// An I/O object of the shell, by descriptor number.
+#[derive(Debug, Serialize, Deserialize)]
+enum IoState {
+    Status {
+        pid: i32,
+        fd: RawFd,
+        buf: Vec<u8>,
+    },
+    Log {
+        pid: i32,
+        fd: RawFd,
+        path: PathBuf,
+        pending: Vec<u8>,
+    },
+    Script {
+        fd: RawFd,
+        data: Vec<u8>,
+        done: usize,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct OutsetState {
+    engine: Engine,
+    io: Vec<IoState>,
+    /// Scripts not sent yet: pid, text, write end of the script pipe.
+    scripts: Vec<(i32, String, RawFd)>,
+    /// Logs of ended processes held until the disk is writeable.
+    unflushed: Vec<(PathBuf, Vec<u8>)>,
+    disk_writeable: bool,
+    event_fds: Vec<RawFd>,
+    sources: Vec<ConfSource>,
+    job_env: Vec<String>,
+    log_priority: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Payload {
+    outset: OutsetState,
+}
+
+fn inheritable(fd: RawFd) {
+    // SAFETY: fcntl on a descriptor this process owns.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+}
+
+impl Daemon {
+    /// Everything the next image needs, with the descriptors it will
+    /// inherit (their close-on-exec flag cleared).
+    fn capture(&mut self) -> Payload {
+        let mut io = Vec::new();
+        for entry in self.shell.io.values() {
+            match entry {
+                Io::Status { pid, file, buf } => io.push(IoState::Status {
+                    pid: *pid,
+                    fd: file.as_raw_fd(),
+                    buf: buf.clone(),
+                }),
+                Io::Log { pid, file, log } => io.push(IoState::Log {
+                    pid: *pid,
+                    fd: file.as_raw_fd(),
+                    path: log.path.clone(),
+                    pending: log.buffer.clone(),
+                }),
+                Io::Script { file, data, done } => io.push(IoState::Script {
+                    fd: file.as_raw_fd(),
+                    data: data.clone(),
+                    done: *done,
+                }),
+            }
+        }
+        for state in &io {
+            match state {
+                IoState::Status { fd, .. }
+                | IoState::Log { fd, .. }
+                | IoState::Script { fd, .. } => inheritable(*fd),
+            }
+        }
+        let scripts: Vec<(i32, String, RawFd)> = self
+            .shell
+            .scripts
+            .iter()
+            .map(|(pid, (text, fd))| (*pid, text.clone(), fd.as_raw_fd()))
+            .collect();
+        for (_, _, fd) in &scripts {
+            inheritable(*fd);
+        }
+        Payload {
+            outset: OutsetState {
+                engine: self.engine.clone(),
+                io,
+                scripts,
+                unflushed: self
+                    .shell
+                    .unflushed
+                    .iter()
+                    .map(|l| (l.path.clone(), l.buffer.clone()))
+                    .collect(),
+                disk_writeable: self.shell.disk_writeable,
+                event_fds: self.shell.event_fds.keys().copied().collect(),
+                sources: self.config.sources.clone(),
+                job_env: self.config.job_env.clone(),
+                log_priority: super::logger::priority_name(&self.log_priority).to_string(),
+            },
+        }
+    }
+
+    /// The command line for the next image: the original one without
+    /// earlier `--state-fd N` and log-level flags, plus the new state fd,
+    /// the current log level and `--restart`.
+    fn next_argv(&self, state_fd: Option<RawFd>) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut args = self.config.argv.iter();
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--state-fd" => {
+                    args.next();
+                }
+                "--debug" | "--verbose" | "-v" | "--error" | "--restart" => {}
+                s if s.starts_with("--state-fd=") => {}
+                _ => out.push(a.clone()),
+            }
+        }
+        if let Some(fd) = state_fd {
+            out.push("--state-fd".into());
+            out.push(fd.to_string());
+        }
+        match super::logger::priority_name(&self.log_priority) {
+            "debug" => out.push("--debug".into()),
+            "info" => out.push("--verbose".into()),
+            "error" | "fatal" => out.push("--quiet".into()),
+            _ => {}
+        }
+        out.push("--restart".into());
+        out
+    }
+
+    /// Re-exec statefully; returns only if that failed (PID 1 then simply
+    /// carries on).
+    pub(super) fn reexec(&mut self) {
+        self.log(Level::Info, "Performing stateful re-exec");
+        let payload = self.capture();
+        let state_fd = match write_state(&payload) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                self.log(
+                    Level::Error,
+                    &format!("Failed to generate serialisation data - reverting to stateless re-exec: {e}"),
+                );
+                None
+            }
+        };
+        let argv = self.next_argv(state_fd.as_ref().map(|f| f.as_raw_fd()));
+        // Signals stay blocked across exec; the new image unblocks them.
+        let mut all = nix::sys::signal::SigSet::all();
+        all.remove(nix::sys::signal::Signal::SIGKILL);
+        all.remove(nix::sys::signal::Signal::SIGSTOP);
+        let _ = all.thread_block();
+        let cargs: Vec<std::ffi::CString> = argv
+            .iter()
+            .filter_map(|a| std::ffi::CString::new(a.as_str()).ok())
+            .collect();
+        let exe = std::ffi::CString::new("/proc/self/exe").unwrap_or_default();
+        let path = cargs.first().cloned().unwrap_or(exe.clone());
+        // argv[0] as started (so an upgraded /sbin/init is picked up), else
+        // this very binary.
+        let err = nix::unistd::execvp(&path, &cargs)
+            .err()
+            .or_else(|| nix::unistd::execv(&exe, &cargs).err());
+        let reason = err.map_or("unknown error".to_string(), |e| e.desc().to_string());
+        self.log(
+            Level::Error,
+            &format!(
+                "Failed to re-execute {}: {reason}",
+                argv.first().map_or("", String::as_str)
+            ),
+        );
+        // Carry on: put close-on-exec back is not needed (the fds are ours),
+        // unblock what the loop does not handle through the signalfd.
+        let _ = super::handled_signals().thread_set_mask();
+        drop(state_fd);
+    }
+
+    /// Restore the state a previous image left on `fd`. On failure the raw
+    /// data is kept in LOGDIR/upstart.state and outset continues without it.
+    pub(super) fn restore(&mut self, fd: RawFd) -> bool {
+        // SAFETY: the previous image handed this descriptor to us.
+        let mut file = unsafe { File::from_raw_fd(fd) };
+        let mut data = Vec::new();
+        let read = file.read_to_end(&mut data);
+        drop(file);
+        let parsed = read
+            .map_err(|e| e.to_string())
+            .and_then(|_| serde_json::from_slice::<Payload>(&data).map_err(|e| e.to_string()));
+        let state = match parsed {
+            Ok(p) => p.outset,
+            Err(e) => {
+                if !data.is_empty() {
+                    let keep = self.config.logdir.join("upstart.state");
+                    let _ = std::fs::write(&keep, &data);
+                }
+                self.log(
+                    Level::Error,
+                    &format!(
+                        "Failed to read serialisation data - reverting to stateless re-exec: {e}"
+                    ),
+                );
+                return false;
+            }
+        };
+        let mut engine = state.engine;
+        // Options that describe this image, not the old one.
+        engine.options.session_address = self.engine.options.session_address.clone();
+        engine.init_env = self.engine.init_env.clone();
+        self.engine = engine;
+        self.config.sources = state.sources;
+        self.config.job_env = state.job_env;
+        let _ = super::logger::set_priority(&self.log_priority, &state.log_priority);
+        self.shell.disk_writeable = state.disk_writeable;
+        for (path, pending) in state.unflushed {
+            let mut log = JobLog::new(path);
+            log.buffer = pending;
+            self.shell.unflushed.push(log);
+        }
+        for fd in state.event_fds {
+            // SAFETY: inherited from the previous image, owned by us now.
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            self.shell.event_fds.insert(fd, owned);
+        }
+        for (pid, text, fd) in state.scripts {
+            // SAFETY: as above.
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            mark_cloexec(fd);
+            self.shell.scripts.insert(pid, (text, owned));
+        }
+        for item in state.io {
+            let (fd, io, interest) = match item {
+                IoState::Status { pid, fd, buf } => (
+                    fd,
+                    Io::Status {
+                        pid,
+                        file: own(fd),
+                        buf,
+                    },
+                    Interest::READABLE,
+                ),
+                IoState::Log {
+                    pid,
+                    fd,
+                    path,
+                    pending,
+                } => {
+                    let mut log = JobLog::new(path);
+                    log.buffer = pending;
+                    (
+                        fd,
+                        Io::Log {
+                            pid,
+                            file: own(fd),
+                            log,
+                        },
+                        Interest::READABLE,
+                    )
+                }
+                IoState::Script { fd, data, done } => (
+                    fd,
+                    Io::Script {
+                        file: own(fd),
+                        data,
+                        done,
+                    },
+                    Interest::WRITABLE,
+                ),
+            };
+            mark_cloexec(fd);
+            self.shell.register_restored(io, interest);
+        }
+        self.log(Level::Info, "Stateful re-exec completed");
+        true
+    }
+}
+
+fn own(fd: RawFd) -> File {
+    // SAFETY: inherited from the previous image, owned by us from now on.
+    unsafe { File::from_raw_fd(fd) }
+}
+
+fn mark_cloexec(fd: RawFd) {
+    // SAFETY: fcntl on a descriptor this process owns.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+}
+
+/// Write the payload to an inheritable memory file, positioned at 0.
+fn write_state(payload: &Payload) -> Result<OwnedFd, ReexecError> {
+    let json = serde_json::to_vec(payload)?;
+    let fd = nix::sys::memfd::memfd_create(c"outset-state", nix::sys::memfd::MFdFlags::empty())
+        .map_err(std::io::Error::from)?;
+    let mut file = File::from(fd);
+    file.write_all(&json)?;
+    file.rewind()?;
+    // SAFETY: into_raw_fd hands us sole ownership back.
+    Ok(unsafe { OwnedFd::from_raw_fd(file.into_raw_fd()) })
+}
