@@ -274,6 +274,18 @@ fn repeated_reexecs_lose_nothing() {
 }
 
 #[test]
+fn get_state_returns_the_handed_over_json() {
+    let s = Session::start("getstate", &[("a", "console none\nexec sleep 1000\n")]);
+    let a = pid_of(&s.ctl(&["start", "a"]).1);
+    let client = outset::control::client::Client::connect(&s.address).expect("connect");
+    let json: String = client.manager("GetState", &()).expect("GetState");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let inst = &v["outset"]["engine"]["slots"]["a"]["instances"][""];
+    assert_eq!(inst["state"], "running");
+    assert_eq!(inst["pids"]["main"], a);
+}
+
+#[test]
 fn unreadable_state_means_a_stateless_start_not_a_crash() {
     let dir = TempDir::new("badstate");
     dir.write("conf/x.conf", "exec sleep 1000\n");

@@ -250,6 +250,14 @@ impl Manager {
         unit(&self.engine, Request::NotifyCGroupManagerAddress(address)).await
     }
 
+    /// The state a re-exec would hand over, as JSON.
+    async fn get_state(&self) -> Result<String, UpstartError> {
+        match self.engine.call(Request::GetState).await? {
+            Value::Str(s) => Ok(s),
+            _ => Err(unexpected()),
+        }
+    }
+
     /// Stateful re-exec; the reply may never arrive.
     async fn restart(&self) -> Result<(), UpstartError> {
         unit(&self.engine, Request::Restart).await

@@ -117,6 +117,8 @@ pub enum Request {
     EndSession,
     /// Stateful re-exec.
     Restart,
+    /// The serialised state.
+    GetState,
 }
 
 /// What a job object exposes.

@@ -457,6 +457,9 @@ impl Daemon {
                 }
                 Ok(Value::Unit)
             }
+            Request::GetState => self.state_json().map(Value::Str).map_err(|_| {
+                CallError::new("org.freedesktop.DBus.Error.NoMemory", "Out of Memory")
+            }),
             Request::Restart => {
                 self.log(Level::Info, "Restarting");
                 self.reexec_requested = true;

@@ -75,9 +75,14 @@ fn inheritable(fd: RawFd) {
 }
 
 impl Daemon {
-    /// Everything the next image needs, with the descriptors it will
-    /// inherit (their close-on-exec flag cleared).
-    fn capture(&mut self) -> Payload {
+    /// The state as JSON text (D-Bus `GetState()`).
+    pub(super) fn state_json(&self) -> Result<String, ReexecError> {
+        Ok(serde_json::to_string(&self.capture())?)
+    }
+
+    /// Everything the next image needs; the descriptors it names are the
+    /// ones [`Self::make_inheritable`] hands over.
+    fn capture(&self) -> Payload {
         let mut io = Vec::new();
         for entry in self.shell.io.values() {
             match entry {
@@ -135,6 +140,20 @@ impl Daemon {
         }
     }
 
+    /// Clear close-on-exec on every descriptor the payload names.
+    fn make_inheritable(payload: &Payload) {
+        for state in &payload.outset.io {
+            match state {
+                IoState::Status { fd, .. }
+                | IoState::Log { fd, .. }
+                | IoState::Script { fd, .. } => inheritable(*fd),
+            }
+        }
+        for (_, _, fd) in &payload.outset.scripts {
+            inheritable(*fd);
+        }
+    }
+
     /// The command line for the next image: the original one without
     /// earlier `--state-fd N` and log-level flags, plus the new state fd,
     /// the current log level and `--restart`.
@@ -170,6 +189,7 @@ impl Daemon {
     pub(super) fn reexec(&mut self) {
         self.log(Level::Info, "Performing stateful re-exec");
         let payload = self.capture();
+        Self::make_inheritable(&payload);
         let state_fd = match write_state(&payload) {
             Ok(fd) => Some(fd),
             Err(e) => {
