@@ -153,6 +153,36 @@ impl Engine {
         }
     }
 
+    /// Rebuild the indexes derived from slots and events (pid owners, the
+    /// next event number) after state was assembled from outside, such as
+    /// an imported Upstart payload. Spawns in flight are given as
+    /// (pid, job, process) for the status pipes that are still open.
+    pub fn reindex(&mut self, spawns_in_flight: &[(i32, JobKey, ProcessType)]) {
+        self.pids.clear();
+        for (job, slot) in &self.slots {
+            for (name, inst) in &slot.instances {
+                for (process, pid) in &inst.pids {
+                    if *pid > 0 {
+                        self.pids.insert(*pid, (JobKey::new(job, name), *process));
+                    }
+                }
+            }
+        }
+        self.spawns = spawns_in_flight
+            .iter()
+            .map(|(pid, job, process)| {
+                (
+                    *pid,
+                    PendingSpawn {
+                        job: job.clone(),
+                        process: *process,
+                    },
+                )
+            })
+            .collect();
+        self.next_event = self.events.iter().map(|e| e.id + 1).max().unwrap_or(1).max(self.next_event);
+    }
+
     pub fn set_time(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
     }
