@@ -47,6 +47,33 @@ fn call(method: &str, body: &(impl serde::Serialize + zbus::Type)) -> ExitCode {
     }
 }
 
+/// `telinit u`: ask for a stateful re-exec, ignore the (usually cut)
+/// reply, then wait until the new image answers on the control socket.
+fn reexec() -> ExitCode {
+    let client = match Client::connect(&address()) {
+        Ok(c) => c,
+        Err(e) => return fail(&format!("Unable to connect to Upstart: {}", e.message)),
+    };
+    let _ = client.manager::<_, ()>("Restart", &());
+    drop(client);
+    // Bounded, so a failed re-exec does not leave telinit waiting forever.
+    for _ in 0..600 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let answers = Client::connect(&address()).is_ok_and(|c| {
+            c.property(
+                outset::control::paths::MANAGER_PATH,
+                outset::control::paths::MANAGER_IFACE,
+                "version",
+            )
+            .is_ok()
+        });
+        if answers {
+            return ExitCode::SUCCESS;
+        }
+    }
+    fail("init did not come back after the re-exec")
+}
+
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
         Ok(a) => a,
@@ -97,7 +124,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        'U' | 'u' => call("Restart", &()),
+        'U' | 'u' => reexec(),
         _ => {
             let level = c.to_ascii_uppercase();
             let prev = match std::env::var("RUNLEVEL") {
