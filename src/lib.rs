@@ -10,5 +10,6 @@ pub mod daemon;
 pub mod env;
 pub mod event;
 pub mod job;
+pub mod reexec;
 pub mod spawn;
 pub mod utmp;

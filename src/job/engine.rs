@@ -180,7 +180,13 @@ impl Engine {
                 )
             })
             .collect();
-        self.next_event = self.events.iter().map(|e| e.id + 1).max().unwrap_or(1).max(self.next_event);
+        self.next_event = self
+            .events
+            .iter()
+            .map(|e| e.id + 1)
+            .max()
+            .unwrap_or(1)
+            .max(self.next_event);
     }
 
     pub fn set_time(&mut self, now_ms: u64) {

@@ -8,7 +8,7 @@ mod instance;
 mod state;
 mod sys;
 
-pub use engine::{Engine, EngineOptions, Event, ExitStatus, Slot};
+pub use engine::{Engine, EngineOptions, Event, EventWaiter, ExitStatus, Slot};
 pub use instance::{Held, Instance, Trace, WaitKind};
 pub use state::{Goal, State};
 pub use sys::{Level, Notice, Reply, SpawnRequest, Sys};
