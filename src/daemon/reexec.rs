@@ -244,6 +244,8 @@ impl Daemon {
             .and_then(|_| serde_json::from_slice::<Payload>(&data).map_err(|e| e.to_string()));
         let state = match parsed {
             Ok(p) => p.outset,
+            // Not outset's own layout: a live Upstart handing over.
+            Err(_) if self.restore_upstart(&data) => return true,
             Err(e) => {
                 if !data.is_empty() {
                     let keep = self.config.logdir.join("upstart.state");
@@ -326,6 +328,99 @@ impl Daemon {
             self.shell.register_restored(io, interest);
         }
         self.log(Level::Info, "Stateful re-exec completed");
+        true
+    }
+}
+
+impl Daemon {
+    /// Take over from Upstart 1.6-1.13 (its JSON layout). Returns false if
+    /// the data is not such a payload.
+    fn restore_upstart(&mut self, data: &[u8]) -> bool {
+        let Ok(text) = std::str::from_utf8(data) else {
+            return false;
+        };
+        let imported = match crate::reexec::import(text) {
+            Ok(i) => i,
+            Err(e) => {
+                self.log(
+                    Level::Error,
+                    &format!("Unable to import Upstart state: {e}"),
+                );
+                return false;
+            }
+        };
+        let mut engine = imported.engine;
+        engine.options.session_address = self.engine.options.session_address.clone();
+        engine.options.user_mode = self.config.user_mode;
+        engine.options.no_cgroups = self.config.no_cgroups;
+        engine.options.cgroup_manager = imported.cgroup_manager;
+        engine.init_env = self.engine.init_env.clone();
+        let pid_of = |e: &Engine, job: &crate::job::JobKey, p: crate::config::ProcessType| {
+            e.instance(job).map_or(0, |i| i.pid(p))
+        };
+        for (fd, job, process) in &imported.spawns {
+            let pid = pid_of(&engine, job, *process);
+            mark_cloexec(*fd);
+            self.shell.register_restored(
+                Io::Status {
+                    pid,
+                    file: own(*fd),
+                    buf: Vec::new(),
+                },
+                Interest::READABLE,
+            );
+        }
+        for log in imported.logs {
+            let pid = pid_of(&engine, &log.job, log.process);
+            if let Some(f) = log.file_fd {
+                // Reopened when the next output arrives.
+                drop(own(f));
+            }
+            let mut jl = JobLog::new(PathBuf::from(log.path));
+            jl.buffer = log.unflushed;
+            mark_cloexec(log.pty_fd);
+            self.shell.register_restored(
+                Io::Log {
+                    pid,
+                    file: own(log.pty_fd),
+                    log: jl,
+                },
+                Interest::READABLE,
+            );
+        }
+        for script in imported.scripts {
+            let pid = pid_of(&engine, &script.job, script.process);
+            mark_cloexec(script.shell_fd);
+            // SAFETY: inherited from Upstart, owned by us now.
+            let fd = unsafe { OwnedFd::from_raw_fd(script.shell_fd) };
+            self.shell.scripts.insert(pid, (script.script, fd));
+        }
+        for ev in &engine.events {
+            if let Some(fd) = ev.fd {
+                // SAFETY: as above.
+                self.shell
+                    .event_fds
+                    .insert(fd, unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+        for fd in imported.stray_fds {
+            drop(own(fd));
+        }
+        self.engine = engine;
+        if !imported.sources.is_empty() {
+            self.config.sources = imported.sources;
+        }
+        if !imported.job_env.is_empty() {
+            self.config.job_env = imported.job_env.clone();
+            self.engine.global_env = imported.job_env;
+        }
+        self.log(
+            Level::Info,
+            &format!(
+                "Stateful re-exec from Upstart completed: {}",
+                imported.summary
+            ),
+        );
         true
     }
 }

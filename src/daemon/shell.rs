@@ -338,7 +338,10 @@ impl Sys for Shell {
         // SAFETY: plain syscalls.
         let rc = unsafe {
             let pgid = if group { libc::getpgid(pid) } else { -1 };
-            if pgid > 0 {
+            // Never our own group (a reused pid, or a process that has not
+            // left it) and never group 1: that would signal init itself, or
+            // as PID 1 every process.
+            if pgid > 1 && pgid != libc::getpgrp() {
                 libc::kill(-pgid, signal)
             } else {
                 libc::kill(pid, signal)
