@@ -331,3 +331,84 @@ fn unreadable_state_means_a_stateless_start_not_a_crash() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn takes_over_from_an_upstart_payload() {
+    let corpus = std::env::var_os("OUTSET_CORPUS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+        });
+    let payload = corpus.join("upstart-state/upstart-1.9.json");
+    let text = std::fs::read_to_string(&payload).expect("Upstart 1.9 payload");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let (job, pid) = v["job_classes"]
+        .as_array()
+        .expect("classes")
+        .iter()
+        .find_map(|c| {
+            let j = c["jobs"].as_array()?.iter().find(|j| {
+                j["state"] == "JOB_RUNNING" && j["name"] == "" && j["pid"][0].as_i64() > Some(0)
+            })?;
+            Some((c["name"].as_str()?.to_string(), j["pid"][0].as_i64()?))
+        })
+        .expect("a running single-instance job");
+
+    let dir = TempDir::new("fromupstart");
+    std::fs::create_dir_all(dir.0.join("run")).expect("run");
+    let file = std::fs::File::open(&payload).expect("open");
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: make the descriptor inheritable for the child.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outset"))
+        .args([
+            "--user",
+            "--verbose",
+            "--restart",
+            "--state-fd",
+            &fd.to_string(),
+            "--confdir",
+        ])
+        .arg(dir.0.join("conf"))
+        .arg("--logdir")
+        .arg(&dir.0)
+        .env("XDG_RUNTIME_DIR", dir.0.join("run"))
+        .stderr(log)
+        .spawn()
+        .expect("outset");
+    drop(file);
+    let read_log = || std::fs::read_to_string(dir.0.join("daemon.log")).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !read_log().contains("session init running") {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("did not take over: {}", read_log());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        read_log().contains("Stateful re-exec from Upstart completed"),
+        "{}",
+        read_log()
+    );
+    let session = dir
+        .0
+        .join(format!("run/upstart/sessions/{}.session", child.id()));
+    let address = std::fs::read_to_string(&session).expect("session");
+    let address = address.trim_end().trim_start_matches("UPSTART_SESSION=");
+    let o = Command::new(env!("CARGO_BIN_EXE_initctl"))
+        .args(["status", &job])
+        .env("UPSTART_SESSION", address)
+        .output()
+        .expect("initctl");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("{job} start/running, process {pid}\n"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -174,6 +174,14 @@ fn logdir(args: &Args) -> Result<PathBuf, String> {
 }
 
 fn main() -> ExitCode {
+    // Before anything else opens a descriptor: what did we inherit?
+    let inherited_fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
     let argv: Vec<String> = std::env::args().collect();
     let args = Args::parse_from(known_args(argv.clone().into_iter()));
     let console = match args.default_console.as_deref() {
@@ -272,6 +280,7 @@ fn main() -> ExitCode {
         argv,
         restart: args.restart,
         state_fd: args.state_fd,
+        inherited_fds,
     };
     let mut daemon = match Daemon::new(config) {
         Ok(d) => d,

@@ -62,6 +62,9 @@ pub struct DaemonConfig {
     pub restart: bool,
     /// `--state-fd`: where the previous image left its state.
     pub state_fd: Option<i32>,
+    /// Descriptors open when outset started (what a previous image or
+    /// Upstart handed over); only these may be adopted from a payload.
+    pub inherited_fds: Vec<i32>,
 }
 
 /// Session-end progress (pid1.md §8).

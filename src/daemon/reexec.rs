@@ -349,7 +349,21 @@ impl Daemon {
                 return false;
             }
         };
+        // Adopt only descriptors that really were inherited (never the
+        // standard ones): a stale payload must not make outset take over,
+        // and later close, descriptors it opened itself.
+        let inherited: std::collections::HashSet<RawFd> = self
+            .config
+            .inherited_fds
+            .iter()
+            .copied()
+            .filter(|fd| *fd > 2)
+            .collect();
+        let ok = |fd: RawFd| inherited.contains(&fd);
         let mut engine = imported.engine;
+        for ev in &mut engine.events {
+            ev.fd = ev.fd.filter(|fd| ok(*fd));
+        }
         engine.options.session_address = self.engine.options.session_address.clone();
         engine.options.user_mode = self.config.user_mode;
         engine.options.no_cgroups = self.config.no_cgroups;
@@ -358,7 +372,7 @@ impl Daemon {
         let pid_of = |e: &Engine, job: &crate::job::JobKey, p: crate::config::ProcessType| {
             e.instance(job).map_or(0, |i| i.pid(p))
         };
-        for (fd, job, process) in &imported.spawns {
+        for (fd, job, process) in imported.spawns.iter().filter(|(fd, ..)| ok(*fd)) {
             let pid = pid_of(&engine, job, *process);
             mark_cloexec(*fd);
             self.shell.register_restored(
@@ -370,9 +384,9 @@ impl Daemon {
                 Interest::READABLE,
             );
         }
-        for log in imported.logs {
+        for log in imported.logs.into_iter().filter(|l| ok(l.pty_fd)) {
             let pid = pid_of(&engine, &log.job, log.process);
-            if let Some(f) = log.file_fd {
+            if let Some(f) = log.file_fd.filter(|f| ok(*f)) {
                 // Reopened when the next output arrives.
                 drop(own(f));
             }
@@ -388,7 +402,7 @@ impl Daemon {
                 Interest::READABLE,
             );
         }
-        for script in imported.scripts {
+        for script in imported.scripts.into_iter().filter(|s| ok(s.shell_fd)) {
             let pid = pid_of(&engine, &script.job, script.process);
             mark_cloexec(script.shell_fd);
             // SAFETY: inherited from Upstart, owned by us now.
@@ -403,7 +417,7 @@ impl Daemon {
                     .insert(fd, unsafe { OwnedFd::from_raw_fd(fd) });
             }
         }
-        for fd in imported.stray_fds {
+        for fd in imported.stray_fds.into_iter().filter(|fd| ok(*fd)) {
             drop(own(fd));
         }
         self.engine = engine;
