@@ -194,4 +194,6 @@ pub enum Broadcast {
     StateChanged(String, String, String),
     Failed(String, String, i32),
     EventEmitted(String, Vec<String>),
+    /// The new image after a re-exec is ready.
+    Restarted,
 }

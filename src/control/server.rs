@@ -358,6 +358,13 @@ fn apply(conn: &Connection, engine: &EngineHandle, change: &Broadcast) -> bool {
             "Failed",
             &(*status,),
         )),
+        Broadcast::Restarted => zbus::block_on(conn.emit_signal(
+            None::<&str>,
+            MANAGER_PATH,
+            MANAGER_IFACE,
+            "Restarted",
+            &(),
+        )),
         Broadcast::EventEmitted(name, env) => zbus::block_on(conn.emit_signal(
             None::<&str>,
             MANAGER_PATH,

@@ -315,7 +315,13 @@ impl Daemon {
     /// Run until the session ends. Returns the exit status.
     pub fn run(&mut self) -> i32 {
         if let Some(fd) = self.config.state_fd {
-            self.restore(fd);
+            if self.restore(fd) {
+                if let Some(tx) = &self.shell.control {
+                    let _ = tx.send(crate::control::ToBroadcaster::Change(
+                        crate::control::Broadcast::Restarted,
+                    ));
+                }
+            }
         } else if self.config.restart {
             self.log(
                 Level::Warn,
