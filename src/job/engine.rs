@@ -764,49 +764,28 @@ impl Engine {
                 self.emit_job_event(key, "starting", true);
                 false
             }
-            State::SecuritySpawning => {
-                if has(ProcessType::Security) && self.options.apparmor {
-                    self.spawn(sys, key, ProcessType::Security);
+            // Spawn states launch their process (the security process
+            // only where AppArmor is usable) and go straight on.
+            State::SecuritySpawning
+            | State::PreStarting
+            | State::Spawning
+            | State::PostStarting
+            | State::PreStopping
+            | State::PostStopping => {
+                if let Some(p) = state.process().filter(|p| has(*p)) {
+                    if p != ProcessType::Security || self.options.apparmor {
+                        self.spawn(sys, key, p);
+                    }
                 }
                 true
             }
-            State::PreStarting => {
-                if has(ProcessType::PreStart) {
-                    self.spawn(sys, key, ProcessType::PreStart);
-                }
-                true
-            }
-            State::Spawning => {
-                if has(ProcessType::Main) {
-                    self.spawn(sys, key, ProcessType::Main);
-                }
-                true
-            }
-            State::PostStarting => {
-                if has(ProcessType::PostStart) {
-                    self.spawn(sys, key, ProcessType::PostStart);
-                }
-                true
-            }
-            State::PreStopping => {
-                if has(ProcessType::PreStop) {
-                    self.spawn(sys, key, ProcessType::PreStop);
-                }
-                true
-            }
-            State::PostStopping => {
-                if has(ProcessType::PostStop) {
-                    self.spawn(sys, key, ProcessType::PostStop);
-                }
-                true
-            }
-            // Waiting states: continue unless the process is alive.
-            State::Security => pid(self, ProcessType::Security) == 0,
-            State::PreStart => pid(self, ProcessType::PreStart) == 0,
-            State::Spawned => pid(self, ProcessType::Main) == 0,
-            State::PostStart => pid(self, ProcessType::PostStart) == 0,
-            State::PreStop => pid(self, ProcessType::PreStop) == 0,
-            State::PostStop => pid(self, ProcessType::PostStop) == 0,
+            // Waiting states: continue unless their process is alive.
+            State::Security
+            | State::PreStart
+            | State::Spawned
+            | State::PostStart
+            | State::PreStop
+            | State::PostStop => state.process().is_none_or(|p| pid(self, p) == 0),
             State::Running => {
                 if old == State::PreStop {
                     if let Some(inst) = self.inst(key) {

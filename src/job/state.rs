@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::ProcessType;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Goal {
@@ -84,6 +86,20 @@ impl State {
             State::PostStopping => "post-stopping",
             State::PostStop => "post-stop",
         }
+    }
+
+    /// The process a spawn state launches, or the waiting state after it
+    /// waits for.
+    pub fn process(self) -> Option<ProcessType> {
+        Some(match self {
+            State::SecuritySpawning | State::Security => ProcessType::Security,
+            State::PreStarting | State::PreStart => ProcessType::PreStart,
+            State::Spawning | State::Spawned => ProcessType::Main,
+            State::PostStarting | State::PostStart => ProcessType::PostStart,
+            State::PreStopping | State::PreStop => ProcessType::PreStop,
+            State::PostStopping | State::PostStop => ProcessType::PostStop,
+            _ => return None,
+        })
     }
 
     /// The transient states that launch a process on entry.
