@@ -934,13 +934,21 @@ fn emit_event_with_file_passes_the_file_to_jobs() {
             .as_deref(),
         Some("the secret\n1\n")
     );
-    // The event has finished: init no longer holds the file.
-    let held = std::fs::read_dir(format!("/proc/{}/fd", s.child.id()))
-        .expect("fd dir")
-        .filter_map(Result::ok)
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .any(|target| target == secret);
-    assert!(!held, "init leaked the event's file");
+    // The event has finished: init lets go of the file. (The D-Bus layer
+    // drops its copy of a received descriptor only once the call's message
+    // is done with, just after the reply, so allow it a moment.)
+    let held = || {
+        std::fs::read_dir(format!("/proc/{}/fd", s.child.id()))
+            .expect("fd dir")
+            .filter_map(Result::ok)
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .any(|target| target == secret)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while held() {
+        assert!(Instant::now() < deadline, "init leaked the event's file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let err = client
         .manager::<_, ()>(
             "EmitEventWithFile",
