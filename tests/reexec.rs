@@ -4,7 +4,7 @@
 mod common;
 
 use common::TempDir;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 struct Session {
@@ -15,40 +15,11 @@ struct Session {
 
 impl Session {
     fn start(tag: &str, jobs: &[(&str, &str)]) -> Session {
-        let dir = TempDir::new(tag);
-        std::fs::create_dir_all(dir.0.join("run")).expect("run");
-        for (name, text) in jobs {
-            dir.write(
-                &format!("conf/{name}.conf"),
-                &text.replace("@DIR@", &dir.0.display().to_string()),
-            );
-        }
-        let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_outset"))
-            .args(["--user", "--verbose", "--no-startup-event", "--confdir"])
-            .arg(dir.0.join("conf"))
-            .arg("--logdir")
-            .arg(dir.0.join("logs"))
-            .env("XDG_RUNTIME_DIR", dir.0.join("run"))
-            .stdin(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("outset");
-        let file = dir
-            .0
-            .join(format!("run/upstart/sessions/{}.session", child.id()));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let address = loop {
-            if let Some(a) = std::fs::read_to_string(&file).ok().and_then(|t| {
-                t.trim_end()
-                    .strip_prefix("UPSTART_SESSION=")
-                    .map(str::to_string)
-            }) {
-                break a;
-            }
-            assert!(Instant::now() < deadline, "no session file");
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let common::Started {
+            dir,
+            child,
+            address,
+        } = common::start_session(tag, jobs, &["--verbose"]);
         Session {
             dir,
             child,

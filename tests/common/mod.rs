@@ -49,3 +49,59 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A session init started on its own job directory and runtime directory.
+pub struct Started {
+    pub dir: TempDir,
+    pub child: std::process::Child,
+    /// Its control address, read from its session file.
+    pub address: String,
+}
+
+/// Start `outset --user --no-startup-event` (plus `extra` options) on
+/// `jobs` (`@DIR@` in their text becomes the test directory), with logs in
+/// `DIR/logs`, stderr in `DIR/daemon.log`, and wait for its session file.
+pub fn start_session(tag: &str, jobs: &[(&str, &str)], extra: &[&str]) -> Started {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let dir = TempDir::new(tag);
+    std::fs::create_dir_all(dir.0.join("conf")).expect("conf");
+    std::fs::create_dir_all(dir.0.join("run")).expect("runtime dir");
+    for (name, text) in jobs {
+        dir.write(
+            &format!("conf/{name}.conf"),
+            &text.replace("@DIR@", &dir.0.display().to_string()),
+        );
+    }
+    let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
+    let child = Command::new(env!("CARGO_BIN_EXE_outset"))
+        .args(["--user", "--no-startup-event"])
+        .args(extra)
+        .arg("--confdir")
+        .arg(dir.0.join("conf"))
+        .arg("--logdir")
+        .arg(dir.0.join("logs"))
+        .env("XDG_RUNTIME_DIR", dir.0.join("run"))
+        .stdin(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("outset");
+    let session_file = dir
+        .0
+        .join(format!("run/upstart/sessions/{}.session", child.id()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let address = loop {
+        if let Ok(text) = std::fs::read_to_string(&session_file) {
+            if let Some(a) = text.trim_end().strip_prefix("UPSTART_SESSION=") {
+                break a.to_string();
+            }
+        }
+        assert!(Instant::now() < deadline, "no session file");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Started {
+        dir,
+        child,
+        address,
+    }
+}
