@@ -6,6 +6,8 @@ use zbus::interface;
 use zbus::OwnedObjectPath;
 
 use super::error::UpstartError;
+use crate::job::WaitKind;
+
 use super::protocol::{CallError, EngineHandle, InstanceProps, JobProps, Request, Value};
 
 fn path(p: String) -> Result<OwnedObjectPath, UpstartError> {
@@ -441,6 +443,18 @@ pub struct Instance {
 }
 
 impl Instance {
+    async fn control(&self, kind: WaitKind, wait: bool) -> Result<(), UpstartError> {
+        let req = Request::InstanceControl {
+            job: self.job.clone(),
+            instance: self.instance.clone(),
+            kind,
+            wait,
+        };
+        unit(&self.engine, req)
+            .await
+            .map_err(|e| gone(e, UNKNOWN_INSTANCE))
+    }
+
     async fn props(&self) -> fdo::Result<InstanceProps> {
         let req = Request::InstanceProperties {
             job: self.job.clone(),
@@ -457,36 +471,15 @@ impl Instance {
 #[interface(name = "com.ubuntu.Upstart0_6.Instance")]
 impl Instance {
     async fn start(&self, wait: bool) -> Result<(), UpstartError> {
-        let req = Request::InstanceStart {
-            job: self.job.clone(),
-            instance: self.instance.clone(),
-            wait,
-        };
-        unit(&self.engine, req)
-            .await
-            .map_err(|e| gone(e, UNKNOWN_INSTANCE))
+        self.control(WaitKind::Start, wait).await
     }
 
     async fn stop(&self, wait: bool) -> Result<(), UpstartError> {
-        let req = Request::InstanceStop {
-            job: self.job.clone(),
-            instance: self.instance.clone(),
-            wait,
-        };
-        unit(&self.engine, req)
-            .await
-            .map_err(|e| gone(e, UNKNOWN_INSTANCE))
+        self.control(WaitKind::Stop, wait).await
     }
 
     async fn restart(&self, wait: bool) -> Result<(), UpstartError> {
-        let req = Request::InstanceRestart {
-            job: self.job.clone(),
-            instance: self.instance.clone(),
-            wait,
-        };
-        unit(&self.engine, req)
-            .await
-            .map_err(|e| gone(e, UNKNOWN_INSTANCE))
+        self.control(WaitKind::Restart, wait).await
     }
 
     async fn reload(&self) -> Result<(), UpstartError> {

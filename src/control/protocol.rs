@@ -62,19 +62,11 @@ pub enum Request {
     GetAllInstances {
         job: String,
     },
-    InstanceStart {
+    /// `Instance.Start`, `Stop` or `Restart`.
+    InstanceControl {
         job: String,
         instance: String,
-        wait: bool,
-    },
-    InstanceStop {
-        job: String,
-        instance: String,
-        wait: bool,
-    },
-    InstanceRestart {
-        job: String,
-        instance: String,
+        kind: crate::job::WaitKind,
         wait: bool,
     },
     InstanceReload {

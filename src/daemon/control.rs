@@ -195,41 +195,13 @@ impl Daemon {
                         .map(|k| Value::Path(instance_path(&k.job, &k.instance)))
                 });
             }
-            Request::InstanceStart {
+            Request::InstanceControl {
                 job,
                 instance,
+                kind,
                 wait,
             } => {
-                return self.instance_call(
-                    reply,
-                    wait,
-                    JobKey::new(&job, &instance),
-                    WaitKind::Start,
-                );
-            }
-            Request::InstanceStop {
-                job,
-                instance,
-                wait,
-            } => {
-                return self.instance_call(
-                    reply,
-                    wait,
-                    JobKey::new(&job, &instance),
-                    WaitKind::Stop,
-                );
-            }
-            Request::InstanceRestart {
-                job,
-                instance,
-                wait,
-            } => {
-                return self.instance_call(
-                    reply,
-                    wait,
-                    JobKey::new(&job, &instance),
-                    WaitKind::Restart,
-                );
+                return self.instance_call(reply, wait, JobKey::new(&job, &instance), kind);
             }
             other => self.answer_now(other),
         };
@@ -484,9 +456,7 @@ impl Daemon {
             | Request::JobStart { .. }
             | Request::JobStop { .. }
             | Request::JobRestart { .. }
-            | Request::InstanceStart { .. }
-            | Request::InstanceStop { .. }
-            | Request::InstanceRestart { .. } => Err(CallError::new(
+            | Request::InstanceControl { .. } => Err(CallError::new(
                 "org.freedesktop.DBus.Error.Failed",
                 "misrouted",
             )),
