@@ -9,8 +9,6 @@ use outset::config::{system_sources, user_sources, ClassDefaults, Console};
 use outset::daemon::{Daemon, DaemonConfig};
 use outset::job::Level;
 
-const PID1_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/sbin:/bin";
-
 #[derive(Parser, Debug)]
 #[command(
     name = "outset",
@@ -192,6 +190,10 @@ fn main() -> ExitCode {
         },
     };
     let is_pid1 = std::process::id() == 1;
+    // SAFETY: getuid has no preconditions.
+    if !args.user && unsafe { libc::getuid() } != 0 {
+        return fatal("Need to be root");
+    }
     if !args.user && !is_pid1 {
         return fatal("Not being executed as init (use --user to run a session init)");
     }
@@ -227,9 +229,16 @@ fn main() -> ExitCode {
         old as u32
     };
     let mut job_env: Vec<String> = Vec::new();
+    let machine = is_pid1 && !args.user && !container_mode(args.container);
     if is_pid1 && !args.user {
-        std::env::set_var("PATH", PID1_PATH);
-        let _ = std::env::set_current_dir("/");
+        let opts = outset::boot::BootOptions {
+            container: !machine,
+            restart: args.restart,
+        };
+        match outset::boot::pid1_setup(opts) {
+            Ok(warnings) => warnings.iter().for_each(|w| eprintln!("init: {w}")),
+            Err(e) => return fatal(&e.to_string()),
+        }
     }
     if args.user && !args.no_inherit_env {
         job_env.extend(std::env::vars().map(|(k, v)| format!("{k}={v}")));
@@ -286,5 +295,12 @@ fn main() -> ExitCode {
         Ok(d) => d,
         Err(e) => return fatal(&e.to_string()),
     };
+    if machine {
+        // From here on messages go to the kernel log; the console stays
+        // free for jobs (pid1.md §2 step 5.15).
+        if let Err(e) = outset::boot::stdio_to_null() {
+            return fatal(&format!("Unable to setup standard file descriptors: {e}"));
+        }
+    }
     ExitCode::from(daemon.run() as u8)
 }
