@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod env;
 pub mod event;
 pub mod job;
+pub mod pid1;
 pub mod reexec;
 pub mod spawn;
 pub mod utmp;

@@ -8,6 +8,12 @@ use std::process::ExitCode;
 use outset::config::{system_sources, user_sources, ClassDefaults, Console};
 use outset::daemon::{Daemon, DaemonConfig};
 use outset::job::Level;
+use outset::pid1::Mode;
+
+/// `outset run`: a command inside a supervised, torn-down-afterwards set
+/// of jobs.
+#[path = "outset/run.rs"]
+mod run;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -129,9 +135,7 @@ fn known_args(raw: impl Iterator<Item = String>) -> Vec<String> {
 /// Container mode (PID 1 only): `--container`, `$container`, or the files
 /// container engines leave behind.
 fn container_mode(flag: bool) -> bool {
-    flag || std::env::var_os("container").is_some()
-        || std::path::Path::new("/run/.containerenv").exists()
-        || std::path::Path::new("/.dockerenv").exists()
+    outset::pid1::container_detected(flag)
 }
 
 fn fatal(msg: &str) -> ExitCode {
@@ -181,6 +185,9 @@ fn main() -> ExitCode {
         })
         .unwrap_or_default();
     let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("run") {
+        return run::main(argv, inherited_fds);
+    }
     let args = Args::parse_from(known_args(argv.clone().into_iter()));
     let console = match args.default_console.as_deref() {
         None => Console::Log,
@@ -283,7 +290,15 @@ fn main() -> ExitCode {
         job_env,
         no_cgroups: args.no_cgroups,
         // As PID 1 outside a container, SIGTERM asks for a re-exec.
-        exit_on_term: args.user || !is_pid1 || container_mode(args.container),
+        mode: if args.user {
+            Mode::User
+        } else if container_mode(args.container) {
+            Mode::Container
+        } else {
+            Mode::Machine
+        },
+        run: None,
+        control_name: None,
         kmsg: !args.user && is_pid1 && !container_mode(args.container),
         no_dbus: args.no_dbus,
         argv,

@@ -127,17 +127,8 @@ fn main() -> ExitCode {
         'U' | 'u' => reexec(),
         _ => {
             let level = c.to_ascii_uppercase();
-            let prev = match std::env::var("RUNLEVEL") {
-                Ok(r) => r.chars().next().unwrap_or('N'),
-                Err(_) => outset::utmp::read_runlevel(&outset::utmp::utmp_path())
-                    .ok()
-                    .flatten()
-                    .map(|(_, cur)| cur)
-                    .unwrap_or('N'),
-            };
-            outset::utmp::record_runlevel(level, prev);
-            let mut env = vec![format!("RUNLEVEL={level}"), format!("PREVLEVEL={prev}")];
-            env.extend(args.env);
+            // Runlevels 0 and 6 make outset's PID 1 run its system stop.
+            let env = outset::pid1::runlevel::switch_env(level, args.env);
             call("EmitEvent", &("runlevel", env, false))
         }
     }

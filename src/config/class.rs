@@ -15,6 +15,10 @@ pub enum Console {
     Log,
     Output,
     Owner,
+    /// Keep init's own standard descriptors. Not a job-file keyword: only
+    /// the `run` job of `outset run` uses it, to give the command the
+    /// caller's stdin, stdout and stderr.
+    Inherit,
 }
 
 impl Console {
@@ -34,6 +38,7 @@ impl Console {
             Console::Log => "log",
             Console::Output => "output",
             Console::Owner => "owner",
+            Console::Inherit => "inherit",
         }
     }
 }

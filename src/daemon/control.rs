@@ -120,6 +120,11 @@ impl Daemon {
             let _ = reply.send(self.answer_now(Request::Snapshot));
             return;
         }
+        if let Request::EmitEvent { name, env, .. } | Request::EmitEventWithFile { name, env, .. } =
+            &request
+        {
+            self.observe_emit(name, env);
+        }
         let immediate = match request {
             Request::NotifyDBusAddress(address) if self.config.user_mode => {
                 match &self.shell.control {

@@ -7,11 +7,15 @@ mod control;
 mod joblog;
 pub mod logger;
 mod reexec;
+mod run_mode;
 mod shell;
+mod system_stop;
+
+pub use run_mode::RunSpec;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
@@ -20,6 +24,8 @@ use thiserror::Error;
 
 use crate::config::{load_sources, ClassDefaults, ConfSource};
 use crate::job::{Engine, EngineOptions, ExitStatus, Level};
+use crate::pid1::signals::Meaning;
+use crate::pid1::Mode;
 use crate::spawn::SpawnSettings;
 use shell::{Outcome, Shell};
 
@@ -49,9 +55,13 @@ pub struct DaemonConfig {
     /// The job environment table to start from.
     pub job_env: Vec<String>,
     pub no_cgroups: bool,
-    /// SIGTERM stops every job and exits (session init, container PID 1);
-    /// otherwise it is a re-exec request.
-    pub exit_on_term: bool,
+    /// Machine, container, session init or `outset run`: decides what
+    /// signals mean and how a system stop ends (pid1.md §5, extensions.md).
+    pub mode: Mode,
+    /// `outset run`: the command and how long to wait for the jobs.
+    pub run: Option<RunSpec>,
+    /// The private socket's abstract name instead of the mode's default.
+    pub control_name: Option<String>,
     /// Log to /dev/kmsg (PID 1 of a machine) instead of stderr.
     pub kmsg: bool,
     /// `--no-dbus`: never join a message bus.
@@ -80,20 +90,6 @@ struct Quiesce {
     max_kill_timeout: u64,
 }
 
-/// The signals the loop handles through its signalfd.
-fn handled_signals() -> SigSet {
-    let mut mask = SigSet::empty();
-    for sig in [
-        Signal::SIGCHLD,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGINT,
-    ] {
-        mask.add(sig);
-    }
-    mask
-}
-
 pub struct Daemon {
     engine: Engine,
     shell: Shell,
@@ -108,6 +104,12 @@ pub struct Daemon {
     pending: control::Pending,
     session_file: Option<PathBuf>,
     log_priority: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The built-in system stop, once started.
+    system_stop: Option<system_stop::SystemStop>,
+    /// `outset run` progress.
+    run: Option<run_mode::RunState>,
+    /// The console accepted KDSIGACCEPT: SIGWINCH is handled.
+    keyboard: bool,
 }
 
 impl Daemon {
@@ -124,7 +126,10 @@ impl Daemon {
         }
         // Exactly the signals the loop reads through the signalfd are
         // blocked (a re-exec'd image arrives with everything blocked).
-        let mask = handled_signals();
+        let keyboard = config.mode == Mode::Machine
+            && std::process::id() == 1
+            && crate::pid1::signals::take_keyboard_signals();
+        let mask: SigSet = crate::pid1::signals::handled(config.mode, keyboard);
         mask.thread_set_mask()?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
         poll.registry().register(
@@ -150,6 +155,7 @@ impl Daemon {
         };
         let init_env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
         let engine = Engine::new(options, config.job_env.clone(), init_env);
+        let run = config.run.clone().map(run_mode::RunState::new);
         let mut daemon = Daemon {
             engine,
             shell,
@@ -163,6 +169,9 @@ impl Daemon {
             pending: control::Pending::default(),
             session_file: None,
             log_priority,
+            system_stop: None,
+            run,
+            keyboard,
         };
         daemon.watch_sources();
         daemon.open_control()?;
@@ -174,7 +183,9 @@ impl Daemon {
     fn open_control(&mut self) -> Result<(), DaemonError> {
         let waker = std::sync::Arc::new(mio::Waker::new(self.poll.registry(), WAKER_TOKEN)?);
         let (tx, rx) = std::sync::mpsc::channel();
-        let name = if self.config.user_mode {
+        let name = if let Some(name) = &self.config.control_name {
+            name.clone()
+        } else if self.config.user_mode {
             // SAFETY: getuid has no preconditions.
             let uid = unsafe { libc::getuid() };
             format!("/com/ubuntu/upstart-session/{uid}/{}", std::process::id())
@@ -195,7 +206,9 @@ impl Daemon {
                 self.requests = Some(rx);
                 let address = format!("unix:abstract={name}");
                 if self.config.user_mode {
-                    self.write_session_file(&address);
+                    if self.config.mode == Mode::User {
+                        self.write_session_file(&address);
+                    }
                     self.engine.options.session_address = Some(address);
                 }
             }
@@ -304,11 +317,12 @@ impl Daemon {
         for e in &loaded.errors {
             self.log(Level::Error, &e.to_string());
         }
-        let classes = loaded
+        let mut classes: Vec<_> = loaded
             .registered()
             .into_iter()
             .map(|j| j.class.clone())
             .collect();
+        classes.extend(self.run_classes());
         self.engine.set_classes(&mut self.shell, classes);
     }
 
@@ -329,7 +343,7 @@ impl Daemon {
             );
         }
         self.reload();
-        if self.config.user_mode {
+        if self.config.mode == Mode::User {
             let dirs: Vec<String> = self
                 .config
                 .sources
@@ -367,8 +381,15 @@ impl Daemon {
         loop {
             self.engine.set_time(self.now_ms());
             self.engine.fire_timers(&mut self.shell);
-            self.engine.run_queue(&mut self.shell);
+            // Once the stop sweeps processes away, nothing new starts.
+            if !self.system_stop.as_ref().is_some_and(|s| s.frozen()) {
+                self.engine.run_queue(&mut self.shell);
+            }
             self.flush_replies();
+            self.check_run();
+            if let Some(status) = self.check_system_stop() {
+                return status;
+            }
             if let Some(status) = self.check_quiesce() {
                 if let Some(f) = self.session_file.take() {
                     let _ = std::fs::remove_file(f);
@@ -429,6 +450,10 @@ impl Daemon {
             let second = Duration::from_secs(1);
             t = Some(t.map_or(second, |t| t.min(second)));
         }
+        if self.system_stop.is_some() || self.run.is_some() {
+            let tick = system_stop::SystemStop::tick();
+            t = Some(t.map_or(tick, |t| t.min(tick)));
+        }
         t
     }
 
@@ -439,30 +464,45 @@ impl Daemon {
         }
     }
 
+    /// The signals the loop reads through its signalfd in this mode.
+    fn handled_signals(&self) -> SigSet {
+        crate::pid1::signals::handled(self.config.mode, self.keyboard)
+    }
+
+    /// Act on the signals read from the signalfd (pid1.md §5): the reload
+    /// first, SIGTERM's meaning last.
     fn handle_signals(&mut self) {
-        let mut term = false;
-        let mut hup = false;
+        let mut meanings = Vec::new();
         while let Ok(Some(info)) = self.signals.read_signal() {
-            match Signal::try_from(info.ssi_signo as i32) {
-                Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => term = true,
-                Ok(Signal::SIGHUP) => hup = true,
-                _ => {}
-            }
+            meanings.push(crate::pid1::signals::meaning(
+                self.config.mode,
+                info.ssi_signo as i32,
+            ));
         }
-        if hup {
+        if meanings.contains(&Meaning::Reload) {
             self.log(Level::Info, "Reloading configuration");
             self.reload();
         }
-        // SIGTERM is handled last among the pending signals.
-        if term && self.config.exit_on_term {
-            self.start_quiesce("shutdown");
-        } else if term {
-            // Stateful re-exec is not available yet; exiting PID 1 would
-            // panic the kernel, so the request is refused.
-            self.log(
-                Level::Warn,
-                "Re-executing is not supported yet; ignoring SIGTERM",
-            );
+        let mut last = None;
+        for m in meanings {
+            match m {
+                Meaning::Event(name) => {
+                    self.engine.emit(name, Vec::new());
+                }
+                Meaning::Forward(sig) => self.run_forward(sig),
+                Meaning::Reexec | Meaning::Quiesce | Meaning::Stop(_) => last = Some(m),
+                Meaning::Reload | Meaning::Nothing => {}
+            }
+        }
+        match last {
+            Some(Meaning::Quiesce) => self.start_quiesce("shutdown"),
+            Some(Meaning::Stop(action)) => self.start_system_stop(action, true, 0),
+            Some(Meaning::Reexec) => {
+                let argv0 = self.config.argv.first().cloned().unwrap_or_default();
+                self.log(Level::Warn, &format!("Re-executing {argv0}"));
+                self.reexec_requested = true;
+            }
+            _ => {}
         }
     }
 
@@ -503,6 +543,7 @@ impl Daemon {
                 }
             }
             self.shell.process_ended(pid);
+            self.run_child_exited(pid, exit);
             self.engine.child_exited(&mut self.shell, pid, exit);
         }
     }

@@ -227,7 +227,7 @@ impl Daemon {
         );
         // Carry on: put close-on-exec back is not needed (the fds are ours),
         // unblock what the loop does not handle through the signalfd.
-        let _ = super::handled_signals().thread_set_mask();
+        let _ = self.handled_signals().thread_set_mask();
         drop(state_fd);
     }
 

@@ -178,9 +178,11 @@ unsafe fn child(p: &Prepared, argv: &[*const libc::c_char], envp: &[*const libc:
     // 4. New session and process group.
     libc::setsid();
 
-    // 6. Standard descriptors.
-    for fd in 0..3 {
-        libc::close(fd);
+    // 6. Standard descriptors (`Inherit` keeps init's own).
+    if p.console != Console::Inherit {
+        for fd in 0..3 {
+            libc::close(fd);
+        }
     }
     let devnull = c"/dev/null";
     let console = c"/dev/console";
@@ -202,9 +204,12 @@ unsafe fn child(p: &Prepared, argv: &[*const libc::c_char], envp: &[*const libc:
             }
             libc::ioctl(0, libc::TIOCSCTTY, 1);
         }
+        Console::Inherit => {}
     }
-    libc::dup2(0, 1);
-    libc::dup2(0, 2);
+    if p.console != Console::Inherit {
+        libc::dup2(0, 1);
+        libc::dup2(0, 2);
+    }
 
     // 7. `console log`: stdout and stderr to the pty slave.
     if let Some(slave) = slave {

@@ -1,0 +1,240 @@
+//! `outset run [DAEMON-OPTIONS] [--pid-ns] [--settle-timeout SECS] --
+//! COMMAND [ARG]...` (extensions.md §3): parse, optionally move into new
+//! PID and mount namespaces, then run the daemon in run mode.
+
+use clap::Parser;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+
+use outset::config::{user_sources, ClassDefaults, Console};
+use outset::daemon::{Daemon, DaemonConfig, RunSpec};
+use outset::job::Level;
+use outset::pid1::signals::FORWARDED;
+use outset::pid1::Mode;
+
+const DEFAULT_SETTLE: Duration = Duration::from_secs(60);
+
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("outset run: {msg}");
+    eprintln!(
+        "Usage: outset run [DAEMON-OPTIONS] [--pid-ns] [--settle-timeout SECS] -- COMMAND [ARG]..."
+    );
+    ExitCode::from(2)
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("outset run: {msg}");
+    ExitCode::from(1)
+}
+
+fn settle_timeout(text: &str) -> Option<Duration> {
+    let secs: f64 = text.parse().ok()?;
+    (0.0..1e9).contains(&secs).then(|| Duration::from_secs_f64(secs))
+}
+
+pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
+    let argv0 = argv
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "outset".to_string());
+    let rest = argv.get(2..).unwrap_or_default();
+    let Some(sep) = rest.iter().position(|a| a == "--") else {
+        return usage("missing `--` before the command");
+    };
+    let (opts, command) = (&rest[..sep], &rest[sep + 1..]);
+    if command.is_empty() {
+        return usage("missing command after `--`");
+    }
+    let mut pid_ns = false;
+    let mut settle = DEFAULT_SETTLE;
+    let mut daemon_opts = vec![argv0.clone()];
+    let mut it = opts.iter();
+    while let Some(opt) = it.next() {
+        if opt == "--pid-ns" {
+            pid_ns = true;
+        } else if let Some(value) = opt
+            .strip_prefix("--settle-timeout=")
+            .map(str::to_string)
+            .or_else(|| (opt == "--settle-timeout").then(|| it.next().cloned().unwrap_or_default()))
+        {
+            match settle_timeout(&value) {
+                Some(d) => settle = d,
+                None => return usage(&format!("invalid settle timeout: {value}")),
+            }
+        } else if opt == "--user" || opt.starts_with("--container") {
+            return usage(&format!("{opt} does not apply to run mode"));
+        } else {
+            daemon_opts.push(opt.clone());
+        }
+    }
+    let mut args = super::Args::parse_from(super::known_args(daemon_opts.into_iter()));
+    // Run mode is a session init around one command: configuration from
+    // --confdir (or the XDG locations), the caller's environment.
+    args.user = true;
+    let console = match args.default_console.as_deref() {
+        None => Console::Log,
+        Some(v) => match Console::from_keyword(v) {
+            Some(c) => c,
+            None => return fail(&format!("invalid console type specified: {v}")),
+        },
+    };
+    let getenv = |k: &str| std::env::var(k).ok();
+    let sources = match user_sources(
+        &args.prepend_confdir,
+        &args.confdir,
+        &args.append_confdir,
+        &getenv,
+    ) {
+        Ok(s) => s,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let logdir = match super::logdir(&args) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let outer_pid = std::process::id();
+    let mut control_name = None;
+    if pid_ns {
+        match enter_pid_namespace() {
+            Ok(None) => {}
+            Ok(Some(code)) => return code,
+            Err(e) => return fail(&e),
+        }
+        // Inside, every run is PID 1: name the socket after the outer pid.
+        control_name = Some(format!("/com/ubuntu/upstart-session/{uid}/{outer_pid}"));
+    }
+
+    // SAFETY: reading the umask means setting it back.
+    let umask = unsafe {
+        let old = libc::umask(0o022);
+        libc::umask(old);
+        old as u32
+    };
+    let mut job_env: Vec<String> = Vec::new();
+    if !args.no_inherit_env {
+        job_env.extend(std::env::vars().map(|(k, v)| format!("{k}={v}")));
+    }
+    for key in ["PATH", "TERM"] {
+        if let Ok(v) = std::env::var(key) {
+            outset::env::set(&mut job_env, format!("{key}={v}"));
+        }
+    }
+    let log_level = if args.debug {
+        Level::Debug
+    } else if args.verbose {
+        Level::Info
+    } else if args.quiet {
+        Level::Error
+    } else {
+        Level::Message
+    };
+    let startup_event = if args.no_startup_event {
+        None
+    } else {
+        Some(
+            args.startup_event
+                .clone()
+                .unwrap_or_else(|| "startup".into()),
+        )
+    };
+    let config = DaemonConfig {
+        sources,
+        defaults: ClassDefaults {
+            console,
+            umask: if args.no_inherit_env { 0o022 } else { umask },
+        },
+        logdir,
+        user_mode: true,
+        no_log: args.no_log,
+        debug: args.debug,
+        startup_event,
+        log_level,
+        job_env,
+        no_cgroups: args.no_cgroups,
+        mode: Mode::Run,
+        run: Some(RunSpec {
+            command: command.to_vec(),
+            settle_timeout: settle,
+        }),
+        control_name,
+        kmsg: false,
+        no_dbus: true,
+        argv,
+        restart: false,
+        state_fd: None,
+        inherited_fds,
+    };
+    let mut daemon = match Daemon::new(config) {
+        Ok(d) => d,
+        Err(e) => return fail(&e.to_string()),
+    };
+    ExitCode::from(daemon.run().clamp(0, 255) as u8)
+}
+
+/// New PID and mount namespaces: the parent stays outside, passes the
+/// run-mode signals on and exits with the child's status; the child
+/// (PID 1 inside) mounts a fresh `/proc` and returns `Ok(None)`.
+fn enter_pid_namespace() -> Result<Option<ExitCode>, String> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sched::{unshare, CloneFlags};
+    unshare(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("unable to create PID and mount namespaces: {}", e.desc()))?;
+    // Mounts made here must not show up outside.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("unable to make mounts private: {}", e.desc()))?;
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    for sig in FORWARDED {
+        mask.add(sig);
+    }
+    mask.thread_block()
+        .map_err(|e| format!("unable to block signals: {}", e.desc()))?;
+    // SAFETY: still single-threaded: nothing has started a thread yet.
+    match unsafe { fork() }.map_err(|e| format!("unable to fork: {}", e.desc()))? {
+        ForkResult::Child => {
+            // If the outside process dies, the namespace goes with it.
+            // SAFETY: prctl with integer arguments.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>)
+                .map_err(|e| format!("unable to mount /proc: {}", e.desc()))?;
+            Ok(None)
+        }
+        ForkResult::Parent { child } => Ok(Some(wait_outside(child, &mask))),
+    }
+}
+
+/// Outside the namespace: forward signals to its PID 1 until it ends.
+fn wait_outside(child: Pid, mask: &SigSet) -> ExitCode {
+    loop {
+        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => return ExitCode::from(code as u8),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return ExitCode::from(128 + sig as u8),
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                eprintln!("outset run: {}", e.desc());
+                return ExitCode::from(1);
+            }
+        }
+        match mask.wait() {
+            Ok(Signal::SIGCHLD) => {}
+            Ok(sig) => {
+                let _ = nix::sys::signal::kill(child, sig);
+            }
+            Err(_) => {}
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The last step of a stop on a machine: `reboot(2)`.
+
+use crate::pid1::StopAction;
+
+/// `sync()` (unless `no_sync`) then `reboot(2)` with the command for
+/// `action`. Returns only if the kernel refused (on a machine a successful
+/// call does not return; inside a PID namespace the kernel kills the
+/// namespace's init instead, which then appears to its parent as killed by
+/// SIGHUP for a reboot or SIGINT otherwise).
+pub fn reboot(action: StopAction, no_sync: bool) -> std::io::Error {
+    let cmd = match action {
+        StopAction::Halt => libc::RB_HALT_SYSTEM,
+        StopAction::PowerOff => libc::RB_POWER_OFF,
+        StopAction::Reboot => libc::RB_AUTOBOOT,
+    };
+    // SAFETY: sync and reboot take no pointers.
+    unsafe {
+        if !no_sync {
+            libc::sync();
+        }
+        libc::reboot(cmd);
+    }
+    std::io::Error::last_os_error()
+}

@@ -1,0 +1,119 @@
+//! Step 3 of the system stop: signal every process that is left. PID 1
+//! (of a machine or a PID namespace) uses `kill(-1)`; anything else may
+//! only touch its own descendants, found through `/proc`.
+
+use std::collections::{HashMap, HashSet};
+
+/// Whether `kill(-1)` is ours to use: only PID 1 may signal "everything".
+fn is_pid1() -> bool {
+    std::process::id() == 1
+}
+
+/// Every live descendant of `root` (by parent links in `/proc`).
+pub fn descendants(root: i32) -> Vec<i32> {
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for entry in dir.filter_map(Result::ok) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if let Some(ppid) = parent_of(pid) {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut todo = vec![root];
+    while let Some(p) = todo.pop() {
+        for &c in children.get(&p).into_iter().flatten() {
+            if seen.insert(c) {
+                out.push(c);
+                todo.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// The parent pid from `/proc/PID/stat` (the field after the `)` that
+/// closes the command name, which may itself contain spaces or parens).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Send `sig` to every remaining process: `kill(-1)` as PID 1, else each
+/// descendant of this process. Returns how many were signalled (as PID 1:
+/// whether any was).
+pub fn signal_all(sig: i32) -> usize {
+    if is_pid1() {
+        // SAFETY: kill(2); as PID 1 -1 means every other process in our
+        // PID namespace.
+        return usize::from(unsafe { libc::kill(-1, sig) } == 0);
+    }
+    let me = std::process::id() as i32;
+    let list = descendants(me);
+    for &pid in &list {
+        // SAFETY: kill(2) on a descendant's pid.
+        unsafe { libc::kill(pid, sig) };
+        // A stopped process would not act on SIGTERM.
+        if sig == libc::SIGTERM {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+        }
+    }
+    list.len()
+}
+
+/// Is any process (other than us) still left? As PID 1 every process of
+/// the namespace descends from us, so "no child at all" answers it;
+/// otherwise look for descendants.
+pub fn any_left() -> bool {
+    if is_pid1() {
+        // SAFETY: waitid fills a zeroed siginfo we own; WNOWAIT leaves the
+        // child for the normal reaping.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::WSTOPPED;
+            let r = libc::waitid(libc::P_ALL, 0, &mut info, flags);
+            return !(r < 0 && nix::errno::Errno::last() == nix::errno::Errno::ECHILD);
+        }
+    }
+    !descendants(std::process::id() as i32).is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_grandchildren() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 5 & wait"])
+            .spawn()
+            .expect("sh");
+        let me = std::process::id() as i32;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let found = loop {
+            let d = descendants(me);
+            if d.len() >= 2 || std::time::Instant::now() > deadline {
+                break d;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        assert!(found.contains(&(child.id() as i32)), "{found:?}");
+        assert!(found.len() >= 2, "{found:?}");
+        for p in found {
+            // SAFETY: kill(2) on our own descendants.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        let _ = child.wait();
+    }
+}

@@ -1,0 +1,137 @@
+//! outset as a container's PID 1 (extensions.md §2): SIGTERM runs the
+//! built-in system stop in `stop on` order and PID 1 exits 0; SIGPWR and
+//! SIGINT queue their events; orphans are reaped. Needs root.
+
+mod common;
+
+use common::namespace::Namespace;
+use std::time::{Duration, Instant};
+
+/// A service that records NAME in @DIR@/order when it gets SIGTERM and
+/// writes @DIR@/NAME.up once running.
+fn service(name: &str, start_on: &str, stop_on: Option<&str>) -> String {
+    let stop = stop_on
+        .map(|s| format!("stop on {s}\n"))
+        .unwrap_or_default();
+    format!(
+        "start on {start_on}\n{stop}console none\n\
+         exec sh -c 'trap \"echo {name} >> @DIR@/order; exit 0\" TERM; echo up > @DIR@/{name}.up; \
+         while :; do sleep 0.05; done'\n"
+    )
+}
+
+#[test]
+fn sigterm_stops_services_in_stop_on_order_and_exits_zero() {
+    let a = service("a", "startup", Some("runlevel [016]"));
+    let b = service("b", "started a", Some("stopping a"));
+    let c = service("c", "started b", Some("stopping b"));
+    // No `stop on`: stopped with everything else once the runlevel
+    // event is done.
+    let d = service("d", "started c", None);
+    // Not a job: a process left behind by a task, which only the final
+    // SIGTERM sweep reaches.
+    let straggler = "start on started d\ntask\nconsole none\nscript\n  \
+         setsid sh -c 'trap \"echo straggler >> @DIR@/order; exit 0\" TERM; echo up > @DIR@/straggler.up; \
+         while :; do sleep 0.05; done' > /dev/null 2>&1 &\nend script\n";
+    let mut ns = Namespace::start(
+        "container-term",
+        &[
+            ("a", &a),
+            ("b", &b),
+            ("c", &c),
+            ("d", &d),
+            ("straggler", straggler),
+        ],
+        &[],
+    );
+    for up in ["a", "b", "c", "d", "straggler"] {
+        ns.wait_file(&format!("{up}.up"));
+    }
+    ns.signal(libc::SIGTERM);
+    let status = ns.wait_exit();
+    assert!(status.success(), "exit {status:?}; log:\n{}", ns.log());
+    let order = std::fs::read_to_string(ns.dir.0.join("order")).unwrap_or_default();
+    assert_eq!(order, "c\nb\na\nd\nstraggler\n", "log:\n{}", ns.log());
+    assert!(!ns.log().contains("failed to stop"), "log:\n{}", ns.log());
+}
+
+#[test]
+fn sigpwr_and_sigint_queue_their_events() {
+    let pwr =
+        "start on power-status-changed\ntask\nconsole none\nexec sh -c 'echo pwr > @DIR@/pwr'\n";
+    let cad =
+        "start on control-alt-delete\ntask\nconsole none\nexec sh -c 'echo cad > @DIR@/cad'\n";
+    let ready = "start on startup\ntask\nconsole none\nexec sh -c 'echo ready > @DIR@/ready'\n";
+    let mut ns = Namespace::start(
+        "container-events",
+        &[("pwr", pwr), ("cad", cad), ("ready", ready)],
+        &[],
+    );
+    ns.wait_file("ready");
+    assert!(!ns.dir.0.join("pwr").exists() && !ns.dir.0.join("cad").exists());
+    ns.signal(libc::SIGPWR);
+    assert_eq!(ns.wait_file("pwr"), "pwr\n");
+    ns.signal(libc::SIGINT);
+    assert_eq!(ns.wait_file("cad"), "cad\n");
+    // Neither signal stopped anything: PID 1 is still there for SIGTERM.
+    ns.signal(libc::SIGTERM);
+    let status = ns.wait_exit();
+    assert!(status.success(), "exit {status:?}; log:\n{}", ns.log());
+}
+
+/// Host pids of the processes whose parent is `parent` and whose command
+/// is `comm`, zombies included.
+fn children_named(parent: i32, comm: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<i32>().ok());
+        if &stat[open + 1..close] == comm && ppid == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_thousand_orphans_leave_no_zombies() {
+    let spawner = "start on startup\ntask\nconsole none\nscript\n  i=0\n  \
+         while [ $i -lt 1000 ]; do sleep 0.5 & i=$((i+1)); done\n  \
+         echo spawned > @DIR@/spawned\nend script\n";
+    let mut ns = Namespace::start("container-orphans", &[("spawner", spawner)], &[]);
+    ns.wait_file("spawned");
+    let init = ns.init_pid();
+    // The spawner is gone, so every sleep is now PID 1's child; once they
+    // have exited PID 1 must have reaped them all, or zombies stay.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let left = loop {
+        let left = children_named(init, "sleep");
+        if left.is_empty() || Instant::now() > deadline {
+            break left;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        left.is_empty(),
+        "{} sleep processes (zombies?) left under PID 1; log:\n{}",
+        left.len(),
+        ns.log()
+    );
+    ns.signal(libc::SIGTERM);
+    assert!(ns.wait_exit().success(), "log:\n{}", ns.log());
+}
