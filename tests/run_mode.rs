@@ -155,16 +155,26 @@ fn services_are_stopped_and_stubborn_ones_killed() {
         let dir = TempDir::new("run-stubborn");
         let m = marker(i as u32);
         let polite = "start on startup\nstop on runlevel [016]\nconsole none\n\
-             exec sh -c 'trap \"echo polite >> @DIR@/stopped; exit 0\" TERM; while :; do sleep 0.05; done'\n";
+             exec sh -c 'trap \"echo polite >> @DIR@/stopped; exit 0\" TERM; echo up > @DIR@/polite.up; \
+             while :; do sleep 0.05; done'\n";
         let stubborn = format!(
             "start on startup\nconsole none\nkill timeout 1\n\
-             exec sh -c 'trap \"echo stubborn >> @DIR@/stopped\" TERM; sleep {m} & while :; do sleep 0.05; done'\n"
+             exec sh -c 'trap \"echo stubborn >> @DIR@/stopped\" TERM; sleep {m} & echo $! > @DIR@/child.pid; \
+             while :; do sleep 0.05; done'\n"
         );
         let out = output(outset_run(
             &dir,
             &[("polite", polite), ("stubborn", &stubborn)],
             mode,
-            &["sh", "-c", &format!("pgrep -f -x 'sleep {m}' > /dev/null")],
+            &[
+                "sh",
+                "-c",
+                &format!(
+                    "d={}; while [ ! -s $d/child.pid ] || [ ! -s $d/polite.up ]; do sleep 0.05; done; \
+                     kill -0 $(cat $d/child.pid)",
+                    dir.0.display()
+                ),
+            ],
         ));
         // The command saw the stubborn service's child running.
         assert!(
