@@ -123,3 +123,134 @@ fn bad_arguments_are_refused() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("maintenance"));
 }
+
+/// Builds a root without the container markers (`/.dockerenv` and
+/// friends) from bind mounts of the host's directories, with a small
+/// `/dev` whose `console` and `kmsg` are plain files (so the log can be
+/// read), then starts outset as PID 1 of new PID and network namespaces
+/// chrooted there: machine mode, as on a real machine, except that
+/// reboot(2) only ends the namespace.
+const MACHINE_ROOT: &str = r#"
+set -e
+R=/mnt
+mount -t tmpfs tmpfs $R
+for e in /*; do
+  n=${e#/}
+  case $n in proc|dev|mnt) continue;; esac
+  if [ -L "$e" ]; then cp -P "$e" "$R/$n"
+  elif [ -d "$e" ]; then mkdir "$R/$n"; mount --rbind "$e" "$R/$n"
+  fi
+done
+mkdir $R/proc $R/dev
+mount -t tmpfs tmpfs $R/dev
+for n in null zero full random urandom tty ptmx; do
+  touch $R/dev/$n; mount --bind /dev/$n $R/dev/$n
+done
+mkdir $R/dev/pts; mount --bind /dev/pts $R/dev/pts
+: > "$DIR/console"; touch $R/dev/console; mount --bind "$DIR/console" $R/dev/console
+: > "$DIR/kmsg"; touch $R/dev/kmsg; mount --bind "$DIR/kmsg" $R/dev/kmsg
+exec unshare --pid --net --fork --root=$R --mount-proc "$OUTSET" --confdir "$DIR/conf" --logdir "$DIR/logs"
+"#;
+
+#[test]
+fn machine_pid1_reexecs_on_sigterm_and_powers_off_through_reboot2() {
+    use std::time::{Duration, Instant};
+    common::namespace::assert_root();
+    let dir = common::TempDir::new("machine");
+    let d = dir.0.display().to_string();
+    std::fs::create_dir_all(dir.0.join("bin")).expect("bin");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_shutdown"), dir.0.join("bin/poweroff"))
+        .expect("symlink");
+    let expand = |t: &str| t.replace("@DIR@", &d).replace("@BIN@", &format!("{d}/bin"));
+    dir.write("conf/observer.conf", &expand(OBSERVER));
+    // Appends its pid at every start: one line means it was never
+    // restarted, across the re-exec too.
+    dir.write(
+        "conf/svc.conf",
+        &expand(
+            "start on startup\nstop on runlevel [016]\nconsole none\n\
+             exec sh -c 'echo $$ >> @DIR@/svc.pids; trap \"echo svc >> @DIR@/stopped; exit 0\" TERM; \
+             while :; do sleep 0.05; done'\n",
+        ),
+    );
+    // Waits for @DIR@/go, then powers off (retrying while the re-exec'd
+    // image is not listening yet).
+    dir.write(
+        "conf/trigger.conf",
+        &expand(
+            "start on startup\nconsole none\nscript\n  \
+             while [ ! -e @DIR@/go ]; do sleep 0.05; done\n  \
+             until @BIN@/poweroff 2>> @DIR@/cmd.err; do sleep 0.1; done\nend script\n",
+        ),
+    );
+    let mut child = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            MACHINE_ROOT,
+        ])
+        .env("DIR", &dir.0)
+        .env("OUTSET", env!("CARGO_BIN_EXE_outset"))
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("unshare");
+    let log = || {
+        format!(
+            "kmsg:\n{}\nconsole:\n{}",
+            std::fs::read_to_string(dir.0.join("kmsg")).unwrap_or_default(),
+            std::fs::read_to_string(dir.0.join("console")).unwrap_or_default()
+        )
+    };
+    let wait = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !f() {
+            assert!(Instant::now() < deadline, "{what}; {}", log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait("svc never started", &|| dir.0.join("svc.pids").exists());
+    // The namespace's PID 1: the child of the inner unshare.
+    let id = child.id();
+    let init: i32 = std::fs::read_to_string(format!("/proc/{id}/task/{id}/children"))
+        .ok()
+        .and_then(|c| c.split_whitespace().next()?.parse().ok())
+        .expect("init pid");
+
+    // SIGTERM to a machine's PID 1 is a stateful re-exec.
+    // SAFETY: kill(2) on the namespace's init.
+    unsafe { libc::kill(init, libc::SIGTERM) };
+    wait("no re-exec", &|| {
+        std::fs::read(format!("/proc/{init}/cmdline"))
+            .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == b"--restart"))
+    });
+    assert!(log().contains("init: Re-executing "), "{}", log());
+
+    // poweroff: the system stop, then reboot(2), which inside a PID
+    // namespace kills PID 1 with SIGINT.
+    std::fs::write(dir.0.join("go"), "").expect("go");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("PID 1 did not end; {}", log());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        status.signal() == Some(libc::SIGINT) || status.code() == Some(128 + libc::SIGINT),
+        "{status:?}; {}",
+        log()
+    );
+    let read = |f: &str| std::fs::read_to_string(dir.0.join(f)).unwrap_or_default();
+    assert_eq!(read("svc.pids").lines().count(), 1, "{}", log());
+    assert_eq!(read("stopped"), "svc\n", "{}", log());
+    assert_eq!(read("runlevel"), "0 POWEROFF\n", "{}", log());
+    assert!(log().contains("init: Will now power-off"), "{}", log());
+}
