@@ -94,6 +94,16 @@ fn exit_status_is_the_commands() {
 }
 
 #[test]
+fn a_command_that_cannot_run_gives_127() {
+    common::namespace::assert_root();
+    for mode in MODES {
+        let dir = TempDir::new("run-127");
+        let out = output(outset_run(&dir, &[], mode, &["/nonexistent/command", "x"]));
+        assert_eq!(out.status.code(), Some(127), "{mode:?}");
+    }
+}
+
+#[test]
 fn stdio_passes_through_and_arguments_stay_whole() {
     common::namespace::assert_root();
     for mode in MODES {
@@ -293,4 +303,10 @@ fn usage_errors() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stderr).starts_with("outset run: "));
     }
+    let out = Command::new(env!("CARGO_BIN_EXE_outset"))
+        .args(["run", "--help"])
+        .output()
+        .expect("outset");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Usage: outset run "));
 }

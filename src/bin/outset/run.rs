@@ -18,11 +18,12 @@ use outset::pid1::Mode;
 
 const DEFAULT_SETTLE: Duration = Duration::from_secs(60);
 
+const USAGE: &str =
+    "Usage: outset run [DAEMON-OPTIONS] [--pid-ns] [--settle-timeout SECS] -- COMMAND [ARG]...";
+
 fn usage(msg: &str) -> ExitCode {
     eprintln!("outset run: {msg}");
-    eprintln!(
-        "Usage: outset run [DAEMON-OPTIONS] [--pid-ns] [--settle-timeout SECS] -- COMMAND [ARG]..."
-    );
+    eprintln!("{USAGE}");
     ExitCode::from(2)
 }
 
@@ -33,7 +34,9 @@ fn fail(msg: &str) -> ExitCode {
 
 fn settle_timeout(text: &str) -> Option<Duration> {
     let secs: f64 = text.parse().ok()?;
-    (0.0..1e9).contains(&secs).then(|| Duration::from_secs_f64(secs))
+    (0.0..1e9)
+        .contains(&secs)
+        .then(|| Duration::from_secs_f64(secs))
 }
 
 pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
@@ -42,6 +45,15 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
         .cloned()
         .unwrap_or_else(|| "outset".to_string());
     let rest = argv.get(2..).unwrap_or_default();
+    if matches!(rest.first().map(String::as_str), Some("--help" | "-h")) {
+        println!("{USAGE}");
+        println!(
+            "Run COMMAND once the jobs have settled, with this terminal's stdio; then stop\n\
+             every job, kill what is left and exit with COMMAND's status (124 if the jobs\n\
+             did not settle). DAEMON-OPTIONS are those of outset(8). See init(8)."
+        );
+        return ExitCode::SUCCESS;
+    }
     let Some(sep) = rest.iter().position(|a| a == "--") else {
         return usage("missing `--` before the command");
     };
