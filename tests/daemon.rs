@@ -436,6 +436,17 @@ fn shipped_jobs_run_as_the_readme_says() {
     assert!(s
         .daemon_log()
         .contains("outset session init running as pid"));
+    // The system jobs (mountall, hostname, ...) end quietly in a session:
+    // no job failed, nothing wrote output.
+    let log = s.daemon_log();
+    assert!(!log.contains("terminated with status"), "{log}");
+    assert!(!log.contains("killed by"), "{log}");
+    let written: Vec<_> = std::fs::read_dir(&logs)
+        .expect("log dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n != "hello.log" && n != "ticker.log")
+        .collect();
+    assert!(written.is_empty(), "{written:?}");
     // SAFETY: kill(2) on our child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().expect("wait");
