@@ -1,10 +1,13 @@
-//! outset as /init of a virtual machine: build the static binaries, pack an
-//! initramfs with busybox and the shipped jobs.d, boot Debian's cloud
-//! kernel in qemu, and read what the jobs printed on the serial console.
-//! The machine ends by itself through `poweroff`.
+//! The static build as a whole system: build the static binaries, pack an
+//! initramfs with busybox and the shipped jobs.d, then
+//!
+//! * boot Debian's cloud kernel with it in qemu and read what the jobs
+//!   printed on the serial console; the machine ends itself (`poweroff`);
+//! * unpack the same image as a container's root and run its /init as PID
+//!   1 of new namespaces, with a console that is a plain file.
 //!
 //! Needs qemu-system-x86, linux-image-cloud-amd64, busybox-static and cpio
-//! (`.ci/run` installs them); fails, never skips, without them.
+//! (`.ci/run` installs them) and root; fails, never skips, without them.
 
 mod common;
 
@@ -33,7 +36,7 @@ fn run(cmd: &mut Command, what: &str) {
 
 /// The test's own jobs, next to the shipped ones in /etc/init, and an
 /// /etc/init.d/rc that shows which runlevels the rc job entered.
-fn write_overlay(dir: &TempDir) -> PathBuf {
+fn write_overlay(dir: &TempDir) {
     dir.write(
         "overlay/etc/init.d/rc",
         "#!/bin/sh\necho \"rc: entering runlevel $1 (from $PREVLEVEL)\"\n",
@@ -70,7 +73,6 @@ script
 end script
 "#,
     );
-    dir.0.join("overlay")
 }
 
 fn boot(initramfs: &Path, log: &Path) -> (std::process::ExitStatus, Duration) {
@@ -98,24 +100,30 @@ fn boot(initramfs: &Path, log: &Path) -> (std::process::ExitStatus, Duration) {
     }
 }
 
-#[test]
-fn vm_boots_runs_the_shipped_jobs_and_powers_off() {
+/// Build the static binaries and pack them with the overlay in `dir`.
+fn build_image(dir: &TempDir) -> PathBuf {
     let src = source_dir();
     run(
         Command::new(src.join("scripts/build-static.sh")).current_dir(&src),
         "static build",
     );
     let bindir = src.join("target/static/x86_64-unknown-linux-gnu/release");
-    let dir = TempDir::new("vm");
-    let overlay = write_overlay(&dir);
     let initramfs = dir.0.join("initramfs.cpio");
     run(
         Command::new(src.join("scripts/mkinitramfs.sh"))
             .arg(&initramfs)
             .arg(&bindir)
-            .arg(&overlay),
+            .arg(dir.0.join("overlay")),
         "mkinitramfs",
     );
+    initramfs
+}
+
+#[test]
+fn vm_boots_runs_the_shipped_jobs_and_powers_off() {
+    let dir = TempDir::new("vm");
+    write_overlay(&dir);
+    let initramfs = build_image(&dir);
     let log = dir.0.join("console.log");
     let (status, took) = boot(&initramfs, &log);
     let console = std::fs::read_to_string(&log)
@@ -175,4 +183,155 @@ fn vm_boots_runs_the_shipped_jobs_and_powers_off() {
         "rc: entering runlevel 0 (from 2)"
     );
     assert!(console.contains("reboot: Power down"), "{console}");
+}
+
+/// The image's own /init as PID 1 of new PID, mount, UTS, IPC and network
+/// namespaces, chrooted into the unpacked image: a container whose /dev
+/// the "engine" populated (so outset mounts no devtmpfs) and whose /proc,
+/// /sys and /run are empty (so outset mounts them).
+#[test]
+fn the_image_runs_as_a_container_and_stops_on_poweroff() {
+    // SAFETY: geteuid has no preconditions.
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "needs root for namespaces and chroot (run the suite as root, as CI does)"
+    );
+    let dir = TempDir::new("ctr");
+    write_overlay(&dir);
+    dir.write(
+        "overlay/etc/init/vmtest.conf",
+        r#"start on stopped vmtest-nobody and stopped console
+task
+console output
+script
+    echo "ctest: container=$container"
+    echo "ctest: mounts $(awk '{ printf "%s=%s ", $5, $9 }' /proc/self/mountinfo)"
+    echo "ctest: pid $$ parent $PPID"
+    echo "ctest: $(status console)"
+    echo "ctest: $(status ticker)"
+    /sbin/poweroff
+end script
+"#,
+    );
+    let initramfs = build_image(&dir);
+    let root = dir.0.join("root");
+    std::fs::create_dir(&root).expect("mkdir root");
+    run(
+        Command::new("cpio")
+            .args(["-id", "--quiet"])
+            .current_dir(&root)
+            .stdin(std::fs::File::open(&initramfs).expect("open image")),
+        "unpack",
+    );
+    // What a container engine provides: device nodes, a terminal-less
+    // console (here a file, read as the console log).
+    use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+    for (name, major, minor) in [("null", 1, 3), ("ptmx", 5, 2), ("zero", 1, 5)] {
+        mknod(
+            &root.join("dev").join(name),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(major, minor),
+        )
+        .expect("mknod");
+    }
+    std::fs::create_dir(root.join("dev/pts")).expect("mkdir pts");
+    // The console is a pipe the test reads (each job opens it anew).
+    nix::unistd::mkfifo(&root.join("dev/console"), Mode::from_bits_truncate(0o600))
+        .expect("mkfifo console");
+    let console_text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    {
+        // Opened for writing too, so it never sees end-of-file.
+        let mut fifo = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(root.join("dev/console"))
+            .expect("open console");
+        let text = console_text.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = fifo.read(&mut buf) {
+                if let Ok(mut t) = text.lock() {
+                    t.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            }
+        });
+    }
+    let console_now = || console_text.lock().map(|t| t.clone()).unwrap_or_default();
+
+    let log = std::fs::File::create(dir.0.join("init.log")).expect("log");
+    let mut ctr = Command::new("unshare")
+        .args([
+            "--pid", "--mount", "--uts", "--ipc", "--net", "--fork", "--",
+        ])
+        .arg("chroot")
+        .arg(&root)
+        .args(["/init", "--container"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start the container");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = ctr.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = ctr.kill();
+            let _ = ctr.wait();
+            panic!(
+                "the container did not stop; console:\n{}\nlog:\n{}",
+                console_now(),
+                std::fs::read_to_string(dir.0.join("init.log")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Whatever the last job wrote is in the pipe: give the reader a moment.
+    std::thread::sleep(Duration::from_millis(200));
+    let console = console_now();
+    let init_log = std::fs::read_to_string(dir.0.join("init.log")).expect("log");
+    let all = format!("console:\n{console}\ninit log:\n{init_log}");
+    assert!(status.success(), "{status}; {all}");
+    // Nothing to warn about: every mount was either there or possible.
+    assert!(!init_log.contains("init: "), "{all}");
+
+    let line = |prefix: &str| -> String {
+        console
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line; {all}"))
+            .to_string()
+    };
+    assert_eq!(line("ctest: container="), "ctest: container=outset");
+    let mounts = line("ctest: mounts ");
+    for m in [
+        "/proc=proc ",
+        "/sys=sysfs ",
+        "/dev/pts=devpts ",
+        "/run=tmpfs ",
+    ] {
+        assert!(mounts.contains(m), "{m} missing: {mounts}");
+    }
+    assert!(!mounts.contains("/dev=devtmpfs "), "{mounts}");
+    assert!(line("ctest: pid ").ends_with(" parent 1"), "{all}");
+    assert_eq!(
+        line("rc: entering runlevel 2"),
+        "rc: entering runlevel 2 (from N)"
+    );
+    assert_eq!(line("vmtest: uid "), "vmtest: uid 65534");
+    // No terminal for a login prompt: the console job said so and stopped.
+    line("console: no /dev/console, no login prompt");
+    assert_eq!(line("ctest: console "), "ctest: console stop/waiting");
+    assert!(
+        line("ctest: ticker ").starts_with("ctest: ticker start/running, process "),
+        "{all}"
+    );
+    // poweroff in a container: runlevel 0, jobs stopped, PID 1 exits 0.
+    assert_eq!(
+        line("rc: entering runlevel 0"),
+        "rc: entering runlevel 0 (from 2)"
+    );
 }

@@ -255,6 +255,11 @@ fn main() -> ExitCode {
             outset::env::set(&mut job_env, format!("{key}={v}"));
         }
     }
+    if is_pid1 && !args.user && !machine {
+        // Jobs can tell they run in a container, as with LXC and systemd.
+        let engine = std::env::var("container").unwrap_or_else(|_| "outset".to_string());
+        outset::env::set(&mut job_env, format!("container={engine}"));
+    }
     let umask = if args.user && !args.no_inherit_env {
         initial_umask
     } else {
