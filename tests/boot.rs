@@ -16,5 +16,8 @@ fn system_mode_needs_root() {
         .output()
         .expect("run setpriv");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "init: Need to be root\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "init: Need to be root\n"
+    );
 }
