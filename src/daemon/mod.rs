@@ -381,12 +381,18 @@ impl Daemon {
         loop {
             self.engine.set_time(self.now_ms());
             self.engine.fire_timers(&mut self.shell);
-            // Once the stop sweeps processes away, nothing new starts.
-            if !self.system_stop.as_ref().is_some_and(|s| s.frozen()) {
-                self.engine.run_queue(&mut self.shell);
+            loop {
+                // Once the stop sweeps processes away, nothing new starts.
+                if !self.system_stop.as_ref().is_some_and(|s| s.frozen()) {
+                    self.engine.run_queue(&mut self.shell);
+                }
+                self.flush_replies();
+                // Run mode may start its command or the stop: handle what
+                // that queued before waiting.
+                if !self.check_run() {
+                    break;
+                }
             }
-            self.flush_replies();
-            self.check_run();
             if let Some(status) = self.check_system_stop() {
                 return status;
             }
@@ -450,7 +456,7 @@ impl Daemon {
             let second = Duration::from_secs(1);
             t = Some(t.map_or(second, |t| t.min(second)));
         }
-        if self.system_stop.is_some() || self.run.is_some() {
+        if self.system_stop.is_some() || self.run_settling() {
             let tick = system_stop::SystemStop::tick();
             t = Some(t.map_or(tick, |t| t.min(tick)));
         }

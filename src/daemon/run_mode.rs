@@ -103,17 +103,19 @@ fn unsettled(d: &Daemon) -> Vec<String> {
 }
 
 impl Daemon {
-    /// Drive run mode one step: start the command once settled, or give
-    /// up on settling.
-    pub(super) fn check_run(&mut self) {
+    /// Drive run mode one step: start the command once settled, give up
+    /// on settling, or start the stop once the command is over. Returns
+    /// whether it did any of these (events may then be queued).
+    pub(super) fn check_run(&mut self) -> bool {
         let Some(run) = &self.run else {
-            return;
+            return false;
         };
         match run.phase {
             Phase::Settling => {
                 let waiting = unsettled(self);
                 if self.engine.events.is_empty() && waiting.is_empty() {
                     self.start_command();
+                    return true;
                 } else if run.since.elapsed() > run.spec.settle_timeout {
                     let secs = run.spec.settle_timeout.as_secs();
                     let mut msg = format!("outset run: jobs did not settle within {secs} s:");
@@ -125,16 +127,20 @@ impl Daemon {
                     }
                     eprintln!("{msg}");
                     self.end_run(124);
+                    return true;
                 }
+                false
             }
             Phase::Running(_) => {
                 // The task is over once its instance is gone.
                 if self.engine.instance(&JobKey::new(RUN_JOB, "")).is_none() {
                     let status = run.status.unwrap_or(127);
                     self.end_run(status);
+                    return true;
                 }
+                false
             }
-            Phase::Over => {}
+            Phase::Over => false,
         }
     }
 
@@ -218,6 +224,14 @@ impl Daemon {
             }
             _ => {}
         }
+    }
+
+    /// Still waiting for the jobs to settle (the loop must wake up to
+    /// notice the settle timeout).
+    pub(super) fn run_settling(&self) -> bool {
+        self.run
+            .as_ref()
+            .is_some_and(|r| r.phase == Phase::Settling)
     }
 
     /// The extra class run mode adds to every configuration load.
