@@ -135,3 +135,22 @@ fn a_thousand_orphans_leave_no_zombies() {
     ns.signal(libc::SIGTERM);
     assert!(ns.wait_exit().success(), "log:\n{}", ns.log());
 }
+
+#[test]
+fn sigrtmin_3_halts_the_container() {
+    let svc = service("svc", "startup", Some("runlevel [016]"));
+    let observer = "start on runlevel\ntask\nconsole none\n\
+         exec sh -c 'echo \"$RUNLEVEL ${INIT_HALT:-}\" >> @DIR@/runlevel'\n";
+    let mut ns = Namespace::start(
+        "container-rtmin3",
+        &[("svc", &svc), ("observer", observer)],
+        &[],
+    );
+    ns.wait_file("svc.up");
+    ns.signal(libc::SIGRTMIN() + 3);
+    let status = ns.wait_exit();
+    assert!(status.success(), "exit {status:?}; log:\n{}", ns.log());
+    let read = |f: &str| std::fs::read_to_string(ns.dir.0.join(f)).unwrap_or_default();
+    assert_eq!(read("runlevel"), "0 HALT\n", "log:\n{}", ns.log());
+    assert_eq!(read("order"), "svc\n", "log:\n{}", ns.log());
+}
