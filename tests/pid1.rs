@@ -19,10 +19,19 @@ fn pid1_in_a_namespace_runs_jobs_and_reaps_orphans() {
         &[("orphans", orphans), ("count", count)],
         &["splash", "quiet=1", "--no-such-option"],
     );
-    assert_eq!(ns.wait_file("count.out"), "pid1=1 zombies=0\n", "{}", ns.log());
+    assert_eq!(
+        ns.wait_file("count.out"),
+        "pid1=1 zombies=0\n",
+        "{}",
+        ns.log()
+    );
 
     // SIGTERM stops a container's PID 1 cleanly.
     ns.signal(libc::SIGTERM);
     let status = ns.wait_exit();
-    assert!(status.success(), "exit status {status:?}; log:\n{}", ns.log());
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        ns.log()
+    );
 }
