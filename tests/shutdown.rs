@@ -254,3 +254,44 @@ fn machine_pid1_reexecs_on_sigterm_and_powers_off_through_reboot2() {
     assert_eq!(read("runlevel"), "0 POWEROFF\n", "{}", log());
     assert!(log().contains("init: Will now power-off"), "{}", log());
 }
+
+#[test]
+fn a_delayed_shutdown_waits_and_can_be_cancelled() {
+    use std::time::{Duration, Instant};
+    let dir = common::TempDir::new("shutdown-cancel");
+    let pid_file = dir.0.join("shutdown.pid");
+    let shutdown = env!("CARGO_BIN_EXE_shutdown");
+    let waiting = std::process::Command::new(shutdown)
+        .args(["-h", "+1", "going away"])
+        .env("OUTSET_SHUTDOWN_PID_FILE", &pid_file)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("shutdown");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&pid_file).is_ok_and(|t| t.ends_with('\n')) {
+        assert!(Instant::now() < deadline, "no pid file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cancel = std::process::Command::new(shutdown)
+        .arg("-c")
+        .env("OUTSET_SHUTDOWN_PID_FILE", &pid_file)
+        .output()
+        .expect("shutdown -c");
+    assert!(cancel.status.success(), "{cancel:?}");
+    let out = waiting.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("going down for power off in 1 minute(s): going away"),
+        "{err}"
+    );
+    assert!(err.contains("Shutdown cancelled"), "{err}");
+    assert!(!pid_file.exists());
+    // Nothing left to cancel.
+    let again = std::process::Command::new(shutdown)
+        .arg("-c")
+        .env("OUTSET_SHUTDOWN_PID_FILE", &pid_file)
+        .output()
+        .expect("shutdown -c");
+    assert_eq!(again.status.code(), Some(1));
+}

@@ -40,6 +40,7 @@ Bring the system down.
   -H          halt after shutdown (implies -h)
   -P          power off after shutdown (implies -h)
   -k          only print the warning; do not shut down
+  -c          cancel a shutdown that is waiting for its time
   -f, -F      accepted for compatibility (fsck hints) and ignored
       --help     display this help and exit
       --version  output version information and exit
@@ -172,11 +173,7 @@ fn shutdown(prog: &Prog, args: &[String]) -> ExitCode {
                 'P' => (level, init_halt) = ('0', Some("POWEROFF")),
                 'k' => warn_only = true,
                 'f' | 'F' => {}
-                'c' => {
-                    return prog.fail(
-                        "cancelling is not supported: interrupt the waiting shutdown instead",
-                    )
-                }
+                'c' => return cancel(prog),
                 c => return prog.usage(&format!("invalid option: -{c}")),
             }
         }
@@ -210,10 +207,74 @@ fn shutdown(prog: &Prog, args: &[String]) -> ExitCode {
     if warn_only {
         return ExitCode::SUCCESS;
     }
-    if delay > 0 {
-        std::thread::sleep(Duration::from_secs(delay));
+    if delay > 0 && !wait_or_cancel(prog, delay) {
+        eprintln!("Shutdown cancelled");
+        return ExitCode::SUCCESS;
     }
     switch(prog, level, init_halt)
+}
+
+/// Where a waiting shutdown leaves its pid for `shutdown -c`.
+fn pid_file() -> std::path::PathBuf {
+    std::env::var_os("OUTSET_SHUTDOWN_PID_FILE")
+        .map(Into::into)
+        .unwrap_or_else(|| "/run/shutdown.pid".into())
+}
+
+/// Wait `delay` seconds unless SIGINT or SIGTERM (from `shutdown -c` or
+/// the terminal) cancels first. Returns whether the time came.
+fn wait_or_cancel(prog: &Prog, delay: u64) -> bool {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGINT);
+    mask.add(Signal::SIGTERM);
+    if mask.thread_block().is_err() {
+        std::thread::sleep(Duration::from_secs(delay));
+        return true;
+    }
+    let file = pid_file();
+    if let Err(e) = std::fs::write(&file, format!("{}\n", std::process::id())) {
+        eprintln!("{}: unable to write {}: {e}", prog.0, file.display());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(delay);
+    let came = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break true;
+        }
+        let ts = libc::timespec {
+            tv_sec: left.as_secs() as libc::time_t,
+            tv_nsec: left.subsec_nanos() as _,
+        };
+        // SAFETY: sigtimedwait with a set and timeout we own; the
+        // signals are blocked, so they wait here instead of killing us.
+        let sig = unsafe { libc::sigtimedwait(mask.as_ref(), std::ptr::null_mut(), &ts) };
+        if sig == libc::SIGINT || sig == libc::SIGTERM {
+            break false;
+        }
+    };
+    let _ = std::fs::remove_file(&file);
+    came
+}
+
+/// `shutdown -c`: interrupt the waiting shutdown named in the pid file.
+fn cancel(prog: &Prog) -> ExitCode {
+    let file = pid_file();
+    let pid = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        .filter(|&p| p > 1);
+    let Some(pid) = pid else {
+        return prog.fail("no shutdown is waiting");
+    };
+    // SAFETY: kill(2) on the pid the waiting shutdown recorded.
+    if unsafe { libc::kill(pid, libc::SIGINT) } < 0 {
+        return prog.fail(&format!(
+            "unable to cancel shutdown {pid}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    ExitCode::SUCCESS
 }
 
 fn main() -> ExitCode {
