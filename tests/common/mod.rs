@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod ns;
+
 use std::path::PathBuf;
 
 /// The shared corpus of real job files. Tests that need it fail (never skip)
