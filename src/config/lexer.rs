@@ -85,7 +85,10 @@ impl<'a> Lexer<'a> {
         if end < from {
             (from, line) = (0, 1);
         }
-        line += self.bytes()[from..end]
+        line += self
+            .bytes()
+            .get(from..end)
+            .unwrap_or_default()
             .iter()
             .filter(|&&b| b == b'\n')
             .count();
@@ -404,7 +407,7 @@ fn strip_indent(lines: &[&str]) -> String {
     let prefix: &[u8] = {
         let b = first.as_bytes();
         let n = b.iter().take_while(|&&c| is_ws(c)).count();
-        &b[..n]
+        b.get(..n).unwrap_or_default()
     };
     let width = lines
         .iter()

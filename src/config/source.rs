@@ -160,7 +160,10 @@ fn is_ignored_dir(name: &str) -> bool {
     }
     // `name;` plus eight hex digits: an rpm/dpkg temporary.
     let b = name.as_bytes();
-    b.len() > 9 && b[b.len() - 9] == b';' && b[b.len() - 8..].iter().all(u8::is_ascii_hexdigit)
+    match b.len().checked_sub(9).and_then(|i| b.get(i..)) {
+        Some([b';', hex @ ..]) => b.len() > 9 && hex.iter().all(u8::is_ascii_hexdigit),
+        _ => false,
+    }
 }
 
 /// Every `.conf` file below `dir`, depth first, entries in byte order.

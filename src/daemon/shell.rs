@@ -164,7 +164,7 @@ impl Shell {
         loop {
             match file.read(&mut chunk) {
                 Ok(0) => break,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
                 Err(_) => break,
@@ -225,8 +225,8 @@ impl Shell {
         let Some(Io::Script { file, data, done }) = self.io.get_mut(&token) else {
             return;
         };
-        while *done < data.len() {
-            match file.write(&data[*done..]) {
+        while let Some(rest) = data.get(*done..).filter(|r| !r.is_empty()) {
+            match file.write(rest) {
                 Ok(n) => *done += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
@@ -248,7 +248,7 @@ impl Shell {
                     eof = true;
                     break;
                 }
-                Ok(n) => log.write(&chunk[..n]),
+                Ok(n) => log.write(chunk.get(..n).unwrap_or_default()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 // EIO: every slave is closed.
