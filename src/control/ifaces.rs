@@ -105,6 +105,8 @@ impl Manager {
             )));
         }
         check_env(&env)?;
+        #[cfg(feature = "panic-trigger")]
+        crate::daemon::panic::trigger(&name, "control");
         unit(&self.engine, Request::EmitEvent { name, env, wait }).await
     }
 

@@ -120,6 +120,10 @@ impl Daemon {
             let _ = reply.send(self.answer_now(Request::Snapshot));
             return;
         }
+        #[cfg(feature = "panic-trigger")]
+        if let Request::EmitEvent { name, .. } = &request {
+            super::panic::trigger(name, "main");
+        }
         let immediate = match request {
             Request::NotifyDBusAddress(address) if self.config.user_mode => {
                 match &self.shell.control {

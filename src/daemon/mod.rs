@@ -6,8 +6,11 @@
 mod control;
 mod joblog;
 pub mod logger;
+pub(crate) mod panic;
 mod reexec;
 mod shell;
+
+pub use reexec::decode_state;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -173,6 +176,7 @@ impl Daemon {
     /// is a warning, not fatal.
     fn open_control(&mut self) -> Result<(), DaemonError> {
         let waker = std::sync::Arc::new(mio::Waker::new(self.poll.registry(), WAKER_TOKEN)?);
+        panic::set_waker(waker.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let name = if self.config.user_mode {
             // SAFETY: getuid has no preconditions.
@@ -312,8 +316,19 @@ impl Daemon {
         self.engine.set_classes(&mut self.shell, classes);
     }
 
-    /// Run until the session ends. Returns the exit status.
+    /// Run until the session ends, with panics contained (panic.rs):
+    /// what the `outset` binary runs. Returns the exit status.
     pub fn run(&mut self) -> i32 {
+        self.run_contained()
+    }
+
+    /// Run without panic containment, for harnesses that run the daemon
+    /// inside their own process and must see its panics (the fuzzers).
+    pub fn run_uncontained(&mut self) -> i32 {
+        self.run_loop()
+    }
+
+    fn run_loop(&mut self) -> i32 {
         if let Some(fd) = self.config.state_fd {
             if self.restore(fd) {
                 if let Some(tx) = &self.shell.control {
@@ -410,6 +425,9 @@ impl Daemon {
             // Requests are cheap to poll for; serving them every iteration
             // also covers wake-ups that raced with another event.
             self.serve_requests();
+            if let Some(status) = self.check_other_threads() {
+                return status;
+            }
             if std::mem::take(&mut self.reexec_requested) {
                 self.engine.set_time(self.now_ms());
                 self.engine.run_queue(&mut self.shell);
