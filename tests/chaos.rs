@@ -549,6 +549,8 @@ fn initctl_still_answers_while_a_job_respawns_in_a_loop() {
             ),
         ],
     );
+    let (code, _, err) = s.ctl(&["start", "--no-wait", "spin"]);
+    assert_eq!(code, 0, "{err}");
     wait_until(
         60,
         || {
@@ -565,4 +567,184 @@ fn initctl_still_answers_while_a_job_respawns_in_a_loop() {
     let (_, out, _) = s.ctl(&["status", "spin"]);
     assert_eq!(out, "spin stop/waiting\n");
     s.stop();
+}
+
+/// The host pid of the namespace process whose own pid is `ns`.
+fn host_pid(pid1: &Pid1, ns: i32) -> Option<i32> {
+    pid1.processes()
+        .into_iter()
+        .find(|p| ns::ns_pid(*p) == Some(ns))
+}
+
+fn ns_pid_of(status: &str) -> i32 {
+    status
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_followed_process_reaped_elsewhere_never_gets_its_pid_reused_signal() {
+    // `expect fork` follows the shell's child C, but the shell (not init)
+    // is C's parent and reaps it. Init must notice C is gone, and must
+    // never signal the unrelated process that gets C's pid next.
+    let pid1 = Pid1::start(
+        "pidreuse",
+        &[(
+            "forking",
+            "start on startup\nexpect fork\nconsole none\nexec /bin/sh -c 'sleep 100000 & echo $! > @DIR@/child.pid; wait; exec sleep 100001'\n",
+        )],
+    );
+    let file = pid1.dir.0.join("child.pid");
+    pid1.wait_for("the followed child", 60, || {
+        pid1.ctl_ok(&["status", "forking"])
+            .contains("start/running")
+            && std::fs::read_to_string(&file).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let c_ns: i32 = std::fs::read_to_string(&file)
+        .expect("child.pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert_eq!(ns_pid_of(&pid1.ctl_ok(&["status", "forking"])), c_ns);
+    let c_host = host_pid(&pid1, c_ns).expect("C on the host");
+    kill9(c_host);
+    // The shell reaps C and carries on as `sleep 100001`.
+    pid1.wait_for("C to be reaped by its shell", 60, || {
+        !std::path::Path::new(&format!("/proc/{c_host}")).exists()
+            && pid1.processes().iter().any(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.contains("100001"))
+            })
+    });
+    // Give C's pid to a new process leading its own group.
+    let o = pid1
+        .inside(
+            30,
+            &[
+                "sh",
+                "-c",
+                &format!(
+                    "echo {} > /proc/sys/kernel/ns_last_pid; setsid sleep 100002 >/dev/null 2>&1 & echo $!",
+                    c_ns - 1
+                ),
+            ],
+        )
+        .output()
+        .expect("reuse the pid");
+    let victim_ns: i32 = String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert_eq!(victim_ns, c_ns, "the pid was not reused; cannot test");
+    let victim = host_pid(&pid1, c_ns).expect("the new holder of the pid");
+    pid1.wait_for("the new process to run sleep", 30, || {
+        ns::comm(victim) == "sleep"
+    });
+
+    // Init has noticed C's end (reported with an unknown status, taken
+    // as 0: the job stops normally).
+    pid1.wait_for("the job to stop", 60, || {
+        pid1.ctl_ok(&["status", "forking"]) == "forking stop/waiting\n"
+    });
+    // Stopping now finds nothing to signal.
+    let o = pid1.ctl(&["stop", "forking"]);
+    assert_eq!(o.status.code(), Some(1));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        ns::state(victim).is_some_and(|s| s != 'Z'),
+        "the process that reused the pid was signalled; log:\n{}",
+        pid1.log()
+    );
+    assert!(!pid1.log().contains(&format!(
+        "Sending TERM signal to forking main process ({c_ns})"
+    )));
+    assert!(pid1.stop().success());
+}
+
+#[test]
+fn stubborn_and_daemonising_jobs_as_pid1() {
+    let pid1 = Pid1::start_with(
+        "stubborn",
+        &[
+            // Ignores its stop signal: killed when the kill timeout ends.
+            (
+                "stubborn",
+                "console none\nkill timeout 1\nexec /bin/sh -c 'trap \"\" TERM; while :; do sleep 1; done'\n",
+            ),
+            // Forks twice and lets the middle process exit: followed.
+            (
+                "tracked",
+                "console none\nexpect daemon\nexec /bin/sh -c '(setsid sleep 100003 & echo $! > @DIR@/tracked.pid) & exit 0'\n",
+            ),
+            // The same without `expect`: the job ends with its first
+            // process and the daemon is left to run untracked.
+            (
+                "untracked",
+                "console none\nexec /bin/sh -c '(setsid sleep 100004 & echo $! > @DIR@/untracked.pid) & exit 0'\n",
+            ),
+        ],
+        &[],
+        &["--verbose"],
+    );
+    let out = pid1.ctl_ok(&["start", "stubborn"]);
+    let stubborn = host_pid(&pid1, ns_pid_of(&out)).expect("stubborn pid");
+    assert_eq!(
+        pid1.ctl_ok(&["stop", "stubborn"]),
+        "stubborn stop/waiting\n"
+    );
+    let log = pid1.log();
+    assert!(
+        log.contains("Sending TERM signal to stubborn main process"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Sending KILL signal to stubborn main process"),
+        "{log}"
+    );
+    assert!(
+        log.contains("stubborn main process") && log.contains("killed by KILL signal"),
+        "{log}"
+    );
+    assert!(ns::state(stubborn).is_none(), "killed and reaped");
+
+    let out = pid1.ctl_ok(&["start", "tracked"]);
+    let read = |name: &str| -> i32 {
+        let f = pid1.dir.0.join(name);
+        pid1.wait_for(name, 30, || {
+            std::fs::read_to_string(&f).is_ok_and(|s| s.ends_with('\n'))
+        });
+        std::fs::read_to_string(&f)
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid")
+    };
+    let tracked = read("tracked.pid");
+    assert_eq!(ns_pid_of(&out), tracked, "status shows the daemon: {out}");
+    let tracked_host = host_pid(&pid1, tracked).expect("daemon");
+    assert_eq!(pid1.ctl_ok(&["stop", "tracked"]), "tracked stop/waiting\n");
+    pid1.wait_for("the followed daemon to be stopped", 30, || {
+        ns::state(tracked_host).is_none()
+    });
+
+    let out = pid1.ctl_ok(&["start", "untracked"]);
+    let untracked = read("untracked.pid");
+    let untracked_host = host_pid(&pid1, untracked).expect("daemon");
+    // Upstart's behaviour: the job is over when its main process exits.
+    assert!(
+        out.ends_with("stop/waiting\n") || out.contains("start/running"),
+        "{out}"
+    );
+    pid1.wait_for("the job to end", 30, || {
+        pid1.ctl_ok(&["status", "untracked"]) == "untracked stop/waiting\n"
+    });
+    assert!(
+        ns::state(untracked_host).is_some_and(|s| s != 'Z'),
+        "the untracked daemon keeps running, reparented to PID 1"
+    );
+    assert_eq!(ns::children(pid1.init).contains(&untracked_host), true);
+    assert!(pid1.stop().success());
 }

@@ -7,6 +7,7 @@ mod control;
 mod joblog;
 pub mod logger;
 pub(crate) mod panic;
+mod pidfd;
 mod reexec;
 mod shell;
 
@@ -454,6 +455,11 @@ impl Daemon {
         match outcome {
             Outcome::SpawnOk(pid) => self.engine.spawn_ok(&mut self.shell, pid),
             Outcome::SpawnError(pid, msg) => self.engine.spawn_error(&mut self.shell, pid, &msg),
+            Outcome::Vanished(pid) => {
+                self.shell.process_ended(pid);
+                self.engine
+                    .child_exited(&mut self.shell, pid, ExitStatus::Exited(0));
+            }
         }
     }
 
