@@ -748,3 +748,127 @@ fn stubborn_and_daemonising_jobs_as_pid1() {
     assert_eq!(ns::children(pid1.init).contains(&untracked_host), true);
     assert!(pid1.stop().success());
 }
+
+#[test]
+fn running_out_of_descriptors_fails_jobs_not_init() {
+    let jobs: Vec<(String, String)> = (1..=8)
+        .map(|n| {
+            (
+                format!("fd{n}"),
+                "start on go\nexec sleep 100000\n".to_string(),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = jobs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    // Measure what an idle PID 1 holds, then start it again with room
+    // for the emitting connection and about two `console log` jobs (a pty
+    // and a pidfd each, a status pipe while spawning).
+    let base = {
+        let pid1 = Pid1::start("nofile-measure", &refs);
+        pid1.ctl_ok(&["status", "fd1"]);
+        pid1.wait_for("idle descriptors", 30, || pid1.fd_count() <= 32);
+        pid1.fd_count()
+    };
+    let nofile = format!("--nofile={}", base + 8);
+    let pid1 = Pid1::start_with("nofile", &refs, &["prlimit", &nofile, "--"], &[]);
+    let init = pid1.init;
+    let o = pid1.ctl(&["emit", "--no-wait", "go"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    pid1.wait_for("spawn failures", 60, || {
+        pid1.log().matches("Too many open files").count() > 0
+            && pid1.log().matches("Failed to spawn fd").count() >= 1
+    });
+    assert!(pid1.alive(), "init died; log:\n{}", pid1.log());
+    // Free the descriptors the running jobs hold (their ptys and pidfds).
+    for p in sleeper(init) {
+        kill9(p);
+    }
+    pid1.wait_for("the jobs to end", 60, || sleeper(init).is_empty());
+    let list = pid1.ctl_ok(&["list"]);
+    assert_eq!(
+        list.lines().filter(|l| l.ends_with("stop/waiting")).count(),
+        8,
+        "{list}"
+    );
+    let log = pid1.log();
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("init: Failed to spawn fd") && l.contains(" main process: ")),
+        "{log}"
+    );
+    assert!(pid1.stop().success());
+}
+
+#[test]
+fn fork_failing_with_eagain_fails_jobs_not_init() {
+    // A pids cgroup (v1 hierarchy here) caps init and everything it starts.
+    let cg = std::path::PathBuf::from(format!(
+        "/sys/fs/cgroup/pids/outset-test-{}",
+        std::process::id()
+    ));
+    assert!(
+        std::path::Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists(),
+        "this test needs the pids cgroup controller at /sys/fs/cgroup/pids"
+    );
+    std::fs::create_dir_all(&cg).expect("create pids cgroup");
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            // Only empty cgroups can go: move anything left back to the root.
+            if let Ok(procs) = std::fs::read_to_string(self.0.join("cgroup.procs")) {
+                for p in procs.lines() {
+                    let _ = std::fs::write("/sys/fs/cgroup/pids/cgroup.procs", p);
+                }
+            }
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _remove = Remove(cg.clone());
+    let jobs: Vec<(String, String)> = (1..=3)
+        .map(|n| {
+            (
+                format!("fork{n}"),
+                "start on go\nconsole none\nexec sleep 100000\n".to_string(),
+            )
+        })
+        .collect();
+    let mut refs: Vec<(&str, &str)> = jobs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    refs.push(SVC);
+    let s = Session::start("eagain", &refs);
+    let client = Client::connect(&s.s.address).expect("connect");
+    client
+        .manager::<_, zbus::zvariant::OwnedObjectPath>("GetJobByName", &("fork1",))
+        .expect("GetJobByName");
+    std::fs::write(cg.join("cgroup.procs"), s.pid().to_string()).expect("move init");
+    let current = std::fs::read_to_string(cg.join("pids.current")).expect("pids.current");
+    std::fs::write(cg.join("pids.max"), current.trim()).expect("pids.max");
+    // The connection made before needs no new thread or process.
+    client
+        .manager::<_, ()>("EmitEvent", &("go", Vec::<String>::new(), false))
+        .expect("EmitEvent");
+    wait_until(
+        60,
+        || s.log().matches("Failed to spawn fork").count() == 3,
+        || s.log(),
+    );
+    let log = s.log();
+    for n in 1..=3 {
+        assert!(
+            log.contains(&format!(
+                "Failed to spawn fork{n} main process: Resource temporarily unavailable"
+            )),
+            "{log}"
+        );
+    }
+    // Still serving on the existing connection.
+    client
+        .manager::<_, zbus::zvariant::OwnedObjectPath>("GetJobByName", &("fork2",))
+        .expect("GetJobByName under exhaustion");
+    std::fs::write(cg.join("pids.max"), "max").expect("lift the cap");
+    for n in 1..=3 {
+        let (code, out, _) = s.ctl(&["status", &format!("fork{n}")]);
+        assert_eq!((code, out), (0, format!("fork{n} stop/waiting\n")));
+    }
+    s.assert_serving("after fork failures");
+    s.stop();
+}

@@ -353,8 +353,7 @@ impl Sys for Shell {
         let spawned = prepare(req, &self.settings).map_err(|e| e.to_string())?;
         // SAFETY: the daemon is single-threaded; the child only uses the
         // prepared data.
-        let pid = unsafe { fork_child(&spawned.prepared) }
-            .map_err(|e| nix::errno::Errno::from_raw(e).desc().to_string())?;
+        let pid = unsafe { fork_child(&spawned.prepared) }.map_err(record::strerror)?;
         // The child's ends close here with `prepared`.
         drop(spawned.prepared);
         set_nonblocking(&spawned.status_read);
