@@ -745,7 +745,7 @@ fn stubborn_and_daemonising_jobs_as_pid1() {
         ns::state(untracked_host).is_some_and(|s| s != 'Z'),
         "the untracked daemon keeps running, reparented to PID 1"
     );
-    assert_eq!(ns::children(pid1.init).contains(&untracked_host), true);
+    assert!(ns::children(pid1.init).contains(&untracked_host));
     assert!(pid1.stop().success());
 }
 
@@ -837,7 +837,7 @@ fn fork_failing_with_eagain_fails_jobs_not_init() {
     let s = Session::start("eagain", &refs);
     let client = Client::connect(&s.s.address).expect("connect");
     client
-        .manager::<_, zbus::zvariant::OwnedObjectPath>("GetJobByName", &("fork1",))
+        .manager::<_, zbus::OwnedObjectPath>("GetJobByName", &("fork1",))
         .expect("GetJobByName");
     std::fs::write(cg.join("cgroup.procs"), s.pid().to_string()).expect("move init");
     let current = std::fs::read_to_string(cg.join("pids.current")).expect("pids.current");
@@ -862,7 +862,7 @@ fn fork_failing_with_eagain_fails_jobs_not_init() {
     }
     // Still serving on the existing connection.
     client
-        .manager::<_, zbus::zvariant::OwnedObjectPath>("GetJobByName", &("fork2",))
+        .manager::<_, zbus::OwnedObjectPath>("GetJobByName", &("fork2",))
         .expect("GetJobByName under exhaustion");
     std::fs::write(cg.join("pids.max"), "max").expect("lift the cap");
     for n in 1..=3 {

@@ -123,6 +123,16 @@ pub fn message(bytes: &[u8]) -> Option<String> {
     Some(text)
 }
 
+/// The C library's text for an errno value, as Upstart prints it
+/// (`Resource temporarily unavailable`, where nix says `Try again`).
+pub fn strerror(errnum: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(errnum).to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text.get(..i).unwrap_or(&text).to_string(),
+        None => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,15 +158,5 @@ mod tests {
             message(&encode(ErrorType::Chdir, 0, 2)).as_deref(),
             Some("unable to change working directory: No such file or directory")
         );
-    }
-}
-
-/// The C library's text for an errno value, as Upstart prints it
-/// (`Resource temporarily unavailable`, where nix says `Try again`).
-pub fn strerror(errnum: i32) -> String {
-    let text = std::io::Error::from_raw_os_error(errnum).to_string();
-    match text.rfind(" (os error ") {
-        Some(i) => text.get(..i).unwrap_or(&text).to_string(),
-        None => text,
     }
 }
