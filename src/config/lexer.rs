@@ -322,16 +322,16 @@ impl<'a> Lexer<'a> {
             if self.at_eof() {
                 return Err(self.error_at_eof(ParseErrorKind::UnterminatedBlock));
             }
-            let rest = &self.src[self.pos..];
-            let (line, len) = match rest.find('\n') {
-                Some(i) => (&rest[..i], i + 1),
+            let rest = self.src.get(self.pos..).unwrap_or_default();
+            let (line, len) = match rest.split_once('\n') {
+                Some((line, _)) => (line, line.len() + 1),
                 None => (rest, rest.len()),
             };
             self.pos += len;
             if is_end_script(line) {
                 break;
             }
-            lines.push(&rest[..len]);
+            lines.push(rest.get(..len).unwrap_or(rest));
         }
         Ok(strip_indent(&lines))
     }
@@ -420,7 +420,7 @@ fn strip_indent(lines: &[&str]) -> String {
         })
         .min()
         .unwrap_or(0);
-    lines.iter().map(|l| &l[width..]).collect()
+    lines.iter().map(|l| l.get(width..).unwrap_or(l)).collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -126,7 +126,7 @@ pub fn is_job_file(name: &str) -> Option<JobFileKind> {
     if dot == 0 {
         return None;
     }
-    match &name[dot + 1..] {
+    match name.get(dot + 1..).unwrap_or_default() {
         "conf" => Some(JobFileKind::Conf),
         "override" => Some(JobFileKind::Override),
         _ => None,
@@ -152,8 +152,7 @@ fn is_ignored_dir(name: &str) -> bool {
     if name.len() >= 2 && name.starts_with('#') && name.ends_with('#') {
         return true;
     }
-    if let Some(dot) = name.rfind('.') {
-        let ext = &name[dot..];
+    if let Some(ext) = name.rfind('.').and_then(|dot| name.get(dot..)) {
         if ext.starts_with(".dpkg-") || matches!(ext, ".rpmsave" | ".rpmorig" | ".rpmnew") {
             return true;
         }
@@ -233,8 +232,8 @@ pub fn read_text(path: &Path) -> Result<String, ConfigError> {
 /// The strerror text of an I/O error, without Rust's "(os error N)".
 fn io_reason(e: &io::Error) -> String {
     let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
+    match s.split_once(" (os error") {
+        Some((reason, _)) => reason.to_string(),
         None => s,
     }
 }

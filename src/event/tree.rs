@@ -170,8 +170,8 @@ pub fn leaf_matches(name: &str, args: &[String], event: &EventRef<'_>, env: &[St
     }
     let mut cursor = 0usize;
     for arg in args {
-        let (key, negate, pattern) = match arg.find("!=") {
-            Some(i) if !arg[..i].contains('=') => (Some(&arg[..i]), true, &arg[i + 2..]),
+        let (key, negate, pattern) = match arg.split_once("!=") {
+            Some((k, v)) if !k.contains('=') => (Some(k), true, v),
             _ => match arg.split_once('=') {
                 Some((k, v)) => (Some(k), false, v),
                 None => (None, false, arg.as_str()),
