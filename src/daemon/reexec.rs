@@ -302,18 +302,49 @@ impl Daemon {
             log.buffer = pending;
             self.shell.unflushed.push(log);
         }
-        for fd in state.event_fds {
+        // Only descriptors really inherited are adopted, each once: a
+        // payload naming others (or one twice) must not make outset close
+        // descriptors it opened itself.
+        let mut inherited: std::collections::HashSet<RawFd> = self
+            .config
+            .inherited_fds
+            .iter()
+            .copied()
+            .filter(|fd| *fd > 2)
+            .collect();
+        let mut stray = 0usize;
+        let mut adopt = |fd: RawFd| {
+            let ok = inherited.remove(&fd);
+            stray += usize::from(!ok);
+            ok
+        };
+        for fd in state.event_fds.into_iter().filter(|fd| adopt(*fd)) {
             // SAFETY: inherited from the previous image, owned by us now.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
             self.shell.event_fds.insert(fd, owned);
         }
-        for (pid, text, fd) in state.scripts {
+        for (pid, text, fd) in state.scripts.into_iter().filter(|s| adopt(s.2)) {
             // SAFETY: as above.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
             mark_cloexec(fd);
             self.shell.scripts.insert(pid, (text, owned));
         }
-        for item in state.io {
+        let items: Vec<IoState> = state
+            .io
+            .into_iter()
+            .filter(|item| match item {
+                IoState::Status { fd, .. }
+                | IoState::Log { fd, .. }
+                | IoState::Script { fd, .. } => adopt(*fd),
+            })
+            .collect();
+        if stray > 0 {
+            self.log(
+                Level::Warn,
+                &format!("Ignoring {stray} descriptors the state names but did not hand over"),
+            );
+        }
+        for item in items {
             let (fd, io, interest) = match item {
                 IoState::Status { pid, fd, buf } => (
                     fd,
