@@ -95,9 +95,16 @@ impl Daemon {
     /// when asked to end after containment failed.
     pub(super) fn run_contained(&mut self) -> i32 {
         install(self.shell.logger.clone());
-        match std::panic::catch_unwind(AssertUnwindSafe(|| self.run_loop())) {
-            Ok(status) => status,
-            Err(_) => self.recover("the main loop panicked"),
+        let mut why = match std::panic::catch_unwind(AssertUnwindSafe(|| self.run_loop())) {
+            Ok(status) => return status,
+            Err(_) => "the main loop panicked",
+        };
+        // Recovery itself must not unwind out of PID 1 either.
+        loop {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| self.recover(why))) {
+                Ok(status) => return status,
+                Err(_) => why = "recovering from a panic panicked",
+            }
         }
     }
 
