@@ -242,3 +242,199 @@ fn event_values_reach_jobs_only_as_environment() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A private system bus for one test, on a path socket in `dir`, with the
+/// default-deny rules of a system bus plus `policy` (a file to include),
+/// or with everything allowed when `policy` is `None`.
+struct Bus {
+    child: std::process::Child,
+    address: String,
+}
+
+impl Bus {
+    fn start(dir: &std::path::Path, policy: Option<&str>) -> Bus {
+        let socket = dir.join("system_bus_socket");
+        let rules = match policy {
+            Some(file) => format!(
+                "<deny own=\"*\"/><deny send_type=\"method_call\"/></policy><include>{file}</include><policy context=\"default\">"
+            ),
+            None => "<allow own=\"*\"/><allow send_type=\"method_call\"/>".to_string(),
+        };
+        let conf = format!(
+            "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN\" \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n\
+             <busconfig><type>system</type><listen>unix:path={}</listen><auth>EXTERNAL</auth>\n\
+             <policy context=\"default\"><allow user=\"*\"/>{rules}\n\
+             <allow send_type=\"signal\"/>\n\
+             <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n\
+             <allow send_requested_reply=\"true\" send_type=\"error\"/>\n\
+             <allow receive_type=\"method_call\"/><allow receive_type=\"method_return\"/>\n\
+             <allow receive_type=\"error\"/><allow receive_type=\"signal\"/>\n\
+             <allow send_destination=\"org.freedesktop.DBus\"/></policy></busconfig>\n",
+            socket.display()
+        );
+        let file = dir.join("bus.conf");
+        std::fs::write(&file, conf).expect("bus config");
+        // Killed when the test ends (Drop), so not under `timeout`.
+        let child = std::process::Command::new("dbus-daemon")
+            .args(["--nofork", "--nopidfile"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .arg(format!("--config-file={}", file.display()))
+            .spawn()
+            .expect("dbus-daemon");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !socket.exists() {
+            assert!(std::time::Instant::now() < deadline, "no bus socket");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // Everybody may connect to a system bus.
+        let c = std::ffi::CString::new(socket.display().to_string()).expect("path");
+        // SAFETY: chmod on the socket we just made.
+        unsafe { libc::chmod(c.as_ptr(), 0o666) };
+        Bus {
+            child,
+            address: format!("unix:path={}", socket.display()),
+        }
+    }
+
+    /// `initctl --system ARGS` as nobody (or as root with `as_root`).
+    fn initctl(&self, as_root: bool, args: &[&str]) -> (i32, String, String) {
+        let mut all: Vec<&str> = if as_root {
+            vec!["env"]
+        } else {
+            NOBODY.to_vec()
+        };
+        all.extend([env!("CARGO_BIN_EXE_initctl"), "--system"]);
+        all.extend(args);
+        let o = ns::bounded(60, all[0])
+            .args(&all[1..])
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &self.address)
+            .env_remove("UPSTART_SESSION")
+            .output()
+            .expect("initctl --system");
+        text(&o)
+    }
+
+    /// Wait until init owns its name on the bus.
+    fn wait_for_init(&self, pid1: &Pid1) {
+        pid1.wait_for("init on the bus", 60, || {
+            self.initctl(true, &["version"]).0 == 0
+        });
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const BUS_JOBS: [(&str, &str); 2] = [
+    ("svc", "console none\nexec sleep 100000\n"),
+    (
+        "onpoke",
+        "start on poke\ntask\nconsole none\nexec /bin/sh -c 'echo poked > @DIR@/poked'\n",
+    ),
+];
+
+#[test]
+fn init_itself_refuses_privileged_calls_from_other_users_on_a_bus() {
+    // A bus that lets everyone call everything: what is refused here is
+    // refused by init (control.md §5), not by the bus.
+    let dir = common::TempDir::new("bus-open");
+    let bus = Bus::start(&dir.0, None);
+    let pid1 = Pid1::start_on_bus("bus-open", &BUS_JOBS, &bus.address);
+    bus.wait_for_init(&pid1);
+    for (args, message) in [
+        (
+            vec!["emit", "poke"],
+            "You do not have permission to emit an event",
+        ),
+        (
+            vec!["set-env", "-g", "EVIL=1"],
+            "You do not have permission to modify job environment",
+        ),
+        (
+            vec!["unset-env", "-g", "PATH"],
+            "You do not have permission to modify job environment",
+        ),
+        (
+            vec!["reset-env", "-g"],
+            "You do not have permission to modify job environment",
+        ),
+        (
+            vec!["list-env", "-g"],
+            "You do not have permission to query job environment",
+        ),
+        (
+            vec!["get-env", "-g", "PATH"],
+            "You do not have permission to query job environment",
+        ),
+        (
+            vec!["reload-configuration"],
+            "You do not have permission to reload configuration",
+        ),
+        (
+            vec!["notify-disk-writeable"],
+            "You do not have permission to notify disk is writeable",
+        ),
+        (
+            vec!["log-priority", "debug"],
+            "You do not have permission to set log priority",
+        ),
+    ] {
+        let (code, out, err) = bus.initctl(false, &args);
+        assert_eq!(
+            (code, err.as_str()),
+            (1, format!("initctl: {message}\n").as_str()),
+            "{args:?} as nobody: {out}"
+        );
+    }
+    // Reading is for everyone.
+    assert_eq!(
+        bus.initctl(false, &["status", "svc"]),
+        (0, "svc stop/waiting\n".to_string(), String::new())
+    );
+    // Nothing was changed; root may.
+    assert!(!pid1.dir.0.join("poked").exists());
+    assert_eq!(bus.initctl(true, &["emit", "poke"]).0, 0);
+    assert!(pid1.dir.0.join("poked").exists());
+    assert!(pid1.stop().success());
+}
+
+#[test]
+fn the_shipped_bus_policy_keeps_other_users_to_reading() {
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/dbus/Upstart.conf");
+    let dir = common::TempDir::new("bus-policy");
+    let bus = Bus::start(&dir.0, Some(policy));
+    let pid1 = Pid1::start_on_bus("bus-policy", &BUS_JOBS, &bus.address);
+    bus.wait_for_init(&pid1);
+    let (code, running, err) = bus.initctl(true, &["start", "svc"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(running.starts_with("svc start/running"), "{running}");
+    for args in [
+        vec!["start", "svc"],
+        vec!["stop", "svc"],
+        vec!["restart", "svc"],
+        vec!["emit", "poke"],
+        vec!["set-env", "-g", "EVIL=1"],
+    ] {
+        let (code, out, err) = bus.initctl(false, &args);
+        assert_eq!(code, 1, "{args:?} as nobody: {out}{err}");
+        assert!(
+            // The bus's own refusal (org.freedesktop.DBus.Error.AccessDenied).
+            err.starts_with("initctl: Rejected send message"),
+            "{args:?}: {err}"
+        );
+    }
+    // Untouched: still the same process, and no event went out.
+    assert_eq!(
+        bus.initctl(false, &["status", "svc"]),
+        (0, running, String::new())
+    );
+    assert!(!pid1.dir.0.join("poked").exists());
+    let (code, out, err) = bus.initctl(true, &["stop", "svc"]);
+    assert_eq!((code, out.as_str()), (0, "svc stop/waiting\n"), "{err}");
+    assert!(pid1.stop().success());
+}

@@ -186,7 +186,13 @@ impl Daemon {
         } else {
             "/com/ubuntu/upstart".to_string()
         };
-        let handle = crate::control::EngineHandle { tx, waker };
+        // SAFETY: getuid has no preconditions.
+        let root = unsafe { libc::getuid() } == 0;
+        let handle = crate::control::EngineHandle {
+            tx,
+            waker,
+            anyone_may_control: self.config.user_mode || (!root && std::process::id() != 1),
+        };
         match crate::control::start(&name, handle) {
             Ok(broadcast) => {
                 if !self.config.user_mode && !self.config.no_dbus {

@@ -38,6 +38,22 @@ impl Pid1 {
     /// directory) with `wrapper` (e.g. `prlimit --nofile=64 --`) in front
     /// of it, and wait until its control socket answers.
     pub fn start_with(tag: &str, jobs: &[(&str, &str)], wrapper: &[&str], extra: &[&str]) -> Pid1 {
+        Self::launch(tag, jobs, wrapper, extra, None)
+    }
+
+    /// Start outset joined to the system bus at `bus` (a path address
+    /// reachable from the namespace).
+    pub fn start_on_bus(tag: &str, jobs: &[(&str, &str)], bus: &str) -> Pid1 {
+        Self::launch(tag, jobs, &[], &[], Some(bus))
+    }
+
+    fn launch(
+        tag: &str,
+        jobs: &[(&str, &str)],
+        wrapper: &[&str],
+        extra: &[&str],
+        bus: Option<&str>,
+    ) -> Pid1 {
         assert_root();
         let dir = TempDir::new(tag);
         std::fs::create_dir_all(dir.0.join("conf")).expect("conf dir");
@@ -51,10 +67,12 @@ impl Pid1 {
         let mut cmd = Command::new("unshare");
         cmd.args(["--pid", "--mount", "--net", "--fork", "--mount-proc"]);
         cmd.args(wrapper);
-        cmd.arg(env!("CARGO_BIN_EXE_outset"))
-            .arg("--container")
-            .arg("--no-dbus")
-            .args(extra)
+        cmd.arg(env!("CARGO_BIN_EXE_outset")).arg("--container");
+        match bus {
+            Some(address) => cmd.env("DBUS_SYSTEM_BUS_ADDRESS", address),
+            None => cmd.arg("--no-dbus").env_remove("DBUS_SYSTEM_BUS_ADDRESS"),
+        };
+        cmd.args(extra)
             .arg("--confdir")
             .arg(dir.0.join("conf"))
             .arg("--logdir")
