@@ -13,7 +13,7 @@ use super::joblog::JobLog;
 use super::logger;
 use crate::control::{Broadcast, ToBroadcaster};
 use crate::job::{Level, Notice, Reply, SpawnRequest, Sys};
-use crate::spawn::{fork_child, log_path, prepare, record, SpawnSettings};
+use crate::spawn::{fork_child, log_path, prepare, record, PtyUnavailable, SpawnSettings};
 
 /// What a readiness token belongs to.
 pub enum Io {
@@ -62,6 +62,8 @@ pub struct Shell {
     /// reaped: signals go through it, never to a pid that may be reused.
     pidfds: HashMap<i32, (Token, OwnedFd)>,
     pid_tokens: HashMap<Token, i32>,
+    /// Jobs whose `console log` fell back to `none` for want of a pty.
+    no_pty: std::collections::HashSet<String>,
 }
 
 fn errno_result(rc: libc::c_long) -> Result<(), i32> {
@@ -106,6 +108,7 @@ impl Shell {
             event_fds: HashMap::new(),
             pidfds: HashMap::new(),
             pid_tokens: HashMap::new(),
+            no_pty: Default::default(),
         }
     }
 
@@ -350,7 +353,23 @@ impl Shell {
 
 impl Sys for Shell {
     fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, String> {
-        let spawned = prepare(req, &self.settings).map_err(|e| e.to_string())?;
+        let mut settings = self.settings.clone();
+        settings.no_log |= self.no_pty.contains(&req.job.job);
+        let spawned = match prepare(req, &settings) {
+            Ok(s) => s,
+            Err(e) if PtyUnavailable::caused(&e) => {
+                // The job logs no more; this attempt fails and the
+                // engine's retry runs it with `console none`.
+                logger::log(
+                    &self.logger,
+                    Level::Warn,
+                    "Failed to create pty - disabling logging for job",
+                );
+                self.no_pty.insert(req.job.job.clone());
+                return Err(e.to_string());
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         // SAFETY: the daemon is single-threaded; the child only uses the
         // prepared data.
         let pid = unsafe { fork_child(&spawned.prepared) }.map_err(record::strerror)?;
