@@ -65,7 +65,28 @@ seed_event_match() {
 seed_upstart_state() {
     dir=$corpus/upstart_state
     mkdir -p "$dir"
-    cp "$shared"/upstart-state/*.json "$dir"/
+    for f in "$shared"/upstart-state/*.json; do
+        # The 1.13 file is a template for an inherited descriptor number.
+        sed 's/@JOB_PROCESS_FD@/5/g' "$f" > "$dir/$(basename "$f")"
+    done
+    # Real payloads are up to 1 MiB, which libFuzzer runs at a few dozen
+    # inputs a second: add small ones cut from them (the first job classes
+    # and events only; references may dangle, which is input too).
+    if command -v python3 >/dev/null; then
+        python3 - "$dir" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+for name in sorted(os.listdir(d)):
+    if not name.endswith(".json"):
+        continue
+    with open(os.path.join(d, name)) as f:
+        state = json.load(f)
+    for keep in (1, 3):
+        small = {k: (v[:keep] if isinstance(v, list) else v) for k, v in state.items()}
+        with open(os.path.join(d, f"{name[:-5]}-first{keep}.json"), "w") as f:
+            json.dump(small, f)
+PY
+    fi
     echo "seeded $(ls "$dir" | wc -l) upstart_state inputs"
 }
 
