@@ -3,10 +3,12 @@
 //! connection to a real session daemon running in this process (its loop
 //! on one thread, its zbus server on others).
 //!
-//! Each input is either a call with well-typed but arbitrary arguments (so
-//! the engine's request handling sees strange names, environments and
-//! flags), or a call whose body is raw bytes under an arbitrary signature
-//! (so zbus's decoding on the daemon side sees malformed bodies). The
+//! Each input is a call with well-typed but arbitrary arguments (so the
+//! engine's request handling sees strange names, environments and flags),
+//! a call whose body is raw bytes under an arbitrary signature (so zbus's
+//! decoding on the daemon side sees malformed bodies), or raw bytes written
+//! on a fresh connection, optionally after a valid authentication (so the
+//! handshake and the message framing see garbage). The
 //! daemon must answer with an error or a value, and never panic: a panic on
 //! any thread aborts this process, which libFuzzer reports as a crash.
 //!
@@ -27,8 +29,14 @@ use zbus::wire::{StructureBuilder, Variant};
 
 const JOBS: &[(&str, &str)] = &[
     ("plain", "start on fuzz-start\nstop on fuzz-stop\n"),
-    ("multi", "instance $NAME\nstart on fuzz-multi\nexport NAME\n"),
-    ("task", "task\nstart on (fuzz-task or plain-started) and fuzz-b\n"),
+    (
+        "multi",
+        "instance $NAME\nstart on fuzz-multi\nexport NAME\n",
+    ),
+    (
+        "task",
+        "task\nstart on (fuzz-task or plain-started) and fuzz-b\n",
+    ),
     ("envy", "env A=1\nenv B\nexport A\nemits fuzz-start\n"),
     ("manual", "manual\ninstance ${X:-x}\n"),
 ];
@@ -124,6 +132,17 @@ struct Call {
     body: Body,
 }
 
+#[derive(Arbitrary, Debug)]
+enum Input {
+    Call(Call),
+    /// Bytes on a new connection; with `auth`, after the SASL exchange a
+    /// client of init's own user would send.
+    Stream {
+        auth: bool,
+        bytes: Vec<u8>,
+    },
+}
+
 struct Client {
     address: String,
     conn: Option<zbus::Connection>,
@@ -181,9 +200,7 @@ fn start_daemon() -> String {
             panic!("the daemon's loop returned {status}");
         })
         .expect("daemon thread");
-    rx.recv()
-        .expect("daemon reports")
-        .expect("daemon listens")
+    rx.recv().expect("daemon reports").expect("daemon listens")
 }
 
 fn connect(address: &str) -> zbus::Connection {
@@ -255,7 +272,9 @@ fn message(call: &Call) -> Option<zbus::Message> {
     let path = path(&call.path);
     let iface = interface(&call.iface);
     let at_manager = path == "/com/ubuntu/Upstart" || path == "/com/ubuntu/Upstart/";
-    let manager_iface = iface.as_deref().is_none_or(|i| i == "com.ubuntu.Upstart0_6");
+    let manager_iface = iface
+        .as_deref()
+        .is_none_or(|i| i == "com.ubuntu.Upstart0_6");
     if at_manager && manager_iface && matches!(member.as_str(), "Restart" | "EndSession") {
         return None;
     }
@@ -282,7 +301,47 @@ fn message(call: &Call) -> Option<zbus::Message> {
     }
 }
 
-fuzz_target!(|call: Call| {
+/// Write `bytes` on a new connection to the daemon and read whatever it
+/// answers until it closes or goes quiet.
+fn stream(address: &str, auth: bool, bytes: &[u8]) {
+    use std::io::{Read, Write};
+    use std::os::linux::net::SocketAddrExt;
+    let Some(name) = address.strip_prefix("unix:abstract=") else {
+        return;
+    };
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).expect("name");
+    let mut sock = std::os::unix::net::UnixStream::connect_addr(&addr).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    if auth {
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() }.to_string();
+        let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
+        let _ = sock.write_all(format!("\0AUTH EXTERNAL {hex}\r\nBEGIN\r\n").as_bytes());
+    }
+    let _ = sock.write_all(bytes);
+    let _ = sock.shutdown(std::net::Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    while matches!(sock.read(&mut sink), Ok(n) if n > 0) {}
+}
+
+fuzz_target!(|input: Input| {
+    let call = match input {
+        Input::Call(call) => call,
+        Input::Stream { auth, bytes } => {
+            let address = client()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .address
+                .clone();
+            stream(&address, auth, &bytes);
+            check_alive(
+                &mut client().lock().unwrap_or_else(|e| e.into_inner()),
+                true,
+            );
+            return;
+        }
+    };
     let Some(msg) = message(&call) else { return };
     let raw = matches!(call.body, Body::Raw { .. });
     let mut client = client().lock().unwrap_or_else(|e| e.into_inner());
@@ -298,17 +357,21 @@ fuzz_target!(|call: Call| {
         &(),
     ));
     if sent.is_err() || alive.is_err() {
-        // The connection may have been closed on a malformed message;
-        // a fresh one must work.
-        let fresh = connect(&address);
-        zbus::block_on(fresh.call_method(
-            None::<&str>,
-            "/com/ubuntu/Upstart",
-            Some("com.ubuntu.Upstart0_6"),
-            "GetAllJobs",
-            &(),
-        ))
-        .unwrap_or_else(|e| panic!("daemon stopped answering (raw body: {raw}): {e}"));
-        client.conn = Some(fresh);
+        check_alive(&mut client, raw);
     }
 });
+
+/// The connection may have been closed on a malformed message; a fresh
+/// one must work.
+fn check_alive(client: &mut Client, raw: bool) {
+    let fresh = connect(&client.address);
+    zbus::block_on(fresh.call_method(
+        None::<&str>,
+        "/com/ubuntu/Upstart",
+        Some("com.ubuntu.Upstart0_6"),
+        "GetAllJobs",
+        &(),
+    ))
+    .unwrap_or_else(|e| panic!("daemon stopped answering (raw input: {raw}): {e}"));
+    client.conn = Some(fresh);
+}

@@ -57,7 +57,11 @@ fuzz_target!(|data: &[u8]| {
         assert!(held == 0 || could, "leaf took an event could_match refused");
         check_values(&tree);
         let contributing = tree.contributing();
-        assert_eq!(tree.value(), !contributing.is_empty(), "root vs contributing");
+        assert_eq!(
+            tree.value(),
+            !contributing.is_empty(),
+            "root vs contributing"
+        );
         assert!(contributing.iter().all(|&e| e >= 1 && e <= id));
         if tree.value() {
             // A fired tree is reset by the engine; do the same sometimes.
