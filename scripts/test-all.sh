@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
+# Panic containment, through a trigger only test builds have.
+cargo test --features panic-trigger --test panic
 ./target/debug/init-checkconf jobs.d/*.conf

@@ -3,6 +3,23 @@
 //! The library holds everything the binaries share. Today that is the
 //! job-file language (`config`); the engine, control plane and PID-1 duties
 //! build on it.
+//!
+//! Everything here may run in PID 1, where a panic would take the machine
+//! down (extensions.md §6): input never reaches an `unwrap`, an `expect`,
+//! an unchecked index or an explicit panic. Test builds are exempt.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::panic,
+        clippy::todo,
+        clippy::unimplemented,
+        clippy::unreachable
+    )
+)]
 
 pub mod boot;
 pub mod config;

@@ -232,7 +232,7 @@ fn multi_line_scripts_come_through_fd_9_and_attributes_apply() {
         "script",
         &[(
             "attrs",
-            "start on startup\ntask\nconsole none\numask 027\nnice 7\nlimit nofile 64 128\nchdir /tmp\nenv GREETING=\"two words\"\nscript\n  exec > @DIR@/attrs.out\n  echo \"$GREETING\"\n  umask\n  ulimit -n\n  pwd\n  cut -d' ' -f19 /proc/self/stat\n  ls /proc/self/fd | tr '\\n' ' '\n  echo\nend script\n",
+            "start on startup\ntask\nconsole none\numask 027\nnice 7\nlimit nofile 64 128\nchdir /tmp\nenv GREETING=\"two words\"\nscript\n  exec > @DIR@/attrs.tmp\n  echo \"$GREETING\"\n  umask\n  ulimit -n\n  pwd\n  cut -d' ' -f19 /proc/self/stat\n  ls /proc/self/fd | tr '\\n' ' '\n  echo\n  mv @DIR@/attrs.tmp @DIR@/attrs.out\nend script\n",
         )],
         &[],
     );

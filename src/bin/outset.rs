@@ -1,6 +1,21 @@
 //! outset: the init daemon (system mode as PID 1, or a session init with
 //! `--user`).
 
+// PID 1: see the crate-level lints of the library.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::panic,
+        clippy::todo,
+        clippy::unimplemented,
+        clippy::unreachable
+    )
+)]
+
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;

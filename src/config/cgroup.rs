@@ -32,27 +32,23 @@ pub fn add_cgroup(
     name: &str,
     setting: Option<(String, String)>,
 ) {
-    let ctl = match list.iter().position(|c| c.controller == controller) {
-        Some(i) => &mut list[i],
-        None => {
-            list.push(CgroupController {
-                controller: controller.to_string(),
-                names: Vec::new(),
-            });
-            let last = list.len() - 1;
-            &mut list[last]
-        }
+    if !list.iter().any(|c| c.controller == controller) {
+        list.push(CgroupController {
+            controller: controller.to_string(),
+            names: Vec::new(),
+        });
+    }
+    let Some(ctl) = list.iter_mut().find(|c| c.controller == controller) else {
+        return;
     };
-    let entry = match ctl.names.iter().position(|n| n.name == name) {
-        Some(i) => &mut ctl.names[i],
-        None => {
-            ctl.names.push(CgroupName {
-                name: name.to_string(),
-                settings: Vec::new(),
-            });
-            let last = ctl.names.len() - 1;
-            &mut ctl.names[last]
-        }
+    if !ctl.names.iter().any(|n| n.name == name) {
+        ctl.names.push(CgroupName {
+            name: name.to_string(),
+            settings: Vec::new(),
+        });
+    }
+    let Some(entry) = ctl.names.iter_mut().find(|n| n.name == name) else {
+        return;
     };
     if let Some((key, value)) = setting {
         match entry.settings.iter_mut().find(|s| s.key == key) {

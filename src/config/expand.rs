@@ -95,12 +95,14 @@ impl<E: Env + ?Sized> Expander<'_, E> {
                 out.push_str(s);
                 return Ok((out, ""));
             };
-            out.push_str(&s[..i]);
-            s = &s[i..];
-            if s.starts_with('}') {
-                return Ok((out, s));
+            let (text, rest) = s.split_at_checked(i).unwrap_or((s, ""));
+            out.push_str(text);
+            s = rest;
+            match s.strip_prefix('$') {
+                Some(after) => s = self.reference(after, &mut out)?,
+                // An unnested `}`, or the end.
+                None => return Ok((out, s)),
             }
-            s = self.reference(&s[1..], &mut out)?;
         }
     }
 
@@ -151,8 +153,9 @@ impl<E: Env + ?Sized> Expander<'_, E> {
             let end = s
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .unwrap_or(s.len());
-            name.push_str(&s[..end]);
-            s = &s[end..];
+            let (part, rest) = s.split_at_checked(end).unwrap_or((s, ""));
+            name.push_str(part);
+            s = rest;
             match s.strip_prefix('$') {
                 Some(after) => s = self.reference(after, &mut name)?,
                 None => break,

@@ -85,7 +85,10 @@ impl<'a> Lexer<'a> {
         if end < from {
             (from, line) = (0, 1);
         }
-        line += self.bytes()[from..end]
+        line += self
+            .bytes()
+            .get(from..end)
+            .unwrap_or_default()
             .iter()
             .filter(|&&b| b == b'\n')
             .count();
@@ -319,16 +322,16 @@ impl<'a> Lexer<'a> {
             if self.at_eof() {
                 return Err(self.error_at_eof(ParseErrorKind::UnterminatedBlock));
             }
-            let rest = &self.src[self.pos..];
-            let (line, len) = match rest.find('\n') {
-                Some(i) => (&rest[..i], i + 1),
+            let rest = self.src.get(self.pos..).unwrap_or_default();
+            let (line, len) = match rest.split_once('\n') {
+                Some((line, _)) => (line, line.len() + 1),
                 None => (rest, rest.len()),
             };
             self.pos += len;
             if is_end_script(line) {
                 break;
             }
-            lines.push(&rest[..len]);
+            lines.push(rest.get(..len).unwrap_or(rest));
         }
         Ok(strip_indent(&lines))
     }
@@ -404,7 +407,7 @@ fn strip_indent(lines: &[&str]) -> String {
     let prefix: &[u8] = {
         let b = first.as_bytes();
         let n = b.iter().take_while(|&&c| is_ws(c)).count();
-        &b[..n]
+        b.get(..n).unwrap_or_default()
     };
     let width = lines
         .iter()
@@ -417,7 +420,7 @@ fn strip_indent(lines: &[&str]) -> String {
         })
         .min()
         .unwrap_or(0);
-    lines.iter().map(|l| &l[width..]).collect()
+    lines.iter().map(|l| l.get(width..).unwrap_or(l)).collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,10 +32,9 @@ pub fn rlimit_value(s: &str) -> Option<u64> {
         return Some(super::class::RLIM_INFINITY);
     }
     let (_, text) = signed_digits(s).ok()?;
-    let (neg, digits) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
+    let (neg, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
     };
     let v = digits.parse::<u64>().ok()?;
     Some(if neg { v.wrapping_neg() } else { v })

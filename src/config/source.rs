@@ -126,7 +126,7 @@ pub fn is_job_file(name: &str) -> Option<JobFileKind> {
     if dot == 0 {
         return None;
     }
-    match &name[dot + 1..] {
+    match name.get(dot + 1..).unwrap_or_default() {
         "conf" => Some(JobFileKind::Conf),
         "override" => Some(JobFileKind::Override),
         _ => None,
@@ -152,15 +152,17 @@ fn is_ignored_dir(name: &str) -> bool {
     if name.len() >= 2 && name.starts_with('#') && name.ends_with('#') {
         return true;
     }
-    if let Some(dot) = name.rfind('.') {
-        let ext = &name[dot..];
+    if let Some(ext) = name.rfind('.').and_then(|dot| name.get(dot..)) {
         if ext.starts_with(".dpkg-") || matches!(ext, ".rpmsave" | ".rpmorig" | ".rpmnew") {
             return true;
         }
     }
     // `name;` plus eight hex digits: an rpm/dpkg temporary.
     let b = name.as_bytes();
-    b.len() > 9 && b[b.len() - 9] == b';' && b[b.len() - 8..].iter().all(u8::is_ascii_hexdigit)
+    match b.len().checked_sub(9).and_then(|i| b.get(i..)) {
+        Some([b';', hex @ ..]) => b.len() > 9 && hex.iter().all(u8::is_ascii_hexdigit),
+        _ => false,
+    }
 }
 
 /// Every `.conf` file below `dir`, depth first, entries in byte order.
@@ -230,8 +232,8 @@ pub fn read_text(path: &Path) -> Result<String, ConfigError> {
 /// The strerror text of an I/O error, without Rust's "(os error N)".
 fn io_reason(e: &io::Error) -> String {
     let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
+    match s.split_once(" (os error") {
+        Some((reason, _)) => reason.to_string(),
         None => s,
     }
 }

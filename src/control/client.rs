@@ -33,8 +33,8 @@ impl From<zbus::Error> for ClientError {
             other => {
                 let text = other.to_string();
                 // Keep the strerror text, drop Rust's "(os error N)".
-                let message = match text.find(" (os error") {
-                    Some(i) => text[..i].to_string(),
+                let message = match text.split_once(" (os error") {
+                    Some((reason, _)) => reason.to_string(),
                     None => text,
                 };
                 ClientError {

@@ -71,6 +71,40 @@ async fn unit(h: &EngineHandle, req: Request) -> Result<(), UpstartError> {
     h.call(req).await.map(|_| ()).map_err(UpstartError)
 }
 
+/// Control permission (control.md §5): the caller runs as init's user,
+/// or init is a session init (or a test harness, neither root nor PID 1).
+/// A private connection is only ever accepted from init's own user (the
+/// server checks its credentials); on a message bus the bus is asked who
+/// the caller is.
+async fn permitted(
+    engine: &EngineHandle,
+    conn: &zbus::Connection,
+    hdr: Option<&zbus::message::Header<'_>>,
+    message: &str,
+) -> Result<(), UpstartError> {
+    if engine.anyone_may_control || !conn.is_bus() {
+        return Ok(());
+    }
+    let uid = match (
+        hdr.and_then(|h| h.sender()),
+        fdo::DBusProxy::new(conn).await,
+    ) {
+        (Some(sender), Ok(bus)) => bus
+            .get_connection_unix_user(zbus::names::BusName::Unique(sender.clone()))
+            .await
+            .ok(),
+        _ => None,
+    };
+    // SAFETY: getuid has no preconditions.
+    if uid == Some(unsafe { libc::getuid() }) {
+        return Ok(());
+    }
+    Err(UpstartError(CallError::new(
+        "com.ubuntu.Upstart0_6.Error.PermissionDenied",
+        message,
+    )))
+}
+
 /// `com.ubuntu.Upstart0_6` at `/com/ubuntu/Upstart`.
 pub struct Manager {
     pub engine: EngineHandle,
@@ -94,10 +128,19 @@ impl Manager {
 
     async fn emit_event(
         &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
         name: String,
         env: Vec<String>,
         wait: bool,
     ) -> Result<(), UpstartError> {
+        permitted(
+            &self.engine,
+            conn,
+            Some(&hdr),
+            "You do not have permission to emit an event",
+        )
+        .await?;
         if name.is_empty() {
             return Err(UpstartError(CallError::new(
                 "org.freedesktop.DBus.Error.InvalidArgs",
@@ -105,16 +148,27 @@ impl Manager {
             )));
         }
         check_env(&env)?;
+        #[cfg(feature = "panic-trigger")]
+        crate::daemon::panic::trigger(&name, "control");
         unit(&self.engine, Request::EmitEvent { name, env, wait }).await
     }
 
     async fn emit_event_with_file(
         &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
         name: String,
         env: Vec<String>,
         wait: bool,
         file: zbus::OwnedFd,
     ) -> Result<(), UpstartError> {
+        permitted(
+            &self.engine,
+            conn,
+            Some(&hdr),
+            "You do not have permission to emit an event",
+        )
+        .await?;
         // On a validation error the file is dropped, i.e. closed.
         if name.is_empty() {
             return Err(UpstartError(CallError::new(
@@ -136,15 +190,35 @@ impl Manager {
         .await
     }
 
-    async fn reload_configuration(&self) -> Result<(), UpstartError> {
+    async fn reload_configuration(
+        &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<(), UpstartError> {
+        permitted(
+            &self.engine,
+            conn,
+            Some(&hdr),
+            "You do not have permission to reload configuration",
+        )
+        .await?;
         unit(&self.engine, Request::ReloadConfiguration).await
     }
 
     async fn get_env(
         &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
         job_details: Vec<String>,
         name: String,
     ) -> Result<String, UpstartError> {
+        permitted(
+            &self.engine,
+            conn,
+            Some(&hdr),
+            "You do not have permission to query job environment",
+        )
+        .await?;
         match self
             .engine
             .call(Request::GetEnv {
@@ -160,10 +234,19 @@ impl Manager {
 
     async fn set_env(
         &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
         job_details: Vec<String>,
         var: String,
         replace: bool,
     ) -> Result<(), UpstartError> {
+        permitted(
+            &self.engine,
+            conn,
+            Some(&hdr),
+            "You do not have permission to modify job environment",
+        )
+        .await?;
         let req = Request::SetEnvList {
             details: job_details,
             vars: vec![var],
@@ -174,10 +257,19 @@ impl Manager {
 
     async fn set_env_list(
         &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
         job_details: Vec<String>,
         vars: Vec<String>,
         replace: bool,
     ) -> Result<(), UpstartError> {
+        permitted(
+            &self.engine,
+            conn,
+            Some(&hdr),
+            "You do not have permission to modify job environment",
+        )
+        .await?;
         unit(
             &self.engine,
             Request::SetEnvList {
@@ -189,7 +281,20 @@ impl Manager {
         .await
     }
 
-    async fn unset_env(&self, job_details: Vec<String>, name: String) -> Result<(), UpstartError> {
+    async fn unset_env(
+        &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        job_details: Vec<String>,
+        name: String,
+    ) -> Result<(), UpstartError> {
+        permitted(
+            &self.engine,
+            conn,
+            Some(&hdr),
+            "You do not have permission to modify job environment",
+        )
+        .await?;
         unit(
             &self.engine,
             Request::UnsetEnvList {
@@ -202,9 +307,18 @@ impl Manager {
 
     async fn unset_env_list(
         &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
         job_details: Vec<String>,
         names: Vec<String>,
     ) -> Result<(), UpstartError> {
+        permitted(
+            &self.engine,
+            conn,
+            Some(&hdr),
+            "You do not have permission to modify job environment",
+        )
+        .await?;
         unit(
             &self.engine,
             Request::UnsetEnvList {
@@ -215,7 +329,19 @@ impl Manager {
         .await
     }
 
-    async fn list_env(&self, job_details: Vec<String>) -> Result<Vec<String>, UpstartError> {
+    async fn list_env(
+        &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        job_details: Vec<String>,
+    ) -> Result<Vec<String>, UpstartError> {
+        permitted(
+            &self.engine,
+            conn,
+            Some(&hdr),
+            "You do not have permission to query job environment",
+        )
+        .await?;
         match self
             .engine
             .call(Request::ListEnv {
@@ -228,7 +354,19 @@ impl Manager {
         }
     }
 
-    async fn reset_env(&self, job_details: Vec<String>) -> Result<(), UpstartError> {
+    async fn reset_env(
+        &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        job_details: Vec<String>,
+    ) -> Result<(), UpstartError> {
+        permitted(
+            &self.engine,
+            conn,
+            Some(&hdr),
+            "You do not have permission to modify job environment",
+        )
+        .await?;
         unit(
             &self.engine,
             Request::ResetEnv {
@@ -238,22 +376,68 @@ impl Manager {
         .await
     }
 
-    async fn notify_disk_writeable(&self) -> Result<(), UpstartError> {
+    async fn notify_disk_writeable(
+        &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<(), UpstartError> {
+        permitted(
+            &self.engine,
+            conn,
+            Some(&hdr),
+            "You do not have permission to notify disk is writeable",
+        )
+        .await?;
         unit(&self.engine, Request::NotifyDiskWriteable).await
     }
 
     #[zbus(name = "NotifyDBusAddress")]
-    async fn notify_dbus_address(&self, address: String) -> Result<(), UpstartError> {
+    async fn notify_dbus_address(
+        &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        address: String,
+    ) -> Result<(), UpstartError> {
+        permitted(
+            &self.engine,
+            conn,
+            Some(&hdr),
+            "You do not have permission to notify D-Bus address",
+        )
+        .await?;
         unit(&self.engine, Request::NotifyDBusAddress(address)).await
     }
 
     #[zbus(name = "NotifyCGroupManagerAddress")]
-    async fn notify_cgroup_manager_address(&self, address: String) -> Result<(), UpstartError> {
+    async fn notify_cgroup_manager_address(
+        &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        address: String,
+    ) -> Result<(), UpstartError> {
+        permitted(
+            &self.engine,
+            conn,
+            Some(&hdr),
+            "You do not have permission to notify cgroup manager address",
+        )
+        .await?;
         unit(&self.engine, Request::NotifyCGroupManagerAddress(address)).await
     }
 
     /// The state a re-exec would hand over, as JSON.
-    async fn get_state(&self) -> Result<String, UpstartError> {
+    async fn get_state(
+        &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<String, UpstartError> {
+        permitted(
+            &self.engine,
+            conn,
+            Some(&hdr),
+            "You do not have permission to request state",
+        )
+        .await?;
         match self.engine.call(Request::GetState).await? {
             Value::Str(s) => Ok(s),
             _ => Err(unexpected()),
@@ -261,11 +445,33 @@ impl Manager {
     }
 
     /// Stateful re-exec; the reply may never arrive.
-    async fn restart(&self) -> Result<(), UpstartError> {
+    async fn restart(
+        &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<(), UpstartError> {
+        permitted(
+            &self.engine,
+            conn,
+            Some(&hdr),
+            "You do not have permission to request restart",
+        )
+        .await?;
         unit(&self.engine, Request::Restart).await
     }
 
-    async fn end_session(&self) -> Result<(), UpstartError> {
+    async fn end_session(
+        &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<(), UpstartError> {
+        permitted(
+            &self.engine,
+            conn,
+            Some(&hdr),
+            "You do not have permission to end session",
+        )
+        .await?;
         unit(&self.engine, Request::EndSession).await
     }
 
@@ -278,7 +484,20 @@ impl Manager {
     }
 
     #[zbus(property, name = "log_priority")]
-    async fn set_log_priority(&self, value: String) -> fdo::Result<()> {
+    async fn set_log_priority(
+        &self,
+        value: String,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: Option<zbus::message::Header<'_>>,
+    ) -> fdo::Result<()> {
+        permitted(
+            &self.engine,
+            conn,
+            hdr.as_ref(),
+            "You do not have permission to set log priority",
+        )
+        .await
+        .map_err(|e| fdo::Error::AccessDenied(e.0.message))?;
         self.engine
             .call(Request::SetLogPriority(value))
             .await

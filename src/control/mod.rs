@@ -3,6 +3,7 @@
 
 pub mod client;
 mod error;
+mod guard;
 mod ifaces;
 pub mod paths;
 pub mod protocol;

@@ -160,6 +160,9 @@ pub struct Envelope {
 pub struct EngineHandle {
     pub tx: mpsc::Sender<Envelope>,
     pub waker: Arc<mio::Waker>,
+    /// Every caller has control permission (a session init, or neither
+    /// root nor PID 1); otherwise only init's own user (control.md §5).
+    pub anyone_may_control: bool,
 }
 
 impl EngineHandle {

@@ -2,14 +2,16 @@
 //! keeps every connection's objects in step with the engine and sends the
 //! signals. The engine thread only ever sends on channels.
 
+use std::collections::HashMap;
 use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixListener};
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::sync::atomic::AtomicU64;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use zbus::connection::Builder;
 use zbus::Connection;
 
+use super::guard::{self, Watchdog};
 use super::ifaces::{BusStandIn, Instance, Job, Manager};
 use super::paths::{
     instance_path, job_path, INSTANCE_IFACE, JOB_IFACE, MANAGER_IFACE, MANAGER_PATH,
@@ -26,7 +28,10 @@ pub enum ToBroadcaster {
         super::protocol::Answer,
     ),
     /// An accepted socket, to be authenticated and given every object.
-    NewClient(std::os::unix::net::UnixStream),
+    NewClient(UnixStream),
+    /// A handshake finished (`None`: it failed); the socket is a second
+    /// handle on the client's.
+    Authenticated(u64, Option<Connection>, UnixStream),
     /// Join the message bus at this address as `com.ubuntu.Upstart`
     /// (no-op when already on a bus); the outcome goes to the caller.
     ConnectBus(
@@ -58,6 +63,7 @@ pub fn start(name: &str, engine: EngineHandle) -> std::io::Result<mpsc::Sender<T
     let listener = UnixListener::bind_addr(&addr)?;
     let guid = guid().ok_or_else(|| std::io::Error::other("no random GUID"))?;
     let (tx, rx) = mpsc::channel::<ToBroadcaster>();
+    let watchdog = Watchdog::start()?;
 
     let accept_tx = tx.clone();
     std::thread::Builder::new()
@@ -66,7 +72,11 @@ pub fn start(name: &str, engine: EngineHandle) -> std::io::Result<mpsc::Sender<T
             // SAFETY: getuid has no preconditions.
             let own_uid = unsafe { libc::getuid() };
             for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
+                let Ok(stream) = stream else {
+                    // Out of descriptors (or similar): do not spin on it.
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    continue;
+                };
                 // Abstract sockets have no permissions: only init's own
                 // user may connect (control.md §1.1).
                 let peer = nix::sys::socket::getsockopt(
@@ -82,11 +92,38 @@ pub fn start(name: &str, engine: EngineHandle) -> std::io::Result<mpsc::Sender<T
             }
         })?;
 
+    let auth_tx = tx.clone();
     std::thread::Builder::new()
         .name("control-signals".into())
-        .spawn(move || broadcaster(rx, engine, guid))?;
+        .spawn(move || broadcaster(rx, auth_tx, engine, guid, watchdog))?;
     Ok(tx)
 }
+
+/// A connection that serves calls and receives signals. `sock` is a second
+/// handle on a private client's socket, to check and cut it.
+struct Peer {
+    conn: Connection,
+    sock: Option<Arc<UnixStream>>,
+}
+
+impl Peer {
+    fn close(&self) {
+        if let Some(sock) = &self.sock {
+            guard::cut(sock);
+        }
+    }
+}
+
+/// A client still authenticating on its own thread, and the changes it
+/// must be given once it is ready.
+struct Handshake {
+    sock: UnixStream,
+    started: std::time::Instant,
+    backlog: Vec<Broadcast>,
+}
+
+/// Changes kept for one authenticating client before it is given up.
+const MAX_BACKLOG: usize = 65536;
 
 /// Removed objects stay registered for a while so that calls racing with
 /// their removal fail with `UnknownMethod`, as Upstart's clients expect
@@ -94,8 +131,16 @@ pub fn start(name: &str, engine: EngineHandle) -> std::io::Result<mpsc::Sender<T
 /// really removed beyond this many.
 const TOMBSTONES: usize = 1024;
 
-fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zbus::Guid<'static>) {
-    let mut conns: Vec<Connection> = Vec::new();
+fn broadcaster(
+    rx: mpsc::Receiver<ToBroadcaster>,
+    tx: mpsc::Sender<ToBroadcaster>,
+    engine: EngineHandle,
+    guid: zbus::Guid<'static>,
+    watchdog: Watchdog,
+) {
+    let mut conns: Vec<Peer> = Vec::new();
+    let mut handshakes: HashMap<u64, Handshake> = HashMap::new();
+    let mut next_id: u64 = 0;
     let mut tombstones: std::collections::VecDeque<(String, bool)> = Default::default();
     let mut on_bus = false;
     loop {
@@ -106,16 +151,70 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zb
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        conns.retain(|c| !c.is_closed());
+        conns.retain(|p| !p.conn.is_closed());
+        // A client that has not authenticated in time is cut off; its
+        // thread then reports the failure.
+        handshakes.retain(|_, h| {
+            let keep = h.started.elapsed() < guard::HANDSHAKE_TIMEOUT;
+            if !keep {
+                guard::cut(&h.sock);
+            }
+            keep
+        });
         let Some(msg) = msg else { continue };
         match msg {
             ToBroadcaster::NewClient(stream) => {
-                if let Some(conn) = connect(stream, &engine, &guid, &tombstones) {
-                    conns.push(conn);
+                if handshakes.len() >= guard::MAX_HANDSHAKES {
+                    let oldest = handshakes
+                        .iter()
+                        .min_by_key(|(_, h)| h.started)
+                        .map(|(id, _)| *id);
+                    if let Some(h) = oldest.and_then(|id| handshakes.remove(&id)) {
+                        guard::cut(&h.sock);
+                    }
+                }
+                next_id += 1;
+                if let Some(h) = authenticate(next_id, stream, &engine, &guid, &tombstones, &tx) {
+                    handshakes.insert(next_id, h);
+                }
+            }
+            ToBroadcaster::Authenticated(id, conn, sock) => {
+                let Some(h) = handshakes.remove(&id) else {
+                    // Given up meanwhile.
+                    guard::cut(&sock);
+                    continue;
+                };
+                let Some(conn) = conn else { continue };
+                let peer = Peer {
+                    conn,
+                    sock: Some(Arc::new(sock)),
+                };
+                // Changes made while it authenticated, in order.
+                if h.backlog
+                    .iter()
+                    .all(|c| apply(&peer, &engine, c, &watchdog))
+                {
+                    conns.push(peer);
+                } else {
+                    peer.close();
                 }
             }
             ToBroadcaster::Change(change) => {
-                conns.retain(|c| apply(c, &engine, &change));
+                conns.retain(|p| {
+                    let ok = apply(p, &engine, &change, &watchdog);
+                    if !ok {
+                        p.close();
+                    }
+                    ok
+                });
+                handshakes.retain(|_, h| {
+                    h.backlog.push(change.clone());
+                    let keep = h.backlog.len() <= MAX_BACKLOG;
+                    if !keep {
+                        guard::cut(&h.sock);
+                    }
+                    keep
+                });
                 match &change {
                     Broadcast::JobRemoved(job) => tombstones.push_back((job_path(job), true)),
                     Broadcast::InstanceRemoved(job, inst) => {
@@ -131,8 +230,8 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zb
                     let Some((path, is_job)) = tombstones.pop_front() else {
                         break;
                     };
-                    for c in &conns {
-                        let server = c.object_server();
+                    for p in &conns {
+                        let server = p.conn.object_server();
                         let _ = if is_job {
                             zbus::block_on(server.remove::<Job, _>(path.as_str()))
                         } else {
@@ -152,7 +251,7 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zb
                 match join_bus(&address, &engine, &tombstones) {
                     Ok(conn) => {
                         on_bus = true;
-                        conns.push(conn);
+                        conns.push(Peer { conn, sock: None });
                         let _ = tx.send(Ok(Value::Unit));
                     }
                     Err(e) => {
@@ -167,15 +266,21 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zb
     }
 }
 
-/// Authenticate a client and register every current object before the
-/// connection serves its first call. Changes queued meanwhile are applied
-/// afterwards, in order, so the objects end up in step with the engine.
-fn connect(
-    stream: std::os::unix::net::UnixStream,
+/// Start authenticating a client on a thread of its own (a client that
+/// never speaks must not hold up the others). Every current object is
+/// registered before the connection serves its first call; changes made
+/// meanwhile are kept in the handshake's backlog and applied, in order,
+/// when the connection is handed back.
+fn authenticate(
+    id: u64,
+    stream: UnixStream,
     engine: &EngineHandle,
     guid: &zbus::Guid<'static>,
     tombstones: &std::collections::VecDeque<(String, bool)>,
-) -> Option<Connection> {
+    tx: &mpsc::Sender<ToBroadcaster>,
+) -> Option<Handshake> {
+    let sock = stream.try_clone().ok()?;
+    let handle = stream.try_clone().ok()?;
     let builder = Builder::unix_stream(stream)
         .server(guid.clone())
         .p2p()
@@ -185,7 +290,21 @@ fn connect(
                 serial: AtomicU64::new(1),
             },
         );
-    zbus::block_on(with_objects(builder, engine, tombstones).build()).ok()
+    let builder = with_objects(builder, engine, tombstones);
+    let tx = tx.clone();
+    std::thread::Builder::new()
+        .name("control-auth".into())
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            let conn = zbus::block_on(builder.build()).ok();
+            let _ = tx.send(ToBroadcaster::Authenticated(id, conn, handle));
+        })
+        .ok()?;
+    Some(Handshake {
+        sock,
+        started: std::time::Instant::now(),
+        backlog: Vec::new(),
+    })
 }
 
 /// Connect to a message bus with every object, owning `com.ubuntu.Upstart`.
@@ -291,87 +410,95 @@ fn add_instance(conn: &Connection, engine: &EngineHandle, job: &str, instance: &
     let _ = zbus::block_on(conn.object_server().at(instance_path(job, instance), iface));
 }
 
-/// Apply one change to one connection; false if the connection is gone.
-fn apply(conn: &Connection, engine: &EngineHandle, change: &Broadcast) -> bool {
+/// Apply one change to one connection; false if the connection is gone
+/// or its client does not read what it is sent.
+fn apply(peer: &Peer, engine: &EngineHandle, change: &Broadcast, watchdog: &Watchdog) -> bool {
+    let conn = &peer.conn;
+    let send = |emit: &dyn Fn() -> zbus::Result<()>| match &peer.sock {
+        Some(sock) => guard::writable(sock) && watchdog.guard(sock, emit).is_ok(),
+        None => emit().is_ok(),
+    };
     let emit_path = |path: &str, iface: &str, member: &str, arg: zbus::ObjectPath<'_>| {
         zbus::block_on(conn.emit_signal(None::<&str>, path, iface, member, &(arg,)))
     };
-    let result = match change {
-        Broadcast::JobAdded(job) => {
-            add_job(conn, engine, job);
-            let p = job_path(job);
-            emit_path(
+    let emit = || -> zbus::Result<()> {
+        match change {
+            Broadcast::JobAdded(job) => {
+                add_job(conn, engine, job);
+                let p = job_path(job);
+                emit_path(
+                    MANAGER_PATH,
+                    MANAGER_IFACE,
+                    "JobAdded",
+                    zbus::ObjectPath::from_str_unchecked(&p),
+                )
+            }
+            Broadcast::JobRemoved(job) => {
+                // The object stays as a tombstone (see TOMBSTONES).
+                let p = job_path(job);
+                emit_path(
+                    MANAGER_PATH,
+                    MANAGER_IFACE,
+                    "JobRemoved",
+                    zbus::ObjectPath::from_str_unchecked(&p),
+                )
+            }
+            Broadcast::InstanceAdded(job, inst) => {
+                add_instance(conn, engine, job, inst);
+                let p = instance_path(job, inst);
+                emit_path(
+                    &job_path(job),
+                    JOB_IFACE,
+                    "InstanceAdded",
+                    zbus::ObjectPath::from_str_unchecked(&p),
+                )
+            }
+            Broadcast::InstanceRemoved(job, inst) => {
+                // The object stays as a tombstone (see TOMBSTONES).
+                let p = instance_path(job, inst);
+                emit_path(
+                    &job_path(job),
+                    JOB_IFACE,
+                    "InstanceRemoved",
+                    zbus::ObjectPath::from_str_unchecked(&p),
+                )
+            }
+            Broadcast::GoalChanged(job, inst, goal) => zbus::block_on(conn.emit_signal(
+                None::<&str>,
+                instance_path(job, inst).as_str(),
+                INSTANCE_IFACE,
+                "GoalChanged",
+                &(goal.as_str(),),
+            )),
+            Broadcast::StateChanged(job, inst, state) => zbus::block_on(conn.emit_signal(
+                None::<&str>,
+                instance_path(job, inst).as_str(),
+                INSTANCE_IFACE,
+                "StateChanged",
+                &(state.as_str(),),
+            )),
+            Broadcast::Failed(job, inst, status) => zbus::block_on(conn.emit_signal(
+                None::<&str>,
+                instance_path(job, inst).as_str(),
+                INSTANCE_IFACE,
+                "Failed",
+                &(*status,),
+            )),
+            Broadcast::Restarted => zbus::block_on(conn.emit_signal(
+                None::<&str>,
                 MANAGER_PATH,
                 MANAGER_IFACE,
-                "JobAdded",
-                zbus::ObjectPath::from_str_unchecked(&p),
-            )
-        }
-        Broadcast::JobRemoved(job) => {
-            // The object stays as a tombstone (see TOMBSTONES).
-            let p = job_path(job);
-            emit_path(
+                "Restarted",
+                &(),
+            )),
+            Broadcast::EventEmitted(name, env) => zbus::block_on(conn.emit_signal(
+                None::<&str>,
                 MANAGER_PATH,
                 MANAGER_IFACE,
-                "JobRemoved",
-                zbus::ObjectPath::from_str_unchecked(&p),
-            )
+                "EventEmitted",
+                &(name.as_str(), env),
+            )),
         }
-        Broadcast::InstanceAdded(job, inst) => {
-            add_instance(conn, engine, job, inst);
-            let p = instance_path(job, inst);
-            emit_path(
-                &job_path(job),
-                JOB_IFACE,
-                "InstanceAdded",
-                zbus::ObjectPath::from_str_unchecked(&p),
-            )
-        }
-        Broadcast::InstanceRemoved(job, inst) => {
-            // The object stays as a tombstone (see TOMBSTONES).
-            let p = instance_path(job, inst);
-            emit_path(
-                &job_path(job),
-                JOB_IFACE,
-                "InstanceRemoved",
-                zbus::ObjectPath::from_str_unchecked(&p),
-            )
-        }
-        Broadcast::GoalChanged(job, inst, goal) => zbus::block_on(conn.emit_signal(
-            None::<&str>,
-            instance_path(job, inst).as_str(),
-            INSTANCE_IFACE,
-            "GoalChanged",
-            &(goal.as_str(),),
-        )),
-        Broadcast::StateChanged(job, inst, state) => zbus::block_on(conn.emit_signal(
-            None::<&str>,
-            instance_path(job, inst).as_str(),
-            INSTANCE_IFACE,
-            "StateChanged",
-            &(state.as_str(),),
-        )),
-        Broadcast::Failed(job, inst, status) => zbus::block_on(conn.emit_signal(
-            None::<&str>,
-            instance_path(job, inst).as_str(),
-            INSTANCE_IFACE,
-            "Failed",
-            &(*status,),
-        )),
-        Broadcast::Restarted => zbus::block_on(conn.emit_signal(
-            None::<&str>,
-            MANAGER_PATH,
-            MANAGER_IFACE,
-            "Restarted",
-            &(),
-        )),
-        Broadcast::EventEmitted(name, env) => zbus::block_on(conn.emit_signal(
-            None::<&str>,
-            MANAGER_PATH,
-            MANAGER_IFACE,
-            "EventEmitted",
-            &(name.as_str(), env),
-        )),
     };
-    result.is_ok()
+    send(&emit)
 }

@@ -40,8 +40,12 @@ fn split_job(leaf: &[String]) -> (Option<String>, Vec<String>) {
     if !JOB_EVENTS.contains(&event.as_str()) {
         return (None, args.to_vec());
     }
-    if let Some(i) = args.iter().position(|a| a.starts_with("JOB=")) {
-        let job = args[i]["JOB=".len()..].to_string();
+    if let Some((i, job)) = args
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| Some((i, a.strip_prefix("JOB=")?)))
+    {
+        let job = job.to_string();
         let rest = args
             .iter()
             .enumerate()
@@ -50,14 +54,14 @@ fn split_job(leaf: &[String]) -> (Option<String>, Vec<String>) {
             .collect();
         return (Some(job), rest);
     }
-    match args.first() {
-        Some(first) if !first.contains('=') => (Some(first.clone()), args[1..].to_vec()),
+    match args.split_first() {
+        Some((first, rest)) if !first.contains('=') => (Some(first.clone()), rest.to_vec()),
         _ => (None, args.to_vec()),
     }
 }
 
 fn is_leaf(node: &[String]) -> bool {
-    !(node.len() == 1 && matches!(node[0].as_str(), "/AND" | "/OR"))
+    !matches!(node, [op] if op == "/AND" || op == "/OR")
 }
 
 /// The lines `show-config` prints for one job.
@@ -76,7 +80,10 @@ pub fn show(job: &JobInfo, enumerate: bool) -> Vec<String> {
         }
         for leaf in flat.iter().filter(|n| is_leaf(n)) {
             let (name, env) = split_job(leaf);
-            let mut line = format!("  {label} {} (job:", leaf[0]);
+            let mut line = format!(
+                "  {label} {} (job:",
+                leaf.first().map_or("", String::as_str)
+            );
             if let Some(n) = name {
                 line.push_str(&format!(" {n}"));
             }
@@ -151,11 +158,13 @@ impl Known<'_> {
             } else {
                 let r = values.pop().unwrap_or(false);
                 let l = values.pop().unwrap_or(false);
-                values.push(if node[0] == "/AND" || self.warn {
-                    l && r
-                } else {
-                    l || r
-                });
+                values.push(
+                    if node.first().is_some_and(|op| op == "/AND") || self.warn {
+                        l && r
+                    } else {
+                        l || r
+                    },
+                );
             }
         }
         if values.pop().unwrap_or(true) {

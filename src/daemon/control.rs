@@ -125,6 +125,10 @@ impl Daemon {
         {
             self.observe_emit(name, env);
         }
+        #[cfg(feature = "panic-trigger")]
+        if let Request::EmitEvent { name, .. } = &request {
+            super::panic::trigger(name, "main");
+        }
         let immediate = match request {
             Request::NotifyDBusAddress(address) if self.config.user_mode => {
                 match &self.shell.control {

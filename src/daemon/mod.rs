@@ -6,12 +6,16 @@
 mod control;
 mod joblog;
 pub mod logger;
+pub(crate) mod panic;
+mod pidfd;
 mod reexec;
 mod run_mode;
 mod shell;
 mod system_stop;
 
 pub use run_mode::RunSpec;
+
+pub use reexec::decode_state;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -182,6 +186,7 @@ impl Daemon {
     /// is a warning, not fatal.
     fn open_control(&mut self) -> Result<(), DaemonError> {
         let waker = std::sync::Arc::new(mio::Waker::new(self.poll.registry(), WAKER_TOKEN)?);
+        panic::set_waker(waker.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let name = if let Some(name) = &self.config.control_name {
             name.clone()
@@ -192,7 +197,13 @@ impl Daemon {
         } else {
             "/com/ubuntu/upstart".to_string()
         };
-        let handle = crate::control::EngineHandle { tx, waker };
+        // SAFETY: getuid has no preconditions.
+        let root = unsafe { libc::getuid() } == 0;
+        let handle = crate::control::EngineHandle {
+            tx,
+            waker,
+            anyone_may_control: self.config.user_mode || (!root && std::process::id() != 1),
+        };
         match crate::control::start(&name, handle) {
             Ok(broadcast) => {
                 if !self.config.user_mode && !self.config.no_dbus {
@@ -326,8 +337,19 @@ impl Daemon {
         self.engine.set_classes(&mut self.shell, classes);
     }
 
-    /// Run until the session ends. Returns the exit status.
+    /// Run until the session ends, with panics contained (panic.rs):
+    /// what the `outset` binary runs. Returns the exit status.
     pub fn run(&mut self) -> i32 {
+        self.run_contained()
+    }
+
+    /// Run without panic containment, for harnesses that run the daemon
+    /// inside their own process and must see its panics (the fuzzers).
+    pub fn run_uncontained(&mut self) -> i32 {
+        self.run_loop()
+    }
+
+    fn run_loop(&mut self) -> i32 {
         if let Some(fd) = self.config.state_fd {
             if self.restore(fd) {
                 if let Some(tx) = &self.shell.control {
@@ -437,6 +459,9 @@ impl Daemon {
             // Requests are cheap to poll for; serving them every iteration
             // also covers wake-ups that raced with another event.
             self.serve_requests();
+            if let Some(status) = self.check_other_threads() {
+                return status;
+            }
             if std::mem::take(&mut self.reexec_requested) {
                 self.engine.set_time(self.now_ms());
                 self.engine.run_queue(&mut self.shell);
@@ -467,6 +492,11 @@ impl Daemon {
         match outcome {
             Outcome::SpawnOk(pid) => self.engine.spawn_ok(&mut self.shell, pid),
             Outcome::SpawnError(pid, msg) => self.engine.spawn_error(&mut self.shell, pid, &msg),
+            Outcome::Vanished(pid) => {
+                self.shell.process_ended(pid);
+                self.engine
+                    .child_exited(&mut self.shell, pid, ExitStatus::Exited(0));
+            }
         }
     }
 

@@ -74,6 +74,19 @@ fn inheritable(fd: RawFd) {
     unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
 }
 
+/// Decode and check outset's own payload (what `--state-fd` hands over).
+fn decode(data: &[u8]) -> Result<OutsetState, String> {
+    let payload: Payload = serde_json::from_slice(data).map_err(|e| e.to_string())?;
+    payload.outset.engine.validate()?;
+    Ok(payload.outset)
+}
+
+/// The engine a previous image's payload carries, decoded and checked as
+/// the restore does (for fuzzing the restore parser).
+pub fn decode_state(data: &[u8]) -> Result<Engine, String> {
+    decode(data).map(|s| s.engine)
+}
+
 impl Daemon {
     /// The state as JSON text (D-Bus `GetState()`).
     pub(super) fn state_json(&self) -> Result<String, ReexecError> {
@@ -201,6 +214,20 @@ impl Daemon {
             }
         };
         let argv = self.next_argv(state_fd.as_ref().map(|f| f.as_raw_fd()));
+        self.exec_next(&argv);
+        drop(state_fd);
+    }
+
+    /// Re-exec without state (after a stateful attempt failed): the new
+    /// image starts afresh but never emits the startup event again.
+    pub(super) fn reexec_stateless(&mut self) {
+        self.log(Level::Info, "Performing stateless re-exec");
+        let argv = self.next_argv(None);
+        self.exec_next(&argv);
+    }
+
+    /// Exec the next image; returns only if that failed.
+    fn exec_next(&mut self, argv: &[String]) {
         // Signals stay blocked across exec; the new image unblocks them.
         let mut all = nix::sys::signal::SigSet::all();
         all.remove(nix::sys::signal::Signal::SIGKILL);
@@ -214,9 +241,13 @@ impl Daemon {
         let path = cargs.first().cloned().unwrap_or(exe.clone());
         // argv[0] as started (so an upgraded /sbin/init is picked up), else
         // this very binary.
-        let err = nix::unistd::execvp(&path, &cargs)
-            .err()
-            .or_else(|| nix::unistd::execv(&exe, &cargs).err());
+        let err = if super::panic::exec_disabled() {
+            Some(nix::Error::ENOEXEC)
+        } else {
+            nix::unistd::execvp(&path, &cargs)
+                .err()
+                .or_else(|| nix::unistd::execv(&exe, &cargs).err())
+        };
         let reason = err.map_or("unknown error".to_string(), |e| e.desc().to_string());
         self.log(
             Level::Error,
@@ -228,7 +259,6 @@ impl Daemon {
         // Carry on: put close-on-exec back is not needed (the fds are ours),
         // unblock what the loop does not handle through the signalfd.
         let _ = self.handled_signals().thread_set_mask();
-        drop(state_fd);
     }
 
     /// Restore the state a previous image left on `fd`. On failure the raw
@@ -239,11 +269,9 @@ impl Daemon {
         let mut data = Vec::new();
         let read = file.read_to_end(&mut data);
         drop(file);
-        let parsed = read
-            .map_err(|e| e.to_string())
-            .and_then(|_| serde_json::from_slice::<Payload>(&data).map_err(|e| e.to_string()));
+        let parsed = read.map_err(|e| e.to_string()).and_then(|_| decode(&data));
         let state = match parsed {
-            Ok(p) => p.outset,
+            Ok(s) => s,
             // Not outset's own layout: a live Upstart handing over.
             Err(_) if self.restore_upstart(&data) => return true,
             Err(e) => {
@@ -274,18 +302,49 @@ impl Daemon {
             log.buffer = pending;
             self.shell.unflushed.push(log);
         }
-        for fd in state.event_fds {
+        // Only descriptors really inherited are adopted, each once: a
+        // payload naming others (or one twice) must not make outset close
+        // descriptors it opened itself.
+        let mut inherited: std::collections::HashSet<RawFd> = self
+            .config
+            .inherited_fds
+            .iter()
+            .copied()
+            .filter(|fd| *fd > 2)
+            .collect();
+        let mut stray = 0usize;
+        let mut adopt = |fd: RawFd| {
+            let ok = inherited.remove(&fd);
+            stray += usize::from(!ok);
+            ok
+        };
+        for fd in state.event_fds.into_iter().filter(|fd| adopt(*fd)) {
             // SAFETY: inherited from the previous image, owned by us now.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
             self.shell.event_fds.insert(fd, owned);
         }
-        for (pid, text, fd) in state.scripts {
+        for (pid, text, fd) in state.scripts.into_iter().filter(|s| adopt(s.2)) {
             // SAFETY: as above.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
             mark_cloexec(fd);
             self.shell.scripts.insert(pid, (text, owned));
         }
-        for item in state.io {
+        let items: Vec<IoState> = state
+            .io
+            .into_iter()
+            .filter(|item| match item {
+                IoState::Status { fd, .. }
+                | IoState::Log { fd, .. }
+                | IoState::Script { fd, .. } => adopt(*fd),
+            })
+            .collect();
+        if stray > 0 {
+            self.log(
+                Level::Warn,
+                &format!("Ignoring {stray} descriptors the state names but did not hand over"),
+            );
+        }
+        for item in items {
             let (fd, io, interest) = match item {
                 IoState::Status { pid, fd, buf } => (
                     fd,

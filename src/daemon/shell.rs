@@ -13,7 +13,7 @@ use super::joblog::JobLog;
 use super::logger;
 use crate::control::{Broadcast, ToBroadcaster};
 use crate::job::{Level, Notice, Reply, SpawnRequest, Sys};
-use crate::spawn::{fork_child, log_path, prepare, record, SpawnSettings};
+use crate::spawn::{fork_child, log_path, prepare, record, PtyUnavailable, SpawnSettings};
 
 /// What a readiness token belongs to.
 pub enum Io {
@@ -33,6 +33,9 @@ pub enum Io {
 pub enum Outcome {
     SpawnOk(i32),
     SpawnError(i32, String),
+    /// A process we follow but did not fork (`expect fork|daemon`) has
+    /// exited and was reaped elsewhere; its exit status is unknown.
+    Vanished(i32),
 }
 
 pub struct Shell {
@@ -55,6 +58,12 @@ pub struct Shell {
     pub disk_writeable: bool,
     /// Files carried by events, open (and inheritable) while the event lives.
     pub event_fds: HashMap<i32, OwnedFd>,
+    /// A pidfd for every process we spawned or followed, until it is
+    /// reaped: signals go through it, never to a pid that may be reused.
+    pidfds: HashMap<i32, (Token, OwnedFd)>,
+    pid_tokens: HashMap<Token, i32>,
+    /// Jobs whose `console log` fell back to `none` for want of a pty.
+    no_pty: std::collections::HashSet<String>,
 }
 
 fn errno_result(rc: libc::c_long) -> Result<(), i32> {
@@ -97,6 +106,9 @@ impl Shell {
             unflushed: Vec::new(),
             disk_writeable: false,
             event_fds: HashMap::new(),
+            pidfds: HashMap::new(),
+            pid_tokens: HashMap::new(),
+            no_pty: Default::default(),
         }
     }
 
@@ -142,6 +154,9 @@ impl Shell {
 
     /// Service a ready token; returns a status-pipe outcome if one arrived.
     pub fn ready(&mut self, token: Token) -> Option<Outcome> {
+        if let Some(&pid) = self.pid_tokens.get(&token) {
+            return self.pidfd_ready(pid);
+        }
         match self.io.get_mut(&token)? {
             Io::Status { .. } => self.read_status(token),
             Io::Log { .. } => {
@@ -164,7 +179,7 @@ impl Shell {
         loop {
             match file.read(&mut chunk) {
                 Ok(0) => break,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
                 Err(_) => break,
@@ -225,8 +240,8 @@ impl Shell {
         let Some(Io::Script { file, data, done }) = self.io.get_mut(&token) else {
             return;
         };
-        while *done < data.len() {
-            match file.write(&data[*done..]) {
+        while let Some(rest) = data.get(*done..).filter(|r| !r.is_empty()) {
+            match file.write(rest) {
                 Ok(n) => *done += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
@@ -248,7 +263,7 @@ impl Shell {
                     eof = true;
                     break;
                 }
-                Ok(n) => log.write(&chunk[..n]),
+                Ok(n) => log.write(chunk.get(..n).unwrap_or_default()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 // EIO: every slave is closed.
@@ -284,8 +299,45 @@ impl Shell {
         Ok(())
     }
 
+    /// Hold a pidfd for `pid` (our unreaped child or stopped tracee) and
+    /// watch it, to learn of its end even if someone else reaps it.
+    fn watch_pid(&mut self, pid: i32) {
+        let Some(fd) = super::pidfd::open(pid) else {
+            return;
+        };
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        let _ = self
+            .registry
+            .register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE);
+        self.pid_tokens.insert(token, pid);
+        if let Some((old, fd)) = self.pidfds.insert(pid, (token, fd)) {
+            self.pid_tokens.remove(&old);
+            let _ = self.registry.deregister(&mut SourceFd(&fd.as_raw_fd()));
+        }
+    }
+
+    fn forget_pid(&mut self, pid: i32) {
+        if let Some((token, fd)) = self.pidfds.remove(&pid) {
+            self.pid_tokens.remove(&token);
+            let _ = self.registry.deregister(&mut SourceFd(&fd.as_raw_fd()));
+        }
+    }
+
+    /// A watched process has exited. Our own children are reaped by the
+    /// loop; anything else will never be, so report it here.
+    fn pidfd_ready(&mut self, pid: i32) -> Option<Outcome> {
+        let (_, fd) = self.pidfds.get(&pid)?;
+        if !super::pidfd::gone_elsewhere(fd) {
+            return None;
+        }
+        self.forget_pid(pid);
+        Some(Outcome::Vanished(pid))
+    }
+
     /// A process ended: take the rest of its output and close its log.
     pub fn process_ended(&mut self, pid: i32) {
+        self.forget_pid(pid);
         let tokens: Vec<Token> = self
             .io
             .iter()
@@ -301,11 +353,26 @@ impl Shell {
 
 impl Sys for Shell {
     fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, String> {
-        let spawned = prepare(req, &self.settings).map_err(|e| e.to_string())?;
+        let mut settings = self.settings.clone();
+        settings.no_log |= self.no_pty.contains(&req.job.job);
+        let spawned = match prepare(req, &settings) {
+            Ok(s) => s,
+            Err(e) if PtyUnavailable::caused(&e) => {
+                // The job logs no more; this attempt fails and the
+                // engine's retry runs it with `console none`.
+                logger::log(
+                    &self.logger,
+                    Level::Warn,
+                    "Failed to create pty - disabling logging for job",
+                );
+                self.no_pty.insert(req.job.job.clone());
+                return Err(e.to_string());
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         // SAFETY: the daemon is single-threaded; the child only uses the
         // prepared data.
-        let pid = unsafe { fork_child(&spawned.prepared) }
-            .map_err(|e| nix::errno::Errno::from_raw(e).desc().to_string())?;
+        let pid = unsafe { fork_child(&spawned.prepared) }.map_err(record::strerror)?;
         // The child's ends close here with `prepared`.
         drop(spawned.prepared);
         set_nonblocking(&spawned.status_read);
@@ -331,10 +398,16 @@ impl Sys for Shell {
         if let Some(script) = spawned.script {
             self.scripts.insert(pid, script);
         }
+        self.watch_pid(pid);
         Ok(pid)
     }
 
     fn kill(&mut self, pid: i32, signal: i32, group: bool) -> Result<(), i32> {
+        if let Some((_, fd)) = self.pidfds.get(&pid) {
+            return super::pidfd::kill(fd, pid, signal, group);
+        }
+        // Without a pidfd (a process adopted across a re-exec, or a kernel
+        // without pidfds) the pid is all there is.
         // SAFETY: plain syscalls.
         let rc = unsafe {
             let pgid = if group { libc::getpgid(pid) } else { -1 };
@@ -404,6 +477,8 @@ impl Sys for Shell {
                 &mut msg as *mut libc::c_ulong,
             )
         })?;
+        // Stopped at its creation and traced by us: nobody can reap it yet.
+        self.watch_pid(msg as i32);
         Ok(msg as i32)
     }
 

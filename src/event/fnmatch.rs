@@ -13,7 +13,7 @@ fn match_from(p: &[char], t: &[char]) -> bool {
     // Iterative matcher with backtracking to the last `*`.
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
+    while let Some(&tc) = t.get(ti) {
         match p.get(pi) {
             Some('*') => {
                 star = Some((pi, ti));
@@ -21,7 +21,7 @@ fn match_from(p: &[char], t: &[char]) -> bool {
                 continue;
             }
             Some(&c) => {
-                if let Some((len, ok)) = single(&p[pi..], t[ti], c) {
+                if let Some((len, ok)) = single(p.get(pi..).unwrap_or_default(), tc, c) {
                     if ok {
                         pi += len;
                         ti += 1;
@@ -40,7 +40,7 @@ fn match_from(p: &[char], t: &[char]) -> bool {
             None => return false,
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p.get(pi..).unwrap_or_default().iter().all(|&c| c == '*')
 }
 
 /// Match one pattern element at the start of `p` against `ch`: returns the

@@ -43,6 +43,16 @@ impl EventTree {
         EventTree { nodes }
     }
 
+    /// Operands come before their operator, as [`EventTree::new`] builds
+    /// them. A tree read from a state payload is checked with this before
+    /// use: the walks below index by these numbers.
+    pub fn is_well_formed(&self) -> bool {
+        self.nodes.iter().enumerate().all(|(i, n)| match n.kind {
+            NodeKind::Match { .. } => true,
+            NodeKind::And(l, r) | NodeKind::Or(l, r) => l < i && r < i,
+        })
+    }
+
     fn root(&self) -> usize {
         self.nodes.len().saturating_sub(1)
     }
@@ -56,20 +66,26 @@ impl EventTree {
     pub fn offer(&mut self, event: &EventRef<'_>, env: &[String]) -> usize {
         let mut held = 0;
         for i in 0..self.nodes.len() {
-            let value = match &self.nodes[i].kind {
-                NodeKind::Match { name, args } => {
-                    if !self.nodes[i].value && leaf_matches(name, args, event, env) {
-                        self.nodes[i].event = Some(event.id);
+            let value_of = |j: usize| self.nodes.get(j).is_some_and(|n| n.value);
+            let operator = match self.nodes.get(i).map(|n| &n.kind) {
+                Some(NodeKind::And(l, r)) => Some(value_of(*l) && value_of(*r)),
+                Some(NodeKind::Or(l, r)) => Some(value_of(*l) || value_of(*r)),
+                _ => None,
+            };
+            let Some(node) = self.nodes.get_mut(i) else {
+                break;
+            };
+            match (operator, &node.kind) {
+                (Some(value), _) => node.value = value,
+                (None, NodeKind::Match { name, args }) => {
+                    if !node.value && leaf_matches(name, args, event, env) {
+                        node.event = Some(event.id);
+                        node.value = true;
                         held += 1;
-                        true
-                    } else {
-                        self.nodes[i].value
                     }
                 }
-                NodeKind::And(l, r) => self.nodes[*l].value && self.nodes[*r].value,
-                NodeKind::Or(l, r) => self.nodes[*l].value || self.nodes[*r].value,
-            };
-            self.nodes[i].value = value;
+                (None, _) => {}
+            }
         }
         held
     }
@@ -98,10 +114,9 @@ impl EventTree {
     }
 
     fn walk(&self, i: usize, out: &mut Vec<EventId>) {
-        let node = &self.nodes[i];
-        if !node.value {
+        let Some(node) = self.nodes.get(i).filter(|n| n.value) else {
             return;
-        }
+        };
         match &node.kind {
             NodeKind::Match { .. } => out.extend(node.event),
             NodeKind::And(l, r) | NodeKind::Or(l, r) => {
@@ -155,8 +170,8 @@ pub fn leaf_matches(name: &str, args: &[String], event: &EventRef<'_>, env: &[St
     }
     let mut cursor = 0usize;
     for arg in args {
-        let (key, negate, pattern) = match arg.find("!=") {
-            Some(i) if !arg[..i].contains('=') => (Some(&arg[..i]), true, &arg[i + 2..]),
+        let (key, negate, pattern) = match arg.split_once("!=") {
+            Some((k, v)) if !k.contains('=') => (Some(k), true, v),
             _ => match arg.split_once('=') {
                 Some((k, v)) => (Some(k), false, v),
                 None => (None, false, arg.as_str()),
@@ -171,11 +186,12 @@ pub fn leaf_matches(name: &str, args: &[String], event: &EventRef<'_>, env: &[St
                 let found = event
                     .env
                     .iter()
-                    .position(|e| e.split_once('=').map_or(e.as_str(), |(ek, _)| ek) == k);
+                    .enumerate()
+                    .find(|(_, e)| e.split_once('=').map_or(e.as_str(), |(ek, _)| ek) == k);
                 match found {
-                    Some(i) => {
+                    Some((i, entry)) => {
                         cursor = i;
-                        event.env[i].split_once('=').map_or("", |(_, v)| v)
+                        entry.split_once('=').map_or("", |(_, v)| v)
                     }
                     None => return false,
                 }

@@ -368,15 +368,17 @@ impl Engine {
         loop {
             let mut progressed = false;
             let mut i = 0;
-            while i < self.events.len() {
-                if self.events[i].progress == Progress::Pending {
-                    self.events[i].progress = Progress::Handling;
-                    let id = self.events[i].id;
+            while let Some(ev) = self.events.get_mut(i) {
+                if ev.progress == Progress::Pending {
+                    ev.progress = Progress::Handling;
+                    let id = ev.id;
                     self.handle_event(sys, id);
                     progressed = true;
                 }
                 // handle_event only appends, so index i is still this event.
-                let ev = &mut self.events[i];
+                let Some(ev) = self.events.get_mut(i) else {
+                    break;
+                };
                 if ev.progress == Progress::Handling {
                     if ev.blockers > 0 {
                         i += 1;

@@ -7,6 +7,7 @@ mod envops;
 mod instance;
 mod state;
 mod sys;
+mod validate;
 
 pub use engine::{Engine, EngineOptions, Event, EventWaiter, ExitStatus, Slot};
 pub use instance::{Held, Instance, Trace, WaitKind};

@@ -28,9 +28,9 @@ pub fn build_command(text: &str, script: bool) -> Command {
         format!("exec {text}")
     };
     // Single-line: no LF, or only LFs after the first one.
-    let single = match body.find('\n') {
+    let single = match body.split_once('\n') {
         None => true,
-        Some(i) => body[i..].bytes().all(|b| b == b'\n'),
+        Some((_, rest)) => rest.bytes().all(|b| b == b'\n'),
     };
     if single {
         let line = body.split('\n').next().unwrap_or_default().to_string();

@@ -8,4 +8,4 @@ pub mod record;
 
 pub use child::{cloexec_pipe, fork_child, open_pty, Identity, Prepared};
 pub use command::{build_command, Command};
-pub use prepare::{log_path, prepare, resolve_exe, SpawnSettings, Spawned};
+pub use prepare::{log_path, prepare, resolve_exe, PtyUnavailable, SpawnSettings, Spawned};

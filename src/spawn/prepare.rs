@@ -131,6 +131,19 @@ fn identity(
     }))
 }
 
+/// No pty could be opened for a `console log` process; the caller falls
+/// back to `console none` (process-spawning.md §3.1 step 4).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PtyUnavailable(pub std::io::Error);
+
+impl PtyUnavailable {
+    /// Whether a spawn failed for want of a pty.
+    pub fn caused(e: &std::io::Error) -> bool {
+        e.get_ref().is_some_and(|i| i.is::<PtyUnavailable>())
+    }
+}
+
 /// Build the plan for one spawn: pipes, pty, argv, environment, attributes.
 pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<Spawned> {
     let class = &req.class;
@@ -151,7 +164,7 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         console = Console::None;
     }
     let (log_master, log_slave) = if console == Console::Log {
-        let (m, s) = open_pty()?;
+        let (m, s) = open_pty().map_err(|e| std::io::Error::other(PtyUnavailable(e)))?;
         (Some(m), Some(s))
     } else {
         (None, None)

@@ -80,7 +80,7 @@ pub fn message(bytes: &[u8]) -> Option<String> {
         return None;
     }
     let (kind, arg, errnum) = (int(0)?, int(4)?, int(8)?);
-    let err = nix::errno::Errno::from_raw(errnum).desc();
+    let err = strerror(errnum);
     let text = match kind {
         0 => format!("unable to move script fd: {err}"),
         1 => format!("unable to open console: {err}"),
@@ -121,6 +121,16 @@ pub fn message(bytes: &[u8]) -> Option<String> {
         _ => return None,
     };
     Some(text)
+}
+
+/// The C library's text for an errno value, as Upstart prints it
+/// (`Resource temporarily unavailable`, where nix says `Try again`).
+pub fn strerror(errnum: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(errnum).to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text.get(..i).unwrap_or(&text).to_string(),
+        None => text,
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod namespace;
+pub mod ns;
 
 use std::path::PathBuf;
 

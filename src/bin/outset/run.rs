@@ -54,10 +54,10 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let Some(sep) = rest.iter().position(|a| a == "--") else {
+    let mut halves = rest.splitn(2, |a| a == "--");
+    let (Some(opts), Some(command)) = (halves.next(), halves.next()) else {
         return usage("missing `--` before the command");
     };
-    let (opts, command) = (&rest[..sep], &rest[sep + 1..]);
     if command.is_empty() {
         return usage("missing command after `--`");
     }
