@@ -4,6 +4,7 @@
 //! job-file language (`config`); the engine, control plane and PID-1 duties
 //! build on it.
 
+pub mod cgroup;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -174,6 +174,11 @@ fn logdir(args: &Args) -> Result<PathBuf, String> {
 }
 
 fn main() -> ExitCode {
+    // A job's child exec'd us to do its cgroup setup (never returns).
+    let mut raw = std::env::args();
+    if raw.nth(1).as_deref() == Some(outset::spawn::helper::HELPER_FLAG) {
+        outset::spawn::helper::main(&raw.collect::<Vec<_>>());
+    }
     // Before anything else opens a descriptor: what did we inherit?
     let inherited_fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
         .map(|d| {

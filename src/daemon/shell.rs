@@ -13,7 +13,7 @@ use super::joblog::JobLog;
 use super::logger;
 use crate::control::{Broadcast, ToBroadcaster};
 use crate::job::{Level, Notice, Reply, SpawnRequest, Sys};
-use crate::spawn::{fork_child, log_path, prepare, record, SpawnSettings};
+use crate::spawn::{fork_child, log_path, open_self_exe, prepare, record, SpawnSettings};
 
 /// What a readiness token belongs to.
 pub enum Io {
@@ -301,6 +301,10 @@ impl Shell {
 
 impl Sys for Shell {
     fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, String> {
+        if req.cgroup_manager.is_some() && self.settings.self_exe.is_none() {
+            let exe = open_self_exe().map_err(|e| format!("unable to open own executable: {e}"))?;
+            self.settings.self_exe = Some(std::sync::Arc::new(exe));
+        }
         let spawned = prepare(req, &self.settings).map_err(|e| e.to_string())?;
         // SAFETY: the daemon is single-threaded; the child only uses the
         // prepared data.
