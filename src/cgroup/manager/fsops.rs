@@ -146,17 +146,34 @@ pub fn remove(dir: &Path, recursive: bool) -> Result<()> {
             remove(&dir.join(child), true)?;
         }
     }
-    std::fs::remove_dir(dir).map_err(|e| match e.raw_os_error() {
-        Some(libc::EBUSY) => CgError::Io {
-            what: format!("removing cgroup {}: it still has processes", show(dir)),
+    let mut tries = 0;
+    loop {
+        let e = match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let busy = matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENOTEMPTY));
+        if !busy {
+            return Err(CgError::io(format!("removing cgroup {}", show(dir)), e));
+        }
+        let why = if !children(dir)?.is_empty() {
+            "it has child cgroups"
+        } else if !procs(dir)?.is_empty() {
+            "it still has processes"
+        } else if tries < 50 {
+            // v1 takes a moment to let go of a child just removed; its
+            // parent answers EBUSY meanwhile.
+            tries += 1;
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            continue;
+        } else {
+            "it is busy"
+        };
+        return Err(CgError::Io {
+            what: format!("removing cgroup {}: {why}", show(dir)),
             source: e,
-        },
-        Some(libc::ENOTEMPTY) => CgError::Io {
-            what: format!("removing cgroup {}: it has child cgroups", show(dir)),
-            source: e,
-        },
-        _ => CgError::io(format!("removing cgroup {}", show(dir)), e),
-    })
+        });
+    }
 }
 
 /// Whether a v2 cgroup directory is the real root of the hierarchy (the

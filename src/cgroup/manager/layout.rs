@@ -35,7 +35,12 @@ impl Target {
                 self.mount.root
             ))
         })?;
-        Ok(self.mount.dir.join(rel.trim_start_matches('/')))
+        let rel = rel.trim_start_matches('/');
+        Ok(if rel.is_empty() {
+            self.mount.dir.clone()
+        } else {
+            self.mount.dir.join(rel)
+        })
     }
 
     /// The cgroup of a process in this hierarchy.

@@ -135,7 +135,13 @@ impl Service {
             }
             drop(reaper);
             if r.target.is_v2() {
-                fsops::enable_v2(&r.target, &r.cgroup)?;
+                if let Err(e) = fsops::enable_v2(&r.target, &r.cgroup) {
+                    // Leave nothing behind from a refused Create.
+                    for d in created.iter().rev() {
+                        let _ = std::fs::remove_dir(d);
+                    }
+                    return Err(e);
+                }
             }
             slog::debug!(
                 self.log,
