@@ -34,7 +34,8 @@ pub fn open_self_exe() -> std::io::Result<OwnedFd> {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: just opened, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    // Numbered 10 or above: the child puts the script pipe on fd 9.
+    high_fd(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// A close-on-exec duplicate numbered 10 or above, out of the way of the
