@@ -60,6 +60,15 @@ fn mount_of(controller: &str) -> Option<PathBuf> {
     v2
 }
 
+/// Where the host mounts the cgroup2 hierarchy.
+fn v2_mount() -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f.get(1).copied().unwrap_or("/")))
+    })
+}
+
 fn is_v1(controller: &str) -> bool {
     std::fs::read_to_string("/proc/self/mounts").is_ok_and(|m| {
         m.lines().any(|l| {
@@ -255,7 +264,15 @@ impl Session {
 }
 
 impl Drop for Session {
+    /// End the session the way a user does (SIGTERM stops every job), so
+    /// that no job process is left holding a cgroup.
     fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -578,4 +595,121 @@ fn the_manager_address_survives_a_reexec() {
     );
     s.ctl(&["stop", "after"]);
     remove_cgroups("pids", &own("pids"), &["upstart/after"]);
+}
+
+/// A controller the cgroup2 hierarchy offers, with a knob to set and read
+/// back: (controller, key, value).
+fn v2_knob(v2: &Path) -> (&'static str, &'static str, &'static str) {
+    let offered = std::fs::read_to_string(v2.join("cgroup.controllers")).unwrap_or_default();
+    let has = |c: &str| offered.split_whitespace().any(|o| o == c);
+    if has("memory") {
+        ("memory", "max", "104857600")
+    } else if has("pids") {
+        ("pids", "max", "7")
+    } else if has("hugetlb") && Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists() {
+        ("hugetlb", "2MB.max", "4194304")
+    } else {
+        panic!("no usable controller in the cgroup2 hierarchy: {offered:?}")
+    }
+}
+
+#[test]
+fn pid1_on_a_fresh_cgroup2_mount() {
+    assert_root();
+    let v2 = v2_mount().expect("a cgroup2 hierarchy on this host");
+    let (ctl, key, value) = v2_knob(&v2);
+    let tag = unique("v2");
+    let dir = TempDir::new("cgv2");
+    let d = dir.0.display().to_string();
+    let mgr = env!("CARGO_BIN_EXE_outset-cgmanager");
+    let initctl = env!("CARGO_BIN_EXE_initctl");
+    // The manager is a job of init, announced from its post-start, as
+    // the shipped cgmanager job does.
+    dir.write(
+        "conf/manager.conf",
+        &format!(
+            "start on startup\nconsole log\nexec {mgr} --socket {d}/sock\npost-start script\n  until {mgr} --ping --socket {d}/sock; do sleep 0.05; done\n  {initctl} notify-cgroup-manager-address unix:path={d}/sock\nend script\n"
+        ),
+    );
+    // Both are held by their start event until the address arrives.
+    let report = |name: &str, file: &str| {
+        format!(
+            "start on startup\ntask\nconsole log\nscript\n  cat /proc/self/cgroup > {d}/{name}.cg\n  cat {file} > {d}/{name}.knob\nend script\n"
+        )
+    };
+    let plain = format!("{tag}a");
+    let deep = format!("{tag}b");
+    dir.write(
+        &format!("conf/{plain}.conf"),
+        &format!(
+            "cgroup {ctl}\n{}",
+            report(
+                &plain,
+                &format!("/sys/fs/cgroup/upstart/{plain}/cgroup.procs")
+            )
+        ),
+    );
+    dir.write(
+        &format!("conf/{deep}.conf"),
+        &format!(
+            "cgroup {ctl} {tag}/$UPSTART_JOB/x {key} {value}\n{}",
+            report(&deep, &format!("/sys/fs/cgroup/{tag}/{deep}/x/{ctl}.{key}"))
+        ),
+    );
+    let log = std::fs::File::create(dir.0.join("init.log")).expect("log");
+    let outset = env!("CARGO_BIN_EXE_outset");
+    let mut unshare = Command::new("unshare")
+        .args(["--pid", "--mount", "--net", "--fork", "--mount-proc", "sh", "-c"])
+        .arg(format!(
+            "umount -R -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec {outset} --container --debug --confdir {d}/conf --logdir {d}/logs"
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("unshare");
+    let read = |f: &str| std::fs::read_to_string(dir.0.join(f)).unwrap_or_default();
+    let logs = || {
+        format!(
+            "init:\n{}\nmanager:\n{}",
+            read("init.log"),
+            read("logs/manager.log")
+        )
+    };
+    wait_until("both jobs to report", logs, || {
+        read(&format!("{plain}.knob")).ends_with('\n')
+            && read(&format!("{deep}.knob")).ends_with('\n')
+    });
+    let ours = |name: &str| {
+        read(&format!("{name}.cg"))
+            .lines()
+            .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+            .unwrap_or_default()
+    };
+    assert_eq!(ours(&plain), format!("/upstart/{plain}"), "{}", logs());
+    assert_eq!(ours(&deep), format!("/{tag}/{deep}/x"), "{}", logs());
+    assert_eq!(read(&format!("{deep}.knob")).trim_end(), value);
+
+    // SIGTERM stops a container's init.
+    let init = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", unshare.id()))
+        .ok()
+        .and_then(|c| c.split_whitespace().next()?.parse::<i32>().ok())
+        .expect("init pid");
+    // SAFETY: kill(2) on the namespace's init.
+    unsafe { libc::kill(init, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while unshare.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            let _ = unshare.kill();
+            panic!("init did not stop; {}", logs());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for rel in [format!("upstart/{plain}"), format!("{tag}/{deep}/x")] {
+        let mut p = v2.join(&rel);
+        for _ in 0..=rel.matches('/').count() {
+            let _ = std::fs::remove_dir(&p);
+            p.pop();
+        }
+    }
 }
