@@ -386,6 +386,30 @@ fn every_process_of_a_job_runs_in_its_cgroup() {
 }
 
 #[test]
+fn a_traced_daemon_is_followed_into_its_cgroup() {
+    assert_root();
+    let s = Session::start(
+        "cgfork",
+        &[(
+            "forker",
+            "expect fork\ncgroup pids\nexec /bin/sh -c \"sleep 1000 &\"\n",
+        )],
+        &[],
+    );
+    let m = Manager::start(&s.dir.0);
+    s.ctl(&["notify-cgroup-manager-address", &m.address()]);
+    assert_eq!(s.ctl(&["start", "forker"]).0, 0, "{}", s.log());
+    let pid = s.main_pid("forker");
+    // The pid followed is the forked sleep, in the job's cgroup.
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(cmdline.starts_with("sleep"), "{cmdline:?}\n{}", s.log());
+    let want = under(&own("pids"), "upstart/forker");
+    assert_eq!(cgroup_of(&pid, "pids").as_deref(), Some(want.as_str()));
+    assert_eq!(s.ctl(&["stop", "forker"]).0, 0);
+    remove_cgroups("pids", &own("pids"), &["upstart/forker"]);
+}
+
+#[test]
 fn cgroups_of_a_setuid_job_are_handed_to_its_user() {
     assert_root();
     let s = Session::start(

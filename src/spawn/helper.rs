@@ -18,7 +18,8 @@ use std::os::fd::{FromRawFd, RawFd};
 use super::child::{Identity, Limit};
 use super::record::{encode, ErrorType};
 use crate::cgroup::client::{ManagerClient, ManagerError};
-use crate::cgroup::path::{targets, Target};
+use crate::cgroup::path::targets;
+use crate::cgroup::sequence;
 use crate::config::CgroupController;
 
 /// The first argument that selects the helper mode.
@@ -117,13 +118,6 @@ fn read_plan(fd: RawFd) -> Result<HelperPlan, Failure> {
     serde_json::from_str(&text).map_err(|_| (ErrorType::Alloc, 0, libc::EINVAL))
 }
 
-/// Every job cgroup, with the absolute path used to enter it.
-struct Placed {
-    target: Target,
-    /// Path relative to the manager's cgroup, for `MovePidAbs`.
-    absolute: String,
-}
-
 fn run(plan: &HelperPlan, status: RawFd) -> Result<std::convert::Infallible, Failure> {
     // init's child arrives with every signal blocked; a stop request while
     // we wait on the manager must still be able to end us.
@@ -144,49 +138,29 @@ fn run(plan: &HelperPlan, status: RawFd) -> Result<std::convert::Infallible, Fai
         let _ = writeln!(std::io::stderr(), "outset: unable to setup cgroup: {e}");
         (ErrorType::CgroupSetup, 0, libc::EINVAL)
     })?;
-    // Where each cgroup is, seen from the manager: created under the root
-    // in system mode, under our current cgroup in a session.
-    let mut placed = Vec::new();
-    for target in list {
-        let absolute = if plan.cgroups.from_root {
-            target.path.clone()
-        } else {
-            let base = manager_base(&manager, &target.controller, pid).map_err(setup)?;
-            join(&base, &target.path)
-        };
-        placed.push(Placed { target, absolute });
-    }
+    let placed = sequence::locate(&manager, list, plan.cgroups.from_root, pid).map_err(setup)?;
 
     if !plan.minimal {
         process_attributes(plan)?;
-        let (uid, gid) = target_ids(plan);
-        for p in &placed {
-            let (c, path) = (&p.target.controller, &p.target.path);
-            if plan.cgroups.from_root {
-                manager.move_pid_abs(c, "/", pid).map_err(setup)?;
-            }
-            manager.create(c, path).map_err(setup)?;
-            for (key, value) in &p.target.settings {
-                manager.set_value(c, path, key, value).map_err(setup)?;
-            }
-            // SAFETY: plain getters.
-            let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-            if (uid, gid) != (euid, egid) {
-                manager.chown(c, path, uid, gid).map_err(setup)?;
-            }
-        }
+        // SAFETY: plain getters.
+        let current = unsafe { (libc::geteuid(), libc::getegid()) };
+        sequence::setup(
+            &manager,
+            &placed,
+            plan.cgroups.from_root,
+            pid,
+            target_ids(plan),
+            current,
+        )
+        .map_err(setup)?;
         if plan.cgroups.clear {
-            for p in &placed {
-                manager
-                    .remove_on_empty(&p.target.controller, &p.target.path)
-                    .map_err(|e| {
-                        manager_failure(
-                            ErrorType::CgroupClear,
-                            "unable to mark cgroups for removal",
-                            e,
-                        )
-                    })?;
-            }
+            sequence::clear(&manager, &placed).map_err(|e| {
+                manager_failure(
+                    ErrorType::CgroupClear,
+                    "unable to mark cgroups for removal",
+                    e,
+                )
+            })?;
         }
         limits_and_identity(plan)?;
     }
@@ -201,14 +175,9 @@ fn run(plan: &HelperPlan, status: RawFd) -> Result<std::convert::Infallible, Fai
         }
     }
 
-    // Enter every cgroup. Absolute paths, because after the first move a
-    // relative path would resolve against the new cgroup (on cgroup2 all
-    // controllers share one tree).
-    for p in &placed {
-        manager
-            .move_pid_abs(&p.target.controller, &p.absolute, pid)
-            .map_err(|e| manager_failure(ErrorType::CgroupEnter, "unable to enter cgroup", e))?;
-    }
+    // Step 12: enter every cgroup.
+    sequence::enter(&manager, &placed, pid)
+        .map_err(|e| manager_failure(ErrorType::CgroupEnter, "unable to enter cgroup", e))?;
     drop(manager);
 
     // SAFETY: PTRACE_TRACEME takes no pointers.
@@ -220,25 +189,6 @@ fn run(plan: &HelperPlan, status: RawFd) -> Result<std::convert::Infallible, Fai
 
 fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
-/// The cgroup we are in now, relative to the manager's.
-fn manager_base(
-    manager: &ManagerClient,
-    controller: &str,
-    pid: i32,
-) -> Result<String, ManagerError> {
-    manager.pid_cgroup_abs(controller, pid)
-}
-
-/// `base/path`, without doubled or leading slashes.
-fn join(base: &str, path: &str) -> String {
-    let base = base.trim_matches('/');
-    if base.is_empty() {
-        path.to_string()
-    } else {
-        format!("{base}/{path}")
-    }
 }
 
 /// The uid/gid the cgroups are handed to: the job's target identity, or

@@ -348,6 +348,22 @@ mod tests {
     }
 
     #[test]
+    fn removal_on_empty_is_asked_by_the_last_process_type() {
+        use crate::config::{parse_job, ClassDefaults};
+        let class =
+            |text: &str| parse_job("j", "j.conf", text, &ClassDefaults::default()).expect("parse");
+        let main_only = class("exec /bin/true\n");
+        assert!(is_last_process(&main_only, ProcessType::Main));
+        // pre-start comes after main in the order: its spawn asks.
+        let pre = class("pre-start exec /bin/true\nexec /bin/true\n");
+        assert!(is_last_process(&pre, ProcessType::PreStart));
+        assert!(!is_last_process(&pre, ProcessType::Main));
+        let post = class("exec /bin/true\npost-stop exec /bin/true\npre-start exec /bin/true\n");
+        assert!(is_last_process(&post, ProcessType::PostStop));
+        assert!(!is_last_process(&post, ProcessType::PreStart));
+    }
+
+    #[test]
     fn unknown_user_is_reported_by_the_child() {
         assert_eq!(
             identity(Some("no-such-user-outset"), None).err(),
