@@ -595,6 +595,12 @@ fn non_root_callers_are_confined() {
     assert!(cgroup_of(&own.to_string(), "pids", m.is_v1("pids")).ends_with(&c));
     let (ok, out) = m.as_nobody("MovePidAbs", &[&s("pids"), &s("/"), &i(own)]);
     assert!(!ok && out.contains("AccessDenied"), "{out}");
+    // The Abs form works on a delegated cgroup too, joined as a session's
+    // job would join GetPidCgroupAbs's answer and its path.
+    let (ok, out) = m.as_nobody("GetPidCgroupAbs", &[&s("pids"), &i(own)]);
+    assert!(ok && string_replies(&out) == [format!("/{c}")], "{out}");
+    let (ok, out) = m.as_nobody("MovePidAbs", &[&s("pids"), &s(&format!("//{c}")), &i(own)]);
+    assert!(ok, "{out}");
     let other = format!("{t}-other");
     clean.dir(m.own_dir("pids").join(&other));
     m.ok("Create", &[&s("pids"), &s(&other)]);
@@ -811,4 +817,42 @@ fn credential_passing_variants_are_refused() {
         text.contains("org.freedesktop.DBus.Error.NotSupported"),
         "{text}"
     );
+}
+
+#[test]
+fn shipped_job_stays_quiet_under_a_session_init() {
+    let job = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/jobs.d/cgmanager.conf"
+    ))
+    .expect("jobs.d/cgmanager.conf");
+    let mut s = common::start_session("cgm-job", &[("cgmanager", &job)], &[]);
+    let initctl = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_initctl"))
+            .args(args)
+            .env("UPSTART_SESSION", &s.address)
+            .env_remove("UPSTART_JOB")
+            .env_remove("UPSTART_INSTANCE")
+            .output()
+            .expect("initctl");
+        text(&o)
+    };
+    let o = initctl(&["emit", "startup"]);
+    assert_eq!(o, "", "emit startup");
+    wait_for("the job to settle", || {
+        initctl(&["status", "cgmanager"]) == "cgmanager stop/waiting\n"
+    });
+    let log = std::fs::read_to_string(s.dir.0.join("daemon.log")).unwrap_or_default();
+    assert!(!log.contains("cgmanager"), "the job complained: {log}");
+    // Started by hand it runs and ends by itself, without a failure.
+    let o = initctl(&["start", "cgmanager"]);
+    assert!(
+        o == "cgmanager start/running\n" || o == "cgmanager stop/waiting\n",
+        "{o}"
+    );
+    wait_for("the job to stop again", || {
+        initctl(&["status", "cgmanager"]) == "cgmanager stop/waiting\n"
+    });
+    let _ = s.child.kill();
+    let _ = s.child.wait();
 }

@@ -24,13 +24,14 @@ impl RelPath {
     }
 
     /// A client's path for an `Abs` method: relative to the manager's own
-    /// cgroup, a leading `/` allowed.
+    /// cgroup, leading `/`s allowed (so `GetPidCgroupAbs`'s answer, `/`
+    /// included, can be joined with a relative path by plain `/`).
     pub fn absolute(path: &str) -> Result<Self> {
-        match path.strip_prefix('/') {
-            Some("") => Ok(RelPath(Vec::new())),
-            Some(rest) => Self::components(rest),
-            None => Self::components(path),
+        let rest = path.trim_start_matches('/');
+        if rest.is_empty() && !path.is_empty() {
+            return Ok(RelPath(Vec::new()));
         }
+        Self::components(rest)
     }
 
     fn components(path: &str) -> Result<Self> {
@@ -122,6 +123,7 @@ mod tests {
         assert!(RelPath::absolute("/").unwrap().is_base());
         assert_eq!(RelPath::absolute("/a/b").unwrap().under("/m"), "/m/a/b");
         assert_eq!(RelPath::absolute("a").unwrap().under("/m"), "/m/a");
+        assert_eq!(RelPath::absolute("//a/b").unwrap().under("/m"), "/m/a/b");
         assert!(RelPath::absolute("/a/..").is_err());
         assert!(RelPath::absolute("").is_err());
     }

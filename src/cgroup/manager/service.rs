@@ -220,11 +220,6 @@ impl Service {
             Base::Caller => RelPath::relative(path)?,
             Base::Manager => RelPath::absolute(path)?,
         };
-        if base == Base::Manager && !caller.is_root() {
-            return Err(CgError::denied(
-                "only root may move processes relative to the manager's cgroup (MovePidAbs)",
-            ));
-        }
         caller.require_may_move(pid)?;
         for r in self.resolve(caller, controller, &rel, base)? {
             Self::existing(&r)?;
