@@ -50,6 +50,21 @@ impl Manager {
         )
     }
 
+    /// Alone with a hybrid layout of its own: a named v1 hierarchy
+    /// (`name=outset-test`, no controllers) and a cgroup2 mount, on a
+    /// tmpfs over /sys/fs/cgroup.
+    fn private_hybrid(tag: &str) -> Self {
+        Self::start(
+            tag,
+            Some(
+                "umount -l /sys/fs/cgroup && mount -t tmpfs none /sys/fs/cgroup \
+                 && mkdir /sys/fs/cgroup/outset-test /sys/fs/cgroup/unified \
+                 && mount -t cgroup -o none,name=outset-test none /sys/fs/cgroup/outset-test \
+                 && mount -t cgroup2 none /sys/fs/cgroup/unified",
+            ),
+        )
+    }
+
     fn start(tag: &str, setup: Option<&str>) -> Self {
         must_be_root();
         let dir = TempDir::new(tag);
@@ -855,4 +870,52 @@ fn shipped_job_stays_quiet_under_a_session_init() {
     });
     let _ = s.child.kill();
     let _ = s.child.wait();
+}
+
+#[test]
+fn private_hybrid_layout() {
+    let _turn = V2_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let m = Manager::private_hybrid("cgm-hybrid");
+    let mut clean = Cleanup::default();
+    let t = name("hybrid");
+    let ctrls = string_replies(&m.ok("ListControllers", &[]));
+    assert_eq!(ctrls.first().map(String::as_str), Some("name=outset-test"));
+    assert!(ctrls.iter().any(|c| c == "freezer"), "{ctrls:?}");
+
+    // The named v1 hierarchy, by either name, and the v2 tree for the
+    // freezer, in one call.
+    let v1 = m.hierarchy("name=outset-test");
+    let v1_dir = clean.dir(v1.join(&t));
+    let v2_dir = clean.dir(m.own_v2_dir().join(&t));
+    assert_eq!(
+        int_reply(&m.ok("Create", &[&s("outset-test,freezer"), &s(&t)])),
+        -1
+    );
+    assert!(v1_dir.is_dir() && v2_dir.is_dir());
+    let pid = clean.sleeper();
+    m.ok(
+        "MovePid",
+        &[&s("name=outset-test,freezer"), &s(&t), &i(pid)],
+    );
+    let own_v1 = cgroup_of("self", "name=outset-test", true);
+    let own_v2 = cgroup_of("self", "", false);
+    let join = |base: &str| format!("{}/{t}", base.trim_end_matches('/'));
+    assert_eq!(
+        cgroup_of(&pid.to_string(), "name=outset-test", true),
+        join(&own_v1)
+    );
+    assert_eq!(cgroup_of(&pid.to_string(), "", false), join(&own_v2));
+    assert_eq!(
+        int_replies(&m.ok("GetTasks", &[&s("outset-test"), &s(&t)])),
+        [pid as i32]
+    );
+    assert_eq!(
+        read(&v1_dir.join("tasks")),
+        pid.to_string(),
+        "v1 hierarchies have tasks"
+    );
+
+    m.ok("MovePidAbs", &[&s("all"), &s("/"), &i(pid)]);
+    assert_eq!(int_reply(&m.ok("Remove", &[&s("all"), &s(&t), &i(1)])), 1);
+    assert!(!v1_dir.exists() && !v2_dir.exists());
 }
