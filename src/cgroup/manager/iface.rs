@@ -30,6 +30,22 @@ fn scm(method: &str) -> ReplyError {
     .into()
 }
 
+impl Cgmanager {
+    /// Send a result back, noting refusals and failures in the debug log.
+    fn reply<T>(&self, method: &str, r: Result<T, CgError>) -> Result<T, ReplyError> {
+        r.map_err(|e| {
+            slog::debug!(
+                self.service.log,
+                "{method} from pid {} uid {}: {}: {e}",
+                self.caller.pid,
+                self.caller.uid,
+                e.dbus_name()
+            );
+            e.into()
+        })
+    }
+}
+
 #[interface(name = "org.linuxcontainers.cgmanager0_0")]
 impl Cgmanager {
     #[zbus(name = "Ping")]
@@ -37,21 +53,28 @@ impl Cgmanager {
 
     #[zbus(name = "GetPidCgroup")]
     fn get_pid_cgroup(&self, controller: String, pid: i32) -> Result<String, ReplyError> {
-        Ok(self
-            .service
-            .get_pid_cgroup(&self.caller, &controller, pid, Base::Caller)?)
+        self.reply(
+            "get_pid_cgroup",
+            self.service
+                .get_pid_cgroup(&self.caller, &controller, pid, Base::Caller),
+        )
     }
 
     #[zbus(name = "GetPidCgroupAbs")]
     fn get_pid_cgroup_abs(&self, controller: String, pid: i32) -> Result<String, ReplyError> {
-        Ok(self
-            .service
-            .get_pid_cgroup(&self.caller, &controller, pid, Base::Manager)?)
+        self.reply(
+            "get_pid_cgroup",
+            self.service
+                .get_pid_cgroup(&self.caller, &controller, pid, Base::Manager),
+        )
     }
 
     #[zbus(name = "Create", out_args("existed"))]
     fn create(&self, controller: String, cgroup: String) -> Result<i32, ReplyError> {
-        Ok(self.service.create(&self.caller, &controller, &cgroup)?)
+        self.reply(
+            "create",
+            self.service.create(&self.caller, &controller, &cgroup),
+        )
     }
 
     #[zbus(name = "Chown")]
@@ -62,9 +85,11 @@ impl Cgmanager {
         uid: i32,
         gid: i32,
     ) -> Result<(), ReplyError> {
-        Ok(self
-            .service
-            .chown(&self.caller, &controller, &cgroup, uid, gid)?)
+        self.reply(
+            "chown",
+            self.service
+                .chown(&self.caller, &controller, &cgroup, uid, gid),
+        )
     }
 
     #[zbus(name = "Chmod")]
@@ -75,23 +100,29 @@ impl Cgmanager {
         file: String,
         mode: i32,
     ) -> Result<(), ReplyError> {
-        Ok(self
-            .service
-            .chmod(&self.caller, &controller, &cgroup, &file, mode)?)
+        self.reply(
+            "chmod",
+            self.service
+                .chmod(&self.caller, &controller, &cgroup, &file, mode),
+        )
     }
 
     #[zbus(name = "MovePid")]
     fn move_pid(&self, controller: String, cgroup: String, pid: i32) -> Result<(), ReplyError> {
-        Ok(self
-            .service
-            .move_pid(&self.caller, &controller, &cgroup, pid, Base::Caller)?)
+        self.reply(
+            "move_pid",
+            self.service
+                .move_pid(&self.caller, &controller, &cgroup, pid, Base::Caller),
+        )
     }
 
     #[zbus(name = "MovePidAbs")]
     fn move_pid_abs(&self, controller: String, cgroup: String, pid: i32) -> Result<(), ReplyError> {
-        Ok(self
-            .service
-            .move_pid(&self.caller, &controller, &cgroup, pid, Base::Manager)?)
+        self.reply(
+            "move_pid",
+            self.service
+                .move_pid(&self.caller, &controller, &cgroup, pid, Base::Manager),
+        )
     }
 
     #[zbus(name = "GetValue", out_args("value"))]
@@ -101,9 +132,11 @@ impl Cgmanager {
         cgroup: String,
         key: String,
     ) -> Result<String, ReplyError> {
-        Ok(self
-            .service
-            .get_value(&self.caller, &controller, &cgroup, &key)?)
+        self.reply(
+            "get_value",
+            self.service
+                .get_value(&self.caller, &controller, &cgroup, &key),
+        )
     }
 
     #[zbus(name = "SetValue")]
@@ -114,9 +147,11 @@ impl Cgmanager {
         key: String,
         value: String,
     ) -> Result<(), ReplyError> {
-        Ok(self
-            .service
-            .set_value(&self.caller, &controller, &cgroup, &key, &value)?)
+        self.reply(
+            "set_value",
+            self.service
+                .set_value(&self.caller, &controller, &cgroup, &key, &value),
+        )
     }
 
     #[zbus(name = "Remove", out_args("existed"))]
@@ -126,28 +161,37 @@ impl Cgmanager {
         cgroup: String,
         recursive: i32,
     ) -> Result<i32, ReplyError> {
-        Ok(self
-            .service
-            .remove(&self.caller, &controller, &cgroup, recursive != 0)?)
+        self.reply(
+            "remove",
+            self.service
+                .remove(&self.caller, &controller, &cgroup, recursive != 0),
+        )
     }
 
     #[zbus(name = "RemoveOnEmpty")]
     fn remove_on_empty(&self, controller: String, cgroup: String) -> Result<(), ReplyError> {
-        Ok(self
-            .service
-            .remove_on_empty(&self.caller, &controller, &cgroup)?)
+        self.reply(
+            "remove_on_empty",
+            self.service
+                .remove_on_empty(&self.caller, &controller, &cgroup),
+        )
     }
 
     #[zbus(name = "Prune")]
     fn prune(&self, controller: String, cgroup: String) -> Result<(), ReplyError> {
-        Ok(self.service.prune(&self.caller, &controller, &cgroup)?)
+        self.reply(
+            "prune",
+            self.service.prune(&self.caller, &controller, &cgroup),
+        )
     }
 
     #[zbus(name = "GetTasks", out_args("pids"))]
     fn get_tasks(&self, controller: String, cgroup: String) -> Result<Vec<i32>, ReplyError> {
-        Ok(self
-            .service
-            .get_tasks(&self.caller, &controller, &cgroup, false)?)
+        self.reply(
+            "get_tasks",
+            self.service
+                .get_tasks(&self.caller, &controller, &cgroup, false),
+        )
     }
 
     #[zbus(name = "GetTasksRecursive", out_args("pids"))]
@@ -156,16 +200,20 @@ impl Cgmanager {
         controller: String,
         cgroup: String,
     ) -> Result<Vec<i32>, ReplyError> {
-        Ok(self
-            .service
-            .get_tasks(&self.caller, &controller, &cgroup, true)?)
+        self.reply(
+            "get_tasks",
+            self.service
+                .get_tasks(&self.caller, &controller, &cgroup, true),
+        )
     }
 
     #[zbus(name = "ListChildren", out_args("output"))]
     fn list_children(&self, controller: String, cgroup: String) -> Result<Vec<String>, ReplyError> {
-        Ok(self
-            .service
-            .list_children(&self.caller, &controller, &cgroup)?)
+        self.reply(
+            "list_children",
+            self.service
+                .list_children(&self.caller, &controller, &cgroup),
+        )
     }
 
     #[zbus(name = "ListKeys", out_args("output"))]
@@ -174,7 +222,10 @@ impl Cgmanager {
         controller: String,
         cgroup: String,
     ) -> Result<Vec<(String, u32, u32, u32)>, ReplyError> {
-        Ok(self.service.list_keys(&self.caller, &controller, &cgroup)?)
+        self.reply(
+            "list_keys",
+            self.service.list_keys(&self.caller, &controller, &cgroup),
+        )
     }
 
     #[zbus(name = "ListControllers", out_args("output"))]

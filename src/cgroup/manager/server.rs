@@ -5,8 +5,8 @@
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 use thiserror::Error;
 use zbus::connection::Builder;
@@ -16,7 +16,43 @@ use super::iface::{BusStandIn, Cgmanager, PATH};
 use super::service::Service;
 
 /// At most this many clients at once; more are turned away.
-const MAX_CLIENTS: usize = 512;
+const MAX_CLIENTS: usize = 1024;
+/// At most this many at once per user other than root, so that one user
+/// cannot use up the connections init's jobs need.
+const MAX_CLIENTS_PER_USER: usize = 64;
+
+/// Connections being served, in all and per uid.
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    per_uid: std::collections::HashMap<u32, usize>,
+}
+
+impl Counts {
+    fn admit(&mut self, uid: u32) -> bool {
+        let mine = self.per_uid.get(&uid).copied().unwrap_or(0);
+        if self.total >= MAX_CLIENTS || (uid != 0 && mine >= MAX_CLIENTS_PER_USER) {
+            return false;
+        }
+        self.total += 1;
+        self.per_uid.insert(uid, mine + 1);
+        true
+    }
+
+    fn leave(&mut self, uid: u32) {
+        self.total = self.total.saturating_sub(1);
+        if let Some(n) = self.per_uid.get_mut(&uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_uid.remove(&uid);
+            }
+        }
+    }
+}
+
+fn counts(c: &Mutex<Counts>) -> std::sync::MutexGuard<'_, Counts> {
+    c.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 #[derive(Debug, Error)]
 pub enum ServerError {
@@ -120,7 +156,7 @@ pub fn serve(
         what: "making a server GUID".into(),
         source: std::io::Error::other("getrandom failed"),
     })?;
-    let clients = Arc::new(AtomicUsize::new(0));
+    let clients = Arc::new(Mutex::new(Counts::default()));
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(s) => s,
@@ -131,10 +167,6 @@ pub fn serve(
                 continue;
             }
         };
-        if clients.load(Ordering::Relaxed) >= MAX_CLIENTS {
-            slog::warn!(log, "too many clients; refusing a connection");
-            continue;
-        }
         let creds =
             match nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
             {
@@ -144,22 +176,29 @@ pub fn serve(
                     continue;
                 }
             };
+        if !counts(&clients).admit(creds.uid()) {
+            slog::warn!(
+                log,
+                "too many clients (uid {}); refusing a connection",
+                creds.uid()
+            );
+            continue;
+        }
         let caller = Caller {
             pid: creds.pid(),
             uid: creds.uid(),
             gid: creds.gid(),
         };
-        clients.fetch_add(1, Ordering::Relaxed);
         let (service, guid, client_log, count) =
             (service.clone(), guid.clone(), log.clone(), clients.clone());
         let spawned = std::thread::Builder::new()
             .name("client".into())
             .spawn(move || {
                 client(stream, caller, service, guid, &client_log);
-                count.fetch_sub(1, Ordering::Relaxed);
+                counts(&count).leave(caller.uid);
             });
         if let Err(e) = spawned {
-            clients.fetch_sub(1, Ordering::Relaxed);
+            counts(&clients).leave(caller.uid);
             slog::warn!(log, "cannot serve a client: {e}");
         }
     }
