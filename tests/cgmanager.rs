@@ -66,9 +66,15 @@ impl Manager {
     }
 
     fn start(tag: &str, setup: Option<&str>) -> Self {
-        must_be_root();
         let dir = TempDir::new(tag);
         let socket = dir.0.join("sock");
+        Self::start_on(dir, socket, setup)
+    }
+
+    /// Start on `socket` (a path in the manager's mount namespace; the
+    /// test reaches it through /proc/PID/root).
+    fn start_on(dir: TempDir, socket: PathBuf, setup: Option<&str>) -> Self {
+        must_be_root();
         let log = std::fs::File::create(dir.0.join("manager.log")).expect("log");
         let bin = env!("CARGO_BIN_EXE_outset-cgmanager");
         let mut cmd = match setup {
@@ -89,7 +95,10 @@ impl Manager {
             .stderr(log)
             .spawn()
             .expect("outset-cgmanager");
-        let m = Manager { child, dir, socket };
+        let mut m = Manager { child, dir, socket };
+        if setup.is_some() && !m.socket.starts_with(&m.dir.0) {
+            m.socket = PathBuf::from(format!("/proc/{}/root{}", m.child.id(), m.socket.display()));
+        }
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let o = Command::new(bin)
@@ -918,4 +927,31 @@ fn private_hybrid_layout() {
     m.ok("MovePidAbs", &[&s("all"), &s("/"), &i(pid)]);
     assert_eq!(int_reply(&m.ok("Remove", &[&s("all"), &s(&t), &i(1)])), 1);
     assert!(!v1_dir.exists() && !v2_dir.exists());
+}
+
+#[test]
+fn socket_directory_on_cgroupfs_gets_a_tmpfs() {
+    let _turn = V2_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    // As /sys/fs/cgroup/cgmanager on a pure v2 system: the directory is a
+    // cgroup, where no socket can be made.
+    let cg = name("sockdir");
+    let dir = TempDir::new("cgm-sockdir");
+    let socket = PathBuf::from(format!("/sys/fs/cgroup/{cg}/sock"));
+    let m = Manager::start_on(
+        dir,
+        socket,
+        Some("umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup"),
+    );
+    assert!(m.log().contains("mounted a tmpfs"), "{}", m.log());
+    m.ok("Ping", &[&i(7)]);
+    drop(m);
+    // The cgroup the directory made stays, as cgmanager's did; remove it.
+    let o = run(&[
+        "unshare",
+        "-m",
+        "sh",
+        "-c",
+        &format!("mount -t cgroup2 none /mnt && rmdir /mnt/{cg}"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
 }
