@@ -31,20 +31,31 @@ struct Args {
     sweep_interval: u64,
 }
 
-/// Connect and call Ping(0).
+/// Connect and call Ping(0), giving up after `PING_TIMEOUT` (a manager
+/// that accepts but never answers must not hang its caller).
 fn ping(socket: &PathBuf) -> Result<(), String> {
     let stream = UnixStream::connect(socket).map_err(|e| format!("{}: {e}", socket.display()))?;
-    zbus::block_on(async move {
-        let conn = zbus::connection::Builder::unix_stream(stream)
-            .p2p()
-            .build()
-            .await?;
-        conn.call_method(None::<&str>, PATH, Some(IFACE), "Ping", &(0i32,))
-            .await?;
-        Ok::<(), zbus::Error>(())
-    })
-    .map_err(|e| format!("{}: {e}", socket.display()))
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = zbus::block_on(async move {
+            let conn = zbus::connection::Builder::unix_stream(stream)
+                .p2p()
+                .build()
+                .await?;
+            conn.call_method(None::<&str>, PATH, Some(IFACE), "Ping", &(0i32,))
+                .await?;
+            Ok::<(), zbus::Error>(())
+        });
+        let _ = tx.send(result);
+    });
+    match rx.recv_timeout(PING_TIMEOUT) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("{}: {e}", socket.display())),
+        Err(_) => Err(format!("{}: no answer", socket.display())),
+    }
 }
+
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let args = Args::parse();
