@@ -955,3 +955,107 @@ fn socket_directory_on_cgroupfs_gets_a_tmpfs() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+#[test]
+fn shipped_job_serves_init_on_a_fresh_cgroup2_mount() {
+    let _turn = V2_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    must_be_root();
+    let dir = TempDir::new("cgm-boot");
+    let d = dir.0.display().to_string();
+    let job = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/jobs.d/cgmanager.conf"
+    ))
+    .expect("jobs.d/cgmanager.conf");
+    dir.write("conf/cgmanager.conf", &job);
+    // The job finds outset-cgmanager and initctl on PATH, as installed.
+    let bin = Path::new(env!("CARGO_BIN_EXE_outset-cgmanager"))
+        .parent()
+        .expect("bin dir")
+        .display()
+        .to_string();
+    dir.write(
+        "conf/cgmanager.override",
+        &format!("env PATH={bin}:/usr/sbin:/usr/bin:/sbin:/bin\nconsole log\n"),
+    );
+    let placed = name("boot");
+    dir.write(
+        &format!("conf/{placed}.conf"),
+        &format!(
+            "start on startup\ntask\ncgroup freezer\nexec cp /proc/self/cgroup {d}/placed.cg\n"
+        ),
+    );
+    let log = std::fs::File::create(dir.0.join("init.log")).expect("log");
+    let mut init = Command::new("unshare")
+        .args([
+            "--pid",
+            "--mount",
+            "--net",
+            "--fork",
+            "--mount-proc",
+            "sh",
+            "-c",
+        ])
+        .arg(format!(
+            "umount -R -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup \
+             && exec {} --container --confdir {d}/conf --logdir {d}/logs",
+            env!("CARGO_BIN_EXE_outset")
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("unshare");
+    let read = |f: &str| std::fs::read_to_string(dir.0.join(f)).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !read("placed.cg").ends_with('\n') {
+        if Instant::now() > deadline {
+            let _ = init.kill();
+            let _ = init.wait();
+            panic!(
+                "the cgroup job never ran\ninit:\n{}\ncgmanager:\n{}",
+                read("init.log"),
+                read("logs/cgmanager.log")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cg = read("placed.cg");
+    let line = cg.lines().find_map(|l| l.strip_prefix("0::"));
+    // The stop below needs init's pid: the child of unshare.
+    let pid1 = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", init.id()))
+        .ok()
+        .and_then(|c| c.split_whitespace().next()?.parse::<i32>().ok());
+    if let Some(pid) = pid1 {
+        // SAFETY: kill(2) on the namespace's init.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while init.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            let _ = init.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = init.wait();
+    // Remove what the boot left in the (shared) v2 hierarchy.
+    let o = run(&[
+        "unshare",
+        "-m",
+        "sh",
+        "-c",
+        &format!(
+            "mount -t cgroup2 none /mnt && rmdir /mnt/upstart/{placed}; \
+             rmdir /mnt/upstart /mnt/cgmanager 2>/dev/null; true"
+        ),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        line,
+        Some(format!("/upstart/{placed}").as_str()),
+        "{cg}\ninit:\n{}",
+        read("init.log")
+    );
+    assert!(pid1.is_some(), "no init pid");
+}
