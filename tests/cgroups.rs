@@ -414,7 +414,17 @@ fn cgroups_of_a_setuid_job_are_handed_to_its_user() {
     assert_root();
     let s = Session::start(
         "cgsetuid",
-        &[("asnobody", "setuid nobody\ncgroup pids\nexec sleep 1000\n")],
+        &[
+            // A script: fd 9 is handed to the user looked up by the helper.
+            (
+                "asnobody",
+                "setuid nobody\ncgroup pids\nscript\n  exec sleep 1000\nend script\n",
+            ),
+            (
+                "nosuchuser",
+                "setuid no-such-user-outset\ncgroup pids\nexec sleep 1000\n",
+            ),
+        ],
         &[],
     );
     let m = Manager::start(&s.dir.0);
@@ -432,6 +442,15 @@ fn cgroups_of_a_setuid_job_are_handed_to_its_user() {
     assert_eq!(std::fs::metadata(&dir).expect("cgroup dir").uid(), nobody);
     s.ctl(&["stop", "asnobody"]);
     remove_cgroups("pids", &own("pids"), &["upstart/asnobody"]);
+
+    let (rc, _, err) = s.ctl(&["start", "nosuchuser"]);
+    assert_eq!((rc, err.trim_end()), (1, "initctl: Job failed to start"));
+    assert!(
+        s.log()
+            .contains("Failed to spawn nosuchuser main process: unable to find setuid user"),
+        "{}",
+        s.log()
+    );
 }
 
 #[test]

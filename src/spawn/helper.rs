@@ -16,6 +16,7 @@ use std::io::Read;
 use std::os::fd::{FromRawFd, RawFd};
 
 use super::child::{Identity, Limit};
+use super::prepare::lookup_identity;
 use super::record::{encode, ErrorType};
 use crate::cgroup::client::{ManagerClient, ManagerError};
 use crate::cgroup::path::targets;
@@ -54,8 +55,10 @@ pub struct HelperPlan {
     pub oom_score: Option<String>,
     pub chroot: Option<String>,
     pub chdir: Option<String>,
-    pub identity: Option<Identity>,
-    pub identity_error: Option<(ErrorType, i32)>,
+    /// `setuid` / `setgid` names, looked up here (inside the chroot, as
+    /// the reference does) rather than in init.
+    pub setuid: Option<String>,
+    pub setgid: Option<String>,
     /// fd 9 carries the script.
     pub script_fd: bool,
     pub trace: bool,
@@ -141,7 +144,7 @@ fn run(plan: &HelperPlan, status: RawFd) -> Result<std::convert::Infallible, Fai
     let placed = sequence::locate(&manager, list, plan.cgroups.from_root, pid).map_err(setup)?;
 
     if !plan.minimal {
-        process_attributes(plan)?;
+        let identity = process_attributes(plan)?;
         // SAFETY: plain getters.
         let current = unsafe { (libc::geteuid(), libc::getegid()) };
         sequence::setup(
@@ -149,7 +152,7 @@ fn run(plan: &HelperPlan, status: RawFd) -> Result<std::convert::Infallible, Fai
             &placed,
             plan.cgroups.from_root,
             pid,
-            target_ids(plan),
+            target_ids(identity.as_ref()),
             current,
         )
         .map_err(setup)?;
@@ -162,7 +165,7 @@ fn run(plan: &HelperPlan, status: RawFd) -> Result<std::convert::Infallible, Fai
                 )
             })?;
         }
-        limits_and_identity(plan)?;
+        limits_and_identity(plan, identity.as_ref())?;
     }
 
     default_signals();
@@ -193,20 +196,19 @@ fn errno() -> i32 {
 
 /// The uid/gid the cgroups are handed to: the job's target identity, or
 /// who we are now.
-fn target_ids(plan: &HelperPlan) -> (u32, u32) {
+fn target_ids(id: Option<&Identity>) -> (u32, u32) {
     // SAFETY: plain getters.
     let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    let id = plan.identity.as_ref();
     (
         id.and_then(|i| i.uid).unwrap_or(euid),
         id.and_then(|i| i.gid).unwrap_or(egid),
     )
 }
 
-/// Steps 9.2–9.10: umask, priority, OOM score, chroot, chdir, the script
-/// fd's owner. (Resource limits wait until the manager calls are done, so
-/// a tight `limit` cannot starve the helper itself.)
-fn process_attributes(plan: &HelperPlan) -> Result<(), Failure> {
+/// Steps 9.2–9.10: umask, priority, OOM score, chroot, chdir, the user and
+/// group lookups, the script fd's owner. (Resource limits wait until the
+/// manager calls are done, so a tight `limit` cannot starve the helper.)
+fn process_attributes(plan: &HelperPlan) -> Result<Option<Identity>, Failure> {
     // SAFETY: plain system calls on values we own.
     unsafe {
         libc::umask(plan.umask as libc::mode_t);
@@ -226,10 +228,9 @@ fn process_attributes(plan: &HelperPlan) -> Result<(), Failure> {
     if let Some(dir) = &plan.chdir {
         nix::unistd::chdir(dir.as_str()).map_err(|e| (ErrorType::Chdir, 0, os_errno(e)))?;
     }
-    if let Some((kind, err)) = plan.identity_error {
-        return Err((kind, 0, err));
-    }
-    if let (Some(id), true) = (&plan.identity, plan.script_fd) {
+    let identity = lookup_identity(plan.setuid.as_deref(), plan.setgid.as_deref())
+        .map_err(|(kind, err)| (kind, 0, err))?;
+    if let (Some(id), true) = (&identity, plan.script_fd) {
         let uid = id.uid.unwrap_or(u32::MAX);
         let gid = id.gid.unwrap_or(u32::MAX);
         // SAFETY: fchown on the inherited script descriptor.
@@ -237,11 +238,11 @@ fn process_attributes(plan: &HelperPlan) -> Result<(), Failure> {
             return Err((ErrorType::Chown, 0, errno()));
         }
     }
-    Ok(())
+    Ok(identity)
 }
 
 /// Steps 9.1 and 9.11–9.13: resource limits, supplementary groups, gid, uid.
-fn limits_and_identity(plan: &HelperPlan) -> Result<(), Failure> {
+fn limits_and_identity(plan: &HelperPlan, identity: Option<&Identity>) -> Result<(), Failure> {
     // SAFETY: plain system calls on values we own.
     unsafe {
         for &(res, soft, hard) in &plan.limits {
@@ -253,7 +254,7 @@ fn limits_and_identity(plan: &HelperPlan) -> Result<(), Failure> {
                 return Err((ErrorType::Rlimit, res, errno()));
             }
         }
-        if let Some(id) = &plan.identity {
+        if let Some(id) = identity {
             if libc::geteuid() == 0 && libc::setgroups(id.groups.len(), id.groups.as_ptr()) < 0 {
                 return Err((ErrorType::Initgroups, 0, errno()));
             }

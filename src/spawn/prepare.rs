@@ -131,7 +131,7 @@ fn rlimit_number(r: Resource) -> i32 {
 }
 
 /// Look up `setuid`/`setgid` (process-spawning.md §3.2 steps 9.8–9.11).
-fn identity(
+pub(crate) fn lookup_identity(
     setuid: Option<&str>,
     setgid: Option<&str>,
 ) -> Result<Option<Identity>, (ErrorType, i32)> {
@@ -217,11 +217,15 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
     let argv0 = cmd.argv.first().cloned().unwrap_or_default();
     let exe = resolve_exe(&argv0, env::get(&req.env, "PATH"), class.chroot.as_deref());
     let minimal = req.process == ProcessType::Security;
-    let (identity, identity_error) =
-        match identity(class.setuid.as_deref(), class.setgid.as_deref()) {
+    // The spawn helper looks names up itself: no NSS call in init.
+    let (identity, identity_error) = if req.cgroup_manager.is_some() {
+        (None, None)
+    } else {
+        match lookup_identity(class.setuid.as_deref(), class.setgid.as_deref()) {
             Ok(id) => (id, None),
             Err(e) => (None, Some(e)),
-        };
+        }
+    };
     let chdir = match (&class.chdir, settings.user_mode) {
         (Some(d), _) => Some(cstring(d)),
         (None, false) => Some(cstring("/")),
@@ -250,8 +254,8 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
                 oom_score: (class.oom_score_adj != 0).then(|| format!("{}\n", class.oom_score_adj)),
                 chroot: class.chroot.clone(),
                 chdir: chdir.as_ref().map(|c| c.to_string_lossy().into_owned()),
-                identity: identity.clone(),
-                identity_error,
+                setuid: class.setuid.clone(),
+                setgid: class.setgid.clone(),
                 script_fd: script_read.is_some(),
                 trace: req.trace,
                 debug_stop: class.debug && settings.debug,
@@ -366,13 +370,13 @@ mod tests {
     #[test]
     fn unknown_user_is_reported_by_the_child() {
         assert_eq!(
-            identity(Some("no-such-user-outset"), None).err(),
+            lookup_identity(Some("no-such-user-outset"), None).err(),
             Some((ErrorType::BadSetuid, 0))
         );
         assert_eq!(
-            identity(None, Some("no-such-group-outset")).err(),
+            lookup_identity(None, Some("no-such-group-outset")).err(),
             Some((ErrorType::BadSetgid, 0))
         );
-        assert!(identity(None, None).expect("none").is_none());
+        assert!(lookup_identity(None, None).expect("none").is_none());
     }
 }
