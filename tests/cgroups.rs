@@ -400,9 +400,17 @@ fn a_traced_daemon_is_followed_into_its_cgroup() {
     s.ctl(&["notify-cgroup-manager-address", &m.address()]);
     assert_eq!(s.ctl(&["start", "forker"]).0, 0, "{}", s.log());
     let pid = s.main_pid("forker");
-    // The pid followed is the forked sleep, in the job's cgroup.
-    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    assert!(cmdline.starts_with("sleep"), "{cmdline:?}\n{}", s.log());
+    // The pid followed is the forked child (soon to exec sleep), in the
+    // job's cgroup.
+    assert!(
+        s.log().contains(&format!("became new process ({pid})")),
+        "{}",
+        s.log()
+    );
+    s.wait_for("the forked child to exec sleep", || {
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.starts_with("sleep"))
+    });
     let want = under(&own("pids"), "upstart/forker");
     assert_eq!(cgroup_of(&pid, "pids").as_deref(), Some(want.as_str()));
     assert_eq!(s.ctl(&["stop", "forker"]).0, 0);
@@ -608,6 +616,41 @@ fn no_cgroups_starts_such_jobs_without_a_manager() {
     s.ctl(&["stop", "plain"]);
     assert_eq!(s.ctl(&["start", "plain"]).0, 0, "{}", s.log());
     s.ctl(&["stop", "plain"]);
+}
+
+#[test]
+fn a_spawn_waiting_on_the_manager_survives_a_reexec() {
+    assert_root();
+    let s = Session::start(
+        "cgreexecwait",
+        &[("inflight", "cgroup pids\nexec sleep 1000\n")],
+        &[],
+    );
+    let m = Manager::start(&s.dir.0);
+    s.ctl(&["notify-cgroup-manager-address", &m.address()]);
+    m.signal(libc::SIGSTOP);
+    assert_eq!(s.ctl(&["start", "--no-wait", "inflight"]).0, 0);
+    s.wait_status("inflight", "inflight start/spawned");
+    let o = Command::new(env!("CARGO_BIN_EXE_telinit"))
+        .arg("u")
+        .env("UPSTART_SESSION", &s.address)
+        .output()
+        .expect("telinit");
+    assert!(o.status.success() || o.status.code() == Some(1), "{o:?}");
+    s.wait_for("the re-exec", || {
+        s.log().contains("Stateful re-exec completed")
+    });
+    s.wait_for("the control socket", || s.ctl(&["version"]).0 == 0);
+    assert!(s.status("inflight").starts_with("inflight start/spawned"));
+    m.signal(libc::SIGCONT);
+    s.wait_status("inflight", "inflight start/running");
+    let want = under(&own("pids"), "upstart/inflight");
+    assert_eq!(
+        cgroup_of(&s.main_pid("inflight"), "pids").as_deref(),
+        Some(want.as_str())
+    );
+    s.ctl(&["stop", "inflight"]);
+    remove_cgroups("pids", &own("pids"), &["upstart/inflight"]);
 }
 
 #[test]
