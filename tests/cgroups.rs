@@ -418,6 +418,44 @@ fn a_traced_daemon_is_followed_into_its_cgroup() {
 }
 
 #[test]
+fn a_debug_job_stops_before_entering_its_cgroups() {
+    assert_root();
+    let s = Session::start(
+        "cgdebug",
+        &[(
+            "dbg",
+            "debug\ncgroup pids\nexec /bin/sh -c 'cat /proc/self/cgroup > @DIR@/dbg.cg; exec sleep 1000'\n",
+        )],
+        &[],
+    );
+    let m = Manager::start(&s.dir.0);
+    s.ctl(&["notify-cgroup-manager-address", &m.address()]);
+    // init sees the spawn succeed once the helper has stopped itself.
+    assert_eq!(s.ctl(&["start", "dbg"]).0, 0, "{}", s.log());
+    let pid = s.main_pid("dbg");
+    let stopped = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+            st.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('T'))
+        })
+    };
+    s.wait_for("the helper to stop", stopped);
+    assert_eq!(s.read("dbg.cg"), "", "ran before the debugger");
+    // SAFETY: kill(2) on the job's process.
+    unsafe { libc::kill(pid.parse().expect("pid"), libc::SIGCONT) };
+    s.wait_for("the job to run", || s.read("dbg.cg").ends_with('\n'));
+    let want = format!("pids:{}", under(&own("pids"), "upstart/dbg"));
+    assert!(
+        s.read("dbg.cg").lines().any(|l| l.ends_with(&want)),
+        "{}",
+        s.read("dbg.cg")
+    );
+    s.ctl(&["stop", "dbg"]);
+    remove_cgroups("pids", &own("pids"), &["upstart/dbg"]);
+}
+
+#[test]
 fn cgroups_of_a_setuid_job_are_handed_to_its_user() {
     assert_root();
     let s = Session::start(
