@@ -742,6 +742,12 @@ fn pid1_on_a_fresh_cgroup2_mount() {
     assert_root();
     let v2 = v2_mount().expect("a cgroup2 hierarchy on this host");
     let (ctl, key, value) = v2_knob(&v2);
+    // The manager enables controllers in the ancestors' subtree_control and
+    // never disables them: put the root's back as it was afterwards.
+    let enabled_before = std::fs::read_to_string(v2.join("cgroup.subtree_control"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .any(|c| c == ctl);
     let tag = unique("v2");
     let dir = TempDir::new("cgv2");
     let d = dir.0.display().to_string();
@@ -835,5 +841,9 @@ fn pid1_on_a_fresh_cgroup2_mount() {
             let _ = std::fs::remove_dir(&p);
             p.pop();
         }
+    }
+    if !enabled_before {
+        // Refused while another cgroup still uses it; then it is not ours.
+        let _ = std::fs::write(v2.join("cgroup.subtree_control"), format!("-{ctl}"));
     }
 }
