@@ -190,7 +190,7 @@ impl Layout {
         }
     }
 
-    /// Every controller name a client may use, v1 hierarchies first.
+    /// Every controller name a client may use, in mount order.
     pub fn controllers(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for m in &self.mounts {
