@@ -1059,3 +1059,68 @@ fn shipped_job_serves_init_on_a_fresh_cgroup2_mount() {
     );
     assert!(pid1.is_some(), "no init pid");
 }
+
+/// Fork a process that becomes uid/gid 65534, opens `n` connections to
+/// `socket` that never say anything, and waits to be killed. Only raw
+/// system calls after the fork (the test process has threads).
+fn silent_nobody(socket: &Path, n: usize) -> nix::unistd::Pid {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: an all-zero sockaddr_un is valid.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let path = socket.as_os_str().as_bytes();
+    assert!(path.len() < addr.sun_path.len(), "socket path too long");
+    for (d, s) in addr.sun_path.iter_mut().zip(path) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: the child makes only async-signal-safe calls, then _exit or
+    // pause until killed.
+    match unsafe { nix::unistd::fork() }.expect("fork") {
+        nix::unistd::ForkResult::Parent { child } => child,
+        nix::unistd::ForkResult::Child => unsafe {
+            if libc::setresgid(65534, 65534, 65534) != 0
+                || libc::setresuid(65534, 65534, 65534) != 0
+            {
+                libc::_exit(1);
+            }
+            for _ in 0..n {
+                let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+                if fd < 0 || libc::connect(fd, (&raw const addr).cast::<libc::sockaddr>(), len) != 0
+                {
+                    libc::_exit(2);
+                }
+            }
+            loop {
+                libc::pause();
+            }
+        },
+    }
+}
+
+#[test]
+fn one_user_cannot_take_every_connection() {
+    let m = Manager::host("cgm-cap");
+    let hog = silent_nobody(&m.socket, 64);
+    let mark = format!("client pid {hog} uid 65534 ");
+    wait_for("the 64 silent connections", || {
+        m.log().matches(&mark).count() == 64
+    });
+    // Every one of nobody's connections is taken; the next is refused.
+    let (ok, out) = m.as_nobody("Ping", &[&i(1)]);
+    let refused = !ok;
+    // Root is still served.
+    m.ok("Ping", &[&i(2)]);
+    let _ = nix::sys::signal::kill(hog, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(hog, None);
+    assert!(refused, "a 65th connection of one user was served: {out}");
+    assert!(
+        m.log().contains("too many clients (uid 65534)"),
+        "{}",
+        m.log()
+    );
+    // Once its connections are gone, nobody is served again.
+    wait_for("nobody to be served again", || {
+        m.as_nobody("Ping", &[&i(3)]).0
+    });
+}
