@@ -1124,3 +1124,34 @@ fn one_user_cannot_take_every_connection() {
         m.as_nobody("Ping", &[&i(3)]).0
     });
 }
+
+#[test]
+fn memory_limit_on_this_layout() {
+    let m = Manager::host("cgm-memory");
+    let mut clean = Cleanup::default();
+    let ctrls = string_replies(&m.ok("ListControllers", &[]));
+    assert!(ctrls.iter().any(|c| c == "memory"), "{ctrls:?}");
+    let t = name("memory");
+    let tdir = clean.dir(m.own_dir("memory").join(&t));
+    m.ok("Create", &[&s("memory"), &s(&t)]);
+    // The key is the hierarchy's own: v1 and v2 name the limit differently.
+    let key = if m.is_v1("memory") {
+        "memory.limit_in_bytes"
+    } else {
+        "memory.max"
+    };
+    m.ok("SetValue", &[&s("memory"), &s(&t), &s(key), &s("67108864")]);
+    assert_eq!(read(&tdir.join(key)), "67108864");
+    let pid = clean.sleeper();
+    m.ok("MovePid", &[&s("memory"), &s(&t), &i(pid)]);
+    let own = cgroup_of("self", "memory", m.is_v1("memory"));
+    assert_eq!(
+        cgroup_of(&pid.to_string(), "memory", m.is_v1("memory")),
+        format!("{}/{t}", own.trim_end_matches('/'))
+    );
+    m.ok("MovePid", &[&s("memory"), &s("/"), &i(pid)]);
+    assert_eq!(
+        int_reply(&m.ok("Remove", &[&s("memory"), &s(&t), &i(0)])),
+        1
+    );
+}
