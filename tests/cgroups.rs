@@ -558,6 +558,7 @@ fn a_stopped_manager_holds_the_job_but_never_init() {
         "cgstop",
         &[
             ("held", "cgroup pids\nexec sleep 1000\n"),
+            ("given-up", "cgroup pids\nexec sleep 1000\n"),
             ("free", "exec sleep 1000\n"),
         ],
         &[],
@@ -577,8 +578,15 @@ fn a_stopped_manager_holds_the_job_but_never_init() {
     assert!(list.contains("held start/spawned"), "{list}");
     assert!(s.status("held").starts_with("held start/spawned"));
 
+    // As in Upstart, a stop request waits for the spawn to report.
+    assert_eq!(s.ctl(&["start", "--no-wait", "given-up"]).0, 0);
+    s.wait_status("given-up", "given-up start/spawned");
+    assert_eq!(s.ctl(&["stop", "--no-wait", "given-up"]).0, 0);
+    s.wait_status("given-up", "given-up stop/spawned");
+
     m.signal(libc::SIGCONT);
     s.wait_status("held", "held start/running");
+    s.wait_status("given-up", "given-up stop/waiting");
     let want = under(&own("pids"), "upstart/held");
     assert_eq!(
         cgroup_of(&s.main_pid("held"), "pids").as_deref(),
