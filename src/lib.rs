@@ -22,6 +22,7 @@
 )]
 
 pub mod boot;
+pub mod cgroup;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -191,6 +191,13 @@ fn logdir(args: &Args) -> Result<PathBuf, String> {
 }
 
 fn main() -> ExitCode {
+    // A job's child exec'd us to do its cgroup setup (never returns). PID 1
+    // is never the helper, whatever the kernel passes it.
+    let mut raw = std::env::args();
+    if raw.nth(1).as_deref() == Some(outset::spawn::helper::HELPER_FLAG) && std::process::id() != 1
+    {
+        outset::spawn::helper::main(&raw.collect::<Vec<_>>());
+    }
     // Before anything else opens a descriptor: what did we inherit?
     let inherited_fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
         .map(|d| {

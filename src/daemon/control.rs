@@ -433,9 +433,8 @@ impl Daemon {
             )),
             Request::NotifyCGroupManagerAddress(address) => {
                 // First address wins; with --no-cgroups the call does nothing.
-                if !self.engine.options.no_cgroups && self.engine.options.cgroup_manager.is_none() {
-                    self.engine.options.cgroup_manager = Some(address);
-                }
+                self.engine
+                    .cgroup_manager_address(&mut self.shell, &address);
                 Ok(Value::Unit)
             }
             Request::GetState => self.state_json().map(Value::Str).map_err(|_| {

@@ -145,6 +145,7 @@ impl Daemon {
             user_mode: config.user_mode,
             no_log: config.no_log,
             debug: config.debug,
+            self_exe: None,
         };
         let shell = Shell::new(
             poll.registry().try_clone()?,

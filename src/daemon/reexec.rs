@@ -291,6 +291,7 @@ impl Daemon {
         let mut engine = state.engine;
         // Options that describe this image, not the old one.
         engine.options.session_address = self.engine.options.session_address.clone();
+        engine.options.no_cgroups = self.config.no_cgroups;
         engine.init_env = self.engine.init_env.clone();
         self.engine = engine;
         self.config.sources = state.sources;

@@ -13,7 +13,9 @@ use super::joblog::JobLog;
 use super::logger;
 use crate::control::{Broadcast, ToBroadcaster};
 use crate::job::{Level, Notice, Reply, SpawnRequest, Sys};
-use crate::spawn::{fork_child, log_path, prepare, record, PtyUnavailable, SpawnSettings};
+use crate::spawn::{
+    fork_child, log_path, open_self_exe, prepare, record, PtyUnavailable, SpawnSettings,
+};
 
 /// What a readiness token belongs to.
 pub enum Io {
@@ -353,6 +355,10 @@ impl Shell {
 
 impl Sys for Shell {
     fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, String> {
+        if req.cgroup_manager.is_some() && self.settings.self_exe.is_none() {
+            let exe = open_self_exe().map_err(|e| format!("unable to open own executable: {e}"))?;
+            self.settings.self_exe = Some(std::sync::Arc::new(exe));
+        }
         let mut settings = self.settings.clone();
         settings.no_log |= self.no_pty.contains(&req.job.job);
         let spawned = match prepare(req, &settings) {

@@ -71,6 +71,10 @@ pub struct Slot {
     /// A configuration change that waits for the last instance to go:
     /// `Some(Some(class))` replaces, `Some(None)` deletes.
     pub pending: Option<Option<Arc<JobClass>>>,
+    /// The start condition matched events while the cgroup manager was
+    /// unknown: start once its address arrives (cgroups.md §5).
+    #[serde(default)]
+    pub cgmanager_wait: bool,
 }
 
 impl Slot {
@@ -80,6 +84,7 @@ impl Slot {
             class,
             instances: BTreeMap::new(),
             pending: None,
+            cgmanager_wait: false,
         }
     }
 }
@@ -123,6 +128,9 @@ pub struct Engine {
     spawns: BTreeMap<i32, PendingSpawn>,
     /// Monotonic time of the current input, in milliseconds.
     now_ms: u64,
+    /// A class held back for the cgroup manager during this event.
+    #[serde(skip)]
+    cgroup_wait_logged: bool,
 }
 
 /// What a control call's job name and environment resolve to.
@@ -151,6 +159,49 @@ impl Engine {
             next_event: 1,
             ..Default::default()
         }
+    }
+
+    /// Does `job` need the cgroup manager? Only with `cgroup` stanzas, and
+    /// never with `--no-cgroups` (cgroups.md §6).
+    pub fn needs_cgroups(&self, job: &str) -> bool {
+        !self.options.no_cgroups
+            && self
+                .slots
+                .get(job)
+                .is_some_and(|s| !s.class.cgroups.is_empty())
+    }
+
+    /// `NotifyCGroupManagerAddress`: the first address wins; classes whose
+    /// start condition matched while waiting for it start now, without
+    /// re-checking the whole condition (cgroups.md §2, §5).
+    pub fn cgroup_manager_address(&mut self, sys: &mut dyn Sys, address: &str) {
+        if self.options.no_cgroups || self.options.cgroup_manager.is_some() {
+            return;
+        }
+        self.options.cgroup_manager = Some(address.to_string());
+        let waiting: Vec<String> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.cgmanager_wait && s.start_on.is_some())
+            .map(|(j, _)| j.clone())
+            .collect();
+        for job in waiting {
+            self.induct(sys, &job);
+            if let Some(slot) = self.slots.get_mut(&job) {
+                slot.cgmanager_wait = false;
+            }
+        }
+    }
+
+    /// The error of a manual start while the manager is unknown.
+    fn cgroup_start_check(&self, job: &str, display: &str) -> Result<(), (&'static str, String)> {
+        if self.needs_cgroups(job) && self.options.cgroup_manager.is_none() {
+            return Err((
+                "com.ubuntu.Upstart0_6.Error.CGroupManagerNotAvailable",
+                format!("Job cannot be started as cgroup manager not available: {display}"),
+            ));
+        }
+        Ok(())
     }
 
     /// Rebuild the indexes derived from slots and events (pid owners, the
@@ -433,10 +484,17 @@ impl Engine {
         let (name, ev_env) = (ev.name.clone(), ev.env.clone());
         sys.log(Level::Info, format!("Handling {name} event"));
         let jobs: Vec<String> = self.slots.keys().cloned().collect();
+        self.cgroup_wait_logged = false;
         for job in jobs {
             if let Flow::Abort = self.handle_event_for(sys, &job, id, &name, &ev_env) {
                 break;
             }
+        }
+        if std::mem::take(&mut self.cgroup_wait_logged) {
+            sys.log(
+                Level::Debug,
+                "Cannot start some jobs until cgroup manager available".to_string(),
+            );
         }
     }
 
@@ -509,18 +567,38 @@ impl Engine {
         }
 
         // 2. Jobs with cgroup stanzas wait for the manager (cgroups.md §5).
+        let needs_cgroups = self.needs_cgroups(job);
+        let available = self.options.cgroup_manager.is_some();
         let Some(slot) = self.slots.get_mut(job) else {
             return Flow::Continue;
         };
-        if !slot.class.cgroups.is_empty()
-            && !self.options.no_cgroups
-            && self.options.cgroup_manager.is_none()
-        {
+        let Some(tree) = slot.start_on.as_mut() else {
             return Flow::Continue;
+        };
+        if needs_cgroups && !available {
+            self.cgroup_wait_logged = true;
+            if slot.cgmanager_wait {
+                return Flow::Continue;
+            }
+            let held = tree.offer(&r, &[]);
+            for _ in 0..held {
+                self.hold(id);
+            }
+            if held > 0 {
+                if let Some(slot) = self.slots.get_mut(job) {
+                    slot.cgmanager_wait = true;
+                }
+            }
+            return Flow::Continue;
+        }
+        if needs_cgroups && slot.cgmanager_wait {
+            // Stale: the manager arrived without inducting this class.
+            slot.cgmanager_wait = false;
+            self.reset_start(job);
         }
 
         // 3. The start condition.
-        let Some(tree) = slot.start_on.as_mut() else {
+        let Some(tree) = self.slots.get_mut(job).and_then(|s| s.start_on.as_mut()) else {
             return Flow::Continue;
         };
         let held = tree.offer(&r, &[]);
@@ -970,12 +1048,34 @@ impl Engine {
         };
         let trace =
             process == ProcessType::Main && matches!(class.expect, Expect::Fork | Expect::Daemon);
+        let cgroup_manager = if self.needs_cgroups(&key.job) {
+            match &self.options.cgroup_manager {
+                Some(address) => Some(address.clone()),
+                None => {
+                    // Starts are refused or held until the address is
+                    // known; anything that slips through fails here
+                    // instead of retrying for ever.
+                    sys.log(
+                        Level::Warn,
+                        format!(
+                            "Failed to spawn {key} {} process: cgroup manager not available",
+                            process.name()
+                        ),
+                    );
+                    self.spawn_failed_action(sys, key, process);
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         let req = SpawnRequest {
             job: key.clone(),
             process,
             env: self.process_env(key, process),
             class,
             trace,
+            cgroup_manager,
         };
         // The reference retries forever; a bounded retry keeps PID 1 alive
         // when the failure is permanent, and fails the process instead.
@@ -1491,6 +1591,7 @@ impl Engine {
             env: start_env,
             name,
         } = self.resolve(job, &args)?;
+        self.cgroup_start_check(job, job)?;
         let iname = name.map_err(|mut msg| {
             if let Some(u) = &class.usage {
                 msg.push_str(&format!("\nUsage: {u}"));
@@ -1576,6 +1677,9 @@ impl Engine {
             ));
         };
         let goal = inst.goal;
+        if kind == super::WaitKind::Start {
+            self.cgroup_start_check(&key.job, &key.to_string())?;
+        }
         match kind {
             super::WaitKind::Start if goal == Goal::Start => {
                 return Err((

@@ -28,6 +28,9 @@ pub struct SpawnRequest {
     pub env: Vec<String>,
     /// Follow forks with ptrace (`expect fork|daemon`).
     pub trace: bool,
+    /// The cgroup manager's address when the class needs cgroups: the
+    /// process is then set up by the spawn helper.
+    pub cgroup_manager: Option<String>,
 }
 
 /// Observable changes, for the control plane's signals.

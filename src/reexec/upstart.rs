@@ -961,6 +961,7 @@ impl Importer {
         class.debug = c.opt_bool("debug", false)?;
         class.cgroups = cgroups(c)?;
         let deleted = c.opt_bool("deleted", false)?;
+        let cgmanager_wait = c.opt_bool("cgmanager_wait", false)?;
 
         let mut instances = BTreeMap::new();
         let jobs_at = c.at("jobs");
@@ -984,6 +985,7 @@ impl Importer {
                 instances,
                 // A class whose file is gone goes with its last instance.
                 pending: deleted.then_some(None),
+                cgmanager_wait,
             },
         );
         Ok(())

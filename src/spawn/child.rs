@@ -13,7 +13,7 @@ use crate::config::Console;
 pub type Limit = (i32, u64, u64);
 
 /// Identity to switch to, resolved before the fork.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
@@ -47,6 +47,19 @@ pub struct Prepared {
     pub identity_error: Option<(ErrorType, i32)>,
     pub trace: bool,
     pub debug_stop: bool,
+    /// Jobs with cgroup stanzas: after the descriptors and the session are
+    /// set up, exec the spawn helper, which does the rest.
+    pub helper: Option<HelperLaunch>,
+}
+
+/// How to start the spawn helper (see `helper.rs`).
+pub struct HelperLaunch {
+    /// outset's own executable, opened `O_PATH` (valid inside any chroot).
+    pub exe: RawFd,
+    /// Memory file holding the plan; numbered 10 or above.
+    pub plan: OwnedFd,
+    /// `outset --cgroup-helper PLAN-FD STATUS-FD`.
+    pub argv: Vec<CString>,
 }
 
 const SCRIPT_FD: RawFd = 9;
@@ -60,6 +73,7 @@ struct ChildArgs<'a> {
     prepared: &'a Prepared,
     argv: &'a [*const libc::c_char],
     envp: &'a [*const libc::c_char],
+    helper_argv: &'a [*const libc::c_char],
 }
 
 /// Stack for the cloned child; it only runs until exec.
@@ -71,7 +85,7 @@ extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
     // exit.
     let args = unsafe { &*(arg as *const ChildArgs<'_>) };
     // SAFETY: see `child`.
-    unsafe { child(args.prepared, args.argv, args.envp) }
+    unsafe { child(args) }
 }
 
 /// Start the child and set it up. Returns its pid in the parent.
@@ -98,11 +112,18 @@ pub unsafe fn fork_child(p: &Prepared) -> Result<i32, i32> {
         .map(|a| a.as_ptr())
         .chain(std::iter::once(std::ptr::null()))
         .collect();
+    let helper_argv: Vec<*const libc::c_char> = p
+        .helper
+        .iter()
+        .flat_map(|h| h.argv.iter().map(|a| a.as_ptr()))
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
     let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK);
     let args = ChildArgs {
         prepared: p,
         argv: &argv,
         envp: &envp,
+        helper_argv: &helper_argv,
     };
     let mut all: libc::sigset_t = std::mem::zeroed();
     let mut old: libc::sigset_t = std::mem::zeroed();
@@ -111,7 +132,7 @@ pub unsafe fn fork_child(p: &Prepared) -> Result<i32, i32> {
     let pid = if p.debug_stop {
         let pid = libc::fork();
         if pid == 0 {
-            child(p, &argv, &envp);
+            child(&args);
         }
         pid
     } else {
@@ -153,7 +174,8 @@ unsafe fn move_off(fd: RawFd, status: RawFd) -> RawFd {
     new
 }
 
-unsafe fn child(p: &Prepared, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> ! {
+unsafe fn child(args: &ChildArgs<'_>) -> ! {
+    let (p, argv, envp) = (args.prepared, args.argv, args.envp);
     // 1. Status pipe (close-on-exec) off the low fds.
     let mut status = p.status_write.as_raw_fd();
     status = move_off(status, status);
@@ -217,6 +239,23 @@ unsafe fn child(p: &Prepared, argv: &[*const libc::c_char], envp: &[*const libc:
             fail(status, ErrorType::Dup, 0, errno());
         }
         libc::close(slave);
+    }
+
+    // Jobs with cgroups: the helper does steps 9–14. It inherits the status
+    // pipe (close-on-exec again in the helper) and the plan.
+    if let Some(h) = &p.helper {
+        libc::fcntl(status, libc::F_SETFD, 0);
+        libc::fcntl(h.plan.as_raw_fd(), libc::F_SETFD, 0);
+        let no_env: [*const libc::c_char; 1] = [std::ptr::null()];
+        libc::syscall(
+            libc::SYS_execveat,
+            h.exe,
+            c"".as_ptr(),
+            args.helper_argv.as_ptr(),
+            no_env.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+        fail(status, ErrorType::Exec, 0, errno());
     }
 
     // 9. Process attributes.

@@ -3,9 +3,13 @@
 
 mod child;
 mod command;
+pub mod helper;
 mod prepare;
 pub mod record;
 
-pub use child::{cloexec_pipe, fork_child, open_pty, Identity, Prepared};
+pub use child::{cloexec_pipe, fork_child, open_pty, HelperLaunch, Identity, Prepared};
 pub use command::{build_command, Command};
-pub use prepare::{log_path, prepare, resolve_exe, PtyUnavailable, SpawnSettings, Spawned};
+pub use prepare::{
+    is_last_process, log_path, open_self_exe, prepare, resolve_exe, PtyUnavailable, SpawnSettings,
+    Spawned,
+};

@@ -1,13 +1,16 @@
 //! Building a [`Prepared`] child plan from a spawn request, in the parent.
 
 use std::ffi::CString;
-use std::os::fd::OwnedFd;
+use std::io::{Seek, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::child::{cloexec_pipe, open_pty, Identity, Prepared};
+use super::child::{cloexec_pipe, open_pty, HelperLaunch, Identity, Prepared};
 use super::command::build_command;
+use super::helper::{CgroupPlan, HelperPlan, HELPER_FLAG};
 use super::record::ErrorType;
-use crate::config::{Console, ProcessType, Resource};
+use crate::config::{Console, JobClass, ProcessType, Resource};
 use crate::env;
 use crate::job::SpawnRequest;
 
@@ -18,6 +21,56 @@ pub struct SpawnSettings {
     pub no_log: bool,
     /// `--debug`: honour the `debug` stanza.
     pub debug: bool,
+    /// outset's own executable (`O_PATH`), for the spawn helper; opened
+    /// the first time a job needs it.
+    pub self_exe: Option<Arc<OwnedFd>>,
+}
+
+/// Open outset's own executable for the spawn helper.
+pub fn open_self_exe() -> std::io::Result<OwnedFd> {
+    // SAFETY: open of a constant path; the result is checked.
+    let fd = unsafe { libc::open(c"/proc/self/exe".as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: just opened, owned by nobody else.
+    // Numbered 10 or above: the child puts the script pipe on fd 9.
+    high_fd(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A close-on-exec duplicate numbered 10 or above, out of the way of the
+/// standard descriptors and the script's fd 9 (the spawn helper is told
+/// the numbers before the child rearranges its descriptors).
+fn high_fd(fd: OwnedFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: fcntl on a descriptor we own; the result is checked.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
+    if new < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: just created.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Is `process` the class's last defined process type, in the order main,
+/// pre-start, post-start, pre-stop, post-stop, security? Its spawn asks
+/// the manager to remove the cgroups once empty (cgroups.md §4 step 3).
+pub fn is_last_process(class: &JobClass, process: ProcessType) -> bool {
+    ProcessType::ALL
+        .iter()
+        .rev()
+        .find(|t| class.process(**t).is_some())
+        == Some(&process)
+}
+
+/// Write the helper's plan into a memory file, positioned at its start.
+fn plan_file(plan: &HelperPlan) -> std::io::Result<OwnedFd> {
+    let fd = nix::sys::memfd::memfd_create(c"outset-spawn", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .map_err(std::io::Error::from)?;
+    let mut file = std::fs::File::from(fd);
+    serde_json::to_writer(&mut file, plan)?;
+    file.flush()?;
+    file.rewind()?;
+    high_fd(OwnedFd::from(file))
 }
 
 /// What the parent keeps of a spawn besides the pid.
@@ -78,7 +131,7 @@ fn rlimit_number(r: Resource) -> i32 {
 }
 
 /// Look up `setuid`/`setgid` (process-spawning.md §3.2 steps 9.8–9.11).
-fn identity(
+pub(crate) fn lookup_identity(
     setuid: Option<&str>,
     setgid: Option<&str>,
 ) -> Result<Option<Identity>, (ErrorType, i32)> {
@@ -152,6 +205,11 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         .ok_or_else(|| std::io::Error::other("no such process"))?;
     let cmd = build_command(&def.command, def.script);
     let (status_read, status_write) = cloexec_pipe()?;
+    let status_write = if req.cgroup_manager.is_some() {
+        high_fd(status_write)?
+    } else {
+        status_write
+    };
     let (script_read, script) = match cmd.script {
         Some(text) => {
             let (r, w) = cloexec_pipe()?;
@@ -172,11 +230,15 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
     let argv0 = cmd.argv.first().cloned().unwrap_or_default();
     let exe = resolve_exe(&argv0, env::get(&req.env, "PATH"), class.chroot.as_deref());
     let minimal = req.process == ProcessType::Security;
-    let (identity, identity_error) =
-        match identity(class.setuid.as_deref(), class.setgid.as_deref()) {
+    // The spawn helper looks names up itself: no NSS call in init.
+    let (identity, identity_error) = if req.cgroup_manager.is_some() {
+        (None, None)
+    } else {
+        match lookup_identity(class.setuid.as_deref(), class.setgid.as_deref()) {
             Ok(id) => (id, None),
             Err(e) => (None, Some(e)),
-        };
+        }
+    };
     let chdir = match (&class.chdir, settings.user_mode) {
         (Some(d), _) => Some(cstring(d)),
         (None, false) => Some(cstring("/")),
@@ -188,7 +250,52 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         .map(|(r, l)| (rlimit_number(*r), l.soft, l.hard))
         .collect();
     limits.sort_by_key(|l| l.0);
+    let helper = match &req.cgroup_manager {
+        Some(address) => {
+            let exe_fd = settings
+                .self_exe
+                .as_ref()
+                .ok_or_else(|| std::io::Error::other("own executable not available"))?;
+            let plan = HelperPlan {
+                exe: exe.clone(),
+                argv: cmd.argv.clone(),
+                envp: req.env.clone(),
+                minimal,
+                limits: limits.clone(),
+                umask: class.umask,
+                nice: class.nice,
+                oom_score: (class.oom_score_adj != 0).then(|| format!("{}\n", class.oom_score_adj)),
+                chroot: class.chroot.clone(),
+                chdir: chdir.as_ref().map(|c| c.to_string_lossy().into_owned()),
+                setuid: class.setuid.clone(),
+                setgid: class.setgid.clone(),
+                script_fd: script_read.is_some(),
+                trace: req.trace,
+                debug_stop: class.debug && settings.debug,
+                cgroups: CgroupPlan {
+                    address: address.clone(),
+                    controllers: class.cgroups.clone(),
+                    from_root: !settings.user_mode,
+                    clear: is_last_process(class, req.process),
+                },
+            };
+            let plan = plan_file(&plan)?;
+            let argv = vec![
+                cstring("outset"),
+                cstring(HELPER_FLAG),
+                cstring(&plan.as_raw_fd().to_string()),
+                cstring(&status_write.as_raw_fd().to_string()),
+            ];
+            Some(HelperLaunch {
+                exe: exe_fd.as_raw_fd(),
+                plan,
+                argv,
+            })
+        }
+        None => None,
+    };
     let prepared = Prepared {
+        helper,
         exe: cstring(&exe),
         argv: cmd.argv.iter().map(|a| cstring(a)).collect(),
         envp: req.env.iter().map(|e| cstring(e)).collect(),
@@ -258,15 +365,31 @@ mod tests {
     }
 
     #[test]
+    fn removal_on_empty_is_asked_by_the_last_process_type() {
+        use crate::config::{parse_job, ClassDefaults};
+        let class =
+            |text: &str| parse_job("j", "j.conf", text, &ClassDefaults::default()).expect("parse");
+        let main_only = class("exec /bin/true\n");
+        assert!(is_last_process(&main_only, ProcessType::Main));
+        // pre-start comes after main in the order: its spawn asks.
+        let pre = class("pre-start exec /bin/true\nexec /bin/true\n");
+        assert!(is_last_process(&pre, ProcessType::PreStart));
+        assert!(!is_last_process(&pre, ProcessType::Main));
+        let post = class("exec /bin/true\npost-stop exec /bin/true\npre-start exec /bin/true\n");
+        assert!(is_last_process(&post, ProcessType::PostStop));
+        assert!(!is_last_process(&post, ProcessType::PreStart));
+    }
+
+    #[test]
     fn unknown_user_is_reported_by_the_child() {
         assert_eq!(
-            identity(Some("no-such-user-outset"), None).err(),
+            lookup_identity(Some("no-such-user-outset"), None).err(),
             Some((ErrorType::BadSetuid, 0))
         );
         assert_eq!(
-            identity(None, Some("no-such-group-outset")).err(),
+            lookup_identity(None, Some("no-such-group-outset")).err(),
             Some((ErrorType::BadSetgid, 0))
         );
-        assert!(identity(None, None).expect("none").is_none());
+        assert!(lookup_identity(None, None).expect("none").is_none());
     }
 }

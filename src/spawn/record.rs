@@ -5,7 +5,7 @@
 pub const RECORD_SIZE: usize = 12;
 
 /// Error types, numbered as in the reference (records survive re-exec).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[repr(i32)]
 pub enum ErrorType {
     Dup = 0,

@@ -1,0 +1,429 @@
+//! The manager's operations, one function per D-Bus method, free of
+//! D-Bus: resolve the hierarchies, find the caller's base cgroup, check
+//! authorisation, act on the filesystem.
+
+use std::path::PathBuf;
+
+use super::auth::Caller;
+use super::error::{CgError, Result};
+use super::fsops;
+use super::layout::{self, Layout, Target};
+use super::path::{file_name, relative_to, RelPath};
+use super::reaper::{self, Shared as SharedReaper};
+
+/// State shared by every connection.
+pub struct Service {
+    pub layout: Layout,
+    pub reaper: SharedReaper,
+    pub log: slog::Logger,
+}
+
+/// Where paths are taken from: the caller's cgroup, or the manager's own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Base {
+    Caller,
+    Manager,
+}
+
+/// One cgroup a call acts on.
+struct Resolved {
+    target: Target,
+    /// Path within the hierarchy.
+    cgroup: String,
+    dir: PathBuf,
+    /// The base it is relative to, within the hierarchy.
+    base: String,
+}
+
+fn check_pid(pid: i32) -> Result<()> {
+    if pid <= 0 {
+        return Err(CgError::invalid(format!("bad pid {pid}")));
+    }
+    Ok(())
+}
+
+impl Service {
+    fn base_pid(caller: &Caller, base: Base) -> i32 {
+        match base {
+            Base::Caller => caller.pid,
+            Base::Manager => 0,
+        }
+    }
+
+    /// Resolve `controller` and `path` into cgroups, one per hierarchy.
+    fn resolve(
+        &self,
+        caller: &Caller,
+        controller: &str,
+        path: &RelPath,
+        base: Base,
+    ) -> Result<Vec<Resolved>> {
+        let members = layout::memberships(Self::base_pid(caller, base))?;
+        self.layout
+            .resolve(controller)?
+            .into_iter()
+            .map(|target| {
+                let base = target.cgroup_of(&members)?;
+                let cgroup = path.under(&base);
+                let dir = target.dir(&cgroup)?;
+                Ok(Resolved {
+                    target,
+                    cgroup,
+                    dir,
+                    base,
+                })
+            })
+            .collect()
+    }
+
+    fn resolve_one(
+        &self,
+        caller: &Caller,
+        controller: &str,
+        path: &RelPath,
+        base: Base,
+    ) -> Result<Resolved> {
+        let mut all = self.resolve(caller, controller, path, base)?;
+        match (all.pop(), all.is_empty()) {
+            (Some(one), true) => Ok(one),
+            _ => Err(CgError::invalid(format!(
+                "controller {controller:?} spans several hierarchies; name one controller"
+            ))),
+        }
+    }
+
+    fn existing(r: &Resolved) -> Result<()> {
+        if r.dir.is_dir() {
+            Ok(())
+        } else {
+            Err(CgError::NotFound(format!(
+                "cgroup {} does not exist in hierarchy {}",
+                r.cgroup,
+                r.target.name()
+            )))
+        }
+    }
+
+    pub fn create(&self, caller: &Caller, controller: &str, path: &str) -> Result<i32> {
+        let rel = RelPath::relative(path)?;
+        if rel.is_base() {
+            return Err(CgError::invalid("Create needs a cgroup below the caller's"));
+        }
+        let mut all_existed = true;
+        for r in self.resolve(caller, controller, &rel, Base::Caller)? {
+            let base_dir = r.target.dir(&r.base)?;
+            let mut levels = Vec::new();
+            let mut dir = base_dir.clone();
+            for part in rel.parts() {
+                dir = dir.join(part);
+                levels.push(dir.clone());
+            }
+            // The deepest existing level decides who may create below it.
+            let deepest = levels
+                .iter()
+                .rev()
+                .find(|d| d.is_dir())
+                .unwrap_or(&base_dir);
+            caller.require_owner(deepest)?;
+            let mut reaper = reaper::lock(&self.reaper);
+            let (existed, created) = fsops::make_dirs(&levels)?;
+            for d in &created {
+                reaper.created(d);
+                if !caller.is_root() {
+                    fsops::chown_all(d, caller.uid, caller.gid)?;
+                }
+            }
+            drop(reaper);
+            if r.target.is_v2() {
+                if let Err(e) = fsops::enable_v2(&r.target, &r.cgroup) {
+                    // Leave nothing behind from a refused Create.
+                    for d in created.iter().rev() {
+                        let _ = std::fs::remove_dir(d);
+                    }
+                    return Err(e);
+                }
+            }
+            slog::debug!(
+                self.log,
+                "uid {} created {} in {} (existed: {existed})",
+                caller.uid,
+                r.cgroup,
+                r.target.name()
+            );
+            all_existed &= existed;
+        }
+        Ok(if all_existed { 1 } else { -1 })
+    }
+
+    pub fn chown(
+        &self,
+        caller: &Caller,
+        controller: &str,
+        path: &str,
+        uid: i32,
+        gid: i32,
+    ) -> Result<()> {
+        let rel = RelPath::relative(path)?;
+        let (Ok(uid), Ok(gid)) = (u32::try_from(uid), u32::try_from(gid)) else {
+            return Err(CgError::invalid(format!("bad uid/gid {uid}/{gid}")));
+        };
+        for r in self.resolve(caller, controller, &rel, Base::Caller)? {
+            Self::existing(&r)?;
+            caller.require_owner(&r.dir)?;
+            if !caller.is_root() && (uid != caller.uid || gid != caller.gid) {
+                return Err(CgError::denied(format!(
+                    "uid {} may chown cgroups only to itself ({}:{})",
+                    caller.uid, caller.uid, caller.gid
+                )));
+            }
+            fsops::chown_cgroup(&r.dir, uid, gid)?;
+        }
+        Ok(())
+    }
+
+    pub fn chmod(
+        &self,
+        caller: &Caller,
+        controller: &str,
+        path: &str,
+        file: &str,
+        mode: i32,
+    ) -> Result<()> {
+        let rel = RelPath::relative(path)?;
+        let mode = u32::try_from(mode)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .ok_or_else(|| CgError::invalid(format!("bad mode {mode}")))?;
+        for r in self.resolve(caller, controller, &rel, Base::Caller)? {
+            Self::existing(&r)?;
+            let target = if file.is_empty() {
+                r.dir.clone()
+            } else {
+                r.dir.join(file_name(file)?)
+            };
+            caller.require_owner(&target)?;
+            fsops::chmod(&target, mode)?;
+        }
+        Ok(())
+    }
+
+    pub fn move_pid(
+        &self,
+        caller: &Caller,
+        controller: &str,
+        path: &str,
+        pid: i32,
+        base: Base,
+    ) -> Result<()> {
+        check_pid(pid)?;
+        let rel = match base {
+            Base::Caller => RelPath::relative(path)?,
+            Base::Manager => RelPath::absolute(path)?,
+        };
+        caller.require_may_move(pid)?;
+        for r in self.resolve(caller, controller, &rel, base)? {
+            Self::existing(&r)?;
+            caller.require_write(&r.dir.join("cgroup.procs"))?;
+            let mut reaper = reaper::lock(&self.reaper);
+            fsops::move_pid(&r.dir, pid)?;
+            reaper.entered(&r.dir);
+            drop(reaper);
+            slog::debug!(
+                self.log,
+                "uid {} moved {pid} to {} in {}",
+                caller.uid,
+                r.cgroup,
+                r.target.name()
+            );
+        }
+        Ok(())
+    }
+
+    pub fn set_value(
+        &self,
+        caller: &Caller,
+        controller: &str,
+        path: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<()> {
+        let rel = RelPath::relative(path)?;
+        let key = file_name(key)?;
+        let r = self.resolve_one(caller, controller, &rel, Base::Caller)?;
+        Self::existing(&r)?;
+        if r.target.is_v2() && !rel.is_base() {
+            fsops::enable_v2(&r.target, &r.cgroup)?;
+        }
+        let (file, value) = fsops::translate_set(&r.target, key, value)?;
+        let file = r.dir.join(file);
+        caller.require_write(&file)?;
+        fsops::write_file(&file, &value)
+    }
+
+    pub fn get_value(
+        &self,
+        caller: &Caller,
+        controller: &str,
+        path: &str,
+        key: &str,
+    ) -> Result<String> {
+        let rel = RelPath::relative(path)?;
+        let key = file_name(key)?;
+        let r = self.resolve_one(caller, controller, &rel, Base::Caller)?;
+        Self::existing(&r)?;
+        let (file, _) = fsops::translate_set(&r.target, key, "THAWED")?;
+        caller.require_read(&r.dir.join(file))?;
+        fsops::get_value(&r.target, &r.dir, key)
+    }
+
+    /// Removal needs the cgroup and its parent to be the caller's.
+    fn require_removable(caller: &Caller, r: &Resolved) -> Result<()> {
+        caller.require_owner(&r.dir)?;
+        if let Some(parent) = r.dir.parent() {
+            caller.require_owner(parent)?;
+        }
+        Ok(())
+    }
+
+    pub fn remove(
+        &self,
+        caller: &Caller,
+        controller: &str,
+        path: &str,
+        recursive: bool,
+    ) -> Result<i32> {
+        let rel = RelPath::relative(path)?;
+        if rel.is_base() {
+            return Err(CgError::invalid(
+                "the caller's own cgroup cannot be removed",
+            ));
+        }
+        let mut existed = false;
+        for r in self.resolve(caller, controller, &rel, Base::Caller)? {
+            if !r.dir.is_dir() {
+                continue;
+            }
+            Self::require_removable(caller, &r)?;
+            let mut reaper = reaper::lock(&self.reaper);
+            fsops::remove(&r.dir, recursive)?;
+            reaper.forget(&r.dir);
+            existed = true;
+        }
+        Ok(if existed { 1 } else { -1 })
+    }
+
+    pub fn remove_on_empty(&self, caller: &Caller, controller: &str, path: &str) -> Result<()> {
+        let rel = RelPath::relative(path)?;
+        if rel.is_base() {
+            return Err(CgError::invalid(
+                "the caller's own cgroup cannot be removed",
+            ));
+        }
+        for r in self.resolve(caller, controller, &rel, Base::Caller)? {
+            Self::existing(&r)?;
+            Self::require_removable(caller, &r)?;
+            reaper::lock(&self.reaper).register(&r.dir, r.target.is_v2());
+        }
+        Ok(())
+    }
+
+    /// Mark a subtree remove-on-empty and remove what is empty already.
+    pub fn prune(&self, caller: &Caller, controller: &str, path: &str) -> Result<()> {
+        let rel = RelPath::relative(path)?;
+        for r in self.resolve(caller, controller, &rel, Base::Caller)? {
+            Self::existing(&r)?;
+            if !rel.is_base() {
+                Self::require_removable(caller, &r)?;
+            }
+            let mut reaper = reaper::lock(&self.reaper);
+            let mut stack = vec![r.dir.clone()];
+            while let Some(dir) = stack.pop() {
+                for child in fsops::children(&dir)? {
+                    let child = dir.join(child);
+                    caller.require_owner(&child)?;
+                    reaper.register(&child, r.target.is_v2());
+                    reaper.entered(&child);
+                    stack.push(child);
+                }
+            }
+            if !rel.is_base() {
+                reaper.register(&r.dir, r.target.is_v2());
+                reaper.entered(&r.dir);
+            }
+            reaper.sweep();
+        }
+        Ok(())
+    }
+
+    pub fn get_tasks(
+        &self,
+        caller: &Caller,
+        controller: &str,
+        path: &str,
+        recursive: bool,
+    ) -> Result<Vec<i32>> {
+        let rel = RelPath::relative(path)?;
+        let r = self.resolve_one(caller, controller, &rel, Base::Caller)?;
+        Self::existing(&r)?;
+        caller.require_read(&r.dir.join("cgroup.procs"))?;
+        if recursive {
+            fsops::procs_recursive(&r.dir)
+        } else {
+            fsops::procs(&r.dir)
+        }
+    }
+
+    pub fn list_children(
+        &self,
+        caller: &Caller,
+        controller: &str,
+        path: &str,
+    ) -> Result<Vec<String>> {
+        let rel = RelPath::relative(path)?;
+        let r = self.resolve_one(caller, controller, &rel, Base::Caller)?;
+        Self::existing(&r)?;
+        caller.require_read(&r.dir)?;
+        fsops::children(&r.dir)
+    }
+
+    pub fn list_keys(
+        &self,
+        caller: &Caller,
+        controller: &str,
+        path: &str,
+    ) -> Result<Vec<(String, u32, u32, u32)>> {
+        let rel = RelPath::relative(path)?;
+        let r = self.resolve_one(caller, controller, &rel, Base::Caller)?;
+        Self::existing(&r)?;
+        caller.require_read(&r.dir)?;
+        fsops::list_keys(&r.dir)
+    }
+
+    /// The cgroup of `pid`, relative to the base (`/` is the base).
+    pub fn get_pid_cgroup(
+        &self,
+        caller: &Caller,
+        controller: &str,
+        pid: i32,
+        base: Base,
+    ) -> Result<String> {
+        check_pid(pid)?;
+        let target = self.layout.resolve_one(controller)?;
+        let base_cg = target.cgroup_of(&layout::memberships(Self::base_pid(caller, base))?)?;
+        let cg = target.cgroup_of(&layout::memberships(pid)?)?;
+        relative_to(&cg, &base_cg).ok_or_else(|| {
+            CgError::denied(format!(
+                "process {pid} is in {cg}, outside {} of the {}",
+                base_cg,
+                match base {
+                    Base::Caller => "caller",
+                    Base::Manager => "manager",
+                }
+            ))
+        })
+    }
+
+    pub fn list_controllers(&self) -> Vec<String> {
+        self.layout.controllers()
+    }
+}
