@@ -188,26 +188,27 @@ impl Drop for Manager {
     }
 }
 
-struct Session {
-    dir: TempDir,
-    child: Child,
-    address: String,
+/// A session init with client helpers; stopped gracefully on drop.
+struct Session(common::Started);
+
+impl std::ops::Deref for Session {
+    type Target = common::Started;
+    fn deref(&self) -> &common::Started {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut common::Started {
+        &mut self.0
+    }
 }
 
 impl Session {
     fn start(tag: &str, jobs: &[(&str, &str)], extra: &[&str]) -> Session {
         let mut args = vec!["--debug"];
         args.extend_from_slice(extra);
-        let common::Started {
-            dir,
-            child,
-            address,
-        } = common::start_session(tag, jobs, &args);
-        Session {
-            dir,
-            child,
-            address,
-        }
+        Session(common::start_session(tag, jobs, &args))
     }
 
     fn ctl(&self, args: &[&str]) -> (i32, String, String) {

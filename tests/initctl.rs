@@ -4,27 +4,28 @@
 mod common;
 
 use common::TempDir;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-struct Session {
-    dir: TempDir,
-    child: Child,
-    address: String,
+/// A session init (killed on drop by `common::Started`) with client helpers.
+struct Session(common::Started);
+
+impl std::ops::Deref for Session {
+    type Target = common::Started;
+    fn deref(&self) -> &common::Started {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut common::Started {
+        &mut self.0
+    }
 }
 
 impl Session {
     fn start(tag: &str, jobs: &[(&str, &str)]) -> Session {
-        let common::Started {
-            dir,
-            child,
-            address,
-        } = common::start_session(tag, jobs, &[]);
-        Session {
-            dir,
-            child,
-            address,
-        }
+        Session(common::start_session(tag, jobs, &[]))
     }
 
     fn cmd(&self, prog: &str, args: &[&str]) -> Output {
@@ -45,13 +46,6 @@ impl Session {
             String::from_utf8_lossy(&o.stdout).into_owned(),
             String::from_utf8_lossy(&o.stderr).into_owned(),
         )
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 /// The state of a fresh session with one running job, from `GetState()`.
 fn payload() -> serde_json::Value {
-    let s = common::start_session("restore-src", &[("sleeper", "exec sleep 1000\n")], &[]);
-    let mut child = s.child;
+    let mut s = common::start_session("restore-src", &[("sleeper", "exec sleep 1000\n")], &[]);
     let ctl = Command::new(env!("CARGO_BIN_EXE_initctl"))
         .args(["start", "sleeper"])
         .env("UPSTART_SESSION", &s.address)
@@ -28,8 +27,8 @@ fn payload() -> serde_json::Value {
         .output()
         .expect("dbus-send");
     // SAFETY: kill with the pid of the child we started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let _ = child.wait();
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
+    let _ = s.child.wait();
     assert!(out.status.success(), "{out:?}");
     let mut state: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("GetState returns JSON");

@@ -105,9 +105,7 @@ fn a_session_socket_refuses_other_users() {
     let (code, out, err) = run(&["env"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("svc start/running, process "), "{out}");
-    let mut child = s.child;
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(s);
 }
 
 /// `/proc/self/status` lines of a job process, by label.
@@ -238,9 +236,7 @@ fn event_values_reach_jobs_only_as_environment() {
             "pwned{n}: an event value was executed"
         );
     }
-    let mut child = s.child;
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(s);
 }
 
 /// A private system bus for one test, on a path socket in `dir`, with the
