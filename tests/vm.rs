@@ -54,9 +54,17 @@ fn write_overlay(dir: &TempDir) {
         "start on stopped rc RUNLEVEL=2\ntask\nsetuid nobody\nconsole output\n\
          exec /bin/sh -c 'echo \"vmtest: uid $(id -u)\"'\n",
     );
+    // A job placed in cgroups by the shipped manager job, with a limit.
+    dir.write(
+        "overlay/etc/init/vmtest-cgroup.conf",
+        "start on stopped vmtest-nobody\ntask\nconsole output\n\
+         cgroup memory $UPSTART_CGROUP max 67108864\ncgroup pids\n\
+         exec /bin/sh -c 'echo \"vmtest: cgroup $(cat /proc/self/cgroup) \
+         memory.max $(cat /sys/fs/cgroup/upstart/vmtest-cgroup/memory.max)\"'\n",
+    );
     dir.write(
         "overlay/etc/init/vmtest.conf",
-        r#"start on stopped vmtest-nobody
+        r#"start on stopped vmtest-cgroup
 task
 console output
 script
@@ -161,6 +169,10 @@ fn vm_boots_runs_the_shipped_jobs_and_powers_off() {
         "rc: entering runlevel 2 (from N)"
     );
     assert_eq!(line("vmtest: uid "), "vmtest: uid 65534");
+    assert_eq!(
+        line("vmtest: cgroup "),
+        "vmtest: cgroup 0::/upstart/vmtest-cgroup memory.max 67108864"
+    );
     assert_eq!(
         line("vmtest: hello.log "),
         "vmtest: hello.log hello from outset (job hello)"
