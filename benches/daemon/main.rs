@@ -15,7 +15,8 @@
 //! Every figure is printed with its baseline or target and the ratio.
 //! `-- --against-upstart PREFIX` runs the same workloads on the Upstart
 //! under PREFIX (`PREFIX/sbin/init`, `PREFIX/sbin/initctl`) as well.
-//! `-- --sizes 200,1000` limits the emit sizes.
+//! `-- --sizes 200,1000` limits the emit sizes; `-- --only emit,control`
+//! runs only the named workloads (emit, control, scaling, reexec).
 //!
 //! Run without `--bench` (as `cargo test --all-targets` does), every
 //! workload runs once with tiny sizes as a smoke test. Nothing here
@@ -37,6 +38,8 @@ struct Options {
     bench: bool,
     upstart: Option<PathBuf>,
     sizes: Option<Vec<usize>>,
+    /// Workloads to run (emit, control, scaling, reexec); all if empty.
+    only: Vec<String>,
 }
 
 fn options() -> Result<Options, String> {
@@ -44,6 +47,7 @@ fn options() -> Result<Options, String> {
         bench: false,
         upstart: None,
         sizes: None,
+        only: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -64,6 +68,16 @@ fn options() -> Result<Options, String> {
                 }
                 opts.sizes = Some(sizes);
             }
+            "--only" => {
+                let list = args
+                    .next()
+                    .ok_or("--only needs emit,control,scaling,reexec")?;
+                opts.only = list.split(',').map(|s| s.trim().to_string()).collect();
+                let known = ["emit", "control", "scaling", "reexec"];
+                if let Some(bad) = opts.only.iter().find(|w| !known.contains(&w.as_str())) {
+                    return Err(format!("unknown workload {bad}"));
+                }
+            }
             // libtest-style arguments cargo may pass along.
             a if a.starts_with('-') => {}
             _ => {}
@@ -82,25 +96,32 @@ fn outset() -> Binaries {
 
 /// Every workload on one supervisor; a failed workload is reported and
 /// the next one runs. Returns whether all of them worked.
-fn run_all(bins: &Binaries, sizes: &Sizes, out: &mut report::Report) -> bool {
+fn run_all(bins: &Binaries, sizes: &Sizes, only: &[String], out: &mut report::Report) -> bool {
+    let wanted = |w: &str| only.is_empty() || only.iter().any(|o| o == w);
     let mut failures = Vec::new();
-    for &n in &sizes.emit {
+    for &n in sizes.emit.iter().filter(|_| wanted("emit")) {
         match workload::emit(bins, n, sizes.rounds) {
             Ok(f) => out.emit(bins, &f),
             Err(e) => failures.push((format!("emit {n}"), e)),
         }
     }
-    match workload::control(bins, sizes) {
-        Ok(c) => out.control(bins, &c),
-        Err(e) => failures.push(("control".into(), e)),
+    if wanted("control") {
+        match workload::control(bins, sizes) {
+            Ok(c) => out.control(bins, &c),
+            Err(e) => failures.push(("control".into(), e)),
+        }
     }
-    match workload::scaling(bins, sizes) {
-        Ok(s) => out.scaling(bins, &s),
-        Err(e) => failures.push(("scaling".into(), e)),
+    if wanted("scaling") {
+        match workload::scaling(bins, sizes) {
+            Ok(s) => out.scaling(bins, &s),
+            Err(e) => failures.push(("scaling".into(), e)),
+        }
     }
-    match workload::reexec(bins, sizes) {
-        Ok(r) => out.reexec(bins, &r),
-        Err(e) => failures.push(("re-exec".into(), e)),
+    if wanted("reexec") {
+        match workload::reexec(bins, sizes) {
+            Ok(r) => out.reexec(bins, &r),
+            Err(e) => failures.push(("re-exec".into(), e)),
+        }
     }
     for (what, e) in &failures {
         out.failed(bins, what, e);
@@ -138,7 +159,7 @@ fn main() -> ExitCode {
     out.header();
     let mut failed = false;
     for bins in &supervisors {
-        failed |= !run_all(bins, &sizes, &mut out);
+        failed |= !run_all(bins, &sizes, &opts.only, &mut out);
     }
     out.summary();
     if failed {
