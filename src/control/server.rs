@@ -19,6 +19,9 @@ use super::protocol::{Broadcast, EngineHandle, Request, Value};
 /// Messages for the thread that owns the connections.
 pub enum ToBroadcaster {
     Change(Broadcast),
+    /// Several changes in order (what one turn of the engine's loop made:
+    /// one wake-up of the broadcaster instead of one per change).
+    Changes(Vec<Broadcast>),
     /// An answer to deliver only after every earlier change is applied, so
     /// a caller never hears of an object before it exists on its connection.
     Reply(
@@ -115,32 +118,15 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zb
                 }
             }
             ToBroadcaster::Change(change) => {
-                conns.retain(|c| apply(c, &engine, &change));
-                match &change {
-                    Broadcast::JobRemoved(job) => tombstones.push_back((job_path(job), true)),
-                    Broadcast::InstanceRemoved(job, inst) => {
-                        tombstones.push_back((instance_path(job, inst), false))
-                    }
-                    Broadcast::JobAdded(job) => tombstones.retain(|(p, _)| *p != job_path(job)),
-                    Broadcast::InstanceAdded(job, inst) => {
-                        tombstones.retain(|(p, _)| *p != instance_path(job, inst))
-                    }
-                    _ => {}
-                }
-                while tombstones.len() > TOMBSTONES {
-                    let Some((path, is_job)) = tombstones.pop_front() else {
-                        break;
-                    };
-                    for c in &conns {
-                        let server = c.object_server();
-                        let _ = if is_job {
-                            zbus::block_on(server.remove::<Job, _>(path.as_str()))
-                        } else {
-                            zbus::block_on(server.remove::<Instance, _>(path.as_str()))
-                        };
-                    }
-                }
+                zbus::block_on(apply_change(&mut conns, &engine, &mut tombstones, &change))
             }
+            // One turn of the runtime for the whole batch: handing the
+            // runtime over costs more than sending a signal.
+            ToBroadcaster::Changes(changes) => zbus::block_on(async {
+                for change in &changes {
+                    apply_change(&mut conns, &engine, &mut tombstones, change).await;
+                }
+            }),
             ToBroadcaster::Reply(tx, answer) => {
                 let _ = tx.send(answer);
             }
@@ -163,6 +149,50 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zb
                     }
                 }
             }
+        }
+    }
+}
+
+/// Apply one engine change to every connection and keep the tombstones.
+async fn apply_change(
+    conns: &mut Vec<Connection>,
+    engine: &EngineHandle,
+    tombstones: &mut std::collections::VecDeque<(String, bool)>,
+    change: &Broadcast,
+) {
+    let mut live = Vec::with_capacity(conns.len());
+    for c in conns.drain(..) {
+        if apply(&c, engine, change).await {
+            live.push(c);
+        }
+    }
+    *conns = live;
+    match change {
+        Broadcast::JobRemoved(job) => tombstones.push_back((job_path(job), true)),
+        Broadcast::InstanceRemoved(job, inst) => {
+            tombstones.push_back((instance_path(job, inst), false))
+        }
+        Broadcast::JobAdded(job) => {
+            let path = job_path(job);
+            tombstones.retain(|(p, _)| *p != path)
+        }
+        Broadcast::InstanceAdded(job, inst) => {
+            let path = instance_path(job, inst);
+            tombstones.retain(|(p, _)| *p != path)
+        }
+        _ => {}
+    }
+    while tombstones.len() > TOMBSTONES {
+        let Some((path, is_job)) = tombstones.pop_front() else {
+            break;
+        };
+        for c in conns.iter() {
+            let server = c.object_server();
+            let _ = if is_job {
+                server.remove::<Job, _>(path.as_str()).await
+            } else {
+                server.remove::<Instance, _>(path.as_str()).await
+            };
         }
     }
 }
@@ -274,104 +304,98 @@ fn unescape_path(path: &str) -> Option<(String, Option<String>)> {
     Some((job, inst))
 }
 
-fn add_job(conn: &Connection, engine: &EngineHandle, job: &str) {
+async fn add_job(conn: &Connection, engine: &EngineHandle, job: &str) {
     let iface = Job {
         engine: engine.clone(),
         job: job.to_string(),
     };
-    let _ = zbus::block_on(conn.object_server().at(job_path(job), iface));
+    let _ = conn.object_server().at(job_path(job), iface).await;
 }
 
-fn add_instance(conn: &Connection, engine: &EngineHandle, job: &str, instance: &str) {
+async fn add_instance(conn: &Connection, engine: &EngineHandle, job: &str, instance: &str) {
     let iface = Instance {
         engine: engine.clone(),
         job: job.to_string(),
         instance: instance.to_string(),
     };
-    let _ = zbus::block_on(conn.object_server().at(instance_path(job, instance), iface));
+    let _ = conn
+        .object_server()
+        .at(instance_path(job, instance), iface)
+        .await;
 }
 
 /// Apply one change to one connection; false if the connection is gone.
-fn apply(conn: &Connection, engine: &EngineHandle, change: &Broadcast) -> bool {
-    let emit_path = |path: &str, iface: &str, member: &str, arg: zbus::ObjectPath<'_>| {
-        zbus::block_on(conn.emit_signal(None::<&str>, path, iface, member, &(arg,)))
+async fn apply(conn: &Connection, engine: &EngineHandle, change: &Broadcast) -> bool {
+    let emit_path = |path: String, iface: &'static str, member: &'static str, arg: String| async move {
+        let arg = zbus::ObjectPath::from_str_unchecked(&arg);
+        conn.emit_signal(None::<&str>, path.as_str(), iface, member, &(arg,))
+            .await
     };
     let result = match change {
         Broadcast::JobAdded(job) => {
-            add_job(conn, engine, job);
+            add_job(conn, engine, job).await;
             let p = job_path(job);
-            emit_path(
-                MANAGER_PATH,
-                MANAGER_IFACE,
-                "JobAdded",
-                zbus::ObjectPath::from_str_unchecked(&p),
-            )
+            emit_path(MANAGER_PATH.to_string(), MANAGER_IFACE, "JobAdded", p).await
         }
         Broadcast::JobRemoved(job) => {
             // The object stays as a tombstone (see TOMBSTONES).
             let p = job_path(job);
-            emit_path(
-                MANAGER_PATH,
-                MANAGER_IFACE,
-                "JobRemoved",
-                zbus::ObjectPath::from_str_unchecked(&p),
-            )
+            emit_path(MANAGER_PATH.to_string(), MANAGER_IFACE, "JobRemoved", p).await
         }
         Broadcast::InstanceAdded(job, inst) => {
-            add_instance(conn, engine, job, inst);
+            add_instance(conn, engine, job, inst).await;
             let p = instance_path(job, inst);
-            emit_path(
-                &job_path(job),
-                JOB_IFACE,
-                "InstanceAdded",
-                zbus::ObjectPath::from_str_unchecked(&p),
-            )
+            emit_path(job_path(job), JOB_IFACE, "InstanceAdded", p).await
         }
         Broadcast::InstanceRemoved(job, inst) => {
             // The object stays as a tombstone (see TOMBSTONES).
             let p = instance_path(job, inst);
-            emit_path(
-                &job_path(job),
-                JOB_IFACE,
-                "InstanceRemoved",
-                zbus::ObjectPath::from_str_unchecked(&p),
-            )
+            emit_path(job_path(job), JOB_IFACE, "InstanceRemoved", p).await
         }
-        Broadcast::GoalChanged(job, inst, goal) => zbus::block_on(conn.emit_signal(
-            None::<&str>,
-            instance_path(job, inst).as_str(),
-            INSTANCE_IFACE,
-            "GoalChanged",
-            &(goal.as_str(),),
-        )),
-        Broadcast::StateChanged(job, inst, state) => zbus::block_on(conn.emit_signal(
-            None::<&str>,
-            instance_path(job, inst).as_str(),
-            INSTANCE_IFACE,
-            "StateChanged",
-            &(state.as_str(),),
-        )),
-        Broadcast::Failed(job, inst, status) => zbus::block_on(conn.emit_signal(
-            None::<&str>,
-            instance_path(job, inst).as_str(),
-            INSTANCE_IFACE,
-            "Failed",
-            &(*status,),
-        )),
-        Broadcast::Restarted => zbus::block_on(conn.emit_signal(
-            None::<&str>,
-            MANAGER_PATH,
-            MANAGER_IFACE,
-            "Restarted",
-            &(),
-        )),
-        Broadcast::EventEmitted(name, env) => zbus::block_on(conn.emit_signal(
-            None::<&str>,
-            MANAGER_PATH,
-            MANAGER_IFACE,
-            "EventEmitted",
-            &(name.as_str(), env),
-        )),
+        Broadcast::GoalChanged(job, inst, goal) => {
+            conn.emit_signal(
+                None::<&str>,
+                instance_path(job, inst).as_str(),
+                INSTANCE_IFACE,
+                "GoalChanged",
+                &(goal.as_str(),),
+            )
+            .await
+        }
+        Broadcast::StateChanged(job, inst, state) => {
+            conn.emit_signal(
+                None::<&str>,
+                instance_path(job, inst).as_str(),
+                INSTANCE_IFACE,
+                "StateChanged",
+                &(state.as_str(),),
+            )
+            .await
+        }
+        Broadcast::Failed(job, inst, status) => {
+            conn.emit_signal(
+                None::<&str>,
+                instance_path(job, inst).as_str(),
+                INSTANCE_IFACE,
+                "Failed",
+                &(*status,),
+            )
+            .await
+        }
+        Broadcast::Restarted => {
+            conn.emit_signal(None::<&str>, MANAGER_PATH, MANAGER_IFACE, "Restarted", &())
+                .await
+        }
+        Broadcast::EventEmitted(name, env) => {
+            conn.emit_signal(
+                None::<&str>,
+                MANAGER_PATH,
+                MANAGER_IFACE,
+                "EventEmitted",
+                &(name.as_str(), env),
+            )
+            .await
+        }
     };
     result.is_ok()
 }

@@ -97,7 +97,8 @@ impl Daemon {
     }
 
     /// Send an answer behind every object change made so far.
-    fn deliver(&self, tx: futures_channel::oneshot::Sender<Answer>, answer: Answer) {
+    fn deliver(&mut self, tx: futures_channel::oneshot::Sender<Answer>, answer: Answer) {
+        self.shell.flush_changes();
         match &self.shell.control {
             Some(broadcaster) => {
                 if let Err(std::sync::mpsc::SendError(crate::control::ToBroadcaster::Reply(
@@ -117,11 +118,14 @@ impl Daemon {
     fn serve(&mut self, Envelope { request, reply }: Envelope) {
         // The broadcaster itself waits for this one: answer directly.
         if let Request::Snapshot = request {
+            // Changes it already reflects must not follow it.
+            self.shell.flush_changes();
             let _ = reply.send(self.answer_now(Request::Snapshot));
             return;
         }
         let immediate = match request {
             Request::NotifyDBusAddress(address) if self.config.user_mode => {
+                self.shell.flush_changes();
                 match &self.shell.control {
                     Some(b) => {
                         if let Err(std::sync::mpsc::SendError(

@@ -316,6 +316,7 @@ impl Daemon {
     pub fn run(&mut self) -> i32 {
         if let Some(fd) = self.config.state_fd {
             if self.restore(fd) {
+                self.shell.flush_changes();
                 if let Some(tx) = &self.shell.control {
                     let _ = tx.send(crate::control::ToBroadcaster::Change(
                         crate::control::Broadcast::Restarted,
@@ -375,6 +376,7 @@ impl Daemon {
                 }
                 return status;
             }
+            self.shell.flush_changes();
             let timeout = self.timeout();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {

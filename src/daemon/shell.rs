@@ -48,6 +48,8 @@ pub struct Shell {
     pub replies: Vec<(u64, Reply)>,
     /// Where object and signal changes go (the control server).
     pub control: Option<std::sync::mpsc::Sender<ToBroadcaster>>,
+    /// Changes not yet handed to the control server (see `flush_changes`).
+    changes: Vec<Broadcast>,
     /// Output of ended processes kept until the disk is writeable
     /// (process-spawning.md §7.4).
     pub unflushed: Vec<JobLog>,
@@ -94,6 +96,7 @@ impl Shell {
             scripts: HashMap::new(),
             replies: Vec::new(),
             control: None,
+            changes: Vec::new(),
             unflushed: Vec::new(),
             disk_writeable: false,
             event_fds: HashMap::new(),
@@ -284,6 +287,19 @@ impl Shell {
         Ok(())
     }
 
+    /// Hand the buffered changes to the control server in one message.
+    /// Called once per turn of the loop, and before anything sent to it
+    /// that must come after them (replies, re-exec notices).
+    pub fn flush_changes(&mut self) {
+        if self.changes.is_empty() {
+            return;
+        }
+        let changes = std::mem::take(&mut self.changes);
+        if let Some(tx) = &self.control {
+            let _ = tx.send(ToBroadcaster::Changes(changes));
+        }
+    }
+
     /// A process ended: take the rest of its output and close its log.
     pub fn process_ended(&mut self, pid: i32) {
         let tokens: Vec<Token> = self
@@ -359,7 +375,9 @@ impl Sys for Shell {
     }
 
     fn notice(&mut self, notice: Notice) {
-        let Some(tx) = &self.control else { return };
+        if self.control.is_none() {
+            return;
+        }
         let change = match notice {
             Notice::JobAdded(j) => Broadcast::JobAdded(j),
             Notice::JobRemoved(j) => Broadcast::JobRemoved(j),
@@ -370,7 +388,7 @@ impl Sys for Shell {
             Notice::Failed(k, status) => Broadcast::Failed(k.job, k.instance, status),
             Notice::EventEmitted(name, env) => Broadcast::EventEmitted(name, env),
         };
-        let _ = tx.send(ToBroadcaster::Change(change));
+        self.changes.push(change);
     }
 
     fn ptrace_setoptions(&mut self, pid: i32, follow: bool) -> Result<(), i32> {

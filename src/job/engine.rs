@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::instance::{Held, Instance, Trace};
-use super::interest::Interest;
+use super::interest::InterestCache;
 use super::state::{Goal, State};
 use super::sys::{Level, Notice, Reply, SpawnRequest, Sys};
 use super::JobKey;
@@ -126,7 +126,7 @@ pub struct Engine {
     now_ms: u64,
     /// Event name → interested jobs; rebuilt when the classes change.
     #[serde(skip)]
-    interest: Option<Interest>,
+    interest: InterestCache,
 }
 
 /// What a control call's job name and environment resolve to.
@@ -162,7 +162,7 @@ impl Engine {
     /// an imported Upstart payload. Spawns in flight are given as
     /// (pid, job, process) for the status pipes that are still open.
     pub fn reindex(&mut self, spawns_in_flight: &[(i32, JobKey, ProcessType)]) {
-        self.interest = None;
+        self.interest.clear();
         self.pids.clear();
         for (job, slot) in &self.slots {
             for (name, inst) in &slot.instances {
@@ -240,7 +240,7 @@ impl Engine {
     /// replace the old ones at once if they have no instances, else when
     /// the last instance is gone (job-config.md §3).
     pub fn set_classes(&mut self, sys: &mut dyn Sys, classes: Vec<JobClass>) {
-        self.interest = None;
+        self.interest.clear();
         let mut incoming: BTreeMap<String, JobClass> =
             classes.into_iter().map(|c| (c.name.clone(), c)).collect();
         let names: Vec<String> = self.slots.keys().cloned().collect();
@@ -277,7 +277,7 @@ impl Engine {
     }
 
     fn apply_class_change(&mut self, sys: &mut dyn Sys, name: &str, class: Option<Arc<JobClass>>) {
-        self.interest = None;
+        self.interest.clear();
         let Some(old) = self.slots.remove(name) else {
             return;
         };
@@ -453,10 +453,7 @@ impl Engine {
         let (name, ev_env) = (ev.name.clone(), ev.env.clone());
         sys.log(Level::Info, format!("Handling {name} event"));
         // Only the jobs whose conditions name the event (see Interest).
-        let jobs = self
-            .interest
-            .get_or_insert_with(|| Interest::build(&self.slots))
-            .jobs(&name);
+        let jobs = self.interest.jobs(&self.slots, &name);
         for job in jobs.iter() {
             if let Flow::Abort = self.handle_event_for(sys, job, id, &name, &ev_env) {
                 break;

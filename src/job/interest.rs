@@ -21,14 +21,32 @@ pub struct Interest {
     always: Vec<String>,
 }
 
+/// The index, built on first use after each invalidation.
+#[derive(Debug, Clone, Default)]
+pub struct InterestCache(Option<Interest>);
+
 /// Derived data, never part of an engine's identity.
-impl PartialEq for Interest {
+impl PartialEq for InterestCache {
     fn eq(&self, _: &Self) -> bool {
         true
     }
 }
 
-impl Eq for Interest {}
+impl Eq for InterestCache {}
+
+impl InterestCache {
+    /// The classes (or imported state) changed.
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
+
+    /// The jobs to offer event `name`, in job-name order.
+    pub fn jobs(&mut self, slots: &BTreeMap<String, Slot>, name: &str) -> Arc<[String]> {
+        self.0
+            .get_or_insert_with(|| Interest::build(slots))
+            .jobs(name)
+    }
+}
 
 fn expr_names<'a>(expr: &'a EventExpr, out: &mut Vec<&'a str>) {
     match expr {
