@@ -207,6 +207,17 @@ impl Daemon {
             } => {
                 return self.instance_call(reply, wait, JobKey::new(&job, &instance), kind);
             }
+            // Property reads and writes answer at once, not behind the queued object
+            // changes: zbus holds its object-tree lock while a property
+            // getter waits, and applying a change needs that lock, so an
+            // answer queued behind a change could never arrive.
+            property @ (Request::JobProperties { .. }
+            | Request::InstanceProperties { .. }
+            | Request::GetLogPriority
+            | Request::SetLogPriority(_)) => {
+                let _ = reply.send(self.answer_now(property));
+                return;
+            }
             other => self.answer_now(other),
         };
         self.deliver(reply, immediate);

@@ -368,7 +368,7 @@ impl Daemon {
         loop {
             self.engine.set_time(self.now_ms());
             self.engine.fire_timers(&mut self.shell);
-            self.engine.run_queue(&mut self.shell);
+            self.run_queue();
             self.flush_replies();
             if let Some(status) = self.check_quiesce() {
                 if let Some(f) = self.session_file.take() {
@@ -414,7 +414,7 @@ impl Daemon {
             self.serve_requests();
             if std::mem::take(&mut self.reexec_requested) {
                 self.engine.set_time(self.now_ms());
-                self.engine.run_queue(&mut self.shell);
+                self.run_queue();
                 self.flush_replies();
                 self.reexec();
             }
@@ -432,6 +432,21 @@ impl Daemon {
             t = Some(t.map_or(second, |t| t.min(second)));
         }
         t
+    }
+
+    /// Drain the event queue, handing the engine the outcomes of spawns
+    /// that were complete at once (which can queue more events).
+    fn run_queue(&mut self) {
+        loop {
+            self.engine.run_queue(&mut self.shell);
+            let Some(outcome) = self.shell.take_settled() else {
+                return;
+            };
+            self.apply(outcome);
+            while let Some(outcome) = self.shell.take_settled() {
+                self.apply(outcome);
+            }
+        }
     }
 
     fn apply(&mut self, outcome: Outcome) {

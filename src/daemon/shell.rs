@@ -35,6 +35,29 @@ pub enum Outcome {
     SpawnError(i32, String),
 }
 
+impl Outcome {
+    fn pid(&self) -> i32 {
+        match self {
+            Outcome::SpawnOk(pid) | Outcome::SpawnError(pid, _) => *pid,
+        }
+    }
+}
+
+/// Read a non-blocking status pipe into `buf`; true once it is complete
+/// (end of file, or an error that ends it), false if it would block.
+fn read_to_end(file: &mut File, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; record::RECORD_SIZE];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
 pub struct Shell {
     pub registry: Registry,
     pub logger: slog::Logger,
@@ -50,6 +73,9 @@ pub struct Shell {
     pub control: Option<std::sync::mpsc::Sender<ToBroadcaster>>,
     /// Changes not yet handed to the control server (see `flush_changes`).
     changes: Vec<Broadcast>,
+    /// Spawns whose status pipe was already complete when `spawn`
+    /// returned, for the loop to hand to the engine.
+    settled: std::collections::VecDeque<Outcome>,
     /// Output of ended processes kept until the disk is writeable
     /// (process-spawning.md §7.4).
     pub unflushed: Vec<JobLog>,
@@ -97,6 +123,7 @@ impl Shell {
             replies: Vec::new(),
             control: None,
             changes: Vec::new(),
+            settled: Default::default(),
             unflushed: Vec::new(),
             disk_writeable: false,
             event_fds: HashMap::new(),
@@ -163,24 +190,22 @@ impl Shell {
             return None;
         };
         let pid = *pid;
-        let mut chunk = [0u8; record::RECORD_SIZE];
-        loop {
-            match file.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
-                Err(_) => break,
-            }
+        if !read_to_end(file, buf) {
+            return None;
         }
-        // End of file: exec succeeded (no data) or the child reported.
         let data = match self.deregister(token) {
             Some(Io::Status { buf, .. }) => buf,
             _ => Vec::new(),
         };
+        Some(self.status_outcome(pid, data))
+    }
+
+    /// What a complete status pipe says: exec succeeded (no data) or the
+    /// child's error record.
+    fn status_outcome(&mut self, pid: i32, data: Vec<u8>) -> Outcome {
         if data.is_empty() {
             self.send_script(pid);
-            return Some(Outcome::SpawnOk(pid));
+            return Outcome::SpawnOk(pid);
         }
         self.scripts.remove(&pid);
         let msg = record::message(&data).unwrap_or_else(|| {
@@ -194,11 +219,19 @@ impl Shell {
             );
             "unable to read child status".to_string()
         });
-        Some(Outcome::SpawnError(pid, msg))
+        Outcome::SpawnError(pid, msg)
+    }
+
+    /// The next outcome that was complete when its spawn returned.
+    pub fn take_settled(&mut self) -> Option<Outcome> {
+        self.settled.pop_front()
     }
 
     /// Drain a pid's status pipe (it is dead, so this cannot block).
     pub fn drain_status(&mut self, pid: i32) -> Option<Outcome> {
+        if let Some(i) = self.settled.iter().position(|o| o.pid() == pid) {
+            return self.settled.remove(i);
+        }
         let token = self
             .io
             .iter()
@@ -325,14 +358,7 @@ impl Sys for Shell {
         // The child's ends close here with `prepared`.
         drop(spawned.prepared);
         set_nonblocking(&spawned.status_read);
-        self.register(
-            Io::Status {
-                pid,
-                file: file(spawned.status_read),
-                buf: Vec::new(),
-            },
-            Interest::READABLE,
-        );
+        let mut status = file(spawned.status_read);
         if let Some(master) = spawned.log_master {
             let path = log_path(&self.logdir, &req.job.job, &req.job.instance);
             self.register(
@@ -346,6 +372,23 @@ impl Sys for Shell {
         }
         if let Some(script) = spawned.script {
             self.scripts.insert(pid, script);
+        }
+        // The parent resumes once the child has exec'd or exited, so the
+        // status pipe is usually complete already: then there is nothing
+        // to watch (and no descriptor kept open across later spawns).
+        let mut buf = Vec::new();
+        if read_to_end(&mut status, &mut buf) {
+            let outcome = self.status_outcome(pid, buf);
+            self.settled.push_back(outcome);
+        } else {
+            self.register(
+                Io::Status {
+                    pid,
+                    file: status,
+                    buf,
+                },
+                Interest::READABLE,
+            );
         }
         Ok(pid)
     }
