@@ -116,8 +116,9 @@ pub fn control(bins: &Binaries, sizes: &Sizes) -> Result<ControlFigures, String>
         }],
         &format!("c{}", classes - 1),
     )?;
-    // Let start-up allocations settle before sampling memory.
-    std::thread::sleep(Duration::from_millis(200));
+    // Memory is sampled after a quiet spell, when a supervisor that
+    // hands free memory back (outset: after a second) has done so.
+    std::thread::sleep(Duration::from_millis(1500));
     let rss_idle_kib = session.rss_kib().unwrap_or(0);
     let mut list = Vec::new();
     for _ in 0..sizes.rounds.max(5) {
@@ -179,7 +180,7 @@ pub fn control(bins: &Binaries, sizes: &Sizes) -> Result<ControlFigures, String>
     if storm_emits == 0 {
         return Err("the spawn storm did not complete one emit".into());
     }
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(1500));
     let rss_after_kib = session.rss_kib().unwrap_or(0);
     session.stop();
     Ok(ControlFigures {

@@ -160,13 +160,17 @@ async fn apply_change(
     tombstones: &mut std::collections::VecDeque<(String, bool)>,
     change: &Broadcast,
 ) {
-    let mut live = Vec::with_capacity(conns.len());
-    for c in conns.drain(..) {
-        if apply(&c, engine, change).await {
-            live.push(c);
+    // A change whose signal cannot be built is not sent anywhere (names
+    // and paths come from the engine and are valid).
+    if let Ok(signal) = signal(change) {
+        let mut live = Vec::with_capacity(conns.len());
+        for c in conns.drain(..) {
+            if apply(&c, engine, change, &signal).await {
+                live.push(c);
+            }
         }
+        *conns = live;
     }
-    *conns = live;
     match change {
         Broadcast::JobRemoved(job) => tombstones.push_back((job_path(job), true)),
         Broadcast::InstanceRemoved(job, inst) => {
@@ -324,78 +328,64 @@ async fn add_instance(conn: &Connection, engine: &EngineHandle, job: &str, insta
         .await;
 }
 
-/// Apply one change to one connection; false if the connection is gone.
-async fn apply(conn: &Connection, engine: &EngineHandle, change: &Broadcast) -> bool {
-    let emit_path = |path: String, iface: &'static str, member: &'static str, arg: String| async move {
-        let arg = zbus::ObjectPath::from_str_unchecked(&arg);
-        conn.emit_signal(None::<&str>, path.as_str(), iface, member, &(arg,))
-            .await
+/// The signal announcing a change, built once for every connection (no
+/// sender: peers have none, and a bus fills in its own).
+fn signal(change: &Broadcast) -> zbus::Result<zbus::Message> {
+    use zbus::ObjectPath;
+    let build = |path: &str, iface: &'static str, member: &'static str| {
+        zbus::Message::signal(path.to_owned(), iface, member)
     };
-    let result = match change {
+    match change {
         Broadcast::JobAdded(job) => {
-            add_job(conn, engine, job).await;
             let p = job_path(job);
-            emit_path(MANAGER_PATH.to_string(), MANAGER_IFACE, "JobAdded", p).await
+            build(MANAGER_PATH, MANAGER_IFACE, "JobAdded")
+                .build(&(ObjectPath::from_str_unchecked(&p),))
         }
         Broadcast::JobRemoved(job) => {
-            // The object stays as a tombstone (see TOMBSTONES).
             let p = job_path(job);
-            emit_path(MANAGER_PATH.to_string(), MANAGER_IFACE, "JobRemoved", p).await
+            build(MANAGER_PATH, MANAGER_IFACE, "JobRemoved")
+                .build(&(ObjectPath::from_str_unchecked(&p),))
         }
         Broadcast::InstanceAdded(job, inst) => {
-            add_instance(conn, engine, job, inst).await;
             let p = instance_path(job, inst);
-            emit_path(job_path(job), JOB_IFACE, "InstanceAdded", p).await
+            build(&job_path(job), JOB_IFACE, "InstanceAdded")
+                .build(&(ObjectPath::from_str_unchecked(&p),))
         }
         Broadcast::InstanceRemoved(job, inst) => {
-            // The object stays as a tombstone (see TOMBSTONES).
             let p = instance_path(job, inst);
-            emit_path(job_path(job), JOB_IFACE, "InstanceRemoved", p).await
+            build(&job_path(job), JOB_IFACE, "InstanceRemoved")
+                .build(&(ObjectPath::from_str_unchecked(&p),))
         }
         Broadcast::GoalChanged(job, inst, goal) => {
-            conn.emit_signal(
-                None::<&str>,
-                instance_path(job, inst).as_str(),
-                INSTANCE_IFACE,
-                "GoalChanged",
-                &(goal.as_str(),),
-            )
-            .await
+            build(&instance_path(job, inst), INSTANCE_IFACE, "GoalChanged").build(&(goal.as_str(),))
         }
         Broadcast::StateChanged(job, inst, state) => {
-            conn.emit_signal(
-                None::<&str>,
-                instance_path(job, inst).as_str(),
-                INSTANCE_IFACE,
-                "StateChanged",
-                &(state.as_str(),),
-            )
-            .await
+            build(&instance_path(job, inst), INSTANCE_IFACE, "StateChanged")
+                .build(&(state.as_str(),))
         }
         Broadcast::Failed(job, inst, status) => {
-            conn.emit_signal(
-                None::<&str>,
-                instance_path(job, inst).as_str(),
-                INSTANCE_IFACE,
-                "Failed",
-                &(*status,),
-            )
-            .await
+            build(&instance_path(job, inst), INSTANCE_IFACE, "Failed").build(&(*status,))
         }
-        Broadcast::Restarted => {
-            conn.emit_signal(None::<&str>, MANAGER_PATH, MANAGER_IFACE, "Restarted", &())
-                .await
-        }
+        Broadcast::Restarted => build(MANAGER_PATH, MANAGER_IFACE, "Restarted").build(&()),
         Broadcast::EventEmitted(name, env) => {
-            conn.emit_signal(
-                None::<&str>,
-                MANAGER_PATH,
-                MANAGER_IFACE,
-                "EventEmitted",
-                &(name.as_str(), env),
-            )
-            .await
+            build(MANAGER_PATH, MANAGER_IFACE, "EventEmitted").build(&(name.as_str(), env))
         }
-    };
-    result.is_ok()
+    }
+}
+
+/// Apply one change to one connection: add the object it announces (a
+/// removed one stays as a tombstone, see TOMBSTONES), then send the
+/// signal. False if the connection is gone.
+async fn apply(
+    conn: &Connection,
+    engine: &EngineHandle,
+    change: &Broadcast,
+    signal: &zbus::Message,
+) -> bool {
+    match change {
+        Broadcast::JobAdded(job) => add_job(conn, engine, job).await,
+        Broadcast::InstanceAdded(job, inst) => add_instance(conn, engine, job, inst).await,
+        _ => {}
+    }
+    conn.send(signal).await.is_ok()
 }

@@ -6,6 +6,7 @@
 mod control;
 mod joblog;
 pub mod logger;
+mod memory;
 mod reexec;
 mod shell;
 
@@ -108,10 +109,13 @@ pub struct Daemon {
     pending: control::Pending,
     session_file: Option<PathBuf>,
     log_priority: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Work was done since memory was last handed back (see memory.rs).
+    busy_since_trim: bool,
 }
 
 impl Daemon {
     pub fn new(config: DaemonConfig) -> Result<Self, DaemonError> {
+        memory::tune();
         let poll = Poll::new()?;
         let (logger, log_control) = logger::stderr_logger(config.log_level);
         let log_priority = log_control.priority.clone();
@@ -163,6 +167,7 @@ impl Daemon {
             pending: control::Pending::default(),
             session_file: None,
             log_priority,
+            busy_since_trim: true,
         };
         daemon.watch_sources();
         daemon.open_control()?;
@@ -377,12 +382,22 @@ impl Daemon {
                 return status;
             }
             self.shell.flush_changes();
-            let timeout = self.timeout();
+            let mut timeout = self.timeout();
+            if self.busy_since_trim {
+                timeout = Some(timeout.map_or(memory::QUIET, |t| t.min(memory::QUIET)));
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     self.log(Level::Error, &format!("poll failed: {e}"));
                 }
                 continue;
+            }
+            if events.is_empty() {
+                if std::mem::take(&mut self.busy_since_trim) {
+                    memory::trim();
+                }
+            } else {
+                self.busy_since_trim = true;
             }
             let mut signalled = false;
             let mut conf_changed = false;
