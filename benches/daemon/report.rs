@@ -182,9 +182,9 @@ impl Report {
             storm_p99 / STATUS_STORM_P99_MS,
             Some(1.0),
         );
-        for (what, kib) in [
-            ("idle", c.rss_idle_kib),
-            ("after the storm", c.rss_after_kib),
+        for (what, kib, anon) in [
+            ("idle", c.rss_idle_kib, c.anon_idle_kib),
+            ("after the storm", c.rss_after_kib, c.anon_after_kib),
         ] {
             self.row(
                 who,
@@ -193,6 +193,14 @@ impl Report {
                 format!("target {:.1} MB", RSS_KIB / 1024.0),
                 kib as f64 / RSS_KIB,
                 Some(1.0),
+            );
+            self.row(
+                who,
+                "  of which anonymous (heap, stacks)",
+                format!("{:.2} MB", anon as f64 / 1024.0),
+                format!("target {:.1} MB", RSS_KIB / 1024.0),
+                anon as f64 / RSS_KIB,
+                None,
             );
         }
         self.keep(who, "list", list);

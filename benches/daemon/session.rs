@@ -209,10 +209,13 @@ impl Session {
         })
     }
 
-    /// Resident set size of the init, in KiB.
-    pub fn rss_kib(&self) -> Option<u64> {
+    /// A memory figure of the init from /proc/PID/status (`VmRSS`,
+    /// `RssAnon`, …), in KiB.
+    pub fn memory_kib(&self, field: &str) -> Option<u64> {
         let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let line = text
+            .lines()
+            .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
         line.split_whitespace().nth(1)?.parse().ok()
     }
 

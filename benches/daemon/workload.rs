@@ -17,8 +17,10 @@ pub struct Sizes {
     pub rounds: usize,
     /// Classes loaded for the control-plane and memory figures.
     pub classes: usize,
-    /// `initctl status` calls timed (idle, and during the storm).
+    /// `initctl status` calls timed while idle.
     pub status_calls: usize,
+    /// `initctl status` calls timed during the storm (each can take long).
+    pub storm_status_calls: usize,
     /// Tasks started per emit when comparing few and many loaded classes.
     pub scaling_tasks: usize,
     /// Idle classes loaded: few, then many.
@@ -34,6 +36,7 @@ impl Sizes {
             rounds: 5,
             classes: 2000,
             status_calls: 200,
+            storm_status_calls: 50,
             scaling_tasks: 200,
             scaling_classes: (10, 10000),
             reexec_instances: 1000,
@@ -47,6 +50,7 @@ impl Sizes {
             rounds: 1,
             classes: 5,
             status_calls: 3,
+            storm_status_calls: 3,
             scaling_tasks: 3,
             scaling_classes: (1, 5),
             reexec_instances: 3,
@@ -99,8 +103,11 @@ pub struct ControlFigures {
     pub status_storm: Vec<Duration>,
     /// `initctl emit go` runs completed during the storm.
     pub storm_emits: usize,
+    /// VmRSS and its anonymous part (heap, stacks), idle and after.
     pub rss_idle_kib: u64,
+    pub anon_idle_kib: u64,
     pub rss_after_kib: u64,
+    pub anon_after_kib: u64,
     /// A baseline for the client side: `initctl version`, one call.
     pub version: Vec<Duration>,
 }
@@ -119,7 +126,8 @@ pub fn control(bins: &Binaries, sizes: &Sizes) -> Result<ControlFigures, String>
     // Memory is sampled after a quiet spell, when a supervisor that
     // hands free memory back (outset: after a second) has done so.
     std::thread::sleep(Duration::from_millis(1500));
-    let rss_idle_kib = session.rss_kib().unwrap_or(0);
+    let rss_idle_kib = session.memory_kib("VmRSS").unwrap_or(0);
+    let anon_idle_kib = session.memory_kib("RssAnon").unwrap_or(0);
     let mut list = Vec::new();
     for _ in 0..sizes.rounds.max(5) {
         let run = session.initctl(&["list"])?;
@@ -173,7 +181,7 @@ pub fn control(bins: &Binaries, sizes: &Sizes) -> Result<ControlFigures, String>
     };
     // Into the storm before sampling.
     std::thread::sleep(Duration::from_millis(50));
-    let status_storm: Result<Vec<_>, _> = (0..sizes.status_calls).map(status).collect();
+    let status_storm: Result<Vec<_>, _> = (0..sizes.storm_status_calls).map(status).collect();
     stop.store(true, Ordering::Relaxed);
     let storm_emits = storm.join().unwrap_or(0);
     let status_storm = status_storm?;
@@ -181,7 +189,8 @@ pub fn control(bins: &Binaries, sizes: &Sizes) -> Result<ControlFigures, String>
         return Err("the spawn storm did not complete one emit".into());
     }
     std::thread::sleep(Duration::from_millis(1500));
-    let rss_after_kib = session.rss_kib().unwrap_or(0);
+    let rss_after_kib = session.memory_kib("VmRSS").unwrap_or(0);
+    let anon_after_kib = session.memory_kib("RssAnon").unwrap_or(0);
     session.stop();
     Ok(ControlFigures {
         classes,
@@ -190,7 +199,9 @@ pub fn control(bins: &Binaries, sizes: &Sizes) -> Result<ControlFigures, String>
         status_storm,
         storm_emits,
         rss_idle_kib,
+        anon_idle_kib,
         rss_after_kib,
+        anon_after_kib,
         version,
     })
 }

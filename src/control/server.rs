@@ -109,7 +109,13 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zb
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
+        let before = conns.len();
         conns.retain(|c| !c.is_closed());
+        if conns.len() < before {
+            // A connection's objects were just freed: hand the memory back
+            // (the engine thread only trims after its own work).
+            trim_heap();
+        }
         let Some(msg) = msg else { continue };
         match msg {
             ToBroadcaster::NewClient(stream) => {
@@ -150,6 +156,15 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zb
                 }
             }
         }
+    }
+}
+
+/// Give free heap memory back to the kernel (glibc keeps it otherwise).
+fn trim_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
