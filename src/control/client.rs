@@ -201,12 +201,12 @@ fn lost() -> ClientError {
     }
 }
 
+/// An instance's name, goal, state and processes.
+type Props = (String, String, String, Vec<(String, i32)>);
+
 /// A status line from an instance's properties; an instance that has
 /// gone is `JOB stop/waiting` (control.md §8.2).
-fn status_result(
-    job: &str,
-    props: Result<(String, String, String, Vec<(String, i32)>), ClientError>,
-) -> Result<String, ClientError> {
+fn status_result(job: &str, props: Result<Props, ClientError>) -> Result<String, ClientError> {
     match props {
         Ok((name, goal, state, procs)) => Ok(status_line(job, &name, &goal, &state, &procs)),
         Err(e)

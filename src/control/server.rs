@@ -101,6 +101,8 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zb
     let mut conns: Vec<Connection> = Vec::new();
     let mut tombstones: std::collections::VecDeque<(String, bool)> = Default::default();
     let mut on_bus = false;
+    // Work was done since the heap was last trimmed.
+    let mut busy = false;
     loop {
         // Wake at least once a second to drop connections whose client
         // has gone, even when nothing changes.
@@ -109,6 +111,11 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zb
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
+        // A quiet second after work (such as a spawn storm's signals):
+        // hand the memory it freed back.
+        if std::mem::replace(&mut busy, msg.is_some()) && msg.is_none() {
+            trim_heap();
+        }
         let before = conns.len();
         conns.retain(|c| !c.is_closed());
         if conns.len() < before {
