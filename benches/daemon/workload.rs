@@ -188,6 +188,9 @@ pub fn control(bins: &Binaries, sizes: &Sizes) -> Result<ControlFigures, String>
     if storm_emits == 0 {
         return Err("the spawn storm did not complete one emit".into());
     }
+    // The control thread may still be sending the storm's signals: a
+    // status call is answered behind them, so it returns once they are out.
+    session.initctl(&["status", "c0"])?;
     std::thread::sleep(Duration::from_millis(1500));
     let rss_after_kib = session.memory_kib("VmRSS").unwrap_or(0);
     let anon_after_kib = session.memory_kib("RssAnon").unwrap_or(0);
