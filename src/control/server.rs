@@ -267,21 +267,29 @@ fn with_objects<'a>(
             engine: engine.clone(),
         },
     );
+    // Live paths are only needed to tell tombstones from live objects.
+    let track = !tombstones.is_empty();
     let mut live = std::collections::HashSet::new();
     if let Ok(Value::Snapshot(jobs)) = zbus::block_on(engine.call(Request::Snapshot)) {
         for (job, instances) in jobs {
-            live.insert(job_path(&job));
+            let path = job_path(&job);
+            if track {
+                live.insert(path.clone());
+            }
             builder = builder.serve_at(
-                job_path(&job),
+                path,
                 Job {
                     engine: engine.clone(),
                     job: job.clone(),
                 },
             );
             for inst in instances {
-                live.insert(instance_path(&job, &inst));
+                let path = instance_path(&job, &inst);
+                if track {
+                    live.insert(path.clone());
+                }
                 builder = builder.serve_at(
-                    instance_path(&job, &inst),
+                    path,
                     Instance {
                         engine: engine.clone(),
                         job: job.clone(),
