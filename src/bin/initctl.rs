@@ -352,43 +352,58 @@ impl Ctl {
             }
             Command::List => {
                 let jobs: Vec<OwnedObjectPath> = self.client.manager("GetAllJobs", &())?;
-                for jp in jobs {
-                    let tolerate = |e: ClientError| -> Result<(), ClientError> {
-                        if e.name == "org.freedesktop.DBus.Error.UnknownMethod"
-                            || e.name == "org.freedesktop.DBus.Error.UnknownObject"
-                        {
-                            Ok(())
-                        } else {
-                            Err(e)
-                        }
-                    };
-                    let name = match self
-                        .client
-                        .property(jp.as_str(), JOB_IFACE, "name")
-                        .and_then(|v| Ok(String::try_from(v)?))
+                // Names and instance lists of every job, then the status of
+                // every instance, each in one batch of calls.
+                let tolerate = |e: ClientError| -> Result<(), ClientError> {
+                    if e.name == "org.freedesktop.DBus.Error.UnknownMethod"
+                        || e.name == "org.freedesktop.DBus.Error.UnknownObject"
                     {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                };
+                let props = "org.freedesktop.DBus.Properties";
+                let name_calls: Vec<_> = jobs
+                    .iter()
+                    .map(|jp| (jp.as_str(), props, "Get", (JOB_IFACE, "name")))
+                    .collect();
+                let names = self.client.batch::<_, zbus::OwnedVariant>(&name_calls);
+                let instance_calls: Vec<_> = jobs
+                    .iter()
+                    .map(|jp| (jp.as_str(), JOB_IFACE, "GetAllInstances", ()))
+                    .collect();
+                let instances = self
+                    .client
+                    .batch::<_, Vec<OwnedObjectPath>>(&instance_calls);
+                // Per job: its name and instance paths, or nothing if it went.
+                let mut listing: Vec<(String, Vec<String>)> = Vec::new();
+                for (name, insts) in names.into_iter().zip(instances) {
+                    let name = match name.and_then(|v| Ok(String::try_from(v)?)) {
                         Ok(n) => n,
                         Err(e) => {
                             tolerate(e)?;
                             continue;
                         }
                     };
-                    let instances: Vec<OwnedObjectPath> =
-                        match self
-                            .client
-                            .call(jp.as_str(), JOB_IFACE, "GetAllInstances", &())
-                        {
-                            Ok(i) => i,
-                            Err(e) => {
-                                tolerate(e)?;
-                                continue;
-                            }
-                        };
-                    if instances.is_empty() {
+                    match insts {
+                        Ok(i) => listing.push((name, i.iter().map(|p| p.to_string()).collect())),
+                        Err(e) => tolerate(e)?,
+                    }
+                }
+                let wanted: Vec<(String, String)> = listing
+                    .iter()
+                    .flat_map(|(name, paths)| paths.iter().map(|p| (name.clone(), p.clone())))
+                    .collect();
+                let mut statuses = self.client.statuses(&wanted).into_iter();
+                for (name, paths) in &listing {
+                    if paths.is_empty() {
                         println!("{name} stop/waiting");
                     }
-                    for ip in instances {
-                        self.print_status(&name, ip.as_str())?;
+                    for _ in paths {
+                        if let Some(line) = statuses.next() {
+                            println!("{}", line?);
+                        }
                     }
                 }
                 Ok(())

@@ -95,6 +95,29 @@ impl Client {
         Ok(reply.body().deserialize::<R>()?)
     }
 
+    /// Many calls at once: all are sent before any answer is awaited (in
+    /// slices, to bound what is in flight), so a listing costs one round
+    /// trip per slice instead of one per call. Answers come in call order.
+    pub fn batch<B, R>(&self, calls: &[(&str, &str, &str, B)]) -> Vec<Result<R, ClientError>>
+    where
+        B: Serialize + Type,
+        R: DeserializeOwned + Type,
+    {
+        const IN_FLIGHT: usize = 256;
+        let mut out = Vec::with_capacity(calls.len());
+        for slice in calls.chunks(IN_FLIGHT) {
+            let answers = slice.iter().map(|(path, iface, method, body)| async move {
+                let reply = self
+                    .conn
+                    .call_method(self.dest.as_deref(), *path, Some(*iface), *method, body)
+                    .await?;
+                Ok(reply.body().deserialize::<R>()?)
+            });
+            out.extend(zbus::block_on(futures_util::future::join_all(answers)));
+        }
+        out
+    }
+
     pub fn manager<B, R>(&self, method: &str, body: &B) -> Result<R, ClientError>
     where
         B: Serialize + Type,
@@ -129,16 +152,70 @@ impl Client {
             let procs = Vec::<(String, i32)>::try_from(get("processes")?)?;
             Ok((name, goal, state, procs))
         })();
-        match props {
-            Ok((name, goal, state, procs)) => Ok(status_line(job, &name, &goal, &state, &procs)),
-            Err(e)
-                if e.name == "org.freedesktop.DBus.Error.UnknownMethod"
-                    || e.name == "org.freedesktop.DBus.Error.UnknownObject" =>
-            {
-                Ok(format!("{job} stop/waiting"))
-            }
-            Err(e) => Err(e),
+        status_result(job, props)
+    }
+}
+
+impl Client {
+    /// [`Client::status`] of many instances (job, instance path), their
+    /// properties fetched in one batch.
+    pub fn statuses(&self, items: &[(String, String)]) -> Vec<Result<String, ClientError>> {
+        const PROPS: [&str; 4] = ["name", "goal", "state", "processes"];
+        let calls: Vec<(&str, &str, &str, (&str, &str))> = items
+            .iter()
+            .flat_map(|(_, path)| {
+                PROPS.iter().map(move |p| {
+                    (
+                        path.as_str(),
+                        "org.freedesktop.DBus.Properties",
+                        "Get",
+                        (INSTANCE_IFACE, *p),
+                    )
+                })
+            })
+            .collect();
+        let mut answers = self.batch::<_, OwnedVariant>(&calls).into_iter();
+        items
+            .iter()
+            .map(|(job, _)| {
+                let mut next = || answers.next().unwrap_or_else(|| Err(lost()));
+                let (name, goal, state, procs) = (next(), next(), next(), next());
+                let props = (|| -> Result<_, ClientError> {
+                    Ok((
+                        String::try_from(name?)?,
+                        String::try_from(goal?)?,
+                        String::try_from(state?)?,
+                        Vec::<(String, i32)>::try_from(procs?)?,
+                    ))
+                })();
+                status_result(job, props)
+            })
+            .collect()
+    }
+}
+
+fn lost() -> ClientError {
+    ClientError {
+        name: "org.freedesktop.DBus.Error.Failed".into(),
+        message: "no answer".into(),
+    }
+}
+
+/// An instance's name, goal, state and processes.
+type Props = (String, String, String, Vec<(String, i32)>);
+
+/// A status line from an instance's properties; an instance that has
+/// gone is `JOB stop/waiting` (control.md §8.2).
+fn status_result(job: &str, props: Result<Props, ClientError>) -> Result<String, ClientError> {
+    match props {
+        Ok((name, goal, state, procs)) => Ok(status_line(job, &name, &goal, &state, &procs)),
+        Err(e)
+            if e.name == "org.freedesktop.DBus.Error.UnknownMethod"
+                || e.name == "org.freedesktop.DBus.Error.UnknownObject" =>
+        {
+            Ok(format!("{job} stop/waiting"))
         }
+        Err(e) => Err(e),
     }
 }
 

@@ -21,6 +21,9 @@ use super::protocol::{Broadcast, EngineHandle, Request, Value};
 /// Messages for the thread that owns the connections.
 pub enum ToBroadcaster {
     Change(Broadcast),
+    /// Several changes in order (what one turn of the engine's loop made:
+    /// one wake-up of the broadcaster instead of one per change).
+    Changes(Vec<Broadcast>),
     /// An answer to deliver only after every earlier change is applied, so
     /// a caller never hears of an object before it exists on its connection.
     Reply(
@@ -143,6 +146,8 @@ fn broadcaster(
     let mut next_id: u64 = 0;
     let mut tombstones: std::collections::VecDeque<(String, bool)> = Default::default();
     let mut on_bus = false;
+    // Work was done since the heap was last trimmed.
+    let mut busy = false;
     loop {
         // Wake at least once a second to drop connections whose client
         // has gone, even when nothing changes.
@@ -151,7 +156,18 @@ fn broadcaster(
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
+        // A quiet second after work (such as a spawn storm's signals):
+        // hand the memory it freed back.
+        if std::mem::replace(&mut busy, msg.is_some()) && msg.is_none() {
+            trim_heap();
+        }
+        let before = conns.len();
         conns.retain(|p| !p.conn.is_closed());
+        if conns.len() < before {
+            // A connection's objects were just freed: hand the memory back
+            // (the engine thread only trims after its own work).
+            trim_heap();
+        }
         // A client that has not authenticated in time is cut off; its
         // thread then reports the failure.
         handshakes.retain(|_, h| {
@@ -199,45 +215,25 @@ fn broadcaster(
                     peer.close();
                 }
             }
-            ToBroadcaster::Change(change) => {
-                conns.retain(|p| {
-                    let ok = apply(p, &engine, &change, &watchdog);
-                    if !ok {
-                        p.close();
-                    }
-                    ok
-                });
-                handshakes.retain(|_, h| {
-                    h.backlog.push(change.clone());
-                    let keep = h.backlog.len() <= MAX_BACKLOG;
-                    if !keep {
-                        guard::cut(&h.sock);
-                    }
-                    keep
-                });
-                match &change {
-                    Broadcast::JobRemoved(job) => tombstones.push_back((job_path(job), true)),
-                    Broadcast::InstanceRemoved(job, inst) => {
-                        tombstones.push_back((instance_path(job, inst), false))
-                    }
-                    Broadcast::JobAdded(job) => tombstones.retain(|(p, _)| *p != job_path(job)),
-                    Broadcast::InstanceAdded(job, inst) => {
-                        tombstones.retain(|(p, _)| *p != instance_path(job, inst))
-                    }
-                    _ => {}
-                }
-                while tombstones.len() > TOMBSTONES {
-                    let Some((path, is_job)) = tombstones.pop_front() else {
-                        break;
-                    };
-                    for p in &conns {
-                        let server = p.conn.object_server();
-                        let _ = if is_job {
-                            zbus::block_on(server.remove::<Job, _>(path.as_str()))
-                        } else {
-                            zbus::block_on(server.remove::<Instance, _>(path.as_str()))
-                        };
-                    }
+            ToBroadcaster::Change(change) => apply_change(
+                &mut conns,
+                &mut handshakes,
+                &mut tombstones,
+                &engine,
+                &watchdog,
+                change,
+            ),
+            // What one turn of the engine's loop changed: one wake-up for all.
+            ToBroadcaster::Changes(changes) => {
+                for change in changes {
+                    apply_change(
+                        &mut conns,
+                        &mut handshakes,
+                        &mut tombstones,
+                        &engine,
+                        &watchdog,
+                        change,
+                    );
                 }
             }
             ToBroadcaster::Reply(tx, answer) => {
@@ -262,6 +258,67 @@ fn broadcaster(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Give free heap memory back to the kernel (glibc keeps it otherwise).
+fn trim_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Apply one engine change to every connection (dropping those that do not
+/// take it), queue it for clients still authenticating, and keep the
+/// tombstones.
+fn apply_change(
+    conns: &mut Vec<Peer>,
+    handshakes: &mut HashMap<u64, Handshake>,
+    tombstones: &mut std::collections::VecDeque<(String, bool)>,
+    engine: &EngineHandle,
+    watchdog: &Watchdog,
+    change: Broadcast,
+) {
+    conns.retain(|p| {
+        let ok = apply(p, engine, &change, watchdog);
+        if !ok {
+            p.close();
+        }
+        ok
+    });
+    handshakes.retain(|_, h| {
+        h.backlog.push(change.clone());
+        let keep = h.backlog.len() <= MAX_BACKLOG;
+        if !keep {
+            guard::cut(&h.sock);
+        }
+        keep
+    });
+    match &change {
+        Broadcast::JobRemoved(job) => tombstones.push_back((job_path(job), true)),
+        Broadcast::InstanceRemoved(job, inst) => {
+            tombstones.push_back((instance_path(job, inst), false))
+        }
+        Broadcast::JobAdded(job) => tombstones.retain(|(p, _)| *p != job_path(job)),
+        Broadcast::InstanceAdded(job, inst) => {
+            tombstones.retain(|(p, _)| *p != instance_path(job, inst))
+        }
+        _ => {}
+    }
+    while tombstones.len() > TOMBSTONES {
+        let Some((path, is_job)) = tombstones.pop_front() else {
+            break;
+        };
+        for p in conns.iter() {
+            let server = p.conn.object_server();
+            let _ = if is_job {
+                zbus::block_on(server.remove::<Job, _>(path.as_str()))
+            } else {
+                zbus::block_on(server.remove::<Instance, _>(path.as_str()))
+            };
         }
     }
 }

@@ -97,7 +97,8 @@ impl Daemon {
     }
 
     /// Send an answer behind every object change made so far.
-    fn deliver(&self, tx: futures_channel::oneshot::Sender<Answer>, answer: Answer) {
+    fn deliver(&mut self, tx: futures_channel::oneshot::Sender<Answer>, answer: Answer) {
+        self.shell.flush_changes();
         match &self.shell.control {
             Some(broadcaster) => {
                 if let Err(std::sync::mpsc::SendError(crate::control::ToBroadcaster::Reply(
@@ -117,6 +118,8 @@ impl Daemon {
     fn serve(&mut self, Envelope { request, reply }: Envelope) {
         // The broadcaster itself waits for this one: answer directly.
         if let Request::Snapshot = request {
+            // Changes it already reflects must not follow it.
+            self.shell.flush_changes();
             let _ = reply.send(self.answer_now(Request::Snapshot));
             return;
         }
@@ -131,6 +134,7 @@ impl Daemon {
         }
         let immediate = match request {
             Request::NotifyDBusAddress(address) if self.config.user_mode => {
+                self.shell.flush_changes();
                 match &self.shell.control {
                     Some(b) => {
                         if let Err(std::sync::mpsc::SendError(
@@ -211,6 +215,17 @@ impl Daemon {
                 wait,
             } => {
                 return self.instance_call(reply, wait, JobKey::new(&job, &instance), kind);
+            }
+            // Property reads and writes answer at once, not behind the queued object
+            // changes: zbus holds its object-tree lock while a property
+            // getter waits, and applying a change needs that lock, so an
+            // answer queued behind a change could never arrive.
+            property @ (Request::JobProperties { .. }
+            | Request::InstanceProperties { .. }
+            | Request::GetLogPriority
+            | Request::SetLogPriority(_)) => {
+                let _ = reply.send(self.answer_now(property));
+                return;
             }
             other => self.answer_now(other),
         };

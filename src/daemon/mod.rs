@@ -6,6 +6,7 @@
 mod control;
 mod joblog;
 pub mod logger;
+mod memory;
 pub(crate) mod panic;
 mod pidfd;
 mod reexec;
@@ -114,10 +115,13 @@ pub struct Daemon {
     run: Option<run_mode::RunState>,
     /// The console accepted KDSIGACCEPT: SIGWINCH is handled.
     keyboard: bool,
+    /// Work was done since memory was last handed back (see memory.rs).
+    busy_since_trim: bool,
 }
 
 impl Daemon {
     pub fn new(config: DaemonConfig) -> Result<Self, DaemonError> {
+        memory::tune();
         let poll = Poll::new()?;
         let (logger, log_control) = logger::stderr_logger(config.log_level);
         let log_priority = log_control.priority.clone();
@@ -177,6 +181,7 @@ impl Daemon {
             system_stop: None,
             run,
             keyboard,
+            busy_since_trim: true,
         };
         daemon.watch_sources();
         daemon.open_control()?;
@@ -353,6 +358,7 @@ impl Daemon {
     fn run_loop(&mut self) -> i32 {
         if let Some(fd) = self.config.state_fd {
             if self.restore(fd) {
+                self.shell.flush_changes();
                 if let Some(tx) = &self.shell.control {
                     let _ = tx.send(crate::control::ToBroadcaster::Change(
                         crate::control::Broadcast::Restarted,
@@ -407,7 +413,7 @@ impl Daemon {
             loop {
                 // Once the stop sweeps processes away, nothing new starts.
                 if !self.system_stop.as_ref().is_some_and(|s| s.frozen()) {
-                    self.engine.run_queue(&mut self.shell);
+                    self.run_queue();
                 }
                 self.flush_replies();
                 // Run mode may start its command or the stop: handle what
@@ -425,12 +431,23 @@ impl Daemon {
                 }
                 return status;
             }
-            let timeout = self.timeout();
+            self.shell.flush_changes();
+            let mut timeout = self.timeout();
+            if self.busy_since_trim {
+                timeout = Some(timeout.map_or(memory::QUIET, |t| t.min(memory::QUIET)));
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     self.log(Level::Error, &format!("poll failed: {e}"));
                 }
                 continue;
+            }
+            if events.is_empty() {
+                if std::mem::take(&mut self.busy_since_trim) {
+                    memory::trim();
+                }
+            } else {
+                self.busy_since_trim = true;
             }
             let mut signalled = false;
             let mut conf_changed = false;
@@ -465,7 +482,7 @@ impl Daemon {
             }
             if std::mem::take(&mut self.reexec_requested) {
                 self.engine.set_time(self.now_ms());
-                self.engine.run_queue(&mut self.shell);
+                self.run_queue();
                 self.flush_replies();
                 self.reexec();
             }
@@ -487,6 +504,21 @@ impl Daemon {
             t = Some(t.map_or(tick, |t| t.min(tick)));
         }
         t
+    }
+
+    /// Drain the event queue, handing the engine the outcomes of spawns
+    /// that were complete at once (which can queue more events).
+    fn run_queue(&mut self) {
+        loop {
+            self.engine.run_queue(&mut self.shell);
+            let Some(outcome) = self.shell.take_settled() else {
+                return;
+            };
+            self.apply(outcome);
+            while let Some(outcome) = self.shell.take_settled() {
+                self.apply(outcome);
+            }
+        }
     }
 
     fn apply(&mut self, outcome: Outcome) {

@@ -40,6 +40,29 @@ pub enum Outcome {
     Vanished(i32),
 }
 
+impl Outcome {
+    fn pid(&self) -> i32 {
+        match self {
+            Outcome::SpawnOk(pid) | Outcome::SpawnError(pid, _) | Outcome::Vanished(pid) => *pid,
+        }
+    }
+}
+
+/// Read a non-blocking status pipe into `buf`; true once it is complete
+/// (end of file, or an error that ends it), false if it would block.
+fn read_to_end(file: &mut File, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; record::RECORD_SIZE];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
 pub struct Shell {
     pub registry: Registry,
     pub logger: slog::Logger,
@@ -53,6 +76,11 @@ pub struct Shell {
     pub replies: Vec<(u64, Reply)>,
     /// Where object and signal changes go (the control server).
     pub control: Option<std::sync::mpsc::Sender<ToBroadcaster>>,
+    /// Changes not yet handed to the control server (see `flush_changes`).
+    changes: Vec<Broadcast>,
+    /// Spawns whose status pipe was already complete when `spawn`
+    /// returned, for the loop to hand to the engine.
+    settled: std::collections::VecDeque<Outcome>,
     /// Output of ended processes kept until the disk is writeable
     /// (process-spawning.md §7.4).
     pub unflushed: Vec<JobLog>,
@@ -105,6 +133,8 @@ impl Shell {
             scripts: HashMap::new(),
             replies: Vec::new(),
             control: None,
+            changes: Vec::new(),
+            settled: Default::default(),
             unflushed: Vec::new(),
             disk_writeable: false,
             event_fds: HashMap::new(),
@@ -177,24 +207,22 @@ impl Shell {
             return None;
         };
         let pid = *pid;
-        let mut chunk = [0u8; record::RECORD_SIZE];
-        loop {
-            match file.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
-                Err(_) => break,
-            }
+        if !read_to_end(file, buf) {
+            return None;
         }
-        // End of file: exec succeeded (no data) or the child reported.
         let data = match self.deregister(token) {
             Some(Io::Status { buf, .. }) => buf,
             _ => Vec::new(),
         };
+        Some(self.status_outcome(pid, data))
+    }
+
+    /// What a complete status pipe says: exec succeeded (no data) or the
+    /// child's error record.
+    fn status_outcome(&mut self, pid: i32, data: Vec<u8>) -> Outcome {
         if data.is_empty() {
             self.send_script(pid);
-            return Some(Outcome::SpawnOk(pid));
+            return Outcome::SpawnOk(pid);
         }
         self.scripts.remove(&pid);
         let msg = record::message(&data).unwrap_or_else(|| {
@@ -208,11 +236,19 @@ impl Shell {
             );
             "unable to read child status".to_string()
         });
-        Some(Outcome::SpawnError(pid, msg))
+        Outcome::SpawnError(pid, msg)
+    }
+
+    /// The next outcome that was complete when its spawn returned.
+    pub fn take_settled(&mut self) -> Option<Outcome> {
+        self.settled.pop_front()
     }
 
     /// Drain a pid's status pipe (it is dead, so this cannot block).
     pub fn drain_status(&mut self, pid: i32) -> Option<Outcome> {
+        if let Some(i) = self.settled.iter().position(|o| o.pid() == pid) {
+            return self.settled.remove(i);
+        }
         let token = self
             .io
             .iter()
@@ -337,6 +373,19 @@ impl Shell {
         Some(Outcome::Vanished(pid))
     }
 
+    /// Hand the buffered changes to the control server in one message.
+    /// Called once per turn of the loop, and before anything sent to it
+    /// that must come after them (replies, re-exec notices).
+    pub fn flush_changes(&mut self) {
+        if self.changes.is_empty() {
+            return;
+        }
+        let changes = std::mem::take(&mut self.changes);
+        if let Some(tx) = &self.control {
+            let _ = tx.send(ToBroadcaster::Changes(changes));
+        }
+    }
+
     /// A process ended: take the rest of its output and close its log.
     pub fn process_ended(&mut self, pid: i32) {
         self.forget_pid(pid);
@@ -382,14 +431,7 @@ impl Sys for Shell {
         // The child's ends close here with `prepared`.
         drop(spawned.prepared);
         set_nonblocking(&spawned.status_read);
-        self.register(
-            Io::Status {
-                pid,
-                file: file(spawned.status_read),
-                buf: Vec::new(),
-            },
-            Interest::READABLE,
-        );
+        let mut status = file(spawned.status_read);
         if let Some(master) = spawned.log_master {
             let path = log_path(&self.logdir, &req.job.job, &req.job.instance);
             self.register(
@@ -405,6 +447,23 @@ impl Sys for Shell {
             self.scripts.insert(pid, script);
         }
         self.watch_pid(pid);
+        // The parent resumes once the child has exec'd or exited, so the
+        // status pipe is usually complete already: then there is nothing
+        // to watch (and no descriptor kept open across later spawns).
+        let mut buf = Vec::new();
+        if read_to_end(&mut status, &mut buf) {
+            let outcome = self.status_outcome(pid, buf);
+            self.settled.push_back(outcome);
+        } else {
+            self.register(
+                Io::Status {
+                    pid,
+                    file: status,
+                    buf,
+                },
+                Interest::READABLE,
+            );
+        }
         Ok(pid)
     }
 
@@ -438,7 +497,9 @@ impl Sys for Shell {
     }
 
     fn notice(&mut self, notice: Notice) {
-        let Some(tx) = &self.control else { return };
+        if self.control.is_none() {
+            return;
+        }
         let change = match notice {
             Notice::JobAdded(j) => Broadcast::JobAdded(j),
             Notice::JobRemoved(j) => Broadcast::JobRemoved(j),
@@ -449,7 +510,7 @@ impl Sys for Shell {
             Notice::Failed(k, status) => Broadcast::Failed(k.job, k.instance, status),
             Notice::EventEmitted(name, env) => Broadcast::EventEmitted(name, env),
         };
-        let _ = tx.send(ToBroadcaster::Change(change));
+        self.changes.push(change);
     }
 
     fn ptrace_setoptions(&mut self, pid: i32, follow: bool) -> Result<(), i32> {

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::instance::{Held, Instance, Trace};
+use super::interest::InterestCache;
 use super::state::{Goal, State};
 use super::sys::{Level, Notice, Reply, SpawnRequest, Sys};
 use super::JobKey;
@@ -131,6 +132,9 @@ pub struct Engine {
     /// A class held back for the cgroup manager during this event.
     #[serde(skip)]
     cgroup_wait_logged: bool,
+    /// Event name → interested jobs; rebuilt when the classes change.
+    #[serde(skip)]
+    interest: InterestCache,
 }
 
 /// What a control call's job name and environment resolve to.
@@ -209,6 +213,7 @@ impl Engine {
     /// an imported Upstart payload. Spawns in flight are given as
     /// (pid, job, process) for the status pipes that are still open.
     pub fn reindex(&mut self, spawns_in_flight: &[(i32, JobKey, ProcessType)]) {
+        self.interest.clear();
         self.pids.clear();
         for (job, slot) in &self.slots {
             for (name, inst) in &slot.instances {
@@ -286,6 +291,7 @@ impl Engine {
     /// replace the old ones at once if they have no instances, else when
     /// the last instance is gone (job-config.md §3).
     pub fn set_classes(&mut self, sys: &mut dyn Sys, classes: Vec<JobClass>) {
+        self.interest.clear();
         let mut incoming: BTreeMap<String, JobClass> =
             classes.into_iter().map(|c| (c.name.clone(), c)).collect();
         let names: Vec<String> = self.slots.keys().cloned().collect();
@@ -322,6 +328,7 @@ impl Engine {
     }
 
     fn apply_class_change(&mut self, sys: &mut dyn Sys, name: &str, class: Option<Arc<JobClass>>) {
+        self.interest.clear();
         let Some(old) = self.slots.remove(name) else {
             return;
         };
@@ -341,7 +348,7 @@ impl Engine {
         // Partial start conditions carry over to the new definition.
         if let Some(tree) = slot.start_on.as_mut() {
             for id in &held {
-                if let Some(ev) = self.events.iter().find(|e| e.id == *id) {
+                if let Some(ev) = self.event(*id) {
                     let r = EventRef {
                         id: ev.id,
                         name: &ev.name,
@@ -398,8 +405,23 @@ impl Engine {
         id
     }
 
+    /// Where event `id` is in the queue. The queue is in id order when the
+    /// engine built it (a binary search); state imported from elsewhere
+    /// may not be (a scan).
+    fn event_index(&self, id: EventId) -> Option<usize> {
+        match self.events.binary_search_by_key(&id, |e| e.id) {
+            Ok(i) => Some(i),
+            Err(_) => self.events.iter().position(|e| e.id == id),
+        }
+    }
+
+    fn event(&self, id: EventId) -> Option<&Event> {
+        self.events.get(self.event_index(id)?)
+    }
+
     fn event_mut(&mut self, id: EventId) -> Option<&mut Event> {
-        self.events.iter_mut().find(|e| e.id == id)
+        let i = self.event_index(id)?;
+        self.events.get_mut(i)
     }
 
     fn hold(&mut self, id: EventId) {
@@ -478,15 +500,16 @@ impl Engine {
     }
 
     fn handle_event(&mut self, sys: &mut dyn Sys, id: EventId) {
-        let Some(ev) = self.events.iter().find(|e| e.id == id) else {
+        let Some(ev) = self.event(id) else {
             return;
         };
         let (name, ev_env) = (ev.name.clone(), ev.env.clone());
         sys.log(Level::Info, format!("Handling {name} event"));
-        let jobs: Vec<String> = self.slots.keys().cloned().collect();
+        // Only the jobs whose conditions name the event (see Interest).
+        let jobs = self.interest.jobs(&self.slots, &name);
         self.cgroup_wait_logged = false;
-        for job in jobs {
-            if let Flow::Abort = self.handle_event_for(sys, &job, id, &name, &ev_env) {
+        for job in jobs.iter() {
+            if let Flow::Abort = self.handle_event_for(sys, job, id, &name, &ev_env) {
                 break;
             }
         }
@@ -616,7 +639,7 @@ impl Engine {
     fn collect_env(&self, mut base: Vec<String>, events: &[EventId], listvar: &str) -> Vec<String> {
         let mut names = Vec::new();
         for id in events {
-            if let Some(ev) = self.events.iter().find(|e| e.id == *id) {
+            if let Some(ev) = self.event(*id) {
                 for entry in &ev.env {
                     env::set(&mut base, entry.clone());
                 }
@@ -627,7 +650,7 @@ impl Engine {
         if listvar == "UPSTART_EVENTS" {
             let fds: Vec<String> = events
                 .iter()
-                .filter_map(|id| self.events.iter().find(|e| e.id == *id)?.fd)
+                .filter_map(|id| self.event(*id)?.fd)
                 .map(|fd| fd.to_string())
                 .collect();
             if !fds.is_empty() {

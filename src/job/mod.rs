@@ -5,6 +5,7 @@
 mod engine;
 mod envops;
 mod instance;
+mod interest;
 mod state;
 mod sys;
 mod validate;

@@ -1069,3 +1069,77 @@ fn cgroup_wait_survives_serialisation() {
         Some("unix:path=/x")
     );
 }
+
+fn class(name: &str, text: &str) -> crate::config::JobClass {
+    parse_job(
+        name,
+        &format!("{name}.conf"),
+        text,
+        &ClassDefaults::default(),
+    )
+    .expect("parse")
+}
+
+#[test]
+fn events_reach_conditions_changed_by_a_reload() {
+    let (mut e, mut f) = engine(&[("j", "start on a\nexec j\n")]);
+    // Handled once before the reload, so the event-to-job index exists.
+    emit(&mut e, &mut f, "b");
+    assert_eq!(state(&e, "j"), None);
+    e.set_classes(
+        &mut f,
+        vec![
+            class("j", "start on b\nexec j\n"),
+            class("k", "start on b\nexec k\n"),
+        ],
+    );
+    emit(&mut e, &mut f, "a");
+    assert_eq!(state(&e, "j"), None, "old condition no longer counts");
+    emit(&mut e, &mut f, "b");
+    assert_eq!(state(&e, "j"), Some((Goal::Start, State::Spawned)));
+    assert_eq!(state(&e, "k"), Some((Goal::Start, State::Spawned)));
+}
+
+#[test]
+fn events_reach_stop_conditions_of_a_class_replaced_later() {
+    let (mut e, mut f) = engine(&[("j", "start on up\nstop on down\nexec j\n")]);
+    emit(&mut e, &mut f, "up");
+    let pid = f.last_pid("j", ProcessType::Main);
+    e.spawn_ok(&mut f, pid);
+    e.run_queue(&mut f);
+    // The new class waits for the running instance, which keeps the old
+    // `stop on`; once it is gone the new one applies.
+    e.set_classes(
+        &mut f,
+        vec![class("j", "start on up\nstop on halt\nexec j\n")],
+    );
+    emit(&mut e, &mut f, "halt");
+    assert_eq!(state(&e, "j").map(|s| s.0), Some(Goal::Start));
+    emit(&mut e, &mut f, "down");
+    assert_eq!(state(&e, "j").map(|s| s.0), Some(Goal::Stop));
+    e.child_exited(&mut f, pid, ExitStatus::Signaled(15));
+    e.run_queue(&mut f);
+    assert_eq!(state(&e, "j"), None);
+    emit(&mut e, &mut f, "up");
+    let pid = f.last_pid("j", ProcessType::Main);
+    e.spawn_ok(&mut f, pid);
+    e.run_queue(&mut f);
+    emit(&mut e, &mut f, "down");
+    assert_eq!(
+        state(&e, "j").map(|s| s.0),
+        Some(Goal::Start),
+        "old stop on"
+    );
+    emit(&mut e, &mut f, "halt");
+    assert_eq!(state(&e, "j").map(|s| s.0), Some(Goal::Stop));
+}
+
+#[test]
+fn restored_engine_rebuilds_the_event_index() {
+    let (mut e, mut f) = engine(&[("j", "start on a and b\nexec j\n")]);
+    emit(&mut e, &mut f, "a");
+    let json = serde_json::to_string(&e).expect("serialise");
+    let mut back: Engine = serde_json::from_str(&json).expect("deserialise");
+    emit(&mut back, &mut f, "b");
+    assert_eq!(state(&back, "j"), Some((Goal::Start, State::Spawned)));
+}

@@ -1,0 +1,170 @@
+//! Daemon performance: outset against raw process spawning, and
+//! (optionally) against an Upstart build, on the same workloads.
+//!
+//! `cargo bench --bench daemon` runs, in one go:
+//! - `initctl emit go` for N `task` jobs running /bin/true (N = 200, 1000,
+//!   10000; median of 5) against `posix_spawn` + `waitpid` of the same N
+//!   processes, measured in the same run;
+//! - `initctl list` and `initctl status` latency with 2000 classes loaded,
+//!   status again while a spawn storm runs, and the init's VmRSS idle and
+//!   after the storm;
+//! - the per-task cost of an emit with 10 and with 10000 classes loaded;
+//! - the stateful re-exec pause (`Restart()` until a new connection is
+//!   answered) with 1000 running `sleep` instances.
+//!
+//! Every figure is printed with its baseline or target and the ratio.
+//! `-- --against-upstart PREFIX` runs the same workloads on the Upstart
+//! under PREFIX (`PREFIX/sbin/init`, `PREFIX/sbin/initctl`) as well.
+//! `-- --sizes 200,1000` limits the emit sizes; `-- --only emit,control`
+//! runs only the named workloads (emit, control, scaling, reexec).
+//!
+//! Run without `--bench` (as `cargo test --all-targets` does), every
+//! workload runs once with tiny sizes as a smoke test. Nothing here
+//! asserts anything about time.
+
+mod raw;
+mod report;
+mod session;
+mod stats;
+mod workload;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use session::Binaries;
+use workload::Sizes;
+
+struct Options {
+    bench: bool,
+    upstart: Option<PathBuf>,
+    sizes: Option<Vec<usize>>,
+    /// Workloads to run (emit, control, scaling, reexec); all if empty.
+    only: Vec<String>,
+}
+
+fn options() -> Result<Options, String> {
+    let mut opts = Options {
+        bench: false,
+        upstart: None,
+        sizes: None,
+        only: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--bench" => opts.bench = true,
+            "--against-upstart" => {
+                let p = args.next().ok_or("--against-upstart needs a PREFIX")?;
+                opts.upstart = Some(PathBuf::from(p));
+            }
+            "--sizes" => {
+                let list = args.next().ok_or("--sizes needs N,N,...")?;
+                let sizes = list
+                    .split(',')
+                    .map(|s| s.trim().parse::<usize>().map_err(|e| format!("{s}: {e}")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if sizes.contains(&0) {
+                    return Err("sizes must be positive".into());
+                }
+                opts.sizes = Some(sizes);
+            }
+            "--only" => {
+                let list = args
+                    .next()
+                    .ok_or("--only needs emit,control,scaling,reexec")?;
+                opts.only = list.split(',').map(|s| s.trim().to_string()).collect();
+                let known = ["emit", "control", "scaling", "reexec"];
+                if let Some(bad) = opts.only.iter().find(|w| !known.contains(&w.as_str())) {
+                    return Err(format!("unknown workload {bad}"));
+                }
+            }
+            // libtest-style arguments cargo may pass along.
+            a if a.starts_with('-') => {}
+            _ => {}
+        }
+    }
+    Ok(opts)
+}
+
+fn outset() -> Binaries {
+    Binaries {
+        label: "outset".into(),
+        init: PathBuf::from(env!("CARGO_BIN_EXE_outset")),
+        initctl: PathBuf::from(env!("CARGO_BIN_EXE_initctl")),
+    }
+}
+
+/// Every workload on one supervisor; a failed workload is reported and
+/// the next one runs. Returns whether all of them worked.
+fn run_all(bins: &Binaries, sizes: &Sizes, only: &[String], out: &mut report::Report) -> bool {
+    let wanted = |w: &str| only.is_empty() || only.iter().any(|o| o == w);
+    let mut failures = Vec::new();
+    for &n in sizes.emit.iter().filter(|_| wanted("emit")) {
+        match workload::emit(bins, n, sizes.rounds) {
+            Ok(f) => out.emit(bins, &f),
+            Err(e) => failures.push((format!("emit {n}"), e)),
+        }
+    }
+    if wanted("control") {
+        match workload::control(bins, sizes) {
+            Ok(c) => out.control(bins, &c),
+            Err(e) => failures.push(("control".into(), e)),
+        }
+    }
+    if wanted("scaling") {
+        match workload::scaling(bins, sizes) {
+            Ok(s) => out.scaling(bins, &s),
+            Err(e) => failures.push(("scaling".into(), e)),
+        }
+    }
+    if wanted("reexec") {
+        match workload::reexec(bins, sizes) {
+            Ok(r) => out.reexec(bins, &r),
+            Err(e) => failures.push(("re-exec".into(), e)),
+        }
+    }
+    for (what, e) in &failures {
+        out.failed(bins, what, e);
+    }
+    failures.is_empty()
+}
+
+fn main() -> ExitCode {
+    let opts = match options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("daemon bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut sizes = if opts.bench {
+        Sizes::full()
+    } else {
+        Sizes::smoke()
+    };
+    if let Some(s) = opts.sizes {
+        sizes.emit = s;
+    }
+    let mut supervisors = vec![outset()];
+    if let Some(prefix) = &opts.upstart {
+        match Binaries::upstart(prefix) {
+            Ok(b) => supervisors.push(b),
+            Err(e) => {
+                eprintln!("daemon bench: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mut out = report::Report::new(opts.bench);
+    out.header();
+    let mut failed = false;
+    for bins in &supervisors {
+        failed |= !run_all(bins, &sizes, &opts.only, &mut out);
+    }
+    out.summary();
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

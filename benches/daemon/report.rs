@@ -1,0 +1,285 @@
+//! The printed report: every figure with its baseline or target, the
+//! ratio, and whether the target is met.
+
+use super::session::Binaries;
+use super::stats::{median, ms, percentile};
+use super::workload::{ControlFigures, EmitFigure, ReexecFigure, ScalingFigure};
+
+/// Targets (issue "beat Upstart by 4x and stay within 15% of raw spawn
+/// cost").
+const EMIT_OVER_RAW: f64 = 1.15;
+const LINEAR: f64 = 1.15;
+const LIST_MS: f64 = 20.0;
+const STATUS_STORM_P99_MS: f64 = 5.0;
+const RSS_KIB: f64 = 4.5 * 1024.0;
+const REEXEC_MS: f64 = 50.0;
+const BEAT_UPSTART: f64 = 4.0;
+
+pub struct Report {
+    bench: bool,
+    /// (supervisor, figure key, value) for the comparison at the end.
+    values: Vec<(String, String, f64)>,
+    /// Per-task cost of the smallest emit, per supervisor.
+    first_emit: Vec<(String, f64)>,
+    met: usize,
+    missed: usize,
+}
+
+fn verdict(ratio: f64, limit: f64) -> &'static str {
+    if ratio <= limit {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+impl Report {
+    pub fn new(bench: bool) -> Report {
+        Report {
+            bench,
+            values: Vec::new(),
+            first_emit: Vec::new(),
+            met: 0,
+            missed: 0,
+        }
+    }
+
+    pub fn header(&self) {
+        if !self.bench {
+            println!(
+                "smoke run (tiny sizes; the figures mean nothing): cargo bench --bench daemon"
+            );
+        }
+        println!(
+            "{:<8} {:<46} {:>11} {:>26} {:>7}  target",
+            "init", "figure", "value", "baseline / target", "ratio"
+        );
+    }
+
+    /// One row; `limit` is the ratio the target allows, if there is one.
+    fn row(
+        &mut self,
+        who: &str,
+        figure: &str,
+        value: String,
+        reference: String,
+        ratio: f64,
+        limit: Option<f64>,
+    ) {
+        let target = match limit {
+            Some(l) => {
+                let v = verdict(ratio, l);
+                // Only outset is held to the targets.
+                if who == "outset" {
+                    if v == "met" {
+                        self.met += 1;
+                    } else {
+                        self.missed += 1;
+                    }
+                }
+                format!("≤ {l:.2}: {v}")
+            }
+            None => String::new(),
+        };
+        println!("{who:<8} {figure:<46} {value:>11} {reference:>26} {ratio:>7.2}  {target}");
+    }
+
+    fn keep(&mut self, who: &str, key: &str, value: f64) {
+        self.values.push((who.to_string(), key.to_string(), value));
+    }
+
+    pub fn emit(&mut self, bins: &Binaries, f: &EmitFigure) {
+        let who = bins.label.as_str();
+        let ratio = ms(f.emit) / ms(f.raw);
+        let limit = (f.tasks <= 1000).then_some(EMIT_OVER_RAW);
+        self.row(
+            who,
+            &format!("initctl emit go, {} tasks (median)", f.tasks),
+            format!("{:.1} ms", ms(f.emit)),
+            format!("raw spawn+reap {:.1} ms", ms(f.raw)),
+            ratio,
+            limit,
+        );
+        let per_task = ms(f.emit) / f.tasks as f64;
+        self.row(
+            who,
+            &format!("  per task, {} tasks", f.tasks),
+            format!("{:.3} ms", per_task),
+            format!("raw {:.3} ms", ms(f.raw) / f.tasks as f64),
+            ratio,
+            None,
+        );
+        match self.first_emit.iter().find(|(w, _)| w == who) {
+            None => self.first_emit.push((who.to_string(), per_task)),
+            Some(&(_, first)) => {
+                let growth = per_task / first;
+                self.row(
+                    who,
+                    &format!("  per-task growth to {} tasks (linear)", f.tasks),
+                    format!("{:.3} ms", per_task),
+                    format!("smallest N {:.3} ms", first),
+                    growth,
+                    Some(LINEAR),
+                );
+            }
+        }
+        self.keep(who, &format!("emit {}", f.tasks), ms(f.emit));
+    }
+
+    pub fn control(&mut self, bins: &Binaries, c: &ControlFigures) {
+        let who = bins.label.as_str();
+        let version = ms(median(&c.version));
+        let list = ms(median(&c.list));
+        self.row(
+            who,
+            &format!("initctl list, {} classes (median)", c.classes),
+            format!("{list:.1} ms"),
+            format!("target {LIST_MS:.0} ms"),
+            list / LIST_MS,
+            Some(1.0),
+        );
+        self.row(
+            who,
+            "  initctl version (one call; client baseline)",
+            format!("{version:.2} ms"),
+            String::new(),
+            version / LIST_MS,
+            None,
+        );
+        let idle_med = ms(median(&c.status_idle));
+        let idle_p99 = ms(percentile(&c.status_idle, 99.0));
+        self.row(
+            who,
+            "initctl status, idle (median)",
+            format!("{idle_med:.2} ms"),
+            format!("initctl version {version:.2} ms"),
+            idle_med / version,
+            None,
+        );
+        self.row(
+            who,
+            "initctl status, idle (p99)",
+            format!("{idle_p99:.2} ms"),
+            format!("target {STATUS_STORM_P99_MS:.0} ms"),
+            idle_p99 / STATUS_STORM_P99_MS,
+            None,
+        );
+        let storm_med = ms(median(&c.status_storm));
+        let storm_p99 = ms(percentile(&c.status_storm, 99.0));
+        self.row(
+            who,
+            &format!("initctl status, storm (median; {} emits)", c.storm_emits),
+            format!("{storm_med:.2} ms"),
+            format!("idle {idle_med:.2} ms"),
+            storm_med / idle_med,
+            None,
+        );
+        self.row(
+            who,
+            "initctl status, storm (p99)",
+            format!("{storm_p99:.2} ms"),
+            format!("target {STATUS_STORM_P99_MS:.0} ms"),
+            storm_p99 / STATUS_STORM_P99_MS,
+            Some(1.0),
+        );
+        for (what, kib, anon) in [
+            ("idle", c.rss_idle_kib, c.anon_idle_kib),
+            ("after the storm", c.rss_after_kib, c.anon_after_kib),
+        ] {
+            self.row(
+                who,
+                &format!("VmRSS, {} classes, {what}", c.classes),
+                format!("{:.2} MB", kib as f64 / 1024.0),
+                format!("target {:.1} MB", RSS_KIB / 1024.0),
+                kib as f64 / RSS_KIB,
+                Some(1.0),
+            );
+            self.row(
+                who,
+                "  of which anonymous (heap, stacks)",
+                format!("{:.2} MB", anon as f64 / 1024.0),
+                format!("target {:.1} MB", RSS_KIB / 1024.0),
+                anon as f64 / RSS_KIB,
+                None,
+            );
+        }
+        self.keep(who, "list", list);
+        self.keep(who, "status storm p99", storm_p99);
+        self.keep(who, "rss idle", c.rss_idle_kib as f64);
+    }
+
+    pub fn scaling(&mut self, bins: &Binaries, s: &ScalingFigure) {
+        let who = bins.label.as_str();
+        let few = ms(s.few.1) / s.tasks as f64;
+        let many = ms(s.many.1) / s.tasks as f64;
+        self.row(
+            who,
+            &format!(
+                "emit per task, {} tasks + {} idle classes",
+                s.tasks, s.many.0
+            ),
+            format!("{many:.3} ms"),
+            format!("+ {} idle: {few:.3} ms", s.few.0),
+            many / few,
+            Some(LINEAR),
+        );
+    }
+
+    pub fn reexec(&mut self, bins: &Binaries, r: &ReexecFigure) {
+        let who = bins.label.as_str();
+        let pause = ms(r.pause);
+        self.row(
+            who,
+            &format!(
+                "re-exec pause, {} instances ({} survived)",
+                r.instances, r.survivors
+            ),
+            format!("{pause:.1} ms"),
+            format!("target {REEXEC_MS:.0} ms"),
+            pause / REEXEC_MS,
+            Some(1.0),
+        );
+        if r.survivors != r.instances {
+            println!(
+                "{who:<8} WARNING: {} of {} instances running after the re-exec",
+                r.survivors, r.instances
+            );
+        }
+        self.keep(who, "re-exec", pause);
+    }
+
+    pub fn failed(&mut self, bins: &Binaries, what: &str, e: &str) {
+        println!("{:<8} {what}: FAILED: {e}", bins.label);
+        if bins.label == "outset" {
+            self.missed += 1;
+        }
+    }
+
+    /// Outset against Upstart where both ran, then the tally.
+    pub fn summary(&self) {
+        let theirs = |key: &str| {
+            self.values
+                .iter()
+                .find(|(w, k, _)| w == "upstart" && k == key)
+                .map(|v| v.2)
+        };
+        for (who, key, ours) in &self.values {
+            if who != "outset" {
+                continue;
+            }
+            if let Some(up) = theirs(key) {
+                let factor = up / ours;
+                let target = if key.starts_with("emit") {
+                    format!("≥ {BEAT_UPSTART:.0}: {}", verdict(BEAT_UPSTART, factor))
+                } else {
+                    String::new()
+                };
+                println!("upstart/outset {key:<32} {factor:>7.2}x  {target}");
+            }
+        }
+        println!(
+            "targets met: {}, missed: {} (outset)",
+            self.met, self.missed
+        );
+    }
+}

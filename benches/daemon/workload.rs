@@ -1,0 +1,322 @@
+//! The measurements, each on its own freshly started session init.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::raw;
+use super::session::{Binaries, JobSet, Session, GO_TASK};
+use super::stats::median;
+
+/// How big each workload is.
+#[derive(Debug, Clone)]
+pub struct Sizes {
+    /// Task counts for `initctl emit go` against raw spawning.
+    pub emit: Vec<usize>,
+    /// Repetitions of each timed run (the median is reported).
+    pub rounds: usize,
+    /// Classes loaded for the control-plane and memory figures.
+    pub classes: usize,
+    /// `initctl status` calls timed while idle.
+    pub status_calls: usize,
+    /// `initctl status` calls timed during the storm (each can take long).
+    pub storm_status_calls: usize,
+    /// Tasks started per emit when comparing few and many loaded classes.
+    pub scaling_tasks: usize,
+    /// Idle classes loaded: few, then many.
+    pub scaling_classes: (usize, usize),
+    /// Running `sleep` instances during the re-exec.
+    pub reexec_instances: usize,
+}
+
+impl Sizes {
+    pub fn full() -> Sizes {
+        Sizes {
+            emit: vec![200, 1000, 10000],
+            rounds: 5,
+            classes: 2000,
+            status_calls: 200,
+            storm_status_calls: 50,
+            scaling_tasks: 200,
+            scaling_classes: (10, 10000),
+            reexec_instances: 1000,
+        }
+    }
+
+    /// Tiny sizes: proves every workload runs, measures nothing.
+    pub fn smoke() -> Sizes {
+        Sizes {
+            emit: vec![5],
+            rounds: 1,
+            classes: 5,
+            status_calls: 3,
+            storm_status_calls: 3,
+            scaling_tasks: 3,
+            scaling_classes: (1, 5),
+            reexec_instances: 3,
+        }
+    }
+}
+
+/// One emit figure.
+pub struct EmitFigure {
+    pub tasks: usize,
+    pub emit: Duration,
+    pub raw: Duration,
+}
+
+/// Time `initctl emit go` for `n` `/bin/true` tasks against spawning and
+/// reaping the same processes directly.
+pub fn emit(bins: &Binaries, n: usize, rounds: usize) -> Result<EmitFigure, String> {
+    let session = Session::start(
+        bins,
+        &[JobSet {
+            prefix: "t",
+            count: n,
+            text: GO_TASK,
+        }],
+        &format!("t{}", n - 1),
+    )?;
+    let mut emits = Vec::new();
+    let mut raws = Vec::new();
+    for _ in 0..rounds {
+        let run = session.initctl(&["emit", "go"])?;
+        if !run.ok {
+            return Err(format!("initctl emit go failed with {n} tasks"));
+        }
+        emits.push(run.elapsed);
+        raws.push(raw::spawn_and_reap("/bin/true", n)?);
+    }
+    session.stop();
+    Ok(EmitFigure {
+        tasks: n,
+        emit: median(&emits),
+        raw: median(&raws),
+    })
+}
+
+/// Control-plane latency and memory with many classes loaded.
+pub struct ControlFigures {
+    pub classes: usize,
+    pub list: Vec<Duration>,
+    pub status_idle: Vec<Duration>,
+    pub status_storm: Vec<Duration>,
+    /// `initctl emit go` runs completed during the storm.
+    pub storm_emits: usize,
+    /// VmRSS and its anonymous part (heap, stacks), idle and after.
+    pub rss_idle_kib: u64,
+    pub anon_idle_kib: u64,
+    pub rss_after_kib: u64,
+    pub anon_after_kib: u64,
+    /// A baseline for the client side: `initctl version`, one call.
+    pub version: Vec<Duration>,
+}
+
+pub fn control(bins: &Binaries, sizes: &Sizes) -> Result<ControlFigures, String> {
+    let classes = sizes.classes;
+    let session = Session::start(
+        bins,
+        &[JobSet {
+            prefix: "c",
+            count: classes,
+            text: GO_TASK,
+        }],
+        &format!("c{}", classes - 1),
+    )?;
+    // Memory is sampled after a quiet spell, when a supervisor that
+    // hands free memory back (outset: after a second) has done so.
+    std::thread::sleep(Duration::from_millis(1500));
+    let rss_idle_kib = session.memory_kib("VmRSS").unwrap_or(0);
+    let anon_idle_kib = session.memory_kib("RssAnon").unwrap_or(0);
+    let mut list = Vec::new();
+    for _ in 0..sizes.rounds.max(5) {
+        let run = session.initctl(&["list"])?;
+        let lines = run.stdout.lines().count();
+        if !run.ok || lines != classes {
+            return Err(format!(
+                "initctl list printed {lines} lines for {classes} classes"
+            ));
+        }
+        list.push(run.elapsed);
+    }
+    let mut version = Vec::new();
+    for _ in 0..sizes.status_calls.min(50) {
+        version.push(session.initctl(&["version"])?.elapsed);
+    }
+    let status = |i: usize| -> Result<Duration, String> {
+        let job = format!("c{}", (i * 7919) % classes);
+        let run = session.initctl(&["status", &job])?;
+        if !run.ok {
+            return Err(format!("initctl status {job} failed"));
+        }
+        Ok(run.elapsed)
+    };
+    let status_idle = (0..sizes.status_calls)
+        .map(status)
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // The storm: every class started again and again while status is asked.
+    let stop = Arc::new(AtomicBool::new(false));
+    let storm = {
+        let stop = stop.clone();
+        let initctl = session.bins.initctl.clone();
+        let address = session.address.clone();
+        std::thread::spawn(move || {
+            let mut done = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let ok = std::process::Command::new(&initctl)
+                    .args(["emit", "go"])
+                    .env("UPSTART_SESSION", &address)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !ok {
+                    break;
+                }
+                done += 1;
+            }
+            done
+        })
+    };
+    // Into the storm before sampling.
+    std::thread::sleep(Duration::from_millis(50));
+    let status_storm: Result<Vec<_>, _> = (0..sizes.storm_status_calls).map(status).collect();
+    stop.store(true, Ordering::Relaxed);
+    let storm_emits = storm.join().unwrap_or(0);
+    let status_storm = status_storm?;
+    if storm_emits == 0 {
+        return Err("the spawn storm did not complete one emit".into());
+    }
+    // The control thread may still be sending the storm's signals: a
+    // status call is answered behind them, so it returns once they are out.
+    session.initctl(&["status", "c0"])?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let rss_after_kib = session.memory_kib("VmRSS").unwrap_or(0);
+    let anon_after_kib = session.memory_kib("RssAnon").unwrap_or(0);
+    session.stop();
+    Ok(ControlFigures {
+        classes,
+        list,
+        status_idle,
+        status_storm,
+        storm_emits,
+        rss_idle_kib,
+        anon_idle_kib,
+        rss_after_kib,
+        anon_after_kib,
+        version,
+    })
+}
+
+/// Per-task emit cost with few and with many idle classes loaded.
+pub struct ScalingFigure {
+    pub tasks: usize,
+    pub few: (usize, Duration),
+    pub many: (usize, Duration),
+}
+
+pub fn scaling(bins: &Binaries, sizes: &Sizes) -> Result<ScalingFigure, String> {
+    let tasks = sizes.scaling_tasks;
+    let run_with = |idle: usize| -> Result<Duration, String> {
+        let session = Session::start(
+            bins,
+            &[
+                JobSet {
+                    prefix: "t",
+                    count: tasks,
+                    text: GO_TASK,
+                },
+                JobSet {
+                    prefix: "idle",
+                    count: idle,
+                    text: "task\nstart on never-emitted\nexec /bin/true\n",
+                },
+            ],
+            &format!("idle{}", idle - 1),
+        )?;
+        let mut v = Vec::new();
+        for _ in 0..sizes.rounds {
+            let run = session.initctl(&["emit", "go"])?;
+            if !run.ok {
+                return Err("initctl emit go failed".into());
+            }
+            v.push(run.elapsed);
+        }
+        session.stop();
+        Ok(median(&v))
+    };
+    let (few, many) = sizes.scaling_classes;
+    Ok(ScalingFigure {
+        tasks,
+        few: (few, run_with(few)?),
+        many: (many, run_with(many)?),
+    })
+}
+
+/// The stateful re-exec pause with running instances.
+pub struct ReexecFigure {
+    pub instances: usize,
+    pub pause: Duration,
+    /// Instances still running afterwards.
+    pub survivors: usize,
+}
+
+/// Ask for a re-exec (D-Bus `Restart()`), then time until a new
+/// connection's call is answered again.
+pub fn reexec(bins: &Binaries, sizes: &Sizes) -> Result<ReexecFigure, String> {
+    use outset::control::client::Client;
+    use outset::control::paths::{MANAGER_IFACE, MANAGER_PATH};
+    let n = sizes.reexec_instances;
+    let session = Session::start(
+        bins,
+        &[JobSet {
+            prefix: "s",
+            count: n,
+            text: "start on go\nexec sleep 100000\n",
+        }],
+        &format!("s{}", n - 1),
+    )?;
+    if !session.initctl(&["emit", "go"])?.ok {
+        return Err("initctl emit go failed".into());
+    }
+    let answers = || {
+        Client::connect(&session.address)
+            .is_ok_and(|c| c.property(MANAGER_PATH, MANAGER_IFACE, "version").is_ok())
+    };
+    if !answers() {
+        return Err("init does not answer before the re-exec".into());
+    }
+    let pid = session.pid();
+    let client = Client::connect(&session.address).map_err(|e| e.message)?;
+    let start = Instant::now();
+    // The reply may never come: the connection closes with the exec.
+    let _ = client.manager::<_, ()>("Restart", &());
+    drop(client);
+    let deadline = start + Duration::from_secs(60);
+    // The image that answers must be a new one: wait for the exec first
+    // (the command line gains `--restart`).
+    let restarted = || {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"--restart"))
+    };
+    while !(restarted() && answers()) {
+        if Instant::now() > deadline {
+            return Err("init did not answer after the re-exec".into());
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let pause = start.elapsed();
+    let list = session.initctl(&["list"])?;
+    let survivors = list
+        .stdout
+        .lines()
+        .filter(|l| l.contains("start/running"))
+        .count();
+    session.stop();
+    Ok(ReexecFigure {
+        instances: n,
+        pause,
+        survivors,
+    })
+}
