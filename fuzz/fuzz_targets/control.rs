@@ -311,7 +311,7 @@ fn stream(address: &str, auth: bool, bytes: &[u8]) {
     };
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).expect("name");
     let mut sock = std::os::unix::net::UnixStream::connect_addr(&addr).expect("connect");
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
+    sock.set_read_timeout(Some(Duration::from_millis(20)))
         .expect("timeout");
     if auth {
         // SAFETY: getuid has no preconditions.
@@ -329,16 +329,13 @@ fuzz_target!(|input: Input| {
     let call = match input {
         Input::Call(call) => call,
         Input::Stream { auth, bytes } => {
-            let address = client()
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .address
-                .clone();
+            let mut client = client().lock().unwrap_or_else(|e| e.into_inner());
+            let address = client.address.clone();
             stream(&address, auth, &bytes);
-            check_alive(
-                &mut client().lock().unwrap_or_else(|e| e.into_inner()),
-                true,
-            );
+            let conn = client.conn.get_or_insert_with(|| connect(&address)).clone();
+            if get_all_jobs(&conn).is_err() {
+                check_alive(&mut client, true);
+            }
             return;
         }
     };
@@ -349,29 +346,27 @@ fuzz_target!(|input: Input| {
     let conn = client.conn.get_or_insert_with(|| connect(&address)).clone();
     let sent = zbus::block_on(conn.send(&msg));
     // Whatever happened to that call, the daemon still answers.
-    let alive = zbus::block_on(conn.call_method(
-        None::<&str>,
-        "/com/ubuntu/Upstart",
-        Some("com.ubuntu.Upstart0_6"),
-        "GetAllJobs",
-        &(),
-    ));
+    let alive = get_all_jobs(&conn);
     if sent.is_err() || alive.is_err() {
         check_alive(&mut client, raw);
     }
 });
 
-/// The connection may have been closed on a malformed message; a fresh
-/// one must work.
-fn check_alive(client: &mut Client, raw: bool) {
-    let fresh = connect(&client.address);
-    zbus::block_on(fresh.call_method(
+fn get_all_jobs(conn: &zbus::Connection) -> zbus::Result<zbus::Message> {
+    zbus::block_on(conn.call_method(
         None::<&str>,
         "/com/ubuntu/Upstart",
         Some("com.ubuntu.Upstart0_6"),
         "GetAllJobs",
         &(),
     ))
-    .unwrap_or_else(|e| panic!("daemon stopped answering (raw input: {raw}): {e}"));
+}
+
+/// The connection may have been closed on a malformed message; a fresh
+/// one must work.
+fn check_alive(client: &mut Client, raw: bool) {
+    let fresh = connect(&client.address);
+    get_all_jobs(&fresh)
+        .unwrap_or_else(|e| panic!("daemon stopped answering (raw input: {raw}): {e}"));
     client.conn = Some(fresh);
 }
