@@ -251,9 +251,20 @@ fn get_state_returns_the_handed_over_json() {
     let client = outset::control::client::Client::connect(&s.address).expect("connect");
     let json: String = client.manager("GetState", &()).expect("GetState");
     let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
-    let inst = &v["outset"]["engine"]["slots"]["a"]["instances"][""];
-    assert_eq!(inst["state"], "running");
-    assert_eq!(inst["pids"]["main"], a);
+    // Upstart 1.13's layout.
+    let class = v["job_classes"]
+        .as_array()
+        .expect("job_classes")
+        .iter()
+        .find(|c| c["name"] == "a")
+        .expect("class a");
+    assert_eq!(class["path"], "/com/ubuntu/Upstart/jobs/a");
+    let inst = &class["jobs"][0];
+    assert_eq!(inst["name"], "");
+    assert_eq!(inst["goal"], "JOB_START");
+    assert_eq!(inst["state"], "JOB_RUNNING");
+    assert_eq!(inst["pid"][0], a);
+    assert_eq!(v["conf_sources"][0]["type"], "CONF_JOB_DIR");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! The state travels as JSON in a memory file passed with `--state-fd`;
 //! every descriptor that must survive (status and script pipes of spawns in
 //! flight, log ptys, files carried by events) is made inheritable first.
-//! outset's own state lives under the key `outset`.
+//! The payload is Upstart 1.13's layout (see [`crate::reexec::outset`]).
 
 use mio::Interest;
 use serde::{Deserialize, Serialize};
@@ -17,8 +17,8 @@ use thiserror::Error;
 use super::joblog::JobLog;
 use super::shell::Io;
 use super::Daemon;
-use crate::config::ConfSource;
 use crate::job::{Engine, Level};
+use crate::reexec::{ExportInput, Handover, LiveLog};
 
 #[derive(Debug, Error)]
 pub enum ReexecError {
@@ -49,9 +49,10 @@ enum IoState {
     },
 }
 
+/// The daemon's own part of the payload (`outset.daemon`); the engine and
+/// the configuration sources travel in Upstart's layout.
 #[derive(Debug, Serialize, Deserialize)]
-struct OutsetState {
-    engine: Engine,
+struct DaemonState {
     io: Vec<IoState>,
     /// Scripts not sent yet: pid, text, write end of the script pipe.
     scripts: Vec<(i32, String, RawFd)>,
@@ -59,14 +60,9 @@ struct OutsetState {
     unflushed: Vec<(PathBuf, Vec<u8>)>,
     disk_writeable: bool,
     event_fds: Vec<RawFd>,
-    sources: Vec<ConfSource>,
+    /// The job environment table `reset-env` goes back to.
     job_env: Vec<String>,
     log_priority: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Payload {
-    outset: OutsetState,
 }
 
 fn inheritable(fd: RawFd) {
@@ -77,26 +73,44 @@ fn inheritable(fd: RawFd) {
 impl Daemon {
     /// The state as JSON text (D-Bus `GetState()`).
     pub(super) fn state_json(&self) -> Result<String, ReexecError> {
-        Ok(serde_json::to_string(&self.capture())?)
+        Ok(serde_json::to_string(&self.capture().0)?)
     }
 
-    /// Everything the next image needs; the descriptors it names are the
-    /// ones [`Self::make_inheritable`] hands over.
-    fn capture(&self) -> Payload {
+    /// Everything the next image needs, and the descriptors it names (which
+    /// [`Self::make_inheritable`] hands over).
+    fn capture(&self) -> (serde_json::Value, Vec<RawFd>) {
         let mut io = Vec::new();
+        let mut handover = Handover {
+            // SAFETY: getuid has no preconditions.
+            uid: unsafe { libc::getuid() },
+            ..Handover::default()
+        };
         for entry in self.shell.io.values() {
             match entry {
-                Io::Status { pid, file, buf } => io.push(IoState::Status {
-                    pid: *pid,
-                    fd: file.as_raw_fd(),
-                    buf: buf.clone(),
-                }),
-                Io::Log { pid, file, log } => io.push(IoState::Log {
-                    pid: *pid,
-                    fd: file.as_raw_fd(),
-                    path: log.path.clone(),
-                    pending: log.buffer.clone(),
-                }),
+                Io::Status { pid, file, buf } => {
+                    handover.status.insert(*pid, file.as_raw_fd());
+                    io.push(IoState::Status {
+                        pid: *pid,
+                        fd: file.as_raw_fd(),
+                        buf: buf.clone(),
+                    })
+                }
+                Io::Log { pid, file, log } => {
+                    handover.logs.insert(
+                        *pid,
+                        LiveLog {
+                            pty_fd: file.as_raw_fd(),
+                            path: log.path.to_string_lossy().into_owned(),
+                            unflushed: log.buffer.clone(),
+                        },
+                    );
+                    io.push(IoState::Log {
+                        pid: *pid,
+                        fd: file.as_raw_fd(),
+                        path: log.path.clone(),
+                        pending: log.buffer.clone(),
+                    })
+                }
                 Io::Script { file, data, done } => io.push(IoState::Script {
                     fd: file.as_raw_fd(),
                     data: data.clone(),
@@ -104,52 +118,61 @@ impl Daemon {
                 }),
             }
         }
-        for state in &io {
-            match state {
-                IoState::Status { fd, .. }
-                | IoState::Log { fd, .. }
-                | IoState::Script { fd, .. } => inheritable(*fd),
+        // The same state gives the same text (GetState, tests).
+        io.sort_by_key(|s| match s {
+            IoState::Status { fd, .. } | IoState::Log { fd, .. } | IoState::Script { fd, .. } => {
+                *fd
             }
-        }
-        let scripts: Vec<(i32, String, RawFd)> = self
+        });
+        let mut scripts: Vec<(i32, String, RawFd)> = self
             .shell
             .scripts
             .iter()
             .map(|(pid, (text, fd))| (*pid, text.clone(), fd.as_raw_fd()))
             .collect();
-        for (_, _, fd) in &scripts {
-            inheritable(*fd);
+        scripts.sort();
+        for (pid, text, fd) in &scripts {
+            handover.scripts.insert(*pid, (text.clone(), *fd));
         }
-        Payload {
-            outset: OutsetState {
-                engine: self.engine.clone(),
-                io,
-                scripts,
-                unflushed: self
-                    .shell
-                    .unflushed
-                    .iter()
-                    .map(|l| (l.path.clone(), l.buffer.clone()))
-                    .collect(),
-                disk_writeable: self.shell.disk_writeable,
-                event_fds: self.shell.event_fds.keys().copied().collect(),
-                sources: self.config.sources.clone(),
-                job_env: self.config.job_env.clone(),
-                log_priority: super::logger::priority_name(&self.log_priority).to_string(),
-            },
-        }
-    }
-
-    /// Clear close-on-exec on every descriptor the payload names.
-    fn make_inheritable(payload: &Payload) {
-        for state in &payload.outset.io {
-            match state {
+        let mut event_fds: Vec<RawFd> = self.shell.event_fds.keys().copied().collect();
+        event_fds.sort_unstable();
+        let mut fds: Vec<RawFd> = io
+            .iter()
+            .map(|s| match s {
                 IoState::Status { fd, .. }
                 | IoState::Log { fd, .. }
-                | IoState::Script { fd, .. } => inheritable(*fd),
-            }
-        }
-        for (_, _, fd) in &payload.outset.scripts {
+                | IoState::Script { fd, .. } => *fd,
+            })
+            .collect();
+        fds.extend(scripts.iter().map(|(_, _, fd)| *fd));
+        let daemon = DaemonState {
+            io,
+            scripts,
+            unflushed: self
+                .shell
+                .unflushed
+                .iter()
+                .map(|l| (l.path.clone(), l.buffer.clone()))
+                .collect(),
+            disk_writeable: self.shell.disk_writeable,
+            event_fds,
+            job_env: self.config.job_env.clone(),
+            log_priority: super::logger::priority_name(&self.log_priority).to_string(),
+        };
+        let daemon = serde_json::to_value(&daemon).unwrap_or(serde_json::Value::Null);
+        let payload = crate::reexec::export(&ExportInput {
+            engine: &self.engine,
+            sources: &self.config.sources,
+            handover: &handover,
+            daemon,
+        });
+        (payload, fds)
+    }
+
+    /// Clear close-on-exec on every descriptor the payload names (files
+    /// carried by events already are inheritable).
+    fn make_inheritable(fds: &[RawFd]) {
+        for fd in fds {
             inheritable(*fd);
         }
     }
@@ -188,8 +211,8 @@ impl Daemon {
     /// carries on).
     pub(super) fn reexec(&mut self) {
         self.log(Level::Info, "Performing stateful re-exec");
-        let payload = self.capture();
-        Self::make_inheritable(&payload);
+        let (payload, fds) = self.capture();
+        Self::make_inheritable(&fds);
         let state_fd = match write_state(&payload) {
             Ok(fd) => Some(fd),
             Err(e) => {
@@ -239,33 +262,31 @@ impl Daemon {
         let mut data = Vec::new();
         let read = file.read_to_end(&mut data);
         drop(file);
-        let parsed = read
-            .map_err(|e| e.to_string())
-            .and_then(|_| serde_json::from_slice::<Payload>(&data).map_err(|e| e.to_string()));
-        let state = match parsed {
-            Ok(p) => p.outset,
-            // Not outset's own layout: a live Upstart handing over.
-            Err(_) if self.restore_upstart(&data) => return true,
-            Err(e) => {
-                if !data.is_empty() {
-                    let keep = self.config.logdir.join("upstart.state");
-                    let _ = std::fs::write(&keep, &data);
-                }
-                self.log(
-                    Level::Error,
-                    &format!(
-                        "Failed to read serialisation data - reverting to stateless re-exec: {e}"
+        let text = String::from_utf8_lossy(&data);
+        let parsed = read.map_err(|e| e.to_string()).and_then(|_| {
+            crate::reexec::read(&text).map_err(|e| e.to_string())
+        });
+        let (mut engine, sources, state) = match parsed {
+            Ok(Some(restored)) => {
+                match serde_json::from_value::<DaemonState>(restored.daemon) {
+                    Ok(state) => (
+                        restored.imported.engine,
+                        restored.imported.sources,
+                        state,
                     ),
-                );
-                return false;
+                    Err(e) => return self.restore_failed(&data, &e.to_string()),
+                }
             }
+            // Not outset's own payload: a live Upstart handing over.
+            Ok(None) if self.restore_upstart(&data) => return true,
+            Ok(None) => return self.restore_failed(&data, "not a usable Upstart payload"),
+            Err(e) => return self.restore_failed(&data, &e),
         };
-        let mut engine = state.engine;
         // Options that describe this image, not the old one.
         engine.options.session_address = self.engine.options.session_address.clone();
         engine.init_env = self.engine.init_env.clone();
         self.engine = engine;
-        self.config.sources = state.sources;
+        self.config.sources = sources;
         self.config.job_env = state.job_env;
         let _ = super::logger::set_priority(&self.log_priority, &state.log_priority);
         self.shell.disk_writeable = state.disk_writeable;
@@ -333,6 +354,20 @@ impl Daemon {
 }
 
 impl Daemon {
+    /// The state could not be used: keep the raw data in
+    /// LOGDIR/upstart.state for post-mortem and carry on without it.
+    fn restore_failed(&mut self, data: &[u8], why: &str) -> bool {
+        if !data.is_empty() {
+            let keep = self.config.logdir.join("upstart.state");
+            let _ = std::fs::write(&keep, data);
+        }
+        self.log(
+            Level::Error,
+            &format!("Failed to read serialisation data - reverting to stateless re-exec: {why}"),
+        );
+        false
+    }
+
     /// Take over from Upstart 1.6-1.13 (its JSON layout). Returns false if
     /// the data is not such a payload.
     fn restore_upstart(&mut self, data: &[u8]) -> bool {
@@ -450,7 +485,7 @@ fn mark_cloexec(fd: RawFd) {
 }
 
 /// Write the payload to an inheritable memory file, positioned at 0.
-fn write_state(payload: &Payload) -> Result<OwnedFd, ReexecError> {
+fn write_state(payload: &serde_json::Value) -> Result<OwnedFd, ReexecError> {
     let json = serde_json::to_vec(payload)?;
     let fd = nix::sys::memfd::memfd_create(c"outset-state", nix::sys::memfd::MFdFlags::empty())
         .map_err(std::io::Error::from)?;
