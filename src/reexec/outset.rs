@@ -404,6 +404,7 @@ pub fn export(input: &ExportInput<'_>) -> Value {
             if !blocking.is_empty() {
                 o.insert("blocking".into(), blocking.into());
             }
+            o.insert(EXTRA_KEY.into(), json!({ "id": e.id }));
             Value::Object(o)
         })
         .collect();
@@ -555,8 +556,67 @@ pub fn read(json: &str) -> Result<Option<Restored>, ImportError> {
             }
         }
     }
+    keep_event_ids(&root, &mut imported.engine);
     let daemon = extra.get("daemon").cloned().unwrap_or(Value::Null);
     Ok(Some(Restored { imported, daemon }))
+}
+
+/// The importer numbers events by position; outset's own ids (kept under
+/// each event's extras) are put back so that they stay the same across a
+/// re-exec.
+fn keep_event_ids(root: &Value, engine: &mut Engine) {
+    let events = root
+        .get("events")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let map: BTreeMap<EventId, EventId> = events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let id = e.get(EXTRA_KEY)?.get("id")?.as_u64()?;
+            Some((u64::try_from(i).ok()?.saturating_add(1), id))
+        })
+        .collect();
+    // Ids must stay unique, or references would merge.
+    let unique: std::collections::BTreeSet<EventId> = map.values().copied().collect();
+    if map.is_empty() || unique.len() != map.len() {
+        return;
+    }
+    let to = |id: &mut EventId| {
+        if let Some(n) = map.get(id) {
+            *id = *n;
+        }
+    };
+    let tree = |t: &mut EventTree| {
+        for n in &mut t.nodes {
+            if let Some(id) = n.event.as_mut() {
+                to(id);
+            }
+        }
+    };
+    for e in &mut engine.events {
+        to(&mut e.id);
+    }
+    for slot in engine.slots.values_mut() {
+        if let Some(t) = slot.start_on.as_mut() {
+            tree(t);
+        }
+        for inst in slot.instances.values_mut() {
+            if let Some(t) = inst.stop_on.as_mut() {
+                tree(t);
+            }
+            if let Some(id) = inst.blocker.as_mut() {
+                to(id);
+            }
+            for h in &mut inst.blocking {
+                if let Held::Event(id) = h {
+                    to(id);
+                }
+            }
+        }
+    }
+    let spawns = engine.spawns_in_flight();
+    engine.reindex(&spawns);
 }
 
 fn apply_class_extras(class: &mut JobClass, x: &Value) {
@@ -569,5 +629,206 @@ fn apply_class_extras(class: &mut JobClass, x: &Value) {
                 proc_.line = usize::try_from(n).unwrap_or(0);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_job, ClassDefaults};
+    use crate::job::{JobKey, Level, SpawnRequest, State, Sys};
+
+    /// Spawns succeed with made-up pids; nothing else happens.
+    struct FakeSys {
+        next_pid: i32,
+    }
+
+    impl Sys for FakeSys {
+        fn spawn(&mut self, _req: &SpawnRequest) -> Result<i32, String> {
+            self.next_pid += 1;
+            Ok(self.next_pid)
+        }
+        fn kill(&mut self, _pid: i32, _signal: i32, _group: bool) -> Result<(), i32> {
+            Ok(())
+        }
+        fn log(&mut self, _level: Level, _message: String) {}
+    }
+
+    fn class(name: &str, text: &str) -> JobClass {
+        let mut c = parse_job(
+            name,
+            &format!("/etc/init/{name}.conf"),
+            text,
+            &ClassDefaults::default(),
+        )
+        .expect("job");
+        c.path = format!("/etc/init/{name}.conf");
+        c
+    }
+
+    fn deep_or(n: usize) -> String {
+        let words: Vec<String> = (0..n).map(|i| format!("e{i}")).collect();
+        words.join(" or ")
+    }
+
+    /// An engine with a bit of everything: running and killed instances,
+    /// a spawn in flight, held events, a blocked `starting`, a pending
+    /// replacement class and a very deep `start on`.
+    fn busy_engine() -> (Engine, Handover) {
+        let mut sys = FakeSys { next_pid: 100 };
+        let mut e = Engine::new(
+            EngineOptions {
+                user_mode: true,
+                cgroup_manager: Some("unix:path=/x".into()),
+                ..EngineOptions::default()
+            },
+            vec!["PATH=/bin".into()],
+            Vec::new(),
+        );
+        e.set_classes(
+            &mut sys,
+            vec![
+                class("svc", "exec sleep 1\nlimit nofile 10 unlimited\nnice 3\n"),
+                class("multi", "instance $N\nexec sleep 1\n"),
+                class("both", "start on alpha and beta\nexec sleep 1\n"),
+                class("deep", &format!("start on go and ({})\nexec sleep 1\n", deep_or(400))),
+                class("gate", "start on starting blocked\ntask\nexec sleep 1\n"),
+                class("blocked", "exec sleep 1\n"),
+                class("stubborn", "kill timeout 7\nexec sleep 1\n"),
+            ],
+        );
+        e.set_time(5_000);
+        e.start_job(&mut sys, "svc", Vec::new(), None).expect("svc");
+        for n in 0..3 {
+            e.start_job(&mut sys, "multi", vec![format!("N={n}")], None)
+                .expect("multi");
+        }
+        e.start_job(&mut sys, "stubborn", Vec::new(), None)
+            .expect("stubborn");
+        e.start_job(&mut sys, "blocked", Vec::new(), None)
+            .expect("blocked");
+        e.emit("alpha", Vec::new());
+        e.emit("go", vec!["X=1".into()]);
+        e.run_queue(&mut sys);
+        // Every spawn but svc's reports success.
+        let svc = e.instance(&JobKey::new("svc", "")).expect("svc").pid(ProcessType::Main);
+        for (pid, ..) in e.spawns_in_flight() {
+            if pid != svc {
+                e.spawn_ok(&mut sys, pid);
+            }
+        }
+        e.run_queue(&mut sys);
+        e.stop_job(&mut sys, "stubborn", Vec::new(), None)
+            .expect("stop");
+        e.run_queue(&mut sys);
+        // Everything spawned so far is still in flight in the fake.
+        let mut handover = Handover {
+            uid: 1000,
+            ..Handover::default()
+        };
+        for (pid, _, _) in e.spawns_in_flight() {
+            handover.status.insert(pid, pid + 1000);
+        }
+        // One in-flight spawn with a script and a live log.
+        let (pid, ..) = e.spawns_in_flight()[0].clone();
+        handover.scripts.insert(pid, ("echo hi\n".into(), 77));
+        handover.logs.insert(
+            pid,
+            LiveLog {
+                pty_fd: 78,
+                path: "/var/log/x.log".into(),
+                unflushed: b"out".to_vec(),
+            },
+        );
+        // A replacement waiting for svc's instance to stop.
+        e.set_classes(
+            &mut sys,
+            e.slots
+                .values()
+                .map(|s| {
+                    let mut c = (*s.class).clone();
+                    if c.name == "svc" {
+                        c.description = Some("new".into());
+                    }
+                    c
+                })
+                .collect(),
+        );
+        (e, handover)
+    }
+
+    fn roundtrip(e: &Engine, h: &Handover) -> (Value, Restored) {
+        let v = export(&ExportInput {
+            engine: e,
+            sources: &[ConfSource::dir("/etc/init")],
+            handover: h,
+            daemon: json!({ "anything": [1, 2] }),
+        });
+        let text = serde_json::to_string(&v).expect("text");
+        let back = read(&text).expect("read").expect("own payload");
+        (v, back)
+    }
+
+    #[test]
+    fn reexec_own_payload_reads_back_whole() {
+        let (e, h) = busy_engine();
+        // The fixture really covers the cases.
+        let inst = |j: &str, i: &str| e.instance(&JobKey::new(j, i)).expect(j).clone();
+        assert_eq!(inst("stubborn", "").state, State::Killed);
+        assert!(inst("stubborn", "").kill_deadline.is_some());
+        assert_eq!(inst("blocked", "").state, State::Starting);
+        assert!(e.slots["deep"].start_on.as_ref().expect("tree").held().count() == 1);
+        assert!(matches!(e.slots["svc"].pending, Some(Some(_))));
+        assert!(!e.spawns_in_flight().is_empty());
+
+        let (v, back) = roundtrip(&e, &h);
+        let got = &back.imported.engine;
+        assert_eq!(
+            got.slots.keys().collect::<Vec<_>>(),
+            e.slots.keys().collect::<Vec<_>>()
+        );
+        for (name, slot) in &e.slots {
+            let other = &got.slots[name];
+            assert!(other.class == slot.class, "{name}: class");
+            assert!(other.pending == slot.pending, "{name}: pending");
+            assert!(other.start_on == slot.start_on, "{name}: start on");
+            assert_eq!(other.instances, slot.instances, "{name}");
+        }
+        assert_eq!(got.events, e.events);
+        assert_eq!(got.global_env, e.global_env);
+        assert_eq!(got.options, e.options);
+        assert_eq!(got.spawns_in_flight(), e.spawns_in_flight());
+        assert_eq!(back.daemon, json!({ "anything": [1, 2] }));
+        // Writing what was read gives the same text.
+        let (v2, _) = roundtrip(got, &h);
+        assert_eq!(v, v2);
+        // The Upstart view: spawns, scripts and logs where Upstart keeps them.
+        assert_eq!(back.imported.spawns.len(), h.status.len());
+        assert_eq!(back.imported.scripts.len(), 1);
+        assert_eq!(back.imported.logs.len(), 1);
+        assert_eq!(back.imported.logs[0].unflushed, b"out");
+    }
+
+    #[test]
+    fn reexec_deep_trees_stay_flat_in_the_json() {
+        let (e, h) = busy_engine();
+        let (v, _) = roundtrip(&e, &h);
+        fn depth(v: &Value) -> usize {
+            match v {
+                Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+                Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+                _ => 0,
+            }
+        }
+        // Far below serde_json's recursion limit of 128.
+        assert!(depth(&v) < 16, "depth {}", depth(&v));
+        assert!(serde_json::from_str::<Value>(&v.to_string()).is_ok());
+    }
+
+    #[test]
+    fn reexec_upstart_payload_is_not_taken_for_an_own_one() {
+        let v = json!({ "sessions": [], "events": [], "job_classes": [] });
+        assert!(read(&v.to_string()).expect("read").is_none());
+        assert!(read("{").is_err());
     }
 }
