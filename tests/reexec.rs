@@ -731,3 +731,101 @@ fn a_child_stopped_before_exec_is_supervised_by_the_new_image() {
     assert!(!alive(child));
     assert_eq!(s.ctl(&["status", "dbg"]).1, "dbg stop/waiting\n");
 }
+
+/// Descriptors a process has open, by number.
+fn open_fds(pid: i32) -> Vec<String> {
+    let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    fds.sort();
+    fds
+}
+
+#[test]
+fn a_failed_exec_leaves_init_running_and_answering() {
+    // The daemon re-executes the path it was started from: a copy that the
+    // test then replaces with a file that cannot be executed.
+    let dir = TempDir::new("execfail");
+    let bin = dir.0.join("bin/outset");
+    std::fs::create_dir_all(dir.0.join("bin")).expect("bin");
+    std::fs::copy(env!("CARGO_BIN_EXE_outset"), &bin).expect("copy");
+    std::fs::create_dir_all(dir.0.join("run")).expect("run");
+    // a's log pty is one of the descriptors a re-exec hands over.
+    dir.write("conf/a.conf", "console log\nexec sleep 1000\n");
+    dir.write("conf/c.conf", "console none\nexec sleep 1000\n");
+    dir.write(
+        "conf/s.conf",
+        "console none\nscript\n  exec sleep 1000\nend script\n",
+    );
+    dir.write("conf/b.conf", "console none\nexec sleep 1000\n");
+    let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
+    let child = Command::new(&bin)
+        .args(["--user", "--no-startup-event", "--verbose", "--confdir"])
+        .arg(dir.0.join("conf"))
+        .arg("--logdir")
+        .arg(dir.0.join("logs"))
+        .env("XDG_RUNTIME_DIR", dir.0.join("run"))
+        .stdin(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("outset copy");
+    let session_file = dir
+        .0
+        .join(format!("run/upstart/sessions/{}.session", child.id()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let address = loop {
+        if let Some(a) = std::fs::read_to_string(&session_file)
+            .ok()
+            .and_then(|t| t.trim_end().strip_prefix("UPSTART_SESSION=").map(str::to_string))
+        {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "no session file");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let s = Session {
+        dir,
+        child,
+        address,
+    };
+    let a = pid_of(&s.ctl(&["start", "a"]).1);
+    let script = pid_of(&s.ctl(&["start", "s"]).1);
+    let c = pid_of(&s.ctl(&["start", "c"]).1);
+    assert!(a > 0 && script > 0 && c > 0);
+    let before = open_fds(c);
+
+    std::fs::remove_file(&bin).expect("remove");
+    std::fs::write(&bin, "not a program\n").expect("replace");
+    let client = outset::control::client::Client::connect(&s.address).expect("connect");
+    let _ = client.manager::<_, ()>("Restart", &());
+    drop(client);
+    s.wait_for("the failed exec", || s.log().contains("Failed to re-execute"));
+    assert!(s.log().contains("Permission denied"), "{}", s.log());
+
+    // Still the same process, still answering, jobs still supervised.
+    assert!(s.child.id() > 0 && alive(s.child.id() as i32));
+    assert_eq!(pid_of(&s.ctl(&["status", "a"]).1), a);
+    assert_eq!(pid_of(&s.ctl(&["status", "s"]).1), script);
+    // A job started now inherits none of init's descriptors (those made
+    // inheritable for the exec are close-on-exec again).
+    let b = pid_of(&s.ctl(&["start", "b"]).1);
+    let links = |pid: i32| -> Vec<String> {
+        open_fds(pid)
+            .iter()
+            .map(|f| format!("{f}:{:?}", std::fs::read_link(format!("/proc/{pid}/fd/{f}"))))
+            .collect()
+    };
+    assert_eq!(open_fds(b), before, "descriptors leaked into b: {:?} (c: {:?})", links(b), links(c));
+    assert_eq!(s.ctl(&["stop", "a"]).0, 0);
+    assert!(!alive(a));
+
+    // Once the binary is back, re-executing works again.
+    std::fs::copy(env!("CARGO_BIN_EXE_outset"), &bin).expect("restore");
+    s.reexec();
+    assert_eq!(pid_of(&s.ctl(&["status", "b"]).1), b);
+    assert_eq!(pid_of(&s.ctl(&["status", "s"]).1), script);
+}

@@ -235,11 +235,14 @@ impl Daemon {
             .collect();
         let exe = std::ffi::CString::new("/proc/self/exe").unwrap_or_default();
         let path = cargs.first().cloned().unwrap_or(exe.clone());
-        // argv[0] as started (so an upgraded /sbin/init is picked up), else
-        // this very binary.
-        let err = nix::unistd::execvp(&path, &cargs)
-            .err()
-            .or_else(|| nix::unistd::execv(&exe, &cargs).err());
+        // argv[0] as started, so that an upgraded binary is picked up; only
+        // if that path is gone, this very image.
+        let err = match nix::unistd::execvp(&path, &cargs) {
+            Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::ENOTDIR) => {
+                nix::unistd::execv(&exe, &cargs).err()
+            }
+            other => other.err(),
+        };
         let reason = err.map_or("unknown error".to_string(), |e| e.desc().to_string());
         self.log(
             Level::Error,
@@ -248,8 +251,14 @@ impl Daemon {
                 argv.first().map_or("", String::as_str)
             ),
         );
-        // Carry on: put close-on-exec back is not needed (the fds are ours),
-        // unblock what the loop does not handle through the signalfd.
+        // Carry on as before (extensions.md §6): the descriptors handed
+        // over become close-on-exec again, or every job spawned from now on
+        // would inherit them (a script pipe held open by another process
+        // never ends its shell's input). The control server was never
+        // closed, so it keeps answering.
+        for fd in &fds {
+            mark_cloexec(*fd);
+        }
         let _ = super::handled_signals().thread_set_mask();
         drop(state_fd);
     }
