@@ -131,6 +131,16 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Keep the daemon's log of a failed test for inspection.
+            let keep = std::env::temp_dir().join(format!(
+                "{}.daemon.log",
+                self.dir.0.file_name().map_or("outset".into(), |n| n.to_string_lossy())
+            ));
+            if std::fs::copy(self.dir.0.join("daemon.log"), &keep).is_ok() {
+                eprintln!("daemon log kept in {}", keep.display());
+            }
+        }
         // Jobs lead their own process groups: end them with the daemon.
         let state = outset::control::client::Client::connect(&self.address)
             .ok()
@@ -828,4 +838,189 @@ fn a_failed_exec_leaves_init_running_and_answering() {
     s.reexec();
     assert_eq!(pid_of(&s.ctl(&["status", "b"]).1), b);
     assert_eq!(pid_of(&s.ctl(&["status", "s"]).1), script);
+}
+
+/// What each thread of a process is doing (for failure messages).
+fn threads(pid: i32) -> String {
+    let mut out = String::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        let p = t.path();
+        let read = |f: &str| std::fs::read_to_string(p.join(f)).unwrap_or_default();
+        out.push_str(&format!(
+            "thread {} {} wchan={} syscall={} stack={}\n",
+            t.file_name().to_string_lossy(),
+            read("comm").trim(),
+            read("wchan"),
+            read("syscall").trim(),
+            read("stack").replace('\n', " | ")
+        ));
+    }
+    // Backtraces too, where gdb is around.
+    if let Ok(o) = Command::new("timeout")
+        .args(["60", "gdb", "-p", &pid.to_string(), "-batch", "-ex", "thread apply all bt 30"])
+        .output()
+    {
+        out.push_str(&String::from_utf8_lossy(&o.stdout));
+    }
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    out.push_str(&format!("{fds} descriptors; status: {}", std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default().lines().filter(|l| l.starts_with("Sig") || l.starts_with("State")).collect::<Vec<_>>().join("; ")));
+    out
+}
+
+/// Children of `parent` that have not exited.
+fn live_children(parent: i32) -> std::collections::BTreeSet<i32> {
+    let mut out = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let mut rest = stat.rsplit(')').next().unwrap_or("").split_whitespace();
+        let state = rest.next().unwrap_or("");
+        let ppid = rest.next().and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(parent) && state != "Z" {
+            out.insert(pid);
+        }
+    }
+    out
+}
+
+/// Every pid the daemon's state names.
+fn state_pids(v: &serde_json::Value) -> Vec<i32> {
+    let mut out = Vec::new();
+    for c in list(v, "job_classes") {
+        for j in list(c, "jobs") {
+            out.extend(
+                list(j, "pid")
+                    .iter()
+                    .filter_map(serde_json::Value::as_i64)
+                    .filter(|p| *p > 0)
+                    .map(|p| p as i32),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn a_hundred_reexecs_under_load_lose_nothing() {
+    let rounds: usize = std::env::var("OUTSET_REEXEC_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100);
+    let s = Session::start_with(
+        "load",
+        &[
+            ("long1", "console none\nexec sleep 1000\n"),
+            ("long2", "console none\nrespawn\nexec sleep 1000\n"),
+            ("chatter", "console log\nexec /bin/sh -c 'while :; do echo tick; sleep 0.2; done'\n"),
+            ("worker", "instance $N\nconsole none\nexec sleep 1000\n"),
+            ("pinger", "start on ping\ntask\nconsole none\nexec /bin/sh -c 'sleep 0.05'\n"),
+            ("flash", "console none\npre-start exec true\nexec sleep 0.1\npost-stop exec true\n"),
+        ],
+        &["--debug"],
+    );
+    let daemon = s.child.id() as i32;
+    let mut long = Vec::new();
+    for job in ["long1", "long2", "chatter"] {
+        long.push((job, pid_of(&s.ctl(&["start", job]).1)));
+    }
+    s.reexec();
+    let fds = s.settled_fds();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let generator = {
+        let stop = stop.clone();
+        let address = s.address.clone();
+        std::thread::spawn(move || {
+            let ctl = |args: &[&str]| -> i32 {
+                Command::new("timeout")
+                    .arg("30")
+                    .arg(env!("CARGO_BIN_EXE_initctl"))
+                    .args(args)
+                    .env("UPSTART_SESSION", &address)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .map_or(-1, |st| st.code().unwrap_or(-1))
+            };
+            let mut hung = Vec::new();
+            let mut i = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let n = format!("N={}", i % 6);
+                let verb = if (i / 6) % 2 == 0 { "start" } else { "stop" };
+                for args in [
+                    vec![verb, "--no-wait", "worker", n.as_str()],
+                    vec!["emit", "--no-wait", "ping"],
+                    vec!["start", "--no-wait", "flash"],
+                ] {
+                    // 124: `timeout` ended a call the daemon never answered.
+                    if ctl(&args) == 124 {
+                        hung.push(args.join(" "));
+                    }
+                }
+                i += 1;
+            }
+            (i, hung)
+        })
+    };
+
+    for round in 0..rounds {
+        s.reexec();
+        for (job, pid) in &long {
+            let (code, out) = s.ctl(&["status", job]);
+            assert_eq!(
+                pid_of(&out),
+                *pid,
+                "{job} after re-exec {round}: {code} {out}\n{}",
+                threads(daemon)
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ops, hung) = generator.join().expect("load generator");
+    assert!(ops > 0);
+    assert!(hung.is_empty(), "calls never answered: {hung:?}");
+    assert_eq!(
+        s.log().matches("Stateful re-exec completed").count(),
+        rounds + 1
+    );
+    assert!(!s.log().contains("Quiescing"), "the session ended");
+
+    // Every process the daemon has is one it knows, once, and the other
+    // way round (no job lost, none duplicated).
+    s.wait_for("the load to drain", || {
+        let v = s.state();
+        let mut known = state_pids(&v);
+        known.sort_unstable();
+        let unique: std::collections::BTreeSet<i32> = known.iter().copied().collect();
+        unique.len() == known.len()
+            && unique == live_children(daemon)
+            && list(&v, "events").is_empty()
+            && !s.ctl(&["status", "flash"]).1.contains("start/")
+    });
+    let (_, listing) = s.ctl(&["list"]);
+    let workers: Vec<&str> = listing.lines().filter(|l| l.starts_with("worker ")).collect();
+    let names: std::collections::BTreeSet<&str> = workers
+        .iter()
+        .filter_map(|l| l.split(['(', ')']).nth(1))
+        .collect();
+    assert_eq!(names.len(), workers.len(), "{listing}");
+    for w in &workers {
+        assert!(w.contains("start/running, process "), "{listing}");
+    }
+    for (job, pid) in &long {
+        assert_eq!(pid_of(&s.ctl(&["status", job]).1), *pid, "{job}");
+    }
+
+    // No descriptor leaked: a fresh image with the same jobs as before.
+    for n in 0..6 {
+        let _ = s.ctl(&["stop", "worker", &format!("N={n}")]);
+    }
+    s.reexec();
+    assert_eq!(s.settled_fds(), fds, "descriptors leaked across re-execs");
 }
