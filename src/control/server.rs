@@ -88,6 +88,68 @@ pub fn start(name: &str, engine: EngineHandle) -> std::io::Result<mpsc::Sender<T
     Ok(tx)
 }
 
+/// The broadcaster's queue, and what it set aside while registering an
+/// object.
+struct Mailbox {
+    rx: mpsc::Receiver<ToBroadcaster>,
+    backlog: std::cell::RefCell<std::collections::VecDeque<ToBroadcaster>>,
+}
+
+/// How long registration waits before replies may overtake earlier changes.
+const REPLY_HOLD: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl Mailbox {
+    /// Run an object-server change to completion while still handing out
+    /// replies. A method call in progress on the same connection holds the
+    /// object server until its reply arrives, and that reply waits in this
+    /// very queue: waiting for the change alone deadlocks the broadcaster
+    /// (and with it every client) for good. Replies go out in order with
+    /// the changes set aside meanwhile, unless the change has waited for
+    /// more than `REPLY_HOLD`.
+    fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        let started = std::time::Instant::now();
+        let mut fut = Box::pin(fut);
+        zbus::block_on(std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(v) = fut.as_mut().poll(cx) {
+                return std::task::Poll::Ready(v);
+            }
+            let overtake = started.elapsed() > REPLY_HOLD;
+            let mut replied = false;
+            let mut backlog = self.backlog.borrow_mut();
+            while let Ok(msg) = self.rx.try_recv() {
+                match msg {
+                    ToBroadcaster::Reply(tx, answer) if overtake || backlog.is_empty() => {
+                        let _ = tx.send(answer);
+                        replied = true;
+                    }
+                    other => backlog.push_back(other),
+                }
+            }
+            if overtake && !replied {
+                // Deliver replies already set aside too.
+                let mut keep = std::collections::VecDeque::new();
+                for msg in backlog.drain(..) {
+                    match msg {
+                        ToBroadcaster::Reply(tx, answer) => {
+                            let _ = tx.send(answer);
+                        }
+                        other => keep.push_back(other),
+                    }
+                }
+                *backlog = keep;
+            }
+            drop(backlog);
+            if !replied {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            // Poll again soon: the queue is not something the runtime can
+            // wake us for.
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }))
+    }
+}
+
 /// Removed objects stay registered for a while so that calls racing with
 /// their removal fail with `UnknownMethod`, as Upstart's clients expect
 /// (an unregistered path would answer `UnknownObject`); the oldest are
@@ -98,10 +160,19 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zb
     let mut conns: Vec<Connection> = Vec::new();
     let mut tombstones: std::collections::VecDeque<(String, bool)> = Default::default();
     let mut on_bus = false;
+    let mailbox = Mailbox {
+        rx,
+        backlog: Default::default(),
+    };
     loop {
         // Wake at least once a second to drop connections whose client
         // has gone, even when nothing changes.
-        let msg = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+        let next = mailbox.backlog.borrow_mut().pop_front();
+        let msg = match next.map(Ok).unwrap_or_else(|| {
+            mailbox
+                .rx
+                .recv_timeout(std::time::Duration::from_secs(1))
+        }) {
             Ok(msg) => Some(msg),
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -115,7 +186,7 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zb
                 }
             }
             ToBroadcaster::Change(change) => {
-                conns.retain(|c| apply(c, &engine, &change));
+                conns.retain(|c| apply(c, &engine, &change, &mailbox));
                 match &change {
                     Broadcast::JobRemoved(job) => tombstones.push_back((job_path(job), true)),
                     Broadcast::InstanceRemoved(job, inst) => {
@@ -134,9 +205,9 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zb
                     for c in &conns {
                         let server = c.object_server();
                         let _ = if is_job {
-                            zbus::block_on(server.remove::<Job, _>(path.as_str()))
+                            mailbox.block_on(server.remove::<Job, _>(path.as_str()))
                         } else {
-                            zbus::block_on(server.remove::<Instance, _>(path.as_str()))
+                            mailbox.block_on(server.remove::<Instance, _>(path.as_str()))
                         };
                     }
                 }
@@ -274,31 +345,37 @@ fn unescape_path(path: &str) -> Option<(String, Option<String>)> {
     Some((job, inst))
 }
 
-fn add_job(conn: &Connection, engine: &EngineHandle, job: &str) {
+fn add_job(conn: &Connection, engine: &EngineHandle, job: &str, mailbox: &Mailbox) {
     let iface = Job {
         engine: engine.clone(),
         job: job.to_string(),
     };
-    let _ = zbus::block_on(conn.object_server().at(job_path(job), iface));
+    let _ = mailbox.block_on(conn.object_server().at(job_path(job), iface));
 }
 
-fn add_instance(conn: &Connection, engine: &EngineHandle, job: &str, instance: &str) {
+fn add_instance(
+    conn: &Connection,
+    engine: &EngineHandle,
+    job: &str,
+    instance: &str,
+    mailbox: &Mailbox,
+) {
     let iface = Instance {
         engine: engine.clone(),
         job: job.to_string(),
         instance: instance.to_string(),
     };
-    let _ = zbus::block_on(conn.object_server().at(instance_path(job, instance), iface));
+    let _ = mailbox.block_on(conn.object_server().at(instance_path(job, instance), iface));
 }
 
 /// Apply one change to one connection; false if the connection is gone.
-fn apply(conn: &Connection, engine: &EngineHandle, change: &Broadcast) -> bool {
+fn apply(conn: &Connection, engine: &EngineHandle, change: &Broadcast, mailbox: &Mailbox) -> bool {
     let emit_path = |path: &str, iface: &str, member: &str, arg: zbus::ObjectPath<'_>| {
         zbus::block_on(conn.emit_signal(None::<&str>, path, iface, member, &(arg,)))
     };
     let result = match change {
         Broadcast::JobAdded(job) => {
-            add_job(conn, engine, job);
+            add_job(conn, engine, job, mailbox);
             let p = job_path(job);
             emit_path(
                 MANAGER_PATH,
@@ -318,7 +395,7 @@ fn apply(conn: &Connection, engine: &EngineHandle, change: &Broadcast) -> bool {
             )
         }
         Broadcast::InstanceAdded(job, inst) => {
-            add_instance(conn, engine, job, inst);
+            add_instance(conn, engine, job, inst, mailbox);
             let p = instance_path(job, inst);
             emit_path(
                 &job_path(job),
