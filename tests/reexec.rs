@@ -135,7 +135,10 @@ impl Drop for Session {
             // Keep the daemon's log of a failed test for inspection.
             let keep = std::env::temp_dir().join(format!(
                 "{}.daemon.log",
-                self.dir.0.file_name().map_or("outset".into(), |n| n.to_string_lossy())
+                self.dir
+                    .0
+                    .file_name()
+                    .map_or("outset".into(), |n| n.to_string_lossy())
             ));
             if std::fs::copy(self.dir.0.join("daemon.log"), &keep).is_ok() {
                 eprintln!("daemon log kept in {}", keep.display());
@@ -517,9 +520,15 @@ fn the_payload_is_upstart_shaped_and_reads_back_whole() {
         std::fs::read(s.dir.0.join("logs/svc.log")).is_ok_and(|b| b == b"up\r\n")
     });
     s.wait_for("the states to settle", || {
-        s.ctl(&["status", "slow"]).1.starts_with("slow start/pre-start")
-            && s.ctl(&["status", "stubborn"]).1.starts_with("stubborn stop/killed")
-            && s.ctl(&["status", "gate"]).1.starts_with("gate start/running")
+        s.ctl(&["status", "slow"])
+            .1
+            .starts_with("slow start/pre-start")
+            && s.ctl(&["status", "stubborn"])
+                .1
+                .starts_with("stubborn stop/killed")
+            && s.ctl(&["status", "gate"])
+                .1
+                .starts_with("gate start/running")
     });
 
     let text = s.state_text();
@@ -543,8 +552,20 @@ fn the_payload_is_upstart_shaped_and_reads_back_whole() {
     let want = count(&before);
     let sum = &imported.summary;
     assert_eq!(
-        (sum.job_classes, sum.jobs, sum.events, sum.conf_sources, sum.conf_files),
-        (want.classes, want.jobs, want.events, want.sources, want.conf_files)
+        (
+            sum.job_classes,
+            sum.jobs,
+            sum.events,
+            sum.conf_sources,
+            sum.conf_files
+        ),
+        (
+            want.classes,
+            want.jobs,
+            want.events,
+            want.sources,
+            want.conf_files
+        )
     );
     assert_eq!(want.classes, 7);
     assert_eq!(want.jobs, 8, "svc, 3 multi, slow, gate, blocked, stubborn");
@@ -558,20 +579,40 @@ fn the_payload_is_upstart_shaped_and_reads_back_whole() {
             for (i, p) in outset::config::ProcessType::ALL.iter().enumerate() {
                 assert_eq!(i64::from(inst.pid(*p)), j["pid"][i].as_i64().expect("pid"));
             }
-            assert_eq!(inst.state.name(), s.ctl(&["status", name, &format!("N={}", inst.name)]).1
-                .split('/').nth(1).and_then(|r| r.split([',', '\n']).next()).unwrap_or(""),
-                "{name} ({})", inst.name);
+            assert_eq!(
+                inst.state.name(),
+                s.ctl(&["status", name, &format!("N={}", inst.name)])
+                    .1
+                    .split('/')
+                    .nth(1)
+                    .and_then(|r| r.split([',', '\n']).next())
+                    .unwrap_or(""),
+                "{name} ({})",
+                inst.name
+            );
         }
     }
-    let names: Vec<&str> = imported.engine.events.iter().map(|e| e.name.as_str()).collect();
+    let names: Vec<&str> = imported
+        .engine
+        .events
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
     let json_names: Vec<&str> = list(&before, "events")
         .iter()
         .filter_map(|e| e["name"].as_str())
         .collect();
     assert_eq!(names, json_names);
     assert_eq!(pid_of(&s.ctl(&["status", "svc"]).1), svc);
-    assert_eq!(before["job_classes"].as_array().expect("classes").iter()
-        .find(|c| c["name"] == "svc").expect("svc")["jobs"][0]["pid"][0], svc);
+    assert_eq!(
+        before["job_classes"]
+            .as_array()
+            .expect("classes")
+            .iter()
+            .find(|c| c["name"] == "svc")
+            .expect("svc")["jobs"][0]["pid"][0],
+        svc
+    );
 
     // outset reads back everything it wrote: the state after the re-exec
     // is the state before it.
@@ -581,17 +622,25 @@ fn the_payload_is_upstart_shaped_and_reads_back_whole() {
     // And it carries on from there: `both` still holds alpha.
     assert_eq!(s.ctl(&["emit", "--no-wait", "beta"]).0, 0);
     s.wait_for("both to run", || {
-        s.ctl(&["status", "both"]).1.starts_with("both start/running")
+        s.ctl(&["status", "both"])
+            .1
+            .starts_with("both start/running")
     });
     let both = s.job_state("both", "").expect("both");
     assert!(
-        list(&both, "env").iter().any(|e| e == "UPSTART_EVENTS=alpha beta"),
+        list(&both, "env")
+            .iter()
+            .any(|e| e == "UPSTART_EVENTS=alpha beta"),
         "{both}"
     );
     touch(&s, "go");
     s.wait_for("slow and blocked to run", || {
-        s.ctl(&["status", "slow"]).1.starts_with("slow start/running")
-            && s.ctl(&["status", "blocked"]).1.starts_with("blocked start/running")
+        s.ctl(&["status", "slow"])
+            .1
+            .starts_with("slow start/running")
+            && s.ctl(&["status", "blocked"])
+                .1
+                .starts_with("blocked start/running")
     });
 }
 
@@ -614,11 +663,15 @@ fn a_deeply_nested_start_on_survives_a_reexec() {
     );
     assert_eq!(s.ctl(&["emit", "--no-wait", "e399"]).0, 0);
     s.wait_for("deep to run", || {
-        s.ctl(&["status", "deep"]).1.starts_with("deep start/running")
+        s.ctl(&["status", "deep"])
+            .1
+            .starts_with("deep start/running")
     });
     let deep = s.job_state("deep", "").expect("deep");
     assert!(
-        list(&deep, "env").iter().any(|e| e == "UPSTART_EVENTS=go e399"),
+        list(&deep, "env")
+            .iter()
+            .any(|e| e == "UPSTART_EVENTS=go e399"),
         "{deep}"
     );
 }
@@ -640,11 +693,16 @@ fn a_waiting_emit_is_cut_off_by_a_reexec_and_its_jobs_carry_on() {
         .spawn()
         .expect("initctl emit");
     s.wait_for("hold's pre-start", || {
-        s.ctl(&["status", "hold"]).1.starts_with("hold start/pre-start")
+        s.ctl(&["status", "hold"])
+            .1
+            .starts_with("hold start/pre-start")
     });
     // The caller waits for `hello` to finish, which needs hold to start.
     let mut emit = emit;
-    assert!(emit.try_wait().expect("wait").is_none(), "emit returned early");
+    assert!(
+        emit.try_wait().expect("wait").is_none(),
+        "emit returned early"
+    );
     s.reexec();
     // Its connection ended with the old image: an error, not a reply
     // (reexec.md §4.4, §6.9).
@@ -653,7 +711,10 @@ fn a_waiting_emit_is_cut_off_by_a_reexec_and_its_jobs_carry_on() {
         if let Some(st) = emit.try_wait().expect("wait") {
             break st;
         }
-        assert!(Instant::now() < deadline, "emit still waiting after the re-exec");
+        assert!(
+            Instant::now() < deadline,
+            "emit still waiting after the re-exec"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let out = emit.wait_with_output().expect("output");
@@ -663,7 +724,9 @@ fn a_waiting_emit_is_cut_off_by_a_reexec_and_its_jobs_carry_on() {
     assert_eq!(list(&s.state(), "events")[0]["name"], "hello");
     touch(&s, "go");
     s.wait_for("hold to run", || {
-        s.ctl(&["status", "hold"]).1.starts_with("hold start/running")
+        s.ctl(&["status", "hold"])
+            .1
+            .starts_with("hold start/running")
     });
     s.wait_for("hello to finish", || list(&s.state(), "events").is_empty());
     // A new waiting emit is answered by the new image.
@@ -788,10 +851,11 @@ fn a_failed_exec_leaves_init_running_and_answering() {
         .join(format!("run/upstart/sessions/{}.session", child.id()));
     let deadline = Instant::now() + Duration::from_secs(30);
     let address = loop {
-        if let Some(a) = std::fs::read_to_string(&session_file)
-            .ok()
-            .and_then(|t| t.trim_end().strip_prefix("UPSTART_SESSION=").map(str::to_string))
-        {
+        if let Some(a) = std::fs::read_to_string(&session_file).ok().and_then(|t| {
+            t.trim_end()
+                .strip_prefix("UPSTART_SESSION=")
+                .map(str::to_string)
+        }) {
             break a;
         }
         assert!(Instant::now() < deadline, "no session file");
@@ -813,7 +877,9 @@ fn a_failed_exec_leaves_init_running_and_answering() {
     let client = outset::control::client::Client::connect(&s.address).expect("connect");
     let _ = client.manager::<_, ()>("Restart", &());
     drop(client);
-    s.wait_for("the failed exec", || s.log().contains("Failed to re-execute"));
+    s.wait_for("the failed exec", || {
+        s.log().contains("Failed to re-execute")
+    });
     assert!(s.log().contains("Permission denied"), "{}", s.log());
 
     // Still the same process, still answering, jobs still supervised.
@@ -826,10 +892,21 @@ fn a_failed_exec_leaves_init_running_and_answering() {
     let links = |pid: i32| -> Vec<String> {
         open_fds(pid)
             .iter()
-            .map(|f| format!("{f}:{:?}", std::fs::read_link(format!("/proc/{pid}/fd/{f}"))))
+            .map(|f| {
+                format!(
+                    "{f}:{:?}",
+                    std::fs::read_link(format!("/proc/{pid}/fd/{f}"))
+                )
+            })
             .collect()
     };
-    assert_eq!(open_fds(b), before, "descriptors leaked into b: {:?} (c: {:?})", links(b), links(c));
+    assert_eq!(
+        open_fds(b),
+        before,
+        "descriptors leaked into b: {:?} (c: {:?})",
+        links(b),
+        links(c)
+    );
     assert_eq!(s.ctl(&["stop", "a"]).0, 0);
     assert!(!alive(a));
 
@@ -843,7 +920,11 @@ fn a_failed_exec_leaves_init_running_and_answering() {
 /// What each thread of a process is doing (for failure messages).
 fn threads(pid: i32) -> String {
     let mut out = String::new();
-    for t in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let p = t.path();
         let read = |f: &str| std::fs::read_to_string(p.join(f)).unwrap_or_default();
         out.push_str(&format!(
@@ -857,7 +938,15 @@ fn threads(pid: i32) -> String {
     }
     // Backtraces too, where gdb is around.
     if let Ok(o) = Command::new("timeout")
-        .args(["60", "gdb", "-p", &pid.to_string(), "-batch", "-ex", "thread apply all bt 30"])
+        .args([
+            "60",
+            "gdb",
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt 30",
+        ])
         .output()
     {
         out.push_str(&String::from_utf8_lossy(&o.stdout));
@@ -865,7 +954,15 @@ fn threads(pid: i32) -> String {
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0);
-    out.push_str(&format!("{fds} descriptors; status: {}", std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default().lines().filter(|l| l.starts_with("Sig") || l.starts_with("State")).collect::<Vec<_>>().join("; ")));
+    out.push_str(&format!(
+        "{fds} descriptors; status: {}",
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("Sig") || l.starts_with("State"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    ));
     out
 }
 
@@ -917,10 +1014,19 @@ fn a_hundred_reexecs_under_load_lose_nothing() {
         &[
             ("long1", "console none\nexec sleep 1000\n"),
             ("long2", "console none\nrespawn\nexec sleep 1000\n"),
-            ("chatter", "console log\nexec /bin/sh -c 'while :; do echo tick; sleep 0.2; done'\n"),
+            (
+                "chatter",
+                "console log\nexec /bin/sh -c 'while :; do echo tick; sleep 0.2; done'\n",
+            ),
             ("worker", "instance $N\nconsole none\nexec sleep 1000\n"),
-            ("pinger", "start on ping\ntask\nconsole none\nexec /bin/sh -c 'sleep 0.05'\n"),
-            ("flash", "console none\npre-start exec true\nexec sleep 0.1\npost-stop exec true\n"),
+            (
+                "pinger",
+                "start on ping\ntask\nconsole none\nexec /bin/sh -c 'sleep 0.05'\n",
+            ),
+            (
+                "flash",
+                "console none\npre-start exec true\nexec sleep 0.1\npost-stop exec true\n",
+            ),
         ],
         &["--debug"],
     );
@@ -1004,7 +1110,10 @@ fn a_hundred_reexecs_under_load_lose_nothing() {
             && !s.ctl(&["status", "flash"]).1.contains("start/")
     });
     let (_, listing) = s.ctl(&["list"]);
-    let workers: Vec<&str> = listing.lines().filter(|l| l.starts_with("worker ")).collect();
+    let workers: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.starts_with("worker "))
+        .collect();
     let names: std::collections::BTreeSet<&str> = workers
         .iter()
         .filter_map(|l| l.split(['(', ')']).nth(1))

@@ -168,11 +168,10 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, engine: EngineHandle, guid: zb
         // Wake at least once a second to drop connections whose client
         // has gone, even when nothing changes.
         let next = mailbox.backlog.borrow_mut().pop_front();
-        let msg = match next.map(Ok).unwrap_or_else(|| {
-            mailbox
-                .rx
-                .recv_timeout(std::time::Duration::from_secs(1))
-        }) {
+        let msg = match next
+            .map(Ok)
+            .unwrap_or_else(|| mailbox.rx.recv_timeout(std::time::Duration::from_secs(1)))
+        {
             Ok(msg) => Some(msg),
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => return,

@@ -272,20 +272,14 @@ impl Daemon {
         let read = file.read_to_end(&mut data);
         drop(file);
         let text = String::from_utf8_lossy(&data);
-        let parsed = read.map_err(|e| e.to_string()).and_then(|_| {
-            crate::reexec::read(&text).map_err(|e| e.to_string())
-        });
+        let parsed = read
+            .map_err(|e| e.to_string())
+            .and_then(|_| crate::reexec::read(&text).map_err(|e| e.to_string()));
         let (mut engine, sources, state) = match parsed {
-            Ok(Some(restored)) => {
-                match serde_json::from_value::<DaemonState>(restored.daemon) {
-                    Ok(state) => (
-                        restored.imported.engine,
-                        restored.imported.sources,
-                        state,
-                    ),
-                    Err(e) => return self.restore_failed(&data, &e.to_string()),
-                }
-            }
+            Ok(Some(restored)) => match serde_json::from_value::<DaemonState>(restored.daemon) {
+                Ok(state) => (restored.imported.engine, restored.imported.sources, state),
+                Err(e) => return self.restore_failed(&data, &e.to_string()),
+            },
             // Not outset's own payload: a live Upstart handing over.
             Ok(None) if self.restore_upstart(&data) => return true,
             Ok(None) => return self.restore_failed(&data, "not a usable Upstart payload"),

@@ -76,10 +76,7 @@ pub struct Restored {
 }
 
 fn name_of<T: Copy + PartialEq>(table: &[(&'static str, T)], v: T) -> &'static str {
-    table
-        .iter()
-        .find(|(_, x)| *x == v)
-        .map_or("", |(n, _)| *n)
+    table.iter().find(|(_, x)| *x == v).map_or("", |(n, _)| *n)
 }
 
 fn process_name(p: Option<ProcessType>) -> &'static str {
@@ -208,7 +205,10 @@ fn class_json(class: &JobClass, start_on: Option<&EventTree>, idx: &Indexes) -> 
     c.insert("setgid".into(), class.setgid.clone().into());
     c.insert("deleted".into(), 0.into());
     c.insert("debug".into(), flag(class.debug));
-    c.insert("apparmor_switch".into(), class.apparmor_switch.clone().into());
+    c.insert(
+        "apparmor_switch".into(),
+        class.apparmor_switch.clone().into(),
+    );
     c.insert("cgmanager_wait".into(), 0.into());
     let cgroups: Vec<Value> = class
         .cgroups
@@ -491,8 +491,7 @@ pub fn export(input: &ExportInput<'_>) -> Value {
 /// Read a payload. `Ok(None)`: not outset's own (no top-level `outset`),
 /// so a plain Upstart payload for [`super::import`].
 pub fn read(json: &str) -> Result<Option<Restored>, ImportError> {
-    let root: Value =
-        serde_json::from_str(json).map_err(|e| ImportError::Json(e.to_string()))?;
+    let root: Value = serde_json::from_str(json).map_err(|e| ImportError::Json(e.to_string()))?;
     let Some(extra) = root.get(EXTRA_KEY) else {
         return Ok(None);
     };
@@ -691,7 +690,10 @@ mod tests {
                 class("svc", "exec sleep 1\nlimit nofile 10 unlimited\nnice 3\n"),
                 class("multi", "instance $N\nexec sleep 1\n"),
                 class("both", "start on alpha and beta\nexec sleep 1\n"),
-                class("deep", &format!("start on go and ({})\nexec sleep 1\n", deep_or(400))),
+                class(
+                    "deep",
+                    &format!("start on go and ({})\nexec sleep 1\n", deep_or(400)),
+                ),
                 class("gate", "start on starting blocked\ntask\nexec sleep 1\n"),
                 class("blocked", "exec sleep 1\n"),
                 class("stubborn", "kill timeout 7\nexec sleep 1\n"),
@@ -711,7 +713,10 @@ mod tests {
         e.emit("go", vec!["X=1".into()]);
         e.run_queue(&mut sys);
         // Every spawn but svc's reports success.
-        let svc = e.instance(&JobKey::new("svc", "")).expect("svc").pid(ProcessType::Main);
+        let svc = e
+            .instance(&JobKey::new("svc", ""))
+            .expect("svc")
+            .pid(ProcessType::Main);
         for (pid, ..) in e.spawns_in_flight() {
             if pid != svc {
                 e.spawn_ok(&mut sys, pid);
@@ -777,7 +782,15 @@ mod tests {
         assert_eq!(inst("stubborn", "").state, State::Killed);
         assert!(inst("stubborn", "").kill_deadline.is_some());
         assert_eq!(inst("blocked", "").state, State::Starting);
-        assert!(e.slots["deep"].start_on.as_ref().expect("tree").held().count() == 1);
+        assert!(
+            e.slots["deep"]
+                .start_on
+                .as_ref()
+                .expect("tree")
+                .held()
+                .count()
+                == 1
+        );
         assert!(matches!(e.slots["svc"].pending, Some(Some(_))));
         assert!(!e.spawns_in_flight().is_empty());
 

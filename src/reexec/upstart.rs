@@ -349,7 +349,7 @@ pub(super) fn class_from_json(v: &Value, at: &str) -> Result<JobClass, ImportErr
     imp.class(&c, &conf)?;
     let class = imp.slots.into_values().next().map(|s| s.class);
     class
-        .map(|c| Arc::unwrap_or_clone(c))
+        .map(Arc::unwrap_or_clone)
         .ok_or_else(|| bad(at, "not a class of the default session"))
 }
 
