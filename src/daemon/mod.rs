@@ -457,12 +457,11 @@ impl Daemon {
         if term && self.config.exit_on_term {
             self.start_quiesce("shutdown");
         } else if term {
-            // Stateful re-exec is not available yet; exiting PID 1 would
-            // panic the kernel, so the request is refused.
-            self.log(
-                Level::Warn,
-                "Re-executing is not supported yet; ignoring SIGTERM",
-            );
+            // PID 1 of a machine: SIGTERM asks for a stateful re-exec
+            // (reexec.md §1), done at the end of this iteration.
+            let argv0 = self.config.argv.first().cloned().unwrap_or_default();
+            self.log(Level::Warn, &format!("Re-executing {argv0}"));
+            self.reexec_requested = true;
         }
     }
 
