@@ -26,11 +26,41 @@ impl std::ops::DerefMut for Session {
 
 impl Session {
     fn start(tag: &str, jobs: &[(&str, &str)]) -> Session {
-        Session(common::start_session(tag, jobs, &["--verbose"]))
+        Session::start_with(tag, jobs, &["--verbose"])
+    }
+
+    fn start_with(tag: &str, jobs: &[(&str, &str)], extra: &[&str]) -> Session {
+        Session(common::start_session(tag, jobs, extra))
+    }
+
+    /// `GetState()` as JSON text.
+    fn state_text(&self) -> String {
+        let client = outset::control::client::Client::connect(&self.address).expect("connect");
+        client.manager("GetState", &()).expect("GetState")
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::from_str(&self.state_text()).expect("JSON")
+    }
+
+    /// The payload's instance object of JOB (instance NAME).
+    fn job_state(&self, job: &str, name: &str) -> Option<serde_json::Value> {
+        let v = self.state();
+        v["job_classes"]
+            .as_array()?
+            .iter()
+            .find(|c| c["name"] == job)?["jobs"]
+            .as_array()?
+            .iter()
+            .find(|j| j["name"] == name)
+            .cloned()
     }
 
     fn ctl(&self, args: &[&str]) -> (i32, String) {
-        let o = Command::new(env!("CARGO_BIN_EXE_initctl"))
+        // Bounded: a daemon that stopped answering fails the test.
+        let o = Command::new("timeout")
+            .arg("30")
+            .arg(env!("CARGO_BIN_EXE_initctl"))
             .args(args)
             .env("UPSTART_SESSION", &self.address)
             .output()
@@ -60,7 +90,9 @@ impl Session {
     /// `telinit u` and wait until the new image has restored the state.
     fn reexec(&self) {
         let before = self.log().matches("Stateful re-exec completed").count();
-        let o = Command::new(env!("CARGO_BIN_EXE_telinit"))
+        let o = Command::new("timeout")
+            .arg("90")
+            .arg(env!("CARGO_BIN_EXE_telinit"))
             .arg("u")
             .env("UPSTART_SESSION", &self.address)
             .output()
@@ -96,6 +128,25 @@ impl Session {
             assert!(Instant::now() < deadline, "descriptor count never settled");
             last = now;
         }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Keep the daemon's log of a failed test for inspection.
+            let keep = std::env::temp_dir().join(format!(
+                "{}.daemon.log",
+                self.dir
+                    .0
+                    .file_name()
+                    .map_or("outset".into(), |n| n.to_string_lossy())
+            ));
+            if std::fs::copy(self.dir.0.join("daemon.log"), &keep).is_ok() {
+                eprintln!("daemon log kept in {}", keep.display());
+            }
+        }
+        // common::Started then ends the daemon and every job process.
     }
 }
 
@@ -246,9 +297,20 @@ fn get_state_returns_the_handed_over_json() {
     let client = outset::control::client::Client::connect(&s.address).expect("connect");
     let json: String = client.manager("GetState", &()).expect("GetState");
     let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
-    let inst = &v["outset"]["engine"]["slots"]["a"]["instances"][""];
-    assert_eq!(inst["state"], "running");
-    assert_eq!(inst["pids"]["main"], a);
+    // Upstart 1.13's layout.
+    let class = v["job_classes"]
+        .as_array()
+        .expect("job_classes")
+        .iter()
+        .find(|c| c["name"] == "a")
+        .expect("class a");
+    assert_eq!(class["path"], "/com/ubuntu/Upstart/jobs/a");
+    let inst = &class["jobs"][0];
+    assert_eq!(inst["name"], "");
+    assert_eq!(inst["goal"], "JOB_START");
+    assert_eq!(inst["state"], "JOB_RUNNING");
+    assert_eq!(inst["pid"][0], a);
+    assert_eq!(v["conf_sources"][0]["type"], "CONF_JOB_DIR");
 }
 
 #[test]
@@ -377,4 +439,683 @@ fn takes_over_from_an_upstart_payload() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// What a payload holds, counted straight from the JSON.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Counts {
+    classes: usize,
+    jobs: usize,
+    events: usize,
+    sources: usize,
+    conf_files: usize,
+}
+
+fn list<'a>(v: &'a serde_json::Value, key: &str) -> &'a [serde_json::Value] {
+    v.get(key)
+        .and_then(serde_json::Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn count(v: &serde_json::Value) -> Counts {
+    Counts {
+        classes: list(v, "job_classes").len(),
+        jobs: list(v, "job_classes")
+            .iter()
+            .map(|c| list(c, "jobs").len())
+            .sum(),
+        events: list(v, "events").len(),
+        sources: list(v, "conf_sources").len(),
+        conf_files: list(v, "conf_sources")
+            .iter()
+            .map(|s| list(s, "conf_files").len())
+            .sum(),
+    }
+}
+
+fn touch(s: &Session, name: &str) {
+    std::fs::write(s.dir.0.join(name), "").expect("touch");
+}
+
+const WAIT_GO: &str = "/bin/sh -c 'while [ ! -e @DIR@/go ]; do sleep 0.05; done'";
+
+#[test]
+fn the_payload_is_upstart_shaped_and_reads_back_whole() {
+    let s = Session::start(
+        "roundtrip",
+        &[
+            ("svc", "console log\nexec /bin/sh -c 'echo up; exec sleep 1000'\n"),
+            ("multi", "instance $N\nconsole none\nexec sleep 1000\n"),
+            ("both", "start on alpha and beta\nconsole none\nexec sleep 1000\n"),
+            ("slow", &format!("console none\npre-start exec {WAIT_GO}\nexec sleep 1000\n")),
+            ("gate", &format!("start on starting blocked\ntask\nconsole none\nexec {WAIT_GO}\n")),
+            ("blocked", "console none\nexec sleep 1000\n"),
+            ("stubborn", "console none\nkill timeout 60\nexec /bin/sh -c 'trap \"\" TERM; while :; do sleep 0.1; done'\n"),
+        ],
+    );
+    let svc = pid_of(&s.ctl(&["start", "svc"]).1);
+    for n in 0..3 {
+        assert_eq!(s.ctl(&["start", "multi", &format!("N={n}")]).0, 0);
+    }
+    assert_eq!(s.ctl(&["start", "--no-wait", "slow"]).0, 0);
+    assert_eq!(s.ctl(&["start", "--no-wait", "blocked"]).0, 0);
+    assert_eq!(s.ctl(&["start", "stubborn"]).0, 0);
+    assert_eq!(s.ctl(&["stop", "--no-wait", "stubborn"]).0, 0);
+    assert_eq!(s.ctl(&["emit", "--no-wait", "alpha"]).0, 0);
+    s.wait_for("svc's output", || {
+        std::fs::read(s.dir.0.join("logs/svc.log")).is_ok_and(|b| b == b"up\r\n")
+    });
+    s.wait_for("the states to settle", || {
+        s.ctl(&["status", "slow"])
+            .1
+            .starts_with("slow start/pre-start")
+            && s.ctl(&["status", "stubborn"])
+                .1
+                .starts_with("stubborn stop/killed")
+            && s.ctl(&["status", "gate"])
+                .1
+                .starts_with("gate start/running")
+    });
+
+    let text = s.state_text();
+    let before: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    // Upstart 1.13's top level, outset's extras beside it.
+    for key in [
+        "sessions",
+        "events",
+        "job_classes",
+        "conf_sources",
+        "job_environment",
+        "control_bus_address",
+        "cgroup_manager_address",
+        "outset",
+    ] {
+        assert!(before.get(key).is_some(), "no {key}");
+    }
+
+    // An Upstart-shaped reader sees the same classes, jobs, pids, events.
+    let imported = outset::reexec::import(&text).expect("Upstart importer");
+    let want = count(&before);
+    let sum = &imported.summary;
+    assert_eq!(
+        (
+            sum.job_classes,
+            sum.jobs,
+            sum.events,
+            sum.conf_sources,
+            sum.conf_files
+        ),
+        (
+            want.classes,
+            want.jobs,
+            want.events,
+            want.sources,
+            want.conf_files
+        )
+    );
+    assert_eq!(want.classes, 7);
+    assert_eq!(want.jobs, 8, "svc, 3 multi, slow, gate, blocked, stubborn");
+    assert!(want.events >= 2, "alpha and `starting blocked`");
+    for c in list(&before, "job_classes") {
+        let name = c["name"].as_str().expect("name");
+        let slot = &imported.engine.slots[name];
+        assert_eq!(slot.instances.len(), list(c, "jobs").len(), "{name}");
+        for j in list(c, "jobs") {
+            let inst = &slot.instances[j["name"].as_str().expect("instance")];
+            for (i, p) in outset::config::ProcessType::ALL.iter().enumerate() {
+                assert_eq!(i64::from(inst.pid(*p)), j["pid"][i].as_i64().expect("pid"));
+            }
+            assert_eq!(
+                inst.state.name(),
+                s.ctl(&["status", name, &format!("N={}", inst.name)])
+                    .1
+                    .split('/')
+                    .nth(1)
+                    .and_then(|r| r.split([',', '\n']).next())
+                    .unwrap_or(""),
+                "{name} ({})",
+                inst.name
+            );
+        }
+    }
+    let names: Vec<&str> = imported
+        .engine
+        .events
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    let json_names: Vec<&str> = list(&before, "events")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(names, json_names);
+    assert_eq!(pid_of(&s.ctl(&["status", "svc"]).1), svc);
+    assert_eq!(
+        before["job_classes"]
+            .as_array()
+            .expect("classes")
+            .iter()
+            .find(|c| c["name"] == "svc")
+            .expect("svc")["jobs"][0]["pid"][0],
+        svc
+    );
+
+    // outset reads back everything it wrote: the state after the re-exec
+    // is the state before it.
+    s.reexec();
+    assert_eq!(s.state(), before);
+
+    // And it carries on from there: `both` still holds alpha.
+    assert_eq!(s.ctl(&["emit", "--no-wait", "beta"]).0, 0);
+    s.wait_for("both to run", || {
+        s.ctl(&["status", "both"])
+            .1
+            .starts_with("both start/running")
+    });
+    let both = s.job_state("both", "").expect("both");
+    assert!(
+        list(&both, "env")
+            .iter()
+            .any(|e| e == "UPSTART_EVENTS=alpha beta"),
+        "{both}"
+    );
+    touch(&s, "go");
+    s.wait_for("slow and blocked to run", || {
+        s.ctl(&["status", "slow"])
+            .1
+            .starts_with("slow start/running")
+            && s.ctl(&["status", "blocked"])
+                .1
+                .starts_with("blocked start/running")
+    });
+}
+
+#[test]
+fn a_deeply_nested_start_on_survives_a_reexec() {
+    let alternatives: Vec<String> = (0..400).map(|i| format!("e{i}")).collect();
+    let job = format!(
+        "start on go and ({})\nconsole none\nexec sleep 1000\n",
+        alternatives.join(" or ")
+    );
+    let s = Session::start("deep", &[("deep", &job)]);
+    // `go` is held by the tree's first leaf across the re-exec.
+    assert_eq!(s.ctl(&["emit", "--no-wait", "go"]).0, 0);
+    s.wait_for("go to be held", || list(&s.state(), "events").len() == 1);
+    s.reexec();
+    assert!(
+        !s.log().contains("Failed to read serialisation data"),
+        "{}",
+        s.log()
+    );
+    assert_eq!(s.ctl(&["emit", "--no-wait", "e399"]).0, 0);
+    s.wait_for("deep to run", || {
+        s.ctl(&["status", "deep"])
+            .1
+            .starts_with("deep start/running")
+    });
+    let deep = s.job_state("deep", "").expect("deep");
+    assert!(
+        list(&deep, "env")
+            .iter()
+            .any(|e| e == "UPSTART_EVENTS=go e399"),
+        "{deep}"
+    );
+}
+
+#[test]
+fn a_waiting_emit_is_cut_off_by_a_reexec_and_its_jobs_carry_on() {
+    let s = Session::start(
+        "emitwait",
+        &[(
+            "hold",
+            &format!("start on hello\nconsole none\npre-start exec {WAIT_GO}\nexec sleep 1000\n"),
+        )],
+    );
+    let emit = Command::new(env!("CARGO_BIN_EXE_initctl"))
+        .args(["emit", "hello"])
+        .env("UPSTART_SESSION", &s.address)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("initctl emit");
+    s.wait_for("hold's pre-start", || {
+        s.ctl(&["status", "hold"])
+            .1
+            .starts_with("hold start/pre-start")
+    });
+    // The caller waits for `hello` to finish, which needs hold to start.
+    let mut emit = emit;
+    assert!(
+        emit.try_wait().expect("wait").is_none(),
+        "emit returned early"
+    );
+    s.reexec();
+    // Its connection ended with the old image: an error, not a reply
+    // (reexec.md §4.4, §6.9).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = emit.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "emit still waiting after the re-exec"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = emit.wait_with_output().expect("output");
+    assert!(!status.success(), "emit succeeded: {out:?}");
+    assert!(!out.stderr.is_empty(), "no error message");
+    // The event and the job it started carry on in the new image.
+    assert_eq!(list(&s.state(), "events")[0]["name"], "hello");
+    touch(&s, "go");
+    s.wait_for("hold to run", || {
+        s.ctl(&["status", "hold"])
+            .1
+            .starts_with("hold start/running")
+    });
+    s.wait_for("hello to finish", || list(&s.state(), "events").is_empty());
+    // A new waiting emit is answered by the new image.
+    assert_eq!(s.ctl(&["emit", "hello"]).0, 0);
+}
+
+#[test]
+fn a_post_start_running_across_a_reexec_completes() {
+    let s = Session::start(
+        "poststart",
+        &[(
+            "post",
+            &format!("console none\nexec sleep 1000\npost-start exec {WAIT_GO}\n"),
+        )],
+    );
+    assert_eq!(s.ctl(&["start", "--no-wait", "post"]).0, 0);
+    s.wait_for("post-start", || {
+        s.job_state("post", "")
+            .is_some_and(|j| j["state"] == "JOB_POST_START")
+    });
+    let before = s.job_state("post", "").expect("post");
+    let main = before["pid"][0].as_i64().expect("main");
+    let post = before["pid"][2].as_i64().expect("post-start");
+    assert!(main > 0 && post > 0, "{before}");
+    s.reexec();
+    assert_eq!(s.job_state("post", "").expect("post")["pid"], before["pid"]);
+    touch(&s, "go");
+    s.wait_for("post to run", || {
+        s.ctl(&["status", "post"]).1 == format!("post start/running, process {main}\n")
+    });
+    assert!(!alive(i32::try_from(post).expect("pid")));
+}
+
+fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim_end()
+        .to_string()
+}
+
+fn stopped(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+        st.rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('T'))
+    })
+}
+
+#[test]
+fn a_child_stopped_before_exec_is_supervised_by_the_new_image() {
+    // `debug` (honoured with --debug): the child stops itself between fork
+    // and exec and waits to be continued.
+    let s = Session::start_with(
+        "beforeexec",
+        &[("dbg", "debug\nconsole none\nexec sleep 1000\n")],
+        &["--debug"],
+    );
+    assert_eq!(s.ctl(&["start", "--no-wait", "dbg"]).0, 0);
+    s.wait_for("the stopped child", || {
+        s.job_state("dbg", "")
+            .and_then(|j| j["pid"][0].as_i64())
+            .is_some_and(|p| p > 0 && stopped(p as i32))
+    });
+    let child = s.job_state("dbg", "").expect("dbg")["pid"][0]
+        .as_i64()
+        .expect("pid") as i32;
+    assert_ne!(comm(child), "sleep", "not exec'd yet");
+    s.reexec();
+    // SAFETY: kill(2) on the job's process.
+    unsafe { libc::kill(child, libc::SIGCONT) };
+    s.wait_for("the exec", || comm(child) == "sleep");
+    assert_eq!(pid_of(&s.ctl(&["status", "dbg"]).1), child);
+    // The new image ends it and sees it go.
+    assert_eq!(s.ctl(&["stop", "dbg"]).0, 0);
+    assert!(!alive(child));
+    assert_eq!(s.ctl(&["status", "dbg"]).1, "dbg stop/waiting\n");
+}
+
+/// Descriptors a process has open, by number.
+fn open_fds(pid: i32) -> Vec<String> {
+    let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    fds.sort();
+    fds
+}
+
+#[test]
+fn a_failed_exec_leaves_init_running_and_answering() {
+    // The daemon re-executes the path it was started from: a copy that the
+    // test then replaces with a file that cannot be executed.
+    let dir = TempDir::new("execfail");
+    let bin = dir.0.join("bin/outset");
+    std::fs::create_dir_all(dir.0.join("bin")).expect("bin");
+    std::fs::copy(env!("CARGO_BIN_EXE_outset"), &bin).expect("copy");
+    std::fs::create_dir_all(dir.0.join("run")).expect("run");
+    // a's log pty is one of the descriptors a re-exec hands over.
+    dir.write("conf/a.conf", "console log\nexec sleep 1000\n");
+    dir.write("conf/c.conf", "console none\nexec sleep 1000\n");
+    dir.write(
+        "conf/s.conf",
+        "console none\nscript\n  exec sleep 1000\nend script\n",
+    );
+    dir.write("conf/b.conf", "console none\nexec sleep 1000\n");
+    let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
+    let child = Command::new(&bin)
+        .args(["--user", "--no-startup-event", "--verbose", "--confdir"])
+        .arg(dir.0.join("conf"))
+        .arg("--logdir")
+        .arg(dir.0.join("logs"))
+        .env("XDG_RUNTIME_DIR", dir.0.join("run"))
+        .stdin(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("outset copy");
+    let session_file = dir
+        .0
+        .join(format!("run/upstart/sessions/{}.session", child.id()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let address = loop {
+        if let Some(a) = std::fs::read_to_string(&session_file).ok().and_then(|t| {
+            t.trim_end()
+                .strip_prefix("UPSTART_SESSION=")
+                .map(str::to_string)
+        }) {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "no session file");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let s = Session(common::Started {
+        dir,
+        child,
+        address,
+    });
+    let a = pid_of(&s.ctl(&["start", "a"]).1);
+    let script = pid_of(&s.ctl(&["start", "s"]).1);
+    let c = pid_of(&s.ctl(&["start", "c"]).1);
+    assert!(a > 0 && script > 0 && c > 0);
+    let before = open_fds(c);
+
+    std::fs::remove_file(&bin).expect("remove");
+    std::fs::write(&bin, "not a program\n").expect("replace");
+    let client = outset::control::client::Client::connect(&s.address).expect("connect");
+    let _ = client.manager::<_, ()>("Restart", &());
+    drop(client);
+    s.wait_for("the failed exec", || {
+        s.log().contains("Failed to re-execute")
+    });
+    assert!(s.log().contains("Permission denied"), "{}", s.log());
+
+    // Still the same process, still answering, jobs still supervised.
+    assert!(s.child.id() > 0 && alive(s.child.id() as i32));
+    assert_eq!(pid_of(&s.ctl(&["status", "a"]).1), a);
+    assert_eq!(pid_of(&s.ctl(&["status", "s"]).1), script);
+    // A job started now inherits none of init's descriptors (those made
+    // inheritable for the exec are close-on-exec again).
+    let b = pid_of(&s.ctl(&["start", "b"]).1);
+    let links = |pid: i32| -> Vec<String> {
+        open_fds(pid)
+            .iter()
+            .map(|f| {
+                format!(
+                    "{f}:{:?}",
+                    std::fs::read_link(format!("/proc/{pid}/fd/{f}"))
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        open_fds(b),
+        before,
+        "descriptors leaked into b: {:?} (c: {:?})",
+        links(b),
+        links(c)
+    );
+    assert_eq!(s.ctl(&["stop", "a"]).0, 0);
+    assert!(!alive(a));
+
+    // Once the binary is back, re-executing works again.
+    std::fs::copy(env!("CARGO_BIN_EXE_outset"), &bin).expect("restore");
+    s.reexec();
+    assert_eq!(pid_of(&s.ctl(&["status", "b"]).1), b);
+    assert_eq!(pid_of(&s.ctl(&["status", "s"]).1), script);
+}
+
+/// What each thread of a process is doing (for failure messages).
+fn threads(pid: i32) -> String {
+    let mut out = String::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let p = t.path();
+        let read = |f: &str| std::fs::read_to_string(p.join(f)).unwrap_or_default();
+        out.push_str(&format!(
+            "thread {} {} wchan={} syscall={} stack={}\n",
+            t.file_name().to_string_lossy(),
+            read("comm").trim(),
+            read("wchan"),
+            read("syscall").trim(),
+            read("stack").replace('\n', " | ")
+        ));
+    }
+    // Backtraces too, where gdb is around.
+    if let Ok(o) = Command::new("timeout")
+        .args([
+            "60",
+            "gdb",
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt 30",
+        ])
+        .output()
+    {
+        out.push_str(&String::from_utf8_lossy(&o.stdout));
+    }
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    out.push_str(&format!(
+        "{fds} descriptors; status: {}",
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("Sig") || l.starts_with("State"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    ));
+    out
+}
+
+/// Children of `parent` that have not exited.
+fn live_children(parent: i32) -> std::collections::BTreeSet<i32> {
+    let mut out = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let mut rest = stat.rsplit(')').next().unwrap_or("").split_whitespace();
+        let state = rest.next().unwrap_or("");
+        let ppid = rest.next().and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(parent) && state != "Z" {
+            out.insert(pid);
+        }
+    }
+    out
+}
+
+/// Every pid the daemon's state names.
+fn state_pids(v: &serde_json::Value) -> Vec<i32> {
+    let mut out = Vec::new();
+    for c in list(v, "job_classes") {
+        for j in list(c, "jobs") {
+            out.extend(
+                list(j, "pid")
+                    .iter()
+                    .filter_map(serde_json::Value::as_i64)
+                    .filter(|p| *p > 0)
+                    .map(|p| p as i32),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn a_hundred_reexecs_under_load_lose_nothing() {
+    let rounds: usize = std::env::var("OUTSET_REEXEC_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100);
+    let s = Session::start_with(
+        "load",
+        &[
+            ("long1", "console none\nexec sleep 1000\n"),
+            ("long2", "console none\nrespawn\nexec sleep 1000\n"),
+            (
+                "chatter",
+                "console log\nexec /bin/sh -c 'while :; do echo tick; sleep 0.2; done'\n",
+            ),
+            ("worker", "instance $N\nconsole none\nexec sleep 1000\n"),
+            (
+                "pinger",
+                "start on ping\ntask\nconsole none\nexec /bin/sh -c 'sleep 0.05'\n",
+            ),
+            (
+                "flash",
+                "console none\npre-start exec true\nexec sleep 0.1\npost-stop exec true\n",
+            ),
+        ],
+        &["--debug"],
+    );
+    let daemon = s.child.id() as i32;
+    let mut long = Vec::new();
+    for job in ["long1", "long2", "chatter"] {
+        long.push((job, pid_of(&s.ctl(&["start", job]).1)));
+    }
+    s.reexec();
+    let fds = s.settled_fds();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let generator = {
+        let stop = stop.clone();
+        let address = s.address.clone();
+        std::thread::spawn(move || {
+            let ctl = |args: &[&str]| -> i32 {
+                Command::new("timeout")
+                    .arg("30")
+                    .arg(env!("CARGO_BIN_EXE_initctl"))
+                    .args(args)
+                    .env("UPSTART_SESSION", &address)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .map_or(-1, |st| st.code().unwrap_or(-1))
+            };
+            let mut hung = Vec::new();
+            let mut i = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let n = format!("N={}", i % 6);
+                let verb = if (i / 6) % 2 == 0 { "start" } else { "stop" };
+                for args in [
+                    vec![verb, "--no-wait", "worker", n.as_str()],
+                    vec!["emit", "--no-wait", "ping"],
+                    vec!["start", "--no-wait", "flash"],
+                ] {
+                    // 124: `timeout` ended a call the daemon never answered.
+                    if ctl(&args) == 124 {
+                        hung.push(args.join(" "));
+                    }
+                }
+                i += 1;
+            }
+            (i, hung)
+        })
+    };
+
+    for round in 0..rounds {
+        s.reexec();
+        for (job, pid) in &long {
+            let (code, out) = s.ctl(&["status", job]);
+            assert_eq!(
+                pid_of(&out),
+                *pid,
+                "{job} after re-exec {round}: {code} {out}\n{}",
+                threads(daemon)
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ops, hung) = generator.join().expect("load generator");
+    assert!(ops > 0);
+    assert!(hung.is_empty(), "calls never answered: {hung:?}");
+    assert_eq!(
+        s.log().matches("Stateful re-exec completed").count(),
+        rounds + 1
+    );
+    assert!(!s.log().contains("Quiescing"), "the session ended");
+
+    // Every process the daemon has is one it knows, once, and the other
+    // way round (no job lost, none duplicated).
+    s.wait_for("the load to drain", || {
+        let v = s.state();
+        let mut known = state_pids(&v);
+        known.sort_unstable();
+        let unique: std::collections::BTreeSet<i32> = known.iter().copied().collect();
+        unique.len() == known.len()
+            && unique == live_children(daemon)
+            && list(&v, "events").is_empty()
+            && !s.ctl(&["status", "flash"]).1.contains("start/")
+    });
+    let (_, listing) = s.ctl(&["list"]);
+    let workers: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.starts_with("worker "))
+        .collect();
+    let names: std::collections::BTreeSet<&str> = workers
+        .iter()
+        .filter_map(|l| l.split(['(', ')']).nth(1))
+        .collect();
+    assert_eq!(names.len(), workers.len(), "{listing}");
+    for w in &workers {
+        assert!(w.contains("start/running, process "), "{listing}");
+    }
+    for (job, pid) in &long {
+        assert_eq!(pid_of(&s.ctl(&["status", job]).1), *pid, "{job}");
+    }
+
+    // No descriptor leaked: a fresh image with the same jobs as before.
+    for n in 0..6 {
+        let _ = s.ctl(&["stop", "worker", &format!("N={n}")]);
+    }
+    s.reexec();
+    assert_eq!(s.settled_fds(), fds, "descriptors leaked across re-execs");
 }

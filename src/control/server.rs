@@ -128,6 +128,68 @@ struct Handshake {
 /// Changes kept for one authenticating client before it is given up.
 const MAX_BACKLOG: usize = 65536;
 
+/// The broadcaster's queue, and what it set aside while registering an
+/// object.
+struct Mailbox {
+    rx: mpsc::Receiver<ToBroadcaster>,
+    backlog: std::cell::RefCell<std::collections::VecDeque<ToBroadcaster>>,
+}
+
+/// How long registration waits before replies may overtake earlier changes.
+const REPLY_HOLD: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl Mailbox {
+    /// Run an object-server change to completion while still handing out
+    /// replies. A method call in progress on the same connection holds the
+    /// object server until its reply arrives, and that reply waits in this
+    /// very queue: waiting for the change alone deadlocks the broadcaster
+    /// (and with it every client) for good. Replies go out in order with
+    /// the changes set aside meanwhile, unless the change has waited for
+    /// more than `REPLY_HOLD`.
+    fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        let started = std::time::Instant::now();
+        let mut fut = Box::pin(fut);
+        zbus::block_on(std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(v) = fut.as_mut().poll(cx) {
+                return std::task::Poll::Ready(v);
+            }
+            let overtake = started.elapsed() > REPLY_HOLD;
+            let mut replied = false;
+            let mut backlog = self.backlog.borrow_mut();
+            while let Ok(msg) = self.rx.try_recv() {
+                match msg {
+                    ToBroadcaster::Reply(tx, answer) if overtake || backlog.is_empty() => {
+                        let _ = tx.send(answer);
+                        replied = true;
+                    }
+                    other => backlog.push_back(other),
+                }
+            }
+            if overtake && !replied {
+                // Deliver replies already set aside too.
+                let mut keep = std::collections::VecDeque::new();
+                for msg in backlog.drain(..) {
+                    match msg {
+                        ToBroadcaster::Reply(tx, answer) => {
+                            let _ = tx.send(answer);
+                        }
+                        other => keep.push_back(other),
+                    }
+                }
+                *backlog = keep;
+            }
+            drop(backlog);
+            if !replied {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            // Poll again soon: the queue is not something the runtime can
+            // wake us for.
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }))
+    }
+}
+
 /// Removed objects stay registered for a while so that calls racing with
 /// their removal fail with `UnknownMethod`, as Upstart's clients expect
 /// (an unregistered path would answer `UnknownObject`); the oldest are
@@ -148,10 +210,18 @@ fn broadcaster(
     let mut on_bus = false;
     // Work was done since the heap was last trimmed.
     let mut busy = false;
+    let mailbox = Mailbox {
+        rx,
+        backlog: Default::default(),
+    };
     loop {
         // Wake at least once a second to drop connections whose client
         // has gone, even when nothing changes.
-        let msg = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+        let next = mailbox.backlog.borrow_mut().pop_front();
+        let msg = match next
+            .map(Ok)
+            .unwrap_or_else(|| mailbox.rx.recv_timeout(std::time::Duration::from_secs(1)))
+        {
             Ok(msg) => Some(msg),
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -208,7 +278,7 @@ fn broadcaster(
                 // Changes made while it authenticated, in order.
                 if h.backlog
                     .iter()
-                    .all(|c| apply(&peer, &engine, c, &watchdog))
+                    .all(|c| apply(&peer, &engine, c, &watchdog, &mailbox))
                 {
                     conns.push(peer);
                 } else {
@@ -221,6 +291,7 @@ fn broadcaster(
                 &mut tombstones,
                 &engine,
                 &watchdog,
+                &mailbox,
                 change,
             ),
             // What one turn of the engine's loop changed: one wake-up for all.
@@ -232,6 +303,7 @@ fn broadcaster(
                         &mut tombstones,
                         &engine,
                         &watchdog,
+                        &mailbox,
                         change,
                     );
                 }
@@ -280,10 +352,11 @@ fn apply_change(
     tombstones: &mut std::collections::VecDeque<(String, bool)>,
     engine: &EngineHandle,
     watchdog: &Watchdog,
+    mailbox: &Mailbox,
     change: Broadcast,
 ) {
     conns.retain(|p| {
-        let ok = apply(p, engine, &change, watchdog);
+        let ok = apply(p, engine, &change, watchdog, mailbox);
         if !ok {
             p.close();
         }
@@ -315,9 +388,9 @@ fn apply_change(
         for p in conns.iter() {
             let server = p.conn.object_server();
             let _ = if is_job {
-                zbus::block_on(server.remove::<Job, _>(path.as_str()))
+                mailbox.block_on(server.remove::<Job, _>(path.as_str()))
             } else {
-                zbus::block_on(server.remove::<Instance, _>(path.as_str()))
+                mailbox.block_on(server.remove::<Instance, _>(path.as_str()))
             };
         }
     }
@@ -450,26 +523,38 @@ fn unescape_path(path: &str) -> Option<(String, Option<String>)> {
     Some((job, inst))
 }
 
-fn add_job(conn: &Connection, engine: &EngineHandle, job: &str) {
+fn add_job(conn: &Connection, engine: &EngineHandle, job: &str, mailbox: &Mailbox) {
     let iface = Job {
         engine: engine.clone(),
         job: job.to_string(),
     };
-    let _ = zbus::block_on(conn.object_server().at(job_path(job), iface));
+    let _ = mailbox.block_on(conn.object_server().at(job_path(job), iface));
 }
 
-fn add_instance(conn: &Connection, engine: &EngineHandle, job: &str, instance: &str) {
+fn add_instance(
+    conn: &Connection,
+    engine: &EngineHandle,
+    job: &str,
+    instance: &str,
+    mailbox: &Mailbox,
+) {
     let iface = Instance {
         engine: engine.clone(),
         job: job.to_string(),
         instance: instance.to_string(),
     };
-    let _ = zbus::block_on(conn.object_server().at(instance_path(job, instance), iface));
+    let _ = mailbox.block_on(conn.object_server().at(instance_path(job, instance), iface));
 }
 
 /// Apply one change to one connection; false if the connection is gone
 /// or its client does not read what it is sent.
-fn apply(peer: &Peer, engine: &EngineHandle, change: &Broadcast, watchdog: &Watchdog) -> bool {
+fn apply(
+    peer: &Peer,
+    engine: &EngineHandle,
+    change: &Broadcast,
+    watchdog: &Watchdog,
+    mailbox: &Mailbox,
+) -> bool {
     let conn = &peer.conn;
     let send = |emit: &dyn Fn() -> zbus::Result<()>| match &peer.sock {
         Some(sock) => guard::writable(sock) && watchdog.guard(sock, emit).is_ok(),
@@ -481,7 +566,7 @@ fn apply(peer: &Peer, engine: &EngineHandle, change: &Broadcast, watchdog: &Watc
     let emit = || -> zbus::Result<()> {
         match change {
             Broadcast::JobAdded(job) => {
-                add_job(conn, engine, job);
+                add_job(conn, engine, job, mailbox);
                 let p = job_path(job);
                 emit_path(
                     MANAGER_PATH,
@@ -501,7 +586,7 @@ fn apply(peer: &Peer, engine: &EngineHandle, change: &Broadcast, watchdog: &Watc
                 )
             }
             Broadcast::InstanceAdded(job, inst) => {
-                add_instance(conn, engine, job, inst);
+                add_instance(conn, engine, job, inst, mailbox);
                 let p = instance_path(job, inst);
                 emit_path(
                     &job_path(job),

@@ -4,7 +4,7 @@
 //! The state travels as JSON in a memory file passed with `--state-fd`;
 //! every descriptor that must survive (status and script pipes of spawns in
 //! flight, log ptys, files carried by events) is made inheritable first.
-//! outset's own state lives under the key `outset`.
+//! The payload is Upstart 1.13's layout (see [`crate::reexec::outset`]).
 
 use mio::Interest;
 use serde::{Deserialize, Serialize};
@@ -17,8 +17,8 @@ use thiserror::Error;
 use super::joblog::JobLog;
 use super::shell::Io;
 use super::Daemon;
-use crate::config::ConfSource;
 use crate::job::{Engine, Level};
+use crate::reexec::{ExportInput, Handover, LiveLog};
 
 #[derive(Debug, Error)]
 pub enum ReexecError {
@@ -49,9 +49,10 @@ enum IoState {
     },
 }
 
+/// The daemon's own part of the payload (`outset.daemon`); the engine and
+/// the configuration sources travel in Upstart's layout.
 #[derive(Debug, Serialize, Deserialize)]
-struct OutsetState {
-    engine: Engine,
+struct DaemonState {
     io: Vec<IoState>,
     /// Scripts not sent yet: pid, text, write end of the script pipe.
     scripts: Vec<(i32, String, RawFd)>,
@@ -59,14 +60,9 @@ struct OutsetState {
     unflushed: Vec<(PathBuf, Vec<u8>)>,
     disk_writeable: bool,
     event_fds: Vec<RawFd>,
-    sources: Vec<ConfSource>,
+    /// The job environment table `reset-env` goes back to.
     job_env: Vec<String>,
     log_priority: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Payload {
-    outset: OutsetState,
 }
 
 fn inheritable(fd: RawFd) {
@@ -74,42 +70,74 @@ fn inheritable(fd: RawFd) {
     unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
 }
 
-/// Decode and check outset's own payload (what `--state-fd` hands over).
-fn decode(data: &[u8]) -> Result<OutsetState, String> {
-    let payload: Payload = serde_json::from_slice(data).map_err(|e| e.to_string())?;
-    payload.outset.engine.validate()?;
-    Ok(payload.outset)
+/// Decode and check outset's own payload (what `--state-fd` hands over):
+/// `None` if it is not outset's (an Upstart payload, say).
+#[allow(clippy::type_complexity)]
+fn decode(
+    data: &[u8],
+) -> Result<Option<(Engine, Vec<crate::config::ConfSource>, DaemonState)>, String> {
+    let text = String::from_utf8_lossy(data);
+    let Some(restored) = crate::reexec::read(&text).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let state: DaemonState = serde_json::from_value(restored.daemon).map_err(|e| e.to_string())?;
+    restored.imported.engine.validate()?;
+    Ok(Some((
+        restored.imported.engine,
+        restored.imported.sources,
+        state,
+    )))
 }
 
 /// The engine a previous image's payload carries, decoded and checked as
 /// the restore does (for fuzzing the restore parser).
 pub fn decode_state(data: &[u8]) -> Result<Engine, String> {
-    decode(data).map(|s| s.engine)
+    decode(data)?
+        .map(|(engine, _, _)| engine)
+        .ok_or_else(|| "not an outset payload".to_string())
 }
 
 impl Daemon {
     /// The state as JSON text (D-Bus `GetState()`).
     pub(super) fn state_json(&self) -> Result<String, ReexecError> {
-        Ok(serde_json::to_string(&self.capture())?)
+        Ok(serde_json::to_string(&self.capture().0)?)
     }
 
-    /// Everything the next image needs; the descriptors it names are the
-    /// ones [`Self::make_inheritable`] hands over.
-    fn capture(&self) -> Payload {
+    /// Everything the next image needs, and the descriptors it names (which
+    /// [`Self::make_inheritable`] hands over).
+    fn capture(&self) -> (serde_json::Value, Vec<RawFd>) {
         let mut io = Vec::new();
+        let mut handover = Handover {
+            // SAFETY: getuid has no preconditions.
+            uid: unsafe { libc::getuid() },
+            ..Handover::default()
+        };
         for entry in self.shell.io.values() {
             match entry {
-                Io::Status { pid, file, buf } => io.push(IoState::Status {
-                    pid: *pid,
-                    fd: file.as_raw_fd(),
-                    buf: buf.clone(),
-                }),
-                Io::Log { pid, file, log } => io.push(IoState::Log {
-                    pid: *pid,
-                    fd: file.as_raw_fd(),
-                    path: log.path.clone(),
-                    pending: log.buffer.clone(),
-                }),
+                Io::Status { pid, file, buf } => {
+                    handover.status.insert(*pid, file.as_raw_fd());
+                    io.push(IoState::Status {
+                        pid: *pid,
+                        fd: file.as_raw_fd(),
+                        buf: buf.clone(),
+                    })
+                }
+                Io::Log { pid, file, log } => {
+                    handover.logs.insert(
+                        *pid,
+                        LiveLog {
+                            pty_fd: file.as_raw_fd(),
+                            path: log.path.to_string_lossy().into_owned(),
+                            unflushed: log.buffer.clone(),
+                        },
+                    );
+                    io.push(IoState::Log {
+                        pid: *pid,
+                        fd: file.as_raw_fd(),
+                        path: log.path.clone(),
+                        pending: log.buffer.clone(),
+                    })
+                }
                 Io::Script { file, data, done } => io.push(IoState::Script {
                     fd: file.as_raw_fd(),
                     data: data.clone(),
@@ -117,52 +145,61 @@ impl Daemon {
                 }),
             }
         }
-        for state in &io {
-            match state {
-                IoState::Status { fd, .. }
-                | IoState::Log { fd, .. }
-                | IoState::Script { fd, .. } => inheritable(*fd),
+        // The same state gives the same text (GetState, tests).
+        io.sort_by_key(|s| match s {
+            IoState::Status { fd, .. } | IoState::Log { fd, .. } | IoState::Script { fd, .. } => {
+                *fd
             }
-        }
-        let scripts: Vec<(i32, String, RawFd)> = self
+        });
+        let mut scripts: Vec<(i32, String, RawFd)> = self
             .shell
             .scripts
             .iter()
             .map(|(pid, (text, fd))| (*pid, text.clone(), fd.as_raw_fd()))
             .collect();
-        for (_, _, fd) in &scripts {
-            inheritable(*fd);
+        scripts.sort();
+        for (pid, text, fd) in &scripts {
+            handover.scripts.insert(*pid, (text.clone(), *fd));
         }
-        Payload {
-            outset: OutsetState {
-                engine: self.engine.clone(),
-                io,
-                scripts,
-                unflushed: self
-                    .shell
-                    .unflushed
-                    .iter()
-                    .map(|l| (l.path.clone(), l.buffer.clone()))
-                    .collect(),
-                disk_writeable: self.shell.disk_writeable,
-                event_fds: self.shell.event_fds.keys().copied().collect(),
-                sources: self.config.sources.clone(),
-                job_env: self.config.job_env.clone(),
-                log_priority: super::logger::priority_name(&self.log_priority).to_string(),
-            },
-        }
-    }
-
-    /// Clear close-on-exec on every descriptor the payload names.
-    fn make_inheritable(payload: &Payload) {
-        for state in &payload.outset.io {
-            match state {
+        let mut event_fds: Vec<RawFd> = self.shell.event_fds.keys().copied().collect();
+        event_fds.sort_unstable();
+        let mut fds: Vec<RawFd> = io
+            .iter()
+            .map(|s| match s {
                 IoState::Status { fd, .. }
                 | IoState::Log { fd, .. }
-                | IoState::Script { fd, .. } => inheritable(*fd),
-            }
-        }
-        for (_, _, fd) in &payload.outset.scripts {
+                | IoState::Script { fd, .. } => *fd,
+            })
+            .collect();
+        fds.extend(scripts.iter().map(|(_, _, fd)| *fd));
+        let daemon = DaemonState {
+            io,
+            scripts,
+            unflushed: self
+                .shell
+                .unflushed
+                .iter()
+                .map(|l| (l.path.clone(), l.buffer.clone()))
+                .collect(),
+            disk_writeable: self.shell.disk_writeable,
+            event_fds,
+            job_env: self.config.job_env.clone(),
+            log_priority: super::logger::priority_name(&self.log_priority).to_string(),
+        };
+        let daemon = serde_json::to_value(&daemon).unwrap_or(serde_json::Value::Null);
+        let payload = crate::reexec::export(&ExportInput {
+            engine: &self.engine,
+            sources: &self.config.sources,
+            handover: &handover,
+            daemon,
+        });
+        (payload, fds)
+    }
+
+    /// Clear close-on-exec on every descriptor the payload names (files
+    /// carried by events already are inheritable).
+    fn make_inheritable(fds: &[RawFd]) {
+        for fd in fds {
             inheritable(*fd);
         }
     }
@@ -201,8 +238,8 @@ impl Daemon {
     /// carries on).
     pub(super) fn reexec(&mut self) {
         self.log(Level::Info, "Performing stateful re-exec");
-        let payload = self.capture();
-        Self::make_inheritable(&payload);
+        let (payload, fds) = self.capture();
+        Self::make_inheritable(&fds);
         let state_fd = match write_state(&payload) {
             Ok(fd) => Some(fd),
             Err(e) => {
@@ -214,7 +251,7 @@ impl Daemon {
             }
         };
         let argv = self.next_argv(state_fd.as_ref().map(|f| f.as_raw_fd()));
-        self.exec_next(&argv);
+        self.exec_next(&argv, &fds);
         drop(state_fd);
     }
 
@@ -223,11 +260,11 @@ impl Daemon {
     pub(super) fn reexec_stateless(&mut self) {
         self.log(Level::Info, "Performing stateless re-exec");
         let argv = self.next_argv(None);
-        self.exec_next(&argv);
+        self.exec_next(&argv, &[]);
     }
 
     /// Exec the next image; returns only if that failed.
-    fn exec_next(&mut self, argv: &[String]) {
+    fn exec_next(&mut self, argv: &[String], fds: &[RawFd]) {
         // Signals stay blocked across exec; the new image unblocks them.
         let mut all = nix::sys::signal::SigSet::all();
         all.remove(nix::sys::signal::Signal::SIGKILL);
@@ -239,14 +276,17 @@ impl Daemon {
             .collect();
         let exe = std::ffi::CString::new("/proc/self/exe").unwrap_or_default();
         let path = cargs.first().cloned().unwrap_or(exe.clone());
-        // argv[0] as started (so an upgraded /sbin/init is picked up), else
-        // this very binary.
+        // argv[0] as started, so that an upgraded binary is picked up; only
+        // if that path is gone, this very image.
         let err = if super::panic::exec_disabled() {
             Some(nix::Error::ENOEXEC)
         } else {
-            nix::unistd::execvp(&path, &cargs)
-                .err()
-                .or_else(|| nix::unistd::execv(&exe, &cargs).err())
+            match nix::unistd::execvp(&path, &cargs) {
+                Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::ENOTDIR) => {
+                    nix::unistd::execv(&exe, &cargs).err()
+                }
+                other => other.err(),
+            }
         };
         let reason = err.map_or("unknown error".to_string(), |e| e.desc().to_string());
         self.log(
@@ -256,8 +296,14 @@ impl Daemon {
                 argv.first().map_or("", String::as_str)
             ),
         );
-        // Carry on: put close-on-exec back is not needed (the fds are ours),
-        // unblock what the loop does not handle through the signalfd.
+        // Carry on as before (extensions.md §6): the descriptors handed
+        // over become close-on-exec again, or every job spawned from now on
+        // would inherit them (a script pipe held open by another process
+        // never ends its shell's input). The control server was never
+        // closed, so it keeps answering.
+        for fd in fds {
+            mark_cloexec(*fd);
+        }
         let _ = self.handled_signals().thread_set_mask();
     }
 
@@ -270,31 +316,19 @@ impl Daemon {
         let read = file.read_to_end(&mut data);
         drop(file);
         let parsed = read.map_err(|e| e.to_string()).and_then(|_| decode(&data));
-        let state = match parsed {
-            Ok(s) => s,
-            // Not outset's own layout: a live Upstart handing over.
-            Err(_) if self.restore_upstart(&data) => return true,
-            Err(e) => {
-                if !data.is_empty() {
-                    let keep = self.config.logdir.join("upstart.state");
-                    let _ = std::fs::write(&keep, &data);
-                }
-                self.log(
-                    Level::Error,
-                    &format!(
-                        "Failed to read serialisation data - reverting to stateless re-exec: {e}"
-                    ),
-                );
-                return false;
-            }
+        let (mut engine, sources, state) = match parsed {
+            Ok(Some(decoded)) => decoded,
+            // Not outset's own payload: a live Upstart handing over.
+            Ok(None) if self.restore_upstart(&data) => return true,
+            Ok(None) => return self.restore_failed(&data, "not a usable Upstart payload"),
+            Err(e) => return self.restore_failed(&data, &e),
         };
-        let mut engine = state.engine;
         // Options that describe this image, not the old one.
         engine.options.session_address = self.engine.options.session_address.clone();
         engine.options.no_cgroups = self.config.no_cgroups;
         engine.init_env = self.engine.init_env.clone();
         self.engine = engine;
-        self.config.sources = state.sources;
+        self.config.sources = sources;
         self.config.job_env = state.job_env;
         let _ = super::logger::set_priority(&self.log_priority, &state.log_priority);
         self.shell.disk_writeable = state.disk_writeable;
@@ -393,6 +427,20 @@ impl Daemon {
 }
 
 impl Daemon {
+    /// The state could not be used: keep the raw data in
+    /// LOGDIR/upstart.state for post-mortem and carry on without it.
+    fn restore_failed(&mut self, data: &[u8], why: &str) -> bool {
+        if !data.is_empty() {
+            let keep = self.config.logdir.join("upstart.state");
+            let _ = std::fs::write(&keep, data);
+        }
+        self.log(
+            Level::Error,
+            &format!("Failed to read serialisation data - reverting to stateless re-exec: {why}"),
+        );
+        false
+    }
+
     /// Take over from Upstart 1.6-1.13 (its JSON layout). Returns false if
     /// the data is not such a payload.
     fn restore_upstart(&mut self, data: &[u8]) -> bool {
@@ -510,7 +558,7 @@ fn mark_cloexec(fd: RawFd) {
 }
 
 /// Write the payload to an inheritable memory file, positioned at 0.
-fn write_state(payload: &Payload) -> Result<OwnedFd, ReexecError> {
+fn write_state(payload: &serde_json::Value) -> Result<OwnedFd, ReexecError> {
     let json = serde_json::to_vec(payload)?;
     let fd = nix::sys::memfd::memfd_create(c"outset-state", nix::sys::memfd::MFdFlags::empty())
         .map_err(std::io::Error::from)?;

@@ -1209,6 +1209,15 @@ impl Engine {
         }
     }
 
+    /// Spawns whose status pipe has not reported yet, as (pid, instance,
+    /// process): what a re-exec hands over with the pipes.
+    pub fn spawns_in_flight(&self) -> Vec<(i32, JobKey, ProcessType)> {
+        self.spawns
+            .iter()
+            .map(|(pid, s)| (*pid, s.job.clone(), s.process))
+            .collect()
+    }
+
     /// Is this pid's status pipe still open?
     pub fn spawn_pending(&self, pid: i32) -> bool {
         self.spawns.contains_key(&pid)

@@ -1,11 +1,14 @@
-//! State handed over by other inits.
+//! Re-exec payloads in Upstart 1.13's JSON layout.
 //!
-//! outset's own re-exec payload (key `outset`) is read by the daemon
-//! itself. This module reads the payload a running Upstart (1.6 to 1.13)
-//! passes to its re-exec'd image, so that a machine can move from Upstart
-//! to outset with `telinit u` and keep every supervised process
-//! (extensions.md §5, reexec.md §4).
+//! [`upstart`] reads the payload a running Upstart (1.6 to 1.13) passes to
+//! its re-exec'd image, so that a machine can move from Upstart to outset
+//! with `telinit u` and keep every supervised process (extensions.md §5,
+//! reexec.md §4). [`outset`] writes outset's own payload in the same layout,
+//! with outset-only data under extra `outset` keys, and reads it back
+//! through the same importer.
 
+pub mod outset;
 pub mod upstart;
 
+pub use outset::{export, read, ExportInput, Handover, LiveLog, Restored};
 pub use upstart::{import, ImportError, ImportSummary, Imported, ImportedLog, PendingScript};

@@ -40,10 +40,6 @@ use crate::job::{
 pub enum ImportError {
     #[error("state data is not valid JSON: {0}")]
     Json(String),
-    /// The payload is outset's own (top-level key `outset`); the daemon
-    /// reads that format itself.
-    #[error("state data is outset's own payload (top-level key \"outset\"), not Upstart's")]
-    OutsetPayload,
     #[error("{at}: missing key \"{key}\"")]
     MissingKey { at: String, key: String },
     #[error("{at}: wrong type: expected {expected}, found {found}")]
@@ -227,10 +223,13 @@ fn monotonic_ms() -> Option<u64> {
 
 fn import_at(json: &str, now_ms: Option<u64>) -> Result<Imported, ImportError> {
     let root: Value = serde_json::from_str(json).map_err(|e| ImportError::Json(e.to_string()))?;
-    let top = Obj::new(&root, String::new())?;
-    if top.get("outset").is_some() {
-        return Err(ImportError::OutsetPayload);
-    }
+    import_root(&root, now_ms)
+}
+
+/// Import an already parsed payload. Keys Upstart does not know (outset's
+/// extras under `outset`) are ignored here.
+pub(super) fn import_root(root: &Value, now_ms: Option<u64>) -> Result<Imported, ImportError> {
+    let top = Obj::new(root, String::new())?;
     let mut imp = Importer {
         now_ms,
         summary: ImportSummary::default(),
@@ -325,6 +324,33 @@ fn import_at(json: &str, now_ms: Option<u64>) -> Result<Imported, ImportError> {
         stray_fds: imp.stray_fds,
         summary: imp.summary,
     })
+}
+
+/// One job class object in the payload's layout, on its own (no events,
+/// no instances): how outset hands over a class that waits to replace a
+/// running one.
+pub(super) fn class_from_json(v: &Value, at: &str) -> Result<JobClass, ImportError> {
+    let mut imp = Importer {
+        now_ms: None,
+        summary: ImportSummary::default(),
+        events: Vec::new(),
+        slots: BTreeMap::new(),
+        spawns: Vec::new(),
+        scripts: Vec::new(),
+        logs: Vec::new(),
+        stray_fds: Vec::new(),
+    };
+    let conf = Conf {
+        sources: Vec::new(),
+        files: BTreeSet::new(),
+        linked: BTreeMap::new(),
+    };
+    let c = Obj::new(v, at.to_string())?;
+    imp.class(&c, &conf)?;
+    let class = imp.slots.into_values().next().map(|s| s.class);
+    class
+        .map(Arc::unwrap_or_clone)
+        .ok_or_else(|| bad(at, "not a class of the default session"))
 }
 
 /// Sum over events of `blockers` beyond the holds the engine can see.
@@ -563,13 +589,13 @@ fn normalise_path(path: &str) -> String {
 // ----------------------------------------------------------------------
 // Enumerator names
 
-const GOALS: &[(&str, Goal)] = &[
+pub(super) const GOALS: &[(&str, Goal)] = &[
     ("JOB_STOP", Goal::Stop),
     ("JOB_START", Goal::Start),
     ("JOB_RESPAWN", Goal::Respawn),
 ];
 
-const STATES: &[(&str, State)] = &[
+pub(super) const STATES: &[(&str, State)] = &[
     ("JOB_WAITING", State::Waiting),
     ("JOB_STARTING", State::Starting),
     ("JOB_SECURITY_SPAWNING", State::SecuritySpawning),
@@ -589,13 +615,13 @@ const STATES: &[(&str, State)] = &[
     ("JOB_POST_STOP", State::PostStop),
 ];
 
-const PROGRESS: &[(&str, Progress)] = &[
+pub(super) const PROGRESS: &[(&str, Progress)] = &[
     ("EVENT_PENDING", Progress::Pending),
     ("EVENT_HANDLING", Progress::Handling),
     ("EVENT_FINISHED", Progress::Finished),
 ];
 
-const PROCESSES: &[(&str, Option<ProcessType>)] = &[
+pub(super) const PROCESSES: &[(&str, Option<ProcessType>)] = &[
     ("PROCESS_MAIN", Some(ProcessType::Main)),
     ("PROCESS_PRE_START", Some(ProcessType::PreStart)),
     ("PROCESS_POST_START", Some(ProcessType::PostStart)),
@@ -605,21 +631,21 @@ const PROCESSES: &[(&str, Option<ProcessType>)] = &[
     ("PROCESS_INVALID", None),
 ];
 
-const EXPECTS: &[(&str, Expect)] = &[
+pub(super) const EXPECTS: &[(&str, Expect)] = &[
     ("EXPECT_NONE", Expect::None),
     ("EXPECT_STOP", Expect::Stop),
     ("EXPECT_DAEMON", Expect::Daemon),
     ("EXPECT_FORK", Expect::Fork),
 ];
 
-const CONSOLES: &[(&str, Console)] = &[
+pub(super) const CONSOLES: &[(&str, Console)] = &[
     ("CONSOLE_NONE", Console::None),
     ("CONSOLE_OUTPUT", Console::Output),
     ("CONSOLE_OWNER", Console::Owner),
     ("CONSOLE_LOG", Console::Log),
 ];
 
-const TRACES: &[(&str, Trace)] = &[
+pub(super) const TRACES: &[(&str, Trace)] = &[
     ("TRACE_NONE", Trace::None),
     ("TRACE_NEW", Trace::New),
     ("TRACE_NEW_CHILD", Trace::NewChild),
@@ -668,7 +694,7 @@ const BLOCKED_TYPES: &[(&str, BlockedType)] = &[
 
 /// `limits` entries by index, with the C library's numbering of this
 /// architecture (the payload comes from the same machine).
-fn resource_at(index: usize) -> Option<Resource> {
+pub(super) fn resource_at(index: usize) -> Option<Resource> {
     let table = [
         (libc::RLIMIT_AS as usize, Resource::As),
         (libc::RLIMIT_CORE as usize, Resource::Core),
@@ -689,13 +715,13 @@ fn resource_at(index: usize) -> Option<Resource> {
 }
 
 /// `RLIM_NLIMITS` on Linux.
-const MAX_LIMITS: usize = 16;
+pub(super) const MAX_LIMITS: usize = 16;
 
 /// The deepest `start on`/`stop on` tree accepted (as the job-file parser).
 const MAX_DEPTH: usize = 1000;
 
 /// Upstart's "nice not set".
-const NICE_UNSET: i64 = -21;
+pub(super) const NICE_UNSET: i64 = -21;
 
 // ----------------------------------------------------------------------
 // The import proper
@@ -1851,11 +1877,20 @@ mod tests {
     }
 
     #[test]
-    fn reexec_outset_payload_is_recognised() {
-        assert_eq!(
-            import_at(r#"{"outset": {"engine": {}}}"#, None).err(),
-            Some(ImportError::OutsetPayload)
-        );
+    fn reexec_extra_keys_are_ignored() {
+        // outset's own extras (and anything else Upstart does not know).
+        let imp = with(|v| {
+            v["outset"] = serde_json::json!({ "engine": {} });
+            v["job_classes"][0]["outset"] = serde_json::json!({ "path": 3 });
+            v["job_classes"][0]["jobs"][0]["outset"] = serde_json::json!(null);
+        })
+        .expect("import");
+        assert_eq!(imp.summary.jobs, 1);
+        // A bare `outset` object is not a payload.
+        assert!(matches!(
+            import_at(r#"{"outset": {"engine": {}}}"#, None),
+            Err(ImportError::MissingKey { .. })
+        ));
     }
 
     #[test]

@@ -334,6 +334,7 @@ unsafe fn child(args: &ChildArgs<'_>) -> ! {
     // 11. `debug`: report success, then wait for a debugger.
     if p.debug_stop {
         libc::close(status);
+        close_cloexec_fds();
         libc::raise(libc::SIGSTOP);
     }
 
@@ -345,6 +346,25 @@ unsafe fn child(args: &ChildArgs<'_>) -> ! {
     // 14. Exec.
     libc::execve(p.exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
     fail(status, ErrorType::Exec, 0, errno());
+}
+
+/// Close now every descriptor that exec would close. A `debug` child may
+/// wait before exec for as long as its debugger likes; meanwhile it must not
+/// hold init's descriptors (a re-exec'd init could not bind its control
+/// socket again while a copy of the old one is open). Syscalls only.
+unsafe fn close_cloexec_fds() {
+    let mut lim: libc::rlimit = std::mem::zeroed();
+    let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+        lim.rlim_cur.min(1 << 20) as libc::c_int
+    } else {
+        1024
+    };
+    for fd in 3..max {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 && flags & libc::FD_CLOEXEC != 0 {
+            libc::close(fd);
+        }
+    }
 }
 
 /// A pipe whose both ends are close-on-exec.
