@@ -12,24 +12,26 @@ use std::time::{Duration, Instant};
 
 const SLEEPER: &str = "exec sleep 1000\n";
 
-struct Session {
-    dir: TempDir,
-    child: Child,
-    address: String,
+/// A session init (killed with its jobs on drop by `common::Started`)
+/// with client helpers.
+struct Session(common::Started);
+
+impl std::ops::Deref for Session {
+    type Target = common::Started;
+    fn deref(&self) -> &common::Started {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut common::Started {
+        &mut self.0
+    }
 }
 
 impl Session {
     fn start(tag: &str, jobs: &[(&str, &str)]) -> Session {
-        let common::Started {
-            dir,
-            child,
-            address,
-        } = common::start_session(tag, jobs, &["--verbose"]);
-        Session {
-            dir,
-            child,
-            address,
-        }
+        Session(common::start_session(tag, jobs, &["--verbose"]))
     }
 
     fn ctl(&self, args: &[&str]) -> (i32, String) {
@@ -69,13 +71,6 @@ impl Session {
         let (code, out) = self.ctl(&["status", job]);
         assert_eq!(code, 0, "initctl status {job}: {out}");
         pid_of(&out)
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
