@@ -33,7 +33,7 @@ fn payload() -> serde_json::Value {
     let mut state: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("GetState returns JSON");
     // The restored image takes its log level from the state.
-    state["outset"]["log_priority"] = "info".into();
+    state["outset"]["daemon"]["log_priority"] = "info".into();
     state
 }
 
@@ -95,7 +95,7 @@ fn restore(tag: &str, state: &serde_json::Value) -> String {
 #[test]
 fn descriptors_not_handed_over_are_not_adopted() {
     let mut state = payload();
-    let outset = &mut state["outset"];
+    let outset = &mut state["outset"]["daemon"];
     // Standard descriptors and ones that are not open at all.
     outset["event_fds"] = serde_json::json!([0, 1, 2, 200, 201]);
     outset["scripts"] = serde_json::json!([[12345, "echo hi", 2]]);
@@ -115,15 +115,17 @@ fn descriptors_not_handed_over_are_not_adopted() {
 #[test]
 fn malformed_event_trees_are_refused() {
     let mut state = payload();
-    let slot = &mut state["outset"]["engine"]["slots"]["sleeper"];
-    // An operator whose operands come after it (or are itself) would
-    // index out of range or loop in the tree walks.
-    slot["start_on"] = serde_json::json!({"nodes": [
-        {"kind": {"And": [0, 5]}, "value": false, "event": null}
-    ]});
+    let classes = state["job_classes"].as_array_mut().expect("job_classes");
+    let sleeper = classes
+        .iter_mut()
+        .find(|c| c["name"] == "sleeper")
+        .expect("the sleeper class");
+    // Conditions travel as post-order operator lists: an operator without
+    // its operands must be refused, not walked.
+    sleeper["start_on"] = serde_json::json!([{"type": "EVENT_AND", "value": 0}]);
     let log = restore("restore-tree", &state);
     assert!(
-        log.contains("malformed start on tree"),
+        log.contains("reverting to stateless re-exec"),
         "the refusal is logged:\n{log}"
     );
     assert!(!log.contains("Stateful re-exec completed"), "{log}");
