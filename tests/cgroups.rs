@@ -155,6 +155,31 @@ impl Manager {
             .stderr(log)
             .spawn()
             .expect("outset-cgmanager");
+        Manager::answering(child, socket)
+    }
+
+    /// A manager that sees every cgroup hierarchy mounted read-only: it
+    /// runs in a private mount namespace whose cgroup mounts are remounted
+    /// `ro` (bind remounts change only those mounts, not the host's).
+    fn start_read_only(dir: &Path) -> Manager {
+        let socket = dir.join("cgmanager.sock");
+        let log = std::fs::File::create(dir.join("cgmanager.log")).expect("log");
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-ec"])
+            .arg(
+                "for d in $(awk '$3 == \"cgroup\" || $3 == \"cgroup2\" { print $2 }' /proc/self/mounts); do\n  mount -o remount,bind,ro \"$d\"\ndone\nexec \"$0\" --socket \"$1\"",
+            )
+            .arg(env!("CARGO_BIN_EXE_outset-cgmanager"))
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("unshare");
+        Manager::answering(child, socket)
+    }
+
+    /// Wait until the manager just spawned answers on `socket`.
+    fn answering(child: Child, socket: PathBuf) -> Manager {
         let m = Manager { child, socket };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !Command::new(env!("CARGO_BIN_EXE_outset-cgmanager"))
@@ -164,7 +189,12 @@ impl Manager {
             .status()
             .is_ok_and(|s| s.success())
         {
-            assert!(Instant::now() < deadline, "manager does not answer");
+            assert!(
+                Instant::now() < deadline,
+                "manager does not answer; its log:\n{}",
+                std::fs::read_to_string(m.socket.with_file_name("cgmanager.log"))
+                    .unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         m
@@ -624,6 +654,58 @@ fn a_dead_manager_fails_the_job_with_upstarts_error() {
     assert_eq!(s.status("orphan"), "orphan stop/waiting");
     assert!(s.alive());
     assert_eq!(s.ctl(&["version"]).0, 0);
+}
+
+#[test]
+fn a_read_only_cgroupfs_fails_the_job_with_upstarts_error() {
+    assert_root();
+    let mut s = Session::start(
+        "cgro",
+        &[
+            // Its cgroup cannot be made (Create fails).
+            ("rofresh", "cgroup pids\nexec sleep 1000\n"),
+            // Its cgroup exists already, but cannot be entered (MovePid).
+            ("roexist", "cgroup pids\nexec sleep 1000\n"),
+            ("roplain", "exec sleep 1000\n"),
+        ],
+        &[],
+    );
+    let base = own("pids");
+    let existing = knob("pids", &under(&base, "upstart/roexist"), "");
+    std::fs::create_dir_all(&existing).expect("pre-made cgroup");
+    let m = Manager::start_read_only(&s.dir.0);
+    assert_eq!(s.ctl(&["notify-cgroup-manager-address", &m.address()]).0, 0);
+    for (job, error) in [
+        ("rofresh", "unable to setup cgroup:"),
+        ("roexist", "unable to enter cgroup:"),
+    ] {
+        let (rc, _, err) = s.ctl(&["start", job]);
+        assert_eq!(rc, 1, "{}", s.log());
+        assert_eq!(err.trim_end(), "initctl: Job failed to start");
+        let want = format!("Failed to spawn {job} main process: {error}");
+        let log = s.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains(&want))
+            .unwrap_or_else(|| panic!("no {want:?} in the log:\n{log}"));
+        assert!(line.contains("Read-only file system"), "{line}");
+        assert_eq!(s.status(job), format!("{job} stop/waiting"));
+    }
+    assert!(!knob("pids", &under(&base, "upstart/rofresh"), "").exists());
+    // Init and the manager carry on.
+    assert!(s.alive());
+    let (rc, list, _) = s.ctl(&["list"]);
+    assert_eq!(rc, 0);
+    assert!(list.contains("rofresh stop/waiting"), "{list}");
+    assert_eq!(s.ctl(&["start", "roplain"]).0, 0, "{}", s.log());
+    assert!(s.status("roplain").starts_with("roplain start/running"));
+    assert!(Command::new(env!("CARGO_BIN_EXE_outset-cgmanager"))
+        .args(["--ping", "--socket"])
+        .arg(&m.socket)
+        .status()
+        .is_ok_and(|st| st.success()));
+    s.ctl(&["stop", "roplain"]);
+    remove_cgroups("pids", &base, &["upstart/roexist"]);
 }
 
 #[test]

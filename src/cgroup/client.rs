@@ -46,9 +46,18 @@ impl ManagerError {
     }
 }
 
-/// The errno whose text ends `message` (managers report "…: Permission
-/// denied" and the like), if any.
+/// The errno a manager's `message` ends with, if any: cgmanager reports
+/// "…: Permission denied" and the like, outset-cgmanager the same text
+/// followed by " (os error N)".
 fn errno_named_in(message: &str) -> Option<i32> {
+    let numbered = message
+        .strip_suffix(')')
+        .and_then(|m| m.rsplit_once(" (os error "))
+        .and_then(|(_, n)| n.parse::<i32>().ok())
+        .filter(|n| *n > 0);
+    if numbered.is_some() {
+        return numbered;
+    }
     (1..134).find(|&n| {
         let text = nix::errno::Errno::from_raw(n).desc();
         !text.is_empty() && !text.starts_with("Unknown") && message.ends_with(text)
@@ -169,7 +178,12 @@ mod tests {
             errno_named_in("write memory.max: Invalid argument"),
             Some(libc::EINVAL)
         );
+        assert_eq!(
+            errno_named_in("creating cgroup upstart/x: Read-only file system (os error 30)"),
+            Some(libc::EROFS)
+        );
         assert_eq!(errno_named_in("no such controller"), None);
+        assert_eq!(errno_named_in("odd (os error x)"), None);
         let e = ManagerError::Call {
             method: "Create",
             name: "org.freedesktop.DBus.Error.InvalidArgs".into(),
