@@ -152,6 +152,14 @@ struct Client {
 fn client() -> &'static Mutex<Client> {
     static CLIENT: OnceLock<Mutex<Client>> = OnceLock::new();
     CLIENT.get_or_init(|| {
+        // Panics init contains on purpose (one client's failed handshake)
+        // are not findings; every other panic still aborts the run.
+        let fuzzer_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !outset::daemon::in_contained_section() {
+                fuzzer_hook(info)
+            }
+        }));
         let address = start_daemon();
         Mutex::new(Client {
             address,

@@ -426,7 +426,9 @@ fn authenticate(
         .name("control-auth".into())
         .stack_size(512 * 1024)
         .spawn(move || {
-            let conn = zbus::block_on(builder.build()).ok();
+            // zbus's handshake code can panic on some malformed input (an
+            // empty line): that ends this client's handshake, not init.
+            let conn = crate::daemon::contain(|| zbus::block_on(builder.build()).ok()).flatten();
             let _ = tx.send(ToBroadcaster::Authenticated(id, conn, handle));
         })
         .ok()?;

@@ -16,6 +16,7 @@ mod system_stop;
 
 pub use run_mode::RunSpec;
 
+pub use panic::{contain, in_contained_section};
 pub use reexec::decode_state;
 
 use mio::unix::SourceFd;

@@ -30,6 +30,28 @@ static LOGGER: OnceLock<slog::Logger> = OnceLock::new();
 /// Another thread panicked; the loop should re-exec.
 static OTHER_THREAD: AtomicBool = AtomicBool::new(false);
 
+thread_local! {
+    /// This thread runs library code under [`contain`]: its panics end
+    /// only that piece of work.
+    static CONTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f`, turning a panic inside it into `None` without any recovery:
+/// for work whose failure concerns one client only (a third-party library
+/// handling that client's bytes). The panic is still logged.
+pub fn contain<R>(f: impl FnOnce() -> R) -> Option<R> {
+    let outer = CONTAINED.with(|c| c.replace(true));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(f)).ok();
+    CONTAINED.with(|c| c.set(outer));
+    result
+}
+
+/// Is the current thread inside [`contain`]? (For harnesses with panic
+/// hooks of their own, such as the fuzzers'.)
+pub fn in_contained_section() -> bool {
+    CONTAINED.with(|c| c.get())
+}
+
 /// Remember the loop's waker (set when the control server is opened).
 pub(super) fn set_waker(waker: Arc<mio::Waker>) {
     let _ = WAKER.set(waker);
@@ -57,7 +79,9 @@ pub(super) fn install(logger: slog::Logger) {
             Some(logger) => super::logger::log(logger, Level::Fatal, &msg),
             None => eprintln!("init: {msg}"),
         }
-        if MAIN.get() != Some(&thread.id()) {
+        if in_contained_section() {
+            // Only the work `contain` wraps is lost; nothing to recover.
+        } else if MAIN.get() != Some(&thread.id()) {
             OTHER_THREAD.store(true, Ordering::SeqCst);
             if let Some(waker) = WAKER.get() {
                 let _ = waker.wake();
