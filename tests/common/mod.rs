@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 pub mod namespace;
-pub mod ns;
+pub mod procs;
 
 use std::path::PathBuf;
 
@@ -66,7 +66,7 @@ pub struct Started {
 /// was supervising.
 impl Drop for Started {
     fn drop(&mut self) {
-        let doomed = descendants(self.child.id() as i32);
+        let doomed = procs::descendants(self.child.id() as i32);
         let _ = self.child.kill();
         let _ = self.child.wait();
         for pid in doomed {
@@ -74,36 +74,6 @@ impl Drop for Started {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
-}
-
-/// Every live descendant of `root`, from the parent pids in /proc.
-pub fn descendants(root: i32) -> Vec<i32> {
-    let mut parent_of = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<i32>().ok());
-        if let Some(ppid) = ppid {
-            parent_of.push((pid, ppid));
-        }
-    }
-    let mut found = vec![root];
-    let mut i = 0;
-    while let Some(&p) = found.get(i) {
-        found.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
-        i += 1;
-    }
-    found.remove(0);
-    found
 }
 
 /// Start `outset --user --no-startup-event` (plus `extra` options) on
