@@ -731,28 +731,3 @@ impl Instance {
         Ok(self.props().await?.processes)
     }
 }
-
-/// A stand-in for the few `org.freedesktop.DBus` calls that bus clients
-/// (gdbus, busctl, dbus-send --address) make before anything else; the
-/// reference's peer server rejected them.
-pub struct BusStandIn {
-    pub serial: std::sync::atomic::AtomicU64,
-}
-
-#[interface(name = "org.freedesktop.DBus")]
-impl BusStandIn {
-    fn hello(&self) -> String {
-        let n = self
-            .serial
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!(":1.{n}")
-    }
-
-    fn add_match(&self, _rule: String) {}
-
-    fn remove_match(&self, _rule: String) {}
-
-    fn get_name_owner(&self, _name: String) -> String {
-        ":1.0".to_string()
-    }
-}
