@@ -267,6 +267,23 @@ impl Daemon {
         self.engine.options.session_address.as_deref()
     }
 
+    /// Name every instance still alive as having failed to stop.
+    fn warn_failed_to_stop(&mut self) {
+        let left: Vec<String> = self
+            .engine
+            .slots
+            .iter()
+            .flat_map(|(job, s)| {
+                s.instances
+                    .keys()
+                    .map(move |i| crate::job::JobKey::new(job, i).to_string())
+            })
+            .collect();
+        for job in left {
+            self.log(Level::Warn, &format!("job {job} failed to stop"));
+        }
+    }
+
     fn log(&mut self, level: Level, msg: &str) {
         logger::log(&self.shell.logger, level, msg);
     }
@@ -701,19 +718,7 @@ impl Daemon {
         let q = self.quiesce.as_ref()?;
         let (reason, elapsed) = (q.reason, q.started.elapsed());
         if timed_out {
-            let names: Vec<String> = self
-                .engine
-                .slots
-                .iter()
-                .flat_map(|(job, s)| {
-                    s.instances
-                        .keys()
-                        .map(move |i| crate::job::JobKey::new(job, i).to_string())
-                })
-                .collect();
-            for n in names {
-                self.log(Level::Warn, &format!("job {n} failed to stop"));
-            }
+            self.warn_failed_to_stop();
         }
         let took = match elapsed.as_secs() {
             0 => "<1 second".to_string(),

@@ -148,19 +148,7 @@ impl Daemon {
                 if self.engine.has_instances() && elapsed <= window {
                     return None;
                 }
-                let left: Vec<String> = self
-                    .engine
-                    .slots
-                    .iter()
-                    .flat_map(|(job, s)| {
-                        s.instances
-                            .keys()
-                            .map(move |i| crate::job::JobKey::new(job, i).to_string())
-                    })
-                    .collect();
-                for job in left {
-                    self.log(Level::Warn, &format!("job {job} failed to stop"));
-                }
+                self.warn_failed_to_stop();
                 self.enter(Phase::Term);
                 None
             }
