@@ -267,6 +267,18 @@ impl Daemon {
         self.engine.options.session_address.as_deref()
     }
 
+    /// The largest `kill timeout` among classes with instances, at least 5.
+    fn max_kill_timeout(&self) -> u64 {
+        self.engine
+            .slots
+            .values()
+            .filter(|s| !s.instances.is_empty())
+            .map(|s| s.class.kill_timeout.max(0) as u64)
+            .max()
+            .unwrap_or(0)
+            .max(5)
+    }
+
     /// Name every instance still alive as having failed to stop.
     fn warn_failed_to_stop(&mut self) {
         let left: Vec<String> = self
@@ -676,15 +688,7 @@ impl Daemon {
 
     /// Stop every instance and allow the longest kill timeout (at least 5 s).
     fn kill_phase(&mut self) {
-        let max = self
-            .engine
-            .slots
-            .values()
-            .filter(|s| !s.instances.is_empty())
-            .map(|s| s.class.kill_timeout.max(0) as u64)
-            .max()
-            .unwrap_or(0)
-            .max(5);
+        let max = self.max_kill_timeout();
         self.engine.stop_all(&mut self.shell);
         if let Some(q) = &mut self.quiesce {
             q.waiting = false;

@@ -96,18 +96,6 @@ impl Daemon {
         }
     }
 
-    /// The largest `kill timeout` among classes with instances, at least 5.
-    fn max_kill_timeout(&self) -> u64 {
-        self.engine
-            .slots
-            .values()
-            .filter(|s| !s.instances.is_empty())
-            .map(|s| s.class.kill_timeout.max(0) as u64)
-            .max()
-            .unwrap_or(0)
-            .max(5)
-    }
-
     fn enter(&mut self, phase: Phase) {
         let window = match phase {
             Phase::Runlevel | Phase::Stopping => Duration::from_secs(self.max_kill_timeout()),
