@@ -28,7 +28,7 @@ impl Session {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.s.dir.0.join("daemon.log")).unwrap_or_default()
+        self.s.log()
     }
 
     /// `initctl ARGS` under a timeout: (exit code, stdout, stderr).
@@ -122,13 +122,6 @@ impl Session {
             assert!(Instant::now() < deadline, "init did not stop");
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = self.s.child.kill();
-        let _ = self.s.child.wait();
     }
 }
 
@@ -577,15 +570,6 @@ fn host_pid(pid1: &Namespace, ns: i32) -> Option<i32> {
         .find(|p| procs::ns_pid(*p) == Some(ns))
 }
 
-fn ns_pid_of(status: &str) -> i32 {
-    status
-        .trim()
-        .rsplit(' ')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_followed_process_reaped_elsewhere_never_gets_its_pid_reused_signal() {
     // `expect fork` follows the shell's child C, but the shell (not init)
@@ -609,7 +593,7 @@ fn a_followed_process_reaped_elsewhere_never_gets_its_pid_reused_signal() {
         .trim()
         .parse()
         .expect("pid");
-    assert_eq!(ns_pid_of(&pid1.ctl_ok(&["status", "forking"])), c_ns);
+    assert_eq!(common::pid_of(&pid1.ctl_ok(&["status", "forking"])), c_ns);
     let c_host = host_pid(&pid1, c_ns).expect("C on the host");
     kill9(c_host);
     // The shell reaps C and carries on as `sleep 100001`.
@@ -692,7 +676,7 @@ fn stubborn_and_daemonising_jobs_as_pid1() {
         &["--verbose"],
     );
     let out = pid1.ctl_ok(&["start", "stubborn"]);
-    let stubborn = host_pid(&pid1, ns_pid_of(&out)).expect("stubborn pid");
+    let stubborn = host_pid(&pid1, common::pid_of(&out)).expect("stubborn pid");
     assert_eq!(
         pid1.ctl_ok(&["stop", "stubborn"]),
         "stubborn stop/waiting\n"
@@ -725,7 +709,11 @@ fn stubborn_and_daemonising_jobs_as_pid1() {
             .expect("pid")
     };
     let tracked = read("tracked.pid");
-    assert_eq!(ns_pid_of(&out), tracked, "status shows the daemon: {out}");
+    assert_eq!(
+        common::pid_of(&out),
+        tracked,
+        "status shows the daemon: {out}"
+    );
     let tracked_host = host_pid(&pid1, tracked).expect("daemon");
     assert_eq!(pid1.ctl_ok(&["stop", "tracked"]), "tracked stop/waiting\n");
     pid1.wait_for("the followed daemon to be stopped", 30, || {

@@ -29,32 +29,10 @@ impl Session {
         Session(common::start_session(tag, jobs, &["--verbose"]))
     }
 
+    /// `initctl ARGS`: (exit code, stdout).
     fn ctl(&self, args: &[&str]) -> (i32, String) {
-        let o = Command::new(env!("CARGO_BIN_EXE_initctl"))
-            .args(args)
-            .env("UPSTART_SESSION", &self.address)
-            .output()
-            .expect("initctl");
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-        )
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("daemon.log")).unwrap_or_default()
-    }
-
-    fn wait_for(&self, what: &str, cond: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !cond() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (code, out, _) = self.0.ctl(args);
+        (code, out)
     }
 
     /// `telinit u` and wait until the new image has restored the state.
