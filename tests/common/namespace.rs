@@ -1,7 +1,7 @@
-//! outset as PID 1 of fresh PID, mount, UTS, IPC and network namespaces
-//! (`unshare --fork --mount-proc`, so the control socket is private to the
-//! test), in container mode, driven from outside with `nsenter`. Needs
-//! root, as CI has.
+//! outset as PID 1 of fresh PID, mount and network namespaces (UTS and
+//! IPC too for the container tests) via `unshare --fork --mount-proc`, so
+//! the control socket is private to the test, in container mode, driven
+//! from outside with `nsenter`. Needs root, as CI has.
 
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -28,8 +28,11 @@ pub fn bounded(secs: u32, program: &str) -> Command {
     c
 }
 
-/// The namespaces PID 1 gets, as `unshare` and `nsenter` options.
-const NAMESPACES: [&str; 5] = ["--pid", "--mount", "--uts", "--ipc", "--net"];
+/// The namespaces of a container's PID 1, as `unshare` options.
+const CONTAINER: &[&str] = &["--pid", "--mount", "--uts", "--ipc", "--net"];
+/// The namespaces of a serving PID 1 (the control socket private to the
+/// test), as `unshare` and `nsenter` options.
+const SERVING: &[&str] = &["--pid", "--mount", "--net"];
 
 /// A container-mode outset running as PID 1 of its own namespaces.
 pub struct Namespace {
@@ -150,7 +153,8 @@ impl Namespace {
         }
         let log = std::fs::File::create(dir.0.join("init.log")).expect("log");
         let mut cmd = Command::new("unshare");
-        cmd.args(NAMESPACES).args(["--fork", "--mount-proc"]);
+        let namespaces = if how.serving { SERVING } else { CONTAINER };
+        cmd.args(namespaces).args(["--fork", "--mount-proc"]);
         cmd.args(how.wrapper);
         cmd.arg(env!("CARGO_BIN_EXE_outset")).arg("--container");
         match how.bus {
@@ -222,7 +226,7 @@ impl Namespace {
         let mut c = bounded(secs, "nsenter");
         c.arg("-t")
             .arg(self.init_pid().to_string())
-            .args(NAMESPACES)
+            .args(SERVING)
             .arg("--")
             .args(args)
             .env_remove("UPSTART_SESSION")
