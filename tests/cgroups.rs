@@ -218,53 +218,20 @@ impl Drop for Manager {
     }
 }
 
-/// A session init with client helpers; stopped gracefully on drop.
-struct Session(common::Started);
-
-impl std::ops::Deref for Session {
-    type Target = common::Started;
-    fn deref(&self) -> &common::Started {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Session {
-    fn deref_mut(&mut self) -> &mut common::Started {
-        &mut self.0
-    }
-}
+/// A session init with the shared client helpers; stopped gently on drop.
+type Session = common::Started;
 
 impl Session {
     fn start(tag: &str, jobs: &[(&str, &str)], extra: &[&str]) -> Session {
         let mut args = vec!["--debug"];
         args.extend_from_slice(extra);
-        Session(common::start_session(tag, jobs, &args))
-    }
-
-    fn ctl(&self, args: &[&str]) -> (i32, String, String) {
-        let o = Command::new(env!("CARGO_BIN_EXE_initctl"))
-            .args(args)
-            .env("UPSTART_SESSION", &self.address)
-            .stdin(Stdio::null())
-            .output()
-            .expect("initctl");
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("daemon.log")).unwrap_or_default()
+        let mut session = common::start_session(tag, jobs, &args);
+        session.stop_gently = true;
+        session
     }
 
     fn status(&self, job: &str) -> String {
         self.ctl(&["status", job]).1.trim_end().to_string()
-    }
-
-    fn wait_for(&self, what: &str, cond: impl Fn() -> bool) {
-        wait_until(what, || self.log(), cond);
     }
 
     fn wait_status(&self, job: &str, want: &str) {
@@ -291,21 +258,6 @@ impl Session {
 
     fn alive(&mut self) -> bool {
         self.child.try_wait().ok().flatten().is_none()
-    }
-}
-
-impl Drop for Session {
-    /// End the session the way a user does (SIGTERM stops every job), so
-    /// that no job process is left holding a cgroup.
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::ns::{self, Pid1};
+use common::namespace::{self, Namespace};
+use common::procs;
 use outset::control::client::Client;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -27,12 +28,12 @@ impl Session {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.s.dir.0.join("daemon.log")).unwrap_or_default()
+        self.s.log()
     }
 
     /// `initctl ARGS` under a timeout: (exit code, stdout, stderr).
     fn ctl(&self, args: &[&str]) -> (i32, String, String) {
-        let o = ns::bounded(60, env!("CARGO_BIN_EXE_initctl"))
+        let o = namespace::bounded(60, env!("CARGO_BIN_EXE_initctl"))
             .args(args)
             .env("UPSTART_SESSION", &self.s.address)
             .env_remove("UPSTART_JOB")
@@ -49,7 +50,7 @@ impl Session {
     /// The daemon is alive and answers a status query correctly.
     fn assert_serving(&self, what: &str) {
         assert!(
-            ns::state(self.pid()).is_some_and(|s| s != 'Z'),
+            procs::state(self.pid()).is_some_and(|s| s != 'Z'),
             "init died ({what}); log:\n{}",
             self.log()
         );
@@ -63,7 +64,7 @@ impl Session {
     }
 
     fn rss_kib(&self) -> u64 {
-        ns::status_field(self.pid(), "VmRSS:")
+        procs::status_field(self.pid(), "VmRSS:")
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(0)
     }
@@ -124,13 +125,6 @@ impl Session {
     }
 }
 
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = self.s.child.kill();
-        let _ = self.s.child.wait();
-    }
-}
-
 const SVC: (&str, &str) = ("svc", "console none\nexec sleep 1000\n");
 
 /// Wait (bounded) for `cond`; the panic message comes from `why`.
@@ -163,7 +157,7 @@ fn a_thousand_orphans_exiting_at_once_leave_no_zombie() {
     // 1000 subshells block opening a FIFO, the job ends (they become PID
     // 1's orphans), then the test opens the FIFO once: they all exit in
     // the same instant and their SIGCHLDs merge.
-    let pid1 = Pid1::start(
+    let pid1 = Namespace::serving(
         "orphans",
         &[(
             "burst",
@@ -176,9 +170,9 @@ fn a_thousand_orphans_exiting_at_once_leave_no_zombie() {
     });
     let init = pid1.init;
     pid1.wait_for("1000 orphans of PID 1", 120, || {
-        ns::children(init)
+        procs::children(init)
             .into_iter()
-            .filter(|p| ns::comm(*p) == "sh")
+            .filter(|p| procs::comm(*p) == "sh")
             .count()
             == 1000
     });
@@ -208,9 +202,9 @@ fn a_thousand_orphans_exiting_at_once_leave_no_zombie() {
 
 /// The job's main process as (host pid, namespace pid), from /proc.
 fn sleeper(init: i32) -> Vec<i32> {
-    ns::children(init)
+    procs::children(init)
         .into_iter()
-        .filter(|p| ns::comm(*p) == "sleep")
+        .filter(|p| procs::comm(*p) == "sleep")
         .collect()
 }
 
@@ -221,7 +215,7 @@ fn kill9(pid: i32) {
 
 #[test]
 fn ten_thousand_kills_of_a_respawning_job_keep_init_consistent() {
-    let pid1 = Pid1::start(
+    let pid1 = Namespace::serving(
         "killstorm",
         &[(
             "victim",
@@ -261,7 +255,7 @@ fn ten_thousand_kills_of_a_respawning_job_keep_init_consistent() {
     assert!(pid1.alive());
     let live = sleeper(init);
     assert_eq!(live.len(), 1, "one main process: {live:?}");
-    let ns_pid = ns::ns_pid(live[0]).expect("namespace pid");
+    let ns_pid = procs::ns_pid(live[0]).expect("namespace pid");
     // initctl agrees with /proc.
     assert_eq!(
         pid1.ctl_ok(&["list"]),
@@ -283,7 +277,7 @@ fn tail(s: &str) -> String {
 
 #[test]
 fn killing_a_job_faster_than_its_respawn_limit_stops_it() {
-    let pid1 = Pid1::start(
+    let pid1 = Namespace::serving(
         "respawnlimit",
         &[
             (
@@ -570,19 +564,10 @@ fn initctl_still_answers_while_a_job_respawns_in_a_loop() {
 }
 
 /// The host pid of the namespace process whose own pid is `ns`.
-fn host_pid(pid1: &Pid1, ns: i32) -> Option<i32> {
+fn host_pid(pid1: &Namespace, ns: i32) -> Option<i32> {
     pid1.processes()
         .into_iter()
-        .find(|p| ns::ns_pid(*p) == Some(ns))
-}
-
-fn ns_pid_of(status: &str) -> i32 {
-    status
-        .trim()
-        .rsplit(' ')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0)
+        .find(|p| procs::ns_pid(*p) == Some(ns))
 }
 
 #[test]
@@ -590,7 +575,7 @@ fn a_followed_process_reaped_elsewhere_never_gets_its_pid_reused_signal() {
     // `expect fork` follows the shell's child C, but the shell (not init)
     // is C's parent and reaps it. Init must notice C is gone, and must
     // never signal the unrelated process that gets C's pid next.
-    let pid1 = Pid1::start(
+    let pid1 = Namespace::serving(
         "pidreuse",
         &[(
             "forking",
@@ -608,7 +593,7 @@ fn a_followed_process_reaped_elsewhere_never_gets_its_pid_reused_signal() {
         .trim()
         .parse()
         .expect("pid");
-    assert_eq!(ns_pid_of(&pid1.ctl_ok(&["status", "forking"])), c_ns);
+    assert_eq!(common::pid_of(&pid1.ctl_ok(&["status", "forking"])), c_ns);
     let c_host = host_pid(&pid1, c_ns).expect("C on the host");
     kill9(c_host);
     // The shell reaps C and carries on as `sleep 100001`.
@@ -641,7 +626,7 @@ fn a_followed_process_reaped_elsewhere_never_gets_its_pid_reused_signal() {
     assert_eq!(victim_ns, c_ns, "the pid was not reused; cannot test");
     let victim = host_pid(&pid1, c_ns).expect("the new holder of the pid");
     pid1.wait_for("the new process to run sleep", 30, || {
-        ns::comm(victim) == "sleep"
+        procs::comm(victim) == "sleep"
     });
 
     // Stop the job at once: whether init has already noticed C's end or
@@ -649,7 +634,7 @@ fn a_followed_process_reaped_elsewhere_never_gets_its_pid_reused_signal() {
     let _ = pid1.ctl(&["stop", "--no-wait", "forking"]);
     std::thread::sleep(Duration::from_millis(500));
     assert!(
-        ns::state(victim).is_some_and(|s| s != 'Z'),
+        procs::state(victim).is_some_and(|s| s != 'Z'),
         "the process that reused the pid was signalled; log:\n{}",
         pid1.log()
     );
@@ -658,7 +643,7 @@ fn a_followed_process_reaped_elsewhere_never_gets_its_pid_reused_signal() {
     pid1.wait_for("the job to stop", 60, || {
         pid1.ctl_ok(&["status", "forking"]) == "forking stop/waiting\n"
     });
-    assert!(ns::state(victim).is_some_and(|s| s != 'Z'));
+    assert!(procs::state(victim).is_some_and(|s| s != 'Z'));
     assert!(!pid1.log().contains(&format!(
         "Sending TERM signal to forking main process ({c_ns})"
     )));
@@ -667,7 +652,7 @@ fn a_followed_process_reaped_elsewhere_never_gets_its_pid_reused_signal() {
 
 #[test]
 fn stubborn_and_daemonising_jobs_as_pid1() {
-    let pid1 = Pid1::start_with(
+    let pid1 = Namespace::serving_with(
         "stubborn",
         &[
             // Ignores its stop signal: killed when the kill timeout ends.
@@ -691,7 +676,7 @@ fn stubborn_and_daemonising_jobs_as_pid1() {
         &["--verbose"],
     );
     let out = pid1.ctl_ok(&["start", "stubborn"]);
-    let stubborn = host_pid(&pid1, ns_pid_of(&out)).expect("stubborn pid");
+    let stubborn = host_pid(&pid1, common::pid_of(&out)).expect("stubborn pid");
     assert_eq!(
         pid1.ctl_ok(&["stop", "stubborn"]),
         "stubborn stop/waiting\n"
@@ -709,7 +694,7 @@ fn stubborn_and_daemonising_jobs_as_pid1() {
         log.contains("stubborn main process") && log.contains("killed by KILL signal"),
         "{log}"
     );
-    assert!(ns::state(stubborn).is_none(), "killed and reaped");
+    assert!(procs::state(stubborn).is_none(), "killed and reaped");
 
     let out = pid1.ctl_ok(&["start", "tracked"]);
     let read = |name: &str| -> i32 {
@@ -724,11 +709,15 @@ fn stubborn_and_daemonising_jobs_as_pid1() {
             .expect("pid")
     };
     let tracked = read("tracked.pid");
-    assert_eq!(ns_pid_of(&out), tracked, "status shows the daemon: {out}");
+    assert_eq!(
+        common::pid_of(&out),
+        tracked,
+        "status shows the daemon: {out}"
+    );
     let tracked_host = host_pid(&pid1, tracked).expect("daemon");
     assert_eq!(pid1.ctl_ok(&["stop", "tracked"]), "tracked stop/waiting\n");
     pid1.wait_for("the followed daemon to be stopped", 30, || {
-        ns::state(tracked_host).is_none()
+        procs::state(tracked_host).is_none()
     });
 
     let out = pid1.ctl_ok(&["start", "untracked"]);
@@ -743,10 +732,10 @@ fn stubborn_and_daemonising_jobs_as_pid1() {
         pid1.ctl_ok(&["status", "untracked"]) == "untracked stop/waiting\n"
     });
     assert!(
-        ns::state(untracked_host).is_some_and(|s| s != 'Z'),
+        procs::state(untracked_host).is_some_and(|s| s != 'Z'),
         "the untracked daemon keeps running, reparented to PID 1"
     );
-    assert!(ns::children(pid1.init).contains(&untracked_host));
+    assert!(procs::children(pid1.init).contains(&untracked_host));
     assert!(pid1.stop().success());
 }
 
@@ -765,13 +754,13 @@ fn running_out_of_descriptors_fails_jobs_not_init() {
     // for the emitting connection and about two `console log` jobs (a pty
     // and a pidfd each, a status pipe while spawning).
     let base = {
-        let pid1 = Pid1::start("nofile-measure", &refs);
+        let pid1 = Namespace::serving("nofile-measure", &refs);
         pid1.ctl_ok(&["status", "fd1"]);
         pid1.wait_for("idle descriptors", 30, || pid1.fd_count() <= 32);
         pid1.fd_count()
     };
     let nofile = format!("--nofile={}", base + 8);
-    let pid1 = Pid1::start_with("nofile", &refs, &["prlimit", &nofile, "--"], &[]);
+    let pid1 = Namespace::serving_with("nofile", &refs, &["prlimit", &nofile, "--"], &[]);
     let init = pid1.init;
     let o = pid1.ctl(&["emit", "--no-wait", "go"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

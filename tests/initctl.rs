@@ -3,59 +3,17 @@
 
 mod common;
 
-use common::TempDir;
-use std::process::{Command, Output, Stdio};
+use common::{pid_of, TempDir};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A session init (killed on drop by `common::Started`) with client helpers.
-struct Session(common::Started);
-
-impl std::ops::Deref for Session {
-    type Target = common::Started;
-    fn deref(&self) -> &common::Started {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Session {
-    fn deref_mut(&mut self) -> &mut common::Started {
-        &mut self.0
-    }
-}
+/// A session init (killed on drop) with the shared client helpers.
+type Session = common::Started;
 
 impl Session {
     fn start(tag: &str, jobs: &[(&str, &str)]) -> Session {
-        Session(common::start_session(tag, jobs, &[]))
+        common::start_session(tag, jobs, &[])
     }
-
-    fn cmd(&self, prog: &str, args: &[&str]) -> Output {
-        Command::new(prog)
-            .args(args)
-            .env("UPSTART_SESSION", &self.address)
-            .env_remove("UPSTART_JOB")
-            .env_remove("UPSTART_INSTANCE")
-            .output()
-            .expect("run client")
-    }
-
-    /// initctl: (exit code, stdout, stderr)
-    fn ctl(&self, args: &[&str]) -> (i32, String, String) {
-        let o = self.cmd(env!("CARGO_BIN_EXE_initctl"), args);
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    }
-}
-
-fn pid_of(status: &str) -> i32 {
-    status
-        .trim()
-        .rsplit(' ')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0)
 }
 
 const JOBS: &[(&str, &str)] = &[

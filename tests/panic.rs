@@ -12,55 +12,13 @@ use std::time::{Duration, Instant};
 
 const SLEEPER: &str = "exec sleep 1000\n";
 
-/// A session init (killed with its jobs on drop by `common::Started`)
-/// with client helpers.
-struct Session(common::Started);
-
-impl std::ops::Deref for Session {
-    type Target = common::Started;
-    fn deref(&self) -> &common::Started {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Session {
-    fn deref_mut(&mut self) -> &mut common::Started {
-        &mut self.0
-    }
-}
+/// A session init (killed with its jobs on drop) with the shared client
+/// helpers.
+type Session = common::Started;
 
 impl Session {
     fn start(tag: &str, jobs: &[(&str, &str)]) -> Session {
-        Session(common::start_session(tag, jobs, &["--verbose"]))
-    }
-
-    fn ctl(&self, args: &[&str]) -> (i32, String) {
-        let o = Command::new(env!("CARGO_BIN_EXE_initctl"))
-            .args(args)
-            .env("UPSTART_SESSION", &self.address)
-            .stdin(Stdio::null())
-            .output()
-            .expect("initctl");
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-        )
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("daemon.log")).unwrap_or_default()
-    }
-
-    fn wait_for(&self, what: &str, cond: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !cond() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::start_session(tag, jobs, &["--verbose"])
     }
 
     fn running(&mut self) -> bool {
@@ -68,7 +26,7 @@ impl Session {
     }
 
     fn pid(&self, job: &str) -> i32 {
-        let (code, out) = self.ctl(&["status", job]);
+        let (code, out, _) = self.ctl(&["status", job]);
         assert_eq!(code, 0, "initctl status {job}: {out}");
         pid_of(&out)
     }

@@ -56,6 +56,7 @@ impl Session {
             .cloned()
     }
 
+    /// `initctl ARGS`: (exit code, stdout).
     fn ctl(&self, args: &[&str]) -> (i32, String) {
         // Bounded: a daemon that stopped answering fails the test.
         let o = Command::new("timeout")
@@ -69,22 +70,6 @@ impl Session {
             o.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&o.stdout).into_owned(),
         )
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("daemon.log")).unwrap_or_default()
-    }
-
-    fn wait_for(&self, what: &str, cond: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !cond() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// `telinit u` and wait until the new image has restored the state.
@@ -851,6 +836,7 @@ fn a_failed_exec_leaves_init_running_and_answering() {
         dir,
         child,
         address,
+        stop_gently: false,
     });
     let a = pid_of(&s.ctl(&["start", "a"]).1);
     let script = pid_of(&s.ctl(&["start", "s"]).1);

@@ -16,23 +16,10 @@ fn marker(n: u32) -> String {
 
 /// Live processes whose command line contains `needle` as a whole word.
 fn processes_with(needle: &str) -> Vec<i32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        if cmd.split(|&b| b == 0).any(|w| w == needle.as_bytes()) {
-            out.push(pid);
-        }
-    }
-    out
+    common::procs::pids()
+        .into_iter()
+        .filter(|&pid| common::procs::cmdline_has(pid, needle))
+        .collect()
 }
 
 /// `outset run` on `jobs` with `opts`, then `-- command`.

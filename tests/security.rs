@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::ns::{self, Pid1};
+use common::namespace::{self, Namespace};
+use common::procs;
 use std::process::Output;
 
 const NOBODY: [&str; 4] = [
@@ -23,7 +24,7 @@ fn text(o: &Output) -> (i32, String, String) {
 
 #[test]
 fn non_root_callers_cannot_control_pid1() {
-    let pid1 = Pid1::start(
+    let pid1 = Namespace::serving(
         "nonroot",
         &[
             ("svc", "console none\nexec sleep 100000\n"),
@@ -88,7 +89,7 @@ fn a_session_socket_refuses_other_users() {
     let run = |wrapper: &[&str]| {
         let mut all: Vec<&str> = wrapper.to_vec();
         all.extend([env!("CARGO_BIN_EXE_initctl"), "start", "svc"]);
-        let o = ns::bounded(60, all[0])
+        let o = namespace::bounded(60, all[0])
             .args(&all[1..])
             .env("UPSTART_SESSION", &s.address)
             .output()
@@ -133,7 +134,7 @@ fn setuid_and_setgid_drop_identity_and_capabilities() {
     let user = job("setuid nobody\n", "user");
     let group = job("setgid nogroup\n", "group");
     let root = job("", "root");
-    let pid1 = Pid1::start(
+    let pid1 = Namespace::serving(
         "ids",
         &[
             ("both", both.as_str()),
@@ -149,7 +150,7 @@ fn setuid_and_setgid_drop_identity_and_capabilities() {
         });
         std::fs::read_to_string(&p).unwrap_or_default()
     };
-    let full_bounding = ns::status_field(std::process::id() as i32, "CapBnd:").expect("CapBnd");
+    let full_bounding = procs::status_field(std::process::id() as i32, "CapBnd:").expect("CapBnd");
 
     for name in ["both", "user"] {
         let s = read(name);
@@ -205,7 +206,7 @@ fn event_values_reach_jobs_only_as_environment() {
     let value = format!(
         "$(touch {d}/pwned1); touch {d}/pwned2 `touch {d}/pwned3` && touch {d}/pwned4 | touch {d}/pwned5 > {d}/pwned6"
     );
-    let o = ns::bounded(60, env!("CARGO_BIN_EXE_initctl"))
+    let o = namespace::bounded(60, env!("CARGO_BIN_EXE_initctl"))
         .args(["emit", "inject", &format!("VALUE={value}")])
         .env("UPSTART_SESSION", &s.address)
         .output()
@@ -302,7 +303,7 @@ impl Bus {
         };
         all.extend([env!("CARGO_BIN_EXE_initctl"), "--system"]);
         all.extend(args);
-        let o = ns::bounded(60, all[0])
+        let o = namespace::bounded(60, all[0])
             .args(&all[1..])
             .env("DBUS_SYSTEM_BUS_ADDRESS", &self.address)
             .env_remove("UPSTART_SESSION")
@@ -312,7 +313,7 @@ impl Bus {
     }
 
     /// Wait until init owns its name on the bus.
-    fn wait_for_init(&self, pid1: &Pid1) {
+    fn wait_for_init(&self, pid1: &Namespace) {
         pid1.wait_for("init on the bus", 60, || {
             self.initctl(true, &["version"]).0 == 0
         });
@@ -340,7 +341,7 @@ fn init_itself_refuses_privileged_calls_from_other_users_on_a_bus() {
     // refused by init (control.md §5), not by the bus.
     let dir = common::TempDir::new("bus-open");
     let bus = Bus::start(&dir.0, None);
-    let pid1 = Pid1::start_on_bus("bus-open", &BUS_JOBS, &bus.address);
+    let pid1 = Namespace::serving_on_bus("bus-open", &BUS_JOBS, &bus.address);
     bus.wait_for_init(&pid1);
     for (args, message) in [
         (
@@ -404,7 +405,7 @@ fn the_shipped_bus_policy_keeps_other_users_to_reading() {
     let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/dbus/Upstart.conf");
     let dir = common::TempDir::new("bus-policy");
     let bus = Bus::start(&dir.0, Some(policy));
-    let pid1 = Pid1::start_on_bus("bus-policy", &BUS_JOBS, &bus.address);
+    let pid1 = Namespace::serving_on_bus("bus-policy", &BUS_JOBS, &bus.address);
     bus.wait_for_init(&pid1);
     let (code, running, err) = bus.initctl(true, &["start", "svc"]);
     assert_eq!(code, 0, "{err}");

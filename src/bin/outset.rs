@@ -125,6 +125,43 @@ const FLAGS: &[&str] = &[
     "-V",
 ];
 
+impl Args {
+    /// The log priority the verbosity options ask for.
+    fn log_level(&self) -> Level {
+        if self.debug {
+            Level::Debug
+        } else if self.verbose {
+            Level::Info
+        } else if self.quiet {
+            Level::Error
+        } else {
+            Level::Message
+        }
+    }
+
+    /// The event emitted at startup, unless `--no-startup-event`.
+    fn startup_event(&self) -> Option<String> {
+        if self.no_startup_event {
+            None
+        } else {
+            Some(
+                self.startup_event
+                    .clone()
+                    .unwrap_or_else(|| "startup".to_string()),
+            )
+        }
+    }
+}
+
+/// Jobs get outset's own `PATH` and `TERM`, whatever else they inherit.
+fn pass_path_and_term(job_env: &mut Vec<String>) {
+    for key in ["PATH", "TERM"] {
+        if let Ok(v) = std::env::var(key) {
+            outset::env::set(job_env, format!("{key}={v}"));
+        }
+    }
+}
+
 /// Keep only the options outset knows: the kernel passes init every
 /// parameter it did not use itself (`splash`, `quiet=1`, …), and those
 /// must be ignored, not stop the parsing.
@@ -272,11 +309,7 @@ fn main() -> ExitCode {
     if args.user && !args.no_inherit_env {
         job_env.extend(std::env::vars().map(|(k, v)| format!("{k}={v}")));
     }
-    for key in ["PATH", "TERM"] {
-        if let Ok(v) = std::env::var(key) {
-            outset::env::set(&mut job_env, format!("{key}={v}"));
-        }
-    }
+    pass_path_and_term(&mut job_env);
     if is_pid1 && !args.user && !machine {
         // Jobs can tell they run in a container, as with LXC and systemd.
         let engine = std::env::var("container").unwrap_or_else(|_| "outset".to_string());
@@ -287,24 +320,8 @@ fn main() -> ExitCode {
     } else {
         0o022
     };
-    let log_level = if args.debug {
-        Level::Debug
-    } else if args.verbose {
-        Level::Info
-    } else if args.quiet {
-        Level::Error
-    } else {
-        Level::Message
-    };
-    let startup_event = if args.no_startup_event {
-        None
-    } else {
-        Some(
-            args.startup_event
-                .clone()
-                .unwrap_or_else(|| "startup".to_string()),
-        )
-    };
+    let log_level = args.log_level();
+    let startup_event = args.startup_event();
     let config = DaemonConfig {
         sources,
         defaults: ClassDefaults { console, umask },

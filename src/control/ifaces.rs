@@ -105,6 +105,19 @@ async fn permitted(
     )))
 }
 
+/// `req`, answered with nothing, on behalf of a caller with control
+/// permission (`message` in the error otherwise).
+async fn controlled(
+    engine: &EngineHandle,
+    conn: &zbus::Connection,
+    hdr: &zbus::message::Header<'_>,
+    message: &str,
+    req: Request,
+) -> Result<(), UpstartError> {
+    permitted(engine, conn, Some(hdr), message).await?;
+    unit(engine, req).await
+}
+
 /// `com.ubuntu.Upstart0_6` at `/com/ubuntu/Upstart`.
 pub struct Manager {
     pub engine: EngineHandle,
@@ -195,14 +208,14 @@ impl Manager {
         #[zbus(connection)] conn: &zbus::Connection,
         #[zbus(header)] hdr: zbus::message::Header<'_>,
     ) -> Result<(), UpstartError> {
-        permitted(
+        controlled(
             &self.engine,
             conn,
-            Some(&hdr),
+            &hdr,
             "You do not have permission to reload configuration",
+            Request::ReloadConfiguration,
         )
-        .await?;
-        unit(&self.engine, Request::ReloadConfiguration).await
+        .await
     }
 
     async fn get_env(
@@ -263,15 +276,11 @@ impl Manager {
         vars: Vec<String>,
         replace: bool,
     ) -> Result<(), UpstartError> {
-        permitted(
+        controlled(
             &self.engine,
             conn,
-            Some(&hdr),
+            &hdr,
             "You do not have permission to modify job environment",
-        )
-        .await?;
-        unit(
-            &self.engine,
             Request::SetEnvList {
                 details: job_details,
                 vars,
@@ -288,15 +297,11 @@ impl Manager {
         job_details: Vec<String>,
         name: String,
     ) -> Result<(), UpstartError> {
-        permitted(
+        controlled(
             &self.engine,
             conn,
-            Some(&hdr),
+            &hdr,
             "You do not have permission to modify job environment",
-        )
-        .await?;
-        unit(
-            &self.engine,
             Request::UnsetEnvList {
                 details: job_details,
                 names: vec![name],
@@ -312,15 +317,11 @@ impl Manager {
         job_details: Vec<String>,
         names: Vec<String>,
     ) -> Result<(), UpstartError> {
-        permitted(
+        controlled(
             &self.engine,
             conn,
-            Some(&hdr),
+            &hdr,
             "You do not have permission to modify job environment",
-        )
-        .await?;
-        unit(
-            &self.engine,
             Request::UnsetEnvList {
                 details: job_details,
                 names,
@@ -360,15 +361,11 @@ impl Manager {
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         job_details: Vec<String>,
     ) -> Result<(), UpstartError> {
-        permitted(
+        controlled(
             &self.engine,
             conn,
-            Some(&hdr),
+            &hdr,
             "You do not have permission to modify job environment",
-        )
-        .await?;
-        unit(
-            &self.engine,
             Request::ResetEnv {
                 details: job_details,
             },
@@ -381,14 +378,14 @@ impl Manager {
         #[zbus(connection)] conn: &zbus::Connection,
         #[zbus(header)] hdr: zbus::message::Header<'_>,
     ) -> Result<(), UpstartError> {
-        permitted(
+        controlled(
             &self.engine,
             conn,
-            Some(&hdr),
+            &hdr,
             "You do not have permission to notify disk is writeable",
+            Request::NotifyDiskWriteable,
         )
-        .await?;
-        unit(&self.engine, Request::NotifyDiskWriteable).await
+        .await
     }
 
     #[zbus(name = "NotifyDBusAddress")]
@@ -398,14 +395,14 @@ impl Manager {
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         address: String,
     ) -> Result<(), UpstartError> {
-        permitted(
+        controlled(
             &self.engine,
             conn,
-            Some(&hdr),
+            &hdr,
             "You do not have permission to notify D-Bus address",
+            Request::NotifyDBusAddress(address),
         )
-        .await?;
-        unit(&self.engine, Request::NotifyDBusAddress(address)).await
+        .await
     }
 
     #[zbus(name = "NotifyCGroupManagerAddress")]
@@ -415,14 +412,14 @@ impl Manager {
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         address: String,
     ) -> Result<(), UpstartError> {
-        permitted(
+        controlled(
             &self.engine,
             conn,
-            Some(&hdr),
+            &hdr,
             "You do not have permission to notify cgroup manager address",
+            Request::NotifyCGroupManagerAddress(address),
         )
-        .await?;
-        unit(&self.engine, Request::NotifyCGroupManagerAddress(address)).await
+        .await
     }
 
     /// The state a re-exec would hand over, as JSON.
@@ -450,14 +447,14 @@ impl Manager {
         #[zbus(connection)] conn: &zbus::Connection,
         #[zbus(header)] hdr: zbus::message::Header<'_>,
     ) -> Result<(), UpstartError> {
-        permitted(
+        controlled(
             &self.engine,
             conn,
-            Some(&hdr),
+            &hdr,
             "You do not have permission to request restart",
+            Request::Restart,
         )
-        .await?;
-        unit(&self.engine, Request::Restart).await
+        .await
     }
 
     async fn end_session(
@@ -465,14 +462,14 @@ impl Manager {
         #[zbus(connection)] conn: &zbus::Connection,
         #[zbus(header)] hdr: zbus::message::Header<'_>,
     ) -> Result<(), UpstartError> {
-        permitted(
+        controlled(
             &self.engine,
             conn,
-            Some(&hdr),
+            &hdr,
             "You do not have permission to end session",
+            Request::EndSession,
         )
-        .await?;
-        unit(&self.engine, Request::EndSession).await
+        .await
     }
 
     #[zbus(property, name = "log_priority")]
@@ -729,30 +726,5 @@ impl Instance {
     #[zbus(property, name = "processes")]
     async fn processes(&self) -> fdo::Result<Vec<(String, i32)>> {
         Ok(self.props().await?.processes)
-    }
-}
-
-/// A stand-in for the few `org.freedesktop.DBus` calls that bus clients
-/// (gdbus, busctl, dbus-send --address) make before anything else; the
-/// reference's peer server rejected them.
-pub struct BusStandIn {
-    pub serial: std::sync::atomic::AtomicU64,
-}
-
-#[interface(name = "org.freedesktop.DBus")]
-impl BusStandIn {
-    fn hello(&self) -> String {
-        let n = self
-            .serial
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!(":1.{n}")
-    }
-
-    fn add_match(&self, _rule: String) {}
-
-    fn remove_match(&self, _rule: String) {}
-
-    fn get_name_owner(&self, _name: String) -> String {
-        ":1.0".to_string()
     }
 }

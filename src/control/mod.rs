@@ -6,6 +6,7 @@ mod error;
 mod guard;
 mod ifaces;
 pub mod paths;
+pub mod peer;
 pub mod protocol;
 mod server;
 pub mod showconfig;

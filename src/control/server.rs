@@ -12,10 +12,11 @@ use zbus::connection::Builder;
 use zbus::Connection;
 
 use super::guard::{self, Watchdog};
-use super::ifaces::{BusStandIn, Instance, Job, Manager};
+use super::ifaces::{Instance, Job, Manager};
 use super::paths::{
     instance_path, job_path, INSTANCE_IFACE, JOB_IFACE, MANAGER_IFACE, MANAGER_PATH,
 };
+use super::peer::{guid, BusStandIn};
 use super::protocol::{Broadcast, EngineHandle, Request, Value};
 
 /// Messages for the thread that owns the connections.
@@ -45,19 +46,6 @@ pub enum ToBroadcaster {
 
 /// The well-known name init owns on a message bus.
 pub const BUS_NAME: &str = "com.ubuntu.Upstart";
-
-/// A server GUID from the kernel's RNG without waiting for it to be
-/// seeded (PID 1 starts before that).
-fn guid() -> Option<zbus::Guid<'static>> {
-    let mut bytes = [0u8; 16];
-    // SAFETY: getrandom fills our buffer.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), libc::GRND_INSECURE) };
-    if n != bytes.len() as isize {
-        return None;
-    }
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    zbus::Guid::try_from(hex).ok()
-}
 
 /// Bind the abstract socket `name` and start serving. Returns the sender
 /// the engine uses for changes.

@@ -268,6 +268,35 @@ impl Daemon {
         self.engine.options.session_address.as_deref()
     }
 
+    /// The largest `kill timeout` among classes with instances, at least 5.
+    fn max_kill_timeout(&self) -> u64 {
+        self.engine
+            .slots
+            .values()
+            .filter(|s| !s.instances.is_empty())
+            .map(|s| s.class.kill_timeout.max(0) as u64)
+            .max()
+            .unwrap_or(0)
+            .max(5)
+    }
+
+    /// Name every instance still alive as having failed to stop.
+    fn warn_failed_to_stop(&mut self) {
+        let left: Vec<String> = self
+            .engine
+            .slots
+            .iter()
+            .flat_map(|(job, s)| {
+                s.instances
+                    .keys()
+                    .map(move |i| crate::job::JobKey::new(job, i).to_string())
+            })
+            .collect();
+        for job in left {
+            self.log(Level::Warn, &format!("job {job} failed to stop"));
+        }
+    }
+
     fn log(&mut self, level: Level, msg: &str) {
         logger::log(&self.shell.logger, level, msg);
     }
@@ -660,15 +689,7 @@ impl Daemon {
 
     /// Stop every instance and allow the longest kill timeout (at least 5 s).
     fn kill_phase(&mut self) {
-        let max = self
-            .engine
-            .slots
-            .values()
-            .filter(|s| !s.instances.is_empty())
-            .map(|s| s.class.kill_timeout.max(0) as u64)
-            .max()
-            .unwrap_or(0)
-            .max(5);
+        let max = self.max_kill_timeout();
         self.engine.stop_all(&mut self.shell);
         if let Some(q) = &mut self.quiesce {
             q.waiting = false;
@@ -702,19 +723,7 @@ impl Daemon {
         let q = self.quiesce.as_ref()?;
         let (reason, elapsed) = (q.reason, q.started.elapsed());
         if timed_out {
-            let names: Vec<String> = self
-                .engine
-                .slots
-                .iter()
-                .flat_map(|(job, s)| {
-                    s.instances
-                        .keys()
-                        .map(move |i| crate::job::JobKey::new(job, i).to_string())
-                })
-                .collect();
-            for n in names {
-                self.log(Level::Warn, &format!("job {n} failed to stop"));
-            }
+            self.warn_failed_to_stop();
         }
         let took = match elapsed.as_secs() {
             0 => "<1 second".to_string(),

@@ -340,13 +340,7 @@ impl Daemon {
         // Only descriptors really inherited are adopted, each once: a
         // payload naming others (or one twice) must not make outset close
         // descriptors it opened itself.
-        let mut inherited: std::collections::HashSet<RawFd> = self
-            .config
-            .inherited_fds
-            .iter()
-            .copied()
-            .filter(|fd| *fd > 2)
-            .collect();
+        let mut inherited = self.inherited_fds();
         let mut stray = 0usize;
         let mut adopt = |fd: RawFd| {
             let ok = inherited.remove(&fd);
@@ -441,6 +435,17 @@ impl Daemon {
         false
     }
 
+    /// The descriptors outset really inherited across the exec, never the
+    /// standard ones: the only ones a payload may hand over.
+    fn inherited_fds(&self) -> std::collections::HashSet<RawFd> {
+        self.config
+            .inherited_fds
+            .iter()
+            .copied()
+            .filter(|fd| *fd > 2)
+            .collect()
+    }
+
     /// Take over from Upstart 1.6-1.13 (its JSON layout). Returns false if
     /// the data is not such a payload.
     fn restore_upstart(&mut self, data: &[u8]) -> bool {
@@ -460,13 +465,7 @@ impl Daemon {
         // Adopt only descriptors that really were inherited (never the
         // standard ones): a stale payload must not make outset take over,
         // and later close, descriptors it opened itself.
-        let inherited: std::collections::HashSet<RawFd> = self
-            .config
-            .inherited_fds
-            .iter()
-            .copied()
-            .filter(|fd| *fd > 2)
-            .collect();
+        let inherited = self.inherited_fds();
         let ok = |fd: RawFd| inherited.contains(&fd);
         let mut engine = imported.engine;
         for ev in &mut engine.events {

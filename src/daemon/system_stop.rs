@@ -96,18 +96,6 @@ impl Daemon {
         }
     }
 
-    /// The largest `kill timeout` among classes with instances, at least 5.
-    fn max_kill_timeout(&self) -> u64 {
-        self.engine
-            .slots
-            .values()
-            .filter(|s| !s.instances.is_empty())
-            .map(|s| s.class.kill_timeout.max(0) as u64)
-            .max()
-            .unwrap_or(0)
-            .max(5)
-    }
-
     fn enter(&mut self, phase: Phase) {
         let window = match phase {
             Phase::Runlevel | Phase::Stopping => Duration::from_secs(self.max_kill_timeout()),
@@ -148,19 +136,7 @@ impl Daemon {
                 if self.engine.has_instances() && elapsed <= window {
                     return None;
                 }
-                let left: Vec<String> = self
-                    .engine
-                    .slots
-                    .iter()
-                    .flat_map(|(job, s)| {
-                        s.instances
-                            .keys()
-                            .map(move |i| crate::job::JobKey::new(job, i).to_string())
-                    })
-                    .collect();
-                for job in left {
-                    self.log(Level::Warn, &format!("job {job} failed to stop"));
-                }
+                self.warn_failed_to_stop();
                 self.enter(Phase::Term);
                 None
             }

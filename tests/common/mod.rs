@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 pub mod namespace;
-pub mod ns;
+pub mod procs;
 
 use std::path::PathBuf;
 
@@ -59,6 +59,52 @@ pub struct Started {
     pub child: std::process::Child,
     /// Its control address, read from its session file.
     pub address: String,
+    /// End it on drop the way a user does first (SIGTERM stops every job,
+    /// 10 s at most), so that no job process is left holding a cgroup.
+    pub stop_gently: bool,
+}
+
+impl Started {
+    /// `prog ARGS` as a client of this session (stdin closed, no job
+    /// environment of the test's own).
+    pub fn cmd(&self, prog: &str, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(prog)
+            .args(args)
+            .env("UPSTART_SESSION", &self.address)
+            .env_remove("UPSTART_JOB")
+            .env_remove("UPSTART_INSTANCE")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run client")
+    }
+
+    /// `initctl ARGS`: (exit code, stdout, stderr).
+    pub fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        let o = self.cmd(env!("CARGO_BIN_EXE_initctl"), args);
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// What the init wrote to its stderr.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Wait (30 s at most) until `cond` holds; panics with the init's log.
+    pub fn wait_for(&self, what: &str, cond: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !cond() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 /// A failing test must not leave its init behind (it would keep the test
@@ -66,7 +112,17 @@ pub struct Started {
 /// was supervising.
 impl Drop for Started {
     fn drop(&mut self) {
-        let doomed = descendants(self.child.id() as i32);
+        if self.stop_gently {
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while self.child.try_wait().ok().flatten().is_none()
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        let doomed = procs::descendants(self.child.id() as i32);
         let _ = self.child.kill();
         let _ = self.child.wait();
         for pid in doomed {
@@ -76,34 +132,15 @@ impl Drop for Started {
     }
 }
 
-/// Every live descendant of `root`, from the parent pids in /proc.
-pub fn descendants(root: i32) -> Vec<i32> {
-    let mut parent_of = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<i32>().ok());
-        if let Some(ppid) = ppid {
-            parent_of.push((pid, ppid));
-        }
-    }
-    let mut found = vec![root];
-    let mut i = 0;
-    while let Some(&p) = found.get(i) {
-        found.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
-        i += 1;
-    }
-    found.remove(0);
-    found
+/// The pid at the end of an `initctl status` line (`... process 123`); 0
+/// when it names none.
+pub fn pid_of(status: &str) -> i32 {
+    status
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Start `outset --user --no-startup-event` (plus `extra` options) on
@@ -151,5 +188,6 @@ pub fn start_session(tag: &str, jobs: &[(&str, &str)], extra: &[&str]) -> Starte
         dir,
         child,
         address,
+        stop_gently: false,
     }
 }

@@ -1,23 +1,68 @@
-//! outset as PID 1 of fresh PID, mount, UTS, IPC and network namespaces
-//! (`unshare --fork --mount-proc`), in container mode. Needs root.
+//! outset as PID 1 of fresh PID, mount and network namespaces (UTS and
+//! IPC too for the container tests) via `unshare --fork --mount-proc`, so
+//! the control socket is private to the test, in container mode, driven
+//! from outside with `nsenter`. Needs root, as CI has.
 
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use super::procs::{self, state, status_field};
 use super::TempDir;
 
-pub fn assert_root() {
+pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+pub fn assert_root() {
     assert!(
-        unsafe { libc::geteuid() } == 0,
+        is_root(),
         "this test needs root to create namespaces (run the suite as root, as CI does)"
     );
 }
 
+/// Run `program` under `timeout`, so that nothing a test runs can hang it.
+pub fn bounded(secs: u32, program: &str) -> Command {
+    let mut c = Command::new("timeout");
+    c.arg("-k").arg("5").arg(secs.to_string()).arg(program);
+    c
+}
+
+/// The namespaces of a container's PID 1, as `unshare` options.
+const CONTAINER: &[&str] = &["--pid", "--mount", "--uts", "--ipc", "--net"];
+/// The namespaces of a serving PID 1 (the control socket private to the
+/// test), as `unshare` and `nsenter` options.
+const SERVING: &[&str] = &["--pid", "--mount", "--net"];
+
+/// A container-mode outset running as PID 1 of its own namespaces.
 pub struct Namespace {
     pub dir: TempDir,
     pub unshare: Child,
+    /// Host pid of the namespace's PID 1 (0 if it was gone before it could
+    /// be seen).
+    pub init: i32,
     exited: Option<ExitStatus>,
+}
+
+/// Which system bus PID 1 is given.
+enum Bus<'a> {
+    /// Whatever the test's environment says.
+    Inherited,
+    /// None: `--no-dbus`.
+    Off,
+    /// The bus at this address.
+    At(&'a str),
+}
+
+/// How to start PID 1.
+struct Launch<'a> {
+    /// Run in front of outset (e.g. `prlimit --nofile=64 --`).
+    wrapper: &'a [&'a str],
+    /// Options after `--container`.
+    extra: &'a [&'a str],
+    bus: Bus<'a>,
+    /// Wait until its control socket answers.
+    serving: bool,
 }
 
 /// `@DIR@` becomes the test directory, `@BIN@` a directory holding
@@ -42,8 +87,63 @@ fn link_binaries(dir: &TempDir) {
 }
 
 impl Namespace {
-    /// Start outset (`--container` plus `extra`) as PID 1 on `jobs`.
+    /// Start outset (`--container` plus `extra`) as PID 1 on `jobs`,
+    /// without waiting for it to serve.
     pub fn start(tag: &str, jobs: &[(&str, &str)], extra: &[&str]) -> Namespace {
+        Self::launch(
+            tag,
+            jobs,
+            Launch {
+                wrapper: &[],
+                extra,
+                bus: Bus::Inherited,
+                serving: false,
+            },
+        )
+    }
+
+    /// Start outset without a system bus on `jobs` and wait until its
+    /// control socket answers.
+    pub fn serving(tag: &str, jobs: &[(&str, &str)]) -> Namespace {
+        Self::serving_with(tag, jobs, &[], &[])
+    }
+
+    /// Like `serving`, with `wrapper` (e.g. `prlimit --nofile=64 --`) in
+    /// front of outset and `extra` options after `--container`.
+    pub fn serving_with(
+        tag: &str,
+        jobs: &[(&str, &str)],
+        wrapper: &[&str],
+        extra: &[&str],
+    ) -> Namespace {
+        Self::launch(
+            tag,
+            jobs,
+            Launch {
+                wrapper,
+                extra,
+                bus: Bus::Off,
+                serving: true,
+            },
+        )
+    }
+
+    /// Like `serving`, joined to the system bus at `bus` (a path address
+    /// reachable from the namespace).
+    pub fn serving_on_bus(tag: &str, jobs: &[(&str, &str)], bus: &str) -> Namespace {
+        Self::launch(
+            tag,
+            jobs,
+            Launch {
+                wrapper: &[],
+                extra: &[],
+                bus: Bus::At(bus),
+                serving: true,
+            },
+        )
+    }
+
+    fn launch(tag: &str, jobs: &[(&str, &str)], how: Launch) -> Namespace {
         assert_root();
         let dir = TempDir::new(tag);
         link_binaries(&dir);
@@ -52,61 +152,121 @@ impl Namespace {
             dir.write(&format!("conf/{name}.conf"), &expand(text, &dir));
         }
         let log = std::fs::File::create(dir.0.join("init.log")).expect("log");
-        let unshare = Command::new("unshare")
-            .args([
-                "--pid",
-                "--mount",
-                "--uts",
-                "--ipc",
-                "--net",
-                "--fork",
-                "--mount-proc",
-            ])
-            .arg(env!("CARGO_BIN_EXE_outset"))
-            .arg("--container")
-            .args(extra)
+        let mut cmd = Command::new("unshare");
+        let namespaces = if how.serving { SERVING } else { CONTAINER };
+        cmd.args(namespaces).args(["--fork", "--mount-proc"]);
+        cmd.args(how.wrapper);
+        cmd.arg(env!("CARGO_BIN_EXE_outset")).arg("--container");
+        match how.bus {
+            Bus::Inherited => {}
+            Bus::Off => {
+                cmd.arg("--no-dbus").env_remove("DBUS_SYSTEM_BUS_ADDRESS");
+            }
+            Bus::At(address) => {
+                cmd.env("DBUS_SYSTEM_BUS_ADDRESS", address);
+            }
+        }
+        cmd.args(how.extra)
             .arg("--confdir")
             .arg(dir.0.join("conf"))
             .arg("--logdir")
             .arg(dir.0.join("logs"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("run unshare");
-        Namespace {
+            .stderr(log);
+        let unshare = cmd.spawn().expect("run unshare");
+        let mut me = Namespace {
             dir,
             unshare,
+            init: 0,
             exited: None,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(pid) = procs::child_of(me.unshare.id() as i32) {
+                // The wrapper (if any) has exec'd outset once its name shows.
+                if procs::comm(pid) == "outset" {
+                    me.init = pid;
+                    if !how.serving || me.ctl(&["version"]).status.success() {
+                        break;
+                    }
+                }
+            } else if !how.serving && me.unshare.try_wait().ok().flatten().is_some() {
+                // Gone already: what it left is for the test to look at.
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "PID 1 did not come up; log:\n{}",
+                me.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
+        me
     }
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.0.join("init.log")).unwrap_or_default()
     }
 
-    /// The host pid of the namespace's PID 1 (unshare's only child).
+    /// The host pid of the namespace's PID 1.
     pub fn init_pid(&self) -> i32 {
-        let id = self.unshare.id();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let children = std::fs::read_to_string(format!("/proc/{id}/task/{id}/children"))
-                .unwrap_or_default();
-            if let Some(pid) = children
-                .split_whitespace()
-                .next()
-                .and_then(|p| p.parse().ok())
-            {
-                return pid;
-            }
-            assert!(Instant::now() < deadline, "no PID 1 in the namespace");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        assert!(self.init > 0, "no PID 1 in the namespace");
+        self.init
     }
 
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on the namespace's init.
         unsafe { libc::kill(self.init_pid(), sig) };
+    }
+
+    /// A command run inside the namespaces (pids and /proc as PID 1 sees
+    /// them, its control socket reachable).
+    pub fn inside(&self, secs: u32, args: &[&str]) -> Command {
+        let mut c = bounded(secs, "nsenter");
+        c.arg("-t")
+            .arg(self.init_pid().to_string())
+            .args(SERVING)
+            .arg("--")
+            .args(args)
+            .env_remove("UPSTART_SESSION")
+            .env_remove("UPSTART_JOB")
+            .env_remove("UPSTART_INSTANCE")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `initctl ARGS` as root inside the namespaces.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        let mut all = vec![env!("CARGO_BIN_EXE_initctl")];
+        all.extend_from_slice(args);
+        self.inside(60, &all).output().expect("nsenter initctl")
+    }
+
+    /// `initctl ARGS`, expecting success; its stdout.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let o = self.ctl(args);
+        assert!(
+            o.status.success(),
+            "initctl {args:?} failed: {}{}\ninit log:\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Wait (bounded) until `cond` holds; panics with PID 1's log.
+    pub fn wait_for(&self, what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; init log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Wait until `rel` exists and ends in a newline; its text.
@@ -145,23 +305,60 @@ impl Namespace {
         }
     }
 
+    /// SIGTERM PID 1 (container mode: stop every job and exit) and wait.
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait_exit()
+    }
+
     pub fn touch(&self, rel: &str) {
         std::fs::write(self.dir.0.join(rel), "").expect("touch");
+    }
+
+    /// Host pids of every process in the namespace (PID 1 included).
+    pub fn processes(&self) -> Vec<i32> {
+        let Ok(ns) = std::fs::read_link(format!("/proc/{}/ns/pid", self.init)) else {
+            return Vec::new();
+        };
+        procs::pids()
+            .into_iter()
+            .filter(|p| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok() == Some(ns.clone()))
+            .collect()
+    }
+
+    /// Host pids of the namespace's zombies.
+    pub fn zombies(&self) -> Vec<i32> {
+        self.processes()
+            .into_iter()
+            .filter(|p| state(*p) == Some('Z'))
+            .collect()
+    }
+
+    /// Open descriptors of PID 1.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.init))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// PID 1's resident memory in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        status_field(self.init, "VmRSS:")
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn alive(&self) -> bool {
+        state(self.init).is_some_and(|s| s != 'Z')
     }
 }
 
 impl Drop for Namespace {
     fn drop(&mut self) {
         if self.exited.is_none() && self.unshare.try_wait().ok().flatten().is_none() {
-            let id = self.unshare.id();
-            let children = std::fs::read_to_string(format!("/proc/{id}/task/{id}/children"))
-                .unwrap_or_default();
-            for pid in children
-                .split_whitespace()
-                .filter_map(|p| p.parse::<i32>().ok())
-            {
-                // SAFETY: kill(2) on the namespace's init; the kernel then
-                // ends everything inside.
+            // Killing PID 1 takes the whole namespace with it.
+            for pid in procs::children(self.unshare.id() as i32) {
+                // SAFETY: kill(2) on the namespace's init.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
             let _ = self.unshare.kill();

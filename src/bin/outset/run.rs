@@ -12,7 +12,6 @@ use nix::unistd::{fork, ForkResult, Pid};
 
 use outset::config::{user_sources, ClassDefaults, Console};
 use outset::daemon::{Daemon, DaemonConfig, RunSpec};
-use outset::job::Level;
 use outset::pid1::signals::FORWARDED;
 use outset::pid1::Mode;
 
@@ -132,29 +131,9 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
     if !args.no_inherit_env {
         job_env.extend(std::env::vars().map(|(k, v)| format!("{k}={v}")));
     }
-    for key in ["PATH", "TERM"] {
-        if let Ok(v) = std::env::var(key) {
-            outset::env::set(&mut job_env, format!("{key}={v}"));
-        }
-    }
-    let log_level = if args.debug {
-        Level::Debug
-    } else if args.verbose {
-        Level::Info
-    } else if args.quiet {
-        Level::Error
-    } else {
-        Level::Message
-    };
-    let startup_event = if args.no_startup_event {
-        None
-    } else {
-        Some(
-            args.startup_event
-                .clone()
-                .unwrap_or_else(|| "startup".into()),
-        )
-    };
+    super::pass_path_and_term(&mut job_env);
+    let log_level = args.log_level();
+    let startup_event = args.startup_event();
     let config = DaemonConfig {
         sources,
         defaults: ClassDefaults {

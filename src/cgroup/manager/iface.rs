@@ -404,27 +404,3 @@ impl Cgmanager {
         Err(scm("ListKeysScm"))
     }
 }
-
-/// Enough of `org.freedesktop.DBus` at `/org/freedesktop/DBus` for clients
-/// that insist on a bus (gdbus, busctl send `Hello` first).
-pub struct BusStandIn {
-    pub serial: std::sync::atomic::AtomicU64,
-}
-
-#[interface(name = "org.freedesktop.DBus")]
-impl BusStandIn {
-    fn hello(&self) -> String {
-        let n = self
-            .serial
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!(":1.{n}")
-    }
-
-    fn add_match(&self, _rule: String) {}
-
-    fn remove_match(&self, _rule: String) {}
-
-    fn get_name_owner(&self, _name: String) -> String {
-        ":1.0".to_string()
-    }
-}

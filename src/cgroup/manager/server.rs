@@ -11,8 +11,10 @@ use std::sync::{Arc, Mutex};
 use thiserror::Error;
 use zbus::connection::Builder;
 
+use crate::control::peer::{guid, BusStandIn};
+
 use super::auth::Caller;
-use super::iface::{BusStandIn, Cgmanager, PATH};
+use super::iface::{Cgmanager, PATH};
 use super::service::Service;
 
 /// At most this many clients at once; more are turned away.
@@ -73,19 +75,6 @@ pub enum ServerError {
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
     let what = what.into();
     move |source| ServerError::Io { what, source }
-}
-
-/// A server GUID from the kernel's RNG without waiting for it to be
-/// seeded (the manager may start early in boot).
-fn guid() -> Option<zbus::Guid<'static>> {
-    let mut bytes = [0u8; 16];
-    // SAFETY: getrandom fills our buffer of the given length.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), libc::GRND_INSECURE) };
-    if n != bytes.len() as isize {
-        return None;
-    }
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    zbus::Guid::try_from(hex).ok()
 }
 
 /// Whether `dir` lies on a cgroup filesystem (where no socket can be made).

@@ -1,0 +1,57 @@
+//! What the tests read about processes from /proc: the tree (shared with
+//! the daemon's own sweep) and single fields of one process.
+
+pub use outset::pid1::sweep::{descendants, pids};
+
+/// The children of `pid`, from the kernel's list.
+pub fn children(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The first child of `pid`.
+pub fn child_of(pid: i32) -> Option<i32> {
+    children(pid).into_iter().next()
+}
+
+/// The one-letter state of a process.
+pub fn state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// A line of /proc/PID/status after its label.
+pub fn status_field(pid: i32, label: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .map(|v| v.trim().to_string())
+}
+
+/// The pid a process has inside its own (innermost) PID namespace.
+pub fn ns_pid(pid: i32) -> Option<i32> {
+    status_field(pid, "NSpid:")?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
+}
+
+pub fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Whether a process's command line holds `word` as a whole argument.
+pub fn cmdline_has(pid: i32, word: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmd| cmd.split(|&b| b == 0).any(|w| w == word.as_bytes()))
+}
