@@ -769,12 +769,15 @@ fn running_out_of_descriptors_fails_jobs_not_init() {
     pid1.wait_for("every job to run or fail", 60, || {
         sleeper(init).len() + pid1.log().matches("init: Failed to spawn fd").count() == 8
     });
+    // Which descriptor runs out first (a pty, a status pipe, a pidfd)
+    // depends on timing; either way a job fails with the C library's text.
     let log = pid1.log();
+    assert!(log.contains("Too many open files"), "{log}");
     assert!(
-        log.contains("init: Failed to create pty - disabling logging for job"),
+        log.contains("init: Failed to spawn fd")
+            || log.contains("init: Failed to create pty - disabling logging for job"),
         "{log}"
     );
-    assert!(log.contains("Too many open files"), "{log}");
     assert!(pid1.alive(), "init died; log:\n{}", pid1.log());
     // Free the descriptors the running jobs hold (their ptys and pidfds).
     for p in sleeper(init) {

@@ -272,7 +272,13 @@ fn repeated_reexecs_lose_nothing() {
     for (n, pid) in b.iter().enumerate() {
         assert_eq!(pid_of(&s.ctl(&["status", "b", &format!("N={n}")]).1), *pid);
     }
-    assert_eq!(s.settled_fds(), fds, "descriptors leaked across re-execs");
+    // The first count may still include a descriptor on its way out (a
+    // client connection the server has not pruned yet); a leak only grows.
+    let after = s.settled_fds();
+    assert!(
+        after <= fds,
+        "descriptors leaked across re-execs: {fds} before, {after} after"
+    );
 }
 
 #[test]
@@ -1103,5 +1109,11 @@ fn a_hundred_reexecs_under_load_lose_nothing() {
         let _ = s.ctl(&["stop", "worker", &format!("N={n}")]);
     }
     s.reexec();
-    assert_eq!(s.settled_fds(), fds, "descriptors leaked across re-execs");
+    // The first count may still include a descriptor on its way out (a
+    // client connection the server has not pruned yet); a leak only grows.
+    let after = s.settled_fds();
+    assert!(
+        after <= fds,
+        "descriptors leaked across re-execs: {fds} before, {after} after"
+    );
 }
