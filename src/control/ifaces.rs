@@ -118,6 +118,31 @@ async fn controlled(
     unit(engine, req).await
 }
 
+/// The checks both emit methods make: the caller may emit, the event has
+/// a name and its environment is well formed.
+async fn may_emit(
+    engine: &EngineHandle,
+    conn: &zbus::Connection,
+    hdr: &zbus::message::Header<'_>,
+    name: &str,
+    env: &[String],
+) -> Result<(), UpstartError> {
+    permitted(
+        engine,
+        conn,
+        Some(hdr),
+        "You do not have permission to emit an event",
+    )
+    .await?;
+    if name.is_empty() {
+        return Err(UpstartError(CallError::new(
+            "org.freedesktop.DBus.Error.InvalidArgs",
+            "Name may not be empty string",
+        )));
+    }
+    check_env(env)
+}
+
 /// `com.ubuntu.Upstart0_6` at `/com/ubuntu/Upstart`.
 pub struct Manager {
     pub engine: EngineHandle,
@@ -147,20 +172,7 @@ impl Manager {
         env: Vec<String>,
         wait: bool,
     ) -> Result<(), UpstartError> {
-        permitted(
-            &self.engine,
-            conn,
-            Some(&hdr),
-            "You do not have permission to emit an event",
-        )
-        .await?;
-        if name.is_empty() {
-            return Err(UpstartError(CallError::new(
-                "org.freedesktop.DBus.Error.InvalidArgs",
-                "Name may not be empty string",
-            )));
-        }
-        check_env(&env)?;
+        may_emit(&self.engine, conn, &hdr, &name, &env).await?;
         #[cfg(feature = "panic-trigger")]
         crate::daemon::panic::trigger(&name, "control");
         unit(&self.engine, Request::EmitEvent { name, env, wait }).await
@@ -175,21 +187,8 @@ impl Manager {
         wait: bool,
         file: zbus::OwnedFd,
     ) -> Result<(), UpstartError> {
-        permitted(
-            &self.engine,
-            conn,
-            Some(&hdr),
-            "You do not have permission to emit an event",
-        )
-        .await?;
-        // On a validation error the file is dropped, i.e. closed.
-        if name.is_empty() {
-            return Err(UpstartError(CallError::new(
-                "org.freedesktop.DBus.Error.InvalidArgs",
-                "Name may not be empty string",
-            )));
-        }
-        check_env(&env)?;
+        // On a refusal the file is dropped, i.e. closed.
+        may_emit(&self.engine, conn, &hdr, &name, &env).await?;
         let file = std::os::fd::OwnedFd::from(file);
         unit(
             &self.engine,
