@@ -93,12 +93,7 @@ impl Engine {
         replace: bool,
         pid1: bool,
     ) -> CallResult<()> {
-        if pid1 {
-            return Err((
-                DENIED,
-                "Not permissible to modify PID 1 job environment".into(),
-            ));
-        }
+        pid1_guard(pid1)?;
         let key = target(self, details)?;
         for var in vars {
             let entry = if var.contains('=') {
@@ -123,12 +118,7 @@ impl Engine {
         names: &[String],
         pid1: bool,
     ) -> CallResult<()> {
-        if pid1 {
-            return Err((
-                DENIED,
-                "Not permissible to modify PID 1 job environment".into(),
-            ));
-        }
+        pid1_guard(pid1)?;
         let key = target(self, details)?;
         if self.table(&key).is_empty() {
             if let Some(first) = names.first() {
@@ -149,12 +139,7 @@ impl Engine {
         initial: &[String],
         pid1: bool,
     ) -> CallResult<()> {
-        if pid1 {
-            return Err((
-                DENIED,
-                "Not permissible to modify PID 1 job environment".into(),
-            ));
-        }
+        pid1_guard(pid1)?;
         match target(self, details)? {
             None => self.global_env = initial.to_vec(),
             Some(k) => {
@@ -173,4 +158,16 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The job environment table of an init running as process 1 is not
+/// editable through the control API (Upstart refuses it too).
+fn pid1_guard(pid1: bool) -> CallResult<()> {
+    if pid1 {
+        return Err((
+            DENIED,
+            "Not permissible to modify PID 1 job environment".into(),
+        ));
+    }
+    Ok(())
 }
