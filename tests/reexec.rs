@@ -58,18 +58,8 @@ impl Session {
 
     /// `initctl ARGS`: (exit code, stdout).
     fn ctl(&self, args: &[&str]) -> (i32, String) {
-        // Bounded: a daemon that stopped answering fails the test.
-        let o = Command::new("timeout")
-            .arg("30")
-            .arg(env!("CARGO_BIN_EXE_initctl"))
-            .args(args)
-            .env("UPSTART_SESSION", &self.address)
-            .output()
-            .expect("initctl");
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-        )
+        let (code, out, _) = self.0.ctl(args);
+        (code, out)
     }
 
     /// `telinit u` and wait until the new image has restored the state.

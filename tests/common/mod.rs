@@ -78,9 +78,12 @@ impl Started {
             .expect("run client")
     }
 
-    /// `initctl ARGS`: (exit code, stdout, stderr).
+    /// `initctl ARGS`: (exit code, stdout, stderr). Bounded: an init that
+    /// stopped answering fails the test (status 124) instead of hanging it.
     pub fn ctl(&self, args: &[&str]) -> (i32, String, String) {
-        let o = self.cmd(env!("CARGO_BIN_EXE_initctl"), args);
+        let mut bounded = vec!["30", env!("CARGO_BIN_EXE_initctl")];
+        bounded.extend_from_slice(args);
+        let o = self.cmd("timeout", &bounded);
         (
             o.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&o.stdout).into_owned(),
