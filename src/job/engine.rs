@@ -2,7 +2,7 @@
 //! the [`Sys`] passed in. Nothing here reads a clock: callers pass `now`.
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use super::instance::{Held, Instance, Trace};
@@ -135,6 +135,11 @@ pub struct Engine {
     /// Event name → interested jobs; rebuilt when the classes change.
     #[serde(skip)]
     interest: InterestCache,
+    /// Instances that may have a kill deadline (a superset: entries are
+    /// dropped when their timer is looked at), so that finding the next
+    /// deadline after every turn of the loop does not visit every class.
+    #[serde(skip)]
+    timed: BTreeSet<JobKey>,
 }
 
 /// What a control call's job name and environment resolve to.
@@ -215,8 +220,12 @@ impl Engine {
     pub fn reindex(&mut self, spawns_in_flight: &[(i32, JobKey, ProcessType)]) {
         self.interest.clear();
         self.pids.clear();
+        self.timed.clear();
         for (job, slot) in &self.slots {
             for (name, inst) in &slot.instances {
+                if inst.kill_deadline.is_some() {
+                    self.timed.insert(JobKey::new(job, name));
+                }
                 for (process, pid) in &inst.pids {
                     if *pid > 0 {
                         self.pids.insert(*pid, (JobKey::new(job, name), *process));
@@ -1502,6 +1511,7 @@ impl Engine {
                 let deadline = self.now_ms + (class.kill_timeout.max(0) as u64) * 1000;
                 if let Some(inst) = self.inst(key) {
                     inst.kill_deadline = Some(deadline);
+                    self.timed.insert(key.clone());
                 }
             }
             Err(ESRCH) => {}
@@ -1517,26 +1527,34 @@ impl Engine {
 
     /// The earliest armed timer (monotonic milliseconds).
     pub fn next_deadline(&self) -> Option<u64> {
-        self.slots
-            .values()
-            .flat_map(|s| s.instances.values())
-            .filter_map(|i| i.kill_deadline)
+        self.timed
+            .iter()
+            .filter_map(|key| self.deadline_of(key))
             .min()
+    }
+
+    fn deadline_of(&self, key: &JobKey) -> Option<u64> {
+        self.slots
+            .get(&key.job)?
+            .instances
+            .get(&key.instance)?
+            .kill_deadline
     }
 
     /// Fire every timer due at the current time.
     pub fn fire_timers(&mut self, sys: &mut dyn Sys) {
         let now = self.now_ms;
-        let due: Vec<JobKey> = self
-            .slots
-            .iter()
-            .flat_map(|(job, s)| {
-                s.instances
-                    .iter()
-                    .filter(|(_, i)| i.kill_deadline.is_some_and(|d| d <= now))
-                    .map(move |(name, _)| JobKey::new(job, name))
-            })
-            .collect();
+        let timed = std::mem::take(&mut self.timed);
+        let mut due = Vec::new();
+        for key in timed {
+            match self.deadline_of(&key) {
+                Some(d) if d <= now => due.push(key),
+                Some(_) => {
+                    self.timed.insert(key);
+                }
+                None => {}
+            }
+        }
         for key in due {
             let Some(inst) = self.inst(&key) else {
                 continue;
