@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::cgroup::CgroupController;
 use super::expr::EventExpr;
+pub use super::process_table::ProcessTable;
 
 /// How a job's standard streams are wired (process-spawning.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -221,7 +222,7 @@ pub struct JobClass {
     pub env: Vec<String>,
     pub export: Vec<String>,
 
-    pub processes: BTreeMap<ProcessType, Process>,
+    pub processes: ProcessTable,
 
     pub task: bool,
     pub respawn: bool,
@@ -267,7 +268,7 @@ impl JobClass {
             emits: Vec::new(),
             env: Vec::new(),
             export: Vec::new(),
-            processes: BTreeMap::new(),
+            processes: ProcessTable::new(),
             task: false,
             respawn: false,
             respawn_limit: 10,

@@ -8,13 +8,15 @@ mod expand;
 mod expr;
 mod lexer;
 mod number;
+mod process_table;
 mod signal;
 mod source;
 mod stanza;
 
 pub use cgroup::{add_cgroup, CgroupController, CgroupName, CgroupSetting, UPSTART_CGROUP};
 pub use class::{
-    ClassDefaults, Console, Expect, JobClass, Process, ProcessType, RLimit, Resource, RLIM_INFINITY,
+    ClassDefaults, Console, Expect, JobClass, Process, ProcessTable, ProcessType, RLimit, Resource,
+    RLIM_INFINITY,
 };
 pub use error::{ConfigError, ParseError, ParseErrorKind};
 pub use expand::{expand, Env, ExpandError};

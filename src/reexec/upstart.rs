@@ -1666,7 +1666,10 @@ mod tests {
             Some("runlevel [016]")
         );
         assert_eq!(c.processes.len(), 2);
-        assert!(c.processes[&ProcessType::PreStart].script);
+        assert!(c
+            .processes
+            .get(&ProcessType::PreStart)
+            .is_some_and(|p| p.script));
         assert_eq!(c.expect, Expect::Fork);
         assert_eq!(c.console, Console::Output);
         assert_eq!((c.umask, c.nice, c.kill_timeout), (0o22, Some(5), 7));
