@@ -953,3 +953,113 @@ fn a_session_init_joins_a_notified_message_bus() {
     let _ = bus.kill();
     let _ = bus.wait();
 }
+
+/// Objects are made from the path of each call, not registered on each
+/// connection: a class that appears after a client connected is callable
+/// on that connection at once, paths without an object answer
+/// `UnknownMethod` (control.md §2), and introspection lists the children.
+#[test]
+fn objects_exist_for_every_connection_without_registration() {
+    use outset::control::client::Client;
+    let s = Session::start("objects", JOBS);
+    let client = Client::connect(&s.address).expect("connect");
+    let ping = |path: &str| client.call::<_, ()>(path, "org.freedesktop.DBus.Peer", "Ping", &());
+    let introspect = |path: &str| {
+        client.call::<_, String>(
+            path,
+            "org.freedesktop.DBus.Introspectable",
+            "Introspect",
+            &(),
+        )
+    };
+
+    // A class added after the connection was made.
+    std::fs::write(
+        s.dir.0.join("conf/late.conf"),
+        "console none\nexec sleep 1000\n",
+    )
+    .unwrap();
+    assert_eq!(s.ctl(&["reload-configuration"]).0, 0);
+    let started: Result<zbus::OwnedObjectPath, _> = client.call(
+        "/com/ubuntu/Upstart/jobs/late",
+        "com.ubuntu.Upstart0_6.Job",
+        "Start",
+        &(Vec::<String>::new(), true),
+    );
+    assert_eq!(
+        started.expect("start late").as_str(),
+        "/com/ubuntu/Upstart/jobs/late/_"
+    );
+
+    // Introspection: the standard interfaces, the object's own, children.
+    let xml = introspect("/com/ubuntu/Upstart/jobs").expect("introspect jobs");
+    for child in ["late", "web", "a_2db_2ec"] {
+        assert!(xml.contains(&format!("<node name=\"{child}\"/>")), "{xml}");
+    }
+    let xml = introspect("/com/ubuntu/Upstart/jobs/late").expect("introspect late");
+    assert!(
+        xml.contains("<interface name=\"com.ubuntu.Upstart0_6.Job\">")
+            && xml.contains("<interface name=\"org.freedesktop.DBus.Properties\">")
+            && xml.contains("<node name=\"_\"/>"),
+        "{xml}"
+    );
+    let xml = introspect("/").expect("introspect root");
+    assert!(xml.contains("<node name=\"com\"/>"), "{xml}");
+
+    // All of an instance's properties in one call.
+    let props: std::collections::HashMap<String, zbus::OwnedVariant> = client
+        .call(
+            "/com/ubuntu/Upstart/jobs/late/_",
+            "org.freedesktop.DBus.Properties",
+            "GetAll",
+            &("com.ubuntu.Upstart0_6.Instance",),
+        )
+        .expect("GetAll");
+    let mut names: Vec<&str> = props.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(names, ["goal", "name", "processes", "state"]);
+
+    // Gone or never there: UnknownMethod, for GetAll too.
+    assert_eq!(s.ctl(&["stop", "late"]).0, 0);
+    let unknown = |r: Result<(), outset::control::client::ClientError>| {
+        assert_eq!(
+            r.map_err(|e| e.name),
+            Err("org.freedesktop.DBus.Error.UnknownMethod".to_string())
+        )
+    };
+    let get_all = client
+        .call::<_, std::collections::HashMap<String, zbus::OwnedVariant>>(
+            "/com/ubuntu/Upstart/jobs/late/_",
+            "org.freedesktop.DBus.Properties",
+            "GetAll",
+            &("com.ubuntu.Upstart0_6.Instance",),
+        )
+        .map(|_| ());
+    unknown(get_all);
+    unknown(client.call(
+        "/com/ubuntu/Upstart/jobs/nope",
+        "com.ubuntu.Upstart0_6.Job",
+        "Stop",
+        &(Vec::<String>::new(), false),
+    ));
+    unknown(client.call(
+        "/no/such/object",
+        "com.ubuntu.Upstart0_6",
+        "GetAllJobs",
+        &(),
+    ));
+    unknown(introspect("/com/ubuntu/Upstart/jobs/nope").map(|_| ()));
+
+    // Peer answers on any path; a node on the way has no other interface.
+    assert!(ping("/no/such/object").is_ok());
+    let on_node = client.call::<_, Vec<zbus::OwnedObjectPath>>(
+        "/com/ubuntu",
+        "com.ubuntu.Upstart0_6",
+        "GetAllJobs",
+        &(),
+    );
+    assert_eq!(
+        on_node.map_err(|e| e.name).err().as_deref(),
+        Some("org.freedesktop.DBus.Error.UnknownInterface")
+    );
+}

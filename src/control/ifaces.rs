@@ -1,6 +1,8 @@
 //! The three Upstart interfaces. Every method forwards to the engine thread
 //! and awaits its answer, so nothing here holds engine state.
 
+use std::sync::Mutex;
+
 use zbus::fdo;
 use zbus::interface;
 use zbus::OwnedObjectPath;
@@ -39,9 +41,9 @@ fn check_env(env: &[String]) -> Result<(), UpstartError> {
 const UNKNOWN_JOB: &str = "com.ubuntu.Upstart0_6.Error.UnknownJob";
 const UNKNOWN_INSTANCE: &str = "com.ubuntu.Upstart0_6.Error.UnknownInstance";
 
-/// A call on an object whose job or instance has gone answers
-/// `UnknownMethod`, as the reference's unregistered objects did (the
-/// object itself lingers as a tombstone, see the server).
+/// A call on an object whose job or instance does not exist answers
+/// `UnknownMethod`, as the reference's unregistered objects did (objects
+/// are made per call from the path, see dispatch.rs).
 fn gone(e: UpstartError, missing: &str) -> UpstartError {
     if e.0.name == missing {
         UpstartError(CallError::new(
@@ -507,14 +509,29 @@ impl Manager {
     }
 }
 
-/// `com.ubuntu.Upstart0_6.Job` at `/com/ubuntu/Upstart/jobs/JOB`.
+/// `com.ubuntu.Upstart0_6.Job` at `/com/ubuntu/Upstart/jobs/JOB`. Made
+/// for one call (see the dispatcher), so its properties are asked of the
+/// engine once per call, however many of them the call reads.
 pub struct Job {
-    pub engine: EngineHandle,
-    pub job: String,
+    engine: EngineHandle,
+    job: String,
+    cache: Mutex<Option<JobProps>>,
 }
 
 impl Job {
-    async fn props(&self) -> fdo::Result<JobProps> {
+    pub fn new(engine: EngineHandle, job: String) -> Job {
+        Job {
+            engine,
+            job,
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// The class's properties; `UnknownMethod` once it has gone.
+    pub async fn props(&self) -> fdo::Result<JobProps> {
+        if let Some(p) = self.cache.lock().ok().and_then(|c| c.clone()) {
+            return Ok(p);
+        }
         match self
             .engine
             .call(Request::JobProperties {
@@ -522,7 +539,12 @@ impl Job {
             })
             .await
         {
-            Ok(Value::Job(p)) => Ok(p),
+            Ok(Value::Job(p)) => {
+                if let Ok(mut c) = self.cache.lock() {
+                    *c = Some(p.clone());
+                }
+                Ok(p)
+            }
             Ok(_) => Err(fdo::Error::Failed("unexpected answer".into())),
             Err(e) => Err(fdo::Error::UnknownMethod(e.message)),
         }
@@ -650,14 +672,25 @@ impl Job {
     }
 }
 
-/// `com.ubuntu.Upstart0_6.Instance` at `/com/ubuntu/Upstart/jobs/JOB/INSTANCE`.
+/// `com.ubuntu.Upstart0_6.Instance` at `/com/ubuntu/Upstart/jobs/JOB/INSTANCE`,
+/// made for one call as [`Job`] is.
 pub struct Instance {
-    pub engine: EngineHandle,
-    pub job: String,
-    pub instance: String,
+    engine: EngineHandle,
+    job: String,
+    instance: String,
+    cache: Mutex<Option<InstanceProps>>,
 }
 
 impl Instance {
+    pub fn new(engine: EngineHandle, job: String, instance: String) -> Instance {
+        Instance {
+            engine,
+            job,
+            instance,
+            cache: Mutex::new(None),
+        }
+    }
+
     async fn control(&self, kind: WaitKind, wait: bool) -> Result<(), UpstartError> {
         let req = Request::InstanceControl {
             job: self.job.clone(),
@@ -670,13 +703,22 @@ impl Instance {
             .map_err(|e| gone(e, UNKNOWN_INSTANCE))
     }
 
-    async fn props(&self) -> fdo::Result<InstanceProps> {
+    /// The instance's properties; `UnknownMethod` once it has gone.
+    pub async fn props(&self) -> fdo::Result<InstanceProps> {
+        if let Some(p) = self.cache.lock().ok().and_then(|c| c.clone()) {
+            return Ok(p);
+        }
         let req = Request::InstanceProperties {
             job: self.job.clone(),
             instance: self.instance.clone(),
         };
         match self.engine.call(req).await {
-            Ok(Value::Instance(p)) => Ok(p),
+            Ok(Value::Instance(p)) => {
+                if let Ok(mut c) = self.cache.lock() {
+                    *c = Some(p.clone());
+                }
+                Ok(p)
+            }
             Ok(_) => Err(fdo::Error::Failed("unexpected answer".into())),
             Err(e) => Err(fdo::Error::UnknownMethod(e.message)),
         }

@@ -2,6 +2,7 @@
 //! socket (control.md).
 
 pub mod client;
+mod dispatch;
 mod error;
 mod guard;
 mod ifaces;
@@ -10,6 +11,7 @@ pub mod peer;
 pub mod protocol;
 mod server;
 pub mod showconfig;
+pub mod view;
 
 pub use protocol::{
     Answer, Broadcast, CallError, EngineHandle, Envelope, InstanceProps, JobProps, Request, Value,

@@ -80,8 +80,6 @@ pub enum Request {
         job: String,
         instance: String,
     },
-    /// Every job and its instances, for a new connection.
-    Snapshot,
     GetEnv {
         details: Vec<String>,
         name: String,
@@ -142,7 +140,6 @@ pub enum Value {
     Paths(Vec<String>),
     Job(JobProps),
     Instance(InstanceProps),
-    Snapshot(Vec<(String, Vec<String>)>),
     Str(String),
     Strs(Vec<String>),
 }
@@ -163,11 +160,16 @@ pub struct EngineHandle {
     /// Every caller has control permission (a session init, or neither
     /// root nor PID 1); otherwise only init's own user (control.md §5).
     pub anyone_may_control: bool,
+    /// What read-only requests are answered from (view.rs).
+    pub view: super::view::SharedView,
 }
 
 impl EngineHandle {
     /// Send a request and wait (asynchronously) for the engine's answer.
     pub async fn call(&self, request: Request) -> Answer {
+        if let Some(answer) = self.view.read().ok().and_then(|v| v.answer(&request)) {
+            return answer;
+        }
         let (reply, rx) = futures_channel::oneshot::channel();
         let lost = || CallError::new("org.freedesktop.DBus.Error.Failed", "init is not answering");
         self.tx

@@ -7,7 +7,10 @@ use std::collections::HashMap;
 use super::Daemon;
 use crate::config::{expand, EventExpr, ProcessType};
 use crate::control::paths::{instance_path, job_path};
-use crate::control::{Answer, CallError, Envelope, InstanceProps, JobProps, Request, Value};
+use crate::control::view::{instance_gone, unknown_instance, unknown_job};
+use crate::control::{
+    Answer, Broadcast, CallError, Envelope, InstanceProps, JobProps, Request, Value,
+};
 use crate::env;
 use crate::job::{JobKey, Level, Reply, WaitKind};
 
@@ -48,11 +51,22 @@ fn err((name, msg): (&'static str, String)) -> CallError {
     CallError::new(name, msg)
 }
 
-fn unknown_job(job: &str) -> CallError {
-    CallError::new(
-        "com.ubuntu.Upstart0_6.Error.UnknownJob",
-        format!("Unknown job: {job}"),
-    )
+/// What `InstanceProperties` answers for an instance, if it exists.
+fn instance_props(engine: &crate::job::Engine, job: &str, instance: &str) -> Option<InstanceProps> {
+    let inst = engine.instance(&JobKey::new(job, instance))?;
+    let processes = ProcessType::ALL
+        .iter()
+        .filter_map(|p| {
+            let pid = inst.pid(*p);
+            (pid > 0).then(|| (p.name().to_string(), pid))
+        })
+        .collect();
+    Some(InstanceProps {
+        name: inst.name.clone(),
+        goal: inst.goal.name().to_string(),
+        state: inst.state.name().to_string(),
+        processes,
+    })
 }
 
 /// Post-order flattening of an event expression for D-Bus (`aas`).
@@ -96,33 +110,16 @@ impl Daemon {
         }
     }
 
-    /// Send an answer behind every object change made so far.
+    /// Send an answer, the signals of the changes made so far first on
+    /// their way. Objects need no registering (the dispatcher makes them
+    /// per call), so the answer does not wait for the signals: a caller is
+    /// answered while a storm's signals are still being sent.
     fn deliver(&mut self, tx: futures_channel::oneshot::Sender<Answer>, answer: Answer) {
-        self.shell.flush_changes();
-        match &self.shell.control {
-            Some(broadcaster) => {
-                if let Err(std::sync::mpsc::SendError(crate::control::ToBroadcaster::Reply(
-                    tx,
-                    answer,
-                ))) = broadcaster.send(crate::control::ToBroadcaster::Reply(tx, answer))
-                {
-                    let _ = tx.send(answer);
-                }
-            }
-            None => {
-                let _ = tx.send(answer);
-            }
-        }
+        self.publish();
+        let _ = tx.send(answer);
     }
 
     fn serve(&mut self, Envelope { request, reply }: Envelope) {
-        // The broadcaster itself waits for this one: answer directly.
-        if let Request::Snapshot = request {
-            // Changes it already reflects must not follow it.
-            self.shell.flush_changes();
-            let _ = reply.send(self.answer_now(Request::Snapshot));
-            return;
-        }
         if let Request::EmitEvent { name, env, .. } | Request::EmitEventWithFile { name, env, .. } =
             &request
         {
@@ -134,7 +131,7 @@ impl Daemon {
         }
         let immediate = match request {
             Request::NotifyDBusAddress(address) if self.config.user_mode => {
-                self.shell.flush_changes();
+                self.publish();
                 match &self.shell.control {
                     Some(b) => {
                         if let Err(std::sync::mpsc::SendError(
@@ -216,10 +213,8 @@ impl Daemon {
             } => {
                 return self.instance_call(reply, wait, JobKey::new(&job, &instance), kind);
             }
-            // Property reads and writes answer at once, not behind the queued object
-            // changes: zbus holds its object-tree lock while a property
-            // getter waits, and applying a change needs that lock, so an
-            // answer queued behind a change could never arrive.
+            // Property reads and writes change nothing the engine must
+            // publish first: answered at once.
             property @ (Request::JobProperties { .. }
             | Request::InstanceProperties { .. }
             | Request::GetLogPriority
@@ -363,28 +358,9 @@ impl Daemon {
                 }))
             }
             Request::InstanceProperties { job, instance } => {
-                let inst = self
-                    .engine
-                    .instance(&JobKey::new(&job, &instance))
-                    .ok_or_else(|| {
-                        CallError::new(
-                            "org.freedesktop.DBus.Error.UnknownMethod",
-                            "Unknown instance",
-                        )
-                    })?;
-                let processes = ProcessType::ALL
-                    .iter()
-                    .filter_map(|p| {
-                        let pid = inst.pid(*p);
-                        (pid > 0).then(|| (p.name().to_string(), pid))
-                    })
-                    .collect();
-                Ok(Value::Instance(InstanceProps {
-                    name: inst.name.clone(),
-                    goal: inst.goal.name().to_string(),
-                    state: inst.state.name().to_string(),
-                    processes,
-                }))
+                instance_props(&self.engine, &job, &instance)
+                    .map(Value::Instance)
+                    .ok_or_else(instance_gone)
             }
             Request::GetEnv { details, name } => self
                 .engine
@@ -467,13 +443,6 @@ impl Daemon {
                 }
                 Ok(Value::Unit)
             }
-            Request::Snapshot => Ok(Value::Snapshot(
-                self.engine
-                    .slots
-                    .iter()
-                    .map(|(j, s)| (j.clone(), s.instances.keys().cloned().collect()))
-                    .collect(),
-            )),
             // Handled by `serve`.
             Request::EmitEventWithFile { .. }
             | Request::JobStart { .. }
@@ -489,10 +458,57 @@ impl Daemon {
     fn instance_path_of(&self, job: &str, name: &str) -> Answer {
         match self.engine.instance(&JobKey::new(job, name)) {
             Some(_) => Ok(Value::Path(instance_path(job, name))),
-            None => Err(CallError::new(
-                "com.ubuntu.Upstart0_6.Error.UnknownInstance",
-                format!("Unknown instance: {name}"),
-            )),
+            None => Err(unknown_instance(name)),
+        }
+    }
+
+    /// Bring the control side's copy of classes and instances up to date
+    /// with the changes made so far, then hand the changes to the
+    /// broadcaster. Called before any answer goes out.
+    pub(super) fn publish(&mut self) {
+        if self.shell.changes.is_empty() {
+            return;
+        }
+        if let Some(mut view) = self.view.as_ref().and_then(|v| v.write().ok()) {
+            for change in &self.shell.changes {
+                match change {
+                    Broadcast::JobAdded(job) | Broadcast::JobRemoved(job) => {
+                        view.set_job(job, self.engine.slots.contains_key(job))
+                    }
+                    Broadcast::InstanceAdded(job, inst)
+                    | Broadcast::InstanceRemoved(job, inst)
+                    | Broadcast::GoalChanged(job, inst, _)
+                    | Broadcast::StateChanged(job, inst, _)
+                    | Broadcast::Failed(job, inst, _) => {
+                        view.set_instance(job, inst, instance_props(&self.engine, job, inst))
+                    }
+                    Broadcast::EventEmitted(..) | Broadcast::Restarted => {}
+                }
+            }
+        }
+        self.shell.flush_changes();
+    }
+
+    /// Fill the control side's copy afresh from the engine (after loading
+    /// or reloading the configuration, which may replace classes in place).
+    pub(super) fn rebuild_view(&mut self) {
+        self.publish();
+        let Some(view) = &self.view else { return };
+        let jobs = self
+            .engine
+            .slots
+            .iter()
+            .map(|(job, slot)| {
+                let instances = slot
+                    .instances
+                    .keys()
+                    .filter_map(|i| Some((i.clone(), instance_props(&self.engine, job, i)?)))
+                    .collect();
+                (job.clone(), instances)
+            })
+            .collect();
+        if let Ok(mut v) = view.write() {
+            v.replace(jobs);
         }
     }
 }

@@ -107,6 +107,8 @@ pub struct Daemon {
     /// A stateful re-exec was asked for (Restart(), SIGTERM as PID 1).
     reexec_requested: bool,
     requests: Option<std::sync::mpsc::Receiver<crate::control::Envelope>>,
+    /// The copy of classes and instances the control side reads.
+    view: Option<crate::control::view::SharedView>,
     pending: control::Pending,
     session_file: Option<PathBuf>,
     log_priority: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -176,6 +178,7 @@ impl Daemon {
             quiesce: None,
             reexec_requested: false,
             requests: None,
+            view: None,
             pending: control::Pending::default(),
             session_file: None,
             log_priority,
@@ -206,10 +209,12 @@ impl Daemon {
         };
         // SAFETY: getuid has no preconditions.
         let root = unsafe { libc::getuid() } == 0;
+        let view = crate::control::view::SharedView::default();
         let handle = crate::control::EngineHandle {
             tx,
             waker,
             anyone_may_control: self.config.user_mode || (!root && std::process::id() != 1),
+            view: view.clone(),
         };
         match crate::control::start(&name, handle) {
             Ok(broadcast) => {
@@ -222,6 +227,7 @@ impl Daemon {
                 }
                 self.shell.control = Some(broadcast);
                 self.requests = Some(rx);
+                self.view = Some(view);
                 let address = format!("unix:abstract={name}");
                 if self.config.user_mode {
                     if self.config.mode == Mode::User {
@@ -371,6 +377,7 @@ impl Daemon {
             .collect();
         classes.extend(self.run_classes());
         self.engine.set_classes(&mut self.shell, classes);
+        self.rebuild_view();
     }
 
     /// Run until the session ends, with panics contained (panic.rs):
@@ -388,7 +395,7 @@ impl Daemon {
     fn run_loop(&mut self) -> i32 {
         if let Some(fd) = self.config.state_fd {
             if self.restore(fd) {
-                self.shell.flush_changes();
+                self.publish();
                 if let Some(tx) = &self.shell.control {
                     let _ = tx.send(crate::control::ToBroadcaster::Change(
                         crate::control::Broadcast::Restarted,
@@ -461,7 +468,7 @@ impl Daemon {
                 }
                 return status;
             }
-            self.shell.flush_changes();
+            self.publish();
             let mut timeout = self.timeout();
             if self.busy_since_trim {
                 timeout = Some(timeout.map_or(memory::QUIET, |t| t.min(memory::QUIET)));

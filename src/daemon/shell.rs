@@ -77,7 +77,7 @@ pub struct Shell {
     /// Where object and signal changes go (the control server).
     pub control: Option<std::sync::mpsc::Sender<ToBroadcaster>>,
     /// Changes not yet handed to the control server (see `flush_changes`).
-    changes: Vec<Broadcast>,
+    pub(super) changes: Vec<Broadcast>,
     /// Spawns whose status pipe was already complete when `spawn`
     /// returned, for the loop to hand to the engine.
     settled: std::collections::VecDeque<Outcome>,

@@ -1,0 +1,181 @@
+//! A read-only copy of which classes and instances exist and of the
+//! instances' properties, kept up to date by the engine thread and read by
+//! the D-Bus side.
+//!
+//! `status` and `list` only read. Answered from here, they do not wait
+//! for the engine thread, which a spawn storm keeps in one turn of its
+//! loop for hundreds of milliseconds (every spawn waits for its child's
+//! exec). The engine thread updates the copy before it sends any answer,
+//! so a caller always reads the effect of its own earlier calls.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use super::paths::{instance_path, job_path};
+use super::protocol::{Answer, CallError, InstanceProps, Request, Value};
+
+/// What the copy holds: every class, and each one's instances.
+#[derive(Default)]
+pub struct View {
+    /// Filled in once the classes are loaded; until then every question
+    /// goes to the engine.
+    ready: bool,
+    jobs: BTreeMap<String, BTreeMap<String, InstanceProps>>,
+}
+
+/// The copy, shared between the engine thread and the D-Bus side.
+pub type SharedView = Arc<RwLock<View>>;
+
+pub fn unknown_job(job: &str) -> CallError {
+    CallError::new(
+        "com.ubuntu.Upstart0_6.Error.UnknownJob",
+        format!("Unknown job: {job}"),
+    )
+}
+
+pub fn unknown_instance(name: &str) -> CallError {
+    CallError::new(
+        "com.ubuntu.Upstart0_6.Error.UnknownInstance",
+        format!("Unknown instance: {name}"),
+    )
+}
+
+/// An instance property read on an instance that has gone.
+pub fn instance_gone() -> CallError {
+    CallError::new(
+        "org.freedesktop.DBus.Error.UnknownMethod",
+        "Unknown instance",
+    )
+}
+
+impl View {
+    /// The answer to a read-only request, or `None` for a request only
+    /// the engine can answer.
+    pub fn answer(&self, request: &Request) -> Option<Answer> {
+        if !self.ready {
+            return None;
+        }
+        let instances = |job: &str| self.jobs.get(job).ok_or_else(|| unknown_job(job));
+        Some(match request {
+            Request::GetJobByName(name) if !name.is_empty() => {
+                instances(name).map(|_| Value::Path(job_path(name)))
+            }
+            Request::GetAllJobs => Ok(Value::Paths(
+                self.jobs.keys().map(|j| job_path(j)).collect(),
+            )),
+            Request::GetAllInstances { job } => instances(job)
+                .map(|insts| Value::Paths(insts.keys().map(|i| instance_path(job, i)).collect())),
+            Request::GetInstanceByName { job, name } => instances(job).and_then(|insts| {
+                insts
+                    .get(name)
+                    .map(|_| Value::Path(instance_path(job, name)))
+                    .ok_or_else(|| unknown_instance(name))
+            }),
+            Request::InstanceProperties { job, instance } => self
+                .jobs
+                .get(job)
+                .and_then(|insts| insts.get(instance))
+                .map(|p| Value::Instance(p.clone()))
+                .ok_or_else(instance_gone),
+            _ => return None,
+        })
+    }
+
+    /// Start over from the engine's whole state.
+    pub fn replace(&mut self, jobs: BTreeMap<String, BTreeMap<String, InstanceProps>>) {
+        self.jobs = jobs;
+        self.ready = true;
+    }
+
+    /// A class is there, or has gone.
+    pub fn set_job(&mut self, job: &str, present: bool) {
+        if !present {
+            self.jobs.remove(job);
+        } else if !self.jobs.contains_key(job) {
+            self.jobs.insert(job.to_string(), BTreeMap::new());
+        }
+    }
+
+    /// An instance's current properties, or its removal.
+    pub fn set_instance(&mut self, job: &str, instance: &str, props: Option<InstanceProps>) {
+        match props {
+            Some(p) => {
+                self.jobs
+                    .entry(job.to_string())
+                    .or_default()
+                    .insert(instance.to_string(), p);
+            }
+            None => {
+                if let Some(insts) = self.jobs.get_mut(job) {
+                    insts.remove(instance);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(state: &str) -> InstanceProps {
+        InstanceProps {
+            name: String::new(),
+            goal: "start".into(),
+            state: state.into(),
+            processes: vec![("main".into(), 42)],
+        }
+    }
+
+    #[test]
+    fn answers_only_once_ready_and_only_reads() {
+        let mut v = View::default();
+        assert!(v.answer(&Request::GetAllJobs).is_none());
+        v.replace(BTreeMap::new());
+        v.set_job("web", true);
+        v.set_instance("web", "", Some(props("running")));
+        assert!(matches!(
+            v.answer(&Request::GetJobByName("web".into())),
+            Some(Ok(Value::Path(p))) if p == "/com/ubuntu/Upstart/jobs/web"
+        ));
+        assert!(matches!(
+            v.answer(&Request::InstanceProperties { job: "web".into(), instance: String::new() }),
+            Some(Ok(Value::Instance(p))) if p.state == "running"
+        ));
+        assert!(v
+            .answer(&Request::JobProperties { job: "web".into() })
+            .is_none());
+        assert!(v.answer(&Request::GetJobByName(String::new())).is_none());
+    }
+
+    #[test]
+    fn gone_classes_and_instances_answer_like_the_engine() {
+        let mut v = View::default();
+        v.replace(BTreeMap::new());
+        v.set_job("web", true);
+        v.set_instance("web", "", Some(props("running")));
+        v.set_instance("web", "", None);
+        let name = |a: Option<Answer>| a.and_then(|a| a.err()).map(|e| e.name);
+        assert_eq!(
+            name(v.answer(&Request::InstanceProperties {
+                job: "web".into(),
+                instance: String::new()
+            }))
+            .as_deref(),
+            Some("org.freedesktop.DBus.Error.UnknownMethod")
+        );
+        assert_eq!(
+            name(v.answer(&Request::GetInstanceByName {
+                job: "web".into(),
+                name: "x".into()
+            }))
+            .as_deref(),
+            Some("com.ubuntu.Upstart0_6.Error.UnknownInstance")
+        );
+        v.set_job("web", false);
+        assert_eq!(
+            name(v.answer(&Request::GetAllInstances { job: "web".into() })).as_deref(),
+            Some("com.ubuntu.Upstart0_6.Error.UnknownJob")
+        );
+    }
+}
