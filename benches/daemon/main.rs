@@ -14,7 +14,9 @@
 //!
 //! Every figure is printed with its baseline or target and the ratio.
 //! `-- --against-upstart PREFIX` runs the same workloads on the Upstart
-//! under PREFIX (`PREFIX/sbin/init`, `PREFIX/sbin/initctl`) as well.
+//! under PREFIX (`PREFIX/sbin/init`, `PREFIX/sbin/initctl`) as well
+//! (scripts/build-upstart.sh builds one). An init that dies under a
+//! workload gets `crashed` for that figure, and the run goes on.
 //! `-- --sizes 200,1000` limits the emit sizes; `-- --only emit,control`
 //! runs only the named workloads (emit, control, scaling, reexec).
 //!
