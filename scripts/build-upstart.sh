@@ -15,9 +15,11 @@
 # pkg-config libdbus-1-dev libexpat1-dev libjson-c-dev.
 #
 # What a current toolchain needs, applied to the copy:
+# - libnih's nih-dbus-tool defines a variable in a header that several of
+#   its files include: compile it with -fcommon (gcc 10 and later default
+#   to -fno-common).
 # - Upstart's init uses makedev/major/minor, which glibc no longer declares
 #   through <sys/types.h>: include <sys/sysmacros.h>.
-# - -fcommon and -Wno-error for the old sources under a current gcc.
 # Left out: the udev, socket, local and dconf bridges, cgroup support
 # (cgmanager), NLS and the libupstart ABI check.
 set -eu
@@ -54,7 +56,6 @@ cp -a "$nih_src" "$work/libnih"
 cp -a "$upstart_src" "$work/upstart"
 rm -rf "$work/libnih/.git" "$work/upstart/.git"
 
-compat_cflags="-O2 -g -fcommon -Wno-error"
 rpath="-Wl,-rpath,$prefix/lib"
 
 echo "== libnih $(sed -n 's/^AC_INIT(\[libnih\], \[\([^]]*\)\].*/\1/p' "$work/libnih/configure.ac")"
@@ -62,7 +63,7 @@ echo "== libnih $(sed -n 's/^AC_INIT(\[libnih\], \[\([^]]*\)\].*/\1/p' "$work/li
     cd "$work/libnih"
     autoreconf -fi
     ./configure --prefix="$prefix" --disable-nls \
-        CFLAGS="$compat_cflags" LDFLAGS="$rpath"
+        CFLAGS="-O2 -g -fcommon" LDFLAGS="$rpath"
     make -j"$jobs"
     make install
 )
@@ -87,7 +88,7 @@ echo "== upstart $version"
     ./configure --prefix="$prefix" --sysconfdir="$prefix/etc" --disable-nls \
         --disable-udev-bridge --disable-socket-bridge --disable-local-bridge \
         --disable-dconf-bridge --disable-cgroups --disable-abi-check \
-        CFLAGS="$compat_cflags" LDFLAGS="$rpath"
+        CFLAGS="-O2 -g" LDFLAGS="$rpath"
     make -j"$jobs"
     make install
 )
