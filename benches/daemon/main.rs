@@ -14,7 +14,9 @@
 //!
 //! Every figure is printed with its baseline or target and the ratio.
 //! `-- --against-upstart PREFIX` runs the same workloads on the Upstart
-//! under PREFIX (`PREFIX/sbin/init`, `PREFIX/sbin/initctl`) as well.
+//! under PREFIX (`PREFIX/sbin/init`, `PREFIX/sbin/initctl`) as well
+//! (scripts/build-upstart.sh builds one). An init that dies under a
+//! workload gets `crashed` for that figure, and the run goes on.
 //! `-- --sizes 200,1000` limits the emit sizes; `-- --only emit,control`
 //! runs only the named workloads (emit, control, scaling, reexec).
 //!
@@ -31,7 +33,7 @@ mod workload;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use session::Binaries;
+use session::{Binaries, Failure};
 use workload::Sizes;
 
 struct Options {
@@ -94,39 +96,72 @@ fn outset() -> Binaries {
     }
 }
 
+/// Whether a failure means the benchmark itself did not work: any
+/// failure of outset, or Upstart failing other than by crashing (a crash
+/// of the reference is one of its figures).
+fn broken(bins: &Binaries, f: &Failure) -> bool {
+    bins.label == "outset" || matches!(f, Failure::Failed(_))
+}
+
 /// Every workload on one supervisor; a failed workload is reported and
-/// the next one runs. Returns whether all of them worked.
+/// the next one runs. Returns whether the benchmark worked.
 fn run_all(bins: &Binaries, sizes: &Sizes, only: &[String], out: &mut report::Report) -> bool {
     let wanted = |w: &str| only.is_empty() || only.iter().any(|o| o == w);
-    let mut failures = Vec::new();
+    // Printed with the control figures; counted with the rest.
+    let mut lost_storm = None;
+    // Figures the run could not take; whether that breaks it is decided
+    // at the end.
+    let mut failures: Vec<Failure> = Vec::new();
+    let mut lost = |out: &mut report::Report, what: &str, key: Option<&str>, f: Failure| {
+        out.failed(bins, what, key, &f);
+        failures.push(f);
+    };
     for &n in sizes.emit.iter().filter(|_| wanted("emit")) {
         match workload::emit(bins, n, sizes.rounds) {
             Ok(f) => out.emit(bins, &f),
-            Err(e) => failures.push((format!("emit {n}"), e)),
+            Err(f) => lost(
+                out,
+                &format!("initctl emit go, {n} tasks"),
+                Some(&format!("emit {n}")),
+                f,
+            ),
         }
     }
     if wanted("control") {
         match workload::control(bins, sizes) {
-            Ok(c) => out.control(bins, &c),
-            Err(e) => failures.push(("control".into(), e)),
+            Ok(c) => {
+                out.control(bins, &c);
+                if let Err(f) = c.storm {
+                    lost_storm = Some(f);
+                }
+            }
+            Err(f) => lost(
+                out,
+                &format!("control plane, {} classes", sizes.classes),
+                Some("list"),
+                f,
+            ),
         }
     }
     if wanted("scaling") {
         match workload::scaling(bins, sizes) {
             Ok(s) => out.scaling(bins, &s),
-            Err(e) => failures.push(("scaling".into(), e)),
+            Err(f) => lost(out, "emit with few and many idle classes", None, f),
         }
     }
     if wanted("reexec") {
         match workload::reexec(bins, sizes) {
             Ok(r) => out.reexec(bins, &r),
-            Err(e) => failures.push(("re-exec".into(), e)),
+            Err(f) => lost(
+                out,
+                &format!("re-exec pause, {} instances", sizes.reexec_instances),
+                Some("re-exec"),
+                f,
+            ),
         }
     }
-    for (what, e) in &failures {
-        out.failed(bins, what, e);
-    }
-    failures.is_empty()
+    failures.extend(lost_storm);
+    !failures.iter().any(|f| broken(bins, f))
 }
 
 fn main() -> ExitCode {

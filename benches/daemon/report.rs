@@ -1,7 +1,7 @@
 //! The printed report: every figure with its baseline or target, the
 //! ratio, and whether the target is met.
 
-use super::session::Binaries;
+use super::session::{Binaries, Failure};
 use super::stats::{median, ms, percentile};
 use super::workload::{ControlFigures, EmitFigure, ReexecFigure, ScalingFigure};
 
@@ -19,6 +19,8 @@ pub struct Report {
     bench: bool,
     /// (supervisor, figure key, value) for the comparison at the end.
     values: Vec<(String, String, f64)>,
+    /// (supervisor, figure key, "crashed" or "failed"): figures lost.
+    lost: Vec<(String, String, &'static str)>,
     /// Per-task cost of the smallest emit, per supervisor.
     first_emit: Vec<(String, f64)>,
     met: usize,
@@ -38,6 +40,7 @@ impl Report {
         Report {
             bench,
             values: Vec::new(),
+            lost: Vec::new(),
             first_emit: Vec::new(),
             met: 0,
             missed: 0,
@@ -164,11 +167,44 @@ impl Report {
             idle_p99 / STATUS_STORM_P99_MS,
             None,
         );
-        let storm_med = ms(median(&c.status_storm));
-        let storm_p99 = ms(percentile(&c.status_storm, 99.0));
+        let rss = |kib: u64| format!("{:.2} MB", kib as f64 / 1024.0);
+        let rss_target = format!("target {:.1} MB", RSS_KIB / 1024.0);
         self.row(
             who,
-            &format!("initctl status, storm (median; {} emits)", c.storm_emits),
+            &format!("VmRSS, {} classes, idle", c.classes),
+            rss(c.rss_idle_kib),
+            rss_target.clone(),
+            c.rss_idle_kib as f64 / RSS_KIB,
+            Some(1.0),
+        );
+        self.row(
+            who,
+            "  of which anonymous (heap, stacks)",
+            rss(c.anon_idle_kib),
+            rss_target.clone(),
+            c.anon_idle_kib as f64 / RSS_KIB,
+            None,
+        );
+        self.keep(who, "list", list);
+        self.keep(who, "status idle", idle_med);
+        self.keep(who, "rss idle", c.rss_idle_kib as f64);
+        let storm = match &c.storm {
+            Ok(s) => s,
+            Err(f) => {
+                self.failed(
+                    bins,
+                    &format!("initctl status, storm of {} tasks", c.classes),
+                    Some("status storm p99"),
+                    f,
+                );
+                return;
+            }
+        };
+        let storm_med = ms(median(&storm.status));
+        let storm_p99 = ms(percentile(&storm.status, 99.0));
+        self.row(
+            who,
+            &format!("initctl status, storm (median; {} emits)", storm.emits),
             format!("{storm_med:.2} ms"),
             format!("idle {idle_med:.2} ms"),
             storm_med / idle_med,
@@ -182,30 +218,23 @@ impl Report {
             storm_p99 / STATUS_STORM_P99_MS,
             Some(1.0),
         );
-        for (what, kib, anon) in [
-            ("idle", c.rss_idle_kib, c.anon_idle_kib),
-            ("after the storm", c.rss_after_kib, c.anon_after_kib),
-        ] {
-            self.row(
-                who,
-                &format!("VmRSS, {} classes, {what}", c.classes),
-                format!("{:.2} MB", kib as f64 / 1024.0),
-                format!("target {:.1} MB", RSS_KIB / 1024.0),
-                kib as f64 / RSS_KIB,
-                Some(1.0),
-            );
-            self.row(
-                who,
-                "  of which anonymous (heap, stacks)",
-                format!("{:.2} MB", anon as f64 / 1024.0),
-                format!("target {:.1} MB", RSS_KIB / 1024.0),
-                anon as f64 / RSS_KIB,
-                None,
-            );
-        }
-        self.keep(who, "list", list);
+        self.row(
+            who,
+            &format!("VmRSS, {} classes, after the storm", c.classes),
+            rss(storm.rss_after_kib),
+            rss_target.clone(),
+            storm.rss_after_kib as f64 / RSS_KIB,
+            Some(1.0),
+        );
+        self.row(
+            who,
+            "  of which anonymous (heap, stacks)",
+            rss(storm.anon_after_kib),
+            rss_target,
+            storm.anon_after_kib as f64 / RSS_KIB,
+            None,
+        );
         self.keep(who, "status storm p99", storm_p99);
-        self.keep(who, "rss idle", c.rss_idle_kib as f64);
     }
 
     pub fn scaling(&mut self, bins: &Binaries, s: &ScalingFigure) {
@@ -223,6 +252,7 @@ impl Report {
             many / few,
             Some(LINEAR),
         );
+        self.keep(who, &format!("emit {} + {} idle", s.tasks, s.many.0), many);
     }
 
     pub fn reexec(&mut self, bins: &Binaries, r: &ReexecFigure) {
@@ -248,9 +278,24 @@ impl Report {
         self.keep(who, "re-exec", pause);
     }
 
-    pub fn failed(&mut self, bins: &Binaries, what: &str, e: &str) {
-        println!("{:<8} {what}: FAILED: {e}", bins.label);
-        if bins.label == "outset" {
+    /// A figure the workload could not produce; `key` names it in the
+    /// comparison at the end. A crash is printed as the figure's value.
+    pub fn failed(&mut self, bins: &Binaries, what: &str, key: Option<&str>, f: &Failure) {
+        let who = bins.label.as_str();
+        let (value, detail) = match f {
+            Failure::Crashed(e) => ("crashed", e),
+            Failure::Failed(e) => ("FAILED", e),
+        };
+        println!("{who:<8} {what:<46} {value:>11}  {detail}");
+        if let Some(key) = key {
+            let lost = if value == "crashed" {
+                "crashed"
+            } else {
+                "failed"
+            };
+            self.lost.push((who.to_string(), key.to_string(), lost));
+        }
+        if who == "outset" {
             self.missed += 1;
         }
     }
@@ -275,6 +320,12 @@ impl Report {
                     String::new()
                 };
                 println!("upstart/outset {key:<32} {factor:>7.2}x  {target}");
+            } else if let Some((_, _, lost)) = self
+                .lost
+                .iter()
+                .find(|(w, k, _)| w == "upstart" && k == key)
+            {
+                println!("upstart/outset {key:<32} {:>8}  upstart {lost}", "-");
             }
         }
         println!(

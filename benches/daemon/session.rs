@@ -75,11 +75,28 @@ pub struct JobSet<'a> {
 /// `task`, started by `go`, running /bin/true: the emit workload.
 pub const GO_TASK: &str = "task\nstart on go\nexec /bin/true\n";
 
+/// Why a workload has no figure.
+#[derive(Debug)]
+pub enum Failure {
+    /// The init died under the workload: a result in itself (Upstart
+    /// 1.13 aborts once it watches more descriptors than `select()`
+    /// takes, about a thousand tasks spawning at once).
+    Crashed(String),
+    /// Anything else: the init answered wrongly, or the harness failed.
+    Failed(String),
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Failure {
+        Failure::Failed(e)
+    }
+}
+
 /// A running session init.
 pub struct Session {
     pub bins: Binaries,
     /// Removed (with the job files) when the session is dropped.
-    _dir: Scratch,
+    dir: Scratch,
     pub child: Child,
     pub address: String,
 }
@@ -93,8 +110,9 @@ pub struct Run {
 
 impl Session {
     /// Write the job files, start the init with `--user --no-log` (no
-    /// startup event, no message bus) and wait until it answers and has
-    /// loaded `last_job`.
+    /// startup event, no message bus) and wait until it has written its
+    /// session file (`$XDG_RUNTIME_DIR/upstart/sessions/PID.session`, the
+    /// `UPSTART_SESSION` address), answers, and has loaded `last_job`.
     pub fn start(bins: &Binaries, jobs: &[JobSet<'_>], last_job: &str) -> Result<Session, String> {
         let dir = Scratch::new(&bins.label);
         let conf = dir.0.join("conf");
@@ -109,12 +127,10 @@ impl Session {
             }
         }
         let log = std::fs::File::create(dir.0.join("init.log")).map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(&bins.init);
-        cmd.args(["--user", "--no-log", "--no-startup-event"]);
-        if bins.label == "outset" {
-            cmd.arg("--no-dbus");
-        }
-        let child = cmd
+        // The same flags for both inits (Upstart 1.13 takes all of them):
+        // only the private socket, whose address the session file gives.
+        let child = Command::new(&bins.init)
+            .args(["--user", "--no-log", "--no-startup-event", "--no-dbus"])
             .arg("--confdir")
             .arg(&conf)
             .arg("--logdir")
@@ -130,7 +146,7 @@ impl Session {
         let session_file = run.join(format!("upstart/sessions/{}.session", child.id()));
         let mut session = Session {
             bins: bins.clone(),
-            _dir: dir,
+            dir,
             child,
             address: String::new(),
         };
@@ -163,6 +179,38 @@ impl Session {
 
     fn exited(&mut self) -> bool {
         !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Classify a failed step: if the init died (it may take a moment to
+    /// be reaped after its connections dropped), it crashed, and the last
+    /// line it wrote says why; otherwise the step just failed.
+    pub fn failure(&mut self, what: &str) -> Failure {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => break None,
+            }
+        };
+        let Some(status) = status else {
+            return Failure::Failed(what.to_string());
+        };
+        let log = std::fs::read_to_string(self.dir.0.join("init.log")).unwrap_or_default();
+        let last: String = log
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no message")
+            .chars()
+            .take(120)
+            .collect();
+        Failure::Crashed(format!(
+            "{what}: {} exited, {status}: {last}",
+            self.bins.label
+        ))
     }
 
     /// Run `initctl ARGS` against this session and time it (up to 10

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::raw;
-use super::session::{Binaries, JobSet, Session, GO_TASK};
+use super::session::{Binaries, Failure, JobSet, Session, GO_TASK};
 use super::stats::median;
 
 /// How big each workload is.
@@ -67,8 +67,8 @@ pub struct EmitFigure {
 
 /// Time `initctl emit go` for `n` `/bin/true` tasks against spawning and
 /// reaping the same processes directly.
-pub fn emit(bins: &Binaries, n: usize, rounds: usize) -> Result<EmitFigure, String> {
-    let session = Session::start(
+pub fn emit(bins: &Binaries, n: usize, rounds: usize) -> Result<EmitFigure, Failure> {
+    let mut session = Session::start(
         bins,
         &[JobSet {
             prefix: "t",
@@ -82,7 +82,7 @@ pub fn emit(bins: &Binaries, n: usize, rounds: usize) -> Result<EmitFigure, Stri
     for _ in 0..rounds {
         let run = session.initctl(&["emit", "go"])?;
         if !run.ok {
-            return Err(format!("initctl emit go failed with {n} tasks"));
+            return Err(session.failure(&format!("initctl emit go with {n} tasks")));
         }
         emits.push(run.elapsed);
         raws.push(raw::spawn_and_reap("/bin/true", n)?);
@@ -100,21 +100,38 @@ pub struct ControlFigures {
     pub classes: usize,
     pub list: Vec<Duration>,
     pub status_idle: Vec<Duration>,
-    pub status_storm: Vec<Duration>,
-    /// `initctl emit go` runs completed during the storm.
-    pub storm_emits: usize,
-    /// VmRSS and its anonymous part (heap, stacks), idle and after.
+    /// VmRSS and its anonymous part (heap, stacks), idle.
     pub rss_idle_kib: u64,
     pub anon_idle_kib: u64,
-    pub rss_after_kib: u64,
-    pub anon_after_kib: u64,
     /// A baseline for the client side: `initctl version`, one call.
     pub version: Vec<Duration>,
+    /// Everything measured in and after the spawn storm, which an init
+    /// may not survive.
+    pub storm: Result<StormFigures, Failure>,
 }
 
-pub fn control(bins: &Binaries, sizes: &Sizes) -> Result<ControlFigures, String> {
+/// `initctl status` during the spawn storm, and memory after it.
+pub struct StormFigures {
+    pub status: Vec<Duration>,
+    /// `initctl emit go` runs completed during the storm.
+    pub emits: usize,
+    pub rss_after_kib: u64,
+    pub anon_after_kib: u64,
+}
+
+/// `initctl status` of one of the loaded classes, timed.
+fn status_of(session: &Session, classes: usize, i: usize) -> Result<Duration, String> {
+    let job = format!("c{}", (i * 7919) % classes);
+    let run = session.initctl(&["status", &job])?;
+    if !run.ok {
+        return Err(format!("initctl status {job}"));
+    }
+    Ok(run.elapsed)
+}
+
+pub fn control(bins: &Binaries, sizes: &Sizes) -> Result<ControlFigures, Failure> {
     let classes = sizes.classes;
-    let session = Session::start(
+    let mut session = Session::start(
         bins,
         &[JobSet {
             prefix: "c",
@@ -133,9 +150,9 @@ pub fn control(bins: &Binaries, sizes: &Sizes) -> Result<ControlFigures, String>
         let run = session.initctl(&["list"])?;
         let lines = run.stdout.lines().count();
         if !run.ok || lines != classes {
-            return Err(format!(
+            return Err(Failure::Failed(format!(
                 "initctl list printed {lines} lines for {classes} classes"
-            ));
+            )));
         }
         list.push(run.elapsed);
     }
@@ -143,19 +160,26 @@ pub fn control(bins: &Binaries, sizes: &Sizes) -> Result<ControlFigures, String>
     for _ in 0..sizes.status_calls.min(50) {
         version.push(session.initctl(&["version"])?.elapsed);
     }
-    let status = |i: usize| -> Result<Duration, String> {
-        let job = format!("c{}", (i * 7919) % classes);
-        let run = session.initctl(&["status", &job])?;
-        if !run.ok {
-            return Err(format!("initctl status {job} failed"));
-        }
-        Ok(run.elapsed)
-    };
     let status_idle = (0..sizes.status_calls)
-        .map(status)
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|i| status_of(&session, classes, i))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| session.failure(&e))?;
+    let storm = storm(&mut session, sizes);
+    session.stop();
+    Ok(ControlFigures {
+        classes,
+        list,
+        status_idle,
+        rss_idle_kib,
+        anon_idle_kib,
+        version,
+        storm,
+    })
+}
 
-    // The storm: every class started again and again while status is asked.
+/// The storm: every class started again and again while status is asked.
+fn storm(session: &mut Session, sizes: &Sizes) -> Result<StormFigures, Failure> {
+    let classes = sizes.classes;
     let stop = Arc::new(AtomicBool::new(false));
     let storm = {
         let stop = stop.clone();
@@ -172,40 +196,43 @@ pub fn control(bins: &Binaries, sizes: &Sizes) -> Result<ControlFigures, String>
                     .status()
                     .is_ok_and(|s| s.success());
                 if !ok {
-                    break;
+                    return Err(done);
                 }
                 done += 1;
             }
-            done
+            Ok(done)
         })
     };
     // Into the storm before sampling.
     std::thread::sleep(Duration::from_millis(50));
-    let status_storm: Result<Vec<_>, _> = (0..sizes.storm_status_calls).map(status).collect();
+    let status: Result<Vec<_>, _> = (0..sizes.storm_status_calls)
+        .map(|i| status_of(session, classes, i))
+        .collect();
     stop.store(true, Ordering::Relaxed);
-    let storm_emits = storm.join().unwrap_or(0);
-    let status_storm = status_storm?;
-    if storm_emits == 0 {
-        return Err("the spawn storm did not complete one emit".into());
+    let emits = storm.join().unwrap_or(Err(0));
+    let (status, emits) = match (status, emits) {
+        (Ok(s), Ok(n)) => (s, n),
+        (Err(e), _) => return Err(session.failure(&format!("{e} during the storm"))),
+        (Ok(_), Err(done)) => {
+            return Err(session.failure(&format!(
+                "initctl emit go of {classes} tasks, after {done} in the storm"
+            )))
+        }
+    };
+    if emits == 0 {
+        return Err(Failure::Failed(
+            "the spawn storm did not complete one emit".into(),
+        ));
     }
     // The control thread may still be sending the storm's signals: a
     // status call is answered behind them, so it returns once they are out.
     session.initctl(&["status", "c0"])?;
     std::thread::sleep(Duration::from_millis(1500));
-    let rss_after_kib = session.memory_kib("VmRSS").unwrap_or(0);
-    let anon_after_kib = session.memory_kib("RssAnon").unwrap_or(0);
-    session.stop();
-    Ok(ControlFigures {
-        classes,
-        list,
-        status_idle,
-        status_storm,
-        storm_emits,
-        rss_idle_kib,
-        anon_idle_kib,
-        rss_after_kib,
-        anon_after_kib,
-        version,
+    Ok(StormFigures {
+        status,
+        emits,
+        rss_after_kib: session.memory_kib("VmRSS").unwrap_or(0),
+        anon_after_kib: session.memory_kib("RssAnon").unwrap_or(0),
     })
 }
 
@@ -216,10 +243,10 @@ pub struct ScalingFigure {
     pub many: (usize, Duration),
 }
 
-pub fn scaling(bins: &Binaries, sizes: &Sizes) -> Result<ScalingFigure, String> {
+pub fn scaling(bins: &Binaries, sizes: &Sizes) -> Result<ScalingFigure, Failure> {
     let tasks = sizes.scaling_tasks;
-    let run_with = |idle: usize| -> Result<Duration, String> {
-        let session = Session::start(
+    let run_with = |idle: usize| -> Result<Duration, Failure> {
+        let mut session = Session::start(
             bins,
             &[
                 JobSet {
@@ -239,7 +266,9 @@ pub fn scaling(bins: &Binaries, sizes: &Sizes) -> Result<ScalingFigure, String> 
         for _ in 0..sizes.rounds {
             let run = session.initctl(&["emit", "go"])?;
             if !run.ok {
-                return Err("initctl emit go failed".into());
+                return Err(session.failure(&format!(
+                    "initctl emit go with {tasks} tasks and {idle} idle classes"
+                )));
             }
             v.push(run.elapsed);
         }
@@ -264,11 +293,11 @@ pub struct ReexecFigure {
 
 /// Ask for a re-exec (D-Bus `Restart()`), then time until a new
 /// connection's call is answered again.
-pub fn reexec(bins: &Binaries, sizes: &Sizes) -> Result<ReexecFigure, String> {
+pub fn reexec(bins: &Binaries, sizes: &Sizes) -> Result<ReexecFigure, Failure> {
     use outset::control::client::Client;
     use outset::control::paths::{MANAGER_IFACE, MANAGER_PATH};
     let n = sizes.reexec_instances;
-    let session = Session::start(
+    let mut session = Session::start(
         bins,
         &[JobSet {
             prefix: "s",
@@ -278,17 +307,17 @@ pub fn reexec(bins: &Binaries, sizes: &Sizes) -> Result<ReexecFigure, String> {
         &format!("s{}", n - 1),
     )?;
     if !session.initctl(&["emit", "go"])?.ok {
-        return Err("initctl emit go failed".into());
+        return Err(session.failure(&format!("initctl emit go of {n} sleep jobs")));
     }
     let answers = || {
         Client::connect(&session.address)
             .is_ok_and(|c| c.property(MANAGER_PATH, MANAGER_IFACE, "version").is_ok())
     };
     if !answers() {
-        return Err("init does not answer before the re-exec".into());
+        return Err(session.failure("no answer before the re-exec"));
     }
     let pid = session.pid();
-    let client = Client::connect(&session.address).map_err(|e| e.message)?;
+    let client = Client::connect(&session.address).map_err(|e| Failure::Failed(e.message))?;
     let start = Instant::now();
     // The reply may never come: the connection closes with the exec.
     let _ = client.manager::<_, ()>("Restart", &());
@@ -302,7 +331,7 @@ pub fn reexec(bins: &Binaries, sizes: &Sizes) -> Result<ReexecFigure, String> {
     };
     while !(restarted() && answers()) {
         if Instant::now() > deadline {
-            return Err("init did not answer after the re-exec".into());
+            return Err(session.failure("no answer within 60 s of the re-exec"));
         }
         std::thread::sleep(Duration::from_micros(200));
     }
