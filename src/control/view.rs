@@ -20,7 +20,16 @@ pub struct View {
     /// Filled in once the classes are loaded; until then every question
     /// goes to the engine.
     ready: bool,
-    jobs: BTreeMap<String, BTreeMap<String, InstanceProps>>,
+    jobs: BTreeMap<String, JobView>,
+}
+
+/// One class in the copy.
+#[derive(Default)]
+pub struct JobView {
+    /// The class has no `instance` stanza: `GetInstance` always means the
+    /// instance named "" (otherwise the engine expands the name).
+    pub single: bool,
+    pub instances: BTreeMap<String, InstanceProps>,
 }
 
 /// The copy, shared between the engine thread and the D-Bus side.
@@ -55,7 +64,20 @@ impl View {
         if !self.ready {
             return None;
         }
-        let instances = |job: &str| self.jobs.get(job).ok_or_else(|| unknown_job(job));
+        let instances = |job: &str| {
+            self.jobs
+                .get(job)
+                .map(|j| &j.instances)
+                .ok_or_else(|| unknown_job(job))
+        };
+        let path_of = |job: &str, name: &str| {
+            instances(job).and_then(|insts| {
+                insts
+                    .get(name)
+                    .map(|_| Value::Path(instance_path(job, name)))
+                    .ok_or_else(|| unknown_instance(name))
+            })
+        };
         Some(match request {
             Request::GetJobByName(name) if !name.is_empty() => {
                 instances(name).map(|_| Value::Path(job_path(name)))
@@ -65,16 +87,17 @@ impl View {
             )),
             Request::GetAllInstances { job } => instances(job)
                 .map(|insts| Value::Paths(insts.keys().map(|i| instance_path(job, i)).collect())),
-            Request::GetInstanceByName { job, name } => instances(job).and_then(|insts| {
-                insts
-                    .get(name)
-                    .map(|_| Value::Path(instance_path(job, name)))
-                    .ok_or_else(|| unknown_instance(name))
-            }),
+            Request::GetInstanceByName { job, name } => path_of(job, name),
+            Request::GetInstance { job, .. } if self.jobs.get(job).is_some_and(|j| j.single) => {
+                path_of(job, "")
+            }
+            Request::GetInstance { job, .. } if !self.jobs.contains_key(job) => {
+                Err(unknown_job(job))
+            }
             Request::InstanceProperties { job, instance } => self
                 .jobs
                 .get(job)
-                .and_then(|insts| insts.get(instance))
+                .and_then(|j| j.instances.get(instance))
                 .map(|p| Value::Instance(p.clone()))
                 .ok_or_else(instance_gone),
             _ => return None,
@@ -82,17 +105,18 @@ impl View {
     }
 
     /// Start over from the engine's whole state.
-    pub fn replace(&mut self, jobs: BTreeMap<String, BTreeMap<String, InstanceProps>>) {
+    pub fn replace(&mut self, jobs: BTreeMap<String, JobView>) {
         self.jobs = jobs;
         self.ready = true;
     }
 
-    /// A class is there, or has gone.
-    pub fn set_job(&mut self, job: &str, present: bool) {
-        if !present {
-            self.jobs.remove(job);
-        } else if !self.jobs.contains_key(job) {
-            self.jobs.insert(job.to_string(), BTreeMap::new());
+    /// A class is there (`Some(single)`, see [`JobView`]), or has gone.
+    pub fn set_job(&mut self, job: &str, present: Option<bool>) {
+        match present {
+            None => {
+                self.jobs.remove(job);
+            }
+            Some(single) => self.jobs.entry(job.to_string()).or_default().single = single,
         }
     }
 
@@ -103,11 +127,12 @@ impl View {
                 self.jobs
                     .entry(job.to_string())
                     .or_default()
+                    .instances
                     .insert(instance.to_string(), p);
             }
             None => {
-                if let Some(insts) = self.jobs.get_mut(job) {
-                    insts.remove(instance);
+                if let Some(j) = self.jobs.get_mut(job) {
+                    j.instances.remove(instance);
                 }
             }
         }
@@ -132,7 +157,7 @@ mod tests {
         let mut v = View::default();
         assert!(v.answer(&Request::GetAllJobs).is_none());
         v.replace(BTreeMap::new());
-        v.set_job("web", true);
+        v.set_job("web", Some(true));
         v.set_instance("web", "", Some(props("running")));
         assert!(matches!(
             v.answer(&Request::GetJobByName("web".into())),
@@ -152,7 +177,7 @@ mod tests {
     fn gone_classes_and_instances_answer_like_the_engine() {
         let mut v = View::default();
         v.replace(BTreeMap::new());
-        v.set_job("web", true);
+        v.set_job("web", Some(true));
         v.set_instance("web", "", Some(props("running")));
         v.set_instance("web", "", None);
         let name = |a: Option<Answer>| a.and_then(|a| a.err()).map(|e| e.name);
@@ -172,7 +197,7 @@ mod tests {
             .as_deref(),
             Some("com.ubuntu.Upstart0_6.Error.UnknownInstance")
         );
-        v.set_job("web", false);
+        v.set_job("web", None);
         assert_eq!(
             name(v.answer(&Request::GetAllInstances { job: "web".into() })).as_deref(),
             Some("com.ubuntu.Upstart0_6.Error.UnknownJob")

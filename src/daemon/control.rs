@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::Daemon;
 use crate::config::{expand, EventExpr, ProcessType};
 use crate::control::paths::{instance_path, job_path};
-use crate::control::view::{instance_gone, unknown_instance, unknown_job};
+use crate::control::view::{instance_gone, unknown_instance, unknown_job, JobView};
 use crate::control::{
     Answer, Broadcast, CallError, Envelope, InstanceProps, JobProps, Request, Value,
 };
@@ -472,9 +472,13 @@ impl Daemon {
         if let Some(mut view) = self.view.as_ref().and_then(|v| v.write().ok()) {
             for change in &self.shell.changes {
                 match change {
-                    Broadcast::JobAdded(job) | Broadcast::JobRemoved(job) => {
-                        view.set_job(job, self.engine.slots.contains_key(job))
-                    }
+                    Broadcast::JobAdded(job) | Broadcast::JobRemoved(job) => view.set_job(
+                        job,
+                        self.engine
+                            .slots
+                            .get(job)
+                            .map(|s| s.class.instance.is_empty()),
+                    ),
                     Broadcast::InstanceAdded(job, inst)
                     | Broadcast::InstanceRemoved(job, inst)
                     | Broadcast::GoalChanged(job, inst, _)
@@ -504,7 +508,8 @@ impl Daemon {
                     .keys()
                     .filter_map(|i| Some((i.clone(), instance_props(&self.engine, job, i)?)))
                     .collect();
-                (job.clone(), instances)
+                let single = slot.class.instance.is_empty();
+                (job.clone(), JobView { single, instances })
             })
             .collect();
         if let Ok(mut v) = view.write() {
