@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 use outset::control::client::{Client, ClientError};
-use outset::control::paths::{INSTANCE_IFACE, JOB_IFACE};
+use outset::control::paths::{INSTANCE_IFACE, JOB_IFACE, MANAGER_PATH};
 use outset::control::showconfig;
 use zbus::OwnedObjectPath;
 
@@ -363,12 +363,37 @@ impl Ctl {
                         Err(e)
                     }
                 };
+                // A class's name is in its path (control.md §2); only a
+                // path that does not escape back to itself (as Upstart's
+                // for bytes above 0x7f) costs a call for its `name`.
+                let from_path = |jp: &OwnedObjectPath| {
+                    let esc = jp
+                        .as_str()
+                        .strip_prefix(MANAGER_PATH)?
+                        .strip_prefix("/jobs/")?;
+                    let name = outset::control::paths::unescape(esc)?;
+                    (outset::control::paths::escape(&name) == esc).then_some(name)
+                };
                 let props = "org.freedesktop.DBus.Properties";
                 let name_calls: Vec<_> = jobs
                     .iter()
+                    .filter(|jp| from_path(jp).is_none())
                     .map(|jp| (jp.as_str(), props, "Get", (JOB_IFACE, "name")))
                     .collect();
-                let names = self.client.batch::<_, zbus::OwnedVariant>(&name_calls);
+                let mut asked = self
+                    .client
+                    .batch::<_, zbus::OwnedVariant>(&name_calls)
+                    .into_iter();
+                let names: Vec<Result<String, ClientError>> = jobs
+                    .iter()
+                    .map(|jp| match from_path(jp) {
+                        Some(name) => Ok(name),
+                        None => asked
+                            .next()
+                            .unwrap_or_else(|| Err(outset::control::client::lost()))
+                            .and_then(|v| Ok(String::try_from(v)?)),
+                    })
+                    .collect();
                 let instance_calls: Vec<_> = jobs
                     .iter()
                     .map(|jp| (jp.as_str(), JOB_IFACE, "GetAllInstances", ()))
@@ -379,7 +404,7 @@ impl Ctl {
                 // Per job: its name and instance paths, or nothing if it went.
                 let mut listing: Vec<(String, Vec<String>)> = Vec::new();
                 for (name, insts) in names.into_iter().zip(instances) {
-                    let name = match name.and_then(|v| Ok(String::try_from(v)?)) {
+                    let name = match name {
                         Ok(n) => n,
                         Err(e) => {
                             tolerate(e)?;

@@ -194,7 +194,8 @@ impl Client {
     }
 }
 
-fn lost() -> ClientError {
+/// A batch came back with fewer answers than calls.
+pub fn lost() -> ClientError {
     ClientError {
         name: "org.freedesktop.DBus.Error.Failed".into(),
         message: "no answer".into(),
