@@ -334,11 +334,14 @@ impl Daemon {
                     continue;
                 }
                 if let Ok(rd) = std::fs::read_dir(&dir) {
-                    dirs.extend(
-                        rd.filter_map(Result::ok)
-                            .map(|e| e.path())
-                            .filter(|p| p.is_dir()),
-                    );
+                    // The directory entry's type, not a stat of every job
+                    // file (a stat only for symbolic links, which may lead
+                    // to a directory).
+                    dirs.extend(rd.filter_map(Result::ok).filter_map(|e| {
+                        let t = e.file_type().ok()?;
+                        let path = e.path();
+                        (t.is_dir() || (t.is_symlink() && path.is_dir())).then_some(path)
+                    }));
                 }
             }
         }
