@@ -295,7 +295,6 @@ pub struct ReexecFigure {
 /// connection's call is answered again.
 pub fn reexec(bins: &Binaries, sizes: &Sizes) -> Result<ReexecFigure, Failure> {
     use outset::control::client::Client;
-    use outset::control::paths::{MANAGER_IFACE, MANAGER_PATH};
     let n = sizes.reexec_instances;
     let mut session = Session::start(
         bins,
@@ -309,9 +308,14 @@ pub fn reexec(bins: &Binaries, sizes: &Sizes) -> Result<ReexecFigure, Failure> {
     if !session.initctl(&["emit", "go"])?.ok {
         return Err(session.failure(&format!("initctl emit go of {n} sleep jobs")));
     }
+    // Answered only once the new image has its jobs back (a property such
+    // as `version` needs no state and could be answered earlier).
+    let last = format!("s{}", n - 1);
     let answers = || {
-        Client::connect(&session.address)
-            .is_ok_and(|c| c.property(MANAGER_PATH, MANAGER_IFACE, "version").is_ok())
+        Client::connect(&session.address).is_ok_and(|c| {
+            c.manager::<_, zbus::OwnedObjectPath>("GetJobByName", &(last.as_str(),))
+                .is_ok()
+        })
     };
     if !answers() {
         return Err(session.failure("no answer before the re-exec"));
