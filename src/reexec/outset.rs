@@ -463,29 +463,40 @@ pub fn export(input: &ExportInput<'_>) -> Value {
                     .collect(),
                 SourceKind::File => Vec::new(),
             };
-            json!({
+            let mut source = json!({
                 "session": 0,
                 "path": s.path.to_string_lossy(),
                 "type": if s.kind == SourceKind::Dir { "CONF_JOB_DIR" } else { "CONF_FILE" },
                 "flag": 1,
-                "conf_files": files,
-            })
+            });
+            if let Value::Object(o) = &mut source {
+                o.insert("conf_files".into(), Value::Array(files));
+            }
+            source
         })
         .collect();
 
-    json!({
-        "sessions": [],
-        "events": events,
-        "control_bus_address": null,
-        "cgroup_manager_address": engine.options.cgroup_manager,
-        "job_environment": engine.global_env,
-        "job_classes": classes,
-        "conf_sources": sources,
-        EXTRA_KEY: {
+    // Built by moving the parts in: `json!` would copy every class and
+    // event once more (it serializes each value it is given).
+    let mut root = Map::new();
+    root.insert("sessions".into(), Value::Array(Vec::new()));
+    root.insert("events".into(), Value::Array(events));
+    root.insert("control_bus_address".into(), Value::Null);
+    root.insert(
+        "cgroup_manager_address".into(),
+        engine.options.cgroup_manager.clone().into(),
+    );
+    root.insert("job_environment".into(), engine.global_env.clone().into());
+    root.insert("job_classes".into(), Value::Array(classes));
+    root.insert("conf_sources".into(), Value::Array(sources));
+    root.insert(
+        EXTRA_KEY.into(),
+        json!({
             "engine": { "options": engine.options, "no_respawn": engine.no_respawn },
             "daemon": input.daemon,
-        },
-    })
+        }),
+    );
+    Value::Object(root)
 }
 
 /// Read a payload. `Ok(None)`: not outset's own (no top-level `outset`),
