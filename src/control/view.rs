@@ -133,6 +133,11 @@ impl View {
             None => {
                 if let Some(j) = self.jobs.get_mut(job) {
                     j.instances.remove(instance);
+                    if j.instances.is_empty() {
+                        // Drop the emptied map's node (see the engine's
+                        // remove_instance).
+                        j.instances = BTreeMap::new();
+                    }
                 }
             }
         }
