@@ -1063,3 +1063,88 @@ fn objects_exist_for_every_connection_without_registration() {
         Some("org.freedesktop.DBus.Error.UnknownInterface")
     );
 }
+
+/// A private connection that never says `Hello` is sent every signal, as
+/// Upstart's are; one that does is sent only what its `AddMatch` rules
+/// ask for, as on a bus.
+#[test]
+fn hello_makes_a_private_connection_a_subscriber() {
+    use std::sync::mpsc;
+    let s = Session::start("subscribe", JOBS);
+    // Each connection's signal members, collected on a thread of its own.
+    let watch = |hello: bool, rules: &[&str]| -> mpsc::Receiver<String> {
+        let conn = zbus::block_on(
+            zbus::connection::Builder::address(s.address.as_str())
+                .p2p()
+                .build(),
+        )
+        .expect("connect");
+        let bus = "org.freedesktop.DBus";
+        if hello {
+            let _: String = zbus::block_on(conn.call_method(
+                None::<&str>,
+                "/org/freedesktop/DBus",
+                Some(bus),
+                "Hello",
+                &(),
+            ))
+            .expect("Hello")
+            .body()
+            .deserialize()
+            .expect("name");
+        }
+        for rule in rules {
+            zbus::block_on(conn.call_method(
+                None::<&str>,
+                "/org/freedesktop/DBus",
+                Some(bus),
+                "AddMatch",
+                &(*rule,),
+            ))
+            .expect("AddMatch");
+        }
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut stream = zbus::MessageStream::from(&conn);
+            while let Some(Ok(msg)) = zbus::block_on(futures_util::StreamExt::next(&mut stream)) {
+                if msg.message_type() == zbus::message::Type::Signal {
+                    let member = msg.header().member().map(|m| m.to_string());
+                    if tx.send(member.unwrap_or_default()).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        rx
+    };
+    let everything = watch(false, &[]);
+    let nothing = watch(true, &[]);
+    let added = watch(true, &["type='signal',member='InstanceAdded'"]);
+    // Their handshakes are done (the calls above were answered); a start
+    // makes InstanceAdded, GoalChanged, StateChanged and EventEmitted.
+    assert_eq!(s.ctl(&["start", "web"]).0, 0);
+    assert_eq!(s.ctl(&["stop", "web"]).0, 0);
+    let drain = |rx: &mpsc::Receiver<String>| -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut got = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(m) => got.push(m),
+                Err(_) => break,
+            }
+        }
+        got
+    };
+    let all = drain(&everything);
+    for member in [
+        "InstanceAdded",
+        "GoalChanged",
+        "StateChanged",
+        "EventEmitted",
+        "InstanceRemoved",
+    ] {
+        assert!(all.iter().any(|m| m == member), "{member} missing: {all:?}");
+    }
+    assert_eq!(drain(&nothing), Vec::<String>::new());
+    assert_eq!(drain(&added), vec!["InstanceAdded".to_string()]);
+}

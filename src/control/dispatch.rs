@@ -26,6 +26,7 @@ use super::ifaces::{Instance, Job, Manager};
 use super::paths::{unescape, INSTANCE_IFACE, JOB_IFACE, MANAGER_IFACE, MANAGER_PATH};
 use super::peer::BusStandIn;
 use super::protocol::{EngineHandle, Request, Value};
+use super::subscriptions::Subscriptions;
 
 const INTROSPECTABLE: &str = "org.freedesktop.DBus.Introspectable";
 const PEER: &str = "org.freedesktop.DBus.Peer";
@@ -77,13 +78,14 @@ pub struct Served {
 pub async fn serve(
     stream: MessageStream,
     objects: Arc<Objects>,
-    private: Option<Arc<std::os::unix::net::UnixStream>>,
+    private: Option<(Arc<std::os::unix::net::UnixStream>, Arc<Subscriptions>)>,
 ) {
     let conn = Connection::from(&stream);
     let served = Arc::new(Served {
         objects,
-        stand_in: private.is_some().then(|| BusStandIn {
+        stand_in: private.as_ref().map(|(_, subscriptions)| BusStandIn {
             serial: AtomicU64::new(1),
+            subscriptions: Some(subscriptions.clone()),
         }),
     });
     let mut stream = stream;
@@ -100,7 +102,7 @@ pub async fn serve(
         })
         .detach();
     }
-    if let Some(sock) = private {
+    if let Some((sock, _)) = private {
         super::guard::cut(&sock);
     }
 }

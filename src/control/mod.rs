@@ -11,6 +11,7 @@ pub mod peer;
 pub mod protocol;
 mod server;
 pub mod showconfig;
+mod subscriptions;
 pub mod view;
 
 pub use protocol::{

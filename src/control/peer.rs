@@ -22,20 +22,36 @@ pub fn guid() -> Option<zbus::Guid<'static>> {
 /// anything else; the reference's peer server rejected them.
 pub struct BusStandIn {
     pub serial: std::sync::atomic::AtomicU64,
+    /// Init's connections: the signals the client asked for (`Hello`,
+    /// `AddMatch`); `None` where no signals are sent anyway.
+    pub subscriptions: Option<std::sync::Arc<super::subscriptions::Subscriptions>>,
 }
 
 #[interface(name = "org.freedesktop.DBus")]
 impl BusStandIn {
     fn hello(&self) -> String {
+        if let Some(s) = &self.subscriptions {
+            s.register();
+        }
         let n = self
             .serial
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         format!(":1.{n}")
     }
 
-    fn add_match(&self, _rule: String) {}
+    fn add_match(&self, rule: String) -> zbus::fdo::Result<()> {
+        match &self.subscriptions {
+            Some(s) => s.add(&rule),
+            None => Ok(()),
+        }
+    }
 
-    fn remove_match(&self, _rule: String) {}
+    fn remove_match(&self, rule: String) -> zbus::fdo::Result<()> {
+        match &self.subscriptions {
+            Some(s) => s.remove(&rule),
+            None => Ok(()),
+        }
+    }
 
     fn get_name_owner(&self, _name: String) -> String {
         ":1.0".to_string()

@@ -17,6 +17,7 @@ use super::paths::{
 };
 use super::peer::guid;
 use super::protocol::{Broadcast, EngineHandle, Value};
+use super::subscriptions::Subscriptions;
 
 /// Messages for the thread that owns the connections.
 pub enum ToBroadcaster {
@@ -27,7 +28,7 @@ pub enum ToBroadcaster {
     /// A client that authenticated (its calls are already being served),
     /// to be sent signals from now on; the socket is a second handle on
     /// the client's.
-    Authenticated(Connection, Arc<UnixStream>),
+    Authenticated(Connection, Arc<UnixStream>, Arc<Subscriptions>),
     /// Join the message bus at this address as `com.ubuntu.Upstart`
     /// (no-op when already on a bus); the outcome goes to the caller.
     ConnectBus(
@@ -96,6 +97,8 @@ pub fn start(name: &str, engine: EngineHandle) -> std::io::Result<mpsc::Sender<T
 struct Peer {
     conn: Connection,
     sock: Option<Arc<UnixStream>>,
+    /// A private client's choice of signals (none: on a bus, which filters).
+    subscriptions: Option<Arc<Subscriptions>>,
 }
 
 impl Peer {
@@ -108,6 +111,14 @@ impl Peer {
     /// Send `msgs`, in order; false if the connection is gone or its
     /// client does not read what it is sent.
     fn send(&self, msgs: &[Message], watchdog: &Watchdog) -> bool {
+        let wanted: Vec<Message>;
+        let msgs = match &self.subscriptions {
+            Some(s) if !s.wants_all() => {
+                wanted = msgs.iter().filter(|m| s.wants(m)).cloned().collect();
+                &wanted[..]
+            }
+            _ => msgs,
+        };
         // Slices keep one write (and the watchdog's patience) bounded.
         msgs.chunks(SEND_SLICE).all(|slice| {
             let write = || zbus::block_on(self.conn.send_all(slice));
@@ -149,9 +160,10 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, objects: Arc<Objects>, watchdo
         conns.retain(|p| !p.conn.is_closed());
         let Some(msg) = msg else { continue };
         match msg {
-            ToBroadcaster::Authenticated(conn, sock) => conns.push(Peer {
+            ToBroadcaster::Authenticated(conn, sock, subscriptions) => conns.push(Peer {
                 conn,
                 sock: Some(sock),
+                subscriptions: Some(subscriptions),
             }),
             ToBroadcaster::Change(change) => broadcast(&mut conns, &[change], &watchdog),
             // What one turn of the engine's loop changed: one write to each
@@ -165,7 +177,11 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, objects: Arc<Objects>, watchdo
                 match join_bus(&address, &objects) {
                     Ok(conn) => {
                         on_bus = true;
-                        conns.push(Peer { conn, sock: None });
+                        conns.push(Peer {
+                            conn,
+                            sock: None,
+                            subscriptions: None,
+                        });
                         let _ = tx.send(Ok(Value::Unit));
                     }
                     Err(e) => {
@@ -260,6 +276,7 @@ fn authenticate(
 ) -> Option<Handshake> {
     let sock = stream.try_clone().ok()?;
     let handle = Arc::new(stream.try_clone().ok()?);
+    let subscriptions = Arc::new(Subscriptions::default());
     let builder = Builder::unix_stream(stream).server(guid.clone()).p2p();
     let (tx, objects) = (tx.clone(), objects.clone());
     let slot: Handshake = Arc::new(Mutex::new(Some(sock)));
@@ -280,7 +297,8 @@ fn authenticate(
                         .ok()?
                         .ok()?;
                     let conn = Connection::from(&stream);
-                    zruntime::spawn(serve(stream, objects, Some(handle.clone()))).detach();
+                    let private = (handle.clone(), subscriptions.clone());
+                    zruntime::spawn(serve(stream, objects, Some(private))).detach();
                     Some(conn)
                 })
             })
@@ -290,7 +308,7 @@ fn authenticate(
             }
             match conn {
                 Some(conn) => {
-                    let _ = tx.send(ToBroadcaster::Authenticated(conn, handle));
+                    let _ = tx.send(ToBroadcaster::Authenticated(conn, handle, subscriptions));
                 }
                 None => guard::cut(&handle),
             }

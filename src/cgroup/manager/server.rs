@@ -218,6 +218,7 @@ fn client(
                 "/org/freedesktop/DBus",
                 BusStandIn {
                     serial: AtomicU64::new(1),
+                    subscriptions: None,
                 },
             )
             .build()

@@ -1,0 +1,98 @@
+//! Which signals a private connection is sent.
+//!
+//! Upstart sends every signal to every private connection, and clients
+//! written for it (its initctl, scripts using libdbus) expect that. A
+//! client that registers with `Hello`, as it would with a bus daemon, is
+//! treated as a bus client instead: it is sent only the signals its
+//! `AddMatch` rules ask for. outset's initctl says `Hello` and asks for
+//! nothing, so a waiting `initctl emit` no longer reads (and init no
+//! longer writes) the tens of thousands of signals a spawn storm makes.
+
+use std::sync::Mutex;
+
+use zbus::{fdo, MatchRule, Message};
+
+#[derive(Default)]
+pub struct Subscriptions {
+    /// `None`: every signal (no `Hello` yet); otherwise the rules asked for.
+    rules: Mutex<Option<Vec<MatchRule<'static>>>>,
+}
+
+impl Subscriptions {
+    /// `Hello`: from now on only the signals that match a rule.
+    pub fn register(&self) {
+        if let Ok(mut rules) = self.rules.lock() {
+            rules.get_or_insert_with(Vec::new);
+        }
+    }
+
+    pub fn add(&self, rule: &str) -> fdo::Result<()> {
+        let rule = MatchRule::try_from(rule)
+            .map_err(|e| fdo::Error::MatchRuleInvalid(e.to_string()))?
+            .into_owned();
+        if let Ok(Some(rules)) = self.rules.lock().as_deref_mut() {
+            rules.push(rule);
+        }
+        Ok(())
+    }
+
+    pub fn remove(&self, rule: &str) -> fdo::Result<()> {
+        let rule =
+            MatchRule::try_from(rule).map_err(|e| fdo::Error::MatchRuleInvalid(e.to_string()))?;
+        let mut guard = self.rules.lock();
+        match guard.as_deref_mut() {
+            Ok(Some(rules)) => match rules.iter().position(|r| *r == rule) {
+                Some(i) => {
+                    rules.remove(i);
+                    Ok(())
+                }
+                None => Err(fdo::Error::MatchRuleNotFound(
+                    "The given match rule wasn't found and can't be removed".into(),
+                )),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the connection is sent `msg`.
+    pub fn wants(&self, msg: &Message) -> bool {
+        match self.rules.lock().as_deref() {
+            Ok(Some(rules)) => rules.iter().any(|r| r.matches(msg).unwrap_or(false)),
+            _ => true,
+        }
+    }
+
+    /// Whether the connection is sent every signal (no `Hello`).
+    pub fn wants_all(&self) -> bool {
+        matches!(self.rules.lock().as_deref(), Ok(None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signal(member: &str) -> Message {
+        Message::signal("/com/ubuntu/Upstart", "com.ubuntu.Upstart0_6", member)
+            .build(&())
+            .unwrap()
+    }
+
+    #[test]
+    fn everything_until_hello_then_only_what_matches() {
+        let s = Subscriptions::default();
+        assert!(s.wants_all() && s.wants(&signal("JobAdded")));
+        // AddMatch before Hello changes nothing.
+        s.add("type='signal',member='JobRemoved'").unwrap();
+        assert!(s.wants(&signal("JobAdded")));
+        s.register();
+        assert!(!s.wants_all());
+        assert!(!s.wants(&signal("JobAdded")));
+        s.add("type='signal',member='JobAdded'").unwrap();
+        assert!(s.wants(&signal("JobAdded")) && !s.wants(&signal("Restarted")));
+        s.remove("type='signal',member='JobAdded'").unwrap();
+        assert!(!s.wants(&signal("JobAdded")));
+        assert!(s.remove("type='signal',member='JobAdded'").is_err());
+        assert!(s.add("type='nonsense'").is_err());
+    }
+}
