@@ -48,6 +48,9 @@ impl Outcome {
     }
 }
 
+/// Spawns whose incomplete status pipes are retried at the next spawn.
+const RECENT_SPAWNS: usize = 16;
+
 /// Read a non-blocking status pipe into `buf`; true once it is complete
 /// (end of file, or an error that ends it), false if it would block.
 fn read_to_end(file: &mut File, buf: &mut Vec<u8>) -> bool {
@@ -81,6 +84,9 @@ pub struct Shell {
     /// Spawns whose status pipe was already complete when `spawn`
     /// returned, for the loop to hand to the engine.
     settled: std::collections::VecDeque<Outcome>,
+    /// Status pipes of the last spawns, still open (see
+    /// `settle_recent_spawns`).
+    recent_status: Vec<Token>,
     /// Output of ended processes kept until the disk is writeable
     /// (process-spawning.md §7.4).
     pub unflushed: Vec<JobLog>,
@@ -88,7 +94,7 @@ pub struct Shell {
     pub disk_writeable: bool,
     /// Files carried by events, open (and inheritable) while the event lives.
     pub event_fds: HashMap<i32, OwnedFd>,
-    /// A pidfd for every process we spawned or followed, until it is
+    /// A pidfd for every process we followed (not our children), until it is
     /// reaped: signals go through it, never to a pid that may be reused.
     pidfds: HashMap<i32, (Token, OwnedFd)>,
     pid_tokens: HashMap<Token, i32>,
@@ -135,6 +141,7 @@ impl Shell {
             control: None,
             changes: Vec::new(),
             settled: Default::default(),
+            recent_status: Vec::new(),
             unflushed: Vec::new(),
             disk_writeable: false,
             event_fds: HashMap::new(),
@@ -215,6 +222,27 @@ impl Shell {
             _ => Vec::new(),
         };
         Some(self.status_outcome(pid, data))
+    }
+
+    /// Settle the status pipes of the last spawns that were still open
+    /// when `clone` returned. The kernel lets a vfork parent go on before
+    /// the child's exec has closed its close-on-exec descriptors, so under
+    /// load most pipes are not complete at once; by the next spawn they
+    /// usually are. Left to epoll, a whole storm's pipes stayed open until
+    /// the turn ended, and every spawn copied and closed them all.
+    fn settle_recent_spawns(&mut self) {
+        let recent = std::mem::take(&mut self.recent_status);
+        let mut still = Vec::new();
+        for token in recent {
+            match self.read_status(token) {
+                Some(outcome) => self.settled.push_back(outcome),
+                None if self.io.contains_key(&token) => still.push(token),
+                None => {}
+            }
+        }
+        // A child that takes long to exec is left to epoll.
+        let keep = still.len().saturating_sub(RECENT_SPAWNS);
+        self.recent_status = still.split_off(keep);
     }
 
     /// What a complete status pipe says: exec succeeded (no data) or the
@@ -337,8 +365,9 @@ impl Shell {
         Ok(())
     }
 
-    /// Hold a pidfd for `pid` (our unreaped child or stopped tracee) and
-    /// watch it, to learn of its end even if someone else reaps it.
+    /// Hold a pidfd for `pid` (a stopped tracee: a job's forked process
+    /// that is not our child) and watch it, to learn of its end even if
+    /// someone else reaps it.
     fn watch_pid(&mut self, pid: i32) {
         let Some(fd) = super::pidfd::open(pid) else {
             return;
@@ -404,6 +433,7 @@ impl Shell {
 
 impl Sys for Shell {
     fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, String> {
+        self.settle_recent_spawns();
         if req.cgroup_manager.is_some() && self.settings.self_exe.is_none() {
             let exe = open_self_exe().map_err(|e| format!("unable to open own executable: {e}"))?;
             self.settings.self_exe = Some(std::sync::Arc::new(exe));
@@ -446,7 +476,11 @@ impl Sys for Shell {
         if let Some(script) = spawned.script {
             self.scripts.insert(pid, script);
         }
-        self.watch_pid(pid);
+        // Our own child is not watched through a pidfd: the loop learns of
+        // its end from waitid, and a descriptor held for every running job
+        // was copied into, and closed again by, every later spawn (with
+        // thousands of jobs running, most of a spawn's cost). `kill` opens
+        // one when it is needed.
         // The parent resumes once the child has exec'd or exited, so the
         // status pipe is usually complete already: then there is nothing
         // to watch (and no descriptor kept open across later spawns).
@@ -455,7 +489,7 @@ impl Sys for Shell {
             let outcome = self.status_outcome(pid, buf);
             self.settled.push_back(outcome);
         } else {
-            self.register(
+            let token = self.register(
                 Io::Status {
                     pid,
                     file: status,
@@ -463,6 +497,7 @@ impl Sys for Shell {
                 },
                 Interest::READABLE,
             );
+            self.recent_status.push(token);
         }
         Ok(pid)
     }
@@ -471,8 +506,13 @@ impl Sys for Shell {
         if let Some((_, fd)) = self.pidfds.get(&pid) {
             return super::pidfd::kill(fd, pid, signal, group);
         }
-        // Without a pidfd (a process adopted across a re-exec, or a kernel
-        // without pidfds) the pid is all there is.
+        // Our own child: until the loop reaps it (and tells the engine, in
+        // the same turn) its pid cannot be reused, so a pidfd opened now is
+        // bound to it.
+        if let Some(fd) = super::pidfd::open(pid) {
+            return super::pidfd::kill(&fd, pid, signal, group);
+        }
+        // Without a pidfd (a kernel without pidfds) the pid is all there is.
         // SAFETY: plain syscalls.
         let rc = unsafe {
             let pgid = if group { libc::getpgid(pid) } else { -1 };
