@@ -59,6 +59,28 @@ impl Report {
         );
     }
 
+    /// VmRSS (held to the target) and its anonymous part, at `when`.
+    fn rss_rows(&mut self, who: &str, when: &str, rss_kib: u64, anon_kib: u64) {
+        let mb = |kib: u64| format!("{:.2} MB", kib as f64 / 1024.0);
+        let target = format!("target {:.1} MB", RSS_KIB / 1024.0);
+        self.row(
+            who,
+            &format!("VmRSS, {when}"),
+            mb(rss_kib),
+            target.clone(),
+            rss_kib as f64 / RSS_KIB,
+            Some(1.0),
+        );
+        self.row(
+            who,
+            "  of which anonymous (heap, stacks)",
+            mb(anon_kib),
+            target,
+            anon_kib as f64 / RSS_KIB,
+            None,
+        );
+    }
+
     /// One row; `limit` is the ratio the target allows, if there is one.
     fn row(
         &mut self,
@@ -167,23 +189,11 @@ impl Report {
             idle_p99 / STATUS_STORM_P99_MS,
             None,
         );
-        let rss = |kib: u64| format!("{:.2} MB", kib as f64 / 1024.0);
-        let rss_target = format!("target {:.1} MB", RSS_KIB / 1024.0);
-        self.row(
+        self.rss_rows(
             who,
-            &format!("VmRSS, {} classes, idle", c.classes),
-            rss(c.rss_idle_kib),
-            rss_target.clone(),
-            c.rss_idle_kib as f64 / RSS_KIB,
-            Some(1.0),
-        );
-        self.row(
-            who,
-            "  of which anonymous (heap, stacks)",
-            rss(c.anon_idle_kib),
-            rss_target.clone(),
-            c.anon_idle_kib as f64 / RSS_KIB,
-            None,
+            &format!("{} classes, idle", c.classes),
+            c.rss_idle_kib,
+            c.anon_idle_kib,
         );
         self.keep(who, "list", list);
         self.keep(who, "status idle", idle_med);
@@ -218,21 +228,11 @@ impl Report {
             storm_p99 / STATUS_STORM_P99_MS,
             Some(1.0),
         );
-        self.row(
+        self.rss_rows(
             who,
-            &format!("VmRSS, {} classes, after the storm", c.classes),
-            rss(storm.rss_after_kib),
-            rss_target.clone(),
-            storm.rss_after_kib as f64 / RSS_KIB,
-            Some(1.0),
-        );
-        self.row(
-            who,
-            "  of which anonymous (heap, stacks)",
-            rss(storm.anon_after_kib),
-            rss_target,
-            storm.anon_after_kib as f64 / RSS_KIB,
-            None,
+            &format!("{} classes, after the storm", c.classes),
+            storm.rss_after_kib,
+            storm.anon_after_kib,
         );
         self.keep(who, "status storm p99", storm_p99);
     }
