@@ -1148,3 +1148,29 @@ fn hello_makes_a_private_connection_a_subscriber() {
     assert_eq!(drain(&nothing), Vec::<String>::new());
     assert_eq!(drain(&added), vec!["InstanceAdded".to_string()]);
 }
+
+/// A job's own processes can ask about their instance while init is
+/// still busy with the turn that started it (here, 300 other tasks of the
+/// same event): the instance must not be reported unknown meanwhile.
+#[test]
+fn a_job_sees_its_own_instance_while_init_is_busy() {
+    let initctl = env!("CARGO_BIN_EXE_initctl");
+    let own = format!(
+        "start on go\nconsole none\npre-start exec /bin/sh -c '{initctl} status > @DIR@/own.out 2>&1'\nexec sleep 1000\n"
+    );
+    let mut jobs: Vec<(String, String)> = vec![("a-self".into(), own)];
+    for i in 0..300 {
+        jobs.push((
+            format!("t{i}"),
+            "task\nstart on go\nconsole none\nexec /bin/true\n".into(),
+        ));
+    }
+    let refs: Vec<(&str, &str)> = jobs.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let s = Session::start("ownstatus", &refs);
+    assert_eq!(s.ctl(&["emit", "go"]).0, 0);
+    let out = std::fs::read_to_string(s.dir.0.join("own.out")).expect("own.out");
+    assert!(
+        out.starts_with("a-self start/pre-start, process "),
+        "the pre-start saw: {out}"
+    );
+}

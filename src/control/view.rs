@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use super::paths::{instance_path, job_path};
-use super::protocol::{Answer, CallError, InstanceProps, Request, Value};
+use super::protocol::{Answer, Broadcast, CallError, InstanceProps, Request, Value};
 
 /// What the copy holds: every class, and each one's instances.
 #[derive(Default)]
@@ -110,6 +110,59 @@ impl View {
         self.ready = true;
     }
 
+    /// Note a change the moment the engine makes it. A job's processes
+    /// can ask about their own instance before the engine publishes its
+    /// turn (`Daemon::publish`, which fills in everything, processes
+    /// included): an instance or class that exists must never be
+    /// reported unknown. What is noted here is what the change itself
+    /// says; a new class counts as having an instance template until it
+    /// is published, so that `GetInstance` asks the engine meanwhile.
+    pub fn note(&mut self, change: &Broadcast) {
+        match change {
+            Broadcast::JobAdded(job) => {
+                self.jobs.entry(job.clone()).or_default();
+            }
+            // A class is replaced by removing and adding it, its
+            // instances kept: whether it has gone is the engine's to say
+            // when the turn is published.
+            Broadcast::JobRemoved(_) => {}
+            Broadcast::InstanceAdded(job, inst) => {
+                let insts = &mut self.jobs.entry(job.clone()).or_default().instances;
+                insts.entry(inst.clone()).or_insert_with(|| InstanceProps {
+                    name: inst.clone(),
+                    goal: "stop".into(),
+                    state: "waiting".into(),
+                    processes: Vec::new(),
+                });
+            }
+            Broadcast::InstanceRemoved(job, inst) => self.set_instance(job, inst, None),
+            Broadcast::GoalChanged(job, inst, goal) => {
+                if let Some(p) = self.instance_mut(job, inst) {
+                    p.goal.clone_from(goal);
+                }
+            }
+            Broadcast::StateChanged(job, inst, state) => {
+                if let Some(p) = self.instance_mut(job, inst) {
+                    p.state.clone_from(state);
+                }
+            }
+            Broadcast::Failed(..) | Broadcast::EventEmitted(..) | Broadcast::Restarted => {}
+        }
+    }
+
+    /// Note a process just spawned for an instance (its end is published
+    /// with the state change it brings).
+    pub fn note_process(&mut self, job: &str, inst: &str, process: &str, pid: i32) {
+        if let Some(p) = self.instance_mut(job, inst) {
+            p.processes.retain(|(name, _)| name != process);
+            p.processes.push((process.to_string(), pid));
+        }
+    }
+
+    fn instance_mut(&mut self, job: &str, inst: &str) -> Option<&mut InstanceProps> {
+        self.jobs.get_mut(job)?.instances.get_mut(inst)
+    }
+
     /// A class is there (`Some(single)`, see [`JobView`]), or has gone.
     pub fn set_job(&mut self, job: &str, present: Option<bool>) {
         match present {
@@ -176,6 +229,43 @@ mod tests {
             .answer(&Request::JobProperties { job: "web".into() })
             .is_none());
         assert!(v.answer(&Request::GetJobByName(String::new())).is_none());
+    }
+
+    #[test]
+    fn changes_are_noted_before_they_are_published() {
+        let mut v = View::default();
+        v.replace(BTreeMap::new());
+        v.note(&Broadcast::JobAdded("web".into()));
+        // A new class's instance names are the engine's to expand.
+        assert!(v
+            .answer(&Request::GetInstance {
+                job: "web".into(),
+                env: vec![]
+            })
+            .is_none());
+        v.note(&Broadcast::InstanceAdded("web".into(), String::new()));
+        v.note(&Broadcast::GoalChanged(
+            "web".into(),
+            String::new(),
+            "start".into(),
+        ));
+        v.note(&Broadcast::StateChanged(
+            "web".into(),
+            String::new(),
+            "pre-start".into(),
+        ));
+        assert!(matches!(
+            v.answer(&Request::InstanceProperties { job: "web".into(), instance: String::new() }),
+            Some(Ok(Value::Instance(p))) if p.goal == "start" && p.state == "pre-start"
+        ));
+        v.note(&Broadcast::InstanceRemoved("web".into(), String::new()));
+        assert!(matches!(
+            v.answer(&Request::GetInstanceByName {
+                job: "web".into(),
+                name: String::new()
+            }),
+            Some(Err(_))
+        ));
     }
 
     #[test]

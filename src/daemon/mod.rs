@@ -227,6 +227,7 @@ impl Daemon {
                 }
                 self.shell.control = Some(broadcast);
                 self.requests = Some(rx);
+                self.shell.view = Some(view.clone());
                 self.view = Some(view);
                 let address = format!("unix:abstract={name}");
                 if self.config.user_mode {

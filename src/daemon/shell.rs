@@ -79,6 +79,9 @@ pub struct Shell {
     pub replies: Vec<(u64, Reply)>,
     /// Where object and signal changes go (the control server).
     pub control: Option<std::sync::mpsc::Sender<ToBroadcaster>>,
+    /// The control side's copy of the job table: each change is noted in
+    /// it at once (see `View::note`), before any process it concerns runs.
+    pub view: Option<crate::control::view::SharedView>,
     /// Changes not yet handed to the control server (see `flush_changes`).
     pub(super) changes: Vec<Broadcast>,
     /// Spawns whose status pipe was already complete when `spawn`
@@ -139,6 +142,7 @@ impl Shell {
             scripts: HashMap::new(),
             replies: Vec::new(),
             control: None,
+            view: None,
             changes: Vec::new(),
             settled: Default::default(),
             recent_status: Vec::new(),
@@ -476,6 +480,9 @@ impl Sys for Shell {
         if let Some(script) = spawned.script {
             self.scripts.insert(pid, script);
         }
+        if let Some(mut view) = self.view.as_ref().and_then(|v| v.write().ok()) {
+            view.note_process(&req.job.job, &req.job.instance, req.process.name(), pid);
+        }
         // Our own child is not watched through a pidfd: the loop learns of
         // its end from waitid, and a descriptor held for every running job
         // was copied into, and closed again by, every later spawn (with
@@ -550,6 +557,9 @@ impl Sys for Shell {
             Notice::Failed(k, status) => Broadcast::Failed(k.job, k.instance, status),
             Notice::EventEmitted(name, env) => Broadcast::EventEmitted(name, env),
         };
+        if let Some(mut view) = self.view.as_ref().and_then(|v| v.write().ok()) {
+            view.note(&change);
+        }
         self.changes.push(change);
     }
 
