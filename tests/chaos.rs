@@ -50,7 +50,7 @@ impl Session {
     /// The daemon is alive and answers a status query correctly.
     fn assert_serving(&self, what: &str) {
         assert!(
-            procs::state(self.pid()).is_some_and(|s| s != 'Z'),
+            procs::alive(self.pid()),
             "init died ({what}); log:\n{}",
             self.log()
         );
@@ -656,7 +656,7 @@ fn a_followed_process_reaped_elsewhere_never_gets_its_pid_reused_signal() {
     let _ = pid1.ctl(&["stop", "--no-wait", "forking"]);
     std::thread::sleep(Duration::from_millis(500));
     assert!(
-        procs::state(victim).is_some_and(|s| s != 'Z'),
+        procs::alive(victim),
         "the process that reused the pid was signalled; log:\n{}",
         pid1.log()
     );
@@ -665,7 +665,7 @@ fn a_followed_process_reaped_elsewhere_never_gets_its_pid_reused_signal() {
     pid1.wait_for("the job to stop", 60, || {
         pid1.ctl_ok(&["status", "forking"]) == "forking stop/waiting\n"
     });
-    assert!(procs::state(victim).is_some_and(|s| s != 'Z'));
+    assert!(procs::alive(victim));
     assert!(!pid1.log().contains(&format!(
         "Sending TERM signal to forking main process ({c_ns})"
     )));
@@ -754,7 +754,7 @@ fn stubborn_and_daemonising_jobs_as_pid1() {
         pid1.ctl_ok(&["status", "untracked"]) == "untracked stop/waiting\n"
     });
     assert!(
-        procs::state(untracked_host).is_some_and(|s| s != 'Z'),
+        procs::alive(untracked_host),
         "the untracked daemon keeps running, reparented to PID 1"
     );
     assert!(procs::children(pid1.init).contains(&untracked_host));

@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::TempDir;
+use common::procs::alive;
+use common::{pid_of, TempDir};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -123,23 +124,6 @@ impl Drop for Session {
         }
         // common::Started then ends the daemon and every job process.
     }
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
-        !st.rsplit(')')
-            .next()
-            .is_some_and(|r| r.trim_start().starts_with('Z'))
-    })
-}
-
-fn pid_of(status: &str) -> i32 {
-    status
-        .trim()
-        .rsplit(' ')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]

@@ -349,7 +349,7 @@ impl Namespace {
     }
 
     pub fn alive(&self) -> bool {
-        state(self.init).is_some_and(|s| s != 'Z')
+        procs::alive(self.init)
     }
 }
 

@@ -25,6 +25,11 @@ pub fn state(pid: i32) -> Option<char> {
     stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
+/// The process exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    state(pid).is_some_and(|s| s != 'Z')
+}
+
 /// A line of /proc/PID/status after its label.
 pub fn status_field(pid: i32, label: &str) -> Option<String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
