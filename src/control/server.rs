@@ -111,13 +111,9 @@ impl Peer {
     /// Send `msgs`, in order; false if the connection is gone or its
     /// client does not read what it is sent.
     fn send(&self, msgs: &[Message], watchdog: &Watchdog) -> bool {
-        let wanted: Vec<Message>;
         let msgs = match &self.subscriptions {
-            Some(s) if !s.wants_all() => {
-                wanted = msgs.iter().filter(|m| s.wants(m)).cloned().collect();
-                &wanted[..]
-            }
-            _ => msgs,
+            Some(s) => s.select(msgs),
+            None => std::borrow::Cow::Borrowed(msgs),
         };
         // Slices keep one write (and the watchdog's patience) bounded.
         msgs.chunks(SEND_SLICE).all(|slice| {

@@ -8,6 +8,7 @@
 //! nothing, so a waiting `initctl emit` no longer reads (and init no
 //! longer writes) the tens of thousands of signals a spawn storm makes.
 
+use std::borrow::Cow;
 use std::sync::Mutex;
 
 use zbus::{fdo, MatchRule, Message};
@@ -54,17 +55,16 @@ impl Subscriptions {
         }
     }
 
-    /// Whether the connection is sent `msg`.
-    pub fn wants(&self, msg: &Message) -> bool {
+    /// What of `msgs` the connection is sent (one lock for all of them).
+    pub fn select<'m>(&self, msgs: &'m [Message]) -> Cow<'m, [Message]> {
         match self.rules.lock().as_deref() {
-            Ok(Some(rules)) => rules.iter().any(|r| r.matches(msg).unwrap_or(false)),
-            _ => true,
+            Ok(Some(rules)) => msgs
+                .iter()
+                .filter(|m| rules.iter().any(|r| r.matches(m).unwrap_or(false)))
+                .cloned()
+                .collect(),
+            _ => Cow::Borrowed(msgs),
         }
-    }
-
-    /// Whether the connection is sent every signal (no `Hello`).
-    pub fn wants_all(&self) -> bool {
-        matches!(self.rules.lock().as_deref(), Ok(None))
     }
 }
 
@@ -78,20 +78,23 @@ mod tests {
             .unwrap()
     }
 
+    fn wants(s: &Subscriptions, member: &str) -> bool {
+        !s.select(&[signal(member)]).is_empty()
+    }
+
     #[test]
     fn everything_until_hello_then_only_what_matches() {
         let s = Subscriptions::default();
-        assert!(s.wants_all() && s.wants(&signal("JobAdded")));
+        assert!(matches!(s.select(&[signal("JobAdded")]), Cow::Borrowed(_)));
         // AddMatch before Hello changes nothing.
         s.add("type='signal',member='JobRemoved'").unwrap();
-        assert!(s.wants(&signal("JobAdded")));
+        assert!(wants(&s, "JobAdded"));
         s.register();
-        assert!(!s.wants_all());
-        assert!(!s.wants(&signal("JobAdded")));
+        assert!(!wants(&s, "JobAdded"));
         s.add("type='signal',member='JobAdded'").unwrap();
-        assert!(s.wants(&signal("JobAdded")) && !s.wants(&signal("Restarted")));
+        assert!(wants(&s, "JobAdded") && !wants(&s, "Restarted"));
         s.remove("type='signal',member='JobAdded'").unwrap();
-        assert!(!s.wants(&signal("JobAdded")));
+        assert!(!wants(&s, "JobAdded"));
         assert!(s.remove("type='signal',member='JobAdded'").is_err());
         assert!(s.add("type='nonsense'").is_err());
     }

@@ -470,24 +470,32 @@ impl Daemon {
             return;
         }
         if let Some(mut view) = self.view.as_ref().and_then(|v| v.write().ok()) {
+            // Each class and instance once, as the engine has it now (an
+            // instance goes through a dozen changes in a turn). Classes
+            // first: an instance is only put back where its class is.
+            let mut jobs = std::collections::BTreeSet::new();
+            let mut instances = std::collections::BTreeSet::new();
             for change in &self.shell.changes {
                 match change {
-                    Broadcast::JobAdded(job) | Broadcast::JobRemoved(job) => view.set_job(
-                        job,
-                        self.engine
-                            .slots
-                            .get(job)
-                            .map(|s| s.class.instance.is_empty()),
-                    ),
+                    Broadcast::JobAdded(job) | Broadcast::JobRemoved(job) => {
+                        jobs.insert(job.as_str());
+                    }
                     Broadcast::InstanceAdded(job, inst)
                     | Broadcast::InstanceRemoved(job, inst)
                     | Broadcast::GoalChanged(job, inst, _)
                     | Broadcast::StateChanged(job, inst, _)
                     | Broadcast::Failed(job, inst, _) => {
-                        view.set_instance(job, inst, instance_props(&self.engine, job, inst))
+                        instances.insert((job.as_str(), inst.as_str()));
                     }
                     Broadcast::EventEmitted(..) | Broadcast::Restarted => {}
                 }
+            }
+            for job in jobs {
+                let slot = self.engine.slots.get(job);
+                view.set_job(job, slot.map(|s| s.class.instance.is_empty()));
+            }
+            for (job, inst) in instances {
+                view.set_instance(job, inst, instance_props(&self.engine, job, inst));
             }
         }
         self.shell.flush_changes();
@@ -496,7 +504,8 @@ impl Daemon {
     /// Fill the control side's copy afresh from the engine (after loading
     /// or reloading the configuration, which may replace classes in place).
     pub(super) fn rebuild_view(&mut self) {
-        self.publish();
+        // The copy is replaced below: the changes only go to the broadcaster.
+        self.shell.flush_changes();
         let Some(view) = &self.view else { return };
         let jobs = self
             .engine
