@@ -763,7 +763,8 @@ fn stubborn_and_daemonising_jobs_as_pid1() {
 
 #[test]
 fn running_out_of_descriptors_fails_jobs_not_init() {
-    let jobs: Vec<(String, String)> = (1..=8)
+    const JOBS: usize = 16;
+    let jobs: Vec<(String, String)> = (1..=JOBS)
         .map(|n| {
             (
                 format!("fd{n}"),
@@ -772,24 +773,29 @@ fn running_out_of_descriptors_fails_jobs_not_init() {
         })
         .collect();
     let refs: Vec<(&str, &str)> = jobs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    // Measure what an idle PID 1 holds, then start it again with room
-    // for the emitting connection and about two `console log` jobs (a pty
-    // and a pidfd each, a status pipe while spawning).
+    // Measure what an idle PID 1 holds (no client connected), then start
+    // it again with room for the emitting connection (two handles on its
+    // socket, a few files while it authenticates) and fewer than JOBS
+    // `console log` jobs (a pty each while running, a status pipe and the
+    // pty's other end while spawning).
     let base = {
         let pid1 = Namespace::serving("nofile-measure", &refs);
         pid1.ctl_ok(&["status", "fd1"]);
-        pid1.wait_for("idle descriptors", 30, || pid1.fd_count() <= 32);
+        pid1.wait_for("no client connected", 30, || pid1.client_count() == 0);
         pid1.fd_count()
     };
-    let nofile = format!("--nofile={}", base + 8);
+    let nofile = format!("--nofile={}", base + 10);
     let pid1 = Namespace::serving_with("nofile", &refs, &["prlimit", &nofile, "--"], &[]);
     let init = pid1.init;
+    // The connection that found init ready is let go promptly.
+    pid1.wait_for("no client connected", 30, || pid1.client_count() == 0);
+    assert_eq!(pid1.fd_count(), base);
     let o = pid1.ctl(&["emit", "--no-wait", "go"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Every job ends up running (with `console none` once no pty could
     // be had) or failed with Upstart's message.
     pid1.wait_for("every job to run or fail", 60, || {
-        sleeper(init).len() + pid1.log().matches("init: Failed to spawn fd").count() == 8
+        sleeper(init).len() + pid1.log().matches("init: Failed to spawn fd").count() == JOBS
     });
     // Which descriptor runs out first (a pty, a status pipe, a pidfd)
     // depends on timing; either way a job fails with the C library's text.
@@ -809,7 +815,7 @@ fn running_out_of_descriptors_fails_jobs_not_init() {
     let list = pid1.ctl_ok(&["list"]);
     assert_eq!(
         list.lines().filter(|l| l.ends_with("stop/waiting")).count(),
-        8,
+        JOBS,
         "{list}"
     );
     assert!(pid1.stop().success());

@@ -29,6 +29,9 @@ pub enum ToBroadcaster {
     /// to be sent signals from now on; the socket is a second handle on
     /// the client's.
     Authenticated(Connection, Arc<UnixStream>, Arc<Subscriptions>),
+    /// A client's connection closed: drop it now, so that its
+    /// descriptors are not held until the next sweep.
+    Closed,
     /// Join the message bus at this address as `com.ubuntu.Upstart`
     /// (no-op when already on a bus); the outcome goes to the caller.
     ConnectBus(
@@ -156,11 +159,15 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, objects: Arc<Objects>, watchdo
         conns.retain(|p| !p.conn.is_closed());
         let Some(msg) = msg else { continue };
         match msg {
+            // A client gone before this point sent its `Closed` already.
+            ToBroadcaster::Authenticated(conn, _, _) if conn.is_closed() => {}
             ToBroadcaster::Authenticated(conn, sock, subscriptions) => conns.push(Peer {
                 conn,
                 sock: Some(sock),
                 subscriptions: Some(subscriptions),
             }),
+            // Swept above.
+            ToBroadcaster::Closed => {}
             ToBroadcaster::Change(change) => broadcast(&mut conns, &[change], &watchdog),
             // What one turn of the engine's loop changed: one write to each
             // connection for all of it.
@@ -295,6 +302,12 @@ fn authenticate(
                     let conn = Connection::from(&stream);
                     let private = (handle.clone(), subscriptions.clone());
                     zruntime::spawn(serve(stream, objects, Some(private))).detach();
+                    let (closed, tx) = (conn.clone(), tx.clone());
+                    zruntime::spawn(async move {
+                        closed.closed().await;
+                        let _ = tx.send(ToBroadcaster::Closed);
+                    })
+                    .detach();
                     Some(conn)
                 })
             })

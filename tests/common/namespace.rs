@@ -341,6 +341,23 @@ impl Namespace {
             .unwrap_or(0)
     }
 
+    /// How many private clients PID 1 holds a connection to: init keeps
+    /// two handles on each such socket (listeners have one).
+    pub fn client_count(&self) -> usize {
+        let mut sockets: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", self.init))
+            .map(|d| {
+                d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .map(|l| l.to_string_lossy().into_owned())
+                    .filter(|l| l.starts_with("socket:"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        sockets.sort();
+        let n = sockets.len();
+        sockets.dedup();
+        n - sockets.len()
+    }
+
     /// PID 1's resident memory in KiB.
     pub fn rss_kib(&self) -> u64 {
         status_field(self.init, "VmRSS:")
