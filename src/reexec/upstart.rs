@@ -19,7 +19,7 @@
 
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
+use std::fmt::{self, Display};
 use std::path::PathBuf;
 use std::sync::Arc;
 use thiserror::Error;
@@ -242,8 +242,7 @@ pub(super) fn import_root(root: &Value, now_ms: Option<u64>) -> Result<Imported,
     };
 
     // 1. Sessions: only counted.
-    for (i, s) in top.array("sessions")?.iter().enumerate() {
-        let s = Obj::new(s, index_at(&top.at("sessions"), i))?;
+    for s in top.objects("sessions")? {
         s.opt_str("chroot")?;
         s.opt_str("conf_path")?;
         imp.summary.sessions += 1;
@@ -251,8 +250,9 @@ pub(super) fn import_root(root: &Value, now_ms: Option<u64>) -> Result<Imported,
 
     // 2. Events (their blocking lists once the jobs exist).
     let events = top.array("events")?;
+    let events_at = top.base("events");
     for (i, e) in events.iter().enumerate() {
-        let e = Obj::new(e, index_at(&top.at("events"), i))?;
+        let e = Obj::element(e, &events_at, i)?;
         let ev = imp.event(&e, i)?;
         imp.events.push(ev);
     }
@@ -277,14 +277,15 @@ pub(super) fn import_root(root: &Value, now_ms: Option<u64>) -> Result<Imported,
     // 6. Job classes and their instances.
     let classes = top.req_array("job_classes")?;
     imp.summary.job_classes = classes.len();
+    let classes_at = top.base("job_classes");
     for (i, c) in classes.iter().enumerate() {
-        let c = Obj::new(c, index_at(&top.at("job_classes"), i))?;
+        let c = Obj::element(c, &classes_at, i)?;
         imp.class(&c, &conf)?;
     }
 
     // 7. Who waits for which event.
     for (i, e) in events.iter().enumerate() {
-        let e = Obj::new(e, index_at(&top.at("events"), i))?;
+        let e = Obj::element(e, &events_at, i)?;
         imp.event_blocking(&e, i)?;
     }
 
@@ -350,7 +351,7 @@ pub(super) fn class_from_json(v: &Value, at: &str) -> Result<JobClass, ImportErr
     let class = imp.slots.into_values().next().map(|s| s.class);
     class
         .map(Arc::unwrap_or_clone)
-        .ok_or_else(|| bad(at, "not a class of the default session"))
+        .ok_or_else(|| bad(&at, "not a class of the default session"))
 }
 
 /// Sum over events of `blockers` beyond the holds the engine can see.
@@ -396,7 +397,7 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-fn wrong(at: &str, expected: &'static str, found: &Value) -> ImportError {
+fn wrong(at: &dyn Display, expected: &'static str, found: &Value) -> ImportError {
     ImportError::WrongType {
         at: display_at(at),
         expected,
@@ -404,38 +405,92 @@ fn wrong(at: &str, expected: &'static str, found: &Value) -> ImportError {
     }
 }
 
-fn bad(at: &str, reason: impl Into<String>) -> ImportError {
+fn bad(at: &dyn Display, reason: impl Into<String>) -> ImportError {
     ImportError::BadValue {
         at: display_at(at),
         reason: reason.into(),
     }
 }
 
-fn display_at(at: &str) -> String {
+// Where a value sits is spelled out only when a message needs it: the
+// happy path of a large payload must not format a path per value read.
+
+fn display_at(at: &dyn Display) -> String {
+    let at = at.to_string();
     if at.is_empty() {
         "state".to_string()
     } else {
-        at.to_string()
+        at
     }
 }
 
-fn index_at(at: &str, i: usize) -> String {
-    format!("{at}[{i}]")
+/// Element `i` of the array at `at`.
+#[derive(Clone, Copy)]
+struct Indexed<'a>(&'a dyn Display, usize);
+
+impl Display for Indexed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
+    }
 }
 
-fn int_of(v: &Value, at: &str) -> Result<i64, ImportError> {
+fn index_at(at: &dyn Display, i: usize) -> Indexed<'_> {
+    Indexed(at, i)
+}
+
+/// Where an object sits: a path, and its index when it is an element of
+/// an array (the elements share the array's path).
+#[derive(Clone)]
+struct Loc {
+    base: Arc<str>,
+    index: Option<usize>,
+}
+
+impl Loc {
+    fn is_root(&self) -> bool {
+        self.base.is_empty() && self.index.is_none()
+    }
+}
+
+impl Display for Loc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "{}[{i}]", self.base),
+            None => f.write_str(&self.base),
+        }
+    }
+}
+
+/// Member `key` of the object at `obj`.
+#[derive(Clone, Copy)]
+struct Field<'a> {
+    obj: &'a Loc,
+    key: &'a str,
+}
+
+impl Display for Field<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.obj.is_root() {
+            f.write_str(self.key)
+        } else {
+            write!(f, "{}.{}", self.obj, self.key)
+        }
+    }
+}
+
+fn int_of(v: &Value, at: &dyn Display) -> Result<i64, ImportError> {
     v.as_i64().ok_or_else(|| wrong(at, "integer", v))
 }
 
-fn narrow<T: TryFrom<i64>>(n: i64, at: &str) -> Result<T, ImportError> {
+fn narrow<T: TryFrom<i64>>(n: i64, at: &dyn Display) -> Result<T, ImportError> {
     T::try_from(n).map_err(|_| bad(at, format!("{n} is out of range")))
 }
 
-fn str_of<'a>(v: &'a Value, at: &str) -> Result<&'a str, ImportError> {
+fn str_of<'a>(v: &'a Value, at: &dyn Display) -> Result<&'a str, ImportError> {
     v.as_str().ok_or_else(|| wrong(at, "string", v))
 }
 
-fn enum_of<T: Copy>(name: &str, at: &str, table: &[(&str, T)]) -> Result<T, ImportError> {
+fn enum_of<T: Copy>(name: &str, at: &dyn Display, table: &[(&str, T)]) -> Result<T, ImportError> {
     table
         .iter()
         .find(|(n, _)| *n == name)
@@ -450,23 +505,36 @@ fn enum_of<T: Copy>(name: &str, at: &str, table: &[(&str, T)]) -> Result<T, Impo
 /// A JSON object and where it sits in the payload (for messages).
 struct Obj<'a> {
     map: &'a Map<String, Value>,
-    at: String,
+    at: Loc,
 }
 
 impl<'a> Obj<'a> {
-    fn new(v: &'a Value, at: String) -> Result<Self, ImportError> {
+    fn new(v: &'a Value, at: impl Display) -> Result<Self, ImportError> {
+        let at = Loc {
+            base: at.to_string().into(),
+            index: None,
+        };
+        Self::at_loc(v, at)
+    }
+
+    /// Element `index` of the array at `base`.
+    fn element(v: &'a Value, base: &Arc<str>, index: usize) -> Result<Self, ImportError> {
+        let at = Loc {
+            base: base.clone(),
+            index: Some(index),
+        };
+        Self::at_loc(v, at)
+    }
+
+    fn at_loc(v: &'a Value, at: Loc) -> Result<Self, ImportError> {
         match v {
             Value::Object(map) => Ok(Obj { map, at }),
             other => Err(wrong(&at, "object", other)),
         }
     }
 
-    fn at(&self, key: &str) -> String {
-        if self.at.is_empty() {
-            key.to_string()
-        } else {
-            format!("{}.{key}", self.at)
-        }
+    fn at<'k>(&'k self, key: &'k str) -> Field<'k> {
+        Field { obj: &self.at, key }
     }
 
     fn get(&self, key: &str) -> Option<&'a Value> {
@@ -557,18 +625,30 @@ impl<'a> Obj<'a> {
     }
 
     /// Each element of an array as an object.
+    /// The path of member `key`, to share among its elements.
+    fn base(&self, key: &str) -> Arc<str> {
+        self.at(key).to_string().into()
+    }
+
     fn objects(&self, key: &str) -> Result<Vec<Obj<'a>>, ImportError> {
-        let at = self.at(key);
+        let base = self.base(key);
         self.array(key)?
             .iter()
             .enumerate()
-            .map(|(i, v)| Obj::new(v, index_at(&at, i)))
+            .map(|(i, v)| Obj::element(v, &base, i))
             .collect()
     }
 }
 
 /// An environment list with Upstart's replace-on-add semantics.
 fn env_table(entries: Vec<String>) -> Vec<String> {
+    // Usually every key is there once and the list is already the table
+    // (a payload carries one list per instance: avoid the quadratic path).
+    let mut keys: Vec<&str> = entries.iter().map(|e| env::key_of(e)).collect();
+    keys.sort_unstable();
+    if keys.windows(2).all(|w| matches!(w, [a, b] if a != b)) {
+        return entries;
+    }
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
         env::set(&mut out, e);
@@ -803,7 +883,7 @@ impl Importer {
 
     /// An event index as found in the payload: the restored event's id, or
     /// `None` if that event was not restored. Out of range is an error.
-    fn event_ref(&self, v: &Value, at: &str) -> Result<Option<EventId>, ImportError> {
+    fn event_ref(&self, v: &Value, at: &dyn Display) -> Result<Option<EventId>, ImportError> {
         let n = int_of(v, at)?;
         let slot = usize::try_from(n).ok().and_then(|i| self.events.get(i));
         match slot {
@@ -990,9 +1070,9 @@ impl Importer {
         let cgmanager_wait = c.opt_bool("cgmanager_wait", false)?;
 
         let mut instances = BTreeMap::new();
-        let jobs_at = c.at("jobs");
+        let jobs_at: Arc<str> = c.at("jobs").to_string().into();
         for (i, j) in jobs.iter().enumerate() {
-            let j = Obj::new(j, index_at(&jobs_at, i))?;
+            let j = Obj::element(j, &jobs_at, i)?;
             let inst = self.instance(&j, &class)?;
             if instances.contains_key(&inst.name) {
                 return Err(bad(
@@ -1092,13 +1172,14 @@ impl Importer {
 
     /// Rebuild a tree from its post-order list, keeping each leaf's value
     /// and held event.
-    fn operators(&self, nodes: &[Value], at: &str) -> Result<Option<Tree>, ImportError> {
+    fn operators(&self, nodes: &[Value], at: &dyn Display) -> Result<Option<Tree>, ImportError> {
         // (expression, height) of each pending subtree.
         let mut stack: Vec<(EventExpr, usize)> = Vec::new();
         // (value, held event) of each node, in post-order.
         let mut leaves: Vec<(bool, Option<EventId>)> = Vec::with_capacity(nodes.len());
+        let base: Arc<str> = at.to_string().into();
         for (i, n) in nodes.iter().enumerate() {
-            let n = Obj::new(n, index_at(at, i))?;
+            let n = Obj::element(n, &base, i)?;
             let kind = enum_of(n.req_str("type")?, &n.at("type"), OP_TYPES)?;
             let mut value = n.opt_bool("value", false)?;
             match kind {
@@ -1212,8 +1293,9 @@ impl Importer {
                 format!("{} entries (expected 5 or 6)", pids.len()),
             ));
         }
+        let pids_at = j.at("pid");
         for (i, (v, kind)) in pids.iter().zip(ProcessType::ALL).enumerate() {
-            let at = index_at(&j.at("pid"), i);
+            let at = index_at(&pids_at, i);
             let pid: i32 = narrow(int_of(v, &at)?, &at)?;
             if pid < 0 {
                 return Err(bad(&at, format!("negative pid {pid}")));
@@ -1228,9 +1310,10 @@ impl Importer {
                 inst.blocker = self.event_ref(v, &j.at("blocker"))?;
             }
         }
+        let blocking_at = j.at("blocking");
         for (i, b) in j.objects("blocking")?.iter().enumerate() {
             self.summary.blocked += 1;
-            let at = index_at(&j.at("blocking"), i);
+            let at = index_at(&blocking_at, i);
             match self.blocked(b, &at)? {
                 Blocked::Event(id) => {
                     inst.blocking.push(Held::Event(id));
@@ -1343,11 +1426,14 @@ impl Importer {
                 format!("{} entries (at most 6)", entries.len()),
             ));
         }
+        // Mostly all null: the path is made only when needed.
+        let mut data_at = None;
         for (i, v) in entries.iter().enumerate() {
             if v.is_null() {
                 continue;
             }
-            let d = Obj::new(v, index_at(&j.at("process_data"), i))?;
+            let base = data_at.get_or_insert_with(|| j.base("process_data"));
+            let d = Obj::element(v, base, i)?;
             let at = d.at("process");
             let Some(process) = enum_of(d.req_str("process")?, &at, PROCESSES)? else {
                 return Err(bad(&at, "a spawn needs a real process"));
@@ -1393,7 +1479,7 @@ impl Importer {
 
     /// One `Blocked` entry. Entries Upstart itself could not resolve are
     /// dropped as Upstart does; unknown types are errors.
-    fn blocked(&self, b: &Obj<'_>, at: &str) -> Result<Blocked, ImportError> {
+    fn blocked(&self, b: &Obj<'_>, at: &dyn Display) -> Result<Blocked, ImportError> {
         let kind = enum_of(b.req_str("type")?, &b.at("type"), BLOCKED_TYPES)?;
         match kind {
             BlockedType::Method => Ok(Blocked::Dropped),
@@ -1429,9 +1515,10 @@ impl Importer {
         // The waiters of an event not restored are dropped with it.
         let restored = self.events.get(index).is_some_and(Option::is_some);
         let mut waiters = Vec::new();
+        let blocking_at = e.at("blocking");
         for (i, b) in entries.iter().enumerate() {
             self.summary.blocked += 1;
-            let at = index_at(&e.at("blocking"), i);
+            let at = index_at(&blocking_at, i);
             let waiter = match self.blocked(b, &at)? {
                 Blocked::Job(key) if restored => {
                     let exists = self
@@ -1464,7 +1551,11 @@ enum Blocked {
 }
 
 /// A collapsed `start on`/`stop on` expression as 1.8 wrote it.
-fn parse_condition(text: &str, stanza: &str, at: &str) -> Result<Option<EventExpr>, ImportError> {
+fn parse_condition(
+    text: &str,
+    stanza: &str,
+    at: &dyn Display,
+) -> Result<Option<EventExpr>, ImportError> {
     if text.trim().is_empty() {
         return Ok(None);
     }
