@@ -326,6 +326,65 @@ fn unreadable_state_means_a_stateless_start_not_a_crash() {
 }
 
 #[test]
+fn a_state_pipe_left_half_written_is_given_up_after_the_wait() {
+    let dir = TempDir::new("stalledstate");
+    dir.write("conf/x.conf", "exec sleep 1000\n");
+    let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
+    // Part of a payload, then nothing: the writer neither goes on nor
+    // closes its end.
+    nix::unistd::write(&write_end, b"{\"events\": [").expect("write");
+    use std::os::fd::AsRawFd;
+    let fd = read_end.as_raw_fd();
+    // SAFETY: make the descriptor inheritable for the child.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outset"))
+        .args([
+            "--user",
+            "--restart",
+            "--state-fd",
+            &fd.to_string(),
+            "--confdir",
+        ])
+        .arg(dir.0.join("conf"))
+        .arg("--logdir")
+        .arg(&dir.0)
+        .env("UPSTART_STATE_WAIT_SECS", "1")
+        .stderr(log)
+        .spawn()
+        .expect("outset");
+    drop(read_end);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = std::fs::read_to_string(dir.0.join("daemon.log")).unwrap_or_default();
+        if text.contains("session init running") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "did not start: {text}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // It waited (for the rest that never came) before giving up.
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    use std::os::unix::fs::PermissionsExt;
+    let kept = std::fs::metadata(dir.0.join("upstart.state")).expect("kept");
+    assert_eq!(kept.permissions().mode() & 0o777, 0o400);
+    assert!(
+        text.contains("Failed to read serialisation data - reverting to stateless re-exec"),
+        "{text}"
+    );
+    assert!(text.contains("did not come"), "{text}");
+    assert_eq!(
+        std::fs::read(dir.0.join("upstart.state")).expect("kept"),
+        b"{\"events\": ["
+    );
+    assert!(child.try_wait().expect("wait").is_none(), "still running");
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(write_end);
+}
+
+#[test]
 fn takes_over_from_an_upstart_payload() {
     let corpus = std::env::var_os("OUTSET_CORPUS")
         .map(std::path::PathBuf::from)

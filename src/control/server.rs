@@ -44,10 +44,27 @@ pub enum ToBroadcaster {
 pub const BUS_NAME: &str = "com.ubuntu.Upstart";
 
 /// Bind the abstract socket `name` and start serving. Returns the sender
-/// the engine uses for changes.
-pub fn start(name: &str, engine: EngineHandle) -> std::io::Result<mpsc::Sender<ToBroadcaster>> {
+/// the engine uses for changes. While the address is taken, binding is
+/// tried again for up to `patience` (after a re-exec, a process that
+/// inherited the previous image's socket may not have closed it yet).
+pub fn start(
+    name: &str,
+    engine: EngineHandle,
+    patience: std::time::Duration,
+) -> std::io::Result<mpsc::Sender<ToBroadcaster>> {
     let addr = SocketAddr::from_abstract_name(name.as_bytes())?;
-    let listener = UnixListener::bind_addr(&addr)?;
+    let deadline = std::time::Instant::now() + patience;
+    let listener = loop {
+        match UnixListener::bind_addr(&addr) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => break other?,
+        }
+    };
     let guid = guid().ok_or_else(|| std::io::Error::other("no random GUID"))?;
     let (tx, rx) = mpsc::channel::<ToBroadcaster>();
     let watchdog = Watchdog::start()?;

@@ -12,6 +12,7 @@ mod pidfd;
 mod reexec;
 mod run_mode;
 mod shell;
+mod state_pipe;
 mod system_stop;
 
 pub use run_mode::RunSpec;
@@ -216,7 +217,9 @@ impl Daemon {
             anyone_may_control: self.config.user_mode || (!root && std::process::id() != 1),
             view: view.clone(),
         };
-        match crate::control::start(&name, handle) {
+        // A re-exec'd image waits a little for the address to come free.
+        let patience = std::time::Duration::from_millis(if self.config.restart { 2000 } else { 0 });
+        match crate::control::start(&name, handle, patience) {
             Ok(broadcast) => {
                 if !self.config.user_mode && !self.config.no_dbus {
                     // Early in boot there is no bus yet; failing is silent.

@@ -9,8 +9,7 @@
 use mio::Interest;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::io::{Read, Seek, Write};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use thiserror::Error;
 
@@ -18,7 +17,7 @@ use super::joblog::JobLog;
 use super::shell::Io;
 use super::Daemon;
 use crate::job::{Engine, Level};
-use crate::reexec::{ExportInput, Handover, LiveLog};
+use crate::reexec::{ExportInput, Handover, LiveLog, Payload};
 
 #[derive(Debug, Error)]
 pub enum ReexecError {
@@ -70,14 +69,41 @@ fn inheritable(fd: RawFd) {
     unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
 }
 
-/// Decode and check outset's own payload (what `--state-fd` hands over):
-/// `None` if it is not outset's (an Upstart payload, say).
-#[allow(clippy::type_complexity)]
-fn decode(
-    data: &[u8],
-) -> Result<Option<(Engine, Vec<crate::config::ConfSource>, DaemonState)>, String> {
+/// outset's own payload, decoded: `None` if it is not outset's (an
+/// Upstart payload, say).
+type Decoded = Option<(Engine, Vec<crate::config::ConfSource>, DaemonState)>;
+
+/// Read the payload from the previous image, parsing it as it arrives,
+/// and decode it. Also gives every byte read (the whole text, unless
+/// reading failed).
+fn receive(file: File) -> (Result<Decoded, String>, Vec<u8>) {
+    let mut reader = super::state_pipe::StateReader::new(file, super::state_pipe::state_wait());
+    let parsed = serde_json::from_reader::<_, serde_json::Value>(
+        std::io::BufReader::with_capacity(1 << 16, &mut reader),
+    );
+    let outcome = match parsed {
+        Ok(root) => decode_value(root),
+        // The previous image (or its writer) stopped sending.
+        Err(e) if e.is_io() => Err(format!("unable to read the state: {e}")),
+        // Not JSON as it came: the text as a whole decides (it may need a
+        // lossy reading), as with any other payload.
+        Err(_) => match reader.drain() {
+            Ok(()) => decode(&reader.kept),
+            Err(e) => Err(format!("unable to read the state: {e}")),
+        },
+    };
+    (outcome, reader.kept)
+}
+
+/// Decode and check outset's own payload (what `--state-fd` hands over).
+fn decode(data: &[u8]) -> Result<Decoded, String> {
     let text = String::from_utf8_lossy(data);
-    let Some(restored) = crate::reexec::read(&text).map_err(|e| e.to_string())? else {
+    let root: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    decode_value(root)
+}
+
+fn decode_value(root: serde_json::Value) -> Result<Decoded, String> {
+    let Some(restored) = crate::reexec::read_value(root).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
     let state: DaemonState = serde_json::from_value(restored.daemon).map_err(|e| e.to_string())?;
@@ -106,6 +132,19 @@ impl Daemon {
     /// Everything the next image needs, and the descriptors it names (which
     /// [`Self::make_inheritable`] hands over).
     fn capture(&self) -> (serde_json::Value, Vec<RawFd>) {
+        let (handover, daemon, fds) = self.capture_daemon();
+        let payload = crate::reexec::export(&ExportInput {
+            engine: &self.engine,
+            sources: &self.config.sources,
+            handover: &handover,
+            daemon,
+        });
+        (payload, fds)
+    }
+
+    /// The daemon's part of the state: the descriptors the Upstart layout
+    /// names, the daemon's own extras, and every descriptor handed over.
+    fn capture_daemon(&self) -> (Handover, serde_json::Value, Vec<RawFd>) {
         let mut io = Vec::new();
         let mut handover = Handover {
             // SAFETY: getuid has no preconditions.
@@ -187,13 +226,7 @@ impl Daemon {
             log_priority: super::logger::priority_name(&self.log_priority).to_string(),
         };
         let daemon = serde_json::to_value(&daemon).unwrap_or(serde_json::Value::Null);
-        let payload = crate::reexec::export(&ExportInput {
-            engine: &self.engine,
-            sources: &self.config.sources,
-            handover: &handover,
-            daemon,
-        });
-        (payload, fds)
+        (handover, daemon, fds)
     }
 
     /// Clear close-on-exec on every descriptor the payload names (files
@@ -238,9 +271,18 @@ impl Daemon {
     /// carries on).
     pub(super) fn reexec(&mut self) {
         self.log(Level::Info, "Performing stateful re-exec");
-        let (payload, fds) = self.capture();
+        // Signals stay blocked from here on, in the writer child too.
+        let _ = all_signals().thread_block();
+        let (handover, daemon, fds) = self.capture_daemon();
+        let input = ExportInput {
+            engine: &self.engine,
+            sources: &self.config.sources,
+            handover: &handover,
+            daemon,
+        };
         Self::make_inheritable(&fds);
-        let state_fd = match write_state(&payload) {
+        let handed = super::state_pipe::hand_over(&Payload::new(&input));
+        let state_fd = match handed {
             Ok(fd) => Some(fd),
             Err(e) => {
                 self.log(
@@ -266,10 +308,7 @@ impl Daemon {
     /// Exec the next image; returns only if that failed.
     fn exec_next(&mut self, argv: &[String], fds: &[RawFd]) {
         // Signals stay blocked across exec; the new image unblocks them.
-        let mut all = nix::sys::signal::SigSet::all();
-        all.remove(nix::sys::signal::Signal::SIGKILL);
-        all.remove(nix::sys::signal::Signal::SIGSTOP);
-        let _ = all.thread_block();
+        let _ = all_signals().thread_block();
         let cargs: Vec<std::ffi::CString> = argv
             .iter()
             .filter_map(|a| std::ffi::CString::new(a.as_str()).ok())
@@ -311,11 +350,8 @@ impl Daemon {
     /// data is kept in LOGDIR/upstart.state and outset continues without it.
     pub(super) fn restore(&mut self, fd: RawFd) -> bool {
         // SAFETY: the previous image handed this descriptor to us.
-        let mut file = unsafe { File::from_raw_fd(fd) };
-        let mut data = Vec::new();
-        let read = file.read_to_end(&mut data);
-        drop(file);
-        let parsed = read.map_err(|e| e.to_string()).and_then(|_| decode(&data));
+        let file = unsafe { File::from_raw_fd(fd) };
+        let (parsed, data) = receive(file);
         let (mut engine, sources, state) = match parsed {
             Ok(Some(decoded)) => decoded,
             // Not outset's own payload: a live Upstart handing over.
@@ -425,8 +461,15 @@ impl Daemon {
     /// LOGDIR/upstart.state for post-mortem and carry on without it.
     fn restore_failed(&mut self, data: &[u8], why: &str) -> bool {
         if !data.is_empty() {
+            use std::os::unix::fs::OpenOptionsExt;
             let keep = self.config.logdir.join("upstart.state");
-            let _ = std::fs::write(&keep, data);
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o400)
+                .open(&keep);
+            let _ = file.and_then(|mut f| std::io::Write::write_all(&mut f, data));
         }
         self.log(
             Level::Error,
@@ -556,14 +599,10 @@ fn mark_cloexec(fd: RawFd) {
     unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
 }
 
-/// Write the payload to an inheritable memory file, positioned at 0.
-fn write_state(payload: &serde_json::Value) -> Result<OwnedFd, ReexecError> {
-    let json = serde_json::to_vec(payload)?;
-    let fd = nix::sys::memfd::memfd_create(c"outset-state", nix::sys::memfd::MFdFlags::empty())
-        .map_err(std::io::Error::from)?;
-    let mut file = File::from(fd);
-    file.write_all(&json)?;
-    file.rewind()?;
-    // SAFETY: into_raw_fd hands us sole ownership back.
-    Ok(unsafe { OwnedFd::from_raw_fd(file.into_raw_fd()) })
+/// Every signal that can be blocked.
+fn all_signals() -> nix::sys::signal::SigSet {
+    let mut all = nix::sys::signal::SigSet::all();
+    all.remove(nix::sys::signal::Signal::SIGKILL);
+    all.remove(nix::sys::signal::Signal::SIGSTOP);
+    all
 }

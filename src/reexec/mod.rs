@@ -10,5 +10,5 @@
 pub mod outset;
 pub mod upstart;
 
-pub use outset::{export, read, ExportInput, Handover, LiveLog, Restored};
+pub use outset::{export, read, read_value, ExportInput, Handover, LiveLog, Payload, Restored};
 pub use upstart::{import, ImportError, ImportSummary, Imported, ImportedLog, PendingScript};

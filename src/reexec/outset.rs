@@ -241,28 +241,32 @@ fn class_json(class: &JobClass, start_on: Option<&EventTree>, idx: &Indexes) -> 
     c
 }
 
-fn instance_json(
+fn instance_parts<'a>(
     job: &str,
-    inst: &Instance,
+    inst: &'a Instance,
     engine: &Engine,
     spawning: &BTreeMap<i32, ProcessType>,
     handover: &Handover,
     idx: &Indexes,
-) -> Value {
+) -> Spliced<'a> {
     let mut j = Map::new();
     j.insert("name".into(), inst.name.clone().into());
     j.insert("path".into(), instance_path(job, &inst.name).into());
     j.insert("goal".into(), name_of(GOALS, inst.goal).into());
     j.insert("state".into(), name_of(STATES, inst.state).into());
-    j.insert("env".into(), inst.env.clone().into());
-    j.insert(
-        "start_env".into(),
-        inst.start_env.clone().unwrap_or_default().into(),
-    );
-    j.insert(
-        "stop_env".into(),
-        inst.stop_env.clone().unwrap_or_default().into(),
-    );
+    // The environment lists are most of a payload: written from where
+    // they are, not copied.
+    let lists = vec![
+        ("env", Extra::Strings(&inst.env)),
+        (
+            "start_env",
+            Extra::Strings(inst.start_env.as_deref().unwrap_or_default()),
+        ),
+        (
+            "stop_env",
+            Extra::Strings(inst.stop_env.as_deref().unwrap_or_default()),
+        ),
+    ];
     if let Some(t) = &inst.stop_on {
         j.insert("stop_on".into(), operators(t, idx));
     }
@@ -361,20 +365,185 @@ fn instance_json(
             "stop_env_set": flag(inst.stop_env.is_some()),
         }),
     );
-    Value::Object(j)
+    Spliced {
+        rest: j,
+        extras: lists,
+    }
+}
+
+/// A JSON object whose largest members are written from where they are
+/// instead of being copied into a `Value` first. Members come out in the
+/// order of a `Value` object (sorted), so the text is the same either way.
+pub struct Spliced<'a> {
+    rest: Map<String, Value>,
+    /// Sorted by key; no key also in `rest`.
+    extras: Vec<(&'static str, Extra<'a>)>,
+}
+
+pub enum Extra<'a> {
+    Strings(&'a [String]),
+    Objects(Vec<Spliced<'a>>),
+}
+
+impl Spliced<'_> {
+    fn into_value(self) -> Value {
+        let mut map = self.rest;
+        for (k, v) in self.extras {
+            map.insert(k.into(), v.into_value());
+        }
+        Value::Object(map)
+    }
+}
+
+impl Extra<'_> {
+    fn into_value(self) -> Value {
+        match self {
+            Extra::Strings(list) => list.to_vec().into(),
+            Extra::Objects(list) => {
+                Value::Array(list.into_iter().map(Spliced::into_value).collect())
+            }
+        }
+    }
+}
+
+impl serde::Serialize for Extra<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Extra::Strings(list) => s.collect_seq(list.iter()),
+            Extra::Objects(list) => s.collect_seq(list.iter()),
+        }
+    }
+}
+
+impl serde::Serialize for Spliced<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.rest.len() + self.extras.len()))?;
+        let mut extras = self.extras.iter().peekable();
+        for (k, v) in &self.rest {
+            while let Some((ek, ev)) = extras.next_if(|(ek, _)| *ek < k.as_str()) {
+                map.serialize_entry(ek, ev)?;
+            }
+            map.serialize_entry(k, v)?;
+        }
+        for (ek, ev) in extras {
+            map.serialize_entry(ek, ev)?;
+        }
+        map.end()
+    }
 }
 
 /// The whole state as one JSON value in Upstart 1.13's layout.
 pub fn export(input: &ExportInput<'_>) -> Value {
+    let payload = Payload::new(input);
+    let classes = payload.classes().map(Spliced::into_value).collect();
+    let mut root = payload.rest;
+    root.insert("job_classes".into(), Value::Array(classes));
+    Value::Object(root)
+}
+
+/// A payload ready to be written: everything but the job classes is built
+/// (it is small); each class is built as it is written and dropped, so the
+/// first bytes go out at once and the whole text is never held twice.
+/// Written, it is the same text as [`export`] gives.
+pub struct Payload<'a> {
+    input: &'a ExportInput<'a>,
+    idx: Indexes,
+    spawning: BTreeMap<i32, ProcessType>,
+    /// The top level without `job_classes`.
+    rest: Map<String, Value>,
+}
+
+impl<'a> Payload<'a> {
+    pub fn new(input: &'a ExportInput<'a>) -> Self {
+        let engine = input.engine;
+        let idx = Indexes(
+            engine
+                .events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.id, i))
+                .collect(),
+        );
+        let spawning = engine
+            .spawns_in_flight()
+            .into_iter()
+            .map(|(pid, _, p)| (pid, p))
+            .collect();
+        let rest = top_level(input);
+        Payload {
+            input,
+            idx,
+            spawning,
+            rest,
+        }
+    }
+
+    /// Each class with its instances, built on demand.
+    fn classes(&self) -> impl Iterator<Item = Spliced<'a>> + '_ {
+        let engine = self.input.engine;
+        engine.slots.iter().map(move |(name, slot)| {
+            let idx = &self.idx;
+            let mut c = class_json(&slot.class, slot.start_on.as_ref(), idx);
+            c.remove("jobs");
+            let jobs: Vec<Spliced<'a>> = slot
+                .instances
+                .values()
+                .map(|i| instance_parts(name, i, engine, &self.spawning, self.input.handover, idx))
+                .collect();
+            match &slot.pending {
+                Some(None) => {
+                    c.insert("deleted".into(), 1.into());
+                }
+                Some(Some(next)) => {
+                    let pending = Value::Object(class_json(next, None, idx));
+                    if let Some(Value::Object(extra)) = c.get_mut(EXTRA_KEY) {
+                        extra.insert("pending".into(), pending);
+                    }
+                }
+                None => {}
+            }
+            Spliced {
+                rest: c,
+                extras: vec![("jobs", Extra::Objects(jobs))],
+            }
+        })
+    }
+}
+
+/// The classes as a JSON array written element by element.
+struct Classes<'p, 'a>(&'p Payload<'a>);
+
+impl serde::Serialize for Classes<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.classes())
+    }
+}
+
+impl serde::Serialize for Payload<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        const KEY: &str = "job_classes";
+        let mut map = s.serialize_map(Some(self.rest.len() + 1))?;
+        // Keys in the order a `Value` object keeps them (sorted).
+        let mut classes_written = false;
+        for (k, v) in &self.rest {
+            if !classes_written && k.as_str() > KEY {
+                map.serialize_entry(KEY, &Classes(self))?;
+                classes_written = true;
+            }
+            map.serialize_entry(k, v)?;
+        }
+        if !classes_written {
+            map.serialize_entry(KEY, &Classes(self))?;
+        }
+        map.end()
+    }
+}
+
+/// The top level of a payload, all but `job_classes`.
+fn top_level(input: &ExportInput<'_>) -> Map<String, Value> {
     let engine = input.engine;
-    let idx = Indexes(
-        engine
-            .events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.id, i))
-            .collect(),
-    );
     let events: Vec<Value> = engine
         .events
         .iter()
@@ -406,38 +575,6 @@ pub fn export(input: &ExportInput<'_>) -> Value {
             }
             o.insert(EXTRA_KEY.into(), json!({ "id": e.id }));
             Value::Object(o)
-        })
-        .collect();
-
-    let spawning: BTreeMap<i32, ProcessType> = engine
-        .spawns_in_flight()
-        .into_iter()
-        .map(|(pid, _, p)| (pid, p))
-        .collect();
-    let classes: Vec<Value> = engine
-        .slots
-        .iter()
-        .map(|(name, slot)| {
-            let mut c = class_json(&slot.class, slot.start_on.as_ref(), &idx);
-            let jobs: Vec<Value> = slot
-                .instances
-                .values()
-                .map(|i| instance_json(name, i, engine, &spawning, input.handover, &idx))
-                .collect();
-            c.insert("jobs".into(), jobs.into());
-            match &slot.pending {
-                Some(None) => {
-                    c.insert("deleted".into(), 1.into());
-                }
-                Some(Some(next)) => {
-                    let pending = Value::Object(class_json(next, None, &idx));
-                    if let Some(Value::Object(extra)) = c.get_mut(EXTRA_KEY) {
-                        extra.insert("pending".into(), pending);
-                    }
-                }
-                None => {}
-            }
-            Value::Object(c)
         })
         .collect();
 
@@ -487,7 +624,6 @@ pub fn export(input: &ExportInput<'_>) -> Value {
         engine.options.cgroup_manager.clone().into(),
     );
     root.insert("job_environment".into(), engine.global_env.clone().into());
-    root.insert("job_classes".into(), Value::Array(classes));
     root.insert("conf_sources".into(), Value::Array(sources));
     root.insert(
         EXTRA_KEY.into(),
@@ -496,13 +632,18 @@ pub fn export(input: &ExportInput<'_>) -> Value {
             "daemon": input.daemon,
         }),
     );
-    Value::Object(root)
+    root
 }
 
 /// Read a payload. `Ok(None)`: not outset's own (no top-level `outset`),
 /// so a plain Upstart payload for [`super::import`].
 pub fn read(json: &str) -> Result<Option<Restored>, ImportError> {
     let root: Value = serde_json::from_str(json).map_err(|e| ImportError::Json(e.to_string()))?;
+    read_value(root)
+}
+
+/// [`read`] of a payload parsed already.
+pub fn read_value(root: Value) -> Result<Option<Restored>, ImportError> {
     let Some(extra) = root.get(EXTRA_KEY) else {
         return Ok(None);
     };
@@ -568,7 +709,17 @@ pub fn read(json: &str) -> Result<Option<Restored>, ImportError> {
     }
     keep_event_ids(&root, &mut imported.engine);
     let daemon = extra.get("daemon").cloned().unwrap_or(Value::Null);
+    free_elsewhere(root);
     Ok(Some(Restored { imported, daemon }))
+}
+
+/// Free a large parsed payload on a thread of its own: taking the tree
+/// apart costs about as much as building it, and nothing waits for it.
+fn free_elsewhere(root: Value) {
+    // Should no thread start, the closure and the tree go here and now.
+    let _ = std::thread::Builder::new()
+        .name("state-free".into())
+        .spawn(move || drop(root));
 }
 
 /// The importer numbers events by position; outset's own ids (kept under
@@ -831,6 +982,32 @@ mod tests {
         assert_eq!(back.imported.scripts.len(), 1);
         assert_eq!(back.imported.logs.len(), 1);
         assert_eq!(back.imported.logs[0].unflushed, b"out");
+    }
+
+    #[test]
+    fn reexec_payload_written_as_it_is_built_is_the_same_text() {
+        let (e, h) = busy_engine();
+        let input = ExportInput {
+            engine: &e,
+            sources: &[ConfSource::dir("/etc/init")],
+            handover: &h,
+            daemon: json!({ "anything": [1, 2] }),
+        };
+        let streamed = serde_json::to_string(&Payload::new(&input)).expect("streamed");
+        let whole = serde_json::to_string(&export(&input)).expect("whole");
+        assert!(streamed.contains("\"jobs\":[{"), "{streamed}");
+        assert!(streamed.contains("\"env\":["), "{streamed}");
+        let at = streamed
+            .bytes()
+            .zip(whole.bytes())
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        assert_eq!(
+            streamed,
+            whole,
+            "differs at {at}: {}",
+            &streamed[at.saturating_sub(200)..]
+        );
     }
 
     #[test]
