@@ -402,7 +402,11 @@ impl Daemon {
     fn run_loop(&mut self) -> i32 {
         if let Some(fd) = self.config.state_fd {
             if self.restore(fd) {
-                self.publish();
+                // Answer about the restored jobs at once, not only after
+                // the configuration has been read again: callers that
+                // came during the restore, too.
+                self.rebuild_view();
+                self.serve_requests();
                 if let Some(tx) = &self.shell.control {
                     let _ = tx.send(crate::control::ToBroadcaster::Change(
                         crate::control::Broadcast::Restarted,
