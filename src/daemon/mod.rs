@@ -157,6 +157,7 @@ impl Daemon {
         let shell = Shell::new(
             poll.registry().try_clone()?,
             logger,
+            log_priority.clone(),
             settings,
             config.logdir.clone(),
         );

@@ -69,6 +69,8 @@ fn read_to_end(file: &mut File, buf: &mut Vec<u8>) -> bool {
 pub struct Shell {
     pub registry: Registry,
     pub logger: slog::Logger,
+    /// The logger's priority (see `logger::enabled`).
+    pub log_priority: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     pub settings: SpawnSettings,
     pub logdir: PathBuf,
     pub io: HashMap<Token, Io>,
@@ -129,12 +131,14 @@ impl Shell {
     pub fn new(
         registry: Registry,
         logger: slog::Logger,
+        log_priority: std::sync::Arc<std::sync::atomic::AtomicUsize>,
         settings: SpawnSettings,
         logdir: PathBuf,
     ) -> Self {
         Shell {
             registry,
             logger,
+            log_priority,
             settings,
             logdir,
             io: HashMap::new(),
@@ -541,6 +545,10 @@ impl Sys for Shell {
 
     fn log(&mut self, level: Level, message: String) {
         logger::log(&self.logger, level, &message);
+    }
+
+    fn logs(&self, level: Level) -> bool {
+        logger::enabled(&self.log_priority, level)
     }
 
     fn notice(&mut self, notice: Notice) {
