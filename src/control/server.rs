@@ -255,13 +255,13 @@ fn signal(change: &Broadcast) -> zbus::Result<Message> {
             INSTANCE_IFACE,
             "GoalChanged",
         )
-        .build(&(goal.as_str(),)),
+        .build(&(*goal,)),
         Broadcast::StateChanged(job, inst, state) => Message::signal(
             instance_path(job, inst).as_str(),
             INSTANCE_IFACE,
             "StateChanged",
         )
-        .build(&(state.as_str(),)),
+        .build(&(*state,)),
         Broadcast::Failed(job, inst, status) => {
             Message::signal(instance_path(job, inst).as_str(), INSTANCE_IFACE, "Failed")
                 .build(&(*status,))

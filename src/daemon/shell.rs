@@ -86,6 +86,8 @@ pub struct Shell {
     pub view: Option<crate::control::view::SharedView>,
     /// Changes not yet handed to the control server (see `flush_changes`).
     pub(super) changes: Vec<Broadcast>,
+    /// How many of `changes` the read copy has (see `note_changes`).
+    pub(super) noted: usize,
     /// Spawns whose status pipe was already complete when `spawn`
     /// returned, for the loop to hand to the engine.
     settled: std::collections::VecDeque<Outcome>,
@@ -148,6 +150,7 @@ impl Shell {
             control: None,
             view: None,
             changes: Vec::new(),
+            noted: 0,
             settled: Default::default(),
             recent_status: Vec::new(),
             unflushed: Vec::new(),
@@ -410,10 +413,28 @@ impl Shell {
         Some(Outcome::Vanished(pid))
     }
 
+    /// Bring the read copy up to the changes made so far, under one lock
+    /// (a task's walk from one process to the next makes a dozen). Done
+    /// before anything a job's process could notice follows them: a
+    /// spawn, a signal, and before the turn is published (which also
+    /// answers callers); so a process that asks finds at least the state
+    /// it was started or signalled in.
+    pub(super) fn note_changes(&mut self) {
+        let Some(new) = self.changes.get(self.noted..).filter(|c| !c.is_empty()) else {
+            return;
+        };
+        if let Some(mut view) = self.view.as_ref().and_then(|v| v.write().ok()) {
+            view.note_all(new);
+        }
+        self.noted = self.changes.len();
+    }
+
     /// Hand the buffered changes to the control server in one message.
     /// Called once per turn of the loop, and before anything sent to it
     /// that must come after them (replies, re-exec notices).
     pub fn flush_changes(&mut self) {
+        self.note_changes();
+        self.noted = 0;
         if self.changes.is_empty() {
             return;
         }
@@ -463,6 +484,7 @@ impl Sys for Shell {
             }
             Err(e) => return Err(e.to_string()),
         };
+        self.note_changes();
         // SAFETY: the daemon is single-threaded; the child only uses the
         // prepared data.
         let pid = unsafe { fork_child(&spawned.prepared) }.map_err(record::strerror)?;
@@ -514,6 +536,7 @@ impl Sys for Shell {
     }
 
     fn kill(&mut self, pid: i32, signal: i32, group: bool) -> Result<(), i32> {
+        self.note_changes();
         if let Some((_, fd)) = self.pidfds.get(&pid) {
             return super::pidfd::kill(fd, pid, signal, group);
         }
@@ -560,14 +583,11 @@ impl Sys for Shell {
             Notice::JobRemoved(j) => Broadcast::JobRemoved(j),
             Notice::InstanceAdded(k) => Broadcast::InstanceAdded(k.job, k.instance),
             Notice::InstanceRemoved(k) => Broadcast::InstanceRemoved(k.job, k.instance),
-            Notice::GoalChanged(k, g) => Broadcast::GoalChanged(k.job, k.instance, g.to_string()),
-            Notice::StateChanged(k, s) => Broadcast::StateChanged(k.job, k.instance, s.to_string()),
+            Notice::GoalChanged(k, g) => Broadcast::GoalChanged(k.job, k.instance, g),
+            Notice::StateChanged(k, s) => Broadcast::StateChanged(k.job, k.instance, s),
             Notice::Failed(k, status) => Broadcast::Failed(k.job, k.instance, status),
             Notice::EventEmitted(name, env) => Broadcast::EventEmitted(name, env),
         };
-        if let Some(mut view) = self.view.as_ref().and_then(|v| v.write().ok()) {
-            view.note(&change);
-        }
         self.changes.push(change);
     }
 
