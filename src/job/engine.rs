@@ -793,15 +793,18 @@ impl Engine {
 
     /// events-and-states.md §6.2. May turn goal `respawn` back into `start`.
     fn next_state(&mut self, key: &JobKey) -> State {
-        // One lookup for the class and the instance (this runs for every
-        // state an instance goes through).
+        // One lookup for the class and the instance.
         let Some(slot) = self.slots.get_mut(&key.job) else {
             return State::Waiting;
         };
-        let class = &slot.class;
-        let Some(inst) = slot.instances.get_mut(&key.instance) else {
-            return State::Waiting;
-        };
+        match slot.instances.get_mut(&key.instance) {
+            Some(inst) => Self::next_state_of(&slot.class, inst),
+            None => State::Waiting,
+        }
+    }
+
+    /// [`Engine::next_state`] of an instance at hand.
+    fn next_state_of(class: &JobClass, inst: &mut Instance) -> State {
         let goal = inst.goal;
         use State::*;
         match (inst.state, goal) {
@@ -854,7 +857,7 @@ impl Engine {
     }
 
     fn change_state(&mut self, sys: &mut dyn Sys, key: &JobKey, target: State) {
-        let mut target = target;
+        let mut next = Some(target);
         // Looked up once for the whole walk. Only the last step (back to
         // waiting, which removes the instance) can replace the class.
         let Some(class) = self.class_of(key) else {
@@ -862,6 +865,11 @@ impl Engine {
         };
         loop {
             let Some(inst) = self.inst(key) else { return };
+            // After the first step, the next state of the instance at hand.
+            let target = match next.take() {
+                Some(t) => t,
+                None => Self::next_state_of(&class, inst),
+            };
             if inst.state == target || inst.blocker.is_some() {
                 return;
             }
@@ -878,7 +886,6 @@ impl Engine {
             if !self.enter_state(sys, key, &class, old, target) {
                 return;
             }
-            target = self.next_state(key);
         }
     }
 
@@ -1119,7 +1126,8 @@ impl Engine {
         };
         let trace =
             process == ProcessType::Main && matches!(class.expect, Expect::Fork | Expect::Daemon);
-        let cgroup_manager = if self.needs_cgroups(&key.job) {
+        // needs_cgroups(), with the class at hand.
+        let cgroup_manager = if !self.options.no_cgroups && !class.cgroups.is_empty() {
             match &self.options.cgroup_manager {
                 Some(address) => Some(address.clone()),
                 None => {
