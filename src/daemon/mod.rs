@@ -474,6 +474,7 @@ impl Daemon {
                 return status;
             }
             self.publish();
+            self.shell.watch_recent_spawns();
             let mut timeout = self.timeout();
             if self.busy_since_trim {
                 timeout = Some(timeout.map_or(memory::QUIET, |t| t.min(memory::QUIET)));

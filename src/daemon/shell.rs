@@ -91,8 +91,8 @@ pub struct Shell {
     /// Spawns whose status pipe was already complete when `spawn`
     /// returned, for the loop to hand to the engine.
     settled: std::collections::VecDeque<Outcome>,
-    /// Status pipes of the last spawns, still open (see
-    /// `settle_recent_spawns`).
+    /// Status pipes of the last spawns, still open and not yet watched
+    /// by epoll (see `settle_recent_spawns`, `watch_recent_spawns`).
     recent_status: Vec<Token>,
     /// Output of ended processes kept until the disk is writeable
     /// (process-spawning.md §7.4).
@@ -173,9 +173,24 @@ impl Shell {
     }
 
     fn register(&mut self, io: Io, interest: Interest) -> Token {
+        let token = self.insert_unwatched(io);
+        self.watch(token, interest);
+        token
+    }
+
+    /// Keep an I/O object that epoll does not watch (yet).
+    fn insert_unwatched(&mut self, io: Io) -> Token {
         let token = Token(self.next_token);
         self.next_token += 1;
-        let fd = match &io {
+        self.io.insert(token, io);
+        token
+    }
+
+    fn watch(&mut self, token: Token, interest: Interest) {
+        let Some(io) = self.io.get(&token) else {
+            return;
+        };
+        let fd = match io {
             Io::Status { file, .. } | Io::Log { file, .. } | Io::Script { file, .. } => {
                 file.as_raw_fd()
             }
@@ -187,8 +202,6 @@ impl Shell {
                 &format!("Unable to watch descriptor: {e}"),
             );
         }
-        self.io.insert(token, io);
-        token
     }
 
     fn deregister(&mut self, token: Token) -> Option<Io> {
@@ -208,7 +221,7 @@ impl Shell {
             return self.pidfd_ready(pid);
         }
         match self.io.get_mut(&token)? {
-            Io::Status { .. } => self.read_status(token),
+            Io::Status { .. } => self.read_status(token, true),
             Io::Log { .. } => {
                 self.read_log(token, false);
                 None
@@ -220,7 +233,9 @@ impl Shell {
         }
     }
 
-    fn read_status(&mut self, token: Token) -> Option<Outcome> {
+    /// Read the status pipe behind `token`; once it is complete, drop it
+    /// (and stop watching it if epoll does) and say what it meant.
+    fn read_status(&mut self, token: Token, watched: bool) -> Option<Outcome> {
         let Some(Io::Status { pid, file, buf }) = self.io.get_mut(&token) else {
             return None;
         };
@@ -228,7 +243,12 @@ impl Shell {
         if !read_to_end(file, buf) {
             return None;
         }
-        let data = match self.deregister(token) {
+        let io = if watched {
+            self.deregister(token)
+        } else {
+            self.io.remove(&token)
+        };
+        let data = match io {
             Some(Io::Status { buf, .. }) => buf,
             _ => Vec::new(),
         };
@@ -240,12 +260,13 @@ impl Shell {
     /// the child's exec has closed its close-on-exec descriptors, so under
     /// load most pipes are not complete at once; by the next spawn they
     /// usually are. Left to epoll, a whole storm's pipes stayed open until
-    /// the turn ended, and every spawn copied and closed them all.
+    /// the turn ended, and every spawn copied and closed them all. Until
+    /// then epoll is not told of them (two `epoll_ctl` calls a spawn).
     fn settle_recent_spawns(&mut self) {
         let recent = std::mem::take(&mut self.recent_status);
         let mut still = Vec::new();
         for token in recent {
-            match self.read_status(token) {
+            match self.read_status(token, false) {
                 Some(outcome) => self.settled.push_back(outcome),
                 None if self.io.contains_key(&token) => still.push(token),
                 None => {}
@@ -254,6 +275,17 @@ impl Shell {
         // A child that takes long to exec is left to epoll.
         let keep = still.len().saturating_sub(RECENT_SPAWNS);
         self.recent_status = still.split_off(keep);
+        for token in still {
+            self.watch(token, Interest::READABLE);
+        }
+    }
+
+    /// Have epoll watch the status pipes of the last spawns that are still
+    /// open: the loop calls this before it waits.
+    pub fn watch_recent_spawns(&mut self) {
+        for token in std::mem::take(&mut self.recent_status) {
+            self.watch(token, Interest::READABLE);
+        }
     }
 
     /// What a complete status pipe says: exec succeeded (no data) or the
@@ -293,7 +325,8 @@ impl Shell {
             .iter()
             .find(|(_, io)| matches!(io, Io::Status { pid: p, .. } if *p == pid))
             .map(|(t, _)| *t)?;
-        self.read_status(token)
+        let watched = !self.recent_status.contains(&token);
+        self.read_status(token, watched)
     }
 
     fn send_script(&mut self, pid: i32) {
@@ -490,7 +523,7 @@ impl Sys for Shell {
         let pid = unsafe { fork_child(&spawned.prepared) }.map_err(record::strerror)?;
         // The child's ends close here with `prepared`.
         drop(spawned.prepared);
-        set_nonblocking(&spawned.status_read);
+        // Non-blocking from its creation (see `status_pipe`).
         let mut status = file(spawned.status_read);
         if let Some(master) = spawned.log_master {
             let path = log_path(&self.logdir, &req.job.job, &req.job.instance);
@@ -522,14 +555,11 @@ impl Sys for Shell {
             let outcome = self.status_outcome(pid, buf);
             self.settled.push_back(outcome);
         } else {
-            let token = self.register(
-                Io::Status {
-                    pid,
-                    file: status,
-                    buf,
-                },
-                Interest::READABLE,
-            );
+            let token = self.insert_unwatched(Io::Status {
+                pid,
+                file: status,
+                buf,
+            });
             self.recent_status.push(token);
         }
         Ok(pid)

@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::child::{cloexec_pipe, open_pty, HelperLaunch, Identity, Prepared};
+use super::child::{cloexec_pipe, open_pty, status_pipe, HelperLaunch, Identity, Prepared};
 use super::command::build_command;
 use super::helper::{CgroupPlan, HelperPlan, HELPER_FLAG};
 use super::record::ErrorType;
@@ -210,7 +210,7 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         .process(req.process)
         .ok_or_else(|| std::io::Error::other("no such process"))?;
     let cmd = build_command(&def.command, def.script);
-    let (status_read, status_write) = cloexec_pipe()?;
+    let (status_read, status_write) = status_pipe()?;
     let status_write = if req.cgroup_manager.is_some() {
         high_fd(status_write)?
     } else {
