@@ -14,9 +14,19 @@ pub fn get<'a>(table: &'a [String], key: &str) -> Option<&'a str> {
 
 /// Set an entry, replacing an existing one with the same key in place.
 pub fn set(table: &mut Vec<String>, entry: String) {
-    let key = key_of(&entry).to_string();
-    match table.iter_mut().find(|e| key_of(e) == key) {
-        Some(slot) => *slot = entry,
+    let key = key_of(&entry);
+    // `key` holds no `=`: an entry has it as its key if it starts with it
+    // and goes on with `=` or not at all (no search through every value).
+    let has_key = |e: &str| {
+        e.strip_prefix(key)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('='))
+    };
+    match table.iter().position(|e| has_key(e)) {
+        Some(i) => {
+            if let Some(slot) = table.get_mut(i) {
+                *slot = entry;
+            }
+        }
         None => table.push(entry),
     }
 }
@@ -49,5 +59,15 @@ mod tests {
         assert_eq!(get(&t, "AB"), None);
         unset(&mut t, "A");
         assert_eq!(t, ["B=2", "C=4", "D=5"]);
+    }
+
+    #[test]
+    fn keys_match_whole() {
+        let mut t = vec!["AB=1".to_string(), "A".to_string(), "C=x=y".to_string()];
+        set(&mut t, "A=2".into());
+        set(&mut t, "ABC=3".into());
+        set(&mut t, "C=z".into());
+        set(&mut t, "AB".into());
+        assert_eq!(t, ["AB", "A=2", "C=z", "ABC=3"]);
     }
 }

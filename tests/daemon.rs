@@ -15,6 +15,18 @@ struct Session {
 
 impl Session {
     fn start(tag: &str, jobs: &[(&str, &str)], extra: &[&str]) -> Session {
+        Session::start_ignoring(tag, jobs, extra, &[])
+    }
+
+    /// `start`, with outset started with `ignored` signals ignored (as a
+    /// shell's `trap ''` or `nohup` would leave them).
+    fn start_ignoring(
+        tag: &str,
+        jobs: &[(&str, &str)],
+        extra: &[&str],
+        ignored: &'static [i32],
+    ) -> Session {
+        use std::os::unix::process::CommandExt;
         let dir = TempDir::new(tag);
         std::fs::create_dir_all(dir.0.join("conf")).expect("conf dir");
         for (name, text) in jobs {
@@ -24,7 +36,17 @@ impl Session {
             );
         }
         let stderr = std::fs::File::create(dir.0.join("daemon.log")).expect("daemon log");
-        let child = Command::new(env!("CARGO_BIN_EXE_outset"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_outset"));
+        // SAFETY: signal(2) only, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                for &sig in ignored {
+                    libc::signal(sig, libc::SIG_IGN);
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
             .arg("--user")
             .arg("--confdir")
             .arg(dir.0.join("conf"))
@@ -245,6 +267,38 @@ fn multi_line_scripts_come_through_fd_9_and_attributes_apply() {
     );
     let fds: Vec<&str> = lines[5].split_whitespace().collect();
     assert!(!fds.contains(&"9"), "the shell dropped fd 9: {fds:?}");
+    assert_eq!(s.stop(), 0);
+}
+
+#[test]
+fn job_processes_start_with_default_signal_actions_and_none_blocked() {
+    // Rust ignores SIGPIPE in outset itself; SIGQUIT and SIGUSR2 come
+    // ignored from whoever started it. None of that reaches a job.
+    let mut s = Session::start_ignoring(
+        "sigreset",
+        &[(
+            "sigs",
+            "start on startup\ntask\nconsole none\nexec /bin/cp /proc/self/status @DIR@/status.out\n",
+        )],
+        &[],
+        &[libc::SIGQUIT, libc::SIGUSR2],
+    );
+    let status = s.wait_file("status.out");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mask = |name: &str| u64::from_str_radix(&field(name), 16).expect("signal mask");
+    // glibc keeps signals 32 and 33 for itself (no program can change
+    // their action through it, Upstart neither): whatever the test
+    // harness left on them passes through.
+    let settable = !((1u64 << 31) | (1u64 << 32));
+    assert_eq!(mask("SigIgn:") & settable, 0, "{status}");
+    assert_eq!(mask("SigBlk:"), 0, "{status}");
     assert_eq!(s.stop(), 0);
 }
 

@@ -187,8 +187,9 @@ pub enum Broadcast {
     JobRemoved(String),
     InstanceAdded(String, String),
     InstanceRemoved(String, String),
-    GoalChanged(String, String, String),
-    StateChanged(String, String, String),
+    /// Job, instance, and the goal's or state's name.
+    GoalChanged(String, String, &'static str),
+    StateChanged(String, String, &'static str),
     Failed(String, String, i32),
     EventEmitted(String, Vec<String>),
     /// The new image after a re-exec is ready.

@@ -122,6 +122,12 @@ struct Peer {
 }
 
 impl Peer {
+    /// Whether any signal may be sent to this connection (a bus filters
+    /// by itself: everything goes to it).
+    fn wants_signals(&self) -> bool {
+        self.subscriptions.as_ref().is_none_or(|s| s.wants_any())
+    }
+
     fn close(&self) {
         if let Some(sock) = &self.sock {
             guard::cut(sock);
@@ -227,8 +233,11 @@ fn trim_heap() {
 
 /// Send the signals of `changes` to every connection, each message built
 /// once for all of them; drop the connections that do not take them.
+/// Nothing is built while no connection takes any signal (in a spawn
+/// storm driven by `initctl emit`, building them was most of this
+/// thread's work, on a processor the spawned jobs wanted).
 fn broadcast(conns: &mut Vec<Peer>, changes: &[Broadcast], watchdog: &Watchdog) {
-    if conns.is_empty() {
+    if !conns.iter().any(Peer::wants_signals) {
         return;
     }
     let msgs: Vec<Message> = changes.iter().filter_map(|c| signal(c).ok()).collect();
@@ -263,13 +272,13 @@ fn signal(change: &Broadcast) -> zbus::Result<Message> {
             INSTANCE_IFACE,
             "GoalChanged",
         )
-        .build(&(goal.as_str(),)),
+        .build(&(*goal,)),
         Broadcast::StateChanged(job, inst, state) => Message::signal(
             instance_path(job, inst).as_str(),
             INSTANCE_IFACE,
             "StateChanged",
         )
-        .build(&(state.as_str(),)),
+        .build(&(*state,)),
         Broadcast::Failed(job, inst, status) => {
             Message::signal(instance_path(job, inst).as_str(), INSTANCE_IFACE, "Failed")
                 .build(&(*status,))

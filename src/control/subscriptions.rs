@@ -55,6 +55,16 @@ impl Subscriptions {
         }
     }
 
+    /// Whether any signal at all may be sent to the connection: not once
+    /// it has said `Hello` and asked for nothing (as outset's initctl
+    /// does), so that nothing is built for it.
+    pub fn wants_any(&self) -> bool {
+        match self.rules.lock().as_deref() {
+            Ok(Some(rules)) => !rules.is_empty(),
+            _ => true,
+        }
+    }
+
     /// What of `msgs` the connection is sent (one lock for all of them).
     pub fn select<'m>(&self, msgs: &'m [Message]) -> Cow<'m, [Message]> {
         match self.rules.lock().as_deref() {
@@ -85,16 +95,18 @@ mod tests {
     #[test]
     fn everything_until_hello_then_only_what_matches() {
         let s = Subscriptions::default();
+        assert!(s.wants_any());
         assert!(matches!(s.select(&[signal("JobAdded")]), Cow::Borrowed(_)));
         // AddMatch before Hello changes nothing.
         s.add("type='signal',member='JobRemoved'").unwrap();
         assert!(wants(&s, "JobAdded"));
         s.register();
-        assert!(!wants(&s, "JobAdded"));
+        assert!(!wants(&s, "JobAdded") && !s.wants_any());
         s.add("type='signal',member='JobAdded'").unwrap();
         assert!(wants(&s, "JobAdded") && !wants(&s, "Restarted"));
+        assert!(s.wants_any());
         s.remove("type='signal',member='JobAdded'").unwrap();
-        assert!(!wants(&s, "JobAdded"));
+        assert!(!wants(&s, "JobAdded") && !s.wants_any());
         assert!(s.remove("type='signal',member='JobAdded'").is_err());
         assert!(s.add("type='nonsense'").is_err());
     }

@@ -57,6 +57,25 @@ pub fn instance_gone() -> CallError {
     )
 }
 
+/// The instance whose goal or state a change sets.
+fn props_target(change: &Broadcast) -> Option<(&str, &str)> {
+    match change {
+        Broadcast::GoalChanged(job, inst, _) | Broadcast::StateChanged(job, inst, _) => {
+            Some((job, inst))
+        }
+        _ => None,
+    }
+}
+
+/// Apply a goal or state change to an instance's properties.
+fn note_props(p: &mut InstanceProps, change: &Broadcast) {
+    match change {
+        Broadcast::GoalChanged(_, _, goal) => (*goal).clone_into(&mut p.goal),
+        Broadcast::StateChanged(_, _, state) => (*state).clone_into(&mut p.state),
+        _ => {}
+    }
+}
+
 impl View {
     /// The answer to a read-only request, or `None` for a request only
     /// the engine can answer.
@@ -136,17 +155,37 @@ impl View {
                 });
             }
             Broadcast::InstanceRemoved(job, inst) => self.set_instance(job, inst, None),
-            Broadcast::GoalChanged(job, inst, goal) => {
+            Broadcast::GoalChanged(job, inst, _) | Broadcast::StateChanged(job, inst, _) => {
                 if let Some(p) = self.instance_mut(job, inst) {
-                    p.goal.clone_from(goal);
-                }
-            }
-            Broadcast::StateChanged(job, inst, state) => {
-                if let Some(p) = self.instance_mut(job, inst) {
-                    p.state.clone_from(state);
+                    note_props(p, change);
                 }
             }
             Broadcast::Failed(..) | Broadcast::EventEmitted(..) | Broadcast::Restarted => {}
+        }
+    }
+
+    /// Note a series of changes, in order. A row of goal and state changes
+    /// of one instance (a task walks through a dozen states at once) finds
+    /// the instance once.
+    pub fn note_all(&mut self, changes: &[Broadcast]) {
+        let mut rest = changes;
+        while let Some((first, tail)) = rest.split_first() {
+            let Some(key) = props_target(first) else {
+                self.note(first);
+                rest = tail;
+                continue;
+            };
+            let row = 1 + tail
+                .iter()
+                .take_while(|c| props_target(c) == Some(key))
+                .count();
+            let (now, later) = rest.split_at(row);
+            if let Some(p) = self.instance_mut(key.0, key.1) {
+                for change in now {
+                    note_props(p, change);
+                }
+            }
+            rest = later;
         }
     }
 
@@ -247,12 +286,12 @@ mod tests {
         v.note(&Broadcast::GoalChanged(
             "web".into(),
             String::new(),
-            "start".into(),
+            "start",
         ));
         v.note(&Broadcast::StateChanged(
             "web".into(),
             String::new(),
-            "pre-start".into(),
+            "pre-start",
         ));
         assert!(matches!(
             v.answer(&Request::InstanceProperties { job: "web".into(), instance: String::new() }),
@@ -266,6 +305,49 @@ mod tests {
             }),
             Some(Err(_))
         ));
+    }
+
+    #[test]
+    fn a_series_of_changes_is_noted_as_one_by_one() {
+        let changes = [
+            Broadcast::JobAdded("web".into()),
+            Broadcast::InstanceAdded("web".into(), String::new()),
+            Broadcast::GoalChanged("web".into(), String::new(), "start"),
+            Broadcast::StateChanged("web".into(), String::new(), "starting"),
+            Broadcast::InstanceAdded("web".into(), "b".into()),
+            Broadcast::StateChanged("web".into(), "b".into(), "starting"),
+            Broadcast::StateChanged("web".into(), String::new(), "pre-start"),
+            Broadcast::StateChanged("web".into(), String::new(), "spawned"),
+            Broadcast::GoalChanged("web".into(), "b".into(), "stop"),
+            Broadcast::InstanceRemoved("web".into(), "b".into()),
+            Broadcast::StateChanged("web".into(), "b".into(), "waiting"),
+        ];
+        let props = |v: &View, inst: &str| {
+            v.answer(&Request::InstanceProperties {
+                job: "web".into(),
+                instance: inst.into(),
+            })
+            .and_then(|a| a.ok())
+            .map(|a| match a {
+                Value::Instance(p) => (p.goal, p.state),
+                _ => Default::default(),
+            })
+        };
+        let (mut one, mut all) = (View::default(), View::default());
+        one.replace(BTreeMap::new());
+        all.replace(BTreeMap::new());
+        for c in &changes {
+            one.note(c);
+        }
+        all.note_all(&changes);
+        for inst in ["", "b"] {
+            assert_eq!(props(&one, inst), props(&all, inst));
+        }
+        assert_eq!(
+            props(&all, ""),
+            Some(("start".to_string(), "spawned".to_string()))
+        );
+        assert_eq!(props(&all, "b"), None);
     }
 
     #[test]

@@ -475,6 +475,9 @@ impl Daemon {
             // first: an instance is only put back where its class is.
             let mut jobs = std::collections::BTreeSet::new();
             let mut instances = std::collections::BTreeSet::new();
+            // An instance's changes mostly come in a row: the set is
+            // only asked once per row.
+            let mut last = None;
             for change in &self.shell.changes {
                 match change {
                     Broadcast::JobAdded(job) | Broadcast::JobRemoved(job) => {
@@ -485,7 +488,11 @@ impl Daemon {
                     | Broadcast::GoalChanged(job, inst, _)
                     | Broadcast::StateChanged(job, inst, _)
                     | Broadcast::Failed(job, inst, _) => {
-                        instances.insert((job.as_str(), inst.as_str()));
+                        let key = (job.as_str(), inst.as_str());
+                        if last != Some(key) {
+                            instances.insert(key);
+                            last = Some(key);
+                        }
                     }
                     Broadcast::EventEmitted(..) | Broadcast::Restarted => {}
                 }
@@ -497,6 +504,8 @@ impl Daemon {
             for (job, inst) in instances {
                 view.set_instance(job, inst, instance_props(&self.engine, job, inst));
             }
+            // What was not yet noted is in the copy now, as it stands.
+            self.shell.noted = self.shell.changes.len();
         }
         self.shell.flush_changes();
     }

@@ -54,14 +54,24 @@ fn write_kmsg(level: slog::Level, msg: &str) -> bool {
     }
 }
 
+/// Whether a record at `level` is written under the priority `min` (the
+/// handle `initctl log-priority` sets).
+fn written(min: &AtomicUsize, level: slog::Level) -> bool {
+    let min = slog::Level::from_usize(min.load(Ordering::Relaxed)).unwrap_or(slog::Level::Info);
+    level.is_at_least(min)
+}
+
+/// Whether a message at `level` is written under the priority `min`.
+pub fn enabled(min: &AtomicUsize, level: Level) -> bool {
+    written(min, slog_level(level))
+}
+
 impl Drain for StderrDrain {
     type Ok = ();
     type Err = slog::Never;
 
     fn log(&self, record: &slog::Record<'_>, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
-        let min =
-            slog::Level::from_usize(self.min.load(Ordering::Relaxed)).unwrap_or(slog::Level::Info);
-        if record.level().is_at_least(min) {
+        if written(&self.min, record.level()) {
             if self.kmsg.load(Ordering::Relaxed)
                 && write_kmsg(record.level(), &record.msg().to_string())
             {
@@ -138,6 +148,16 @@ pub fn log(logger: &Logger, level: Level, message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enabled_follows_the_priority() {
+        let (_, control) = stderr_logger(Level::Message);
+        assert!(enabled(&control.priority, Level::Warn));
+        assert!(enabled(&control.priority, Level::Message));
+        assert!(!enabled(&control.priority, Level::Info));
+        assert!(set_priority(&control.priority, "debug"));
+        assert!(enabled(&control.priority, Level::Debug));
+    }
 
     #[test]
     fn kernel_log_records() {

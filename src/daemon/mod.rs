@@ -158,6 +158,7 @@ impl Daemon {
         let shell = Shell::new(
             poll.registry().try_clone()?,
             logger,
+            log_priority.clone(),
             settings,
             config.logdir.clone(),
         );
@@ -480,6 +481,7 @@ impl Daemon {
                 return status;
             }
             self.publish();
+            self.shell.watch_recent_spawns();
             let mut timeout = self.timeout();
             if self.busy_since_trim {
                 timeout = Some(timeout.map_or(memory::QUIET, |t| t.min(memory::QUIET)));

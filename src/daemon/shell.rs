@@ -69,6 +69,8 @@ fn read_to_end(file: &mut File, buf: &mut Vec<u8>) -> bool {
 pub struct Shell {
     pub registry: Registry,
     pub logger: slog::Logger,
+    /// The logger's priority (see `logger::enabled`).
+    pub log_priority: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     pub settings: SpawnSettings,
     pub logdir: PathBuf,
     pub io: HashMap<Token, Io>,
@@ -84,11 +86,13 @@ pub struct Shell {
     pub view: Option<crate::control::view::SharedView>,
     /// Changes not yet handed to the control server (see `flush_changes`).
     pub(super) changes: Vec<Broadcast>,
+    /// How many of `changes` the read copy has (see `note_changes`).
+    pub(super) noted: usize,
     /// Spawns whose status pipe was already complete when `spawn`
     /// returned, for the loop to hand to the engine.
     settled: std::collections::VecDeque<Outcome>,
-    /// Status pipes of the last spawns, still open (see
-    /// `settle_recent_spawns`).
+    /// Status pipes of the last spawns, still open and not yet watched
+    /// by epoll (see `settle_recent_spawns`, `watch_recent_spawns`).
     recent_status: Vec<Token>,
     /// Output of ended processes kept until the disk is writeable
     /// (process-spawning.md §7.4).
@@ -129,12 +133,14 @@ impl Shell {
     pub fn new(
         registry: Registry,
         logger: slog::Logger,
+        log_priority: std::sync::Arc<std::sync::atomic::AtomicUsize>,
         settings: SpawnSettings,
         logdir: PathBuf,
     ) -> Self {
         Shell {
             registry,
             logger,
+            log_priority,
             settings,
             logdir,
             io: HashMap::new(),
@@ -144,6 +150,7 @@ impl Shell {
             control: None,
             view: None,
             changes: Vec::new(),
+            noted: 0,
             settled: Default::default(),
             recent_status: Vec::new(),
             unflushed: Vec::new(),
@@ -166,9 +173,24 @@ impl Shell {
     }
 
     fn register(&mut self, io: Io, interest: Interest) -> Token {
+        let token = self.insert_unwatched(io);
+        self.watch(token, interest);
+        token
+    }
+
+    /// Keep an I/O object that epoll does not watch (yet).
+    fn insert_unwatched(&mut self, io: Io) -> Token {
         let token = Token(self.next_token);
         self.next_token += 1;
-        let fd = match &io {
+        self.io.insert(token, io);
+        token
+    }
+
+    fn watch(&mut self, token: Token, interest: Interest) {
+        let Some(io) = self.io.get(&token) else {
+            return;
+        };
+        let fd = match io {
             Io::Status { file, .. } | Io::Log { file, .. } | Io::Script { file, .. } => {
                 file.as_raw_fd()
             }
@@ -180,8 +202,6 @@ impl Shell {
                 &format!("Unable to watch descriptor: {e}"),
             );
         }
-        self.io.insert(token, io);
-        token
     }
 
     fn deregister(&mut self, token: Token) -> Option<Io> {
@@ -201,7 +221,7 @@ impl Shell {
             return self.pidfd_ready(pid);
         }
         match self.io.get_mut(&token)? {
-            Io::Status { .. } => self.read_status(token),
+            Io::Status { .. } => self.read_status(token, true),
             Io::Log { .. } => {
                 self.read_log(token, false);
                 None
@@ -213,7 +233,9 @@ impl Shell {
         }
     }
 
-    fn read_status(&mut self, token: Token) -> Option<Outcome> {
+    /// Read the status pipe behind `token`; once it is complete, drop it
+    /// (and stop watching it if epoll does) and say what it meant.
+    fn read_status(&mut self, token: Token, watched: bool) -> Option<Outcome> {
         let Some(Io::Status { pid, file, buf }) = self.io.get_mut(&token) else {
             return None;
         };
@@ -221,7 +243,12 @@ impl Shell {
         if !read_to_end(file, buf) {
             return None;
         }
-        let data = match self.deregister(token) {
+        let io = if watched {
+            self.deregister(token)
+        } else {
+            self.io.remove(&token)
+        };
+        let data = match io {
             Some(Io::Status { buf, .. }) => buf,
             _ => Vec::new(),
         };
@@ -233,12 +260,13 @@ impl Shell {
     /// the child's exec has closed its close-on-exec descriptors, so under
     /// load most pipes are not complete at once; by the next spawn they
     /// usually are. Left to epoll, a whole storm's pipes stayed open until
-    /// the turn ended, and every spawn copied and closed them all.
+    /// the turn ended, and every spawn copied and closed them all. Until
+    /// then epoll is not told of them (two `epoll_ctl` calls a spawn).
     fn settle_recent_spawns(&mut self) {
         let recent = std::mem::take(&mut self.recent_status);
         let mut still = Vec::new();
         for token in recent {
-            match self.read_status(token) {
+            match self.read_status(token, false) {
                 Some(outcome) => self.settled.push_back(outcome),
                 None if self.io.contains_key(&token) => still.push(token),
                 None => {}
@@ -247,6 +275,17 @@ impl Shell {
         // A child that takes long to exec is left to epoll.
         let keep = still.len().saturating_sub(RECENT_SPAWNS);
         self.recent_status = still.split_off(keep);
+        for token in still {
+            self.watch(token, Interest::READABLE);
+        }
+    }
+
+    /// Have epoll watch the status pipes of the last spawns that are still
+    /// open: the loop calls this before it waits.
+    pub fn watch_recent_spawns(&mut self) {
+        for token in std::mem::take(&mut self.recent_status) {
+            self.watch(token, Interest::READABLE);
+        }
     }
 
     /// What a complete status pipe says: exec succeeded (no data) or the
@@ -286,7 +325,8 @@ impl Shell {
             .iter()
             .find(|(_, io)| matches!(io, Io::Status { pid: p, .. } if *p == pid))
             .map(|(t, _)| *t)?;
-        self.read_status(token)
+        let watched = !self.recent_status.contains(&token);
+        self.read_status(token, watched)
     }
 
     fn send_script(&mut self, pid: i32) {
@@ -406,10 +446,28 @@ impl Shell {
         Some(Outcome::Vanished(pid))
     }
 
+    /// Bring the read copy up to the changes made so far, under one lock
+    /// (a task's walk from one process to the next makes a dozen). Done
+    /// before anything a job's process could notice follows them: a
+    /// spawn, a signal, and before the turn is published (which also
+    /// answers callers); so a process that asks finds at least the state
+    /// it was started or signalled in.
+    pub(super) fn note_changes(&mut self) {
+        let Some(new) = self.changes.get(self.noted..).filter(|c| !c.is_empty()) else {
+            return;
+        };
+        if let Some(mut view) = self.view.as_ref().and_then(|v| v.write().ok()) {
+            view.note_all(new);
+        }
+        self.noted = self.changes.len();
+    }
+
     /// Hand the buffered changes to the control server in one message.
     /// Called once per turn of the loop, and before anything sent to it
     /// that must come after them (replies, re-exec notices).
     pub fn flush_changes(&mut self) {
+        self.note_changes();
+        self.noted = 0;
         if self.changes.is_empty() {
             return;
         }
@@ -459,12 +517,13 @@ impl Sys for Shell {
             }
             Err(e) => return Err(e.to_string()),
         };
+        self.note_changes();
         // SAFETY: the daemon is single-threaded; the child only uses the
         // prepared data.
         let pid = unsafe { fork_child(&spawned.prepared) }.map_err(record::strerror)?;
         // The child's ends close here with `prepared`.
         drop(spawned.prepared);
-        set_nonblocking(&spawned.status_read);
+        // Non-blocking from its creation (see `status_pipe`).
         let mut status = file(spawned.status_read);
         if let Some(master) = spawned.log_master {
             let path = log_path(&self.logdir, &req.job.job, &req.job.instance);
@@ -496,20 +555,18 @@ impl Sys for Shell {
             let outcome = self.status_outcome(pid, buf);
             self.settled.push_back(outcome);
         } else {
-            let token = self.register(
-                Io::Status {
-                    pid,
-                    file: status,
-                    buf,
-                },
-                Interest::READABLE,
-            );
+            let token = self.insert_unwatched(Io::Status {
+                pid,
+                file: status,
+                buf,
+            });
             self.recent_status.push(token);
         }
         Ok(pid)
     }
 
     fn kill(&mut self, pid: i32, signal: i32, group: bool) -> Result<(), i32> {
+        self.note_changes();
         if let Some((_, fd)) = self.pidfds.get(&pid) {
             return super::pidfd::kill(fd, pid, signal, group);
         }
@@ -543,6 +600,10 @@ impl Sys for Shell {
         logger::log(&self.logger, level, &message);
     }
 
+    fn logs(&self, level: Level) -> bool {
+        logger::enabled(&self.log_priority, level)
+    }
+
     fn notice(&mut self, notice: Notice) {
         if self.control.is_none() {
             return;
@@ -552,14 +613,11 @@ impl Sys for Shell {
             Notice::JobRemoved(j) => Broadcast::JobRemoved(j),
             Notice::InstanceAdded(k) => Broadcast::InstanceAdded(k.job, k.instance),
             Notice::InstanceRemoved(k) => Broadcast::InstanceRemoved(k.job, k.instance),
-            Notice::GoalChanged(k, g) => Broadcast::GoalChanged(k.job, k.instance, g.to_string()),
-            Notice::StateChanged(k, s) => Broadcast::StateChanged(k.job, k.instance, s.to_string()),
+            Notice::GoalChanged(k, g) => Broadcast::GoalChanged(k.job, k.instance, g),
+            Notice::StateChanged(k, s) => Broadcast::StateChanged(k.job, k.instance, s),
             Notice::Failed(k, status) => Broadcast::Failed(k.job, k.instance, status),
             Notice::EventEmitted(name, env) => Broadcast::EventEmitted(name, env),
         };
-        if let Some(mut view) = self.view.as_ref().and_then(|v| v.write().ok()) {
-            view.note(&change);
-        }
         self.changes.push(change);
     }
 

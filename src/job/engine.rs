@@ -14,6 +14,18 @@ use crate::config::{expand, signal_name, Expect, JobClass, ProcessType};
 use crate::env;
 use crate::event::{EventId, EventRef, EventTree, Progress};
 
+/// Log through `sys`, formatting the message only if `sys` would write
+/// it (a task's start and stop log a dozen Info lines nobody reads at the
+/// default priority).
+macro_rules! log {
+    ($sys:expr, $level:expr, $($arg:tt)+) => {{
+        let level = $level;
+        if $sys.logs(level) {
+            $sys.log(level, format!($($arg)+));
+        }
+    }};
+}
+
 const SIGKILL: i32 = 9;
 const SIGCONT: i32 = 18;
 const SIGSTOP: i32 = 19;
@@ -509,17 +521,21 @@ impl Engine {
     }
 
     fn handle_event(&mut self, sys: &mut dyn Sys, id: EventId) {
-        let Some(ev) = self.event(id) else {
+        let Some(ev) = self.event_index(id).and_then(|i| self.events.get(i)) else {
             return;
         };
-        let (name, ev_env) = (ev.name.clone(), ev.env.clone());
-        sys.log(Level::Info, format!("Handling {name} event"));
+        log!(sys, Level::Info, "Handling {} event", ev.name);
         // Only the jobs whose conditions name the event (see Interest).
-        let jobs = self.interest.jobs(&self.slots, &name);
+        let jobs = self.interest.jobs(&self.slots, &ev.name);
         self.cgroup_wait_logged = false;
-        for job in jobs.iter() {
-            if let Flow::Abort = self.handle_event_for(sys, job, id, &name, &ev_env) {
-                break;
+        // Most events (a task's starting, started, stopping, stopped)
+        // concern no class: nothing to copy for them.
+        if !jobs.is_empty() {
+            let (name, ev_env) = (ev.name.clone(), ev.env.clone());
+            for job in jobs.iter() {
+                if let Flow::Abort = self.handle_event_for(sys, job, id, &name, &ev_env) {
+                    break;
+                }
             }
         }
         if std::mem::take(&mut self.cgroup_wait_logged) {
@@ -759,9 +775,12 @@ impl Engine {
         let old = inst.goal;
         inst.goal = goal;
         let state = inst.state;
-        sys.log(
+        log!(
+            sys,
             Level::Info,
-            format!("{key} goal changed from {} to {}", old.name(), goal.name()),
+            "{key} goal changed from {} to {}",
+            old.name(),
+            goal.name()
         );
         sys.notice(Notice::GoalChanged(key.clone(), goal.name()));
         if (goal == Goal::Start && state == State::Waiting)
@@ -774,10 +793,18 @@ impl Engine {
 
     /// events-and-states.md §6.2. May turn goal `respawn` back into `start`.
     fn next_state(&mut self, key: &JobKey) -> State {
-        let class = self.class_of(key);
-        let Some(inst) = self.inst(key) else {
+        // One lookup for the class and the instance.
+        let Some(slot) = self.slots.get_mut(&key.job) else {
             return State::Waiting;
         };
+        match slot.instances.get_mut(&key.instance) {
+            Some(inst) => Self::next_state_of(&slot.class, inst),
+            None => State::Waiting,
+        }
+    }
+
+    /// [`Engine::next_state`] of an instance at hand.
+    fn next_state_of(class: &JobClass, inst: &mut Instance) -> State {
         let goal = inst.goal;
         use State::*;
         match (inst.state, goal) {
@@ -806,7 +833,7 @@ impl Engine {
             }
             (PostStart, Goal::Start) => Running,
             (Running, Goal::Stop) => {
-                let has_main = class.is_some_and(|c| c.process(ProcessType::Main).is_some());
+                let has_main = class.process(ProcessType::Main).is_some();
                 if has_main && inst.pid(ProcessType::Main) > 0 {
                     PreStopping
                 } else {
@@ -830,36 +857,48 @@ impl Engine {
     }
 
     fn change_state(&mut self, sys: &mut dyn Sys, key: &JobKey, target: State) {
-        let mut target = target;
+        let mut next = Some(target);
+        // Looked up once for the whole walk. Only the last step (back to
+        // waiting, which removes the instance) can replace the class.
+        let Some(class) = self.class_of(key) else {
+            return;
+        };
         loop {
             let Some(inst) = self.inst(key) else { return };
+            // After the first step, the next state of the instance at hand.
+            let target = match next.take() {
+                Some(t) => t,
+                None => Self::next_state_of(&class, inst),
+            };
             if inst.state == target || inst.blocker.is_some() {
                 return;
             }
             let old = inst.state;
             inst.state = target;
-            sys.log(
+            log!(
+                sys,
                 Level::Info,
-                format!(
-                    "{key} state changed from {} to {}",
-                    old.name(),
-                    target.name()
-                ),
+                "{key} state changed from {} to {}",
+                old.name(),
+                target.name()
             );
             sys.notice(Notice::StateChanged(key.clone(), target.name()));
-            if !self.enter_state(sys, key, old, target) {
+            if !self.enter_state(sys, key, &class, old, target) {
                 return;
             }
-            target = self.next_state(key);
         }
     }
 
     /// The entry action of `state`; returns whether to continue to the next
     /// state at once.
-    fn enter_state(&mut self, sys: &mut dyn Sys, key: &JobKey, old: State, state: State) -> bool {
-        let Some(class) = self.class_of(key) else {
-            return false;
-        };
+    fn enter_state(
+        &mut self,
+        sys: &mut dyn Sys,
+        key: &JobKey,
+        class: &JobClass,
+        old: State,
+        state: State,
+    ) -> bool {
         let has = |p: ProcessType| class.process(p).is_some();
         let pid = |e: &Self, p: ProcessType| e.instance(key).map_or(0, |i| i.pid(p));
         match state {
@@ -919,7 +958,7 @@ impl Engine {
             State::Killed => {
                 let main = pid(self, ProcessType::Main);
                 if has(ProcessType::Main) && main > 0 {
-                    self.kill_main(sys, key, &class, main);
+                    self.kill_main(sys, key, class, main);
                     false
                 } else {
                     true
@@ -1087,7 +1126,8 @@ impl Engine {
         };
         let trace =
             process == ProcessType::Main && matches!(class.expect, Expect::Fork | Expect::Daemon);
-        let cgroup_manager = if self.needs_cgroups(&key.job) {
+        // needs_cgroups(), with the class at hand.
+        let cgroup_manager = if !self.options.no_cgroups && !class.cgroups.is_empty() {
             match &self.options.cgroup_manager {
                 Some(address) => Some(address.clone()),
                 None => {
@@ -1122,10 +1162,7 @@ impl Engine {
         for _ in 0..8 {
             match sys.spawn(&req) {
                 Ok(pid) => {
-                    sys.log(
-                        Level::Info,
-                        format!("{key} {} process ({pid})", process.name()),
-                    );
+                    log!(sys, Level::Info, "{key} {} process ({pid})", process.name());
                     if let Some(inst) = self.inst(key) {
                         inst.pids.insert(process, pid);
                         if process == ProcessType::Main {
@@ -1257,9 +1294,10 @@ impl Engine {
             return;
         }
         if signal != SIGSTOP {
-            sys.log(
+            log!(
+                sys,
                 Level::Info,
-                format!("{key} main process ({pid}) stopped by signal {signal}"),
+                "{key} main process ({pid}) stopped by signal {signal}"
             );
             return;
         }
@@ -1302,9 +1340,10 @@ impl Engine {
                     Ok(c) => c,
                     Err(e) => return warn(sys, "get the new child of", e),
                 };
-                sys.log(
+                log!(
+                    sys,
                     Level::Info,
-                    format!("{key} main process ({pid}) became new process ({child})"),
+                    "{key} main process ({pid}) became new process ({child})"
                 );
                 if let Err(e) = sys.ptrace_detach(pid) {
                     warn(sys, "detach from", e);
@@ -1322,9 +1361,10 @@ impl Engine {
             }
             (Trace::NewChild, SIGSTOP, 0) => self.trace_child_stopped(sys, &key, &class, pid),
             (Trace::Normal, SIGTRAP, PTRACE_EVENT_EXEC) => {
-                sys.log(
+                log!(
+                    sys,
                     Level::Info,
-                    format!("{key} main process ({pid}) executable changed"),
+                    "{key} main process ({pid}) executable changed"
                 );
                 if forks > 0 {
                     self.trace_done(sys, &key, pid);
@@ -1395,14 +1435,30 @@ impl Engine {
         };
         let raw = status.raw();
         let normal = class.normal_exit.contains(&raw);
-        let what = format!("{key} {} process ({pid})", process.name());
         let level = if normal { Level::Info } else { Level::Warn };
+        let name = process.name();
         match status {
-            ExitStatus::Exited(0) => sys.log(Level::Info, format!("{what} exited normally")),
-            ExitStatus::Exited(c) => sys.log(level, format!("{what} terminated with status {c}")),
+            ExitStatus::Exited(0) => log!(
+                sys,
+                Level::Info,
+                "{key} {name} process ({pid}) exited normally"
+            ),
+            ExitStatus::Exited(c) => log!(
+                sys,
+                level,
+                "{key} {name} process ({pid}) terminated with status {c}"
+            ),
             ExitStatus::Signaled(s) => match signal_name(s) {
-                Some(n) => sys.log(level, format!("{what} killed by {n} signal")),
-                None => sys.log(level, format!("{what} killed by signal {s}")),
+                Some(n) => log!(
+                    sys,
+                    level,
+                    "{key} {name} process ({pid}) killed by {n} signal"
+                ),
+                None => log!(
+                    sys,
+                    level,
+                    "{key} {name} process ({pid}) killed by signal {s}"
+                ),
             },
         }
         let Some(inst) = self.instance(&key) else {
@@ -1509,9 +1565,10 @@ impl Engine {
     fn kill_main(&mut self, sys: &mut dyn Sys, key: &JobKey, class: &JobClass, pid: i32) {
         let sig = class.kill_signal;
         let sname = signal_name(sig).map_or(sig.to_string(), str::to_string);
-        sys.log(
+        log!(
+            sys,
             Level::Info,
-            format!("Sending {sname} signal to {key} main process ({pid})"),
+            "Sending {sname} signal to {key} main process ({pid})"
         );
         match sys.kill(pid, sig, true) {
             Ok(()) => {
@@ -1569,9 +1626,10 @@ impl Engine {
             inst.kill_deadline = None;
             let pid = inst.pid(ProcessType::Main);
             if pid > 0 {
-                sys.log(
+                log!(
+                    sys,
                     Level::Info,
-                    format!("Sending KILL signal to {key} main process ({pid})"),
+                    "Sending KILL signal to {key} main process ({pid})"
                 );
                 let _ = sys.kill(pid, SIGKILL, true);
             }

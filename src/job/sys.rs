@@ -62,6 +62,11 @@ pub trait Sys {
     /// when `group` is false). Returns the errno on failure.
     fn kill(&mut self, pid: i32, signal: i32, group: bool) -> Result<(), i32>;
     fn log(&mut self, level: Level, message: String);
+    /// Whether a message at `level` would be written at all: the engine
+    /// builds the frequent ones (every state change) only if so.
+    fn logs(&self, _level: Level) -> bool {
+        true
+    }
     fn notice(&mut self, _notice: Notice) {}
     /// ptrace requests for `expect fork|daemon`; each returns the errno on
     /// failure.

@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::child::{cloexec_pipe, open_pty, HelperLaunch, Identity, Prepared};
+use super::child::{cloexec_pipe, open_pty, status_pipe, HelperLaunch, Identity, Prepared};
 use super::command::build_command;
 use super::helper::{CgroupPlan, HelperPlan, HELPER_FLAG};
 use super::record::ErrorType;
@@ -85,8 +85,14 @@ pub struct Spawned {
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// `s` without its NUL bytes (a copy only when it has some: every
+/// argument and environment entry of every spawn passes through here).
 fn cstring(s: &str) -> CString {
-    CString::new(s.replace('\0', "")).unwrap_or_default()
+    CString::new(s).unwrap_or_else(|e| {
+        let mut bytes = e.into_vec();
+        bytes.retain(|&b| b != 0);
+        CString::new(bytes).unwrap_or_default()
+    })
 }
 
 /// `execvp`'s search, done before the fork against the job's PATH (inside
@@ -204,7 +210,7 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         .process(req.process)
         .ok_or_else(|| std::io::Error::other("no such process"))?;
     let cmd = build_command(&def.command, def.script);
-    let (status_read, status_write) = cloexec_pipe()?;
+    let (status_read, status_write) = status_pipe()?;
     let status_write = if req.cgroup_manager.is_some() {
         high_fd(status_write)?
     } else {
@@ -349,6 +355,13 @@ mod tests {
             log_path(Path::new("/l"), "foo/bar", "wib/ble"),
             PathBuf::from("/l/foo_bar-wib_ble.log")
         );
+    }
+
+    #[test]
+    fn nul_bytes_are_dropped() {
+        assert_eq!(cstring("a=b").as_bytes(), b"a=b");
+        assert_eq!(cstring("a\0=\0b").as_bytes(), b"a=b");
+        assert_eq!(cstring("").as_bytes(), b"");
     }
 
     #[test]
