@@ -699,6 +699,10 @@ fn stubborn_and_daemonising_jobs_as_pid1() {
     );
     let out = pid1.ctl_ok(&["start", "stubborn"]);
     let stubborn = host_pid(&pid1, common::pid_of(&out)).expect("stubborn pid");
+    // Running means exec'd, not that the shell has set its trap yet.
+    pid1.wait_for("the job to ignore TERM", 30, || {
+        procs::ignores(stubborn, libc::SIGTERM)
+    });
     assert_eq!(
         pid1.ctl_ok(&["stop", "stubborn"]),
         "stubborn stop/waiting\n"
@@ -773,23 +777,26 @@ fn running_out_of_descriptors_fails_jobs_not_init() {
         })
         .collect();
     let refs: Vec<(&str, &str)> = jobs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    // Measure what an idle PID 1 holds (no client connected), then start
-    // it again with room for the emitting connection (two handles on its
-    // socket, a few files while it authenticates) and fewer than JOBS
-    // `console log` jobs (a pty each while running, a status pipe and the
-    // pty's other end while spawning).
-    let base = {
-        let pid1 = Namespace::serving("nofile-measure", &refs);
-        pid1.ctl_ok(&["status", "fd1"]);
-        pid1.wait_for("no client connected", 30, || pid1.client_count() == 0);
-        pid1.fd_count()
-    };
-    let nofile = format!("--nofile={}", base + 10);
-    let pid1 = Namespace::serving_with("nofile", &refs, &["prlimit", &nofile, "--"], &[]);
+    // Let PID 1 settle with no client connected, then cap its descriptors
+    // (soft and hard, so it cannot raise them) at what it holds plus room
+    // for the emitting connection (two handles on its socket, a few files
+    // while it authenticates) and fewer than JOBS `console log` jobs (a
+    // pty each while running; a status pipe and the pty's other end while
+    // spawning).
+    let pid1 = Namespace::serving("nofile", &refs);
     let init = pid1.init;
-    // The connection that found init ready is let go promptly.
+    pid1.ctl_ok(&["status", "fd1"]);
     pid1.wait_for("no client connected", 30, || pid1.client_count() == 0);
-    assert_eq!(pid1.fd_count(), base);
+    // Descriptors of a connection just gone may still be closing: only
+    // fewer can follow, which leaves more room, not less.
+    let cap = (pid1.fd_count() + 10) as libc::rlim_t;
+    let limit = libc::rlimit {
+        rlim_cur: cap,
+        rlim_max: cap,
+    };
+    // SAFETY: prlimit on another process with a valid rlimit.
+    let set = unsafe { libc::prlimit(init, libc::RLIMIT_NOFILE, &limit, std::ptr::null_mut()) };
+    assert_eq!(set, 0, "prlimit: {}", std::io::Error::last_os_error());
     let o = pid1.ctl(&["emit", "--no-wait", "go"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Every job ends up running (with `console none` once no pty could

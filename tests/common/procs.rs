@@ -39,6 +39,13 @@ pub fn status_field(pid: i32, label: &str) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
+/// Whether `pid` ignores signal `sig` (its `SigIgn` mask).
+pub fn ignores(pid: i32, sig: i32) -> bool {
+    status_field(pid, "SigIgn:")
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1u64 << (sig - 1)) != 0)
+}
+
 /// The pid a process has inside its own (innermost) PID namespace.
 pub fn ns_pid(pid: i32) -> Option<i32> {
     status_field(pid, "NSpid:")?
