@@ -384,6 +384,50 @@ fn a_state_pipe_left_half_written_is_given_up_after_the_wait() {
     drop(write_end);
 }
 
+/// (soft, hard) "Max open files" of `pid`.
+fn nofile(pid: i32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files");
+    let mut words = line.split_whitespace().skip(3);
+    (
+        words.next().expect("soft").to_string(),
+        words.next().expect("hard").to_string(),
+    )
+}
+
+#[test]
+fn init_raises_its_descriptor_limit_and_jobs_keep_the_one_it_had() {
+    let s = Session(common::start_session_wrapped(
+        "nofile",
+        &[
+            ("plain", "exec sleep 1000\n"),
+            ("own", "limit nofile 2000 3000\nexec sleep 1000\n"),
+        ],
+        &["--verbose"],
+        &["prlimit", "--nofile=512:8192", "--"],
+    ));
+    let init = s.child.id() as i32;
+    let want = |soft: &str, hard: &str| (soft.to_string(), hard.to_string());
+    assert_eq!(nofile(init), want("8192", "8192"));
+    let check = |s: &Session| {
+        let plain = pid_of(&s.ctl(&["start", "plain"]).1);
+        let own = pid_of(&s.ctl(&["start", "own"]).1);
+        assert_eq!(nofile(plain), want("512", "8192"), "no limit stanza");
+        assert_eq!(nofile(own), want("2000", "3000"), "limit nofile 2000 3000");
+        assert_eq!(s.ctl(&["stop", "plain"]).0, 0);
+        assert_eq!(s.ctl(&["stop", "own"]).0, 0);
+    };
+    check(&s);
+    // The next image starts with the raised limit; jobs still get the
+    // first one.
+    s.reexec();
+    assert_eq!(nofile(init), want("8192", "8192"));
+    check(&s);
+}
+
 #[test]
 fn takes_over_from_an_upstart_payload() {
     let corpus = std::env::var_os("OUTSET_CORPUS")

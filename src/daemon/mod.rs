@@ -190,6 +190,13 @@ impl Daemon {
             busy_since_trim: true,
         };
         daemon.watch_sources();
+        // Room for a descriptor or two per running job (spawn/nofile.rs).
+        if let Err(e) = crate::spawn::nofile::raise() {
+            daemon.log(
+                Level::Warn,
+                &format!("Unable to raise the descriptor limit: {e}"),
+            );
+        }
         daemon.open_control()?;
         Ok(daemon)
     }

@@ -62,6 +62,10 @@ struct DaemonState {
     /// The job environment table `reset-env` goes back to.
     job_env: Vec<String>,
     log_priority: String,
+    /// The descriptor limit jobs get (the one the first image was started
+    /// with, before it raised its own).
+    #[serde(default)]
+    job_nofile: Option<(u64, u64)>,
 }
 
 fn inheritable(fd: RawFd) {
@@ -224,6 +228,7 @@ impl Daemon {
             event_fds,
             job_env: self.config.job_env.clone(),
             log_priority: super::logger::priority_name(&self.log_priority).to_string(),
+            job_nofile: crate::spawn::nofile::job_limit(),
         };
         let daemon = serde_json::to_value(&daemon).unwrap_or(serde_json::Value::Null);
         (handover, daemon, fds)
@@ -368,6 +373,9 @@ impl Daemon {
         self.config.job_env = state.job_env;
         let _ = super::logger::set_priority(&self.log_priority, &state.log_priority);
         self.shell.disk_writeable = state.disk_writeable;
+        if let Some((soft, hard)) = state.job_nofile {
+            crate::spawn::nofile::set_job_limit(soft, hard);
+        }
         for (path, pending) in state.unflushed {
             let mut log = JobLog::new(path);
             log.buffer = pending;

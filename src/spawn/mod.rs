@@ -4,6 +4,7 @@
 mod child;
 mod command;
 pub mod helper;
+pub mod nofile;
 mod prepare;
 pub mod record;
 

@@ -255,6 +255,14 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         .iter()
         .map(|(r, l)| (rlimit_number(*r), l.soft, l.hard))
         .collect();
+    // Init raised its own descriptor limit; a job gets the one init was
+    // started with unless its class sets one.
+    if let Some((soft, hard)) = super::nofile::job_limit() {
+        let nofile = rlimit_number(Resource::Nofile);
+        if !limits.iter().any(|l| l.0 == nofile) {
+            limits.push((nofile, soft, hard));
+        }
+    }
     limits.sort_by_key(|l| l.0);
     let helper = match &req.cgroup_manager {
         Some(address) => {

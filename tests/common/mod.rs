@@ -150,6 +150,17 @@ pub fn pid_of(status: &str) -> i32 {
 /// `jobs` (`@DIR@` in their text becomes the test directory), with logs in
 /// `DIR/logs`, stderr in `DIR/daemon.log`, and wait for its session file.
 pub fn start_session(tag: &str, jobs: &[(&str, &str)], extra: &[&str]) -> Started {
+    start_session_wrapped(tag, jobs, extra, &[])
+}
+
+/// `start_session`, run through `wrapper` (a command that execs the rest
+/// of its command line in its own process, such as `prlimit ... --`).
+pub fn start_session_wrapped(
+    tag: &str,
+    jobs: &[(&str, &str)],
+    extra: &[&str],
+    wrapper: &[&str],
+) -> Started {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
     let dir = TempDir::new(tag);
@@ -162,7 +173,15 @@ pub fn start_session(tag: &str, jobs: &[(&str, &str)], extra: &[&str]) -> Starte
         );
     }
     let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_outset"))
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(env!("CARGO_BIN_EXE_outset"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_outset")),
+    };
+    let child = command
         .args(["--user", "--no-startup-event"])
         .args(extra)
         .arg("--confdir")
