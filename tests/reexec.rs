@@ -278,6 +278,48 @@ fn get_state_returns_the_handed_over_json() {
     assert_eq!(v["conf_sources"][0]["type"], "CONF_JOB_DIR");
 }
 
+/// Start `outset --user EXTRA --restart --state-fd FD` on DIR/conf (logs
+/// and `upstart.state` in DIR, runtime directory DIR/run) with `env`, and
+/// wait until it runs. Returns the daemon (for the caller to kill and
+/// wait for) and its log so far.
+#[allow(clippy::zombie_processes)]
+fn start_with_state(
+    dir: &TempDir,
+    fd: std::os::fd::RawFd,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    // SAFETY: make the descriptor inheritable for the child.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    std::fs::create_dir_all(dir.0.join("run")).expect("run");
+    let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outset"))
+        .arg("--user")
+        .args(extra)
+        .args(["--restart", "--state-fd", &fd.to_string(), "--confdir"])
+        .arg(dir.0.join("conf"))
+        .arg("--logdir")
+        .arg(&dir.0)
+        .env("XDG_RUNTIME_DIR", dir.0.join("run"))
+        .envs(env.iter().copied())
+        .stderr(log)
+        .spawn()
+        .expect("outset");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(dir.0.join("daemon.log")).unwrap_or_default();
+        if text.contains("session init running") {
+            return (child, text);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("did not start: {text}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn unreadable_state_means_a_stateless_start_not_a_crash() {
     let dir = TempDir::new("badstate");
@@ -285,33 +327,7 @@ fn unreadable_state_means_a_stateless_start_not_a_crash() {
     let bad = dir.write("state", "{ this is not json");
     let file = std::fs::File::open(&bad).expect("state");
     use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    // SAFETY: make the descriptor inheritable for the child.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-    let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outset"))
-        .args([
-            "--user",
-            "--restart",
-            "--state-fd",
-            &fd.to_string(),
-            "--confdir",
-        ])
-        .arg(dir.0.join("conf"))
-        .arg("--logdir")
-        .arg(&dir.0)
-        .stderr(log)
-        .spawn()
-        .expect("outset");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let text = loop {
-        let text = std::fs::read_to_string(dir.0.join("daemon.log")).unwrap_or_default();
-        if text.contains("session init running") {
-            break text;
-        }
-        assert!(Instant::now() < deadline, "did not start: {text}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (mut child, text) = start_with_state(&dir, file.as_raw_fd(), &[], &[]);
     assert!(
         text.contains("Failed to read serialisation data - reverting to stateless re-exec"),
         "{text}"
@@ -334,36 +350,14 @@ fn a_state_pipe_left_half_written_is_given_up_after_the_wait() {
     // closes its end.
     nix::unistd::write(&write_end, b"{\"events\": [").expect("write");
     use std::os::fd::AsRawFd;
-    let fd = read_end.as_raw_fd();
-    // SAFETY: make the descriptor inheritable for the child.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-    let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outset"))
-        .args([
-            "--user",
-            "--restart",
-            "--state-fd",
-            &fd.to_string(),
-            "--confdir",
-        ])
-        .arg(dir.0.join("conf"))
-        .arg("--logdir")
-        .arg(&dir.0)
-        .env("UPSTART_STATE_WAIT_SECS", "1")
-        .stderr(log)
-        .spawn()
-        .expect("outset");
+    let (mut child, text) = start_with_state(
+        &dir,
+        read_end.as_raw_fd(),
+        &[],
+        &[("UPSTART_STATE_WAIT_SECS", "1")],
+    );
     drop(read_end);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let text = loop {
-        let text = std::fs::read_to_string(dir.0.join("daemon.log")).unwrap_or_default();
-        if text.contains("session init running") {
-            break text;
-        }
-        assert!(Instant::now() < deadline, "did not start: {text}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
     // It waited (for the rest that never came) before giving up.
     assert!(started.elapsed() >= Duration::from_secs(1));
     use std::os::unix::fs::PermissionsExt;
@@ -451,43 +445,13 @@ fn takes_over_from_an_upstart_payload() {
         .expect("a running single-instance job");
 
     let dir = TempDir::new("fromupstart");
-    std::fs::create_dir_all(dir.0.join("run")).expect("run");
     let file = std::fs::File::open(&payload).expect("open");
     use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    // SAFETY: make the descriptor inheritable for the child.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-    let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outset"))
-        .args([
-            "--user",
-            "--verbose",
-            "--restart",
-            "--state-fd",
-            &fd.to_string(),
-            "--confdir",
-        ])
-        .arg(dir.0.join("conf"))
-        .arg("--logdir")
-        .arg(&dir.0)
-        .env("XDG_RUNTIME_DIR", dir.0.join("run"))
-        .stderr(log)
-        .spawn()
-        .expect("outset");
+    let (mut child, text) = start_with_state(&dir, file.as_raw_fd(), &["--verbose"], &[]);
     drop(file);
-    let read_log = || std::fs::read_to_string(dir.0.join("daemon.log")).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !read_log().contains("session init running") {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("did not take over: {}", read_log());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
     assert!(
-        read_log().contains("Stateful re-exec from Upstart completed"),
-        "{}",
-        read_log()
+        text.contains("Stateful re-exec from Upstart completed"),
+        "{text}"
     );
     let session = dir
         .0

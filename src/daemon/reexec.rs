@@ -68,7 +68,7 @@ struct DaemonState {
     job_nofile: Option<(u64, u64)>,
 }
 
-fn inheritable(fd: RawFd) {
+pub(super) fn inheritable(fd: RawFd) {
     // SAFETY: fcntl on a descriptor this process owns.
     unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
 }

@@ -141,7 +141,7 @@ pub fn hand_over<T: Serialize>(payload: &T) -> std::io::Result<OwnedFd> {
         Ok(nix::unistd::ForkResult::Child) => write_and_exit(payload, write_end, wait),
         Ok(nix::unistd::ForkResult::Parent { .. }) => {
             drop(write_end);
-            set_inheritable(read_end.as_raw_fd());
+            super::reexec::inheritable(read_end.as_raw_fd());
             Ok(read_end)
         }
         Err(_) => {
@@ -196,11 +196,6 @@ fn write_memfd<T: Serialize>(payload: &T) -> std::io::Result<OwnedFd> {
     let mut file = out.into_inner().map_err(|e| e.into_error())?;
     file.rewind()?;
     Ok(OwnedFd::from(file))
-}
-
-fn set_inheritable(fd: RawFd) {
-    // SAFETY: fcntl on a descriptor this process owns.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
 }
 
 #[cfg(test)]

@@ -417,20 +417,31 @@ impl serde::Serialize for Extra<'_> {
 
 impl serde::Serialize for Spliced<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(self.rest.len() + self.extras.len()))?;
-        let mut extras = self.extras.iter().peekable();
-        for (k, v) in &self.rest {
-            while let Some((ek, ev)) = extras.next_if(|(ek, _)| *ek < k.as_str()) {
-                map.serialize_entry(ek, ev)?;
-            }
-            map.serialize_entry(k, v)?;
-        }
-        for (ek, ev) in extras {
+        serialize_spliced(s, &self.rest, &self.extras)
+    }
+}
+
+/// The object `rest` with `extras` (sorted by key, none of them in
+/// `rest`) written among its members in the order a `Value` object keeps
+/// them (sorted).
+fn serialize_spliced<S: serde::Serializer, E: serde::Serialize>(
+    s: S,
+    rest: &Map<String, Value>,
+    extras: &[(&str, E)],
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(rest.len() + extras.len()))?;
+    let mut extras = extras.iter().peekable();
+    for (k, v) in rest {
+        while let Some((ek, ev)) = extras.next_if(|(ek, _)| *ek < k.as_str()) {
             map.serialize_entry(ek, ev)?;
         }
-        map.end()
+        map.serialize_entry(k, v)?;
     }
+    for (ek, ev) in extras {
+        map.serialize_entry(ek, ev)?;
+    }
+    map.end()
 }
 
 /// The whole state as one JSON value in Upstart 1.13's layout.
@@ -522,22 +533,7 @@ impl serde::Serialize for Classes<'_, '_> {
 
 impl serde::Serialize for Payload<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        const KEY: &str = "job_classes";
-        let mut map = s.serialize_map(Some(self.rest.len() + 1))?;
-        // Keys in the order a `Value` object keeps them (sorted).
-        let mut classes_written = false;
-        for (k, v) in &self.rest {
-            if !classes_written && k.as_str() > KEY {
-                map.serialize_entry(KEY, &Classes(self))?;
-                classes_written = true;
-            }
-            map.serialize_entry(k, v)?;
-        }
-        if !classes_written {
-            map.serialize_entry(KEY, &Classes(self))?;
-        }
-        map.end()
+        serialize_spliced(s, &self.rest, &[("job_classes", Classes(self))])
     }
 }
 

@@ -16,9 +16,8 @@ static JOB_SOFT: AtomicU64 = AtomicU64::new(0);
 static JOB_HARD: AtomicU64 = AtomicU64::new(0);
 
 /// Record the current limit as the jobs' one (unless one was recorded
-/// already, as after a re-exec) and raise init's soft limit to the hard
-/// one. Returns the limit init now has.
-pub fn raise() -> std::io::Result<(u64, u64)> {
+/// already) and raise init's soft limit to the hard one.
+pub fn raise() -> std::io::Result<()> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -39,9 +38,8 @@ pub fn raise() -> std::io::Result<(u64, u64)> {
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        lim = raised;
     }
-    Ok((lim.rlim_cur, lim.rlim_max))
+    Ok(())
 }
 
 /// The limit jobs get when their class sets none, if it differs from
