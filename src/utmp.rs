@@ -60,6 +60,40 @@ pub fn read_runlevel(path: &str) -> Result<Option<(char, char)>, UtmpError> {
     Ok(found)
 }
 
+/// The text of a fixed-size, NUL-padded utmp field.
+fn text(field: &[libc::c_char]) -> String {
+    let bytes: Vec<u8> = field
+        .iter()
+        .map(|&c| c as u8)
+        .take_while(|&b| b != 0)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Every record of a utmp-format file (a missing or unreadable file has
+/// none).
+fn records(path: &str) -> Vec<libc::utmpx> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    bytes
+        .chunks_exact(std::mem::size_of::<libc::utmpx>())
+        // SAFETY: utmpx is plain old data; every bit pattern is valid, and
+        // read_unaligned copes with the Vec's alignment.
+        .map(|chunk| unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast()) })
+        .collect()
+}
+
+/// The terminal lines of the user sessions a utmp file records.
+pub fn user_lines(path: &str) -> Vec<String> {
+    records(path)
+        .iter()
+        .filter(|r| r.ut_type == libc::USER_PROCESS && r.ut_user.first().is_some_and(|&c| c != 0))
+        .map(|r| text(&r.ut_line))
+        .filter(|line| !line.is_empty())
+        .collect()
+}
+
 fn record(kind: libc::c_short, pid: i32, user: &str) -> libc::utmpx {
     // SAFETY: an all-zero utmpx is a valid empty record.
     let mut ut: libc::utmpx = unsafe { std::mem::zeroed() };
@@ -119,6 +153,12 @@ pub fn record_runlevel(level: char, prev: char) {
         encode(level) + 256 * encode(prev),
         "runlevel",
     ));
+}
+
+/// Record that the system is going down: the special runlevel record
+/// with user `shutdown` that `last` reads as "system down".
+pub fn record_shutdown() {
+    write(&record(libc::RUN_LVL, 0, "shutdown"));
 }
 
 #[cfg(test)]

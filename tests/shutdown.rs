@@ -7,7 +7,7 @@
 mod common;
 
 use common::namespace::Namespace;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 
 /// Records `RUNLEVEL INIT_HALT` of every runlevel event.
 const OBSERVER: &str = "start on runlevel\ntask\nconsole none\n\
@@ -22,7 +22,7 @@ const SERVICE: &str = "start on startup\nstop on runlevel [016]\nconsole none\n\
 fn trigger(command: &str) -> String {
     format!(
         "start on startup\nconsole none\nenv OUTSET_UTMP_FILE=@DIR@/utmp\nenv OUTSET_WTMP_FILE=@DIR@/wtmp\n\
-         script\n  : > @DIR@/utmp\n  while [ ! -e @DIR@/go ]; do sleep 0.05; done\n  \
+         script\n  : > @DIR@/utmp\n  : > @DIR@/wtmp\n  while [ ! -e @DIR@/go ]; do sleep 0.05; done\n  \
          @BIN@/{command} > @DIR@/cmd.out 2>&1 || echo \"exit $?\" >> @DIR@/cmd.out\nend script\n"
     )
 }
@@ -78,6 +78,8 @@ fn forced_commands_end_the_namespace_at_once() {
         ("poweroff -f", libc::SIGINT),
         ("halt -f", libc::SIGINT),
         ("reboot -f", libc::SIGHUP),
+        // A restart command for the firmware: still a reboot.
+        ("reboot -f firmware-update", libc::SIGHUP),
     ] {
         let mut ns = run_command("shutdown-force", command);
         let status = ns.wait_exit();
@@ -90,6 +92,9 @@ fn forced_commands_end_the_namespace_at_once() {
         // No graceful stop happened: no runlevel event, no SIGTERM.
         assert!(!ns.dir.0.join("runlevel").exists(), "{command}");
         assert!(!ns.dir.0.join("stopped").exists(), "{command}");
+        // But the system's going down is on record, as `last` shows it.
+        let last = last(&ns.dir.0.join("wtmp"));
+        assert!(last.contains("shutdown system down"), "{command}: {last}");
     }
 }
 
@@ -115,13 +120,6 @@ fn bad_arguments_are_refused() {
         .output()
         .expect("shutdown");
     assert!(String::from_utf8_lossy(&out.stderr).contains("illegal time value: soon"));
-    // -k only warns: nothing is asked of init (none listens here anyway).
-    let out = std::process::Command::new(shutdown)
-        .args(["-k", "now", "maintenance"])
-        .output()
-        .expect("shutdown");
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("maintenance"));
 }
 
 /// Builds a root without the container markers (`/.dockerenv` and
@@ -242,7 +240,6 @@ fn machine_pid1_reexecs_on_sigterm_and_powers_off_through_reboot2() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    use std::os::unix::process::ExitStatusExt;
     assert!(
         status.signal() == Some(libc::SIGINT) || status.code() == Some(128 + libc::SIGINT),
         "{status:?}; {}",
@@ -255,15 +252,120 @@ fn machine_pid1_reexecs_on_sigterm_and_powers_off_through_reboot2() {
     assert!(log().contains("init: Will now power-off"), "{}", log());
 }
 
+/// `last -x -f FILE`: the records of a wtmp file as the admin reads them.
+fn last(wtmp: &std::path::Path) -> String {
+    let out = std::process::Command::new("last")
+        .args(["-x", "-f"])
+        .arg(wtmp)
+        .output()
+        .expect("last (util-linux)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A terminal a user is logged in on: a pseudo-terminal recorded in a
+/// utmp file of the test's own, whose output the test reads.
+struct LoggedIn {
+    master: std::fs::File,
+    _slave: std::os::fd::OwnedFd,
+    utmp: std::path::PathBuf,
+}
+
+impl LoggedIn {
+    fn new(dir: &common::TempDir) -> LoggedIn {
+        use std::os::fd::AsFd;
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let name = nix::unistd::ttyname(pty.slave.as_fd()).expect("ttyname");
+        let line = name.strip_prefix("/dev").expect("a /dev path");
+        let utmp = dir.0.join("utmp");
+        // SAFETY: an all-zero utmpx is a valid empty record.
+        let mut rec: libc::utmpx = unsafe { std::mem::zeroed() };
+        rec.ut_type = libc::USER_PROCESS;
+        rec.ut_pid = std::process::id() as i32;
+        for (d, s) in rec
+            .ut_line
+            .iter_mut()
+            .zip(line.to_string_lossy().trim_start_matches('/').bytes())
+        {
+            *d = s as libc::c_char;
+        }
+        for (d, s) in rec.ut_user.iter_mut().zip("tester".bytes()) {
+            *d = s as libc::c_char;
+        }
+        // SAFETY: utmpx is plain old data; the file holds whole records.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&rec as *const libc::utmpx).cast::<u8>(),
+                std::mem::size_of::<libc::utmpx>(),
+            )
+        };
+        std::fs::write(&utmp, bytes).expect("write utmp");
+        let master = std::fs::File::from(pty.master);
+        nix::fcntl::fcntl(
+            &master,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .expect("non-blocking");
+        LoggedIn {
+            master,
+            _slave: pty.slave,
+            utmp,
+        }
+    }
+
+    /// What has been written to the terminal so far.
+    fn screen(&mut self) -> String {
+        use std::io::Read;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = self.master.read(&mut buf) {
+            out.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
 #[test]
-fn a_delayed_shutdown_waits_and_can_be_cancelled() {
+fn warnings_reach_every_logged_in_terminal() {
+    common::namespace::assert_root();
+    let dir = common::TempDir::new("shutdown-wall");
+    let mut tty = LoggedIn::new(&dir);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shutdown"))
+        .args(["-k", "now", "lunch", "break"])
+        .env("OUTSET_UTMP_FILE", &tty.utmp)
+        .output()
+        .expect("shutdown");
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    let screen = tty.screen();
+    assert!(
+        screen.contains("Broadcast message from root@"),
+        "{screen:?}"
+    );
+    assert!(
+        screen.contains("The system is going down for maintenance NOW!"),
+        "{screen:?}"
+    );
+    assert!(screen.contains("lunch break"), "{screen:?}");
+}
+
+#[test]
+fn a_delayed_shutdown_waits_keeps_logins_out_and_can_be_cancelled() {
     use std::time::{Duration, Instant};
+    common::namespace::assert_root();
     let dir = common::TempDir::new("shutdown-cancel");
+    let mut tty = LoggedIn::new(&dir);
     let pid_file = dir.0.join("shutdown.pid");
-    let shutdown = env!("CARGO_BIN_EXE_shutdown");
-    let waiting = std::process::Command::new(shutdown)
-        .args(["-h", "+1", "going away"])
-        .env("OUTSET_SHUTDOWN_PID_FILE", &pid_file)
+    let nologin = dir.0.join("nologin");
+    let utmp = tty.utmp.clone();
+    let shutdown = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_shutdown"));
+        c.env("OUTSET_SHUTDOWN_PID_FILE", &pid_file)
+            .env("OUTSET_NOLOGIN_FILE", &nologin)
+            .env("OUTSET_UTMP_FILE", &utmp);
+        c
+    };
+    let waiting = shutdown()
+        .args(["-P", "+1", "going", "away"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("shutdown");
@@ -272,26 +374,102 @@ fn a_delayed_shutdown_waits_and_can_be_cancelled() {
         assert!(Instant::now() < deadline, "no pid file");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let cancel = std::process::Command::new(shutdown)
-        .arg("-c")
-        .env("OUTSET_SHUTDOWN_PID_FILE", &pid_file)
+    // Another one is refused while this one waits.
+    let second = shutdown().args(["-r", "+3"]).output().expect("shutdown");
+    assert_eq!(second.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("Another shutdown is already running"));
+    // Within five minutes of the end, new logins are refused.
+    let text = std::fs::read_to_string(&nologin).expect("/etc/nologin written");
+    assert!(
+        text.contains("The system is going down for power off in 1 minute!"),
+        "{text:?}"
+    );
+    assert!(text.contains("going away"), "{text:?}");
+    let screen = tty.screen();
+    assert!(screen.contains("power off in 1 minute!"), "{screen:?}");
+
+    let cancel = shutdown()
+        .args(["-c", "never", "mind"])
         .output()
         .expect("shutdown -c");
     assert!(cancel.status.success(), "{cancel:?}");
     let out = waiting.wait_with_output().expect("wait");
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("going down for power off in 1 minute(s): going away"),
-        "{err}"
-    );
-    assert!(err.contains("Shutdown cancelled"), "{err}");
+    assert_eq!(err, "shutdown: Shutdown cancelled\n");
     assert!(!pid_file.exists());
+    assert!(!nologin.exists(), "/etc/nologin removed on cancel");
+    assert!(tty.screen().contains("never mind"));
     // Nothing left to cancel.
-    let again = std::process::Command::new(shutdown)
-        .arg("-c")
-        .env("OUTSET_SHUTDOWN_PID_FILE", &pid_file)
-        .output()
-        .expect("shutdown -c");
+    let again = shutdown().arg("-c").output().expect("shutdown -c");
     assert_eq!(again.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr),
+        "shutdown: Cannot find pid of running shutdown\n"
+    );
+}
+
+#[test]
+fn without_an_init_shutdown_asks_sysvinit_through_its_fifo() {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    common::namespace::assert_root();
+    let dir = common::TempDir::new("shutdown-sysvinit");
+    let fifo = dir.0.join("initctl");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    // In a network namespace of its own no init listens on the control
+    // socket.
+    let run = || {
+        std::process::Command::new("unshare")
+            .args(["--net", env!("CARGO_BIN_EXE_shutdown"), "-r", "now"])
+            .env("OUTSET_INITCTL_FIFO", &fifo)
+            .env("OUTSET_UTMP_FILE", dir.0.join("utmp"))
+            .output()
+            .expect("unshare shutdown")
+    };
+    // Nobody reads the FIFO: nothing can take the request.
+    let out = run();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "shutdown: Unable to shutdown system\n"
+    );
+
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .expect("open fifo");
+    let out = run();
+    assert!(out.status.success(), "{out:?}");
+    let mut req = Vec::new();
+    reader.read_to_end(&mut req).ok();
+    assert_eq!(req.len(), 384, "sysvinit's request size");
+    let int = |i: usize| i32::from_ne_bytes(req[i * 4..i * 4 + 4].try_into().expect("4 bytes"));
+    assert_eq!(
+        (int(0), int(1), int(2), int(3)),
+        (0x0309_1969, 1, b'6' as i32, 5)
+    );
+}
+
+#[test]
+fn reboot_w_only_writes_the_shutdown_record() {
+    common::namespace::assert_root();
+    let dir = common::TempDir::new("shutdown-wtmp");
+    let wtmp = dir.0.join("wtmp");
+    // As on a machine, the file exists (glibc appends, never creates).
+    std::fs::write(&wtmp, "").expect("create wtmp");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shutdown"))
+        .arg0("reboot")
+        .arg("-w")
+        .env("OUTSET_UTMP_FILE", dir.0.join("utmp"))
+        .env("OUTSET_WTMP_FILE", &wtmp)
+        .output()
+        .expect("reboot -w");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        last(&wtmp).contains("shutdown system down"),
+        "{}",
+        last(&wtmp)
+    );
 }

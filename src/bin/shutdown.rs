@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use outset::control::client::Client;
-use outset::pid1::StopAction;
+use outset::pid1::{wall, StopAction};
 
 /// Init's private control socket.
 const INIT_ADDRESS: &str = "unix:abstract=/com/ubuntu/upstart";
@@ -39,68 +39,70 @@ Bring the system down.
   -h          halt or power off after shutdown
   -H          halt after shutdown (implies -h)
   -P          power off after shutdown (implies -h)
-  -k          only print the warning; do not shut down
-  -c          cancel a shutdown that is waiting for its time
-  -f, -F      accepted for compatibility (fsck hints) and ignored
+  -c          cancel a running shutdown
+  -k          only send warnings, don't shutdown
+  -g TIME     the time, as an option
+  -a, -n, -f, -F, -y, -i LEVEL, -t SECS
+              accepted for compatibility and ignored
       --help     display this help and exit
       --version  output version information and exit
 
-TIME is `now', `+MINUTES' or `HH:MM'. Without -r or -h the system goes to
-runlevel 1 (maintenance).
+TIME is `now', `+MINUTES' (or just MINUTES) or `HH:MM' on the 24-hour
+clock. Logged-in users are sent a warning, with MESSAGE if given; within
+five minutes of the time, /etc/nologin keeps new users out. A shutdown
+waiting for its time is cancelled by Control-C or by `shutdown -c'.
+Without -r or -h the system goes to runlevel 1 (maintenance).
 ";
 
 const REBOOT_HELP: &str = "\
-Usage: PROG [OPTION]...
+Usage: PROG [OPTION]... [COMMAND]
 Reboot, halt or power off the system.
 
-  -f, --force     call reboot(2) at once instead of asking init to stop
-  -p, --poweroff  power off (halt: like poweroff)
-  -n, --no-sync   with -f: do not sync(2) first
-  -w, --wtmp-only do nothing (accepted for compatibility)
-  -d, --no-wtmp   accepted for compatibility and ignored
-  -i, -h          accepted for compatibility and ignored
-      --help      display this help and exit
-      --version   output version information and exit
+  -n, --no-sync    don't sync before reboot or halt
+  -f, --force      force reboot or halt, don't call shutdown(8)
+  -p, --poweroff   switch off the power when called as halt
+  -w, --wtmp-only  don't actually reboot or halt, just write wtmp record
+  -d, -i, -h       accepted for compatibility and ignored
+      --help       display this help and exit
+      --version    output version information and exit
+
+Without -f (and outside runlevels 0 and 6) this is `shutdown -r now',
+`shutdown -H now' or `shutdown -P now'. `reboot -f COMMAND' passes COMMAND
+to the firmware or boot loader.
 ";
 
 fn need_root(prog: &Prog) -> Option<ExitCode> {
-    // SAFETY: geteuid has no preconditions.
-    (unsafe { libc::geteuid() } != 0).then(|| prog.fail("Need to be root"))
+    (!nix::unistd::geteuid().is_root()).then(|| prog.fail("Need to be root"))
+}
+
+/// Why a runlevel switch did not happen.
+enum SwitchError {
+    /// Nothing listens on init's control socket.
+    NoInit,
+    /// Init answered with an error.
+    Refused(String),
 }
 
 /// Switch to `level` (with `INIT_HALT` for runlevel 0 when given) through
 /// init's `runlevel` event.
-fn switch(prog: &Prog, level: char, init_halt: Option<&str>) -> ExitCode {
-    if let Some(code) = need_root(prog) {
-        return code;
-    }
+fn switch_runlevel(level: char, init_halt: Option<&str>) -> Result<(), SwitchError> {
     let extra: Vec<String> = init_halt
         .map(|h| format!("INIT_HALT={h}"))
         .into_iter()
         .collect();
-    let client = match Client::connect(INIT_ADDRESS) {
-        Ok(c) => c,
-        Err(e) => return prog.fail(&format!("Unable to connect to Upstart: {}", e.message)),
-    };
+    let client = Client::connect(INIT_ADDRESS).map_err(|_| SwitchError::NoInit)?;
     let env = outset::pid1::runlevel::switch_env(level, extra);
-    match client.manager::<_, ()>("EmitEvent", &("runlevel", env, false)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => prog.fail(&e.message),
-    }
+    client
+        .manager::<_, ()>("EmitEvent", &("runlevel", env, false))
+        .map_err(|e| SwitchError::Refused(e.message))
 }
 
-/// `reboot -f` and friends.
-fn force(prog: &Prog, action: StopAction, no_sync: bool) -> ExitCode {
-    if let Some(code) = need_root(prog) {
-        return code;
-    }
-    let e = outset::pid1::reboot::reboot(action, no_sync);
-    prog.fail(&format!("Unable to {}: {e}", action.name()))
-}
-
-/// reboot, halt, poweroff.
+/// reboot, halt, poweroff (Upstart's reboot(8)): without `-f`, what
+/// `shutdown -r|-h -H|-h -P now` does; with `-f`, or once the system is in
+/// runlevel 0 or 6, the shutdown record in wtmp and then `reboot(2)`.
 fn reboot_family(prog: &Prog, mut action: StopAction, args: &[String]) -> ExitCode {
-    let (mut forced, mut no_sync) = (false, false);
+    let (mut forced, mut no_sync, mut wtmp_only) = (false, false, false);
+    let mut words = Vec::new();
     for arg in args {
         let shorts: Vec<char> = match arg.as_str() {
             "--force" => vec!['f'],
@@ -116,10 +118,12 @@ fn reboot_family(prog: &Prog, mut action: StopAction, args: &[String]) -> ExitCo
                 println!("{} (outset) {}", prog.0, env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
             }
-            a if a.starts_with('-') && !a.starts_with("--") && a.len() > 1 => {
-                a[1..].chars().collect()
+            a if a.starts_with("--") => return prog.usage(&format!("invalid option: {a}")),
+            a if a.starts_with('-') && a.len() > 1 => a.chars().skip(1).collect(),
+            a => {
+                words.push(a.to_string());
+                continue;
             }
-            a => return prog.usage(&format!("invalid argument: {a}")),
         };
         for c in shorts {
             match c {
@@ -127,91 +131,282 @@ fn reboot_family(prog: &Prog, mut action: StopAction, args: &[String]) -> ExitCo
                 'p' if action == StopAction::Halt => action = StopAction::PowerOff,
                 'p' => {}
                 'n' => no_sync = true,
-                'w' => return ExitCode::SUCCESS,
+                'w' => wtmp_only = true,
                 'd' | 'i' | 'h' => {}
                 c => return prog.usage(&format!("invalid option: -{c}")),
             }
         }
     }
-    if forced {
-        return force(prog, action, no_sync);
+    if let Some(code) = need_root(prog) {
+        return code;
     }
-    switch(prog, action.runlevel(), action.init_halt())
+    // Called by the scripts of runlevel 0 or 6: the system is already
+    // going down, so do it now.
+    let level = outset::utmp::read_runlevel(&outset::utmp::utmp_path())
+        .ok()
+        .flatten()
+        .map(|(_, cur)| cur);
+    if matches!(level, Some('0' | '6')) {
+        forced = true;
+    }
+    if !forced && !wtmp_only {
+        let option = match action {
+            StopAction::Reboot => "-r",
+            StopAction::Halt => "-H",
+            StopAction::PowerOff => "-P",
+        };
+        return shutdown(prog, &[option.to_string(), "now".to_string()]);
+    }
+    outset::utmp::record_shutdown();
+    if wtmp_only {
+        return ExitCode::SUCCESS;
+    }
+    let e = match (action, words.first()) {
+        (StopAction::Reboot, Some(command)) => {
+            outset::pid1::reboot::reboot_with_command(command, no_sync)
+        }
+        _ => outset::pid1::reboot::reboot(action, no_sync),
+    };
+    prog.fail(&format!("Unable to {}: {e}", action.name()))
 }
 
-/// shutdown [-r|-h|-H|-P] [-k] TIME [MESSAGE].
-fn shutdown(prog: &Prog, args: &[String]) -> ExitCode {
-    let (mut level, mut init_halt, mut warn_only) = ('1', None, false);
-    let mut positional = Vec::new();
-    let mut options_done = false;
-    for arg in args {
-        if options_done || !arg.starts_with('-') || arg == "-" {
-            positional.push(arg.clone());
+/// What `shutdown` was asked to do.
+struct Request {
+    level: char,
+    init_halt: Option<&'static str>,
+    cancel: bool,
+    warn_only: bool,
+    when: Option<String>,
+    words: Vec<String>,
+}
+
+/// Upstart's options: `-r -h -H -P -c -k`, `-g TIME`, and the old
+/// `-a -n -f -F -y`, `-i LEVEL`, `-t SECS`, accepted and ignored.
+fn parse(prog: &Prog, args: &[String]) -> Result<Request, ExitCode> {
+    let mut req = Request {
+        level: '1',
+        init_halt: None,
+        cancel: false,
+        warn_only: false,
+        when: None,
+        words: Vec::new(),
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            req.words.extend(args.by_ref().cloned());
+            break;
+        }
+        if !arg.starts_with('-') || arg == "-" {
+            req.words.push(arg.clone());
             continue;
         }
         match arg.as_str() {
-            "--" => {
-                options_done = true;
-                continue;
-            }
             "--help" => {
                 print!("{SHUTDOWN_HELP}");
-                return ExitCode::SUCCESS;
+                return Err(ExitCode::SUCCESS);
             }
             "--version" => {
                 println!("shutdown (outset) {}", env!("CARGO_PKG_VERSION"));
-                return ExitCode::SUCCESS;
+                return Err(ExitCode::SUCCESS);
             }
-            a if a.starts_with("--") => return prog.usage(&format!("invalid option: {a}")),
+            a if a.starts_with("--") => return Err(prog.usage(&format!("invalid option: {a}"))),
             _ => {}
         }
-        for c in arg[1..].chars() {
+        let mut shorts = arg.chars().skip(1);
+        while let Some(c) = shorts.next() {
             match c {
-                'r' => level = '6',
-                'h' => level = '0',
-                'H' => (level, init_halt) = ('0', Some("HALT")),
-                'P' => (level, init_halt) = ('0', Some("POWEROFF")),
-                'k' => warn_only = true,
-                'f' | 'F' => {}
-                'c' => return cancel(prog),
-                c => return prog.usage(&format!("invalid option: -{c}")),
+                'r' => (req.level, req.init_halt) = ('6', None),
+                'h' => (req.level, req.init_halt) = ('0', None),
+                'H' => (req.level, req.init_halt) = ('0', Some("HALT")),
+                'P' => (req.level, req.init_halt) = ('0', Some("POWEROFF")),
+                'k' => req.warn_only = true,
+                'c' => req.cancel = true,
+                'a' | 'n' | 'f' | 'F' | 'y' => {}
+                'g' | 'i' | 't' => {
+                    // The value is the rest of this word, or the next one.
+                    let rest: String = shorts.by_ref().collect();
+                    let value = if rest.is_empty() {
+                        args.next().cloned()
+                    } else {
+                        Some(rest)
+                    };
+                    let Some(value) = value else {
+                        return Err(prog.usage(&format!("missing argument: -{c}")));
+                    };
+                    if c == 'g' {
+                        req.when = Some(value);
+                    }
+                }
+                c => return Err(prog.usage(&format!("invalid option: -{c}"))),
             }
         }
     }
-    let Some(when) = positional.first() else {
-        return prog.usage("time expected");
-    };
-    let delay = match outset::pid1::when::delay(when, outset::pid1::when::local_time_of_day()) {
-        Ok(d) => d,
-        Err(e) => return prog.usage(&e.to_string()),
-    };
-    let message = positional[1..].join(" ");
-    let what = match (level, init_halt) {
-        ('6', _) => "reboot",
-        ('0', Some("HALT")) => "halt",
-        ('0', _) => "power off",
-        _ => "maintenance mode",
-    };
-    if warn_only || delay > 0 || !message.is_empty() {
-        let mut text = format!("The system is going down for {what}");
-        if delay > 0 {
-            text.push_str(&format!(" in {} minute(s)", delay.div_ceil(60)));
-        } else {
-            text.push_str(" NOW");
-        }
-        if !message.is_empty() {
-            text.push_str(&format!(": {message}"));
-        }
-        eprintln!("{text}");
+    Ok(req)
+}
+
+/// The administrator's message as Upstart sends it: each word followed by
+/// a space, the whole ended by CR LF (empty without words).
+fn message_of(words: &[String]) -> String {
+    if words.is_empty() {
+        return String::new();
     }
-    if warn_only {
+    let mut m: String = words.iter().map(|w| format!("{w} ")).collect();
+    m.push_str("\r\n");
+    m
+}
+
+/// Broadcast `text` to every logged-in user, under the usual banner.
+fn broadcast(text: &str) {
+    let uid = nix::unistd::getuid();
+    let user = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| {
+            if uid.is_root() {
+                "root".to_string()
+            } else {
+                format!("uid {uid}")
+            }
+        });
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tty = nix::unistd::ttyname(std::io::stdin())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "unknown".to_string());
+    let secs = outset::pid1::when::local_time_of_day();
+    let banner = wall::banner(&user, &host, &tty, secs / 3600 % 24, secs / 60 % 60);
+    wall::wall(&banner, text);
+}
+
+/// Where `/etc/nologin` is (`OUTSET_NOLOGIN_FILE` moves it, for tests).
+fn nologin_file() -> std::path::PathBuf {
+    std::env::var_os("OUTSET_NOLOGIN_FILE")
+        .map(Into::into)
+        .unwrap_or_else(|| "/etc/nologin".into())
+}
+
+/// shutdown [-r|-h|-H|-P] [-k] [-c] TIME [MESSAGE].
+fn shutdown(prog: &Prog, args: &[String]) -> ExitCode {
+    let req = match parse(prog, args) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let mut words = req.words.iter();
+    let when = match (req.cancel, req.when.clone()) {
+        (true, _) => None,
+        (false, Some(w)) => Some(w),
+        (false, None) => match words.next() {
+            Some(w) => Some(w.clone()),
+            None => return prog.usage("time expected"),
+        },
+    };
+    let delay = match when {
+        None => 0,
+        Some(w) => match outset::pid1::when::delay(&w, outset::pid1::when::local_time_of_day()) {
+            Ok(d) => d,
+            Err(e) => return prog.usage(&e.to_string()),
+        },
+    };
+    let rest: Vec<String> = words.cloned().collect();
+    let message = message_of(&rest);
+    if let Some(code) = need_root(prog) {
+        return code;
+    }
+
+    let waiting = std::fs::read_to_string(pid_file())
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        .filter(|&p| p > 1);
+    match (waiting, req.cancel) {
+        (Some(pid), true) => {
+            // SAFETY: kill(2) on the pid the waiting shutdown recorded.
+            if unsafe { libc::kill(pid, libc::SIGINT) } < 0 {
+                return prog.fail("Shutdown is not running");
+            }
+            if !message.is_empty() {
+                broadcast(&message);
+            }
+            return ExitCode::SUCCESS;
+        }
+        // SAFETY: signal 0 only checks that the process exists.
+        (Some(pid), false) if unsafe { libc::kill(pid, 0) } == 0 => {
+            return prog.fail("Another shutdown is already running");
+        }
+        (None, true) => return prog.fail("Cannot find pid of running shutdown"),
+        _ => {}
+    }
+
+    let purpose = wall::purpose(req.level, req.init_halt);
+    let mut minutes = delay.div_ceil(60);
+    broadcast(&wall::warning(purpose, minutes, &message));
+    if req.warn_only {
         return ExitCode::SUCCESS;
     }
-    if delay > 0 && !wait_or_cancel(prog, delay) {
-        eprintln!("Shutdown cancelled");
-        return ExitCode::SUCCESS;
+    let _ = std::env::set_current_dir("/");
+    if minutes == 0 {
+        return shutdown_now(prog, req.level, req.init_halt);
     }
-    switch(prog, level, init_halt)
+    let file = pid_file();
+    if let Err(e) = std::fs::write(&file, format!("{}\n", std::process::id())) {
+        eprintln!(
+            "{}: {}: Unable to write pid file: {e}",
+            prog.0,
+            file.display()
+        );
+    }
+    // Within five minutes of the end nobody new may log in.
+    let forbid_logins = |minutes: u64, text: &str| {
+        if minutes <= 5 {
+            let _ = std::fs::write(nologin_file(), text);
+        }
+    };
+    forbid_logins(minutes, &wall::warning(purpose, minutes, &message));
+    // Until the time comes: a warning at the usual intervals, each minute.
+    let first = Duration::from_secs(delay - (minutes - 1) * 60);
+    let mut wait = first;
+    loop {
+        if !wait_or_cancel(wait) {
+            eprintln!("{}: Shutdown cancelled", prog.0);
+            let _ = std::fs::remove_file(nologin_file());
+            let _ = std::fs::remove_file(&file);
+            return ExitCode::SUCCESS;
+        }
+        minutes -= 1;
+        wait = Duration::from_secs(60);
+        let text = wall::warning(purpose, minutes, &message);
+        forbid_logins(minutes, &text);
+        let warn = match minutes {
+            0..10 => true,
+            10..60 => minutes % 15 == 0,
+            60..180 => minutes % 30 == 0,
+            _ => minutes % 60 == 0,
+        };
+        if warn {
+            broadcast(&text);
+        }
+        if minutes == 0 {
+            return shutdown_now(prog, req.level, req.init_halt);
+        }
+    }
+}
+
+/// Ask init to change to `level`; if no init answers, try sysvinit's
+/// FIFO, as a machine just moved to outset may still run sysvinit.
+fn shutdown_now(prog: &Prog, level: char, init_halt: Option<&str>) -> ExitCode {
+    let code = match switch_runlevel(level, init_halt) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(SwitchError::NoInit) if outset::pid1::sysvinit::change_runlevel(level) => {
+            ExitCode::SUCCESS
+        }
+        Err(SwitchError::NoInit) => prog.fail("Unable to shutdown system"),
+        Err(SwitchError::Refused(msg)) => prog.fail(&msg),
+    };
+    let _ = std::fs::remove_file(nologin_file());
+    let _ = std::fs::remove_file(pid_file());
+    code
 }
 
 /// Where a waiting shutdown leaves its pid for `shutdown -c`.
@@ -221,26 +416,23 @@ fn pid_file() -> std::path::PathBuf {
         .unwrap_or_else(|| "/run/shutdown.pid".into())
 }
 
-/// Wait `delay` seconds unless SIGINT or SIGTERM (from `shutdown -c` or
+/// Wait `left` unless SIGINT, SIGQUIT or SIGTERM (from `shutdown -c` or
 /// the terminal) cancels first. Returns whether the time came.
-fn wait_or_cancel(prog: &Prog, delay: u64) -> bool {
+fn wait_or_cancel(left: Duration) -> bool {
     use nix::sys::signal::{SigSet, Signal};
     let mut mask = SigSet::empty();
-    mask.add(Signal::SIGINT);
-    mask.add(Signal::SIGTERM);
+    for sig in [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM] {
+        mask.add(sig);
+    }
     if mask.thread_block().is_err() {
-        std::thread::sleep(Duration::from_secs(delay));
+        std::thread::sleep(left);
         return true;
     }
-    let file = pid_file();
-    if let Err(e) = std::fs::write(&file, format!("{}\n", std::process::id())) {
-        eprintln!("{}: unable to write {}: {e}", prog.0, file.display());
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(delay);
-    let came = loop {
+    let deadline = std::time::Instant::now() + left;
+    loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
-            break true;
+            return true;
         }
         let ts = libc::timespec {
             tv_sec: left.as_secs() as libc::time_t,
@@ -249,32 +441,10 @@ fn wait_or_cancel(prog: &Prog, delay: u64) -> bool {
         // SAFETY: sigtimedwait with a set and timeout we own; the
         // signals are blocked, so they wait here instead of killing us.
         let sig = unsafe { libc::sigtimedwait(mask.as_ref(), std::ptr::null_mut(), &ts) };
-        if sig == libc::SIGINT || sig == libc::SIGTERM {
-            break false;
+        if [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM].contains(&sig) {
+            return false;
         }
-    };
-    let _ = std::fs::remove_file(&file);
-    came
-}
-
-/// `shutdown -c`: interrupt the waiting shutdown named in the pid file.
-fn cancel(prog: &Prog) -> ExitCode {
-    let file = pid_file();
-    let pid = std::fs::read_to_string(&file)
-        .ok()
-        .and_then(|t| t.trim().parse::<i32>().ok())
-        .filter(|&p| p > 1);
-    let Some(pid) = pid else {
-        return prog.fail("no shutdown is waiting");
-    };
-    // SAFETY: kill(2) on the pid the waiting shutdown recorded.
-    if unsafe { libc::kill(pid, libc::SIGINT) } < 0 {
-        return prog.fail(&format!(
-            "unable to cancel shutdown {pid}: {}",
-            std::io::Error::last_os_error()
-        ));
     }
-    ExitCode::SUCCESS
 }
 
 fn main() -> ExitCode {

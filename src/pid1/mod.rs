@@ -7,6 +7,8 @@ pub mod reboot;
 pub mod runlevel;
 pub mod signals;
 pub mod sweep;
+pub mod sysvinit;
+pub mod wall;
 pub mod when;
 
 /// How the daemon runs; decides what signals mean and how a system stop

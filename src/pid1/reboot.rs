@@ -22,3 +22,27 @@ pub fn reboot(action: StopAction, no_sync: bool) -> std::io::Error {
     }
     std::io::Error::last_os_error()
 }
+
+/// `reboot -f COMMAND`: restart handing `command` to the firmware or boot
+/// loader (`LINUX_REBOOT_CMD_RESTART2`). Returns only if the kernel
+/// refused.
+pub fn reboot_with_command(command: &str, no_sync: bool) -> std::io::Error {
+    let Ok(arg) = std::ffi::CString::new(command) else {
+        return std::io::Error::from(std::io::ErrorKind::InvalidInput);
+    };
+    // SAFETY: sync takes nothing; reboot(2) reads the NUL-terminated
+    // string, which outlives the call.
+    unsafe {
+        if !no_sync {
+            libc::sync();
+        }
+        libc::syscall(
+            libc::SYS_reboot,
+            libc::LINUX_REBOOT_MAGIC1,
+            libc::LINUX_REBOOT_MAGIC2,
+            libc::LINUX_REBOOT_CMD_RESTART2,
+            arg.as_ptr(),
+        );
+    }
+    std::io::Error::last_os_error()
+}
