@@ -184,6 +184,176 @@ fn setuid_and_setgid_drop_identity_and_capabilities() {
     assert!(pid1.stop().success());
 }
 
+/// `/proc/PID/FILE` of a process of the namespace, read as PID 1 sees it.
+fn proc_file(pid1: &Namespace, pid: i32, file: &str) -> String {
+    let o = pid1
+        .inside(30, &["cat", &format!("/proc/{pid}/{file}")])
+        .output()
+        .expect("cat in the namespace");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `initctl status JOB` in the namespace, without its newline.
+fn status_of(pid1: &Namespace, job: &str) -> String {
+    text(&pid1.ctl(&["status", job])).1.trim_end().to_string()
+}
+
+fn wait_status(pid1: &Namespace, job: &str, want: &str) {
+    pid1.wait_for(&format!("{job} to be {want}"), 60, || {
+        status_of(pid1, job).starts_with(want)
+    });
+}
+
+#[test]
+fn a_chrooted_job_finds_its_user_inside_the_chroot() {
+    // The host knows both names, with other ids: a lookup made outside the
+    // chroot would give 65534 for nobody and succeed for daemon.
+    let host = std::fs::read_to_string("/etc/passwd").expect("host passwd");
+    assert!(host.lines().any(|l| l.starts_with("nobody:x:65534:")));
+    assert!(host.lines().any(|l| l.starts_with("daemon:")));
+    let pid1 = Namespace::serving(
+        "jailuser",
+        &[
+            (
+                "jailed",
+                "chroot @DIR@/root\nsetuid nobody\nconsole none\nenv PATH=/opt/jail\n\
+                 exec busybox sleep 100000\n",
+            ),
+            (
+                "unknown",
+                "chroot @DIR@/root\nsetuid daemon\nconsole none\nexec /opt/jail/busybox true\n",
+            ),
+        ],
+    );
+    let root = pid1.dir.0.join("root");
+    pid1.dir.write(
+        "root/etc/passwd",
+        "root:x:0:0:root:/:/bin/sh\nnobody:x:4242:4343:nobody:/:/bin/sh\n",
+    );
+    pid1.dir.write(
+        "root/etc/group",
+        "root:x:0:\nnogroup:x:4343:\nstaff:x:5555:nobody\nwheel:x:6666:root,nobody\n",
+    );
+    std::fs::create_dir_all(root.join("opt/jail")).expect("jail bin");
+    std::fs::copy("/bin/busybox", root.join("opt/jail/busybox")).expect("static busybox");
+
+    // The program is found on the job's PATH inside the chroot (the host
+    // has no /opt/jail), and runs as the chroot's nobody.
+    assert!(
+        pid1.ctl_ok(&["start", "jailed"])
+            .starts_with("jailed start/running, process "),
+        "{}",
+        pid1.log()
+    );
+    let pid = common::pid_of(&status_of(&pid1, "jailed"));
+    let status = proc_file(&pid1, pid, "status");
+    assert_eq!(status_lines(&status, "Uid:"), "4242 4242 4242 4242");
+    assert_eq!(status_lines(&status, "Gid:"), "4343 4343 4343 4343");
+    assert_eq!(status_lines(&status, "Groups:"), "4343 5555 6666");
+
+    // A user the host has but the chroot does not: Upstart's error.
+    let (code, _, err) = text(&pid1.ctl(&["start", "unknown"]));
+    assert_eq!((code, err.trim_end()), (1, "initctl: Job failed to start"));
+    pid1.wait_for("the spawn failure", 30, || {
+        pid1.log()
+            .contains("Failed to spawn unknown main process: unable to find setuid user")
+    });
+    assert!(pid1.stop().success());
+}
+
+#[test]
+fn a_hanging_name_service_holds_up_the_job_not_init() {
+    // glibc asks nss-systemd for users /etc/passwd does not know, and it
+    // reads /run/userdb/NAME.user: a FIFO there hangs that one lookup (as a
+    // dead LDAP server would), while root, which the control socket's
+    // handshake looks up, is still found in /etc/passwd.
+    assert!(
+        std::path::Path::new("/usr/lib/x86_64-linux-gnu/libnss_systemd.so.2").exists(),
+        "libnss-systemd is needed (.ci/run installs it)"
+    );
+    let nss = common::TempDir::new("hangnss");
+    nss.write("nsswitch.conf", "passwd: files systemd\ngroup: files\n");
+    std::fs::create_dir_all(nss.0.join("userdb")).expect("userdb");
+    let fifo = nss.0.join("userdb/outset-hang.user");
+    let c = std::ffi::CString::new(fifo.display().to_string()).expect("path");
+    // SAFETY: mkfifo on a path we own.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let d = nss.0.display();
+    let setup = format!(
+        "mount -t tmpfs tmpfs /run && mkdir /run/userdb && \
+         mount --bind {d}/userdb /run/userdb && \
+         mount --bind {d}/nsswitch.conf /etc/nsswitch.conf && exec \"$@\""
+    );
+    let pid1 = Namespace::serving_with(
+        "hangnss",
+        &[
+            (
+                "hang",
+                "setuid outset-hang\nconsole none\nexec sleep 100000\n",
+            ),
+            (
+                "other",
+                "task\nconsole none\nexec /bin/sh -c 'echo ran > @DIR@/other.out'\n",
+            ),
+        ],
+        &["sh", "-c", &setup, "sh"],
+        &[],
+    );
+    // Answer the lookup that is waiting on the FIFO: a user record.
+    let answer = || {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut w = None;
+        pid1.wait_for("a reader of the user record", 30, || {
+            w = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+                .ok();
+            w.is_some()
+        });
+        let mut w = w.expect("writer");
+        w.write_all(br#"{"userName":"outset-hang","uid":4321,"gid":4321}"#)
+            .expect("user record");
+    };
+
+    for round in ["stopped while waiting", "run"] {
+        assert_eq!(text(&pid1.ctl(&["start", "--no-wait", "hang"])).0, 0);
+        // The job shows its in-between state; its own process, not init,
+        // is the one waiting for the name service.
+        wait_status(&pid1, "hang", "hang start/spawned, process ");
+        let pid = common::pid_of(&status_of(&pid1, "hang"));
+        assert!(pid > 1, "{round}");
+        let cmdline = proc_file(&pid1, pid, "cmdline");
+        assert!(cmdline.contains("--spawn-helper"), "{round}: {cmdline:?}");
+        // init goes on: it starts other jobs and answers.
+        let _ = std::fs::remove_file(pid1.dir.0.join("other.out"));
+        pid1.ctl_ok(&["start", "other"]);
+        assert_eq!(
+            std::fs::read_to_string(pid1.dir.0.join("other.out")).unwrap_or_default(),
+            "ran\n"
+        );
+        assert!(pid1.ctl_ok(&["list"]).contains("hang start/spawned"));
+        if round == "run" {
+            answer();
+            wait_status(&pid1, "hang", "hang start/running, process ");
+            let status = proc_file(&pid1, pid, "status");
+            assert_eq!(status_lines(&status, "Uid:"), "4321 4321 4321 4321");
+            assert_eq!(status_lines(&status, "Gid:"), "4321 4321 4321 4321");
+            assert_eq!(status_lines(&status, "Groups:"), "4321");
+            pid1.ctl_ok(&["stop", "hang"]);
+        } else {
+            // As for any spawn, a stop waits for it to report.
+            assert_eq!(text(&pid1.ctl(&["stop", "--no-wait", "hang"])).0, 0);
+            wait_status(&pid1, "hang", "hang stop/spawned");
+            answer();
+            wait_status(&pid1, "hang", "hang stop/waiting");
+        }
+    }
+    assert!(pid1.alive());
+    assert!(pid1.stop().success());
+}
+
 #[test]
 fn event_values_reach_jobs_only_as_environment() {
     let s = common::start_session(

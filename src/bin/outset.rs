@@ -228,7 +228,7 @@ fn logdir(args: &Args) -> Result<PathBuf, String> {
 }
 
 fn main() -> ExitCode {
-    // A job's child exec'd us to do its cgroup setup (never returns). PID 1
+    // A job's child exec'd us to finish its setup (never returns). PID 1
     // is never the helper, whatever the kernel passes it.
     let mut raw = std::env::args();
     if raw.nth(1).as_deref() == Some(outset::spawn::helper::HELPER_FLAG) && std::process::id() != 1

@@ -14,7 +14,8 @@ use super::logger;
 use crate::control::{Broadcast, ToBroadcaster};
 use crate::job::{Level, Notice, Reply, SpawnRequest, Sys};
 use crate::spawn::{
-    fork_child, log_path, open_self_exe, prepare, record, PtyUnavailable, SpawnSettings,
+    fork_child, log_path, needs_helper, open_self_exe, prepare, record, PtyUnavailable,
+    SpawnSettings,
 };
 
 /// What a readiness token belongs to.
@@ -496,7 +497,7 @@ impl Shell {
 impl Sys for Shell {
     fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, String> {
         self.settle_recent_spawns();
-        if req.cgroup_manager.is_some() && self.settings.self_exe.is_none() {
+        if self.settings.self_exe.is_none() && needs_helper(req) {
             let exe = open_self_exe().map_err(|e| format!("unable to open own executable: {e}"))?;
             self.settings.self_exe = Some(std::sync::Arc::new(exe));
         }

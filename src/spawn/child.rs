@@ -12,14 +12,6 @@ use crate::config::Console;
 /// A resource limit to apply: `RLIMIT_*` number, soft, hard.
 pub type Limit = (i32, u64, u64);
 
-/// Identity to switch to, resolved before the fork.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Identity {
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    pub groups: Vec<u32>,
-}
-
 /// Everything the child does, decided in the parent.
 pub struct Prepared {
     pub exe: CString,
@@ -31,24 +23,22 @@ pub struct Prepared {
     /// Read end of the script pipe, to become fd 9.
     pub script_read: Option<OwnedFd>,
     pub status_write: OwnedFd,
-    /// Skip limits, umask, nice, oom, chroot, chdir and identity (the
-    /// `security` process).
+    /// Skip limits, umask, nice, oom and chdir (the `security` process).
     pub minimal: bool,
     pub limits: Vec<Limit>,
     pub umask: u32,
     pub nice: Option<i32>,
     /// Text to write to `/proc/self/oom_score_adj`.
     pub oom_score: Option<CString>,
-    pub chroot: Option<CString>,
+    /// Only the default `/` of system mode: a `chdir` stanza, like
+    /// `chroot`, `setuid` and `setgid`, sends the process through the
+    /// helper (a directory on a hung mount must not hold init up).
     pub chdir: Option<CString>,
-    pub identity: Option<Identity>,
-    /// A failure already known in the parent (unknown setuid user, …),
-    /// reported by the child at the step where it belongs.
-    pub identity_error: Option<(ErrorType, i32)>,
     pub trace: bool,
     pub debug_stop: bool,
-    /// Jobs with cgroup stanzas: after the descriptors and the session are
-    /// set up, exec the spawn helper, which does the rest.
+    /// Jobs with cgroup, chroot, chdir, setuid or setgid stanzas: after the
+    /// descriptors and the session are set up, exec the spawn helper,
+    /// which does the rest.
     pub helper: Option<HelperLaunch>,
 }
 
@@ -58,7 +48,7 @@ pub struct HelperLaunch {
     pub exe: RawFd,
     /// Memory file holding the plan; numbered 10 or above.
     pub plan: OwnedFd,
-    /// `outset --cgroup-helper PLAN-FD STATUS-FD`.
+    /// `outset --spawn-helper PLAN-FD STATUS-FD`.
     pub argv: Vec<CString>,
 }
 
@@ -269,7 +259,7 @@ unsafe fn child(args: &ChildArgs<'_>) -> ! {
         libc::close(slave);
     }
 
-    // Jobs with cgroups: the helper does steps 9–14. It inherits the status
+    // The helper does steps 9–14. It inherits the status
     // pipe (close-on-exec again in the helper) and the plan.
     if let Some(h) = &p.helper {
         libc::fcntl(status, libc::F_SETFD, 0);
@@ -311,39 +301,9 @@ unsafe fn child(args: &ChildArgs<'_>) -> ! {
             }
             libc::close(fd);
         }
-        if let Some(root) = &p.chroot {
-            if libc::chroot(root.as_ptr()) < 0 {
-                fail(status, ErrorType::Chroot, 0, errno());
-            }
-        }
         if let Some(dir) = &p.chdir {
             if libc::chdir(dir.as_ptr()) < 0 {
                 fail(status, ErrorType::Chdir, 0, errno());
-            }
-        }
-        if let Some((kind, err)) = p.identity_error {
-            fail(status, kind, 0, err);
-        }
-        if let Some(id) = &p.identity {
-            if p.script_read.is_some() {
-                let uid = id.uid.map_or(u32::MAX, |u| u);
-                let gid = id.gid.map_or(u32::MAX, |g| g);
-                if libc::fchown(SCRIPT_FD, uid, gid) < 0 {
-                    fail(status, ErrorType::Chown, 0, errno());
-                }
-            }
-            if libc::geteuid() == 0 && libc::setgroups(id.groups.len(), id.groups.as_ptr()) < 0 {
-                fail(status, ErrorType::Initgroups, 0, errno());
-            }
-            if let Some(gid) = id.gid {
-                if libc::setgid(gid) < 0 {
-                    fail(status, ErrorType::Setgid, 0, errno());
-                }
-            }
-            if let Some(uid) = id.uid {
-                if libc::setuid(uid) < 0 {
-                    fail(status, ErrorType::Setuid, 0, errno());
-                }
             }
         }
     }

@@ -1,12 +1,15 @@
 //! The spawn helper: a mode of the outset binary that a job's child execs
-//! first when the job has `cgroup` stanzas (ARCHITECTURE principle 4). It
-//! is an ordinary process, so it may allocate, use zbus and block on the
-//! cgroup manager without ever holding init up. It performs the rest of
-//! the child's setup (process-spawning.md §3.2 steps 9–14) from a plan
+//! first when the process needs work that may block or that library code
+//! must do (ARCHITECTURE principle 4): `cgroup` stanzas (D-Bus calls to the
+//! manager), `setuid` / `setgid` (name-service lookups), `chroot` and a
+//! `chdir` stanza (a directory on a hung mount). It is an ordinary
+//! process, so it may allocate, use zbus, read /etc/passwd or ask a name
+//! service, and block, without ever holding init up. It performs the rest
+//! of the child's setup (process-spawning.md §3.2 steps 9–14) from a plan
 //! built by init, makes the manager calls of cgroups.md §4, and execs the
 //! job. Failures go back on the status pipe as the usual typed record.
 //!
-//! Command line: `outset --cgroup-helper PLAN-FD STATUS-FD`. The plan is
+//! Command line: `outset --spawn-helper PLAN-FD STATUS-FD`. The plan is
 //! JSON in a memory file; the status pipe stays open (close-on-exec) until
 //! the job's own exec.
 
@@ -15,16 +18,18 @@ use std::ffi::CString;
 use std::io::Read;
 use std::os::fd::{FromRawFd, RawFd};
 
-use super::child::{Identity, Limit};
-use super::prepare::lookup_identity;
+use super::child::Limit;
+use super::identity::{lookup_identity, Identity};
+use super::prepare::resolve_exe;
 use super::record::{encode, ErrorType};
 use crate::cgroup::client::{ManagerClient, ManagerError};
 use crate::cgroup::path::targets;
-use crate::cgroup::sequence;
+use crate::cgroup::sequence::{self, Placed};
 use crate::config::CgroupController;
+use crate::env;
 
 /// The first argument that selects the helper mode.
-pub const HELPER_FLAG: &str = "--cgroup-helper";
+pub const HELPER_FLAG: &str = "--spawn-helper";
 
 const SCRIPT_FD: RawFd = 9;
 
@@ -44,10 +49,13 @@ pub struct CgroupPlan {
 /// Steps 9–14 of the child, decided in init.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HelperPlan {
+    /// The program as the command names it: a name without a slash is
+    /// searched for in the job's PATH here, after the `chroot`.
     pub exe: String,
     pub argv: Vec<String>,
     pub envp: Vec<String>,
-    /// The `security` process: no limits, umask, … and no cgroup setup.
+    /// The `security` process: no limits, umask, … and no cgroup setup
+    /// (only ever sent here for its cgroups).
     pub minimal: bool,
     pub limits: Vec<Limit>,
     pub umask: u32,
@@ -63,7 +71,8 @@ pub struct HelperPlan {
     pub script_fd: bool,
     pub trace: bool,
     pub debug_stop: bool,
-    pub cgroups: CgroupPlan,
+    /// The job has `cgroup` stanzas and a manager to ask.
+    pub cgroups: Option<CgroupPlan>,
 }
 
 /// A failed step: record type, argument, errno.
@@ -121,49 +130,90 @@ fn read_plan(fd: RawFd) -> Result<HelperPlan, Failure> {
     serde_json::from_str(&text).map_err(|_| (ErrorType::Alloc, 0, libc::EINVAL))
 }
 
-fn run(plan: &HelperPlan, status: RawFd) -> Result<std::convert::Infallible, Failure> {
-    // init's child arrives with every signal blocked; a stop request while
-    // we wait on the manager must still be able to end us.
-    unblock_signals();
-    let pid = std::process::id() as i32;
+/// The manager connection and the job's groups, found before the rest of
+/// the setup.
+struct Cgroups<'a> {
+    plan: &'a CgroupPlan,
+    manager: ManagerClient,
+    placed: Vec<Placed>,
+}
 
-    // Connect before any chroot, so the manager's socket is reachable.
-    let manager = ManagerClient::connect(&plan.cgroups.address).map_err(|e| {
+/// Connect to the manager (before any chroot, so its socket is reachable)
+/// and locate the job's groups.
+fn connect<'a>(plan: &'a CgroupPlan, envp: &[String], pid: i32) -> Result<Cgroups<'a>, Failure> {
+    let manager = ManagerClient::connect(&plan.address).map_err(|e| {
         manager_failure(
             ErrorType::CgroupMgrConnect,
             "unable to connect to CGManager",
             e,
         )
     })?;
-    let setup = |e| manager_failure(ErrorType::CgroupSetup, "unable to setup cgroup", e);
-    let list = targets(&plan.cgroups.controllers, &plan.envp).map_err(|e| {
+    let list = targets(&plan.controllers, envp).map_err(|e| {
         use std::io::Write;
         let _ = writeln!(std::io::stderr(), "outset: unable to setup cgroup: {e}");
         (ErrorType::CgroupSetup, 0, libc::EINVAL)
     })?;
-    let placed = sequence::locate(&manager, list, plan.cgroups.from_root, pid).map_err(setup)?;
+    let placed = sequence::locate(&manager, list, plan.from_root, pid).map_err(setup_failure)?;
+    Ok(Cgroups {
+        plan,
+        manager,
+        placed,
+    })
+}
 
-    if !plan.minimal {
-        let identity = process_attributes(plan)?;
+fn setup_failure(e: ManagerError) -> Failure {
+    manager_failure(ErrorType::CgroupSetup, "unable to setup cgroup", e)
+}
+
+impl Cgroups<'_> {
+    /// Create and configure the groups, hand them to the job's user, and
+    /// mark them for removal after the class's last process type.
+    fn set_up(&self, pid: i32, identity: Option<&Identity>) -> Result<(), Failure> {
         // SAFETY: plain getters.
         let current = unsafe { (libc::geteuid(), libc::getegid()) };
         sequence::setup(
-            &manager,
-            &placed,
-            plan.cgroups.from_root,
+            &self.manager,
+            &self.placed,
+            self.plan.from_root,
             pid,
-            target_ids(identity.as_ref()),
+            target_ids(identity),
             current,
         )
-        .map_err(setup)?;
-        if plan.cgroups.clear {
-            sequence::clear(&manager, &placed).map_err(|e| {
+        .map_err(setup_failure)?;
+        if self.plan.clear {
+            sequence::clear(&self.manager, &self.placed).map_err(|e| {
                 manager_failure(
                     ErrorType::CgroupClear,
                     "unable to mark cgroups for removal",
                     e,
                 )
             })?;
+        }
+        Ok(())
+    }
+
+    /// Step 12: enter every group.
+    fn enter(self, pid: i32) -> Result<(), Failure> {
+        sequence::enter(&self.manager, &self.placed, pid)
+            .map_err(|e| manager_failure(ErrorType::CgroupEnter, "unable to enter cgroup", e))
+    }
+}
+
+fn run(plan: &HelperPlan, status: RawFd) -> Result<std::convert::Infallible, Failure> {
+    // init's child arrives with every signal blocked; a stop request while
+    // we wait on the manager or a name service must still be able to end us.
+    unblock_signals();
+    let pid = std::process::id() as i32;
+
+    let cgroups = match &plan.cgroups {
+        Some(c) => Some(connect(c, &plan.envp, pid)?),
+        None => None,
+    };
+
+    if !plan.minimal {
+        let identity = process_attributes(plan)?;
+        if let Some(c) = &cgroups {
+            c.set_up(pid, identity.as_ref())?;
         }
         limits_and_identity(plan, identity.as_ref())?;
     }
@@ -178,10 +228,9 @@ fn run(plan: &HelperPlan, status: RawFd) -> Result<std::convert::Infallible, Fai
         }
     }
 
-    // Step 12: enter every cgroup.
-    sequence::enter(&manager, &placed, pid)
-        .map_err(|e| manager_failure(ErrorType::CgroupEnter, "unable to enter cgroup", e))?;
-    drop(manager);
+    if let Some(c) = cgroups {
+        c.enter(pid)?;
+    }
 
     // SAFETY: PTRACE_TRACEME takes no pointers.
     if plan.trace && unsafe { libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) } < 0 {
@@ -206,8 +255,9 @@ fn target_ids(id: Option<&Identity>) -> (u32, u32) {
 }
 
 /// Steps 9.2–9.10: umask, priority, OOM score, chroot, chdir, the user and
-/// group lookups, the script fd's owner. (Resource limits wait until the
-/// manager calls are done, so a tight `limit` cannot starve the helper.)
+/// group lookups (in the new root, as the reference does), the script fd's
+/// owner. (Resource limits wait until the lookups and the manager calls
+/// are done, so a tight `limit` cannot starve the helper.)
 fn process_attributes(plan: &HelperPlan) -> Result<Option<Identity>, Failure> {
     // SAFETY: plain system calls on values we own.
     unsafe {
@@ -296,9 +346,9 @@ fn default_signals() {
     unblock_signals();
 }
 
-/// Step 14.
+/// Step 14, `execvp`'s search done in the job's root and directory.
 fn exec(plan: &HelperPlan) -> Result<std::convert::Infallible, Failure> {
-    let exe = cstring(&plan.exe)?;
+    let exe = cstring(&resolve_exe(&plan.exe, env::get(&plan.envp, "PATH")))?;
     let argv = plan
         .argv
         .iter()

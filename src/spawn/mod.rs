@@ -4,13 +4,14 @@
 mod child;
 mod command;
 pub mod helper;
+mod identity;
 pub mod nofile;
 mod prepare;
 pub mod record;
 
-pub use child::{cloexec_pipe, fork_child, open_pty, HelperLaunch, Identity, Prepared};
+pub use child::{cloexec_pipe, fork_child, open_pty, HelperLaunch, Prepared};
 pub use command::{build_command, Command};
 pub use prepare::{
-    is_last_process, log_path, open_self_exe, prepare, resolve_exe, PtyUnavailable, SpawnSettings,
-    Spawned,
+    is_last_process, log_path, needs_helper, open_self_exe, prepare, resolve_exe, PtyUnavailable,
+    SpawnSettings, Spawned,
 };

@@ -6,10 +6,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::child::{cloexec_pipe, open_pty, status_pipe, HelperLaunch, Identity, Prepared};
+use super::child::{cloexec_pipe, open_pty, status_pipe, HelperLaunch, Prepared};
 use super::command::build_command;
 use super::helper::{CgroupPlan, HelperPlan, HELPER_FLAG};
-use super::record::ErrorType;
 use crate::config::{Console, JobClass, ProcessType, Resource};
 use crate::env;
 use crate::job::SpawnRequest;
@@ -49,6 +48,22 @@ fn high_fd(fd: OwnedFd) -> std::io::Result<OwnedFd> {
     }
     // SAFETY: just created.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Does this spawn go through the spawn helper? Everything that may block
+/// or needs library code does: the cgroup manager's calls, the user and
+/// group lookups, and `chroot` and `chdir` (a directory on a hung network
+/// mount). A process without any of them (and the `security` process,
+/// which skips those steps, unless it needs cgroups) is set up by the
+/// child alone, for the cost of a plain exec.
+pub fn needs_helper(req: &SpawnRequest) -> bool {
+    let class = &req.class;
+    req.cgroup_manager.is_some()
+        || (req.process != ProcessType::Security
+            && (class.setuid.is_some()
+                || class.setgid.is_some()
+                || class.chroot.is_some()
+                || class.chdir.is_some()))
 }
 
 /// Is `process` the class's last defined process type, in the order main,
@@ -95,19 +110,18 @@ fn cstring(s: &str) -> CString {
     })
 }
 
-/// `execvp`'s search, done before the fork against the job's PATH (inside
-/// its chroot). A name that is not found is left as is: exec then fails
-/// with ENOENT in the child and is reported as usual.
-pub fn resolve_exe(name: &str, path: Option<&str>, chroot: Option<&str>) -> String {
+/// `execvp`'s search against the job's PATH, done in init before the
+/// fork for a plain job and in the spawn helper (after its `chroot` and
+/// `chdir`) for the others. A name that is not found is left as is: exec
+/// then fails with ENOENT and is reported as usual.
+pub fn resolve_exe(name: &str, path: Option<&str>) -> String {
     if name.contains('/') {
         return name.to_string();
     }
-    let root = Path::new(chroot.unwrap_or("/"));
     for dir in path.unwrap_or(DEFAULT_PATH).split(':') {
         let dir = if dir.is_empty() { "." } else { dir };
         let candidate = Path::new(dir).join(name);
-        let on_disk = root.join(candidate.strip_prefix("/").unwrap_or(&candidate));
-        if let Ok(meta) = std::fs::metadata(&on_disk) {
+        if let Ok(meta) = std::fs::metadata(&candidate) {
             use std::os::unix::fs::PermissionsExt;
             if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
                 return candidate.display().to_string();
@@ -136,60 +150,6 @@ fn rlimit_number(r: Resource) -> i32 {
     }
 }
 
-/// Look up `setuid`/`setgid` (process-spawning.md §3.2 steps 9.8–9.11).
-pub(crate) fn lookup_identity(
-    setuid: Option<&str>,
-    setgid: Option<&str>,
-) -> Result<Option<Identity>, (ErrorType, i32)> {
-    use nix::unistd::{getgrouplist, Gid, Group, Uid, User};
-    if setuid.is_none() && setgid.is_none() {
-        return Ok(None);
-    }
-    let user = match setuid {
-        Some(name) => Some(
-            User::from_name(name)
-                .map_err(|e| (ErrorType::Getpwnam, e as i32))?
-                .ok_or((ErrorType::BadSetuid, 0))?,
-        ),
-        None => None,
-    };
-    let group = match setgid {
-        Some(name) => Some(
-            Group::from_name(name)
-                .map_err(|e| (ErrorType::Getgrnam, e as i32))?
-                .ok_or((ErrorType::BadSetgid, 0))?,
-        ),
-        None => None,
-    };
-    let gid = group
-        .as_ref()
-        .map(|g| g.gid)
-        .or(user.as_ref().map(|u| u.gid));
-    let mut groups = Vec::new();
-    if Uid::effective().is_root() {
-        // initgroups(user, target gid): the target group, not init's own
-        // gid 0, joins the supplementary list (Decision: fix).
-        let account = match &user {
-            Some(u) => u.clone(),
-            None => User::from_uid(Uid::effective())
-                .map_err(|e| (ErrorType::Getpwuid, e as i32))?
-                .ok_or((ErrorType::Getpwuid, 0))?,
-        };
-        let extra = gid.unwrap_or(Gid::effective());
-        let name = CString::new(account.name.as_str()).map_err(|_| (ErrorType::Initgroups, 22))?;
-        groups = getgrouplist(&name, extra)
-            .map_err(|e| (ErrorType::Initgroups, e as i32))?
-            .into_iter()
-            .map(|g| g.as_raw())
-            .collect();
-    }
-    Ok(Some(Identity {
-        uid: user.map(|u| u.uid.as_raw()),
-        gid: gid.map(|g| g.as_raw()),
-        groups,
-    }))
-}
-
 /// No pty could be opened for a `console log` process; the caller falls
 /// back to `console none` (process-spawning.md §3.1 step 4).
 #[derive(Debug, thiserror::Error)]
@@ -211,7 +171,8 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         .ok_or_else(|| std::io::Error::other("no such process"))?;
     let cmd = build_command(&def.command, def.script);
     let (status_read, status_write) = status_pipe()?;
-    let status_write = if req.cgroup_manager.is_some() {
+    let helped = needs_helper(req);
+    let status_write = if helped {
         high_fd(status_write)?
     } else {
         status_write
@@ -234,17 +195,13 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         (None, None)
     };
     let argv0 = cmd.argv.first().cloned().unwrap_or_default();
-    let exe = resolve_exe(&argv0, env::get(&req.env, "PATH"), class.chroot.as_deref());
-    let minimal = req.process == ProcessType::Security;
-    // The spawn helper looks names up itself: no NSS call in init.
-    let (identity, identity_error) = if req.cgroup_manager.is_some() {
-        (None, None)
+    // The helper searches PATH itself, inside the job's root.
+    let exe = if helped {
+        argv0
     } else {
-        match lookup_identity(class.setuid.as_deref(), class.setgid.as_deref()) {
-            Ok(id) => (id, None),
-            Err(e) => (None, Some(e)),
-        }
+        resolve_exe(&argv0, env::get(&req.env, "PATH"))
     };
+    let minimal = req.process == ProcessType::Security;
     let chdir = match (&class.chdir, settings.user_mode) {
         (Some(d), _) => Some(cstring(d)),
         (None, false) => Some(cstring("/")),
@@ -264,8 +221,8 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         }
     }
     limits.sort_by_key(|l| l.0);
-    let helper = match &req.cgroup_manager {
-        Some(address) => {
+    let helper = match helped {
+        true => {
             let exe_fd = settings
                 .self_exe
                 .as_ref()
@@ -286,12 +243,12 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
                 script_fd: script_read.is_some(),
                 trace: req.trace,
                 debug_stop: class.debug && settings.debug,
-                cgroups: CgroupPlan {
+                cgroups: req.cgroup_manager.as_ref().map(|address| CgroupPlan {
                     address: address.clone(),
                     controllers: class.cgroups.clone(),
                     from_root: !settings.user_mode,
                     clear: is_last_process(class, req.process),
-                },
+                }),
             };
             let plan = plan_file(&plan)?;
             let argv = vec![
@@ -306,7 +263,7 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
                 argv,
             })
         }
-        None => None,
+        false => None,
     };
     let prepared = Prepared {
         helper,
@@ -323,10 +280,7 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         nice: class.nice,
         oom_score: (class.oom_score_adj != 0)
             .then(|| cstring(&format!("{}\n", class.oom_score_adj))),
-        chroot: class.chroot.as_deref().map(cstring),
         chdir,
-        identity,
-        identity_error,
         trace: req.trace,
         debug_stop: class.debug && settings.debug,
     };
@@ -374,15 +328,49 @@ mod tests {
 
     #[test]
     fn exe_search() {
-        assert_eq!(resolve_exe("/bin/x", None, None), "/bin/x");
+        assert_eq!(resolve_exe("/bin/x", None), "/bin/x");
+        assert_eq!(resolve_exe("sh", Some("/nonexistent:/bin")), "/bin/sh");
         assert_eq!(
-            resolve_exe("sh", Some("/nonexistent:/bin"), None),
-            "/bin/sh"
-        );
-        assert_eq!(
-            resolve_exe("no-such-prog-xyz", Some("/bin"), None),
+            resolve_exe("no-such-prog-xyz", Some("/bin")),
             "no-such-prog-xyz"
         );
+    }
+
+    #[test]
+    fn only_jobs_that_need_it_go_through_the_helper() {
+        use crate::config::{parse_job, ClassDefaults};
+        use crate::job::JobKey;
+        let req = |text: &str, process: ProcessType, manager: Option<&str>| SpawnRequest {
+            job: JobKey {
+                job: "j".into(),
+                instance: String::new(),
+            },
+            process,
+            class: Arc::new(
+                parse_job("j", "j.conf", text, &ClassDefaults::default()).expect("parse"),
+            ),
+            env: Vec::new(),
+            trace: false,
+            cgroup_manager: manager.map(str::to_string),
+        };
+        let main = ProcessType::Main;
+        let plain = "exec /bin/true\numask 027\nnice 5\nlimit nofile 10 20\n";
+        assert!(!needs_helper(&req(plain, main, None)));
+        for stanza in ["setuid u", "setgid g", "chroot /c", "chdir /d"] {
+            let text = format!("{stanza}\nexec /bin/true\n");
+            assert!(needs_helper(&req(&text, main, None)), "{stanza}");
+            // The security process skips those steps.
+            assert!(
+                !needs_helper(&req(&text, ProcessType::Security, None)),
+                "{stanza}"
+            );
+        }
+        assert!(needs_helper(&req(plain, main, Some("unix:abstract=m"))));
+        assert!(needs_helper(&req(
+            plain,
+            ProcessType::Security,
+            Some("unix:abstract=m")
+        )));
     }
 
     #[test]
@@ -399,18 +387,5 @@ mod tests {
         let post = class("exec /bin/true\npost-stop exec /bin/true\npre-start exec /bin/true\n");
         assert!(is_last_process(&post, ProcessType::PostStop));
         assert!(!is_last_process(&post, ProcessType::PreStart));
-    }
-
-    #[test]
-    fn unknown_user_is_reported_by_the_child() {
-        assert_eq!(
-            lookup_identity(Some("no-such-user-outset"), None).err(),
-            Some((ErrorType::BadSetuid, 0))
-        );
-        assert_eq!(
-            lookup_identity(None, Some("no-such-group-outset")).err(),
-            Some((ErrorType::BadSetgid, 0))
-        );
-        assert!(lookup_identity(None, None).expect("none").is_none());
     }
 }
