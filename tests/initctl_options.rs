@@ -1,0 +1,178 @@
+//! initctl's command line: options, usage errors, help and `--quiet`, with
+//! the texts of Upstart 1.13's initctl (libnih's option parser).
+
+mod common;
+
+use std::process::Command;
+
+/// `initctl ARGS` with no init to talk to: (exit code, stdout, stderr).
+fn initctl(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_initctl"))
+        .args(args)
+        .env_remove("UPSTART_SESSION")
+        .env("COLUMNS", "80")
+        .output()
+        .expect("run initctl");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn usage_error(line: &str) -> (i32, String, String) {
+    (
+        1,
+        String::new(),
+        format!("initctl: {line}\nTry `initctl --help' for more information.\n"),
+    )
+}
+
+#[test]
+fn unknown_options_and_missing_arguments_read_as_upstarts() {
+    assert_eq!(
+        initctl(&["--bogus"]),
+        usage_error("invalid option: --bogus")
+    );
+    assert_eq!(initctl(&["-Z", "list"]), usage_error("invalid option: -Z"));
+    assert_eq!(initctl(&["list", "-qZ"]), usage_error("invalid option: -Z"));
+    assert_eq!(
+        initctl(&["list", "--bogus=1"]),
+        usage_error("invalid option: --bogus=1")
+    );
+    // -n belongs to start, not to initctl itself.
+    assert_eq!(
+        initctl(&["-n", "start", "x"]),
+        usage_error("invalid option: -n")
+    );
+    assert_eq!(
+        initctl(&["status", "-n", "x"]),
+        usage_error("invalid option: -n")
+    );
+    assert_eq!(
+        initctl(&["list", "--dest"]),
+        usage_error("missing argument: --dest")
+    );
+    assert_eq!(
+        initctl(&["check-config", "-wi"]),
+        usage_error("missing argument: -wi")
+    );
+    assert_eq!(
+        initctl(&["--user=yes", "list"]),
+        usage_error("unexpected argument: --user=yes")
+    );
+    // Long options are spelt out in full.
+    assert_eq!(
+        initctl(&["--sess", "list"]),
+        usage_error("invalid option: --sess")
+    );
+    assert_eq!(initctl(&[]), usage_error("missing command"));
+    assert_eq!(initctl(&["-q"]), usage_error("missing command"));
+    assert_eq!(initctl(&["frob"]), usage_error("invalid command: frob"));
+}
+
+#[test]
+fn help_describes_each_command_and_its_arguments() {
+    let (rc, out, err) = initctl(&["start", "--help"]);
+    assert_eq!((rc, err.as_str()), (0, ""));
+    assert_eq!(
+        out,
+        "Usage: initctl start [OPTION]... JOB [KEY=VALUE]...
+Start job.
+
+Options:
+  -n, --no-wait               do not wait for job to start before exiting
+      --session               use existing D-Bus session bus to connect to init
+                                daemon (for testing)
+      --system                use D-Bus system bus to connect to init daemon
+      --dest=NAME             destination well-known name on D-Bus bus
+      --user                  run in user mode (as used for user sessions)
+  -q, --quiet                 reduce output to errors only
+  -v, --verbose               increase output to include informational messages
+      --help                  display this help and exit
+      --version               output version information and exit
+
+JOB is the name of the job that is to be started, this may be followed by zero
+or more environment variables to be defined in the new job.
+
+The environment may also serve to distinguish between job instances, and thus
+decide whether a new instance will be started or an error returned if an
+existing instance is already running.
+"
+    );
+    // A narrower screen wraps the descriptions.
+    let o = Command::new(env!("CARGO_BIN_EXE_initctl"))
+        .args(["stop", "--help"])
+        .env("COLUMNS", "60")
+        .output()
+        .expect("run initctl");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("  -n, --no-wait               do not wait for job to stop\n                                before exiting\n"),
+        "{text}"
+    );
+
+    let (rc, out, _) = initctl(&["--help"]);
+    assert_eq!(rc, 0);
+    assert!(
+        out.starts_with("Usage: initctl [OPTION]... COMMAND [OPTION]... [ARG]...\n\nOptions:\n")
+    );
+    assert!(
+        out.ends_with("\nFor a list of commands, try `initctl help'.\n"),
+        "{out}"
+    );
+
+    // `help` lists the commands, whatever follows it.
+    let (rc, out, _) = initctl(&["help", "start"]);
+    assert_eq!(rc, 0);
+    assert!(out.starts_with(
+        "Job commands:\n  start                       Start job.\n  stop                        Stop job.\n"
+    ));
+    assert!(out.contains("\nEnvironment commands:\n  get-env                     Retrieve value of a job environment variable.\n"));
+    assert!(out.contains("  help                        display list of commands\n"));
+    assert!(out.ends_with("\nFor more information on a command, try `initctl COMMAND --help'.\n"));
+
+    let (rc, out, _) = initctl(&["--version"]);
+    assert_eq!(rc, 0);
+    assert!(out.starts_with("initctl (outset "), "{out}");
+}
+
+#[test]
+fn quiet_leaves_only_errors() {
+    let s = common::start_session(
+        "quiet",
+        &[
+            ("web", "console none\nexec sleep 1000\n"),
+            (
+                "tty",
+                "instance $T\nusage \"T=x\"\nconsole none\nexec sleep 1000\n",
+            ),
+        ],
+        &[],
+    );
+    for args in [
+        &["-q", "start", "web"][..],
+        &["status", "web", "--quiet"],
+        &["-q", "list"],
+        &["-q", "version"],
+        &["-q", "usage", "tty"],
+        &["set-env", "-q", "A=1"],
+        &["-q", "get-env", "A"],
+        &["-q", "list-env"],
+        &["-q", "show-config"],
+        &["-q", "log-priority"],
+        &["-q", "emit", "ping"],
+        &["-q", "stop", "web"],
+    ] {
+        assert_eq!(s.ctl(args), (0, String::new(), String::new()), "{args:?}");
+    }
+    // Errors still show, and -v after -q wins.
+    assert_eq!(
+        s.ctl(&["-q", "status", "nope"]),
+        (1, String::new(), "initctl: Unknown job: nope\n".to_string())
+    );
+    assert_eq!(
+        s.ctl(&["-q", "-v", "status", "web"]).1,
+        "web stop/waiting\n"
+    );
+}
