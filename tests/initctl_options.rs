@@ -176,3 +176,61 @@ fn quiet_leaves_only_errors() {
         "web stop/waiting\n"
     );
 }
+
+#[test]
+fn list_sessions_without_sessions_and_with_stale_files() {
+    let t = common::TempDir::new("sessions");
+    let list = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_initctl"))
+            .args(args)
+            .env("XDG_RUNTIME_DIR", &t.0)
+            .output()
+            .expect("run initctl");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    // No sessions directory yet: nothing to list, as with Upstart.
+    assert_eq!(list(&["list-sessions"]), (Some(0), String::new(), String::new()));
+    assert!(t.0.join("upstart/sessions").is_dir());
+
+    // A session whose init is gone is skipped, and named with -v.
+    let mut gone = Command::new("true").spawn().expect("true");
+    let dead = gone.id();
+    gone.wait().expect("wait");
+    let me = std::process::id();
+    let stale = t.write(
+        &format!("upstart/sessions/{dead}.session"),
+        "UPSTART_SESSION=unix:abstract=/gone\n",
+    );
+    t.write(
+        &format!("upstart/sessions/{me}.session"),
+        "UPSTART_SESSION=unix:abstract=/here\n",
+    );
+    assert_eq!(
+        list(&["list-sessions"]).1,
+        format!("{me} unix:abstract=/here\n")
+    );
+    let (rc, out, _) = list(&["-v", "list-sessions"]);
+    assert_eq!(rc, Some(0));
+    assert!(
+        out.contains(&format!("Ignoring stale session file: {}\n", stale.display())),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{me} unix:abstract=/here\n")), "{out}");
+    assert_eq!(list(&["list-sessions", "-q"]).1, "");
+
+    // No runtime directory at all: Upstart's error.
+    let o = Command::new(env!("CARGO_BIN_EXE_initctl"))
+        .arg("list-sessions")
+        .env("XDG_RUNTIME_DIR", t.0.join("missing/deeper"))
+        .output()
+        .expect("run initctl");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "initctl: unable to determine sessions\n"
+    );
+}
