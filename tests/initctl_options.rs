@@ -193,7 +193,10 @@ fn list_sessions_without_sessions_and_with_stale_files() {
         )
     };
     // No sessions directory yet: nothing to list, as with Upstart.
-    assert_eq!(list(&["list-sessions"]), (Some(0), String::new(), String::new()));
+    assert_eq!(
+        list(&["list-sessions"]),
+        (Some(0), String::new(), String::new())
+    );
     assert!(t.0.join("upstart/sessions").is_dir());
 
     // A session whose init is gone is skipped, and named with -v.
@@ -216,10 +219,16 @@ fn list_sessions_without_sessions_and_with_stale_files() {
     let (rc, out, _) = list(&["-v", "list-sessions"]);
     assert_eq!(rc, Some(0));
     assert!(
-        out.contains(&format!("Ignoring stale session file: {}\n", stale.display())),
+        out.contains(&format!(
+            "Ignoring stale session file: {}\n",
+            stale.display()
+        )),
         "{out}"
     );
-    assert!(out.contains(&format!("{me} unix:abstract=/here\n")), "{out}");
+    assert!(
+        out.contains(&format!("{me} unix:abstract=/here\n")),
+        "{out}"
+    );
     assert_eq!(list(&["list-sessions", "-q"]).1, "");
 
     // No runtime directory at all: Upstart's error.
@@ -232,5 +241,106 @@ fn list_sessions_without_sessions_and_with_stale_files() {
     assert_eq!(
         String::from_utf8_lossy(&o.stderr),
         "initctl: unable to determine sessions\n"
+    );
+}
+
+/// A private message bus whose service directory could start
+/// com.ubuntu.Upstart (leaving `activated` behind); killed on drop.
+struct Bus {
+    dir: common::TempDir,
+    child: std::process::Child,
+    address: String,
+}
+
+impl Bus {
+    fn start() -> Bus {
+        let dir = common::TempDir::new("bus");
+        let d = dir.0.display().to_string();
+        dir.write(
+            "services/com.ubuntu.Upstart.service",
+            &format!(
+                "[D-BUS Service]\nName=com.ubuntu.Upstart\nExec=/bin/sh -c 'touch {d}/activated'\n"
+            ),
+        );
+        let config = dir.write(
+            "bus.conf",
+            &format!(
+                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"
+ \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={d}/socket</listen>
+  <servicedir>{d}/services</servicedir>
+  <policy context=\"default\">
+    <allow send_destination=\"*\"/>
+    <allow own=\"*\"/>
+    <allow receive_sender=\"*\"/>
+  </policy>
+</busconfig>
+"
+            ),
+        );
+        let mut child = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", config.display()))
+            .args(["--print-address", "--nofork", "--nopidfile"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("dbus-daemon");
+        let mut line = String::new();
+        {
+            use std::io::BufRead;
+            let stdout = child.stdout.take().expect("stdout");
+            std::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .expect("bus address");
+        }
+        let address = line.trim().to_string();
+        assert!(address.starts_with("unix:"), "{address}");
+        Bus {
+            dir,
+            child,
+            address,
+        }
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn initctl_never_has_the_bus_start_init() {
+    let bus = Bus::start();
+    for (option, variable) in [
+        ("--session", "DBUS_SESSION_BUS_ADDRESS"),
+        ("--system", "DBUS_SYSTEM_BUS_ADDRESS"),
+    ] {
+        for command in [&["status", "web"][..], &["list"], &["version"]] {
+            let o = Command::new("timeout")
+                .arg("30")
+                .arg(env!("CARGO_BIN_EXE_initctl"))
+                .arg(option)
+                .args(command)
+                .env(variable, &bus.address)
+                .env_remove("UPSTART_SESSION")
+                .output()
+                .expect("run initctl");
+            assert_eq!(o.status.code(), Some(1), "{option} {command:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&o.stderr),
+                "initctl: Name \"com.ubuntu.Upstart\" does not exist\n",
+                "{option} {command:?}"
+            );
+        }
+    }
+    // Had any call asked for activation, the bus would have run the
+    // service at once.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !bus.dir.0.join("activated").exists(),
+        "the bus was asked to start com.ubuntu.Upstart"
     );
 }
