@@ -344,3 +344,30 @@ fn initctl_never_has_the_bus_start_init() {
         "the bus was asked to start com.ubuntu.Upstart"
     );
 }
+
+#[test]
+fn no_init_to_talk_to_says_what_was_tried() {
+    // A network namespace of its own has no init on the abstract socket.
+    let o = Command::new("unshare")
+        .args(["-n", env!("CARGO_BIN_EXE_initctl"), "list"])
+        .env_remove("UPSTART_SESSION")
+        .output()
+        .expect("unshare initctl");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "initctl: Unable to connect to Upstart: Failed to connect to socket /com/ubuntu/upstart: Connection refused\n\
+         initctl: tried the system init at unix:abstract=/com/ubuntu/upstart; a session init needs \
+         UPSTART_SESSION (see `initctl list-sessions') or --session\n"
+    );
+    // With UPSTART_SESSION the address was the user's choice: one line.
+    let o = Command::new(env!("CARGO_BIN_EXE_initctl"))
+        .arg("list")
+        .env("UPSTART_SESSION", "unix:abstract=/outset/test/nobody")
+        .output()
+        .expect("run initctl");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "initctl: Unable to connect to Upstart: Failed to connect to socket /outset/test/nobody: Connection refused\n"
+    );
+}

@@ -866,10 +866,17 @@ fn main() -> ExitCode {
     let client = match Client::connect(&address) {
         Ok(c) => c,
         Err(e) => {
-            return fail(
+            let code = fail(
                 &prog,
                 &format!("Unable to connect to Upstart: {}", e.message),
-            )
+            );
+            if !user_mode {
+                eprintln!(
+                    "{prog}: tried the system init at {address}; a session init needs \
+                     UPSTART_SESSION (see `initctl list-sessions') or --session"
+                );
+            }
+            return code;
         }
     };
     let ctl = Ctl {

@@ -56,7 +56,7 @@ impl Client {
     /// Connect peer-to-peer to init's private address.
     pub fn connect(address: &str) -> Result<Client, ClientError> {
         let builder = Builder::address(address).p2p();
-        let conn = zbus::block_on(builder.build())?;
+        let conn = zbus::block_on(builder.build()).map_err(|e| connect_error(address, e))?;
         // Registering as a bus client asks outset for no signals (the
         // commands never use them); Upstart refuses the call, harmlessly.
         let _ = zbus::block_on(conn.call_method(
@@ -223,6 +223,31 @@ impl Client {
                 status_result(job, props)
             })
             .collect()
+    }
+}
+
+/// A failed connection worded as libdbus words it (and so Upstart's
+/// initctl): `Failed to connect to socket NAME: REASON`.
+fn connect_error(address: &str, e: zbus::Error) -> ClientError {
+    let zbus::Error::Connection(io, _) = &e else {
+        return e.into();
+    };
+    let socket = address.strip_prefix("unix:").and_then(|rest| {
+        rest.split(',').find_map(|kv| {
+            kv.strip_prefix("abstract=")
+                .or_else(|| kv.strip_prefix("path="))
+        })
+    });
+    let reason = match io.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+        None => io.to_string(),
+    };
+    ClientError {
+        name: "org.freedesktop.DBus.Error.NoServer".into(),
+        message: match socket {
+            Some(s) => format!("Failed to connect to socket {s}: {reason}"),
+            None => format!("Failed to connect to {address}: {reason}"),
+        },
     }
 }
 
