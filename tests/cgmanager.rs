@@ -1155,3 +1155,208 @@ fn memory_limit_on_this_layout() {
         1
     );
 }
+
+/// A prefix that puts the client in the cgroup whose `cgroup.procs` is
+/// `procs` (as root), then runs it as nobody.
+fn nobody_in(procs: &Path) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "sh".into(),
+        "-c".into(),
+        format!("echo $$ > {} && exec \"$@\"", procs.display()),
+        "sh".into(),
+    ];
+    v.extend(NOBODY.iter().map(|s| s.to_string()));
+    v
+}
+
+/// Wait until `pid`'s `Uid:` line (real, effective, saved, fs) is `uids`.
+fn wait_for_uids(pid: u32, uids: &str) {
+    wait_for("the process to change its uids", || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map(|s| s.lines().any(|l| l == format!("Uid:\t{uids}")))
+            .unwrap_or(false)
+    });
+}
+
+#[test]
+fn v2_moves_follow_the_kernels_rules() {
+    let _turn = V2_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let m = Manager::fresh_v2("cgm-v2-move");
+    let control = m.v2_root().join("cgroup.subtree_control");
+    let _restore = RestoreSubtree(control.clone(), read(&control));
+    let mut clean = Cleanup::default();
+    let t = name("v2move");
+    let tdir = clean.dir(m.own_v2_dir().join(&t));
+    let ctrl = some_v2_controller(&m);
+    let (jail, deleg, direct) = (
+        format!("{t}/jail"),
+        format!("{t}/deleg"),
+        format!("{t}/deleg/direct"),
+    );
+    m.ok("Create", &[&s(&ctrl), &s(&jail)]);
+    m.ok("Create", &[&s(&ctrl), &s(&deleg)]);
+    m.ok("Chown", &[&s(&ctrl), &s(&deleg), &i(65534), &i(65534)]);
+    let (ok, out) = m.as_nobody("Create", &[&s(&ctrl), &s(&direct)]);
+    assert!(ok, "{out}");
+
+    // Root puts one of nobody's processes in a cgroup of root's.
+    let victim = clean.sleeper_with(NOBODY);
+    wait_for_uids(victim, "65534\t65534\t65534\t65534");
+    m.ok("MovePid", &[&s(&ctrl), &s(&jail), &i(victim)]);
+    let in_jail = string_replies(&m.ok("GetPidCgroupAbs", &[&s(&ctrl), &i(victim)]));
+    let in_jail = in_jail.first().expect("victim's cgroup");
+    assert!(in_jail.ends_with(&jail), "{in_jail}");
+    let abs_direct = format!("{}/direct", in_jail.replace("/jail", "/deleg"));
+
+    // The kernel refuses nobody this move (T, the common ancestor, is
+    // root's), and so does the manager, in either form.
+    let procs = tdir.join("deleg/direct/cgroup.procs");
+    let by_hand = run(&[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "sh",
+        "-c",
+        &format!("echo {victim} > {}", procs.display()),
+    ]);
+    assert!(!by_hand.status.success(), "the kernel allowed the move");
+    let (ok, out) = m.as_nobody("MovePidAbs", &[&s(&ctrl), &s(&abs_direct), &i(victim)]);
+    assert!(!ok && out.contains("AccessDenied"), "{out}");
+    let (ok, out) = m.as_nobody("MovePid", &[&s(&ctrl), &s(&direct), &i(victim)]);
+    assert!(!ok && out.contains("AccessDenied"), "{out}");
+    assert!(cgroup_of(&victim.to_string(), "", false).ends_with(&jail));
+
+    // Within nobody's own subtree the move is nobody's to make.
+    let side = format!("{deleg}/side");
+    let (ok, out) = m.as_nobody("Create", &[&s(&ctrl), &s(&side)]);
+    assert!(ok, "{out}");
+    m.ok("MovePid", &[&s(&ctrl), &s(&side), &i(victim)]);
+    let (ok, out) = m.as_nobody("MovePid", &[&s(&ctrl), &s(&direct), &i(victim)]);
+    assert!(ok, "{out}");
+    assert!(cgroup_of(&victim.to_string(), "", false).ends_with(&direct));
+
+    // A caller confined to deleg/direct may not reach over to a process
+    // in deleg/side, though the kernel would let nobody make that move.
+    m.ok("MovePid", &[&s(&ctrl), &s(&side), &i(victim)]);
+    let prefix = nobody_in(&procs);
+    let prefix: Vec<&str> = prefix.iter().map(String::as_str).collect();
+    let (ok, out) = m.dbus_send(
+        &prefix,
+        "MovePidAbs",
+        &[&s(&ctrl), &s(&abs_direct), &i(victim)],
+    );
+    assert!(!ok && out.contains("AccessDenied"), "{out}");
+    let (ok, out) = m.dbus_send(&prefix, "MovePid", &[&s(&ctrl), &s("/"), &i(victim)]);
+    assert!(!ok && out.contains("AccessDenied"), "{out}");
+    assert!(cgroup_of(&victim.to_string(), "", false).ends_with(&side));
+    m.ok("MovePidAbs", &[&s("all"), &s("/"), &i(victim)]);
+}
+
+#[test]
+fn refused_v2_calls_change_nothing() {
+    let _turn = V2_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let m = Manager::fresh_v2("cgm-v2-refused");
+    let control = m.v2_root().join("cgroup.subtree_control");
+    let _restore = RestoreSubtree(control.clone(), read(&control));
+    let mut clean = Cleanup::default();
+    let t = name("v2refused");
+    let tdir = clean.dir(m.own_v2_dir().join(&t));
+    let ctrl = some_v2_controller(&m);
+    // Made without controllers: nothing is enabled on the way down.
+    let (x, deleg) = (format!("{t}/x"), format!("{t}/deleg"));
+    m.ok("Create", &[&s("freezer"), &s(&x)]);
+    m.ok("Create", &[&s("freezer"), &s(&deleg)]);
+    m.ok("Chown", &[&s("freezer"), &s(&deleg), &i(65534), &i(65534)]);
+    let subtree = |d: &Path| read(&d.join("cgroup.subtree_control"));
+    let before = [
+        subtree(&m.v2_root()),
+        subtree(&m.own_v2_dir()),
+        subtree(&tdir),
+    ];
+    let now = || {
+        [
+            subtree(&m.v2_root()),
+            subtree(&m.own_v2_dir()),
+            subtree(&tdir),
+        ]
+    };
+
+    // A refused SetValue on root's cgroup leaves its ancestors alone...
+    let key = format!("{ctrl}.max");
+    let (ok, out) = m.as_nobody("SetValue", &[&s(&ctrl), &s(&x), &s(&key), &s("1")]);
+    assert!(!ok, "{out}");
+    assert_eq!(now(), before, "a refused SetValue enabled controllers");
+    // ...and so does a refused Create below a delegated cgroup whose
+    // ancestors are root's.
+    let (ok, out) = m.as_nobody("Create", &[&s(&ctrl), &s(&format!("{deleg}/c"))]);
+    assert!(!ok && out.contains("AccessDenied"), "{out}");
+    assert_eq!(now(), before, "a refused Create enabled controllers");
+    assert!(
+        !tdir.join("deleg/c").exists(),
+        "a refused Create made a cgroup"
+    );
+
+    // So root can still put a process in T.
+    let pid = clean.sleeper();
+    m.ok("MovePid", &[&s("freezer"), &s(&t), &i(pid)]);
+    assert!(cgroup_of(&pid.to_string(), "", false).ends_with(&t));
+    m.ok("MovePidAbs", &[&s("freezer"), &s("/"), &i(pid)]);
+}
+
+#[test]
+fn moving_needs_the_targets_real_or_saved_uid() {
+    let m = Manager::host("cgm-uids");
+    let mut clean = Cleanup::default();
+    let t = name("uids");
+    clean.dir(m.own_dir("pids").join(&t));
+    m.ok("Create", &[&s("pids"), &s(&t)]);
+    m.ok("Chown", &[&s("pids"), &s(&t), &i(65534), &i(65534)]);
+
+    // Real and saved uid root, effective nobody: not nobody's to move.
+    let borrowed = with_uids(0, 65534, 0);
+    let _reap = Reap(borrowed);
+    let borrowed = borrowed.as_raw() as u32;
+    wait_for_uids(borrowed, "0\t65534\t0\t65534");
+    let (ok, out) = m.as_nobody("MovePid", &[&s("pids"), &s(&t), &i(borrowed)]);
+    assert!(!ok && out.contains("AccessDenied"), "{out}");
+    assert!(!cgroup_of(&borrowed.to_string(), "pids", m.is_v1("pids")).ends_with(&t));
+
+    // Saved uid nobody: nobody's, whatever its real and effective uid
+    // (so is one whose real uid is nobody's).
+    let lent = with_uids(0, 0, 65534);
+    let _reap_lent = Reap(lent);
+    let lent = lent.as_raw() as u32;
+    wait_for_uids(lent, "0\t0\t65534\t0");
+    let (ok, out) = m.as_nobody("MovePid", &[&s("pids"), &s(&t), &i(lent)]);
+    assert!(ok, "{out}");
+    m.ok("MovePidAbs", &[&s("pids"), &s("/"), &i(lent)]);
+    m.ok("Remove", &[&s("pids"), &s(&t), &i(0)]);
+}
+
+/// Fork a process with these real, effective and saved uids that waits
+/// to be killed. Only raw system calls after the fork.
+fn with_uids(real: u32, effective: u32, saved: u32) -> nix::unistd::Pid {
+    // SAFETY: the child makes only async-signal-safe calls.
+    match unsafe { nix::unistd::fork() }.expect("fork") {
+        nix::unistd::ForkResult::Parent { child } => child,
+        nix::unistd::ForkResult::Child => unsafe {
+            if libc::setresuid(real, effective, saved) != 0 {
+                libc::_exit(1);
+            }
+            loop {
+                libc::pause();
+            }
+        },
+    }
+}
+
+/// Kills and reaps a forked process when dropped.
+struct Reap(nix::unistd::Pid);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.0, None);
+    }
+}
