@@ -1060,10 +1060,21 @@ fn shipped_job_serves_init_on_a_fresh_cgroup2_mount() {
     assert!(pid1.is_some(), "no init pid");
 }
 
-/// Fork a process that becomes uid/gid 65534, opens `n` connections to
-/// `socket` that never say anything, and waits to be killed. Only raw
-/// system calls after the fork (the test process has threads).
-fn silent_nobody(socket: &Path, n: usize) -> nix::unistd::Pid {
+/// The SASL lines of a client of `uid` that authenticates and begins.
+fn greeting(uid: u32) -> Vec<u8> {
+    let hex: String = uid
+        .to_string()
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("\0AUTH EXTERNAL {hex}\r\nBEGIN\r\n").into_bytes()
+}
+
+/// Fork a process that becomes uid/gid `uid`, opens `n` connections to
+/// `socket`, sends `hello` on each (nothing when empty), then says
+/// nothing more and waits to be killed. Only raw system calls after the
+/// fork (the test process has threads).
+fn silent_clients(socket: &Path, uid: u32, n: usize, hello: &[u8]) -> Reap {
     use std::os::unix::ffi::OsStrExt;
     // SAFETY: an all-zero sockaddr_un is valid.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
@@ -1077,11 +1088,9 @@ fn silent_nobody(socket: &Path, n: usize) -> nix::unistd::Pid {
     // SAFETY: the child makes only async-signal-safe calls, then _exit or
     // pause until killed.
     match unsafe { nix::unistd::fork() }.expect("fork") {
-        nix::unistd::ForkResult::Parent { child } => child,
+        nix::unistd::ForkResult::Parent { child } => Reap(child),
         nix::unistd::ForkResult::Child => unsafe {
-            if libc::setresgid(65534, 65534, 65534) != 0
-                || libc::setresuid(65534, 65534, 65534) != 0
-            {
+            if libc::setresgid(uid, uid, uid) != 0 || libc::setresuid(uid, uid, uid) != 0 {
                 libc::_exit(1);
             }
             for _ in 0..n {
@@ -1089,6 +1098,9 @@ fn silent_nobody(socket: &Path, n: usize) -> nix::unistd::Pid {
                 if fd < 0 || libc::connect(fd, (&raw const addr).cast::<libc::sockaddr>(), len) != 0
                 {
                     libc::_exit(2);
+                }
+                if !hello.is_empty() {
+                    libc::write(fd, hello.as_ptr().cast(), hello.len());
                 }
             }
             loop {
@@ -1098,33 +1110,171 @@ fn silent_nobody(socket: &Path, n: usize) -> nix::unistd::Pid {
     }
 }
 
-#[test]
-fn one_user_cannot_take_every_connection() {
-    let m = Manager::host("cgm-cap");
-    let hog = silent_nobody(&m.socket, 64);
-    let mark = format!("client pid {hog} uid 65534 ");
-    wait_for("the 64 silent connections", || {
-        m.log().matches(&mark).count() == 64
-    });
-    // Every one of nobody's connections is taken; the next is refused.
-    let (ok, out) = m.as_nobody("Ping", &[&i(1)]);
-    let refused = !ok;
-    // Root is still served.
-    m.ok("Ping", &[&i(2)]);
-    let _ = nix::sys::signal::kill(hog, nix::sys::signal::Signal::SIGKILL);
-    let _ = nix::sys::wait::waitpid(hog, None);
-    assert!(refused, "a 65th connection of one user was served: {out}");
-    assert!(
-        m.log().contains("too many clients (uid 65534)"),
-        "{}",
-        m.log()
-    );
-    // Once its connections are gone, nobody is served again.
-    wait_for("nobody to be served again", || {
-        m.as_nobody("Ping", &[&i(3)]).0
-    });
+impl Manager {
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    fn threads(&self) -> usize {
+        common::procs::status_field(self.pid(), "Threads:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn rss_kib(&self) -> u64 {
+        common::procs::status_field(self.pid(), "VmRSS:")
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Ping as `uid` (and its gid).
+    fn ping_as(&self, uid: u32) -> (bool, String) {
+        let (u, g) = (format!("--reuid={uid}"), format!("--regid={uid}"));
+        self.dbus_send(&["setpriv", &u, &g, "--clear-groups"], "Ping", &[&i(uid)])
+    }
 }
 
+#[test]
+fn idle_clients_cost_no_thread_and_lock_nobody_out() {
+    let m = Manager::host("cgm-idle");
+    m.ok("Ping", &[&i(0)]);
+    let (threads, fds) = (m.threads(), m.fds());
+    // 16 users, 64 authenticated connections each, all idle: more than
+    // users other than root may hold (1024 - 64).
+    let hogs: Vec<Reap> = (0..16)
+        .map(|k| silent_clients(&m.socket, 60000 + k, 64, &greeting(60000 + k)))
+        .collect();
+    wait_for("the idle connections", || m.fds() >= fds + 960);
+    // One descriptor per connection (a few more for connections being
+    // turned away), and not one thread more.
+    let held = m.fds();
+    assert!(held <= fds + 960 + 8, "{held} descriptors");
+    assert_eq!(m.threads(), threads, "threads grew with idle clients");
+    // Root is served.
+    m.ok("Ping", &[&i(1)]);
+    // A user with 64 connections is served: its longest-idle one goes.
+    let (ok, out) = m.ping_as(60003);
+    assert!(ok, "{out}\n{}", m.log());
+    // Another user gets in once some connection has been idle a while.
+    wait_for("another user to be served", || m.ping_as(65534).0);
+    assert_eq!(m.threads(), threads, "threads grew with idle clients");
+    drop(hogs);
+    wait_for("every connection to close", || m.fds() == fds);
+}
+
+#[test]
+fn clients_that_never_authenticate_are_bounded_and_let_go() {
+    let m = Manager::host("cgm-noauth");
+    m.ok("Ping", &[&i(0)]);
+    let fds = m.fds();
+    let hog = silent_clients(&m.socket, 65534, 200, b"");
+    let mark = format!("client pid {} uid 65534 ", hog.0);
+    wait_for("the silent connections", || {
+        m.log().matches(&mark).count() == 200
+    });
+    // At most 64 of them are held while they say nothing.
+    assert!(m.fds() <= fds + 64, "{} descriptors", m.fds());
+    m.ok("Ping", &[&i(1)]);
+    let (ok, out) = m.as_nobody("Ping", &[&i(2)]);
+    assert!(ok, "{out}");
+    // None of them is held past the handshake's time limit.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while m.fds() > fds {
+        assert!(
+            Instant::now() < deadline,
+            "silent connections are still held"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(hog);
+}
+
+/// A method call whose whole message is `total` bytes long.
+fn message_of(total: usize) -> zbus::Message {
+    let build = |n: usize| {
+        zbus::Message::method_call(OBJECT, "GetValue")
+            .interface(IFACE)
+            .build(&("pids", "x", "k".repeat(n)))
+            .expect("message")
+    };
+    let base = build(0).data().len();
+    assert!(total > base, "{total} is too small for a message");
+    let msg = build(total - base);
+    assert_eq!(msg.data().len(), total);
+    msg
+}
+
+/// Send one message on a fresh connection; the reply's error name, or
+/// None if the connection was closed instead.
+fn send_sized(socket: &Path, total: usize) -> Option<String> {
+    let stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    let msg = message_of(total);
+    zbus::block_on(async move {
+        let conn = zbus::connection::Builder::unix_stream(stream)
+            .p2p()
+            .build()
+            .await
+            .expect("connect");
+        let mut replies = zbus::MessageStream::from(&conn);
+        conn.send(&msg).await.ok()?;
+        use futures_util::StreamExt;
+        let reply = replies.next().await?.ok()?;
+        Some(
+            reply
+                .header()
+                .error_name()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "a method return".into()),
+        )
+    })
+}
+
+#[test]
+fn messages_over_the_limit_close_the_connection() {
+    let m = Manager::host("cgm-big");
+    const LIMIT: usize = 256 * 1024;
+    // At the limit: read and answered (the key is no file name).
+    let at = send_sized(&m.socket, LIMIT);
+    assert!(
+        at.as_deref().is_some_and(|e| e.contains(".Error.")),
+        "{at:?}\n{}",
+        m.log()
+    );
+    // One byte past it: the connection is closed unanswered.
+    assert_eq!(send_sized(&m.socket, LIMIT + 1), None);
+    m.ok("Ping", &[&i(0)]);
+
+    // Headers that claim 120 MiB reserve nothing.
+    let (rss, fds) = (m.rss_kib(), m.fds());
+    let mut claim = greeting(0);
+    let mut header = [0u8; 16];
+    header[0] = b'l';
+    header[1] = 1; // a method call
+    header[3] = 1; // protocol version
+    header[4..8].copy_from_slice(&(120u32 << 20).to_le_bytes());
+    header[8] = 1; // serial
+    claim.extend_from_slice(&header);
+    let hogs: Vec<Reap> = (0..20)
+        .map(|_| silent_clients(&m.socket, 0, 1, &claim))
+        .collect();
+    for h in &hogs {
+        let mark = format!("client pid {} uid 0 ", h.0);
+        wait_for("the claim's connection", || m.log().contains(&mark));
+    }
+    // Either the manager lets go of them or it holds their claims.
+    wait_for("the claims to be dealt with", || {
+        m.fds() <= fds || m.rss_kib() > rss + 64 * 1024
+    });
+    let grown = m.rss_kib().saturating_sub(rss);
+    drop(hogs);
+    assert!(grown < 16 * 1024, "RSS grew by {grown} KiB");
+}
 #[test]
 fn memory_limit_on_this_layout() {
     let m = Manager::host("cgm-memory");
