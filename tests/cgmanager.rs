@@ -1165,7 +1165,8 @@ fn idle_clients_cost_no_thread_and_lock_nobody_out() {
     wait_for("another user to be served", || m.ping_as(65534).0);
     assert_eq!(m.threads(), threads, "threads grew with idle clients");
     drop(hogs);
-    wait_for("every connection to close", || m.fds() == fds);
+    // (The count before may still have held the first Ping's connection.)
+    wait_for("every connection to close", || m.fds() <= fds);
 }
 
 #[test]
