@@ -1511,3 +1511,15 @@ impl Drop for Reap {
         let _ = nix::sys::wait::waitpid(self.0, None);
     }
 }
+
+#[test]
+fn the_manager_raises_its_descriptor_limit_for_its_clients() {
+    let m = Manager::start("cgm-nofile", Some("prlimit --nofile=1024:4096 --pid $$"));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", m.child.id())).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("open files line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&fields[3..5], &["4096", "4096"], "{line}");
+}
