@@ -161,6 +161,18 @@ pub fn start_session_wrapped(
     extra: &[&str],
     wrapper: &[&str],
 ) -> Started {
+    start_session_prepared(tag, jobs, extra, wrapper, |_| {})
+}
+
+/// `start_session_wrapped`, with `prepare` given the test directory (its
+/// job files written) before the init starts.
+pub fn start_session_prepared(
+    tag: &str,
+    jobs: &[(&str, &str)],
+    extra: &[&str],
+    wrapper: &[&str],
+    prepare: impl FnOnce(&TempDir),
+) -> Started {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
     let dir = TempDir::new(tag);
@@ -172,6 +184,7 @@ pub fn start_session_wrapped(
             &text.replace("@DIR@", &dir.0.display().to_string()),
         );
     }
+    prepare(&dir);
     let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
     let mut command = match wrapper.split_first() {
         Some((program, args)) => {
@@ -196,8 +209,15 @@ pub fn start_session_wrapped(
     let session_file = dir
         .0
         .join(format!("run/upstart/sessions/{}.session", child.id()));
+    // Until its address is known, a failure must still end the init.
+    let mut started = Started {
+        dir,
+        child,
+        address: String::new(),
+        stop_gently: false,
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
-    let address = loop {
+    started.address = loop {
         if let Ok(text) = std::fs::read_to_string(&session_file) {
             if let Some(a) = text.trim_end().strip_prefix("UPSTART_SESSION=") {
                 break a.to_string();
@@ -206,10 +226,5 @@ pub fn start_session_wrapped(
         assert!(Instant::now() < deadline, "no session file");
         std::thread::sleep(Duration::from_millis(20));
     };
-    Started {
-        dir,
-        child,
-        address,
-        stop_gently: false,
-    }
+    started
 }
