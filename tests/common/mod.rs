@@ -20,6 +20,27 @@ pub fn corpus_dir() -> PathBuf {
     dir
 }
 
+/// Copy an executable to `to` (replacing any file there) through `cp`, so
+/// that this process never holds a writable descriptor of it: a fork by
+/// another test thread would carry that descriptor until its exec, and
+/// executing the copy meanwhile fails with ETXTBSY ("Text file busy").
+pub fn copy_executable(from: &std::path::Path, to: &std::path::Path) {
+    let _ = std::fs::remove_file(to);
+    let out = std::process::Command::new("cp")
+        .arg("--")
+        .arg(from)
+        .arg(to)
+        .output()
+        .expect("run cp");
+    assert!(
+        out.status.success(),
+        "cp {} {}: {}",
+        from.display(),
+        to.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A fresh temporary directory, removed when dropped.
 pub struct TempDir(pub PathBuf);
 
