@@ -4,6 +4,8 @@
 # ../shared/corpus, or $OUTSET_CORPUS).
 set -eu
 cd "$(dirname "$0")/.."
+# What the tests need and this machine lacks, said before anything runs.
+scripts/preflight.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets

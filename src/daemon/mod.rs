@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
-use crate::config::{load_sources, ClassDefaults, ConfSource};
+use crate::config::{load_sources_watching, ClassDefaults, ConfSource};
 use crate::job::{Engine, EngineOptions, ExitStatus, Level};
 use crate::pid1::signals::Meaning;
 use crate::pid1::Mode;
@@ -103,6 +103,8 @@ pub struct Daemon {
     poll: Poll,
     signals: SignalFd,
     inotify: Option<nix::sys::inotify::Inotify>,
+    /// What the last load said about directories it left out.
+    skipped_dirs: Vec<String>,
     config: DaemonConfig,
     quiesce: Option<Quiesce>,
     /// A stateful re-exec was asked for (Restart(), SIGTERM as PID 1).
@@ -176,6 +178,7 @@ impl Daemon {
             poll,
             signals,
             inotify: None,
+            skipped_dirs: Vec::new(),
             config,
             quiesce: None,
             reexec_requested: false,
@@ -319,41 +322,19 @@ impl Daemon {
         logger::log(&self.shell.logger, level, msg);
     }
 
-    /// Watch every source directory (and its subdirectories) for changes;
-    /// any change triggers a reload.
+    /// Set up the inotify descriptor that makes any change in the job
+    /// directories a reload. The directories themselves are watched as each
+    /// load reads them (`reload`), so that ones made later are watched too;
+    /// for a single-file source, its directory.
     fn watch_sources(&mut self) {
-        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        use nix::sys::inotify::{InitFlags, Inotify};
         let Ok(ino) = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) else {
             return;
         };
-        let flags = AddWatchFlags::IN_CREATE
-            | AddWatchFlags::IN_MODIFY
-            | AddWatchFlags::IN_DELETE
-            | AddWatchFlags::IN_MOVED_TO
-            | AddWatchFlags::IN_MOVED_FROM
-            | AddWatchFlags::IN_CLOSE_WRITE;
         for source in &self.config.sources {
-            let mut dirs = vec![source.path.clone()];
-            if let Some(parent) = source
-                .path
-                .parent()
-                .filter(|_| source.kind == crate::config::SourceKind::File)
-            {
-                dirs = vec![parent.to_path_buf()];
-            }
-            while let Some(dir) = dirs.pop() {
-                if ino.add_watch(&dir, flags).is_err() {
-                    continue;
-                }
-                if let Ok(rd) = std::fs::read_dir(&dir) {
-                    // The directory entry's type, not a stat of every job
-                    // file (a stat only for symbolic links, which may lead
-                    // to a directory).
-                    dirs.extend(rd.filter_map(Result::ok).filter_map(|e| {
-                        let t = e.file_type().ok()?;
-                        let path = e.path();
-                        (t.is_dir() || (t.is_symlink() && path.is_dir())).then_some(path)
-                    }));
+            if source.kind == crate::config::SourceKind::File {
+                if let Some(parent) = source.path.parent() {
+                    let _ = ino.add_watch(parent, watch_flags());
                 }
             }
         }
@@ -378,10 +359,26 @@ impl Daemon {
 
     /// Load (or reload) every configuration source.
     pub fn reload(&mut self) {
-        let loaded = load_sources(&self.config.sources, &self.config.defaults);
+        // Each directory is watched just before it is read: a file written
+        // after the read is a change the watch reports. Watching a
+        // directory again keeps its one watch.
+        let inotify = self.inotify.as_ref();
+        let loaded =
+            load_sources_watching(&self.config.sources, &self.config.defaults, &mut |dir| {
+                if let Some(ino) = inotify {
+                    let _ = ino.add_watch(dir, watch_flags());
+                }
+            });
         for e in &loaded.source_errors {
             self.log(Level::Warn, &e.to_string());
         }
+        // A loop or second name is said when it first appears, not again
+        // on every reload while it stays.
+        let skipped: Vec<String> = loaded.skipped_dirs.iter().map(|e| e.to_string()).collect();
+        for line in skipped.iter().filter(|l| !self.skipped_dirs.contains(l)) {
+            logger::log(&self.shell.logger, Level::Warn, line);
+        }
+        self.skipped_dirs = skipped;
         for e in &loaded.errors {
             self.log(Level::Error, &e.to_string());
         }
@@ -763,4 +760,15 @@ impl Daemon {
         );
         Some(0)
     }
+}
+
+/// The changes in a job directory that make a reload.
+fn watch_flags() -> nix::sys::inotify::AddWatchFlags {
+    use nix::sys::inotify::AddWatchFlags;
+    AddWatchFlags::IN_CREATE
+        | AddWatchFlags::IN_MODIFY
+        | AddWatchFlags::IN_DELETE
+        | AddWatchFlags::IN_MOVED_TO
+        | AddWatchFlags::IN_MOVED_FROM
+        | AddWatchFlags::IN_CLOSE_WRITE
 }
