@@ -23,6 +23,7 @@
 
 pub mod boot;
 pub mod cgroup;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -1,5 +1,5 @@
-//! init-checkconf end to end: output format, exit status, overrides,
-//! shell checks and the JSON dump.
+//! init-checkconf end to end: Upstart's options, output and exit status,
+//! overrides, shell checks and the JSON dump.
 
 mod common;
 
@@ -18,6 +18,10 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 #[test]
 fn valid_and_invalid_files() {
     let t = TempDir::new("cc");
@@ -29,12 +33,24 @@ fn valid_and_invalid_files() {
     let o = checkconf(&["good.conf"], &t.0);
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(stdout(&o), "File good.conf: syntax ok\n");
+    assert_eq!(stderr(&o), "");
 
-    let o = checkconf(&["good.conf", "bad.conf"], &t.0);
+    // Upstart's -f names the file too; errors go to stderr.
+    let o = checkconf(&["-f", "bad.conf"], &t.0);
     assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "");
     assert_eq!(
-        stdout(&o),
-        "File good.conf: syntax ok\nERROR: File bad.conf: syntax invalid:\nbad.conf:2: Expected event\n"
+        stderr(&o),
+        "ERROR: File bad.conf: syntax invalid:\nbad.conf:2: Expected event\n"
+    );
+
+    // More than one file (an outset extra): each is reported.
+    let o = checkconf(&["good.conf", "--file=bad.conf"], &t.0);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "File good.conf: syntax ok\n");
+    assert_eq!(
+        stderr(&o),
+        "ERROR: File bad.conf: syntax invalid:\nbad.conf:2: Expected event\n"
     );
 }
 
@@ -43,14 +59,37 @@ fn missing_file_and_usage_errors() {
     let t = TempDir::new("cc-missing");
     let o = checkconf(&["nope.conf"], &t.0);
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(
-        stdout(&o),
-        "ERROR: File nope.conf: syntax invalid:\nnope.conf: Error while loading configuration file: No such file or directory\n"
-    );
+    assert_eq!(stdout(&o), "");
+    assert_eq!(stderr(&o), "ERROR: File nope.conf does not exist\n");
+
+    t.write("job.txt", "exec /bin/true\n");
+    let o = checkconf(&["job.txt"], &t.0);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), "ERROR: File must end in .conf\n");
+
     let o = checkconf(&[], &t.0);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), "ERROR: Must specify configuration file\n");
+
     let o = checkconf(&["--bogus", "x.conf"], &t.0);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("init-checkconf: invalid option: --bogus\n"));
+
+    let o = checkconf(&["-h"], &t.0);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains(" -s, --noscript        : Do not check script sections.\n"));
+
+    // -x and -i name Upstart's programs: they must exist and be executable.
+    t.write("good.conf", "exec /bin/true\n");
+    let o = checkconf(&["-x", "/nonexistent/init", "good.conf"], &t.0);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), "ERROR: Path /nonexistent/init does not exist\n");
+    let o = checkconf(&["-i", "good.conf", "good.conf"], &t.0);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), "ERROR: File good.conf not executable\n");
+    let o = checkconf(&["-x", "/bin/true", "-i/bin/true", "good.conf"], &t.0);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "File good.conf: syntax ok\n");
 }
 
 #[test]
@@ -76,35 +115,39 @@ fn override_beside_the_file_is_applied_and_checked() {
     let o = checkconf(&["job.conf"], &t.0);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
-        stdout(&o),
+        stderr(&o),
         "ERROR: File job.conf: syntax invalid:\njob.override:2: Illegal nice value, expected -20 to 19\n"
     );
 }
 
 #[test]
-fn shell_syntax_errors_warn_or_fail_with_strict() {
+fn shell_syntax_errors_fail_unless_noscript() {
     let t = TempDir::new("cc-sh");
     t.write(
         "job.conf",
         "exec /bin/true\n\npre-start script\n  echo ok\n  if true; then\n    echo\nend script\n",
     );
     let o = checkconf(&["job.conf"], &t.0);
-    assert_eq!(o.status.code(), Some(0));
-    let out = stdout(&o);
-    let mut lines = out.lines();
-    assert_eq!(lines.next(), Some("File job.conf: syntax ok"));
-    let warning = lines.next().expect("warning line");
-    assert!(
-        warning.starts_with("WARNING: job.conf:7: 'pre-start' script: sh -n: "),
-        "{warning}"
-    );
-    let o = checkconf(&["--strict", "job.conf"], &t.0);
     assert_eq!(o.status.code(), Some(1));
-    let out = stdout(&o);
+    assert_eq!(stdout(&o), "");
+    let err = stderr(&o);
     assert!(
-        out.starts_with(
-            "ERROR: File job.conf: syntax invalid:\njob.conf:7: 'pre-start' script: sh -n: "
+        err.starts_with(
+            "ERROR: File job.conf: shell syntax invalid in pre-start section:\njob.conf:7: 'pre-start' script: sh -n: "
         ),
-        "{out}"
+        "{err}"
+    );
+    for noscript in ["-s", "--noscript"] {
+        let o = checkconf(&[noscript, "job.conf"], &t.0);
+        assert_eq!(o.status.code(), Some(0), "{noscript}");
+        assert_eq!(stdout(&o), "File job.conf: syntax ok\n");
+        assert_eq!(stderr(&o), "");
+    }
+    // A plain `script` block is Upstart's "script" section.
+    t.write("main.conf", "script\n  case x in\nend script\n");
+    let o = checkconf(&["main.conf"], &t.0);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("ERROR: File main.conf: shell syntax invalid in script section:\n")
     );
 }

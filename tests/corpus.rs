@@ -74,44 +74,37 @@ fn init_checkconf_accepts_valid_and_locates_broken() {
         "broken files must make it exit 1"
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
 
-    let mut ok = BTreeSet::new();
+    let ok: BTreeSet<String> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("File ")?.strip_suffix(": syntax ok"))
+        .map(str::to_string)
+        .collect();
+    // Errors go to stderr, each an `ERROR: File F: ...:` line and details.
     let mut invalid: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut warned = BTreeSet::new();
+    let mut bad_scripts = BTreeSet::new();
     let mut current: Option<String> = None;
-    for line in stdout.lines() {
+    for line in stderr.lines() {
         if let Some(f) = line
-            .strip_prefix("File ")
-            .and_then(|l| l.strip_suffix(": syntax ok"))
-        {
-            ok.insert(f.to_string());
-            current = None;
-        } else if let Some(f) = line
             .strip_prefix("ERROR: File ")
             .and_then(|l| l.strip_suffix(": syntax invalid:"))
         {
             current = Some(f.to_string());
             invalid.insert(f.to_string(), Vec::new());
-        } else if let Some(w) = line.strip_prefix("WARNING: ") {
-            warned.insert(w.split(':').next().unwrap_or_default().to_string());
+        } else if let Some((f, _)) = line
+            .strip_prefix("ERROR: File ")
+            .and_then(|l| l.split_once(": shell syntax invalid in "))
+        {
+            current = None;
+            bad_scripts.insert(f.to_string());
         } else if let Some(f) = &current {
             invalid.entry(f.clone()).or_default().push(line.to_string());
         }
     }
 
-    for f in &files {
-        if broken.contains(f) {
-            let (line, msg) = &expected[f];
-            let errors = invalid.get(f).unwrap_or_else(|| panic!("{f} was accepted"));
-            assert_eq!(errors, &[format!("{f}:{line}: {msg}")], "{f}");
-        } else {
-            assert!(ok.contains(f), "{f} rejected: {:?}", invalid.get(f));
-        }
-    }
-    assert_eq!(ok.len() + invalid.len(), files.len());
-
     // Two real files carry shell syntax errors in their scripts; Upstart
-    // loads them, init-checkconf warns about them.
+    // loads them, but its init-checkconf rejects them.
     let want: BTreeSet<String> = [
         "ak2consulting__statsd-c-buildpackage__debian__upstart.conf",
         "openwebos__luna-service2__files__launch__ls-hubd_watchdog.conf",
@@ -119,7 +112,18 @@ fn init_checkconf_accepts_valid_and_locates_broken() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    assert_eq!(warned, want);
+    assert_eq!(bad_scripts, want);
+
+    for f in &files {
+        if broken.contains(f) {
+            let (line, msg) = &expected[f];
+            let errors = invalid.get(f).unwrap_or_else(|| panic!("{f} was accepted"));
+            assert_eq!(errors, &[format!("{f}:{line}: {msg}")], "{f}");
+        } else if !want.contains(f) {
+            assert!(ok.contains(f), "{f} rejected: {:?}", invalid.get(f));
+        }
+    }
+    assert_eq!(ok.len() + invalid.len() + bad_scripts.len(), files.len());
 }
 
 #[test]

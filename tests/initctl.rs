@@ -1174,3 +1174,60 @@ fn a_job_sees_its_own_instance_while_init_is_busy() {
         "the pre-start saw: {out}"
     );
 }
+
+/// Clients that build proxies from introspection (gdbus, d-feet) see the
+/// signals of each interface (control.md §3), with Upstart's argument types.
+#[test]
+fn introspection_declares_every_signal() {
+    let s = Session::start("signals", JOBS);
+    let (rc, _, err) = s.ctl(&["start", "web"]);
+    assert_eq!(rc, 0, "{err}");
+    let introspect = |path: &str| {
+        let o = s.cmd(
+            "gdbus",
+            &[
+                "introspect",
+                "--address",
+                &s.address,
+                "--dest",
+                "com.ubuntu.Upstart",
+                "--object-path",
+                path,
+            ],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // One signal per line, whatever gdbus's alignment.
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let interface = |text: &str, name: &str| -> String {
+        let start = text
+            .find(&format!("interface {name} {{"))
+            .unwrap_or_else(|| panic!("no {name} in {text}"));
+        let rest = &text[start..];
+        let end = rest.find("};").expect("interface end");
+        rest[..end].to_string()
+    };
+    let signals = |text: &str| -> String {
+        let from = text.find("signals:").expect("signals");
+        let to = text.find("properties:").expect("properties");
+        text[from + "signals:".len()..to].trim().to_string()
+    };
+    let manager = introspect("/com/ubuntu/Upstart");
+    assert_eq!(
+        signals(&interface(&manager, "com.ubuntu.Upstart0_6")),
+        "JobAdded(o job); JobRemoved(o job); EventEmitted(s name, as env); Restarted();"
+    );
+    let job = introspect("/com/ubuntu/Upstart/jobs/web");
+    assert_eq!(
+        signals(&interface(&job, "com.ubuntu.Upstart0_6.Job")),
+        "InstanceAdded(o instance); InstanceRemoved(o instance);"
+    );
+    let instance = introspect("/com/ubuntu/Upstart/jobs/web/_");
+    assert_eq!(
+        signals(&interface(&instance, "com.ubuntu.Upstart0_6.Instance")),
+        "GoalChanged(s goal); StateChanged(s state); Failed(i status);"
+    );
+}

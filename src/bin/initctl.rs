@@ -1,153 +1,101 @@
 //! initctl: control outset (or Upstart) over its D-Bus API. Also answers
 //! as `start`, `stop`, `restart`, `reload` and `status`.
 
-use clap::{Parser, Subcommand};
+#[path = "initctl/commands.rs"]
+mod commands;
+
 use std::process::ExitCode;
+
+use outset::cli::help;
+use outset::cli::options::{self, Opt, Parsed, Stop};
 
 use outset::control::client::{Client, ClientError};
 use outset::control::paths::{INSTANCE_IFACE, JOB_IFACE, MANAGER_PATH};
 use outset::control::showconfig;
 use zbus::OwnedObjectPath;
 
-#[derive(Parser)]
-#[command(name = "initctl", version, about = "Control the init daemon")]
-struct Cli {
-    /// Talk to the session init at $UPSTART_SESSION.
-    #[arg(long, global = true)]
-    user: bool,
-    /// Use the D-Bus system bus instead of the private socket.
-    #[arg(long, global = true)]
-    system: bool,
-    /// Use the D-Bus session bus (testing).
-    #[arg(long, global = true)]
-    session: bool,
-    /// Destination name on the bus.
-    #[arg(long, global = true, value_name = "NAME")]
-    dest: Option<String>,
-    /// Reduce output.
-    #[arg(short, long, global = true)]
-    quiet: bool,
-    /// Increase output.
-    #[arg(short, long, global = true)]
-    verbose: bool,
-    /// Accepted for compatibility.
-    #[arg(long, global = true, hide = true)]
-    debug: bool,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
+/// A parsed command line.
 enum Command {
-    /// Start a job.
     Start {
-        #[arg(short = 'n', long)]
         no_wait: bool,
         job: Option<String>,
         env: Vec<String>,
     },
-    /// Stop a job.
     Stop {
-        #[arg(short = 'n', long)]
         no_wait: bool,
         job: Option<String>,
         env: Vec<String>,
     },
-    /// Restart a job.
     Restart {
-        #[arg(short = 'n', long)]
         no_wait: bool,
         job: Option<String>,
         env: Vec<String>,
     },
-    /// Send a job its reload signal.
     Reload {
         job: Option<String>,
         env: Vec<String>,
     },
-    /// Show a job's status.
     Status {
         job: Option<String>,
         env: Vec<String>,
     },
-    /// List every job and its instances.
     List,
-    /// Emit an event.
     Emit {
-        #[arg(short = 'n', long)]
         no_wait: bool,
         event: Option<String>,
         env: Vec<String>,
     },
-    /// Reload the job configuration.
     ReloadConfiguration,
-    /// Show init's version.
     Version,
-    /// Show a job's usage text.
-    Usage { job: Option<String> },
-    /// List the session inits of this user.
+    Usage {
+        job: Option<String>,
+    },
     ListSessions,
-    /// Show a variable of the job environment.
     GetEnv {
-        #[arg(short, long)]
         global: bool,
         name: Option<String>,
     },
-    /// Set variables of the job environment.
     SetEnv {
-        #[arg(short, long)]
         global: bool,
-        /// Keep a variable's existing value.
-        #[arg(short, long)]
         retain: bool,
         vars: Vec<String>,
     },
-    /// Remove variables from the job environment.
     UnsetEnv {
-        #[arg(short, long)]
         global: bool,
         names: Vec<String>,
     },
-    /// List the job environment.
     ListEnv {
-        #[arg(short, long)]
         global: bool,
     },
-    /// Reset the job environment to its initial value.
     ResetEnv {
-        #[arg(short, long)]
         global: bool,
     },
-    /// Show or set init's log priority.
-    LogPriority { priority: Option<String> },
-    /// Tell init the disk is writeable (flush early job logs).
+    LogPriority {
+        priority: Option<String>,
+    },
     NotifyDiskWriteable,
-    /// Tell a session init where the D-Bus bus is.
-    NotifyDbusAddress { address: Option<String> },
-    /// Tell init where the cgroup manager is.
-    NotifyCgroupManagerAddress { address: Option<String> },
-    /// Show the start and stop conditions of jobs.
+    NotifyDbusAddress {
+        address: Option<String>,
+    },
+    NotifyCgroupManagerAddress {
+        address: Option<String>,
+    },
     ShowConfig {
-        #[arg(short, long)]
         enumerate: bool,
         conf: Option<String>,
     },
-    /// Report events and jobs that conditions name but nothing provides.
     CheckConfig {
-        #[arg(short, long = "ignore-events", value_name = "LIST")]
         ignore_events: Vec<String>,
-        #[arg(short, long)]
         warn: bool,
         conf: Option<String>,
     },
 }
 
-const MULTICALL: &[&str] = &["start", "stop", "restart", "reload", "status"];
-
 struct Ctl {
     prog: String,
     client: Client,
     user_mode: bool,
+    level: Level,
 }
 
 fn usage(message: &str) -> ClientError {
@@ -202,6 +150,14 @@ fn own_instance() -> Option<(String, String)> {
 }
 
 impl Ctl {
+    /// A line of ordinary output: nothing under `--quiet`, as with
+    /// Upstart, where only errors remain.
+    fn say(&self, line: std::fmt::Arguments) {
+        if self.level != Level::Quiet {
+            println!("{line}");
+        }
+    }
+
     /// Name, emits and conditions of one job (or every job).
     fn jobs(&self, only: Option<&str>) -> Result<Vec<showconfig::JobInfo>, ClientError> {
         let paths: Vec<OwnedObjectPath> = match only {
@@ -248,7 +204,7 @@ impl Ctl {
     }
 
     fn print_status(&self, job: &str, path: &str) -> Result<(), ClientError> {
-        println!("{}", self.client.status(job, path)?);
+        self.say(format_args!("{}", self.client.status(job, path)?));
         Ok(())
     }
 
@@ -314,7 +270,7 @@ impl Ctl {
                 ) {
                     Ok(ip) => self.print_status(&job, ip.as_str()),
                     Err(e) if no_env && e.name == "com.ubuntu.Upstart0_6.Error.UnknownInstance" => {
-                        println!("{job} stop/waiting");
+                        self.say(format_args!("{job} stop/waiting"));
                         Ok(())
                     }
                     Err(e) => Err(e),
@@ -423,11 +379,11 @@ impl Ctl {
                 let mut statuses = self.client.statuses(&wanted).into_iter();
                 for (name, paths) in &listing {
                     if paths.is_empty() {
-                        println!("{name} stop/waiting");
+                        self.say(format_args!("{name} stop/waiting"));
                     }
                     for _ in paths {
                         if let Some(line) = statuses.next() {
-                            println!("{}", line?);
+                            self.say(format_args!("{}", line?));
                         }
                     }
                 }
@@ -456,7 +412,7 @@ impl Ctl {
                     outset::control::paths::MANAGER_IFACE,
                     "version",
                 )?;
-                println!("{}", String::try_from(v)?);
+                self.say(format_args!("{}", String::try_from(v)?));
                 Ok(())
             }
             Command::Usage { job } => {
@@ -468,7 +424,7 @@ impl Ctl {
                 };
                 let jp = self.job_path(&job)?;
                 let u = String::try_from(self.client.property(jp.as_str(), JOB_IFACE, "usage")?)?;
-                println!("Usage: {u}");
+                self.say(format_args!("Usage: {u}"));
                 Ok(())
             }
             Command::ListSessions => Ok(()),
@@ -477,7 +433,7 @@ impl Ctl {
                 let v: String = self
                     .client
                     .manager("GetEnv", &(env_details(global)?, name))?;
-                println!("{v}");
+                self.say(format_args!("{v}"));
                 Ok(())
             }
             Command::SetEnv {
@@ -503,7 +459,7 @@ impl Ctl {
                     self.client.manager("ListEnv", &(env_details(global)?,))?;
                 vars.sort();
                 for v in vars {
-                    println!("{v}");
+                    self.say(format_args!("{v}"));
                 }
                 Ok(())
             }
@@ -521,10 +477,10 @@ impl Ctl {
                         &(iface, "log_priority", zbus::Variant::from(p)),
                     ),
                     None => {
-                        println!(
+                        self.say(format_args!(
                             "{}",
                             String::try_from(self.client.property(path, iface, "log_priority")?)?
-                        );
+                        ));
                         Ok(())
                     }
                 }
@@ -544,7 +500,7 @@ impl Ctl {
             Command::ShowConfig { enumerate, conf } => {
                 for job in self.jobs(conf.as_deref())? {
                     for line in showconfig::show(&job, enumerate) {
-                        println!("{line}");
+                        self.say(format_args!("{line}"));
                     }
                 }
                 Ok(())
@@ -583,7 +539,7 @@ impl Ctl {
                 for job in targets {
                     for line in known.check(job) {
                         found = true;
-                        println!("{line}");
+                        self.say(format_args!("{line}"));
                     }
                 }
                 if found {
@@ -599,42 +555,231 @@ impl Ctl {
     }
 }
 
-/// `initctl list-sessions`: live session files of this user.
-fn list_sessions(prog: &str) -> ExitCode {
+/// How much initctl says: `-q` leaves only errors, `-v` adds
+/// informational lines; the last of them given wins.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// `initctl list-sessions`: the session files of this user whose init is
+/// alive, creating the directory as Upstart does (so none is no error).
+fn list_sessions(prog: &str, level: Level) -> ExitCode {
     let Some(runtime) =
         std::env::var_os("XDG_RUNTIME_DIR").filter(|d| d.to_string_lossy().starts_with('/'))
     else {
         return fail(prog, "Unable to query session directory");
     };
     let dir = std::path::Path::new(&runtime).join("upstart/sessions");
+    for d in [dir.parent().unwrap_or(&dir), dir.as_path()] {
+        use std::os::unix::fs::DirBuilderExt;
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(d);
+    }
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return fail(prog, "unable to determine sessions");
     };
-    let mut sessions: Vec<(i32, String)> = Vec::new();
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_suffix(".session")
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    let mut files: Vec<(i32, std::path::PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let digits = name.strip_suffix(".session")?;
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            Some((digits.parse::<i32>().ok()?, entry.path()))
+        })
+        .collect();
+    files.sort();
+    for (pid, path) in files {
         // SAFETY: kill with signal 0 only checks that the pid exists.
         if unsafe { libc::kill(pid, 0) } != 0 {
+            if level == Level::Verbose {
+                println!("Ignoring stale session file: {}", path.display());
+            }
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+        let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
-        if let Some(addr) = text.trim_end().strip_prefix("UPSTART_SESSION=") {
-            sessions.push((pid, addr.to_string()));
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        match text.strip_prefix("UPSTART_SESSION=") {
+            Some(addr) if !addr.is_empty() && level != Level::Quiet => println!("{pid} {addr}"),
+            _ => {}
         }
     }
-    sessions.sort();
-    for (pid, addr) in sessions {
-        println!("{pid} {addr}");
-    }
     ExitCode::SUCCESS
+}
+
+/// The command line after the options: the command named `name` with its
+/// arguments and options.
+fn command(name: &str, p: &Parsed) -> Option<Command> {
+    let mut args = p.args.iter().skip(1).cloned();
+    let first = args.next();
+    let rest: Vec<String> = args.collect();
+    let all: Vec<String> = p.args.iter().skip(1).cloned().collect();
+    let no_wait = p.has("no-wait");
+    let global = p.has("global");
+    Some(match name {
+        "start" => Command::Start {
+            no_wait,
+            job: first,
+            env: rest,
+        },
+        "stop" => Command::Stop {
+            no_wait,
+            job: first,
+            env: rest,
+        },
+        "restart" => Command::Restart {
+            no_wait,
+            job: first,
+            env: rest,
+        },
+        "reload" => Command::Reload {
+            job: first,
+            env: rest,
+        },
+        "status" => Command::Status {
+            job: first,
+            env: rest,
+        },
+        "list" => Command::List,
+        "emit" => Command::Emit {
+            no_wait,
+            event: first,
+            env: rest,
+        },
+        "reload-configuration" => Command::ReloadConfiguration,
+        "version" => Command::Version,
+        "usage" => Command::Usage { job: first },
+        "list-sessions" => Command::ListSessions,
+        "get-env" => Command::GetEnv {
+            global,
+            name: first,
+        },
+        "set-env" => Command::SetEnv {
+            global,
+            retain: p.has("retain"),
+            vars: all,
+        },
+        "unset-env" => Command::UnsetEnv { global, names: all },
+        "list-env" => Command::ListEnv { global },
+        "reset-env" => Command::ResetEnv { global },
+        "log-priority" => Command::LogPriority { priority: first },
+        "notify-disk-writeable" => Command::NotifyDiskWriteable,
+        "notify-dbus-address" => Command::NotifyDbusAddress { address: first },
+        "notify-cgroup-manager-address" => Command::NotifyCgroupManagerAddress { address: first },
+        "show-config" => Command::ShowConfig {
+            enumerate: p.has("enumerate"),
+            conf: first,
+        },
+        "check-config" => Command::CheckConfig {
+            ignore_events: p
+                .given
+                .iter()
+                .filter(|(l, _)| *l == "ignore-events")
+                .filter_map(|(_, v)| v.clone())
+                .collect(),
+            warn: p.has("warn"),
+            conf: first,
+        },
+        _ => return None,
+    })
+}
+
+/// `--help` of one command, or of initctl itself (`spec` `None`).
+fn help_page(prog: &str, spec: Option<&commands::Spec>, multicall: bool) -> String {
+    match spec {
+        None => {
+            let footer = format!("For a list of commands, try `{prog} help'.");
+            let page = help::Page {
+                usage: Some("COMMAND [OPTION]... [ARG]..."),
+                footer: Some(&footer),
+                ..Default::default()
+            };
+            help::page(prog, &page, commands::GLOBAL)
+        }
+        Some(spec) => {
+            let stem = format!("{} [OPTION]...", spec.name);
+            let page = help::Page {
+                stem: (!multicall).then_some(stem.as_str()),
+                usage: spec.usage,
+                synopsis: Some(spec.synopsis),
+                help: spec.help,
+                footer: None,
+            };
+            let opts: Vec<Opt> = spec
+                .options
+                .iter()
+                .chain(commands::GLOBAL)
+                .copied()
+                .collect();
+            help::page(prog, &page, &opts)
+        }
+    }
+}
+
+/// Parse the command line the way Upstart's initctl does; `Err` is the
+/// exit status when there is nothing more to do (help, version or a
+/// usage error, already printed).
+fn parse_command_line(
+    prog: &str,
+    argv: &[String],
+) -> Result<(&'static commands::Spec, Parsed), ExitCode> {
+    let stopped = |spec: Option<&commands::Spec>, multicall: bool, stop: Stop| match stop {
+        Stop::Help => {
+            print!("{}", help_page(prog, spec, multicall));
+            ExitCode::SUCCESS
+        }
+        Stop::Version => {
+            print!("{}", help::version(prog));
+            ExitCode::SUCCESS
+        }
+        Stop::Error(msg) => usage_error(prog, &msg),
+    };
+    // Invoked under a command's name (`start`, `status`, ...): that command.
+    let (spec, cmd_argv, before, multicall) = match commands::find(prog) {
+        Some(spec) => (spec, argv.to_vec(), Parsed::default(), true),
+        None => {
+            let global = options::parse(argv, commands::GLOBAL, true)
+                .map_err(|s| stopped(None, false, s))?;
+            let Some(name) = global.args.first() else {
+                return Err(usage_error(prog, "missing command"));
+            };
+            let Some(spec) = commands::find(name) else {
+                return Err(usage_error(prog, &format!("invalid command: {name}")));
+            };
+            (spec, global.args.clone(), global, false)
+        }
+    };
+    let opts: Vec<Opt> = spec
+        .options
+        .iter()
+        .chain(commands::GLOBAL)
+        .copied()
+        .collect();
+    let mut parsed =
+        options::parse(&cmd_argv, &opts, false).map_err(|s| stopped(Some(spec), multicall, s))?;
+    if spec.name == "help" {
+        let entries: Vec<help::Entry> = commands::COMMANDS
+            .iter()
+            .map(|c| help::Entry {
+                name: c.name,
+                synopsis: c.synopsis,
+                group: c.group,
+            })
+            .collect();
+        print!("{}", help::commands(prog, &entries));
+        return Err(ExitCode::SUCCESS);
+    }
+    // Options given before the command count too.
+    let mut given = before.given;
+    given.append(&mut parsed.given);
+    parsed.given = given;
+    parsed.args.insert(0, spec.name.to_string());
+    Ok((spec, parsed))
 }
 
 fn main() -> ExitCode {
@@ -642,59 +787,46 @@ fn main() -> ExitCode {
     // quietly instead of a panic in println!.
     // SAFETY: restoring the default disposition of one signal.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let mut argv: Vec<String> = std::env::args().collect();
+    let argv: Vec<String> = std::env::args().collect();
     let prog = argv
         .first()
         .and_then(|a| std::path::Path::new(a).file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "initctl".to_string());
-    if MULTICALL.contains(&prog.as_str()) {
-        argv.insert(1, prog.clone());
-    }
-    let cli = match Cli::try_parse_from(&argv) {
-        Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            return match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                    let _ = e.print();
-                    ExitCode::SUCCESS
-                }
-                ErrorKind::MissingSubcommand
-                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    usage_error(&prog, "missing command")
-                }
-                ErrorKind::InvalidSubcommand => {
-                    let cmd = argv
-                        .iter()
-                        .skip(1)
-                        .find(|a| !a.starts_with('-'))
-                        .cloned()
-                        .unwrap_or_default();
-                    usage_error(&prog, &format!("invalid command: {cmd}"))
-                }
-                _ => {
-                    let msg = e.to_string();
-                    let first = msg
-                        .lines()
-                        .next()
-                        .unwrap_or_default()
-                        .trim_start_matches("error: ");
-                    usage_error(&prog, first)
-                }
-            };
-        }
+    let (spec, parsed) = match parse_command_line(&prog, &argv) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
-    if matches!(cli.command, Command::ListSessions) {
-        return list_sessions(&prog);
+    let level = parsed
+        .given
+        .iter()
+        .rev()
+        .find_map(|(l, _)| match *l {
+            "quiet" => Some(Level::Quiet),
+            "verbose" | "debug" => Some(Level::Verbose),
+            _ => None,
+        })
+        .unwrap_or(Level::Normal);
+    let Some(command) = command(spec.name, &parsed) else {
+        return usage_error(&prog, &format!("invalid command: {}", spec.name));
+    };
+    if matches!(command, Command::ListSessions) {
+        return list_sessions(&prog, level);
     }
-    if cli.dest.is_some() && !cli.system && !cli.session {
+    // The last of --system and --session chooses the bus.
+    let bus = parsed.given.iter().rev().find_map(|(l, _)| match *l {
+        "system" => Some(true),
+        "session" => Some(false),
+        _ => None,
+    });
+    let dest = parsed.value("dest").map(str::to_string);
+    if dest.is_some() && bus.is_none() {
         return usage_error(&prog, "--dest given without --system");
     }
     let session = std::env::var("UPSTART_SESSION")
         .ok()
         .filter(|s| !s.is_empty());
-    let user_mode = cli.user || (session.is_some() && !cli.system && !cli.session);
+    let user_mode = parsed.has("user") || (session.is_some() && bus.is_none());
     let address = if user_mode {
         match session {
             Some(s) => s,
@@ -705,13 +837,10 @@ fn main() -> ExitCode {
                 )
             }
         }
-    } else if cli.system || cli.session || unsafe { libc::getuid() } != 0 {
+    } else if bus.is_some() || unsafe { libc::getuid() } != 0 {
         // Other users reach the system init through the bus (control.md §8.1).
-        let system = !cli.session;
-        let dest = cli
-            .dest
-            .clone()
-            .unwrap_or_else(|| "com.ubuntu.Upstart".to_string());
+        let system = bus.unwrap_or(true);
+        let dest = dest.unwrap_or_else(|| "com.ubuntu.Upstart".to_string());
         let client = match Client::connect_bus(system, &dest) {
             Ok(c) => c,
             Err(e) => {
@@ -727,8 +856,9 @@ fn main() -> ExitCode {
                 prog: prog.clone(),
                 client,
                 user_mode: false,
+                level,
             },
-            cli.command,
+            command,
         );
     } else {
         "unix:abstract=/com/ubuntu/upstart".to_string()
@@ -736,18 +866,26 @@ fn main() -> ExitCode {
     let client = match Client::connect(&address) {
         Ok(c) => c,
         Err(e) => {
-            return fail(
+            let code = fail(
                 &prog,
                 &format!("Unable to connect to Upstart: {}", e.message),
-            )
+            );
+            if !user_mode {
+                eprintln!(
+                    "{prog}: tried the system init at {address}; a session init needs \
+                     UPSTART_SESSION (see `initctl list-sessions') or --session"
+                );
+            }
+            return code;
         }
     };
     let ctl = Ctl {
         prog: prog.clone(),
         client,
         user_mode,
+        level,
     };
-    finish(ctl, cli.command)
+    finish(ctl, command)
 }
 
 /// Run the command and turn its outcome into output and an exit status.

@@ -56,7 +56,7 @@ impl Client {
     /// Connect peer-to-peer to init's private address.
     pub fn connect(address: &str) -> Result<Client, ClientError> {
         let builder = Builder::address(address).p2p();
-        let conn = zbus::block_on(builder.build())?;
+        let conn = zbus::block_on(builder.build()).map_err(|e| connect_error(address, e))?;
         // Registering as a bus client asks outset for no signals (the
         // commands never use them); Upstart refuses the call, harmlessly.
         let _ = zbus::block_on(conn.call_method(
@@ -94,14 +94,7 @@ impl Client {
         B: Serialize + Type,
         R: DeserializeOwned + Type,
     {
-        let reply = zbus::block_on(self.conn.call_method(
-            self.dest.as_deref(),
-            path,
-            Some(iface),
-            method,
-            body,
-        ))?;
-        Ok(reply.body().deserialize::<R>()?)
+        zbus::block_on(self.send(path, iface, method, body))
     }
 
     /// Many calls at once: all are sent before any answer is awaited (in
@@ -115,16 +108,46 @@ impl Client {
         const IN_FLIGHT: usize = 256;
         let mut out = Vec::with_capacity(calls.len());
         for slice in calls.chunks(IN_FLIGHT) {
-            let answers = slice.iter().map(|(path, iface, method, body)| async move {
-                let reply = self
-                    .conn
-                    .call_method(self.dest.as_deref(), *path, Some(*iface), *method, body)
-                    .await?;
-                Ok(reply.body().deserialize::<R>()?)
-            });
+            let answers = slice
+                .iter()
+                .map(|(path, iface, method, body)| self.send(path, iface, method, body));
             out.extend(zbus::block_on(futures_util::future::join_all(answers)));
         }
         out
+    }
+
+    /// One call. Through a bus it carries NO_AUTO_START, as Upstart's
+    /// initctl's calls do: asking for an init must never make the bus
+    /// start one (the answer is then `Name "…" does not exist`).
+    async fn send<B, R>(
+        &self,
+        path: &str,
+        iface: &str,
+        method: &str,
+        body: &B,
+    ) -> Result<R, ClientError>
+    where
+        B: Serialize + Type,
+        R: DeserializeOwned + Type,
+    {
+        let Some(dest) = self.dest.as_deref() else {
+            let reply = self
+                .conn
+                .call_method(None::<&str>, path, Some(iface), method, body)
+                .await?;
+            return Ok(reply.body().deserialize::<R>()?);
+        };
+        let proxy: zbus::Proxy = zbus::proxy::Builder::new(&self.conn)
+            .destination(dest)
+            .path(path)
+            .interface(iface)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
+        proxy
+            .call_with_flags::<_, _, R>(method, zbus::proxy::MethodFlags::NO_AUTO_START, body)
+            .await?
+            .ok_or_else(lost)
     }
 
     pub fn manager<B, R>(&self, method: &str, body: &B) -> Result<R, ClientError>
@@ -200,6 +223,31 @@ impl Client {
                 status_result(job, props)
             })
             .collect()
+    }
+}
+
+/// A failed connection worded as libdbus words it (and so Upstart's
+/// initctl): `Failed to connect to socket NAME: REASON`.
+fn connect_error(address: &str, e: zbus::Error) -> ClientError {
+    let zbus::Error::Connection(io, _) = &e else {
+        return e.into();
+    };
+    let socket = address.strip_prefix("unix:").and_then(|rest| {
+        rest.split(',').find_map(|kv| {
+            kv.strip_prefix("abstract=")
+                .or_else(|| kv.strip_prefix("path="))
+        })
+    });
+    let reason = match io.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+        None => io.to_string(),
+    };
+    ClientError {
+        name: "org.freedesktop.DBus.Error.NoServer".into(),
+        message: match socket {
+            Some(s) => format!("Failed to connect to socket {s}: {reason}"),
+            None => format!("Failed to connect to {address}: {reason}"),
+        },
     }
 }
 

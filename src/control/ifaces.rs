@@ -5,6 +5,8 @@ use std::sync::Mutex;
 
 use zbus::fdo;
 use zbus::interface;
+use zbus::object_server::SignalEmitter;
+use zbus::ObjectPath;
 use zbus::OwnedObjectPath;
 
 use super::error::UpstartError;
@@ -507,6 +509,25 @@ impl Manager {
     fn version(&self) -> String {
         "init (upstart 1.13.2)".to_string()
     }
+
+    // The signals, declared for introspection (clients build proxies from
+    // it); they are sent by the control server (control.md §3).
+
+    #[zbus(signal)]
+    async fn job_added(emitter: &SignalEmitter<'_>, job: ObjectPath<'_>) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn job_removed(emitter: &SignalEmitter<'_>, job: ObjectPath<'_>) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn event_emitted(
+        emitter: &SignalEmitter<'_>,
+        name: &str,
+        env: &[&str],
+    ) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn restarted(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
 }
 
 /// `com.ubuntu.Upstart0_6.Job` at `/com/ubuntu/Upstart/jobs/JOB`. Made
@@ -670,6 +691,20 @@ impl Job {
     async fn emits(&self) -> fdo::Result<Vec<String>> {
         Ok(self.props().await?.emits)
     }
+
+    // Declared for introspection; sent by the control server.
+
+    #[zbus(signal)]
+    async fn instance_added(
+        emitter: &SignalEmitter<'_>,
+        instance: ObjectPath<'_>,
+    ) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn instance_removed(
+        emitter: &SignalEmitter<'_>,
+        instance: ObjectPath<'_>,
+    ) -> zbus::Result<()>;
 }
 
 /// `com.ubuntu.Upstart0_6.Instance` at `/com/ubuntu/Upstart/jobs/JOB/INSTANCE`,
@@ -768,4 +803,16 @@ impl Instance {
     async fn processes(&self) -> fdo::Result<Vec<(String, i32)>> {
         Ok(self.props().await?.processes)
     }
+
+    // Declared for introspection; sent by the control server.
+
+    // Named apart from the `goal` property's change notifier.
+    #[zbus(signal, name = "GoalChanged")]
+    async fn goal_changed_signal(emitter: &SignalEmitter<'_>, goal: &str) -> zbus::Result<()>;
+
+    #[zbus(signal, name = "StateChanged")]
+    async fn state_changed_signal(emitter: &SignalEmitter<'_>, state: &str) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn failed(emitter: &SignalEmitter<'_>, status: i32) -> zbus::Result<()>;
 }
