@@ -1,0 +1,106 @@
+//! The bridges (upstart-*-bridge) end to end: a real session init, the
+//! real bridge connected to it, the outside happening made for real, and
+//! the job that the event starts seen doing its work.
+
+mod common;
+
+use common::{start_session, Started};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A bridge process, killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `upstart-NAME-bridge --user ARGS` against `init`; its messages go
+/// to `DIR/NAME-bridge.log`.
+fn bridge(init: &Started, exe: &str, args: &[&str]) -> Running {
+    let log = std::fs::File::create(init.dir.0.join(format!(
+        "{}.log",
+        Path::new(exe).file_name().unwrap().to_string_lossy()
+    )))
+    .unwrap();
+    Running(
+        Command::new(exe)
+            .args(["--user", "--debug"])
+            .args(args)
+            .env("UPSTART_SESSION", &init.address)
+            .stdin(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("bridge"),
+    )
+}
+
+/// The lines of `DIR/rel` once it has at least `n`, sorted.
+fn lines(init: &Started, rel: &str, n: usize) -> Vec<String> {
+    let path = init.dir.0.join(rel);
+    let read = || {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    init.wait_for(&format!("{n} lines in {rel}"), || read().len() >= n);
+    let mut l = read();
+    l.sort();
+    l
+}
+
+#[test]
+fn file_bridge_turns_changes_into_file_events() {
+    let init = start_session(
+        "file-bridge",
+        &[(
+            "spool",
+            "start on file FILE=@DIR@/spool/*.job EVENT=create\n\
+             instance $MATCH\ntask\n\
+             exec sh -c 'echo \"$FILE $EVENT $MATCH\" >> @DIR@/spooled'\n",
+        )],
+        &[],
+    );
+    let d = init.dir.0.display().to_string();
+    let _b = bridge(&init, env!("CARGO_BIN_EXE_upstart-file-bridge"), &[]);
+    // The job is known before its directory exists: the bridge watches an
+    // ancestor until the directory appears.
+    init.wait_for("the bridge to connect", || {
+        std::fs::read_to_string(init.dir.0.join("upstart-file-bridge.log"))
+            .unwrap_or_default()
+            .contains("watching")
+    });
+    std::fs::create_dir(init.dir.0.join("spool")).unwrap();
+    std::fs::write(init.dir.0.join("spool/a.job"), "x").unwrap();
+    std::fs::write(init.dir.0.join("spool/ignored.txt"), "x").unwrap();
+    assert_eq!(
+        lines(&init, "spooled", 1),
+        [format!("{d}/spool/*.job create {d}/spool/a.job")]
+    );
+    // A job added later is picked up at once; its file already exists, so
+    // it gets its create event straight away, then one per change asked.
+    std::fs::write(init.dir.0.join("flag"), "").unwrap();
+    init.dir.write(
+        "conf/flag.conf",
+        &format!(
+            "start on file FILE={d}/flag\ninstance $EVENT\ntask\n\
+             exec sh -c 'echo \"$FILE $EVENT\" >> {d}/flagged'\n"
+        ),
+    );
+    assert_eq!(lines(&init, "flagged", 1), [format!("{d}/flag create")]);
+    std::fs::remove_file(init.dir.0.join("flag")).unwrap();
+    assert_eq!(
+        lines(&init, "flagged", 2),
+        [format!("{d}/flag create"), format!("{d}/flag delete")]
+    );
+    assert_eq!(
+        lines(&init, "spooled", 1).len(),
+        1,
+        "no event for ignored.txt"
+    );
+}
