@@ -104,3 +104,85 @@ fn file_bridge_turns_changes_into_file_events() {
         "no event for ignored.txt"
     );
 }
+
+/// A job that answers one connection on the socket it was handed, then
+/// exits.
+const ANSWER_ONCE: &str = "exec perl -e 'open(my $l, \"+<&=\", $ENV{UPSTART_FDS}) or die \"no fd\"; \
+     accept(my $c, $l) or die \"accept: $!\"; print $c \"hello from $ENV{UPSTART_JOB} $ENV{PROTO}\\n\"; close $c'\n";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_status(init: &Started, job: &str, want: &str) {
+    init.wait_for(&format!("{job} {want}"), || {
+        init.ctl(&["status", job]).1.contains(want)
+    });
+}
+
+#[test]
+fn socket_bridge_activates_jobs_on_connection() {
+    use std::io::Read;
+    let port = free_port();
+    let abstract_name = format!("@outset-test-socket-{}", std::process::id());
+    let init = start_session(
+        "socket-bridge",
+        &[
+            (
+                "web",
+                &format!("start on socket PROTO=inet PORT={port} ADDR=127.0.0.1\n{ANSWER_ONCE}"),
+            ),
+            (
+                "local",
+                &format!("start on socket PROTO=unix SOCKET_PATH={abstract_name}\n{ANSWER_ONCE}"),
+            ),
+        ],
+        &[],
+    );
+    let _b = bridge(&init, env!("CARGO_BIN_EXE_upstart-socket-bridge"), &[]);
+    let connect = || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => {
+                    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+                        .unwrap();
+                    break s;
+                }
+                Err(e) => {
+                    assert!(std::time::Instant::now() < deadline, "connect: {e}");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+        }
+    };
+    // One-shot activation, again and again: each time the job has exited,
+    // the next connection starts it anew.
+    for _ in 0..2 {
+        let mut answer = String::new();
+        connect().read_to_string(&mut answer).unwrap();
+        assert_eq!(answer, "hello from web inet\n");
+        wait_status(&init, "web", "stop/waiting");
+    }
+    // An abstract unix socket.
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(
+        abstract_name.strip_prefix('@').unwrap(),
+    )
+    .unwrap();
+    let mut s = std::os::unix::net::UnixStream::connect_addr(&addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "hello from local unix\n");
+    // Removing the job closes its socket.
+    std::fs::remove_file(init.dir.0.join("conf/web.conf")).unwrap();
+    init.wait_for("the port to be closed", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+}

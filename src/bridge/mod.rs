@@ -15,4 +15,5 @@ pub mod link;
 pub mod log;
 pub mod options;
 pub mod run;
+pub mod socket;
 pub mod wanted;
