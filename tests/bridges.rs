@@ -21,14 +21,26 @@ impl Drop for Running {
 /// Start `upstart-NAME-bridge --user ARGS` against `init`; its messages go
 /// to `DIR/NAME-bridge.log`.
 fn bridge(init: &Started, exe: &str, args: &[&str]) -> Running {
+    bridge_in(init, &[], exe, args)
+}
+
+/// `bridge`, run through `wrapper` (such as `nsenter ... --`).
+fn bridge_in(init: &Started, wrapper: &[&str], exe: &str, args: &[&str]) -> Running {
     let log = std::fs::File::create(init.dir.0.join(format!(
         "{}.log",
         Path::new(exe).file_name().unwrap().to_string_lossy()
     )))
     .unwrap();
+    let mut cmd = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
     Running(
-        Command::new(exe)
-            .args(["--user", "--debug"])
+        cmd.args(["--user", "--debug"])
             .args(args)
             .env("UPSTART_SESSION", &init.address)
             .stdin(Stdio::null())
@@ -185,4 +197,69 @@ fn socket_bridge_activates_jobs_on_connection() {
     init.wait_for("the port to be closed", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
     });
+}
+
+#[test]
+fn udev_bridge_turns_kernel_uevents_into_device_events() {
+    common::namespace::assert_root();
+    // The init, the bridge and the uevent share a network namespace of
+    // their own (with its own sysfs), so the uevent for its `lo` reaches
+    // only them; no udevd there, so the bridge reads the kernel's uevents.
+    let init = common::start_session_wrapped(
+        "udev-bridge",
+        &[(
+            "lo-changed",
+            "start on net-device-changed INTERFACE=lo\ntask\n\
+             exec sh -c 'echo \"$UPSTART_EVENTS $INTERFACE $KERNEL $SUBSYSTEM $ACTION $DEVPATH\" > @DIR@/seen'\n",
+        )],
+        &[],
+        &[
+            "unshare",
+            "--net",
+            "--mount",
+            "sh",
+            "-c",
+            "mount -t sysfs sysfs /sys && { [ ! -d /run/udev ] || mount -t tmpfs tmpfs /run/udev; } && exec \"$@\"",
+            "sh",
+        ],
+    );
+    let pid = init.child.id().to_string();
+    let enter = ["nsenter", "-t", &pid, "--net", "--mount", "--"];
+    let _b = bridge_in(
+        &init,
+        &enter,
+        env!("CARGO_BIN_EXE_upstart-udev-bridge"),
+        &[],
+    );
+    let log = init.dir.0.join("upstart-udev-bridge.log");
+    init.wait_for("the bridge to read the jobs", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("Connected")
+    });
+    let seen = init.dir.0.join("seen");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // The bridge may still be reading the jobs: trigger until the job ran.
+    while !seen.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no event; bridge log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        let mut trigger = Command::new(enter[0]);
+        trigger
+            .args(&enter[1..])
+            .args(["sh", "-c", "echo change > /sys/class/net/lo/uevent"]);
+        assert!(trigger.status().unwrap().success());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    init.wait_for("the job's line", || {
+        std::fs::read_to_string(&seen)
+            .unwrap_or_default()
+            .ends_with('\n')
+    });
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        "net-device-changed lo lo net change /devices/virtual/net/lo\n"
+    );
 }

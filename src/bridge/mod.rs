@@ -16,4 +16,5 @@ pub mod log;
 pub mod options;
 pub mod run;
 pub mod socket;
+pub mod udev;
 pub mod wanted;
