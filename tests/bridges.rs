@@ -263,3 +263,41 @@ fn udev_bridge_turns_kernel_uevents_into_device_events() {
         "net-device-changed lo lo net change /devices/virtual/net/lo\n"
     );
 }
+
+#[test]
+fn event_bridge_forwards_system_events_as_sys() {
+    // A second session init stands in for the system one.
+    let system = start_session("event-bridge-system", &[], &[]);
+    let session = start_session(
+        "event-bridge-session",
+        &[(
+            "from-system",
+            "start on :sys:hello-world KEY=v\ntask\n\
+             exec sh -c 'echo \"$UPSTART_EVENTS $KEY $OTHER\" > @DIR@/seen'\n",
+        )],
+        &[],
+    );
+    let _b = bridge(
+        &session,
+        env!("CARGO_BIN_EXE_upstart-event-bridge"),
+        &["--system-address", &system.address],
+    );
+    let seen = session.dir.0.join("seen");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // Until the bridge has connected, the system's events go unheard.
+    while !seen.exists() {
+        assert!(std::time::Instant::now() < deadline, "no :sys: event");
+        let (code, _, err) = system.ctl(&["emit", "hello-world", "KEY=v", "OTHER=w"]);
+        assert_eq!(code, 0, "{err}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    session.wait_for("the job's line", || {
+        std::fs::read_to_string(&seen)
+            .unwrap_or_default()
+            .ends_with('\n')
+    });
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        ":sys:hello-world v w\n"
+    );
+}

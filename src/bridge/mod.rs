@@ -10,6 +10,7 @@
 //! own logic is in its own module.
 
 pub mod daemon;
+pub mod event;
 pub mod file;
 pub mod link;
 pub mod log;
