@@ -301,3 +301,38 @@ fn event_bridge_forwards_system_events_as_sys() {
         ":sys:hello-world v w\n"
     );
 }
+
+#[test]
+fn local_bridge_turns_lines_into_events() {
+    use std::io::Write;
+    let init = start_session(
+        "local-bridge",
+        &[(
+            "poked",
+            "start on poke COLOUR=blue\ntask\n\
+             exec sh -c 'echo \"$UPSTART_EVENTS $COLOUR $SOCKET_VARIANT $CLIENT_UID\" > @DIR@/seen'\n",
+        )],
+        &[],
+    );
+    let sock = init.dir.0.join("poke.sock");
+    let _b = bridge(
+        &init,
+        env!("CARGO_BIN_EXE_upstart-local-bridge"),
+        &["--path", sock.to_str().unwrap(), "--event", "poke"],
+    );
+    init.wait_for("the socket", || sock.exists());
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    s.write_all(b"garbage\n=x\nCOLOUR=blue\r\n").unwrap();
+    drop(s);
+    let seen = init.dir.0.join("seen");
+    init.wait_for("the job's line", || {
+        std::fs::read_to_string(&seen)
+            .unwrap_or_default()
+            .ends_with('\n')
+    });
+    let uid = nix::unistd::geteuid();
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        format!("poke blue named {uid}\n")
+    );
+}

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod event;
 pub mod file;
 pub mod link;
+pub mod local;
 pub mod log;
 pub mod options;
 pub mod run;
