@@ -336,3 +336,39 @@ fn local_bridge_turns_lines_into_events() {
         format!("poke blue named {uid}\n")
     );
 }
+
+#[test]
+fn a_bridge_survives_a_reexec_of_init_and_keeps_serving_new_jobs() {
+    let init = start_session("bridge-reexec", &[], &[]);
+    let d = init.dir.0.display().to_string();
+    let _b = bridge(&init, env!("CARGO_BIN_EXE_upstart-file-bridge"), &[]);
+    let log = init.dir.0.join("upstart-file-bridge.log");
+    let bridge_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    init.wait_for("the bridge to connect", || {
+        bridge_log().contains("Connected")
+    });
+    let o = init.cmd(env!("CARGO_BIN_EXE_telinit"), &["u"]);
+    assert!(o.status.success() || o.status.code() == Some(1), "{o:?}");
+    // The new image announces itself as the first did.
+    init.wait_for("the re-exec", || {
+        init.log().matches("session init running").count() >= 2
+    });
+    // The connection is lost with the old image; the bridge says so, makes
+    // it again, and serves a job that exists only in the new one.
+    init.wait_for("the bridge to reconnect", || {
+        bridge_log().matches("Connected").count() >= 2
+    });
+    assert!(bridge_log().contains("reconnecting"), "{}", bridge_log());
+    init.dir.write(
+        "conf/after.conf",
+        &format!(
+            "start on file FILE={d}/after EVENT=create\ntask\n\
+             exec sh -c 'echo \"$FILE $EVENT\" > {d}/seen'\n"
+        ),
+    );
+    init.wait_for("the bridge to watch", || {
+        bridge_log().contains(&format!("watching {d}"))
+    });
+    std::fs::write(init.dir.0.join("after"), "").unwrap();
+    assert_eq!(lines(&init, "seen", 1), [format!("{d}/after create")]);
+}
