@@ -22,6 +22,7 @@
 )]
 
 pub mod boot;
+pub mod bridge;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
