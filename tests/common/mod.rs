@@ -3,6 +3,7 @@
 
 pub mod namespace;
 pub mod procs;
+pub mod wire;
 
 use std::path::PathBuf;
 
