@@ -688,7 +688,7 @@ fn running_out_of_descriptors_fails_jobs_not_init() {
     let refs: Vec<(&str, &str)> = jobs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     // Let PID 1 settle with no client connected, then cap its descriptors
     // (soft and hard, so it cannot raise them) at what it holds plus room
-    // for the emitting connection (two handles on its socket, a few files
+    // for the emitting connection (its socket, a few files
     // while it authenticates) and fewer than JOBS `console log` jobs (a
     // pty each while running; a status pipe and the pty's other end while
     // spawning).
