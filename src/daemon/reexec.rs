@@ -171,14 +171,14 @@ impl Daemon {
                         LiveLog {
                             pty_fd: file.as_raw_fd(),
                             path: log.path.to_string_lossy().into_owned(),
-                            unflushed: log.buffer.clone(),
+                            unflushed: log.held().to_vec(),
                         },
                     );
                     io.push(IoState::Log {
                         pid: *pid,
                         fd: file.as_raw_fd(),
                         path: log.path.clone(),
-                        pending: log.buffer.clone(),
+                        pending: log.held().to_vec(),
                     })
                 }
                 Io::Script { file, data, done } => io.push(IoState::Script {
@@ -222,7 +222,7 @@ impl Daemon {
                 .shell
                 .unflushed
                 .iter()
-                .map(|l| (l.path.clone(), l.buffer.clone()))
+                .map(|l| (l.path.clone(), l.held().to_vec()))
                 .collect(),
             disk_writeable: self.shell.disk_writeable,
             event_fds,
@@ -377,9 +377,9 @@ impl Daemon {
             crate::spawn::nofile::set_job_limit(soft, hard);
         }
         for (path, pending) in state.unflushed {
-            let mut log = JobLog::new(path);
-            log.buffer = pending;
-            self.shell.unflushed.push(log);
+            self.shell
+                .unflushed
+                .push(JobLog::with_pending(path, &pending));
         }
         // Only descriptors really inherited are adopted, each once: a
         // payload naming others (or one twice) must not make outset close
@@ -434,8 +434,7 @@ impl Daemon {
                     path,
                     pending,
                 } => {
-                    let mut log = JobLog::new(path);
-                    log.buffer = pending;
+                    let log = JobLog::with_pending(path, &pending);
                     (
                         fd,
                         Io::Log {
@@ -548,8 +547,7 @@ impl Daemon {
                 // Reopened when the next output arrives.
                 drop(own(f));
             }
-            let mut jl = JobLog::new(PathBuf::from(log.path));
-            jl.buffer = log.unflushed;
+            let jl = JobLog::with_pending(PathBuf::from(log.path), &log.unflushed);
             mark_cloexec(log.pty_fd);
             self.shell.register_restored(
                 Io::Log {
