@@ -10,6 +10,7 @@ mod memory;
 pub(crate) mod panic;
 mod pidfd;
 mod reexec;
+mod restore_checks;
 mod run_mode;
 mod shell;
 mod state_pipe;
@@ -410,6 +411,7 @@ impl Daemon {
     fn run_loop(&mut self) -> i32 {
         if let Some(fd) = self.config.state_fd {
             if self.restore(fd) {
+                self.drop_lost_processes();
                 // Answer about the restored jobs at once, not only after
                 // the configuration has been read again: callers that
                 // came during the restore, too.

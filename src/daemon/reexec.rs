@@ -377,9 +377,11 @@ impl Daemon {
             crate::spawn::nofile::set_job_limit(soft, hard);
         }
         for (path, pending) in state.unflushed {
-            self.shell
-                .unflushed
-                .push(JobLog::with_pending(path, &pending));
+            if self.keeps_held_output(&path) {
+                self.shell
+                    .unflushed
+                    .push(JobLog::with_pending(path, &pending));
+            }
         }
         // Only descriptors really inherited are adopted, each once: a
         // payload naming others (or one twice) must not make outset close
@@ -434,6 +436,11 @@ impl Daemon {
                     path,
                     pending,
                 } => {
+                    let owner = self.owner_of(pid);
+                    let Some(path) = self.restored_log_path(pid, path, owner.as_ref()) else {
+                        drop(own(fd));
+                        continue;
+                    };
                     let log = JobLog::with_pending(path, &pending);
                     (
                         fd,
@@ -547,7 +554,12 @@ impl Daemon {
                 // Reopened when the next output arrives.
                 drop(own(f));
             }
-            let jl = JobLog::with_pending(PathBuf::from(log.path), &log.unflushed);
+            let named = PathBuf::from(log.path);
+            let Some(path) = self.restored_log_path(pid, named, Some(&log.job)) else {
+                drop(own(log.pty_fd));
+                continue;
+            };
+            let jl = JobLog::with_pending(path, &log.unflushed);
             mark_cloexec(log.pty_fd);
             self.shell.register_restored(
                 Io::Log {
