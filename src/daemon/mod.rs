@@ -10,6 +10,7 @@ mod memory;
 pub(crate) mod panic;
 mod pidfd;
 mod reexec;
+mod replace_file;
 mod restore_checks;
 mod run_mode;
 mod shell;
@@ -267,13 +268,23 @@ impl Daemon {
             return;
         }
         use std::os::unix::fs::DirBuilderExt;
-        let dir = runtime.join("upstart/sessions");
         let _ = std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&dir);
-        let file = dir.join(format!("{}.session", std::process::id()));
-        match std::fs::write(&file, format!("UPSTART_SESSION={address}\n")) {
+            .create(&runtime);
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        let name = format!("{}.session", std::process::id());
+        let dir = runtime.join("upstart/sessions");
+        let written = replace_file::open_dir(&runtime)
+            .and_then(|d| replace_file::own_subdir(&d, "upstart", uid))
+            .and_then(|d| replace_file::own_subdir(&d, "sessions", uid))
+            .and_then(|d| {
+                let text = format!("UPSTART_SESSION={address}\n");
+                replace_file::replace(&d, &name, text.as_bytes(), 0o644)
+            });
+        let file = dir.join(name);
+        match written {
             Ok(()) => self.session_file = Some(file),
             Err(e) => self.log(
                 Level::Warn,

@@ -475,15 +475,17 @@ impl Daemon {
     /// LOGDIR/upstart.state for post-mortem and carry on without it.
     fn restore_failed(&mut self, data: &[u8], why: &str) -> bool {
         if !data.is_empty() {
-            use std::os::unix::fs::OpenOptionsExt;
-            let keep = self.config.logdir.join("upstart.state");
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o400)
-                .open(&keep);
-            let _ = file.and_then(|mut f| std::io::Write::write_all(&mut f, data));
+            let kept = super::replace_file::open_dir(&self.config.logdir)
+                .and_then(|dir| super::replace_file::replace(&dir, "upstart.state", data, 0o400));
+            if let Err(e) = kept {
+                self.log(
+                    Level::Warn,
+                    &format!(
+                        "Unable to keep the state in {}: {e}",
+                        self.config.logdir.join("upstart.state").display()
+                    ),
+                );
+            }
         }
         self.log(
             Level::Error,
