@@ -4,6 +4,7 @@
 //! queue.
 
 mod control;
+mod fatal_signals;
 mod joblog;
 pub mod logger;
 mod memory;
@@ -128,6 +129,7 @@ pub struct Daemon {
 impl Daemon {
     pub fn new(config: DaemonConfig) -> Result<Self, DaemonError> {
         memory::tune();
+        fatal_signals::install();
         let poll = Poll::new()?;
         let (logger, log_control) = logger::stderr_logger(config.log_level);
         let log_priority = log_control.priority.clone();
@@ -285,7 +287,10 @@ impl Daemon {
             });
         let file = dir.join(name);
         match written {
-            Ok(()) => self.session_file = Some(file),
+            Ok(()) => {
+                fatal_signals::remember_session_file(&file);
+                self.session_file = Some(file);
+            }
             Err(e) => self.log(
                 Level::Warn,
                 &format!("Unable to write session file {}: {e}", file.display()),
