@@ -4,6 +4,7 @@
 //! queue.
 
 mod control;
+mod fatal_signals;
 mod joblog;
 mod lifecycle;
 pub mod logger;
@@ -11,6 +12,8 @@ mod memory;
 pub(crate) mod panic;
 mod pidfd;
 mod reexec;
+mod replace_file;
+mod restore_checks;
 mod run_mode;
 mod session_end;
 mod shell;
@@ -121,6 +124,7 @@ pub struct Daemon {
 impl Daemon {
     pub fn new(config: DaemonConfig) -> Result<Self, DaemonError> {
         memory::tune();
+        fatal_signals::install();
         let poll = Poll::new()?;
         let (logger, log_control) = logger::stderr_logger(config.log_level);
         let log_priority = log_control.priority.clone();
@@ -264,14 +268,27 @@ impl Daemon {
             return;
         }
         use std::os::unix::fs::DirBuilderExt;
-        let dir = runtime.join("upstart/sessions");
         let _ = std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&dir);
-        let file = dir.join(format!("{}.session", std::process::id()));
-        match std::fs::write(&file, format!("UPSTART_SESSION={address}\n")) {
-            Ok(()) => self.session_file = Some(file),
+            .create(&runtime);
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        let name = format!("{}.session", std::process::id());
+        let dir = runtime.join("upstart/sessions");
+        let written = replace_file::open_dir(&runtime)
+            .and_then(|d| replace_file::own_subdir(&d, "upstart", uid))
+            .and_then(|d| replace_file::own_subdir(&d, "sessions", uid))
+            .and_then(|d| {
+                let text = format!("UPSTART_SESSION={address}\n");
+                replace_file::replace(&d, &name, text.as_bytes(), 0o644)
+            });
+        let file = dir.join(name);
+        match written {
+            Ok(()) => {
+                fatal_signals::remember_session_file(&file);
+                self.session_file = Some(file);
+            }
             Err(e) => self.log(
                 Level::Warn,
                 &format!("Unable to write session file {}: {e}", file.display()),
@@ -373,6 +390,7 @@ impl Daemon {
     fn run_loop(&mut self) -> i32 {
         if let Some(fd) = self.config.state_fd {
             if self.restore(fd) {
+                self.drop_lost_processes();
                 // Answer about the restored jobs at once, not only after
                 // the configuration has been read again: callers that
                 // came during the restore, too.

@@ -171,14 +171,14 @@ impl Daemon {
                         LiveLog {
                             pty_fd: file.as_raw_fd(),
                             path: log.path.to_string_lossy().into_owned(),
-                            unflushed: log.buffer.clone(),
+                            unflushed: log.held().to_vec(),
                         },
                     );
                     io.push(IoState::Log {
                         pid: *pid,
                         fd: file.as_raw_fd(),
                         path: log.path.clone(),
-                        pending: log.buffer.clone(),
+                        pending: log.held().to_vec(),
                     })
                 }
                 Io::Script { file, data, done } => io.push(IoState::Script {
@@ -222,7 +222,7 @@ impl Daemon {
                 .shell
                 .unflushed
                 .iter()
-                .map(|l| (l.path.clone(), l.buffer.clone()))
+                .map(|l| (l.path.clone(), l.held().to_vec()))
                 .collect(),
             disk_writeable: self.shell.disk_writeable,
             event_fds,
@@ -377,9 +377,11 @@ impl Daemon {
             crate::spawn::nofile::set_job_limit(soft, hard);
         }
         for (path, pending) in state.unflushed {
-            let mut log = JobLog::new(path);
-            log.buffer = pending;
-            self.shell.unflushed.push(log);
+            if self.keeps_held_output(&path) {
+                self.shell
+                    .unflushed
+                    .push(JobLog::with_pending(path, &pending));
+            }
         }
         // Only descriptors really inherited are adopted, each once: a
         // payload naming others (or one twice) must not make outset close
@@ -434,8 +436,12 @@ impl Daemon {
                     path,
                     pending,
                 } => {
-                    let mut log = JobLog::new(path);
-                    log.buffer = pending;
+                    let owner = self.owner_of(pid);
+                    let Some(path) = self.restored_log_path(pid, path, owner.as_ref()) else {
+                        drop(own(fd));
+                        continue;
+                    };
+                    let log = JobLog::with_pending(path, &pending);
                     (
                         fd,
                         Io::Log {
@@ -469,15 +475,17 @@ impl Daemon {
     /// LOGDIR/upstart.state for post-mortem and carry on without it.
     fn restore_failed(&mut self, data: &[u8], why: &str) -> bool {
         if !data.is_empty() {
-            use std::os::unix::fs::OpenOptionsExt;
-            let keep = self.config.logdir.join("upstart.state");
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o400)
-                .open(&keep);
-            let _ = file.and_then(|mut f| std::io::Write::write_all(&mut f, data));
+            let kept = super::replace_file::open_dir(&self.config.logdir)
+                .and_then(|dir| super::replace_file::replace(&dir, "upstart.state", data, 0o400));
+            if let Err(e) = kept {
+                self.log(
+                    Level::Warn,
+                    &format!(
+                        "Unable to keep the state in {}: {e}",
+                        self.config.logdir.join("upstart.state").display()
+                    ),
+                );
+            }
         }
         self.log(
             Level::Error,
@@ -548,8 +556,12 @@ impl Daemon {
                 // Reopened when the next output arrives.
                 drop(own(f));
             }
-            let mut jl = JobLog::new(PathBuf::from(log.path));
-            jl.buffer = log.unflushed;
+            let named = PathBuf::from(log.path);
+            let Some(path) = self.restored_log_path(pid, named, Some(&log.job)) else {
+                drop(own(log.pty_fd));
+                continue;
+            };
+            let jl = JobLog::with_pending(path, &log.unflushed);
             mark_cloexec(log.pty_fd);
             self.shell.register_restored(
                 Io::Log {

@@ -384,14 +384,42 @@ impl Shell {
                 }
             }
         }
-        if eof || last {
-            if let Some(Io::Log { mut log, .. }) = self.deregister(token) {
-                if log.waiting_for_disk() && !self.disk_writeable {
-                    self.unflushed.push(log);
-                } else {
-                    let _ = log.flush();
-                }
+        if !(eof || last) {
+            let dropped = log.take_dropped(false);
+            if dropped > 0 {
+                let path = log.path.clone();
+                self.report_dropped(&path, dropped);
             }
+            return;
+        }
+        if let Some(Io::Log { mut log, .. }) = self.deregister(token) {
+            if log.waiting_for_disk() && !self.disk_writeable {
+                let dropped = log.take_dropped(true);
+                self.report_dropped(&log.path, dropped);
+                self.unflushed.push(log);
+            } else {
+                if log.flush().is_err() {
+                    log.discard();
+                }
+                let dropped = log.take_dropped(true);
+                self.report_dropped(&log.path, dropped);
+            }
+        }
+    }
+
+    /// Say once how much of a log's output was lost (see `JobLog::hold`).
+    fn report_dropped(&self, path: &std::path::Path, dropped: u64) {
+        if dropped > 0 {
+            logger::log(
+                &self.logger,
+                Level::Warn,
+                &format!(
+                    "{}: dropped {dropped} bytes of job output that could not be written \
+                     (at most {} bytes are held per log)",
+                    path.display(),
+                    super::joblog::MAX_HELD
+                ),
+            );
         }
     }
 
@@ -405,6 +433,8 @@ impl Shell {
                 self.unflushed.insert(0, log);
                 return Err(e);
             }
+            let dropped = log.take_dropped(true);
+            self.report_dropped(&log.path, dropped);
         }
         self.disk_writeable = true;
         Ok(())
