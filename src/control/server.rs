@@ -316,7 +316,7 @@ fn authenticate(
         .spawn(move || {
             // zbus's handshake code can panic on some malformed input (an
             // empty line): that ends this client's handshake, not init.
-            let conn = crate::daemon::contain(|| {
+            let conn = crate::panic_guard::contain(|| {
                 zbus::block_on(async {
                     let runtime = zruntime::SharedRuntime::current().ok()?;
                     let handshake = builder.build_message_stream();

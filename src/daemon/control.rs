@@ -127,7 +127,7 @@ impl Daemon {
         }
         #[cfg(feature = "panic-trigger")]
         if let Request::EmitEvent { name, .. } = &request {
-            super::panic::trigger(name, "main");
+            crate::panic_guard::trigger(name, "main");
         }
         let immediate = match request {
             Request::NotifyDBusAddress(address) if self.config.user_mode => {

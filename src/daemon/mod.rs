@@ -7,7 +7,7 @@ mod control;
 mod joblog;
 pub mod logger;
 mod memory;
-pub(crate) mod panic;
+mod panic;
 mod pidfd;
 mod reexec;
 mod run_mode;
@@ -17,7 +17,6 @@ mod system_stop;
 
 pub use run_mode::RunSpec;
 
-pub use panic::{contain, in_contained_section};
 pub use reexec::decode_state;
 
 use mio::unix::SourceFd;
