@@ -30,6 +30,7 @@ pub mod daemon;
 pub mod env;
 pub mod event;
 pub mod job;
+pub mod os_error;
 pub mod panic_guard;
 pub mod pid1;
 pub mod reexec;

@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 
 use super::paths::{instance_path, job_path};
 use super::protocol::{Answer, Broadcast, CallError, InstanceProps, Request, Value};
+use crate::job::EngineError;
 
 /// What the copy holds: every class, and each one's instances.
 #[derive(Default)]
@@ -36,17 +37,11 @@ pub struct JobView {
 pub type SharedView = Arc<RwLock<View>>;
 
 pub fn unknown_job(job: &str) -> CallError {
-    CallError::new(
-        "com.ubuntu.Upstart0_6.Error.UnknownJob",
-        format!("Unknown job: {job}"),
-    )
+    EngineError::UnknownJob(job.to_string()).into()
 }
 
 pub fn unknown_instance(name: &str) -> CallError {
-    CallError::new(
-        "com.ubuntu.Upstart0_6.Error.UnknownInstance",
-        format!("Unknown instance: {name}"),
-    )
+    EngineError::UnknownInstance(name.to_string()).into()
 }
 
 /// An instance property read on an instance that has gone.

@@ -12,7 +12,7 @@ use crate::control::{
     Answer, Broadcast, CallError, Envelope, InstanceProps, JobProps, Request, Value,
 };
 use crate::env;
-use crate::job::{JobKey, Level, Reply, WaitKind};
+use crate::job::{EngineError, JobKey, Level, Reply, WaitKind};
 
 /// Replies waiting for the engine.
 #[derive(Default)]
@@ -41,14 +41,10 @@ impl Pending {
         let (tx, value) = self.waiting.remove(&token)?;
         let answer = match reply {
             Reply::Ok => Ok(value),
-            Reply::Failed(name, msg) => Err(CallError::new(name, msg)),
+            Reply::Failed(e) => Err(e.into()),
         };
         Some((tx, answer))
     }
-}
-
-fn err((name, msg): (&'static str, String)) -> CallError {
-    CallError::new(name, msg)
 }
 
 /// What `InstanceProperties` answers for an instance, if it exists.
@@ -233,10 +229,10 @@ impl Daemon {
         &mut self,
         reply: futures_channel::oneshot::Sender<Answer>,
         wait: bool,
-        call: impl FnOnce(&mut Self, Option<u64>) -> Result<Value, (&'static str, String)>,
+        call: impl FnOnce(&mut Self, Option<u64>) -> Result<Value, EngineError>,
     ) {
         if !wait {
-            let answer = call(self, None).map_err(err);
+            let answer = call(self, None).map_err(CallError::from);
             self.deliver(reply, answer);
             return;
         }
@@ -250,7 +246,7 @@ impl Daemon {
             }
             Err(e) => {
                 if let Some(tx) = self.pending.unpark(token) {
-                    self.deliver(tx, Err(err(e)));
+                    self.deliver(tx, Err(e.into()));
                 }
             }
         }
@@ -330,7 +326,7 @@ impl Daemon {
                 .engine
                 .reload_instance(&mut self.shell, &JobKey::new(&job, &instance))
                 .map(|()| Value::Unit)
-                .map_err(err),
+                .map_err(CallError::from),
             Request::JobProperties { job } => {
                 let slot = self
                     .engine
@@ -366,10 +362,12 @@ impl Daemon {
                 .engine
                 .get_env(&details, &name)
                 .map(Value::Str)
-                .map_err(err),
-            Request::ListEnv { details } => {
-                self.engine.list_env(&details).map(Value::Strs).map_err(err)
-            }
+                .map_err(CallError::from),
+            Request::ListEnv { details } => self
+                .engine
+                .list_env(&details)
+                .map(Value::Strs)
+                .map_err(CallError::from),
             Request::SetEnvList {
                 details,
                 vars,
@@ -378,18 +376,18 @@ impl Daemon {
                 .engine
                 .set_env_list(&details, &vars, replace, std::process::id() == 1)
                 .map(|()| Value::Unit)
-                .map_err(err),
+                .map_err(CallError::from),
             Request::UnsetEnvList { details, names } => self
                 .engine
                 .unset_env_list(&details, &names, std::process::id() == 1)
                 .map(|()| Value::Unit)
-                .map_err(err),
+                .map_err(CallError::from),
             Request::ResetEnv { details } => {
                 let initial = self.config.job_env.clone();
                 self.engine
                     .reset_env(&details, &initial, std::process::id() == 1)
                     .map(|()| Value::Unit)
-                    .map_err(err)
+                    .map_err(CallError::from)
             }
             Request::GetLogPriority => Ok(Value::Str(
                 super::logger::priority_name(&self.log_priority).to_string(),
@@ -418,10 +416,10 @@ impl Daemon {
                             .to_string(),
                     )
                 }),
-            Request::NotifyDBusAddress(_) => Err(CallError::new(
-                "com.ubuntu.Upstart0_6.Error.PermissionDenied",
+            Request::NotifyDBusAddress(_) => Err(EngineError::PermissionDenied(
                 "Not permissible to notify D-Bus address for PID 1",
-            )),
+            )
+            .into()),
             Request::NotifyCGroupManagerAddress(address) => {
                 // First address wins; with --no-cgroups the call does nothing.
                 self.engine

@@ -159,7 +159,7 @@ impl Daemon {
                     run.phase = Phase::Running(pid);
                 }
             }
-            Err((_, msg)) => {
+            Err(msg) => {
                 eprintln!("outset run: unable to run the command: {msg}");
                 self.end_run(127);
             }

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use super::instance::{Held, Instance, Trace};
+use super::error::{EngineError, SpawnError};
+use super::instance::{Held, Instance, Trace, WaitKind};
 use super::interest::InterestCache;
 use super::state::{Goal, State};
 use super::sys::{Level, Notice, Reply, SpawnRequest, Sys};
@@ -32,7 +33,6 @@ const SIGSTOP: i32 = 19;
 const SIGTRAP: i32 = 5;
 const PTRACE_EVENT_FORK: i32 = 1;
 const PTRACE_EVENT_EXEC: i32 = 4;
-const ESRCH: i32 = 3;
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,13 +81,21 @@ pub struct Slot {
     pub class: Arc<JobClass>,
     pub start_on: Option<EventTree>,
     pub instances: BTreeMap<String, Instance>,
-    /// A configuration change that waits for the last instance to go:
-    /// `Some(Some(class))` replaces, `Some(None)` deletes.
-    pub pending: Option<Option<Arc<JobClass>>>,
+    /// A configuration change that waits for the last instance to go.
+    pub pending: Option<ClassChange>,
     /// The start condition matched events while the cgroup manager was
     /// unknown: start once its address arrives (cgroups.md §5).
     #[serde(default)]
     pub cgmanager_wait: bool,
+}
+
+/// What a (re)load does to a registered job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClassChange {
+    /// The job file changed: this definition replaces the old one.
+    Replace(Arc<JobClass>),
+    /// The job file is gone.
+    Delete,
 }
 
 impl Slot {
@@ -215,12 +223,9 @@ impl Engine {
     }
 
     /// The error of a manual start while the manager is unknown.
-    fn cgroup_start_check(&self, job: &str, display: &str) -> Result<(), (&'static str, String)> {
+    fn cgroup_start_check(&self, job: &str, display: &str) -> Result<(), EngineError> {
         if self.needs_cgroups(job) && self.options.cgroup_manager.is_none() {
-            return Err((
-                "com.ubuntu.Upstart0_6.Error.CGroupManagerNotAvailable",
-                format!("Job cannot be started as cgroup manager not available: {display}"),
-            ));
+            return Err(EngineError::CGroupManagerNotAvailable(display.to_string()));
         }
         Ok(())
     }
@@ -325,10 +330,10 @@ impl Engine {
                             slot.pending = None;
                         }
                     } else {
-                        self.change_class(sys, &name, Some(Arc::new(class)));
+                        self.change_class(sys, &name, ClassChange::Replace(Arc::new(class)));
                     }
                 }
-                None => self.change_class(sys, &name, None),
+                None => self.change_class(sys, &name, ClassChange::Delete),
             }
         }
         for (name, class) in incoming {
@@ -337,18 +342,18 @@ impl Engine {
         }
     }
 
-    fn change_class(&mut self, sys: &mut dyn Sys, name: &str, class: Option<Arc<JobClass>>) {
+    fn change_class(&mut self, sys: &mut dyn Sys, name: &str, change: ClassChange) {
         let Some(slot) = self.slots.get_mut(name) else {
             return;
         };
         if !slot.instances.is_empty() {
-            slot.pending = Some(class);
+            slot.pending = Some(change);
             return;
         }
-        self.apply_class_change(sys, name, class);
+        self.apply_class_change(sys, name, change);
     }
 
-    fn apply_class_change(&mut self, sys: &mut dyn Sys, name: &str, class: Option<Arc<JobClass>>) {
+    fn apply_class_change(&mut self, sys: &mut dyn Sys, name: &str, change: ClassChange) {
         self.interest.clear();
         let Some(old) = self.slots.remove(name) else {
             return;
@@ -359,7 +364,7 @@ impl Engine {
             .as_ref()
             .map(|t| t.held().collect())
             .unwrap_or_default();
-        let Some(class) = class else {
+        let ClassChange::Replace(class) = change else {
             for id in held {
                 self.release(id);
             }
@@ -504,7 +509,7 @@ impl Engine {
                 EventWaiter::Caller(token) => sys.reply(
                     *token,
                     if ev.failed {
-                        Reply::Failed("com.ubuntu.Upstart0_6.Error.EventFailed", "Event failed")
+                        Reply::Failed(EngineError::EventFailed)
                     } else {
                         Reply::Ok
                     },
@@ -1070,10 +1075,7 @@ impl Engine {
                 Held::Waiter { token, kind } => sys.reply(
                     token,
                     if failed {
-                        Reply::Failed(
-                            "com.ubuntu.Upstart0_6.Error.JobFailed",
-                            kind.failure_message(),
-                        )
+                        Reply::Failed(EngineError::JobFailed(kind))
                     } else {
                         Reply::Ok
                     },
@@ -1158,7 +1160,7 @@ impl Engine {
         };
         // The reference retries forever; a bounded retry keeps PID 1 alive
         // when the failure is permanent, and fails the process instead.
-        let mut last_err = String::new();
+        let mut last_err = None;
         for _ in 0..8 {
             match sys.spawn(&req) {
                 Ok(pid) => {
@@ -1182,15 +1184,17 @@ impl Engine {
                 }
                 Err(e) => {
                     sys.log(Level::Warn, format!("Temporary process spawn error: {e}"));
-                    last_err = e;
+                    last_err = Some(e);
                 }
             }
         }
+        let why = last_err.as_ref().map(SpawnError::to_string);
         sys.log(
             Level::Warn,
             format!(
-                "Failed to spawn {key} {} process: {last_err}",
-                process.name()
+                "Failed to spawn {key} {} process: {}",
+                process.name(),
+                why.unwrap_or_default()
             ),
         );
         self.spawn_failed_action(sys, key, process);
@@ -1323,12 +1327,12 @@ impl Engine {
         if process != ProcessType::Main || !matches!(state, State::Spawning | State::Spawned) {
             return;
         }
-        let warn = |sys: &mut dyn Sys, what: &str, err: i32| {
+        let warn = |sys: &mut dyn Sys, what: &str, err: nix::errno::Errno| {
             sys.log(
                 Level::Warn,
                 format!(
                     "Failed to {what} {key} main process ({pid}): {}",
-                    nix::errno::Errno::from_raw(err).desc()
+                    err.desc()
                 ),
             )
         };
@@ -1388,10 +1392,7 @@ impl Engine {
         {
             sys.log(
                 Level::Warn,
-                format!(
-                    "Failed to trace {key} main process ({pid}): {}",
-                    nix::errno::Errno::from_raw(e).desc()
-                ),
+                format!("Failed to trace {key} main process ({pid}): {}", e.desc()),
             );
             return;
         }
@@ -1578,12 +1579,12 @@ impl Engine {
                     self.timed.insert(key.clone());
                 }
             }
-            Err(ESRCH) => {}
+            Err(nix::errno::Errno::ESRCH) => {}
             Err(errno) => sys.log(
                 Level::Warn,
                 format!(
                     "Failed to send {sname} signal to {key} main process ({pid}): {}",
-                    nix::errno::Errno::from_raw(errno).desc()
+                    errno.desc()
                 ),
             ),
         }
@@ -1641,14 +1642,11 @@ impl Engine {
 
     /// The class of `job`, the class environment plus the caller's
     /// `KEY=VALUE` list, and the instance name that environment expands to.
-    fn resolve(&self, job: &str, args: &[String]) -> Result<Resolved, (&'static str, String)> {
+    fn resolve(&self, job: &str, args: &[String]) -> Result<Resolved, EngineError> {
         // A class whose file is gone stays registered until its last
         // instance stops (job-config.md §3.3).
         let Some(class) = self.slots.get(job).map(|s| s.class.clone()) else {
-            return Err((
-                "com.ubuntu.Upstart0_6.Error.UnknownJob",
-                format!("Unknown job: {job}"),
-            ));
+            return Err(EngineError::UnknownJob(job.to_string()));
         };
         let mut env_table = self.class_env(&class);
         for a in args {
@@ -1669,7 +1667,7 @@ impl Engine {
         sys: &mut dyn Sys,
         key: &JobKey,
         waiter: Option<u64>,
-        kind: super::WaitKind,
+        kind: WaitKind,
     ) {
         self.finished(sys, key, false);
         if let (Some(token), Some(inst)) = (waiter, self.inst(key)) {
@@ -1678,29 +1676,25 @@ impl Engine {
     }
 
     /// The existing instance a stop or restart addresses, or its error.
-    fn stoppable(&self, key: &JobKey, stopped_name: &str) -> Result<(), (&'static str, String)> {
+    fn stoppable(&self, key: &JobKey, stopped_name: &str) -> Result<(), EngineError> {
         match self.instance(key) {
-            None => Err((
-                "com.ubuntu.Upstart0_6.Error.UnknownInstance",
-                format!("Unknown instance: {}", key.instance),
-            )),
-            Some(inst) if inst.goal == Goal::Stop => Err((
-                "com.ubuntu.Upstart0_6.Error.AlreadyStopped",
-                format!("Job has already been stopped: {stopped_name}"),
-            )),
+            None => Err(EngineError::UnknownInstance(key.instance.clone())),
+            Some(inst) if inst.goal == Goal::Stop => {
+                Err(EngineError::AlreadyStopped(stopped_name.to_string()))
+            }
             Some(_) => Ok(()),
         }
     }
 
     /// Start an instance of `job` with extra environment. Returns the
-    /// instance key, or the D-Bus error name and message.
+    /// instance key.
     pub fn start_job(
         &mut self,
         sys: &mut dyn Sys,
         job: &str,
         args: Vec<String>,
         waiter: Option<u64>,
-    ) -> Result<JobKey, (&'static str, String)> {
+    ) -> Result<JobKey, EngineError> {
         let Resolved {
             class,
             env: start_env,
@@ -1711,20 +1705,17 @@ impl Engine {
             if let Some(u) = &class.usage {
                 msg.push_str(&format!("\nUsage: {u}"));
             }
-            ("org.freedesktop.DBus.Error.InvalidArgs", msg)
+            EngineError::InstanceName(msg)
         })?;
         let key = JobKey::new(job, &iname);
         if self.instance(&key).is_some_and(|i| i.goal == Goal::Start) {
-            return Err((
-                "com.ubuntu.Upstart0_6.Error.AlreadyStarted",
-                format!("Job is already running: {key}"),
-            ));
+            return Err(EngineError::AlreadyStarted(key.to_string()));
         }
         self.ensure_instance(sys, &key);
         if let Some(inst) = self.inst(&key) {
             inst.start_env = Some(start_env);
         }
-        self.take_request(sys, &key, waiter, super::WaitKind::Start);
+        self.take_request(sys, &key, waiter, WaitKind::Start);
         self.change_goal(sys, &key, Goal::Start);
         Ok(key)
     }
@@ -1736,15 +1727,15 @@ impl Engine {
         job: &str,
         args: Vec<String>,
         waiter: Option<u64>,
-    ) -> Result<JobKey, (&'static str, String)> {
+    ) -> Result<JobKey, EngineError> {
         let name = self.resolve(job, &args)?.name;
-        let iname = name.map_err(|msg| ("org.freedesktop.DBus.Error.InvalidArgs", msg))?;
+        let iname = name.map_err(EngineError::InstanceName)?;
         let key = JobKey::new(job, &iname);
         self.stoppable(&key, &key.to_string())?;
         if let Some(inst) = self.inst(&key) {
             inst.stop_env = Some(args);
         }
-        self.take_request(sys, &key, waiter, super::WaitKind::Stop);
+        self.take_request(sys, &key, waiter, WaitKind::Stop);
         self.change_goal(sys, &key, Goal::Stop);
         Ok(key)
     }
@@ -1756,13 +1747,13 @@ impl Engine {
         job: &str,
         args: Vec<String>,
         waiter: Option<u64>,
-    ) -> Result<JobKey, (&'static str, String)> {
+    ) -> Result<JobKey, EngineError> {
         let Resolved {
             env: start_env,
             name,
             ..
         } = self.resolve(job, &args)?;
-        let iname = name.map_err(|msg| ("org.freedesktop.DBus.Error.InvalidArgs", msg))?;
+        let iname = name.map_err(EngineError::InstanceName)?;
         let key = JobKey::new(job, &iname);
         // The reference names only the instance in this message.
         self.stoppable(&key, &iname)?;
@@ -1770,7 +1761,7 @@ impl Engine {
             inst.start_env = Some(start_env);
             inst.stop_env = None;
         }
-        self.take_request(sys, &key, waiter, super::WaitKind::Restart);
+        self.take_request(sys, &key, waiter, WaitKind::Restart);
         self.change_goal(sys, &key, Goal::Stop);
         self.change_goal(sys, &key, Goal::Start);
         Ok(key)
@@ -1782,31 +1773,22 @@ impl Engine {
         &mut self,
         sys: &mut dyn Sys,
         key: &JobKey,
-        kind: super::WaitKind,
+        kind: WaitKind,
         waiter: Option<u64>,
-    ) -> Result<(), (&'static str, String)> {
+    ) -> Result<(), EngineError> {
         let Some(inst) = self.instance(key) else {
-            return Err((
-                "com.ubuntu.Upstart0_6.Error.UnknownInstance",
-                format!("Unknown instance: {}", key.instance),
-            ));
+            return Err(EngineError::UnknownInstance(key.instance.clone()));
         };
         let goal = inst.goal;
-        if kind == super::WaitKind::Start {
+        if kind == WaitKind::Start {
             self.cgroup_start_check(&key.job, &key.to_string())?;
         }
         match kind {
-            super::WaitKind::Start if goal == Goal::Start => {
-                return Err((
-                    "com.ubuntu.Upstart0_6.Error.AlreadyStarted",
-                    format!("Job is already running: {key}"),
-                ))
+            WaitKind::Start if goal == Goal::Start => {
+                return Err(EngineError::AlreadyStarted(key.to_string()))
             }
-            super::WaitKind::Stop | super::WaitKind::Restart if goal == Goal::Stop => {
-                return Err((
-                    "com.ubuntu.Upstart0_6.Error.AlreadyStopped",
-                    format!("Job has already been stopped: {key}"),
-                ))
+            WaitKind::Stop | WaitKind::Restart if goal == Goal::Stop => {
+                return Err(EngineError::AlreadyStopped(key.to_string()))
             }
             _ => {}
         }
@@ -1816,9 +1798,9 @@ impl Engine {
         }
         self.take_request(sys, key, waiter, kind);
         match kind {
-            super::WaitKind::Start => self.change_goal(sys, key, Goal::Start),
-            super::WaitKind::Stop => self.change_goal(sys, key, Goal::Stop),
-            super::WaitKind::Restart => {
+            WaitKind::Start => self.change_goal(sys, key, Goal::Start),
+            WaitKind::Stop => self.change_goal(sys, key, Goal::Stop),
+            WaitKind::Restart => {
                 self.change_goal(sys, key, Goal::Stop);
                 self.change_goal(sys, key, Goal::Start);
             }
@@ -1827,31 +1809,17 @@ impl Engine {
     }
 
     /// `Instance.Reload`: the reload signal to the main process only.
-    pub fn reload_instance(
-        &mut self,
-        sys: &mut dyn Sys,
-        key: &JobKey,
-    ) -> Result<(), (&'static str, String)> {
+    pub fn reload_instance(&mut self, sys: &mut dyn Sys, key: &JobKey) -> Result<(), EngineError> {
         let class = self.class_of(key);
         let Some(inst) = self.instance(key) else {
-            return Err((
-                "com.ubuntu.Upstart0_6.Error.UnknownInstance",
-                format!("Unknown instance: {}", key.instance),
-            ));
+            return Err(EngineError::UnknownInstance(key.instance.clone()));
         };
         let pid = inst.pid(ProcessType::Main);
         let Some(class) = class.filter(|_| pid > 0) else {
-            return Err((
-                "com.ubuntu.Upstart0_6.Error.NotRunning",
-                format!("Job is not running: {key}"),
-            ));
+            return Err(EngineError::NotRunning(key.to_string()));
         };
-        sys.kill(pid, class.reload_signal, false).map_err(|errno| {
-            (
-                "org.freedesktop.DBus.Error.Failed",
-                nix::errno::Errno::from_raw(errno).desc().to_string(),
-            )
-        })
+        sys.kill(pid, class.reload_signal, false)
+            .map_err(EngineError::SignalFailed)
     }
 
     /// Set every instance's goal to stop (system stop, session end).

@@ -4,13 +4,15 @@
 
 mod engine;
 mod envops;
+mod error;
 mod instance;
 mod interest;
 mod state;
 mod sys;
 mod validate;
 
-pub use engine::{Engine, EngineOptions, Event, EventWaiter, ExitStatus, Slot};
+pub use engine::{ClassChange, Engine, EngineOptions, Event, EventWaiter, ExitStatus, Slot};
+pub use error::{EngineError, SpawnError};
 pub use instance::{Held, Instance, Trace, WaitKind};
 pub use state::{Goal, State};
 pub use sys::{Level, Notice, Reply, SpawnRequest, Sys};

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::config::{parse_job, ClassDefaults, ProcessType};
+use nix::errno::Errno;
 
 #[derive(Default)]
 struct Fake {
@@ -20,10 +21,10 @@ struct Fake {
 }
 
 impl Sys for Fake {
-    fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, String> {
+    fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, SpawnError> {
         if self.fail_spawns > 0 {
             self.fail_spawns -= 1;
-            return Err("Resource temporarily unavailable".into());
+            return Err(SpawnError::Fork(Errno::EAGAIN));
         }
         self.next_pid += 1;
         let pid = 100 + self.next_pid;
@@ -31,7 +32,7 @@ impl Sys for Fake {
         self.managers.push(req.cgroup_manager.clone());
         Ok(pid)
     }
-    fn kill(&mut self, pid: i32, signal: i32, group: bool) -> Result<(), i32> {
+    fn kill(&mut self, pid: i32, signal: i32, group: bool) -> Result<(), Errno> {
         self.kills.push((pid, signal, group));
         Ok(())
     }
@@ -51,24 +52,24 @@ impl Sys for Fake {
     fn reply(&mut self, token: u64, reply: Reply) {
         self.replies.push((token, reply));
     }
-    fn ptrace_setoptions(&mut self, pid: i32, follow: bool) -> Result<(), i32> {
+    fn ptrace_setoptions(&mut self, pid: i32, follow: bool) -> Result<(), Errno> {
         self.ptrace.push(format!("setoptions {pid} {follow}"));
         // A freshly forked child has not stopped yet in these tests.
         if follow {
             Ok(())
         } else {
-            Err(3)
+            Err(Errno::ESRCH)
         }
     }
-    fn ptrace_cont(&mut self, pid: i32, signal: i32) -> Result<(), i32> {
+    fn ptrace_cont(&mut self, pid: i32, signal: i32) -> Result<(), Errno> {
         self.ptrace.push(format!("cont {pid} {signal}"));
         Ok(())
     }
-    fn ptrace_detach(&mut self, pid: i32) -> Result<(), i32> {
+    fn ptrace_detach(&mut self, pid: i32) -> Result<(), Errno> {
         self.ptrace.push(format!("detach {pid}"));
         Ok(())
     }
-    fn ptrace_new_child(&mut self, _pid: i32) -> Result<i32, i32> {
+    fn ptrace_new_child(&mut self, _pid: i32) -> Result<i32, Errno> {
         Ok(self.forked.remove(0))
     }
 }
@@ -243,13 +244,7 @@ fn task_holds_its_event_and_failure_emits_event_failed() {
             "stopped JOB=t INSTANCE= RESULT=failed PROCESS=main EXIT_STATUS=3",
         ]
     );
-    assert_eq!(
-        f.replies,
-        [(
-            1,
-            Reply::Failed("com.ubuntu.Upstart0_6.Error.EventFailed", "Event failed")
-        )]
-    );
+    assert_eq!(f.replies, [(1, Reply::Failed(EngineError::EventFailed))]);
 }
 
 #[test]
@@ -613,13 +608,7 @@ fn fork_failure_is_retried_then_fails_the_job() {
     );
     assert_eq!(
         f.replies,
-        [(
-            3,
-            Reply::Failed(
-                "com.ubuntu.Upstart0_6.Error.JobFailed",
-                "Job failed to start"
-            )
-        )]
+        [(3, Reply::Failed(EngineError::JobFailed(WaitKind::Start)))]
     );
 }
 
@@ -648,13 +637,7 @@ fn failed_pre_start_reports_status_and_fails_the_caller() {
     ));
     assert_eq!(
         f.replies,
-        [(
-            9,
-            Reply::Failed(
-                "com.ubuntu.Upstart0_6.Error.JobFailed",
-                "Job failed to start"
-            )
-        )]
+        [(9, Reply::Failed(EngineError::JobFailed(WaitKind::Start)))]
     );
 }
 
@@ -728,15 +711,13 @@ fn instances_are_keyed_by_the_expanded_template() {
     let err = e
         .start_job(&mut f, "tty", vec!["TTY=tty1".into()], None)
         .unwrap_err();
+    assert_eq!(err, EngineError::AlreadyStarted("tty (tty1)".to_string()));
+    assert_eq!(err.to_string(), "Job is already running: tty (tty1)");
+    let err = e.start_job(&mut f, "tty", vec![], None).unwrap_err();
     assert_eq!(
         err,
-        (
-            "com.ubuntu.Upstart0_6.Error.AlreadyStarted",
-            "Job is already running: tty (tty1)".to_string()
-        )
+        EngineError::InstanceName("Unknown parameter: TTY\nUsage: start tty TTY=NAME".into())
     );
-    let err = e.start_job(&mut f, "tty", vec![], None).unwrap_err();
-    assert_eq!(err.1, "Unknown parameter: TTY\nUsage: start tty TTY=NAME");
     e.run_queue(&mut f);
     let envs: Vec<_> = f.spawns.iter().map(|s| s.1.clone()).collect();
     assert_eq!(envs, ["tty (tty1)", "tty (tty2)"]);
@@ -991,10 +972,11 @@ fn manual_start_is_refused_until_the_manager_is_known() {
     let err = e.start_job(&mut f, "cg", vec![], None).unwrap_err();
     assert_eq!(
         err,
-        (
-            "com.ubuntu.Upstart0_6.Error.CGroupManagerNotAvailable",
-            "Job cannot be started as cgroup manager not available: cg".to_string()
-        )
+        EngineError::CGroupManagerNotAvailable("cg".to_string())
+    );
+    assert_eq!(
+        err.to_string(),
+        "Job cannot be started as cgroup manager not available: cg"
     );
     assert!(f.spawns.is_empty());
     e.cgroup_manager_address(&mut f, "unix:path=/first");
@@ -1026,7 +1008,7 @@ fn instance_start_names_the_instance_in_the_error() {
         .control_instance(&mut f, &k, super::WaitKind::Start, None)
         .unwrap_err();
     assert_eq!(
-        err.1,
+        err.to_string(),
         "Job cannot be started as cgroup manager not available: cg (a)"
     );
 }
