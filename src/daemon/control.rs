@@ -5,14 +5,13 @@
 use std::collections::HashMap;
 
 use super::Daemon;
-use crate::config::{expand, EventExpr, ProcessType};
+use crate::config::{EventExpr, ProcessType};
 use crate::control::paths::{instance_path, job_path};
-use crate::control::view::{instance_gone, unknown_instance, unknown_job, JobView};
+use crate::control::view::{instance_gone, unknown_job, JobView};
 use crate::control::{
     Answer, Broadcast, CallError, Envelope, InstanceProps, JobProps, Request, Value,
 };
-use crate::env;
-use crate::job::{EngineError, JobKey, Level, Reply, WaitKind};
+use crate::job::{EngineError, InstanceName, JobKey, Level, Reply, WaitKind};
 
 /// Replies waiting for the engine.
 #[derive(Default)]
@@ -284,30 +283,10 @@ impl Daemon {
                 Ok(Value::Unit)
             }
             Request::GetInstance { job, env: args } => {
-                let slot = self
-                    .engine
-                    .slots
-                    .get(&job)
-                    .ok_or_else(|| unknown_job(&job))?;
-                let mut lookup = self.engine.class_env(&slot.class);
-                for a in args {
-                    env::set(&mut lookup, a);
-                }
-                let name = expand(&slot.class.instance, &lookup).map_err(|e| {
-                    let mut msg = e.to_string();
-                    if let Some(u) = &slot.class.usage {
-                        msg.push_str(&format!("\nUsage: {u}"));
-                    }
-                    CallError::new("org.freedesktop.DBus.Error.InvalidArgs", msg)
-                })?;
-                self.instance_path_of(&job, &name)
+                self.instance_path_of(&job, InstanceName::FromEnv(&args))
             }
             Request::GetInstanceByName { job, name } => {
-                self.engine
-                    .slots
-                    .get(&job)
-                    .ok_or_else(|| unknown_job(&job))?;
-                self.instance_path_of(&job, &name)
+                self.instance_path_of(&job, InstanceName::Named(&name))
             }
             Request::GetAllInstances { job } => {
                 let slot = self
@@ -453,11 +432,9 @@ impl Daemon {
         }
     }
 
-    fn instance_path_of(&self, job: &str, name: &str) -> Answer {
-        match self.engine.instance(&JobKey::new(job, name)) {
-            Some(_) => Ok(Value::Path(instance_path(job, name))),
-            None => Err(unknown_instance(name)),
-        }
+    fn instance_path_of(&self, job: &str, name: InstanceName<'_>) -> Answer {
+        let key = self.engine.instance_named(job, name)?;
+        Ok(Value::Path(instance_path(&key.job, &key.instance)))
     }
 
     /// Bring the control side's copy of classes and instances up to date

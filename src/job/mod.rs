@@ -21,6 +21,7 @@ mod error;
 mod events;
 mod instance;
 mod interest;
+mod lookup;
 mod processes;
 mod requests;
 mod state;
@@ -32,6 +33,7 @@ mod validate;
 pub use engine::{ClassChange, Engine, EngineOptions, Event, EventWaiter, ExitStatus, Slot};
 pub use error::{EngineError, SpawnError};
 pub use instance::{Held, Instance, Trace, WaitKind};
+pub use lookup::{InstanceDirectory, InstanceName, Naming};
 pub use state::{Goal, State};
 pub use sys::{Level, Notice, Reply, SpawnRequest, Sys};
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::engine::Engine;
 use super::error::EngineError;
 use super::instance::{Held, WaitKind};
+use super::lookup::with_usage;
 use super::state::Goal;
 use super::sys::Sys;
 use super::JobKey;
@@ -83,12 +84,7 @@ impl Engine {
             name,
         } = self.resolve(job, &args)?;
         self.cgroup_start_check(job, job)?;
-        let iname = name.map_err(|mut msg| {
-            if let Some(u) = &class.usage {
-                msg.push_str(&format!("\nUsage: {u}"));
-            }
-            EngineError::InstanceName(msg)
-        })?;
+        let iname = name.map_err(|msg| with_usage(&class, msg))?;
         let key = JobKey::new(job, &iname);
         if self.instance(&key).is_some_and(|i| i.goal == Goal::Start) {
             return Err(EngineError::AlreadyStarted(key.to_string()));

@@ -131,5 +131,6 @@ pub(super) fn class(name: &str, text: &str) -> crate::config::JobClass {
 
 mod cgroups;
 mod events;
+mod lookup;
 mod processes;
 mod states;
