@@ -34,6 +34,8 @@ pub use engine::{ClassChange, Engine, EngineOptions, Event, EventWaiter, ExitSta
 pub use error::{EngineError, SpawnError};
 pub use instance::{Held, Instance, Trace, WaitKind};
 pub use lookup::{InstanceDirectory, InstanceName, Naming};
+/// What `Sys::kill` and the ptrace requests fail with.
+pub use nix::errno::Errno;
 pub use state::{Goal, State};
 pub use sys::{Level, Notice, Reply, SpawnRequest, Sys};
 
