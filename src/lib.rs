@@ -32,6 +32,8 @@ pub mod env;
 pub mod event;
 pub mod job;
 pub mod lifecycle;
+pub mod os_error;
+pub mod panic_guard;
 pub mod pid1;
 pub mod reexec;
 pub mod spawn;

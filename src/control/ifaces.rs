@@ -178,7 +178,7 @@ impl Manager {
     ) -> Result<(), UpstartError> {
         may_emit(&self.engine, conn, &hdr, &name, &env).await?;
         #[cfg(feature = "panic-trigger")]
-        crate::daemon::panic::trigger(&name, "control");
+        crate::panic_guard::trigger(&name, "control");
         unit(&self.engine, Request::EmitEvent { name, env, wait }).await
     }
 

@@ -9,7 +9,7 @@ mod joblog;
 mod lifecycle;
 pub mod logger;
 mod memory;
-pub(crate) mod panic;
+mod panic;
 mod pidfd;
 mod reexec;
 mod replace_file;
@@ -22,7 +22,6 @@ mod system_stop;
 
 pub use run_mode::RunSpec;
 
-pub use panic::{contain, in_contained_section};
 pub use reexec::decode_state;
 
 use mio::unix::SourceFd;

@@ -3,6 +3,7 @@
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
+use nix::errno::Errno;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use super::joblog::JobLog;
 use super::logger;
 use crate::control::{Broadcast, ToBroadcaster};
-use crate::job::{Level, Notice, Reply, SpawnRequest, Sys};
+use crate::job::{Level, Notice, Reply, SpawnError, SpawnRequest, Sys};
 use crate::spawn::{
     fork_child, log_path, needs_helper, open_self_exe, prepare, record, PtyUnavailable,
     SpawnSettings,
@@ -110,9 +111,9 @@ pub struct Shell {
     no_pty: std::collections::HashSet<String>,
 }
 
-fn errno_result(rc: libc::c_long) -> Result<(), i32> {
+fn errno_result(rc: libc::c_long) -> Result<(), Errno> {
     if rc < 0 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        Err(Errno::last())
     } else {
         Ok(())
     }
@@ -525,10 +526,10 @@ impl Shell {
 }
 
 impl Sys for Shell {
-    fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, String> {
+    fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, SpawnError> {
         self.settle_recent_spawns();
         if self.settings.self_exe.is_none() && needs_helper(req) {
-            let exe = open_self_exe().map_err(|e| format!("unable to open own executable: {e}"))?;
+            let exe = open_self_exe().map_err(SpawnError::SelfExe)?;
             self.settings.self_exe = Some(std::sync::Arc::new(exe));
         }
         let mut settings = self.settings.clone();
@@ -544,14 +545,15 @@ impl Sys for Shell {
                     "Failed to create pty - disabling logging for job",
                 );
                 self.no_pty.insert(req.job.job.clone());
-                return Err(e.to_string());
+                return Err(SpawnError::Prepare(e));
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(SpawnError::Prepare(e)),
         };
         self.note_changes();
         // SAFETY: the daemon is single-threaded; the child only uses the
         // prepared data.
-        let pid = unsafe { fork_child(&spawned.prepared) }.map_err(record::strerror)?;
+        let pid = unsafe { fork_child(&spawned.prepared) }
+            .map_err(|e| SpawnError::Fork(Errno::from_raw(e)))?;
         // The child's ends close here with `prepared`.
         drop(spawned.prepared);
         // Non-blocking from its creation (see `status_pipe`).
@@ -596,16 +598,16 @@ impl Sys for Shell {
         Ok(pid)
     }
 
-    fn kill(&mut self, pid: i32, signal: i32, group: bool) -> Result<(), i32> {
+    fn kill(&mut self, pid: i32, signal: i32, group: bool) -> Result<(), Errno> {
         self.note_changes();
         if let Some((_, fd)) = self.pidfds.get(&pid) {
-            return super::pidfd::kill(fd, pid, signal, group);
+            return super::pidfd::kill(fd, pid, signal, group).map_err(Errno::from_raw);
         }
         // Our own child: until the loop reaps it (and tells the engine, in
         // the same turn) its pid cannot be reused, so a pidfd opened now is
         // bound to it.
         if let Some(fd) = super::pidfd::open(pid) {
-            return super::pidfd::kill(&fd, pid, signal, group);
+            return super::pidfd::kill(&fd, pid, signal, group).map_err(Errno::from_raw);
         }
         // Without a pidfd (a kernel without pidfds) the pid is all there is.
         // SAFETY: plain syscalls.
@@ -621,7 +623,7 @@ impl Sys for Shell {
             }
         };
         if rc < 0 {
-            Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+            Err(Errno::last())
         } else {
             Ok(())
         }
@@ -652,7 +654,7 @@ impl Sys for Shell {
         self.changes.push(change);
     }
 
-    fn ptrace_setoptions(&mut self, pid: i32, follow: bool) -> Result<(), i32> {
+    fn ptrace_setoptions(&mut self, pid: i32, follow: bool) -> Result<(), Errno> {
         let opts = if follow {
             libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACEEXEC
         } else {
@@ -662,17 +664,17 @@ impl Sys for Shell {
         errno_result(unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts as libc::c_long) })
     }
 
-    fn ptrace_cont(&mut self, pid: i32, signal: i32) -> Result<(), i32> {
+    fn ptrace_cont(&mut self, pid: i32, signal: i32) -> Result<(), Errno> {
         // SAFETY: as above.
         errno_result(unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, signal as libc::c_long) })
     }
 
-    fn ptrace_detach(&mut self, pid: i32) -> Result<(), i32> {
+    fn ptrace_detach(&mut self, pid: i32) -> Result<(), Errno> {
         // SAFETY: as above.
         errno_result(unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) })
     }
 
-    fn ptrace_new_child(&mut self, pid: i32) -> Result<i32, i32> {
+    fn ptrace_new_child(&mut self, pid: i32) -> Result<i32, Errno> {
         let mut msg: libc::c_ulong = 0;
         // SAFETY: GETEVENTMSG writes one c_ulong into `msg`.
         errno_result(unsafe {
