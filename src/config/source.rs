@@ -278,6 +278,8 @@ pub struct LoadedConfig {
     /// Every parsed class, in source order then scan order.
     pub jobs: Vec<LoadedJob>,
     pub errors: Vec<ConfigError>,
+    /// Jobs whose `.conf` failed to load: (index in `errors`, job name).
+    pub rejected: Vec<(usize, String)>,
     pub source_errors: Vec<SourceError>,
 }
 
@@ -334,7 +336,10 @@ pub fn load_sources(sources: &[ConfSource], defaults: &ClassDefaults) -> LoadedC
                             override_path: override_path.filter(|_| ov_err.is_none()),
                             class,
                         }),
-                        Err(e) => out.errors.push(e),
+                        Err(e) => {
+                            out.rejected.push((out.errors.len(), name));
+                            out.errors.push(e);
+                        }
                     }
                 }
             }

@@ -382,8 +382,22 @@ impl Daemon {
         for e in &loaded.source_errors {
             self.log(Level::Warn, &e.to_string());
         }
-        for e in &loaded.errors {
+        let registered: std::collections::HashSet<&str> = loaded
+            .registered()
+            .into_iter()
+            .map(|j| j.name.as_str())
+            .collect();
+        for (i, e) in loaded.errors.iter().enumerate() {
             self.log(Level::Error, &e.to_string());
+            // Say what the error costs, unless another directory provides
+            // the job anyway.
+            let rejected = loaded.rejected.iter().find(|(at, _)| *at == i);
+            if let Some((_, name)) = rejected.filter(|(_, n)| !registered.contains(n.as_str())) {
+                self.log(
+                    Level::Error,
+                    &format!("job {name} not loaded: {} has errors", e.path()),
+                );
+            }
         }
         let mut classes: Vec<_> = loaded
             .registered()
