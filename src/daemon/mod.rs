@@ -79,6 +79,9 @@ pub struct DaemonConfig {
     pub restart: bool,
     /// `--state-fd`: where the previous image left its state.
     pub state_fd: Option<i32>,
+    /// Keep the state received from the previous image in
+    /// LOGDIR/upstart.state (`--write-state-file`).
+    pub write_state_file: bool,
     /// Descriptors open when outset started (what a previous image or
     /// Upstart handed over); only these may be adopted from a payload.
     pub inherited_fds: Vec<i32>,

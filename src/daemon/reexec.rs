@@ -357,6 +357,9 @@ impl Daemon {
         // SAFETY: the previous image handed this descriptor to us.
         let file = unsafe { File::from_raw_fd(fd) };
         let (parsed, data) = receive(file);
+        if self.config.write_state_file {
+            self.keep_state(&data);
+        }
         let (mut engine, sources, state) = match parsed {
             Ok(Some(decoded)) => decoded,
             // Not outset's own payload: a live Upstart handing over.
@@ -468,22 +471,37 @@ impl Daemon {
     /// The state could not be used: keep the raw data in
     /// LOGDIR/upstart.state for post-mortem and carry on without it.
     fn restore_failed(&mut self, data: &[u8], why: &str) -> bool {
-        if !data.is_empty() {
-            use std::os::unix::fs::OpenOptionsExt;
-            let keep = self.config.logdir.join("upstart.state");
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o400)
-                .open(&keep);
-            let _ = file.and_then(|mut f| std::io::Write::write_all(&mut f, data));
-        }
+        self.keep_state(data);
         self.log(
             Level::Error,
             &format!("Failed to read serialisation data - reverting to stateless re-exec: {why}"),
         );
         false
+    }
+
+    /// Write the state received from the previous image to
+    /// LOGDIR/upstart.state (mode 0400), for post-mortem or debugging.
+    fn keep_state(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        use std::os::unix::fs::OpenOptionsExt;
+        let keep = self.config.logdir.join("upstart.state");
+        // Read-only once written: replace it rather than open it again.
+        let _ = std::fs::remove_file(&keep);
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o400)
+            .open(&keep)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, data));
+        if let Err(e) = written {
+            self.log(
+                Level::Warn,
+                &format!("Unable to write {}: {e}", keep.display()),
+            );
+        }
     }
 
     /// The descriptors outset really inherited across the exec, never the

@@ -161,18 +161,15 @@ pub fn start_session_wrapped(
     extra: &[&str],
     wrapper: &[&str],
 ) -> Started {
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+    use std::process::Command;
     let dir = TempDir::new(tag);
     std::fs::create_dir_all(dir.0.join("conf")).expect("conf");
-    std::fs::create_dir_all(dir.0.join("run")).expect("runtime dir");
     for (name, text) in jobs {
         dir.write(
             &format!("conf/{name}.conf"),
             &text.replace("@DIR@", &dir.0.display().to_string()),
         );
     }
-    let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
     let mut command = match wrapper.split_first() {
         Some((program, args)) => {
             let mut c = Command::new(program);
@@ -181,13 +178,25 @@ pub fn start_session_wrapped(
         }
         None => Command::new(env!("CARGO_BIN_EXE_outset")),
     };
-    let child = command
+    command
         .args(["--user", "--no-startup-event"])
         .args(extra)
         .arg("--confdir")
         .arg(dir.0.join("conf"))
         .arg("--logdir")
-        .arg(dir.0.join("logs"))
+        .arg(dir.0.join("logs"));
+    spawn_session(dir, command)
+}
+
+/// Run `command` (an `outset --user ...` command line, possibly behind a
+/// wrapper) with its runtime directory in DIR/run and stderr in
+/// DIR/daemon.log, and wait for its session file.
+pub fn spawn_session(dir: TempDir, mut command: std::process::Command) -> Started {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    std::fs::create_dir_all(dir.0.join("run")).expect("runtime dir");
+    let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
+    let mut child = command
         .env("XDG_RUNTIME_DIR", dir.0.join("run"))
         .stdin(Stdio::null())
         .stderr(log)
@@ -203,7 +212,14 @@ pub fn start_session_wrapped(
                 break a.to_string();
             }
         }
-        assert!(Instant::now() < deadline, "no session file");
+        if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "no session file; log:\n{}",
+                std::fs::read_to_string(dir.0.join("daemon.log")).unwrap_or_default()
+            );
+        }
         std::thread::sleep(Duration::from_millis(20));
     };
     Started {
