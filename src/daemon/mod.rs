@@ -84,6 +84,9 @@ pub struct DaemonConfig {
     pub restart: bool,
     /// `--state-fd`: where the previous image left its state.
     pub state_fd: Option<i32>,
+    /// Keep the state received from the previous image in
+    /// LOGDIR/upstart.state (`--write-state-file`).
+    pub write_state_file: bool,
     /// Descriptors open when outset started (what a previous image or
     /// Upstart handed over); only these may be adopted from a payload.
     pub inherited_fds: Vec<i32>,
@@ -361,8 +364,22 @@ impl Daemon {
             logger::log(&self.shell.logger, Level::Warn, line);
         }
         self.skipped_dirs = skipped;
-        for e in &loaded.errors {
+        let registered: std::collections::HashSet<&str> = loaded
+            .registered()
+            .into_iter()
+            .map(|j| j.name.as_str())
+            .collect();
+        for (i, e) in loaded.errors.iter().enumerate() {
             self.log(Level::Error, &e.to_string());
+            // Say what the error costs, unless another directory provides
+            // the job anyway.
+            let rejected = loaded.rejected.iter().find(|(at, _)| *at == i);
+            if let Some((_, name)) = rejected.filter(|(_, n)| !registered.contains(n.as_str())) {
+                self.log(
+                    Level::Error,
+                    &format!("job {name} not loaded: {} has errors", e.path()),
+                );
+            }
         }
         let mut classes: Vec<_> = loaded
             .registered()

@@ -357,6 +357,9 @@ impl Daemon {
         // SAFETY: the previous image handed this descriptor to us.
         let file = unsafe { File::from_raw_fd(fd) };
         let (parsed, data) = receive(file);
+        if self.config.write_state_file {
+            self.keep_state(&data);
+        }
         let (mut engine, sources, state) = match parsed {
             Ok(Some(decoded)) => decoded,
             // Not outset's own payload: a live Upstart handing over.
@@ -474,24 +477,32 @@ impl Daemon {
     /// The state could not be used: keep the raw data in
     /// LOGDIR/upstart.state for post-mortem and carry on without it.
     fn restore_failed(&mut self, data: &[u8], why: &str) -> bool {
-        if !data.is_empty() {
-            let kept = super::replace_file::open_dir(&self.config.logdir)
-                .and_then(|dir| super::replace_file::replace(&dir, "upstart.state", data, 0o400));
-            if let Err(e) = kept {
-                self.log(
-                    Level::Warn,
-                    &format!(
-                        "Unable to keep the state in {}: {e}",
-                        self.config.logdir.join("upstart.state").display()
-                    ),
-                );
-            }
-        }
+        self.keep_state(data);
         self.log(
             Level::Error,
             &format!("Failed to read serialisation data - reverting to stateless re-exec: {why}"),
         );
         false
+    }
+
+    /// Write the state received from the previous image to
+    /// LOGDIR/upstart.state (mode 0400), for post-mortem or debugging.
+    fn keep_state(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        // A link planted at the name is replaced, never followed.
+        let kept = super::replace_file::open_dir(&self.config.logdir)
+            .and_then(|dir| super::replace_file::replace(&dir, "upstart.state", data, 0o400));
+        if let Err(e) = kept {
+            self.log(
+                Level::Warn,
+                &format!(
+                    "Unable to keep the state in {}: {e}",
+                    self.config.logdir.join("upstart.state").display()
+                ),
+            );
+        }
     }
 
     /// The descriptors outset really inherited across the exec, never the
