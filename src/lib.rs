@@ -33,4 +33,5 @@ pub mod job;
 pub mod pid1;
 pub mod reexec;
 pub mod spawn;
+pub mod sys;
 pub mod utmp;

@@ -105,10 +105,10 @@ impl Daemon {
         match phase {
             Phase::Stopping => self.engine.stop_all(&mut self.shell),
             Phase::Term => {
-                sweep::signal_all(libc::SIGTERM);
+                sweep::signal_all(&*self.shell.sys, libc::SIGTERM);
             }
             Phase::Kill => {
-                sweep::signal_all(libc::SIGKILL);
+                sweep::signal_all(&*self.shell.sys, libc::SIGKILL);
             }
             Phase::Runlevel => {}
         }
@@ -141,20 +141,20 @@ impl Daemon {
                 None
             }
             Phase::Term => {
-                if sweep::any_left() && elapsed <= window {
+                if sweep::any_left(&*self.shell.sys) && elapsed <= window {
                     return None;
                 }
                 self.enter(Phase::Kill);
                 None
             }
             Phase::Kill => {
-                if sweep::any_left() && elapsed <= window {
+                if sweep::any_left(&*self.shell.sys) && elapsed <= window {
                     // New children (a post-stop spawned by an exit) get
                     // the same treatment.
-                    sweep::signal_all(libc::SIGKILL);
+                    sweep::signal_all(&*self.shell.sys, libc::SIGKILL);
                     return None;
                 }
-                if sweep::any_left() {
+                if sweep::any_left(&*self.shell.sys) {
                     self.log(Level::Warn, "Some processes did not go away");
                 }
                 self.finish_system_stop()
@@ -175,8 +175,7 @@ impl Daemon {
             self.system_stop = None;
             return None;
         }
-        // SAFETY: sync takes no arguments.
-        unsafe { libc::sync() };
+        nix::unistd::sync();
         Some(status)
     }
 }
