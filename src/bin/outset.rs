@@ -256,8 +256,7 @@ fn main() -> ExitCode {
         },
     };
     let is_pid1 = std::process::id() == 1;
-    // SAFETY: getuid has no preconditions.
-    if !args.user && unsafe { libc::getuid() } != 0 {
+    if !args.user && !nix::unistd::getuid().is_root() {
         return fatal("Need to be root");
     }
     if !args.user && !is_pid1 {

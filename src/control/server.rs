@@ -75,8 +75,7 @@ pub fn start(
     std::thread::Builder::new()
         .name("control-accept".into())
         .spawn(move || {
-            // SAFETY: getuid has no preconditions.
-            let own_uid = unsafe { libc::getuid() };
+            let own_uid = nix::unistd::getuid().as_raw();
             // Handshakes still in progress, oldest first.
             let mut handshakes: std::collections::VecDeque<Handshake> = Default::default();
             for stream in listener.incoming() {
