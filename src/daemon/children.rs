@@ -69,3 +69,7 @@ pub(super) fn next_exit(engine: &mut Engine, shell: &mut Shell) -> Option<(i32, 
         return Some((pid, exit));
     }
 }
+
+#[cfg(test)]
+#[path = "children_tests.rs"]
+mod tests;

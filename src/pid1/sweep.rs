@@ -88,6 +88,25 @@ pub fn any_left(sys: &dyn Syscall) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::fake::{Call, FakeSyscall};
+
+    #[test]
+    fn pid1_signals_everything_with_one_call() {
+        let fake = FakeSyscall::new(1);
+        assert_eq!(signal_all(&fake, libc::SIGTERM), 1);
+        assert_eq!(fake.calls(), [Call::Kill(-1, libc::SIGTERM)]);
+        // No child at all: nothing is left.
+        assert!(!any_left(&fake));
+    }
+
+    #[test]
+    fn elsewhere_only_descendants_are_signalled() {
+        // No process in /proc has this parent.
+        let fake = FakeSyscall::new(i32::MAX);
+        assert_eq!(signal_all(&fake, libc::SIGKILL), 0);
+        assert!(fake.calls().is_empty());
+        assert!(!any_left(&fake));
+    }
 
     #[test]
     fn finds_grandchildren() {
