@@ -213,9 +213,9 @@ impl Daemon {
                         .filter(|&p| p > 0)
                 });
                 if let Some(pid) = pid {
-                    // SAFETY: kill(2) on the command's process group (it
-                    // runs in its own session, so pid == pgid).
-                    unsafe { libc::kill(-pid, signo) };
+                    // The command's process group (it runs in its own
+                    // session, so pid == pgid).
+                    let _ = self.shell.sys.kill(-pid, signo);
                 }
             }
             Phase::Settling if signo == libc::SIGINT || signo == libc::SIGTERM => {
