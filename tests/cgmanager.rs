@@ -1060,10 +1060,21 @@ fn shipped_job_serves_init_on_a_fresh_cgroup2_mount() {
     assert!(pid1.is_some(), "no init pid");
 }
 
-/// Fork a process that becomes uid/gid 65534, opens `n` connections to
-/// `socket` that never say anything, and waits to be killed. Only raw
-/// system calls after the fork (the test process has threads).
-fn silent_nobody(socket: &Path, n: usize) -> nix::unistd::Pid {
+/// The SASL lines of a client of `uid` that authenticates and begins.
+fn greeting(uid: u32) -> Vec<u8> {
+    let hex: String = uid
+        .to_string()
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("\0AUTH EXTERNAL {hex}\r\nBEGIN\r\n").into_bytes()
+}
+
+/// Fork a process that becomes uid/gid `uid`, opens `n` connections to
+/// `socket`, sends `hello` on each (nothing when empty), then says
+/// nothing more and waits to be killed. Only raw system calls after the
+/// fork (the test process has threads).
+fn silent_clients(socket: &Path, uid: u32, n: usize, hello: &[u8]) -> Reap {
     use std::os::unix::ffi::OsStrExt;
     // SAFETY: an all-zero sockaddr_un is valid.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
@@ -1077,11 +1088,9 @@ fn silent_nobody(socket: &Path, n: usize) -> nix::unistd::Pid {
     // SAFETY: the child makes only async-signal-safe calls, then _exit or
     // pause until killed.
     match unsafe { nix::unistd::fork() }.expect("fork") {
-        nix::unistd::ForkResult::Parent { child } => child,
+        nix::unistd::ForkResult::Parent { child } => Reap(child),
         nix::unistd::ForkResult::Child => unsafe {
-            if libc::setresgid(65534, 65534, 65534) != 0
-                || libc::setresuid(65534, 65534, 65534) != 0
-            {
+            if libc::setresgid(uid, uid, uid) != 0 || libc::setresuid(uid, uid, uid) != 0 {
                 libc::_exit(1);
             }
             for _ in 0..n {
@@ -1089,6 +1098,9 @@ fn silent_nobody(socket: &Path, n: usize) -> nix::unistd::Pid {
                 if fd < 0 || libc::connect(fd, (&raw const addr).cast::<libc::sockaddr>(), len) != 0
                 {
                     libc::_exit(2);
+                }
+                if !hello.is_empty() {
+                    libc::write(fd, hello.as_ptr().cast(), hello.len());
                 }
             }
             loop {
@@ -1098,33 +1110,172 @@ fn silent_nobody(socket: &Path, n: usize) -> nix::unistd::Pid {
     }
 }
 
-#[test]
-fn one_user_cannot_take_every_connection() {
-    let m = Manager::host("cgm-cap");
-    let hog = silent_nobody(&m.socket, 64);
-    let mark = format!("client pid {hog} uid 65534 ");
-    wait_for("the 64 silent connections", || {
-        m.log().matches(&mark).count() == 64
-    });
-    // Every one of nobody's connections is taken; the next is refused.
-    let (ok, out) = m.as_nobody("Ping", &[&i(1)]);
-    let refused = !ok;
-    // Root is still served.
-    m.ok("Ping", &[&i(2)]);
-    let _ = nix::sys::signal::kill(hog, nix::sys::signal::Signal::SIGKILL);
-    let _ = nix::sys::wait::waitpid(hog, None);
-    assert!(refused, "a 65th connection of one user was served: {out}");
-    assert!(
-        m.log().contains("too many clients (uid 65534)"),
-        "{}",
-        m.log()
-    );
-    // Once its connections are gone, nobody is served again.
-    wait_for("nobody to be served again", || {
-        m.as_nobody("Ping", &[&i(3)]).0
-    });
+impl Manager {
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    fn threads(&self) -> usize {
+        common::procs::status_field(self.pid(), "Threads:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn rss_kib(&self) -> u64 {
+        common::procs::status_field(self.pid(), "VmRSS:")
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Ping as `uid` (and its gid).
+    fn ping_as(&self, uid: u32) -> (bool, String) {
+        let (u, g) = (format!("--reuid={uid}"), format!("--regid={uid}"));
+        self.dbus_send(&["setpriv", &u, &g, "--clear-groups"], "Ping", &[&i(uid)])
+    }
 }
 
+#[test]
+fn idle_clients_cost_no_thread_and_lock_nobody_out() {
+    let m = Manager::host("cgm-idle");
+    m.ok("Ping", &[&i(0)]);
+    let (threads, fds) = (m.threads(), m.fds());
+    // 16 users, 64 authenticated connections each, all idle: more than
+    // users other than root may hold (1024 - 64).
+    let hogs: Vec<Reap> = (0..16)
+        .map(|k| silent_clients(&m.socket, 60000 + k, 64, &greeting(60000 + k)))
+        .collect();
+    wait_for("the idle connections", || m.fds() >= fds + 960);
+    // One descriptor per connection (a few more for connections being
+    // turned away), and not one thread more.
+    let held = m.fds();
+    assert!(held <= fds + 960 + 8, "{held} descriptors");
+    assert_eq!(m.threads(), threads, "threads grew with idle clients");
+    // Root is served.
+    m.ok("Ping", &[&i(1)]);
+    // A user with 64 connections is served: its longest-idle one goes.
+    let (ok, out) = m.ping_as(60003);
+    assert!(ok, "{out}\n{}", m.log());
+    // Another user gets in once some connection has been idle a while.
+    wait_for("another user to be served", || m.ping_as(65534).0);
+    assert_eq!(m.threads(), threads, "threads grew with idle clients");
+    drop(hogs);
+    // (The count before may still have held the first Ping's connection.)
+    wait_for("every connection to close", || m.fds() <= fds);
+}
+
+#[test]
+fn clients_that_never_authenticate_are_bounded_and_let_go() {
+    let m = Manager::host("cgm-noauth");
+    m.ok("Ping", &[&i(0)]);
+    let fds = m.fds();
+    let hog = silent_clients(&m.socket, 65534, 200, b"");
+    let mark = format!("client pid {} uid 65534 ", hog.0);
+    wait_for("the silent connections", || {
+        m.log().matches(&mark).count() == 200
+    });
+    // At most 64 of them are held while they say nothing.
+    assert!(m.fds() <= fds + 64, "{} descriptors", m.fds());
+    m.ok("Ping", &[&i(1)]);
+    let (ok, out) = m.as_nobody("Ping", &[&i(2)]);
+    assert!(ok, "{out}");
+    // None of them is held past the handshake's time limit.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while m.fds() > fds {
+        assert!(
+            Instant::now() < deadline,
+            "silent connections are still held"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(hog);
+}
+
+/// A method call whose whole message is `total` bytes long.
+fn message_of(total: usize) -> zbus::Message {
+    let build = |n: usize| {
+        zbus::Message::method_call(OBJECT, "GetValue")
+            .interface(IFACE)
+            .build(&("pids", "x", "k".repeat(n)))
+            .expect("message")
+    };
+    let base = build(0).data().len();
+    assert!(total > base, "{total} is too small for a message");
+    let msg = build(total - base);
+    assert_eq!(msg.data().len(), total);
+    msg
+}
+
+/// Send one message on a fresh connection; the reply's error name, or
+/// None if the connection was closed instead.
+fn send_sized(socket: &Path, total: usize) -> Option<String> {
+    let stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    let msg = message_of(total);
+    zbus::block_on(async move {
+        let conn = zbus::connection::Builder::unix_stream(stream)
+            .p2p()
+            .build()
+            .await
+            .expect("connect");
+        let mut replies = zbus::MessageStream::from(&conn);
+        conn.send(&msg).await.ok()?;
+        use futures_util::StreamExt;
+        let reply = replies.next().await?.ok()?;
+        Some(
+            reply
+                .header()
+                .error_name()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "a method return".into()),
+        )
+    })
+}
+
+#[test]
+fn messages_over_the_limit_close_the_connection() {
+    let m = Manager::host("cgm-big");
+    const LIMIT: usize = 256 * 1024;
+    // At the limit: read and answered (the key is no file name).
+    let at = send_sized(&m.socket, LIMIT);
+    assert!(
+        at.as_deref().is_some_and(|e| e.contains(".Error.")),
+        "{at:?}\n{}",
+        m.log()
+    );
+    // One byte past it: the connection is closed unanswered.
+    assert_eq!(send_sized(&m.socket, LIMIT + 1), None);
+    m.ok("Ping", &[&i(0)]);
+
+    // Headers that claim 120 MiB reserve nothing.
+    let (rss, fds) = (m.rss_kib(), m.fds());
+    let mut claim = greeting(0);
+    let mut header = [0u8; 16];
+    header[0] = b'l';
+    header[1] = 1; // a method call
+    header[3] = 1; // protocol version
+    header[4..8].copy_from_slice(&(120u32 << 20).to_le_bytes());
+    header[8] = 1; // serial
+    claim.extend_from_slice(&header);
+    let hogs: Vec<Reap> = (0..20)
+        .map(|_| silent_clients(&m.socket, 0, 1, &claim))
+        .collect();
+    for h in &hogs {
+        let mark = format!("client pid {} uid 0 ", h.0);
+        wait_for("the claim's connection", || m.log().contains(&mark));
+    }
+    // Either the manager lets go of them or it holds their claims.
+    wait_for("the claims to be dealt with", || {
+        m.fds() <= fds || m.rss_kib() > rss + 64 * 1024
+    });
+    let grown = m.rss_kib().saturating_sub(rss);
+    drop(hogs);
+    assert!(grown < 16 * 1024, "RSS grew by {grown} KiB");
+}
 #[test]
 fn memory_limit_on_this_layout() {
     let m = Manager::host("cgm-memory");
@@ -1154,4 +1305,221 @@ fn memory_limit_on_this_layout() {
         int_reply(&m.ok("Remove", &[&s("memory"), &s(&t), &i(0)])),
         1
     );
+}
+
+/// A prefix that puts the client in the cgroup whose `cgroup.procs` is
+/// `procs` (as root), then runs it as nobody.
+fn nobody_in(procs: &Path) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "sh".into(),
+        "-c".into(),
+        format!("echo $$ > {} && exec \"$@\"", procs.display()),
+        "sh".into(),
+    ];
+    v.extend(NOBODY.iter().map(|s| s.to_string()));
+    v
+}
+
+/// Wait until `pid`'s `Uid:` line (real, effective, saved, fs) is `uids`.
+fn wait_for_uids(pid: u32, uids: &str) {
+    wait_for("the process to change its uids", || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map(|s| s.lines().any(|l| l == format!("Uid:\t{uids}")))
+            .unwrap_or(false)
+    });
+}
+
+#[test]
+fn v2_moves_follow_the_kernels_rules() {
+    let _turn = V2_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let m = Manager::fresh_v2("cgm-v2-move");
+    let control = m.v2_root().join("cgroup.subtree_control");
+    let _restore = RestoreSubtree(control.clone(), read(&control));
+    let mut clean = Cleanup::default();
+    let t = name("v2move");
+    let tdir = clean.dir(m.own_v2_dir().join(&t));
+    let ctrl = some_v2_controller(&m);
+    let (jail, deleg, direct) = (
+        format!("{t}/jail"),
+        format!("{t}/deleg"),
+        format!("{t}/deleg/direct"),
+    );
+    m.ok("Create", &[&s(&ctrl), &s(&jail)]);
+    m.ok("Create", &[&s(&ctrl), &s(&deleg)]);
+    m.ok("Chown", &[&s(&ctrl), &s(&deleg), &i(65534), &i(65534)]);
+    let (ok, out) = m.as_nobody("Create", &[&s(&ctrl), &s(&direct)]);
+    assert!(ok, "{out}");
+
+    // Root puts one of nobody's processes in a cgroup of root's.
+    let victim = clean.sleeper_with(NOBODY);
+    wait_for_uids(victim, "65534\t65534\t65534\t65534");
+    m.ok("MovePid", &[&s(&ctrl), &s(&jail), &i(victim)]);
+    let in_jail = string_replies(&m.ok("GetPidCgroupAbs", &[&s(&ctrl), &i(victim)]));
+    let in_jail = in_jail.first().expect("victim's cgroup");
+    assert!(in_jail.ends_with(&jail), "{in_jail}");
+    let abs_direct = format!("{}/direct", in_jail.replace("/jail", "/deleg"));
+
+    // The kernel refuses nobody this move (T, the common ancestor, is
+    // root's), and so does the manager, in either form.
+    let procs = tdir.join("deleg/direct/cgroup.procs");
+    let by_hand = run(&[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "sh",
+        "-c",
+        &format!("echo {victim} > {}", procs.display()),
+    ]);
+    assert!(!by_hand.status.success(), "the kernel allowed the move");
+    let (ok, out) = m.as_nobody("MovePidAbs", &[&s(&ctrl), &s(&abs_direct), &i(victim)]);
+    assert!(!ok && out.contains("AccessDenied"), "{out}");
+    let (ok, out) = m.as_nobody("MovePid", &[&s(&ctrl), &s(&direct), &i(victim)]);
+    assert!(!ok && out.contains("AccessDenied"), "{out}");
+    assert!(cgroup_of(&victim.to_string(), "", false).ends_with(&jail));
+
+    // Within nobody's own subtree the move is nobody's to make.
+    let side = format!("{deleg}/side");
+    let (ok, out) = m.as_nobody("Create", &[&s(&ctrl), &s(&side)]);
+    assert!(ok, "{out}");
+    m.ok("MovePid", &[&s(&ctrl), &s(&side), &i(victim)]);
+    let (ok, out) = m.as_nobody("MovePid", &[&s(&ctrl), &s(&direct), &i(victim)]);
+    assert!(ok, "{out}");
+    assert!(cgroup_of(&victim.to_string(), "", false).ends_with(&direct));
+
+    // A caller confined to deleg/direct may not reach over to a process
+    // in deleg/side, though the kernel would let nobody make that move.
+    m.ok("MovePid", &[&s(&ctrl), &s(&side), &i(victim)]);
+    let prefix = nobody_in(&procs);
+    let prefix: Vec<&str> = prefix.iter().map(String::as_str).collect();
+    let (ok, out) = m.dbus_send(
+        &prefix,
+        "MovePidAbs",
+        &[&s(&ctrl), &s(&abs_direct), &i(victim)],
+    );
+    assert!(!ok && out.contains("AccessDenied"), "{out}");
+    let (ok, out) = m.dbus_send(&prefix, "MovePid", &[&s(&ctrl), &s("/"), &i(victim)]);
+    assert!(!ok && out.contains("AccessDenied"), "{out}");
+    assert!(cgroup_of(&victim.to_string(), "", false).ends_with(&side));
+    m.ok("MovePidAbs", &[&s("all"), &s("/"), &i(victim)]);
+}
+
+#[test]
+fn refused_v2_calls_change_nothing() {
+    let _turn = V2_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let m = Manager::fresh_v2("cgm-v2-refused");
+    let control = m.v2_root().join("cgroup.subtree_control");
+    let _restore = RestoreSubtree(control.clone(), read(&control));
+    let mut clean = Cleanup::default();
+    let t = name("v2refused");
+    let tdir = clean.dir(m.own_v2_dir().join(&t));
+    let ctrl = some_v2_controller(&m);
+    // Made without controllers: nothing is enabled on the way down.
+    let (x, deleg) = (format!("{t}/x"), format!("{t}/deleg"));
+    m.ok("Create", &[&s("freezer"), &s(&x)]);
+    m.ok("Create", &[&s("freezer"), &s(&deleg)]);
+    m.ok("Chown", &[&s("freezer"), &s(&deleg), &i(65534), &i(65534)]);
+    let subtree = |d: &Path| read(&d.join("cgroup.subtree_control"));
+    let before = [
+        subtree(&m.v2_root()),
+        subtree(&m.own_v2_dir()),
+        subtree(&tdir),
+    ];
+    let now = || {
+        [
+            subtree(&m.v2_root()),
+            subtree(&m.own_v2_dir()),
+            subtree(&tdir),
+        ]
+    };
+
+    // A refused SetValue on root's cgroup leaves its ancestors alone...
+    let key = format!("{ctrl}.max");
+    let (ok, out) = m.as_nobody("SetValue", &[&s(&ctrl), &s(&x), &s(&key), &s("1")]);
+    assert!(!ok, "{out}");
+    assert_eq!(now(), before, "a refused SetValue enabled controllers");
+    // ...and so does a refused Create below a delegated cgroup whose
+    // ancestors are root's.
+    let (ok, out) = m.as_nobody("Create", &[&s(&ctrl), &s(&format!("{deleg}/c"))]);
+    assert!(!ok && out.contains("AccessDenied"), "{out}");
+    assert_eq!(now(), before, "a refused Create enabled controllers");
+    assert!(
+        !tdir.join("deleg/c").exists(),
+        "a refused Create made a cgroup"
+    );
+
+    // So root can still put a process in T.
+    let pid = clean.sleeper();
+    m.ok("MovePid", &[&s("freezer"), &s(&t), &i(pid)]);
+    assert!(cgroup_of(&pid.to_string(), "", false).ends_with(&t));
+    m.ok("MovePidAbs", &[&s("freezer"), &s("/"), &i(pid)]);
+}
+
+#[test]
+fn moving_needs_the_targets_real_or_saved_uid() {
+    let m = Manager::host("cgm-uids");
+    let mut clean = Cleanup::default();
+    let t = name("uids");
+    clean.dir(m.own_dir("pids").join(&t));
+    m.ok("Create", &[&s("pids"), &s(&t)]);
+    m.ok("Chown", &[&s("pids"), &s(&t), &i(65534), &i(65534)]);
+
+    // Real and saved uid root, effective nobody: not nobody's to move.
+    let borrowed = with_uids(0, 65534, 0);
+    let _reap = Reap(borrowed);
+    let borrowed = borrowed.as_raw() as u32;
+    wait_for_uids(borrowed, "0\t65534\t0\t65534");
+    let (ok, out) = m.as_nobody("MovePid", &[&s("pids"), &s(&t), &i(borrowed)]);
+    assert!(!ok && out.contains("AccessDenied"), "{out}");
+    assert!(!cgroup_of(&borrowed.to_string(), "pids", m.is_v1("pids")).ends_with(&t));
+
+    // Saved uid nobody: nobody's, whatever its real and effective uid
+    // (so is one whose real uid is nobody's).
+    let lent = with_uids(0, 0, 65534);
+    let _reap_lent = Reap(lent);
+    let lent = lent.as_raw() as u32;
+    wait_for_uids(lent, "0\t0\t65534\t0");
+    let (ok, out) = m.as_nobody("MovePid", &[&s("pids"), &s(&t), &i(lent)]);
+    assert!(ok, "{out}");
+    m.ok("MovePidAbs", &[&s("pids"), &s("/"), &i(lent)]);
+    m.ok("Remove", &[&s("pids"), &s(&t), &i(0)]);
+}
+
+/// Fork a process with these real, effective and saved uids that waits
+/// to be killed. Only raw system calls after the fork.
+fn with_uids(real: u32, effective: u32, saved: u32) -> nix::unistd::Pid {
+    // SAFETY: the child makes only async-signal-safe calls.
+    match unsafe { nix::unistd::fork() }.expect("fork") {
+        nix::unistd::ForkResult::Parent { child } => child,
+        nix::unistd::ForkResult::Child => unsafe {
+            if libc::setresuid(real, effective, saved) != 0 {
+                libc::_exit(1);
+            }
+            loop {
+                libc::pause();
+            }
+        },
+    }
+}
+
+/// Kills and reaps a forked process when dropped.
+struct Reap(nix::unistd::Pid);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.0, None);
+    }
+}
+
+#[test]
+fn the_manager_raises_its_descriptor_limit_for_its_clients() {
+    let m = Manager::start("cgm-nofile", Some("prlimit --nofile=1024:4096 --pid $$"));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", m.child.id())).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("open files line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&fields[3..5], &["4096", "4096"], "{line}");
 }

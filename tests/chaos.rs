@@ -830,29 +830,9 @@ fn running_out_of_descriptors_fails_jobs_not_init() {
 
 #[test]
 fn fork_failing_with_eagain_fails_jobs_not_init() {
-    // A pids cgroup (v1 hierarchy here) caps init and everything it starts.
-    let cg = std::path::PathBuf::from(format!(
-        "/sys/fs/cgroup/pids/outset-test-{}",
-        std::process::id()
-    ));
-    assert!(
-        std::path::Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists(),
-        "this test needs the pids cgroup controller at /sys/fs/cgroup/pids"
-    );
-    std::fs::create_dir_all(&cg).expect("create pids cgroup");
-    struct Remove(std::path::PathBuf);
-    impl Drop for Remove {
-        fn drop(&mut self) {
-            // Only empty cgroups can go: move anything left back to the root.
-            if let Ok(procs) = std::fs::read_to_string(self.0.join("cgroup.procs")) {
-                for p in procs.lines() {
-                    let _ = std::fs::write("/sys/fs/cgroup/pids/cgroup.procs", p);
-                }
-            }
-            let _ = std::fs::remove_dir(&self.0);
-        }
-    }
-    let _remove = Remove(cg.clone());
+    // A pids cgroup (v1's or v2's, whichever the host has) caps init and
+    // everything it starts.
+    let cg = common::pids_cgroup::PidsCgroup::new();
     let jobs: Vec<(String, String)> = (1..=3)
         .map(|n| {
             (
@@ -868,9 +848,9 @@ fn fork_failing_with_eagain_fails_jobs_not_init() {
     client
         .manager::<_, zbus::OwnedObjectPath>("GetJobByName", &("fork1",))
         .expect("GetJobByName");
-    std::fs::write(cg.join("cgroup.procs"), s.pid().to_string()).expect("move init");
-    let current = std::fs::read_to_string(cg.join("pids.current")).expect("pids.current");
-    std::fs::write(cg.join("pids.max"), current.trim()).expect("pids.max");
+    cg.enter(s.pid());
+    let current = std::fs::read_to_string(cg.dir.join("pids.current")).expect("pids.current");
+    std::fs::write(cg.dir.join("pids.max"), current.trim()).expect("pids.max");
     // The connection made before needs no new thread or process.
     client
         .manager::<_, ()>("EmitEvent", &("go", Vec::<String>::new(), false))
@@ -893,7 +873,7 @@ fn fork_failing_with_eagain_fails_jobs_not_init() {
     client
         .manager::<_, zbus::OwnedObjectPath>("GetJobByName", &("fork2",))
         .expect("GetJobByName under exhaustion");
-    std::fs::write(cg.join("pids.max"), "max").expect("lift the cap");
+    std::fs::write(cg.dir.join("pids.max"), "max").expect("lift the cap");
     for n in 1..=3 {
         let (code, out, _) = s.ctl(&["status", &format!("fork{n}")]);
         assert_eq!((code, out), (0, format!("fork{n} stop/waiting\n")));

@@ -5,6 +5,7 @@ mod common;
 
 use common::procs::alive;
 use common::{pid_of, TempDir};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -843,7 +844,7 @@ fn a_failed_exec_leaves_init_running_and_answering() {
     let dir = TempDir::new("execfail");
     let bin = dir.0.join("bin/outset");
     std::fs::create_dir_all(dir.0.join("bin")).expect("bin");
-    std::fs::copy(env!("CARGO_BIN_EXE_outset"), &bin).expect("copy");
+    common::copy_executable(Path::new(env!("CARGO_BIN_EXE_outset")), &bin);
     std::fs::create_dir_all(dir.0.join("run")).expect("run");
     // a's log pty is one of the descriptors a re-exec hands over.
     dir.write("conf/a.conf", "console log\nexec sleep 1000\n");
@@ -930,7 +931,7 @@ fn a_failed_exec_leaves_init_running_and_answering() {
     assert!(!alive(a));
 
     // Once the binary is back, re-executing works again.
-    std::fs::copy(env!("CARGO_BIN_EXE_outset"), &bin).expect("restore");
+    common::copy_executable(Path::new(env!("CARGO_BIN_EXE_outset")), &bin);
     s.reexec();
     assert_eq!(pid_of(&s.ctl(&["status", "b"]).1), b);
     assert_eq!(pid_of(&s.ctl(&["status", "s"]).1), script);

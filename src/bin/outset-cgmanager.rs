@@ -69,6 +69,11 @@ fn main() -> ExitCode {
         };
     }
     let log = manager::logger(args.debug);
+    // Up to 1024 clients, each a descriptor: raise the soft limit to the
+    // hard one, as init does.
+    if let Err(e) = outset::spawn::nofile::raise() {
+        eprintln!("outset-cgmanager: unable to raise the descriptor limit: {e}");
+    }
     let opts = Options {
         socket: args.socket,
         sweep_interval: Duration::from_millis(args.sweep_interval.max(10)),

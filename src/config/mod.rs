@@ -12,6 +12,7 @@ mod process_table;
 mod signal;
 mod source;
 mod stanza;
+mod walk;
 
 pub use cgroup::{add_cgroup, CgroupController, CgroupName, CgroupSetting, UPSTART_CGROUP};
 pub use class::{
@@ -23,9 +24,9 @@ pub use expand::{expand, Env, ExpandError};
 pub use expr::{EventExpr, Operator};
 pub use signal::{signal_from_name, signal_name};
 pub use source::{
-    find_override, is_job_file, job_name, load_job_file, load_sources, read_text, scan_dir,
-    system_sources, user_sources, ConfSource, JobFileKind, LoadedConfig, LoadedJob, SourceError,
-    SourceKind,
+    find_override, is_job_file, job_name, load_job_file, load_sources, load_sources_watching,
+    read_text, scan_dir, system_sources, user_sources, ConfSource, JobFileKind, LoadedConfig,
+    LoadedJob, SourceError, SourceKind,
 };
 
 /// Parse the text of a `.conf` file into a class.

@@ -9,6 +9,7 @@ use thiserror::Error;
 
 use super::class::{ClassDefaults, JobClass};
 use super::error::ConfigError;
+use super::walk::walk;
 use super::{apply_override, parse_init_conf, parse_job};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -47,6 +48,14 @@ pub enum SourceError {
     Unreadable { path: String, reason: String },
     #[error("Unable to determine the user configuration directories: {0}")]
     NoUserDirs(&'static str),
+    /// A directory inside itself (a symbolic link to `.` or an ancestor,
+    /// a bind mount): left out.
+    #[error("{path}: Directory loop detected")]
+    DirLoop { path: String },
+    /// A second name for a directory already read: left out, so that its
+    /// jobs are not loaded twice under two names.
+    #[error("{path}: Same directory as {first}, not read twice")]
+    DirAlias { path: String, first: String },
 }
 
 /// System mode (§1.1): prepend dirs, `/etc/init.conf`, the conf dirs (or
@@ -135,7 +144,7 @@ pub fn is_job_file(name: &str) -> Option<JobFileKind> {
 
 /// Directory names skipped while scanning (backups, VCS, package manager
 /// leftovers).
-fn is_ignored_dir(name: &str) -> bool {
+pub(super) fn is_ignored_dir(name: &str) -> bool {
     const EXACT: &[&str] = &[
         "RCS",
         "CVS",
@@ -165,37 +174,10 @@ fn is_ignored_dir(name: &str) -> bool {
     }
 }
 
-/// Every `.conf` file below `dir`, depth first, entries in byte order.
-/// A missing directory yields nothing.
+/// Every `.conf` file below `dir`, depth first, entries in byte order,
+/// each directory once (walk.rs). A missing directory yields nothing.
 pub fn scan_dir(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    match scan_into(dir, &mut out) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        other => other.map(|()| out),
-    }
-}
-
-fn scan_into(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
-    let mut entries: Vec<_> = fs::read_dir(dir)?.filter_map(Result::ok).collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        // stat(), not lstat(): a symlink to a regular file is loaded.
-        let Ok(meta) = fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if !is_ignored_dir(&name) {
-                // An unreadable subdirectory must not hide its siblings.
-                let _ = scan_into(&path, out);
-            }
-        } else if meta.is_file() && is_job_file(&name) == Some(JobFileKind::Conf) {
-            out.push(path);
-        }
-    }
-    Ok(())
+    walk(dir, &mut |_| {}).map(|w| w.files)
 }
 
 /// The job name of `path` inside `source`: the relative path without
@@ -279,6 +261,9 @@ pub struct LoadedConfig {
     pub jobs: Vec<LoadedJob>,
     pub errors: Vec<ConfigError>,
     pub source_errors: Vec<SourceError>,
+    /// Directories left out because they had been read already (loops,
+    /// second names).
+    pub skipped_dirs: Vec<SourceError>,
 }
 
 impl LoadedConfig {
@@ -294,6 +279,16 @@ impl LoadedConfig {
 
 /// Load every source. One bad file never stops the others.
 pub fn load_sources(sources: &[ConfSource], defaults: &ClassDefaults) -> LoadedConfig {
+    load_sources_watching(sources, defaults, &mut |_| {})
+}
+
+/// `load_sources`, calling `on_dir` with each directory just before it is
+/// read (where the daemon adds its inotify watches).
+pub fn load_sources_watching(
+    sources: &[ConfSource],
+    defaults: &ClassDefaults,
+    on_dir: &mut dyn FnMut(&Path),
+) -> LoadedConfig {
     let mut out = LoadedConfig::default();
     for (idx, source) in sources.iter().enumerate() {
         match source.kind {
@@ -308,8 +303,11 @@ pub fn load_sources(sources: &[ConfSource], defaults: &ClassDefaults) -> LoadedC
                 }
             }
             SourceKind::Dir => {
-                let files = match scan_dir(&source.path) {
-                    Ok(f) => f,
+                let files = match walk(&source.path, on_dir) {
+                    Ok(w) => {
+                        out.skipped_dirs.extend(w.skipped);
+                        w.files
+                    }
                     Err(e) => {
                         out.source_errors.push(SourceError::Unreadable {
                             path: source.path.display().to_string(),

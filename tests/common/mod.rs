@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod namespace;
+pub mod pids_cgroup;
 pub mod procs;
 
 use std::path::PathBuf;
@@ -18,6 +19,27 @@ pub fn corpus_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// Copy an executable to `to` (replacing any file there) through `cp`, so
+/// that this process never holds a writable descriptor of it: a fork by
+/// another test thread would carry that descriptor until its exec, and
+/// executing the copy meanwhile fails with ETXTBSY ("Text file busy").
+pub fn copy_executable(from: &std::path::Path, to: &std::path::Path) {
+    let _ = std::fs::remove_file(to);
+    let out = std::process::Command::new("cp")
+        .arg("--")
+        .arg(from)
+        .arg(to)
+        .output()
+        .expect("run cp");
+    assert!(
+        out.status.success(),
+        "cp {} {}: {}",
+        from.display(),
+        to.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A fresh temporary directory, removed when dropped.
@@ -161,6 +183,18 @@ pub fn start_session_wrapped(
     extra: &[&str],
     wrapper: &[&str],
 ) -> Started {
+    start_session_prepared(tag, jobs, extra, wrapper, |_| {})
+}
+
+/// `start_session_wrapped`, with `prepare` given the test directory (its
+/// job files written) before the init starts.
+pub fn start_session_prepared(
+    tag: &str,
+    jobs: &[(&str, &str)],
+    extra: &[&str],
+    wrapper: &[&str],
+    prepare: impl FnOnce(&TempDir),
+) -> Started {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
     let dir = TempDir::new(tag);
@@ -172,6 +206,7 @@ pub fn start_session_wrapped(
             &text.replace("@DIR@", &dir.0.display().to_string()),
         );
     }
+    prepare(&dir);
     let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
     let mut command = match wrapper.split_first() {
         Some((program, args)) => {
@@ -196,8 +231,15 @@ pub fn start_session_wrapped(
     let session_file = dir
         .0
         .join(format!("run/upstart/sessions/{}.session", child.id()));
+    // Until its address is known, a failure must still end the init.
+    let mut started = Started {
+        dir,
+        child,
+        address: String::new(),
+        stop_gently: false,
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
-    let address = loop {
+    started.address = loop {
         if let Ok(text) = std::fs::read_to_string(&session_file) {
             if let Some(a) = text.trim_end().strip_prefix("UPSTART_SESSION=") {
                 break a.to_string();
@@ -206,10 +248,5 @@ pub fn start_session_wrapped(
         assert!(Instant::now() < deadline, "no session file");
         std::thread::sleep(Duration::from_millis(20));
     };
-    Started {
-        dir,
-        child,
-        address,
-        stop_gently: false,
-    }
+    started
 }

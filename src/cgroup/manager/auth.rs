@@ -82,8 +82,10 @@ impl Caller {
         ))
     }
 
-    /// Non-root callers may move only processes whose real or effective
-    /// uid is theirs.
+    /// Non-root callers may move only processes whose real or saved uid
+    /// is theirs: the kernel's own rule for writing a pid to
+    /// `cgroup.procs` (the writer's effective uid, which is what
+    /// SO_PEERCRED reports, against the target's real or saved uid).
     pub fn require_may_move(&self, pid: i32) -> Result<()> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .map_err(|e| CgError::io(format!("process {pid}"), e))?;
@@ -99,7 +101,9 @@ impl Caller {
                     .collect()
             })
             .unwrap_or_default();
-        if uids.iter().take(2).any(|u| *u == self.uid) {
+        // The Uid: line lists real, effective, saved and filesystem uids.
+        let (real, saved) = (uids.first(), uids.get(2));
+        if real == Some(&self.uid) || saved == Some(&self.uid) {
             Ok(())
         } else {
             Err(CgError::denied(format!(

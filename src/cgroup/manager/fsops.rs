@@ -182,14 +182,26 @@ fn is_v2_root(dir: &Path) -> bool {
     !dir.join("cgroup.type").exists()
 }
 
-/// Enable `target.enable` in `cgroup.subtree_control` of every cgroup
-/// from the mounted root down to the parent of `cgroup`, so that the
-/// controllers reach it. A cgroup that has processes of its own (other
-/// than the root) is never given controllers: v2 forbids it, and the
-/// manager will not move anyone out behind their back.
-pub fn enable_v2(target: &Target, cgroup: &str) -> Result<()> {
+/// One `+CONTROLLER` write to an ancestor's `cgroup.subtree_control`.
+#[derive(Debug)]
+pub struct Enable {
+    /// The ancestor's `cgroup.subtree_control`.
+    pub control: PathBuf,
+    pub ctrl: String,
+}
+
+/// The writes to `cgroup.subtree_control` of the cgroups from the
+/// mounted root down to the parent of `cgroup` that make
+/// `target.enable` reach it, checked but not made (so that a caller's
+/// right to make them can be checked first). Ancestors that do not exist
+/// yet (a `Create` is about to make them) are planned without checks. A
+/// cgroup that has processes of its own (other than the root) is never
+/// given controllers: v2 forbids it, and the manager will not move
+/// anyone out behind their back.
+pub fn plan_v2(target: &Target, cgroup: &str) -> Result<Vec<Enable>> {
+    let mut plan = Vec::new();
     if target.enable.is_empty() {
-        return Ok(());
+        return Ok(plan);
     }
     let root = target.mount.root.trim_end_matches('/');
     let Some(rest) = super::path::relative_to(cgroup, &target.mount.root) else {
@@ -206,18 +218,29 @@ pub fn enable_v2(target: &Target, cgroup: &str) -> Result<()> {
         ancestors.push(dir.clone());
     }
     for ctrl in &target.enable {
+        // Once one ancestor lacks the controller, every one below it does.
+        let mut missing = false;
         for a in &ancestors {
             let control = a.join("cgroup.subtree_control");
-            let enabled = read_file(&control)?;
-            if enabled.split_whitespace().any(|c| c == ctrl) {
+            if !a.is_dir() {
+                plan.push(Enable {
+                    control,
+                    ctrl: ctrl.clone(),
+                });
                 continue;
             }
-            let available = read_file(&a.join("cgroup.controllers"))?;
-            if !available.split_whitespace().any(|c| c == ctrl) {
-                return Err(CgError::UnknownController(format!(
-                    "controller {ctrl} is not available in {}",
-                    show(a)
-                )));
+            if !missing {
+                if read_file(&control)?.split_whitespace().any(|c| c == ctrl) {
+                    continue;
+                }
+                let available = read_file(&a.join("cgroup.controllers"))?;
+                if !available.split_whitespace().any(|c| c == ctrl) {
+                    return Err(CgError::UnknownController(format!(
+                        "controller {ctrl} is not available in {}",
+                        show(a)
+                    )));
+                }
+                missing = true;
             }
             if !is_v2_root(a) && !procs(a)?.is_empty() {
                 return Err(CgError::Io {
@@ -229,8 +252,19 @@ pub fn enable_v2(target: &Target, cgroup: &str) -> Result<()> {
                     source: std::io::Error::from_raw_os_error(libc::EBUSY),
                 });
             }
-            write_file(&control, &format!("+{ctrl}"))?;
+            plan.push(Enable {
+                control,
+                ctrl: ctrl.clone(),
+            });
         }
+    }
+    Ok(plan)
+}
+
+/// Make the writes of a plan, top down.
+pub fn apply_v2(plan: &[Enable]) -> Result<()> {
+    for e in plan {
+        write_file(&e.control, &format!("+{}", e.ctrl))?;
     }
     Ok(())
 }

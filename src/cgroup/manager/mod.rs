@@ -3,8 +3,10 @@
 //! socket, over cgroup v1, v2 or both (extensions.md §1).
 
 mod auth;
+mod connections;
 mod error;
 mod fsops;
+mod guarded_socket;
 mod iface;
 mod layout;
 mod mounts;

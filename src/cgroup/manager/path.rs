@@ -100,6 +100,26 @@ pub fn relative_to(path: &str, base: &str) -> Option<String> {
     }
 }
 
+/// The deepest cgroup that contains both `a` and `b` (hierarchy paths).
+pub fn common_ancestor(a: &str, b: &str) -> String {
+    let mut out = String::new();
+    for (x, y) in a
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .zip(b.split('/').filter(|p| !p.is_empty()))
+    {
+        if x != y {
+            break;
+        }
+        out.push('/');
+        out.push_str(x);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +154,15 @@ mod tests {
         assert_eq!(relative_to("/a", "/a").as_deref(), Some("/"));
         assert_eq!(relative_to("/ab", "/a"), None);
         assert_eq!(relative_to("/x/y", "/").as_deref(), Some("/x/y"));
+    }
+
+    #[test]
+    fn common_ancestors() {
+        assert_eq!(common_ancestor("/t/jail", "/t/deleg/direct"), "/t");
+        assert_eq!(common_ancestor("/t/deleg", "/t/deleg/direct"), "/t/deleg");
+        assert_eq!(common_ancestor("/a", "/b"), "/");
+        assert_eq!(common_ancestor("/", "/x"), "/");
+        assert_eq!(common_ancestor("/ab/c", "/a/c"), "/");
     }
 
     #[test]

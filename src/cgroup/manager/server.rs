@@ -1,60 +1,36 @@
-//! The listening socket and the connections: every client is served on a
-//! thread (and zbus runtime) of its own, so a client that stalls, floods
-//! or never finishes authenticating holds up nobody else.
+//! The listening socket and the connections: every client is served on
+//! one thread, by one runtime, so an idle or stalled client costs a
+//! socket and a little memory, never a thread. How many clients may be
+//! connected, authenticating or idle is bounded in connections.rs.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use thiserror::Error;
 use zbus::connection::Builder;
+use zruntime::{AsyncIo, SharedRuntime};
 
 use crate::control::peer::{guid, BusStandIn};
 
 use super::auth::Caller;
+use super::connections::{self, Admission, Registry, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT};
+use super::guarded_socket::{cut, Activity, GuardedSocket, Io, Limits};
 use super::iface::{Cgmanager, PATH};
 use super::service::Service;
 
-/// At most this many clients at once; more are turned away.
-const MAX_CLIENTS: usize = 1024;
-/// At most this many at once per user other than root, so that one user
-/// cannot use up the connections init's jobs need.
-const MAX_CLIENTS_PER_USER: usize = 64;
+/// The largest message a client may send. The manager's calls carry a
+/// few paths and values: far less than this.
+pub const MAX_MESSAGE: usize = 256 * 1024;
+/// The most a client's SASL exchange may take.
+pub const MAX_HANDSHAKE: usize = 16 * 1024;
 
-/// Connections being served, in all and per uid.
-#[derive(Default)]
-struct Counts {
-    total: usize,
-    per_uid: std::collections::HashMap<u32, usize>,
-}
-
-impl Counts {
-    fn admit(&mut self, uid: u32) -> bool {
-        let mine = self.per_uid.get(&uid).copied().unwrap_or(0);
-        if self.total >= MAX_CLIENTS || (uid != 0 && mine >= MAX_CLIENTS_PER_USER) {
-            return false;
-        }
-        self.total += 1;
-        self.per_uid.insert(uid, mine + 1);
-        true
-    }
-
-    fn leave(&mut self, uid: u32) {
-        self.total = self.total.saturating_sub(1);
-        if let Some(n) = self.per_uid.get_mut(&uid) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.per_uid.remove(&uid);
-            }
-        }
-    }
-}
-
-fn counts(c: &Mutex<Counts>) -> std::sync::MutexGuard<'_, Counts> {
-    c.lock().unwrap_or_else(|e| e.into_inner())
-}
+const LIMITS: Limits = Limits {
+    max_message: MAX_MESSAGE,
+    max_handshake: MAX_HANDSHAKE,
+};
 
 #[derive(Debug, Error)]
 pub enum ServerError {
@@ -135,7 +111,7 @@ pub fn bind(socket: &Path, log: &slog::Logger) -> Result<UnixListener, ServerErr
     Ok(listener)
 }
 
-/// Accept clients for ever, each on a thread of its own.
+/// Accept and serve clients for ever, all on the calling thread.
 pub fn serve(
     listener: UnixListener,
     service: Arc<Service>,
@@ -145,72 +121,121 @@ pub fn serve(
         what: "making a server GUID".into(),
         source: std::io::Error::other("getrandom failed"),
     })?;
-    let clients = Arc::new(Mutex::new(Counts::default()));
-    for stream in listener.incoming() {
-        let stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                slog::warn!(log, "accept: {e}");
-                // Out of descriptors and the like: let it pass.
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                continue;
-            }
-        };
-        let creds =
-            match nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
-            {
+    zbus::block_on(async move {
+        let runtime = SharedRuntime::current().map_err(io("starting the runtime"))?;
+        let listener = AsyncIo::new(&runtime, listener).map_err(io("watching the socket"))?;
+        let registry = Registry::shared();
+        loop {
+            let stream = match listener.read_with(|l| l.accept()).await {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    slog::warn!(log, "accept: {e}");
+                    // Out of descriptors and the like: let it pass.
+                    runtime.sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let creds = match nix::sys::socket::getsockopt(
+                &stream,
+                nix::sys::socket::sockopt::PeerCredentials,
+            ) {
                 Ok(c) => c,
                 Err(e) => {
                     slog::warn!(log, "no peer credentials: {e}");
                     continue;
                 }
             };
-        if !counts(&clients).admit(creds.uid()) {
-            slog::warn!(
-                log,
-                "too many clients (uid {}); refusing a connection",
-                creds.uid()
-            );
-            continue;
+            let caller = Caller {
+                pid: creds.pid(),
+                uid: creds.uid(),
+                gid: creds.gid(),
+            };
+            let activity = Arc::new(Activity::new());
+            let (socket, io) = match GuardedSocket::new(&runtime, stream, LIMITS, activity.clone())
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    slog::warn!(log, "cannot serve a client: {e}");
+                    continue;
+                }
+            };
+            let id = match connections::lock(&registry).admit(caller.uid, &io, &activity) {
+                Admission::Refused(why) => {
+                    slog::warn!(log, "refusing a connection of uid {}: {why}", caller.uid);
+                    cut(&io);
+                    continue;
+                }
+                Admission::Admitted { id, evicted } => {
+                    for (uid, why) in evicted {
+                        slog::debug!(log, "closed a connection of uid {uid}: {why}");
+                    }
+                    id
+                }
+            };
+            let client = Client {
+                caller,
+                io,
+                activity,
+                id,
+                registry: registry.clone(),
+            };
+            let task = client.serve(socket, service.clone(), guid.clone(), log.clone());
+            zruntime::spawn(task).detach();
+            // Let the new client's handshake start before the next accept:
+            // in a burst, handshakes are not left to pile up unstarted.
+            YieldOnce(false).await;
         }
-        let caller = Caller {
-            pid: creds.pid(),
-            uid: creds.uid(),
-            gid: creds.gid(),
-        };
-        let (service, guid, client_log, count) =
-            (service.clone(), guid.clone(), log.clone(), clients.clone());
-        let spawned = std::thread::Builder::new()
-            .name("client".into())
-            .spawn(move || {
-                client(stream, caller, service, guid, &client_log);
-                counts(&count).leave(caller.uid);
-            });
-        if let Err(e) = spawned {
-            counts(&clients).leave(caller.uid);
-            slog::warn!(log, "cannot serve a client: {e}");
-        }
-    }
-    Ok(())
+    })
 }
 
-/// Authenticate one client and serve it until it hangs up.
-fn client(
-    stream: UnixStream,
+/// Pending once, so that the runtime runs the other tasks that are ready.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+/// One connection being served.
+struct Client {
     caller: Caller,
-    service: Arc<Service>,
-    guid: zbus::Guid<'static>,
-    log: &slog::Logger,
-) {
-    slog::debug!(
-        log,
-        "client pid {} uid {} gid {} connected",
-        caller.pid,
-        caller.uid,
-        caller.gid
-    );
-    let result: zbus::Result<()> = zbus::block_on(async move {
-        let conn = Builder::unix_stream(stream)
+    io: Io,
+    activity: Arc<Activity>,
+    id: u64,
+    registry: connections::Shared,
+}
+
+impl Client {
+    /// Authenticate (within `HANDSHAKE_TIMEOUT`), then serve calls until
+    /// the client hangs up, stays idle too long (users other than
+    /// root), or is evicted.
+    async fn serve(
+        self,
+        socket: GuardedSocket,
+        service: Arc<Service>,
+        guid: zbus::Guid<'static>,
+        log: slog::Logger,
+    ) {
+        let caller = self.caller;
+        slog::debug!(
+            log,
+            "client pid {} uid {} gid {} connected",
+            caller.pid,
+            caller.uid,
+            caller.gid
+        );
+        let build = Builder::socket(socket)
             .server(guid)
             .p2p()
             .serve_at(PATH, Cgmanager { service, caller })
@@ -221,12 +246,42 @@ fn client(
                     subscriptions: None,
                 },
             )
-            .build()
-            .await?;
-        conn.closed().await;
-        Ok(())
-    });
-    if let Err(e) = result {
-        slog::debug!(log, "client pid {}: {e}", caller.pid);
+            .build();
+        let conn = match SharedRuntime::current() {
+            Ok(rt) => match rt.timeout(HANDSHAKE_TIMEOUT, build).await {
+                Ok(Ok(conn)) => Some((rt, conn)),
+                Ok(Err(e)) => {
+                    slog::debug!(log, "client pid {}: {e}", caller.pid);
+                    None
+                }
+                Err(_) => {
+                    slog::debug!(log, "client pid {}: no authentication in time", caller.pid);
+                    None
+                }
+            },
+            Err(e) => {
+                slog::warn!(log, "client pid {}: {e}", caller.pid);
+                None
+            }
+        };
+        if let Some((rt, conn)) = conn {
+            connections::lock(&self.registry).authenticated(self.id);
+            if caller.is_root() {
+                conn.closed().await;
+            } else {
+                loop {
+                    let left = IDLE_TIMEOUT.saturating_sub(self.activity.idle());
+                    if left.is_zero() {
+                        slog::debug!(log, "client pid {}: idle, closing", caller.pid);
+                        break;
+                    }
+                    if rt.timeout(left, conn.closed()).await.is_ok() {
+                        break;
+                    }
+                }
+            }
+        }
+        connections::lock(&self.registry).leave(self.id);
+        cut(&self.io);
     }
 }

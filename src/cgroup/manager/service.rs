@@ -8,7 +8,7 @@ use super::auth::Caller;
 use super::error::{CgError, Result};
 use super::fsops;
 use super::layout::{self, Layout, Target};
-use super::path::{file_name, relative_to, RelPath};
+use super::path::{common_ancestor, file_name, relative_to, RelPath};
 use super::reaper::{self, Shared as SharedReaper};
 
 /// State shared by every connection.
@@ -109,7 +109,9 @@ impl Service {
         if rel.is_base() {
             return Err(CgError::invalid("Create needs a cgroup below the caller's"));
         }
-        let mut all_existed = true;
+        // Every check in every hierarchy first: a refused call changes
+        // nothing anywhere.
+        let mut work = Vec::new();
         for r in self.resolve(caller, controller, &rel, Base::Caller)? {
             let base_dir = r.target.dir(&r.base)?;
             let mut levels = Vec::new();
@@ -125,6 +127,16 @@ impl Service {
                 .find(|d| d.is_dir())
                 .unwrap_or(&base_dir);
             caller.require_owner(deepest)?;
+            let plan = if r.target.is_v2() {
+                fsops::plan_v2(&r.target, &r.cgroup)?
+            } else {
+                Vec::new()
+            };
+            Self::require_plan(caller, &plan)?;
+            work.push((r, levels, plan));
+        }
+        let mut all_existed = true;
+        for (r, levels, plan) in work {
             let mut reaper = reaper::lock(&self.reaper);
             let (existed, created) = fsops::make_dirs(&levels)?;
             for d in &created {
@@ -134,14 +146,12 @@ impl Service {
                 }
             }
             drop(reaper);
-            if r.target.is_v2() {
-                if let Err(e) = fsops::enable_v2(&r.target, &r.cgroup) {
-                    // Leave nothing behind from a refused Create.
-                    for d in created.iter().rev() {
-                        let _ = std::fs::remove_dir(d);
-                    }
-                    return Err(e);
+            if let Err(e) = fsops::apply_v2(&plan) {
+                // Leave no cgroup behind from a Create that failed.
+                for d in created.iter().rev() {
+                    let _ = std::fs::remove_dir(d);
                 }
+                return Err(e);
             }
             slog::debug!(
                 self.log,
@@ -153,6 +163,16 @@ impl Service {
             all_existed &= existed;
         }
         Ok(if all_existed { 1 } else { -1 })
+    }
+
+    /// A caller other than root may enable controllers only where the
+    /// kernel would let them: in the `cgroup.subtree_control` files they
+    /// may write (those of cgroups still to be made will be theirs).
+    fn require_plan(caller: &Caller, plan: &[fsops::Enable]) -> Result<()> {
+        for e in plan.iter().filter(|e| e.control.exists()) {
+            caller.require_write(&e.control)?;
+        }
+        Ok(())
     }
 
     pub fn chown(
@@ -167,15 +187,18 @@ impl Service {
         let (Ok(uid), Ok(gid)) = (u32::try_from(uid), u32::try_from(gid)) else {
             return Err(CgError::invalid(format!("bad uid/gid {uid}/{gid}")));
         };
-        for r in self.resolve(caller, controller, &rel, Base::Caller)? {
-            Self::existing(&r)?;
+        if !caller.is_root() && (uid != caller.uid || gid != caller.gid) {
+            return Err(CgError::denied(format!(
+                "uid {} may chown cgroups only to itself ({}:{})",
+                caller.uid, caller.uid, caller.gid
+            )));
+        }
+        let all = self.resolve(caller, controller, &rel, Base::Caller)?;
+        for r in &all {
+            Self::existing(r)?;
             caller.require_owner(&r.dir)?;
-            if !caller.is_root() && (uid != caller.uid || gid != caller.gid) {
-                return Err(CgError::denied(format!(
-                    "uid {} may chown cgroups only to itself ({}:{})",
-                    caller.uid, caller.uid, caller.gid
-                )));
-            }
+        }
+        for r in &all {
             fsops::chown_cgroup(&r.dir, uid, gid)?;
         }
         Ok(())
@@ -194,6 +217,7 @@ impl Service {
             .ok()
             .filter(|m| *m <= 0o7777)
             .ok_or_else(|| CgError::invalid(format!("bad mode {mode}")))?;
+        let mut targets = Vec::new();
         for r in self.resolve(caller, controller, &rel, Base::Caller)? {
             Self::existing(&r)?;
             let target = if file.is_empty() {
@@ -202,7 +226,10 @@ impl Service {
                 r.dir.join(file_name(file)?)
             };
             caller.require_owner(&target)?;
-            fsops::chmod(&target, mode)?;
+            targets.push(target);
+        }
+        for target in &targets {
+            fsops::chmod(target, mode)?;
         }
         Ok(())
     }
@@ -221,9 +248,18 @@ impl Service {
             Base::Manager => RelPath::absolute(path)?,
         };
         caller.require_may_move(pid)?;
-        for r in self.resolve(caller, controller, &rel, base)? {
-            Self::existing(&r)?;
-            caller.require_write(&r.dir.join("cgroup.procs"))?;
+        let all = self.resolve(caller, controller, &rel, base)?;
+        for r in &all {
+            Self::existing(r)?;
+        }
+        if !caller.is_root() {
+            let own = layout::memberships(caller.pid)?;
+            let victim = layout::memberships(pid)?;
+            for r in &all {
+                Self::require_movable(caller, r, &own, &victim, pid)?;
+            }
+        }
+        for r in &all {
             let mut reaper = reaper::lock(&self.reaper);
             fsops::move_pid(&r.dir, pid)?;
             reaper.entered(&r.dir);
@@ -235,6 +271,37 @@ impl Service {
                 r.cgroup,
                 r.target.name()
             );
+        }
+        Ok(())
+    }
+
+    /// What a caller other than root needs to move `pid` to `r`: the
+    /// process must be in the caller's own cgroup or below it (whichever
+    /// base the destination was named from); the caller must be able to
+    /// write the destination's `cgroup.procs`; and on v2, as the kernel
+    /// requires, also that of the common ancestor of the process's
+    /// cgroup and the destination.
+    fn require_movable(
+        caller: &Caller,
+        r: &Resolved,
+        own: &[super::mounts::Membership],
+        victim: &[super::mounts::Membership],
+        pid: i32,
+    ) -> Result<()> {
+        let own = r.target.cgroup_of(own)?;
+        let from = r.target.cgroup_of(victim)?;
+        if relative_to(&from, &own).is_none() {
+            return Err(CgError::denied(format!(
+                "uid {} may not move process {pid}: it is in {from}, outside the caller's \
+                 cgroup {own} in {}",
+                caller.uid,
+                r.target.name()
+            )));
+        }
+        caller.require_write(&r.dir.join("cgroup.procs"))?;
+        if r.target.is_v2() {
+            let common = common_ancestor(&from, &r.cgroup);
+            caller.require_write(&r.target.dir(&common)?.join("cgroup.procs"))?;
         }
         Ok(())
     }
@@ -251,11 +318,22 @@ impl Service {
         let key = file_name(key)?;
         let r = self.resolve_one(caller, controller, &rel, Base::Caller)?;
         Self::existing(&r)?;
-        if r.target.is_v2() && !rel.is_base() {
-            fsops::enable_v2(&r.target, &r.cgroup)?;
-        }
+        let plan = if r.target.is_v2() && !rel.is_base() {
+            fsops::plan_v2(&r.target, &r.cgroup)?
+        } else {
+            Vec::new()
+        };
         let (file, value) = fsops::translate_set(&r.target, key, value)?;
         let file = r.dir.join(file);
+        // Checked before anything changes. A file that only enabling
+        // the controller makes appears as the cgroup's owner's.
+        Self::require_plan(caller, &plan)?;
+        if file.exists() || plan.is_empty() {
+            caller.require_write(&file)?;
+        } else {
+            caller.require_owner(&r.dir)?;
+        }
+        fsops::apply_v2(&plan)?;
         caller.require_write(&file)?;
         fsops::write_file(&file, &value)
     }
@@ -299,11 +377,15 @@ impl Service {
             ));
         }
         let mut existed = false;
-        for r in self.resolve(caller, controller, &rel, Base::Caller)? {
-            if !r.dir.is_dir() {
-                continue;
-            }
-            Self::require_removable(caller, &r)?;
+        let all: Vec<Resolved> = self
+            .resolve(caller, controller, &rel, Base::Caller)?
+            .into_iter()
+            .filter(|r| r.dir.is_dir())
+            .collect();
+        for r in &all {
+            Self::require_removable(caller, r)?;
+        }
+        for r in all {
             let mut reaper = reaper::lock(&self.reaper);
             fsops::remove(&r.dir, recursive)?;
             reaper.forget(&r.dir);
@@ -319,9 +401,12 @@ impl Service {
                 "the caller's own cgroup cannot be removed",
             ));
         }
-        for r in self.resolve(caller, controller, &rel, Base::Caller)? {
-            Self::existing(&r)?;
-            Self::require_removable(caller, &r)?;
+        let all = self.resolve(caller, controller, &rel, Base::Caller)?;
+        for r in &all {
+            Self::existing(r)?;
+            Self::require_removable(caller, r)?;
+        }
+        for r in &all {
             reaper::lock(&self.reaper).register(&r.dir, r.target.is_v2());
         }
         Ok(())
@@ -330,25 +415,34 @@ impl Service {
     /// Mark a subtree remove-on-empty and remove what is empty already.
     pub fn prune(&self, caller: &Caller, controller: &str, path: &str) -> Result<()> {
         let rel = RelPath::relative(path)?;
+        // The whole subtree in every hierarchy is checked before any of
+        // it is marked.
+        let mut work = Vec::new();
         for r in self.resolve(caller, controller, &rel, Base::Caller)? {
             Self::existing(&r)?;
             if !rel.is_base() {
                 Self::require_removable(caller, &r)?;
             }
-            let mut reaper = reaper::lock(&self.reaper);
+            let mut subtree = Vec::new();
             let mut stack = vec![r.dir.clone()];
             while let Some(dir) = stack.pop() {
                 for child in fsops::children(&dir)? {
                     let child = dir.join(child);
                     caller.require_owner(&child)?;
-                    reaper.register(&child, r.target.is_v2());
-                    reaper.entered(&child);
+                    subtree.push(child.clone());
                     stack.push(child);
                 }
             }
             if !rel.is_base() {
-                reaper.register(&r.dir, r.target.is_v2());
-                reaper.entered(&r.dir);
+                subtree.push(r.dir.clone());
+            }
+            work.push((r.target.is_v2(), subtree));
+        }
+        for (v2, subtree) in work {
+            let mut reaper = reaper::lock(&self.reaper);
+            for dir in &subtree {
+                reaper.register(dir, v2);
+                reaper.entered(dir);
             }
             reaper.sweep();
         }

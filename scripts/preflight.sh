@@ -1,0 +1,48 @@
+#!/bin/sh
+# Say what the test suite needs and this machine lacks, before any test
+# runs, instead of letting a test fail deep inside. Exits 1 when anything
+# is missing, unless OUTSET_PREFLIGHT=warn (then it only says so, for a
+# partial run). Run by scripts/test-all.sh (and .ci/run, after installing).
+set -u
+cd "$(dirname "$0")/.."
+
+missing=""
+lack() { missing="$missing
+  - $1"; }
+
+[ "$(id -u)" = 0 ] || lack "root (the namespace, cgroup and PID 1 tests need it)"
+
+for cmd in sh mount unshare setpriv nsenter prlimit mkfifo \
+    gdbus dbus-send dbus-daemon qemu-system-x86_64 cpio cargo; do
+    command -v "$cmd" >/dev/null 2>&1 || lack "command: $cmd"
+done
+
+# The VM and container tests pack a statically linked busybox and build
+# the static binaries against glibc's static library.
+bb=$(command -v busybox 2>/dev/null || true)
+case "$(LC_ALL=C ldd "${bb:-/nonexistent}" 2>&1)" in
+    *"not a dynamic"* | *"statically linked"*) ;;
+    *) lack "a statically linked busybox (busybox-static)" ;;
+esac
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || lack "static glibc: /usr/lib/x86_64-linux-gnu/libc.a (libc6-dev)"
+ls /boot/vmlinuz-*-cloud-amd64 >/dev/null 2>&1 ||
+    lack "a cloud kernel: /boot/vmlinuz-*-cloud-amd64 (linux-image-cloud-amd64)"
+
+# The fork-exhaustion test caps init with a pids cgroup: v1's, or v2's.
+pids=""
+[ -e /sys/fs/cgroup/pids/cgroup.procs ] && pids=v1
+if [ -z "$pids" ]; then
+    for mnt in $(awk '{ for (i = 7; i < NF; i++) if ($i == "-") break;
+                        if ($(i + 1) == "cgroup2") print $5 }' /proc/self/mountinfo); do
+        grep -qw pids "$mnt/cgroup.controllers" 2>/dev/null && pids=v2
+    done
+fi
+[ -n "$pids" ] || lack "the pids cgroup controller (v1 at /sys/fs/cgroup/pids, or in a cgroup2 mount)"
+
+corpus="${OUTSET_CORPUS:-../shared/corpus}"
+[ -d "$corpus/jobs" ] || lack "the job-file corpus: $corpus/jobs (set OUTSET_CORPUS)"
+
+if [ -n "$missing" ]; then
+    echo "The tests need what this machine lacks:$missing" >&2
+    [ "${OUTSET_PREFLIGHT:-}" = warn ] || exit 1
+fi

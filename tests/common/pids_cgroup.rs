@@ -1,0 +1,119 @@
+//! A pids cgroup of the test's own, on whichever layout the host has:
+//! cgroup v1's `pids` hierarchy when it is mounted, else the pids
+//! controller of the cgroup2 hierarchy. `OUTSET_TEST_PIDS_CGROUP=v1|v2`
+//! forces one; a host without the forced (or any) one fails the test.
+
+use std::path::{Path, PathBuf};
+
+pub struct PidsCgroup {
+    /// The cgroup made for the test (holds `pids.max`, `pids.current`).
+    pub dir: PathBuf,
+    /// Where its processes go back to before it is removed.
+    home: PathBuf,
+}
+
+const V1: &str = "/sys/fs/cgroup/pids";
+
+impl PidsCgroup {
+    pub fn new() -> PidsCgroup {
+        let name = format!("outset-test-{}", std::process::id());
+        match std::env::var("OUTSET_TEST_PIDS_CGROUP").ok().as_deref() {
+            Some("v1") => Self::v1(&name),
+            Some("v2") => Self::v2(&name),
+            Some(other) => panic!("OUTSET_TEST_PIDS_CGROUP={other}: expected v1 or v2"),
+            None if Path::new(V1).join("cgroup.procs").exists() => Self::v1(&name),
+            None => Self::v2(&name),
+        }
+    }
+
+    fn v1(name: &str) -> PidsCgroup {
+        let root = PathBuf::from(V1);
+        assert!(
+            root.join("cgroup.procs").exists(),
+            "no cgroup v1 pids hierarchy at {V1}"
+        );
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).expect("create pids cgroup");
+        PidsCgroup { dir, home: root }
+    }
+
+    /// A sibling of the test's own cgroup2 (or a child of the root when
+    /// the test is in the root), with `+pids` enabled from the root down
+    /// to its parent: a non-root parent must hold no process, so the test's
+    /// own cgroup (which does) is never the parent.
+    fn v2(name: &str) -> PidsCgroup {
+        let mount = v2_mount().expect("no cgroup2 mount in /proc/self/mountinfo");
+        let own_rel = std::fs::read_to_string("/proc/self/cgroup")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+            })
+            .expect("no cgroup2 entry in /proc/self/cgroup");
+        let own = mount.join(own_rel.trim_start_matches('/'));
+        let parent = if own == mount {
+            mount.clone()
+        } else {
+            own.parent().map(Path::to_path_buf).unwrap_or(mount.clone())
+        };
+        let offered = std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
+        assert!(
+            offered.split_whitespace().any(|c| c == "pids"),
+            "the cgroup2 hierarchy at {} offers no pids controller (it offers: {}); \
+             is pids bound to a cgroup v1 hierarchy?",
+            mount.display(),
+            offered.trim()
+        );
+        let mut chain: Vec<&Path> = parent
+            .ancestors()
+            .take_while(|a| a.starts_with(&mount))
+            .collect();
+        chain.reverse();
+        for cg in chain {
+            let control = cg.join("cgroup.subtree_control");
+            let enabled = std::fs::read_to_string(&control).unwrap_or_default();
+            if !enabled.split_whitespace().any(|c| c == "pids") {
+                if let Err(e) = std::fs::write(&control, "+pids") {
+                    panic!("enable pids in {}: {e}", control.display());
+                }
+            }
+        }
+        let dir = parent.join(name);
+        std::fs::create_dir_all(&dir).expect("create pids cgroup");
+        assert!(
+            dir.join("pids.max").exists(),
+            "{} has no pids.max",
+            dir.display()
+        );
+        PidsCgroup { dir, home: own }
+    }
+
+    /// Move `pid` into the cgroup.
+    pub fn enter(&self, pid: i32) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).expect("move into cgroup");
+    }
+}
+
+/// Where the first cgroup2 hierarchy is mounted.
+fn v2_mount() -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - TYPE ...
+        let (left, right) = line.split_once(" - ")?;
+        (right.split_whitespace().next() == Some("cgroup2"))
+            .then(|| left.split_whitespace().nth(4).map(PathBuf::from))
+            .flatten()
+    })
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        // Only an empty cgroup can go: anything left goes back home.
+        if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
+            for p in procs.lines() {
+                let _ = std::fs::write(self.home.join("cgroup.procs"), p);
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
