@@ -37,4 +37,5 @@ pub mod panic_guard;
 pub mod pid1;
 pub mod reexec;
 pub mod spawn;
+pub mod sys;
 pub mod utmp;

@@ -157,8 +157,7 @@ fn main() -> ExitCode {
             args.runlevel.join(" ")
         ));
     }
-    // SAFETY: getuid has no preconditions.
-    if !args.user && unsafe { libc::getuid() } != 0 {
+    if !args.user && !nix::unistd::getuid().is_root() {
         return fatal("Need to be root");
     }
     if !args.user && !is_pid1 {

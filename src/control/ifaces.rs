@@ -99,8 +99,7 @@ async fn permitted(
             .ok(),
         _ => None,
     };
-    // SAFETY: getuid has no preconditions.
-    if uid == Some(unsafe { libc::getuid() }) {
+    if uid == Some(nix::unistd::getuid().as_raw()) {
         return Ok(());
     }
     Err(UpstartError(CallError::new(

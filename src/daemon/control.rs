@@ -157,8 +157,7 @@ impl Daemon {
                 use std::os::fd::AsRawFd;
                 let fd = file.as_raw_fd();
                 // Inheritable while the event exists, so jobs it starts get it.
-                // SAFETY: fcntl on a descriptor we own.
-                unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+                let _ = self.shell.sys.set_cloexec(fd, false);
                 self.shell.event_fds.insert(fd, file);
                 if wait {
                     let token = self.pending.park(reply, Value::Unit);

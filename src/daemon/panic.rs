@@ -144,19 +144,9 @@ impl Daemon {
                 let sig = Signal::try_from(info.ssi_signo as i32);
                 term |= matches!(sig, Ok(Signal::SIGTERM) | Ok(Signal::SIGINT));
             }
-            loop {
-                // SAFETY: waitid fills the zeroed siginfo we own.
-                let pid = unsafe {
-                    let mut info: libc::siginfo_t = std::mem::zeroed();
-                    if libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOHANG) < 0 {
-                        break;
-                    }
-                    info.si_pid()
-                };
-                if pid == 0 {
-                    break;
-                }
-                self.log(Level::Info, &format!("Reaped process {pid}"));
+            let reap = crate::sys::WaitFlags::default();
+            while let Ok(Some(child)) = self.shell.sys.wait(crate::sys::WaitFor::Any, reap) {
+                self.log(Level::Info, &format!("Reaped process {}", child.pid));
             }
             if term && self.config.mode != crate::pid1::Mode::Machine {
                 self.log(Level::Fatal, "Ending after a failed recovery");

@@ -68,11 +68,6 @@ struct DaemonState {
     job_nofile: Option<(u64, u64)>,
 }
 
-pub(super) fn inheritable(fd: RawFd) {
-    // SAFETY: fcntl on a descriptor this process owns.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-}
-
 /// outset's own payload, decoded: `None` if it is not outset's (an
 /// Upstart payload, say).
 type Decoded = Option<(Engine, Vec<crate::config::ConfSource>, DaemonState)>;
@@ -151,8 +146,7 @@ impl Daemon {
     fn capture_daemon(&self) -> (Handover, serde_json::Value, Vec<RawFd>) {
         let mut io = Vec::new();
         let mut handover = Handover {
-            // SAFETY: getuid has no preconditions.
-            uid: unsafe { libc::getuid() },
+            uid: nix::unistd::getuid().as_raw(),
             ..Handover::default()
         };
         for entry in self.shell.io.values() {
@@ -236,9 +230,9 @@ impl Daemon {
 
     /// Clear close-on-exec on every descriptor the payload names (files
     /// carried by events already are inheritable).
-    fn make_inheritable(fds: &[RawFd]) {
+    fn make_inheritable(&self, fds: &[RawFd]) {
         for fd in fds {
-            inheritable(*fd);
+            let _ = self.shell.sys.set_cloexec(*fd, false);
         }
     }
 
@@ -285,7 +279,7 @@ impl Daemon {
             handover: &handover,
             daemon,
         };
-        Self::make_inheritable(&fds);
+        self.make_inheritable(&fds);
         let handed = super::state_pipe::hand_over(&Payload::new(&input));
         let state_fd = match handed {
             Ok(fd) => Some(fd),
@@ -346,7 +340,7 @@ impl Daemon {
         // never ends its shell's input). The control server was never
         // closed, so it keeps answering.
         for fd in fds {
-            mark_cloexec(*fd);
+            let _ = self.shell.sys.set_cloexec(*fd, true);
         }
         let _ = self.handled_signals().thread_set_mask();
     }
@@ -404,7 +398,7 @@ impl Daemon {
         for (pid, text, fd) in state.scripts.into_iter().filter(|s| adopt(s.2)) {
             // SAFETY: as above.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-            mark_cloexec(fd);
+            let _ = self.shell.sys.set_cloexec(fd, true);
             self.shell.scripts.insert(pid, (text, owned));
         }
         let items: Vec<IoState> = state
@@ -465,7 +459,7 @@ impl Daemon {
                     Interest::WRITABLE,
                 ),
             };
-            mark_cloexec(fd);
+            let _ = self.shell.sys.set_cloexec(fd, true);
             self.shell.register_restored(io, interest);
         }
         self.log(Level::Info, "Stateful re-exec completed");
@@ -551,7 +545,7 @@ impl Daemon {
         };
         for (fd, job, process) in imported.spawns.iter().filter(|(fd, ..)| ok(*fd)) {
             let pid = pid_of(&engine, job, *process);
-            mark_cloexec(*fd);
+            let _ = self.shell.sys.set_cloexec(*fd, true);
             self.shell.register_restored(
                 Io::Status {
                     pid,
@@ -573,7 +567,7 @@ impl Daemon {
                 continue;
             };
             let jl = JobLog::with_pending(path, &log.unflushed);
-            mark_cloexec(log.pty_fd);
+            let _ = self.shell.sys.set_cloexec(log.pty_fd, true);
             self.shell.register_restored(
                 Io::Log {
                     pid,
@@ -585,7 +579,7 @@ impl Daemon {
         }
         for script in imported.scripts.into_iter().filter(|s| ok(s.shell_fd)) {
             let pid = pid_of(&engine, &script.job, script.process);
-            mark_cloexec(script.shell_fd);
+            let _ = self.shell.sys.set_cloexec(script.shell_fd, true);
             // SAFETY: inherited from Upstart, owned by us now.
             let fd = unsafe { OwnedFd::from_raw_fd(script.shell_fd) };
             self.shell.scripts.insert(pid, (script.script, fd));
@@ -623,11 +617,6 @@ impl Daemon {
 fn own(fd: RawFd) -> File {
     // SAFETY: inherited from the previous image, owned by us from now on.
     unsafe { File::from_raw_fd(fd) }
-}
-
-fn mark_cloexec(fd: RawFd) {
-    // SAFETY: fcntl on a descriptor this process owns.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
 }
 
 /// Every signal that can be blocked.

@@ -15,9 +15,9 @@ use super::logger;
 use crate::control::{Broadcast, ToBroadcaster};
 use crate::job::{Level, Notice, Reply, SpawnError, SpawnRequest, Sys};
 use crate::spawn::{
-    fork_child, log_path, needs_helper, open_self_exe, prepare, record, PtyUnavailable,
-    SpawnSettings,
+    log_path, needs_helper, open_self_exe, prepare, record, PtyUnavailable, SpawnSettings,
 };
+use crate::sys::Syscall;
 
 /// What a readiness token belongs to.
 pub enum Io {
@@ -69,6 +69,8 @@ fn read_to_end(file: &mut File, buf: &mut Vec<u8>) -> bool {
 }
 
 pub struct Shell {
+    /// The kernel (a recording fake in unit tests).
+    pub sys: Box<dyn Syscall>,
     pub registry: Registry,
     pub logger: slog::Logger,
     /// The logger's priority (see `logger::enabled`).
@@ -111,28 +113,13 @@ pub struct Shell {
     no_pty: std::collections::HashSet<String>,
 }
 
-fn errno_result(rc: libc::c_long) -> Result<(), Errno> {
-    if rc < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
-    }
-}
-
 fn file(fd: OwnedFd) -> File {
     File::from(fd)
 }
 
-fn set_nonblocking(fd: &impl AsRawFd) {
-    // SAFETY: fcntl on an fd we own.
-    unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
-    }
-}
-
 impl Shell {
     pub fn new(
+        sys: Box<dyn Syscall>,
         registry: Registry,
         logger: slog::Logger,
         log_priority: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -140,6 +127,7 @@ impl Shell {
         logdir: PathBuf,
     ) -> Self {
         Shell {
+            sys,
             registry,
             logger,
             log_priority,
@@ -168,7 +156,7 @@ impl Shell {
     pub fn register_restored(&mut self, io: Io, interest: Interest) {
         match &io {
             Io::Status { file, .. } | Io::Log { file, .. } | Io::Script { file, .. } => {
-                set_nonblocking(file)
+                let _ = self.sys.set_nonblocking(file.as_raw_fd());
             }
         }
         self.register(io, interest);
@@ -335,7 +323,7 @@ impl Shell {
         let Some((text, fd)) = self.scripts.remove(&pid) else {
             return;
         };
-        set_nonblocking(&fd);
+        let _ = self.sys.set_nonblocking(fd.as_raw_fd());
         let data = format!("exec 9<&-\n{text}").into_bytes();
         let token = self.register(
             Io::Script {
@@ -445,7 +433,7 @@ impl Shell {
     /// that is not our child) and watch it, to learn of its end even if
     /// someone else reaps it.
     fn watch_pid(&mut self, pid: i32) {
-        let Some(fd) = super::pidfd::open(pid) else {
+        let Some(fd) = super::pidfd::open(&*self.sys, pid) else {
             return;
         };
         let token = Token(self.next_token);
@@ -471,7 +459,7 @@ impl Shell {
     /// loop; anything else will never be, so report it here.
     fn pidfd_ready(&mut self, pid: i32) -> Option<Outcome> {
         let (_, fd) = self.pidfds.get(&pid)?;
-        if !super::pidfd::gone_elsewhere(fd) {
+        if !super::pidfd::gone_elsewhere(&*self.sys, fd) {
             return None;
         }
         self.forget_pid(pid);
@@ -550,10 +538,10 @@ impl Sys for Shell {
             Err(e) => return Err(SpawnError::Prepare(e)),
         };
         self.note_changes();
-        // SAFETY: the daemon is single-threaded; the child only uses the
-        // prepared data.
-        let pid = unsafe { fork_child(&spawned.prepared) }
-            .map_err(|e| SpawnError::Fork(Errno::from_raw(e)))?;
+        let pid = self
+            .sys
+            .spawn(&spawned.prepared)
+            .map_err(SpawnError::Fork)?;
         // The child's ends close here with `prepared`.
         drop(spawned.prepared);
         // Non-blocking from its creation (see `status_pipe`).
@@ -601,32 +589,30 @@ impl Sys for Shell {
     fn kill(&mut self, pid: i32, signal: i32, group: bool) -> Result<(), Errno> {
         self.note_changes();
         if let Some((_, fd)) = self.pidfds.get(&pid) {
-            return super::pidfd::kill(fd, pid, signal, group).map_err(Errno::from_raw);
+            return super::pidfd::kill(&*self.sys, fd, pid, signal, group).map_err(Errno::from_raw);
         }
         // Our own child: until the loop reaps it (and tells the engine, in
         // the same turn) its pid cannot be reused, so a pidfd opened now is
         // bound to it.
-        if let Some(fd) = super::pidfd::open(pid) {
-            return super::pidfd::kill(&fd, pid, signal, group).map_err(Errno::from_raw);
+        if let Some(fd) = super::pidfd::open(&*self.sys, pid) {
+            return super::pidfd::kill(&*self.sys, &fd, pid, signal, group)
+                .map_err(Errno::from_raw);
         }
         // Without a pidfd (a kernel without pidfds) the pid is all there is.
-        // SAFETY: plain syscalls.
-        let rc = unsafe {
-            let pgid = if group { libc::getpgid(pid) } else { -1 };
-            // Never our own group (a reused pid, or a process that has not
-            // left it) and never group 1: that would signal init itself, or
-            // as PID 1 every process.
-            if pgid > 1 && pgid != libc::getpgrp() {
-                libc::kill(-pgid, signal)
-            } else {
-                libc::kill(pid, signal)
-            }
-        };
-        if rc < 0 {
-            Err(Errno::last())
+        let pgid = if group {
+            self.sys.getpgid(pid).unwrap_or(-1)
         } else {
-            Ok(())
-        }
+            -1
+        };
+        // Never our own group (a reused pid, or a process that has not
+        // left it) and never group 1: that would signal init itself, or
+        // as PID 1 every process.
+        let target = if pgid > 1 && pgid != self.sys.getpgrp() {
+            -pgid
+        } else {
+            pid
+        };
+        self.sys.kill(target, signal)
     }
 
     fn log(&mut self, level: Level, message: String) {
@@ -660,31 +646,19 @@ impl Sys for Shell {
         } else {
             0
         };
-        // SAFETY: ptrace on a tracee of ours, integer arguments.
-        errno_result(unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts as libc::c_long) })
+        self.sys.ptrace_setoptions(pid, opts)
     }
 
     fn ptrace_cont(&mut self, pid: i32, signal: i32) -> Result<(), Errno> {
-        // SAFETY: as above.
-        errno_result(unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, signal as libc::c_long) })
+        self.sys.ptrace_cont(pid, signal)
     }
 
     fn ptrace_detach(&mut self, pid: i32) -> Result<(), Errno> {
-        // SAFETY: as above.
-        errno_result(unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) })
+        self.sys.ptrace_detach(pid)
     }
 
     fn ptrace_new_child(&mut self, pid: i32) -> Result<i32, Errno> {
-        let mut msg: libc::c_ulong = 0;
-        // SAFETY: GETEVENTMSG writes one c_ulong into `msg`.
-        errno_result(unsafe {
-            libc::ptrace(
-                libc::PTRACE_GETEVENTMSG,
-                pid,
-                0,
-                &mut msg as *mut libc::c_ulong,
-            )
-        })?;
+        let msg = self.sys.ptrace_geteventmsg(pid)?;
         // Stopped at its creation and traced by us: nobody can reap it yet.
         self.watch_pid(msg as i32);
         Ok(msg as i32)

@@ -110,8 +110,7 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(&e),
     };
-    // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
+    let uid = nix::unistd::getuid();
     let outer_pid = std::process::id();
     let mut control_name = None;
     if pid_ns {
