@@ -144,6 +144,10 @@ fn main() -> ExitCode {
     if let Ok(cwd) = std::env::current_dir() {
         args.resolve_paths(&cwd);
     }
+    // As Upstart's init: the environment can ask for the test mode too.
+    if !args.user && std::env::var_os("UPSTART_USE_SESSION_BUS").is_some() {
+        args.session = true;
+    }
     let console = match args.default_console.as_deref() {
         None => Console::Log,
         Some(v) => match Console::from_keyword(v) {
@@ -157,10 +161,15 @@ fn main() -> ExitCode {
             args.runlevel.join(" ")
         ));
     }
-    if !args.user && !nix::unistd::getuid().is_root() {
+    if args.user && args.session {
+        return usage_error("--session and --user cannot be combined");
+    }
+    // Upstart's test mode: a system init that is neither root nor PID 1.
+    let system = !args.user && !args.session;
+    if system && !nix::unistd::getuid().is_root() {
         return fatal("Need to be root");
     }
-    if !args.user && !is_pid1 {
+    if system && !is_pid1 {
         if !args.runlevel.is_empty() {
             telinit::hand_off(&argv);
         }
@@ -187,7 +196,8 @@ fn main() -> ExitCode {
             env_confdir.as_deref(),
         )
     };
-    let machine = is_pid1 && !args.user && !container_mode(args.container);
+    let system_pid1 = system && is_pid1;
+    let machine = system_pid1 && !container_mode(args.container);
     // Kept open (and so locked) until outset exits or re-execs.
     let (logdir, _logdir_lock) = match prepare_logdir(&args, machine) {
         Ok(d) => d,
@@ -201,7 +211,7 @@ fn main() -> ExitCode {
         old as u32
     };
     let mut job_env: Vec<String> = Vec::new();
-    if is_pid1 && !args.user {
+    if system_pid1 {
         let opts = outset::boot::BootOptions {
             container: !machine,
             restart: args.restart,
@@ -215,7 +225,7 @@ fn main() -> ExitCode {
         job_env.extend(std::env::vars().map(|(k, v)| format!("{k}={v}")));
     }
     pass_path_and_term(&mut job_env);
-    if is_pid1 && !args.user && !machine {
+    if system_pid1 && !machine {
         // Jobs can tell they run in a container, as with LXC and systemd.
         let engine = std::env::var("container").unwrap_or_else(|_| "outset".to_string());
         outset::env::set(&mut job_env, format!("container={engine}"));
@@ -241,6 +251,8 @@ fn main() -> ExitCode {
         // As PID 1 outside a container, SIGTERM asks for a re-exec.
         mode: if args.user {
             Mode::User
+        } else if args.session {
+            Mode::Session
         } else if container_mode(args.container) {
             Mode::Container
         } else {
@@ -248,7 +260,7 @@ fn main() -> ExitCode {
         },
         run: None,
         control_name: None,
-        kmsg: !args.user && is_pid1 && !container_mode(args.container),
+        kmsg: machine,
         no_dbus: args.no_dbus,
         argv,
         restart: args.restart,

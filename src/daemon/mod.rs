@@ -218,6 +218,11 @@ impl Daemon {
         } else if self.config.user_mode {
             let uid = nix::unistd::getuid();
             format!("/com/ubuntu/upstart-session/{uid}/{}", std::process::id())
+        } else if self.config.mode == Mode::Session {
+            // Several test inits may run at once, beside a real one: each
+            // keeps its private socket to itself.
+            let uid = nix::unistd::getuid();
+            format!("/com/ubuntu/upstart-test/{uid}/{}", std::process::id())
         } else {
             "/com/ubuntu/upstart".to_string()
         };
@@ -235,10 +240,11 @@ impl Daemon {
             Ok(broadcast) => {
                 if !self.config.user_mode && !self.config.no_dbus {
                     // Early in boot there is no bus yet; failing is silent.
-                    let address = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
-                        .unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".to_string());
-                    let (tx, _rx) = futures_channel::oneshot::channel();
-                    let _ = broadcast.send(crate::control::ToBroadcaster::ConnectBus(address, tx));
+                    if let Some(address) = self.bus_address() {
+                        let (tx, _rx) = futures_channel::oneshot::channel();
+                        let _ =
+                            broadcast.send(crate::control::ToBroadcaster::ConnectBus(address, tx));
+                    }
                 }
                 self.shell.control = Some(broadcast);
                 self.requests = Some(rx);
@@ -258,6 +264,26 @@ impl Daemon {
             ),
         }
         Ok(())
+    }
+
+    /// The message bus a system init joins: the system bus, or in
+    /// Upstart's test mode (`--session`) the session bus, which must be
+    /// named in the environment.
+    fn bus_address(&mut self) -> Option<String> {
+        if self.config.mode != Mode::Session {
+            return Some(
+                std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
+                    .unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".to_string()),
+            );
+        }
+        let address = std::env::var("DBUS_SESSION_BUS_ADDRESS").ok();
+        if address.is_none() {
+            self.log(
+                Level::Warn,
+                "Unable to connect to the D-Bus session bus: DBUS_SESSION_BUS_ADDRESS is not set",
+            );
+        }
+        address
     }
 
     /// `$XDG_RUNTIME_DIR/upstart/sessions/PID.session` for `initctl

@@ -57,6 +57,8 @@ pub fn handled(mode: Mode, keyboard: bool) -> SigSet {
         // Ctrl-C ends a session started from a terminal.
         Mode::User => list.push(Signal::SIGINT),
         Mode::Run => list.extend(FORWARDED),
+        // No console, no keyboard, no power supply of its own.
+        Mode::Session => {}
     }
     // SAFETY: a zeroed sigset_t is emptied before use; sigaddset with
     // valid signal numbers.
@@ -85,7 +87,7 @@ pub fn meaning(mode: Mode, signo: i32) -> Meaning {
         (_, Signal::SIGCHLD) => Meaning::Nothing,
         (Mode::Run, s) if FORWARDED.contains(&s) => Meaning::Forward(signo),
         (_, Signal::SIGHUP) => Meaning::Reload,
-        (Mode::Machine, Signal::SIGTERM) => Meaning::Reexec,
+        (Mode::Machine | Mode::Session, Signal::SIGTERM) => Meaning::Reexec,
         (Mode::Container, Signal::SIGTERM) => Meaning::Stop(StopAction::PowerOff),
         (Mode::User, Signal::SIGTERM | Signal::SIGINT) => Meaning::Quiesce,
         (Mode::Machine | Mode::Container, Signal::SIGINT) => Meaning::Event("control-alt-delete"),
@@ -123,6 +125,13 @@ mod tests {
         );
         assert_eq!(meaning(Mode::User, term), Meaning::Quiesce);
         assert_eq!(meaning(Mode::Run, term), Meaning::Forward(term));
+        assert_eq!(meaning(Mode::Session, term), Meaning::Reexec);
+    }
+
+    #[test]
+    fn session_test_mode_leaves_sigint_alone() {
+        assert!(!handled(Mode::Session, false).contains(Signal::SIGINT));
+        assert_eq!(meaning(Mode::Session, libc::SIGINT), Meaning::Nothing);
     }
 
     #[test]

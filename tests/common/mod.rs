@@ -4,6 +4,7 @@
 pub mod namespace;
 pub mod pids_cgroup;
 pub mod procs;
+pub mod session_bus;
 pub mod wire;
 
 use std::path::PathBuf;
