@@ -556,6 +556,63 @@ fn environment_log_priority_and_config_commands() {
     );
 }
 
+/// Upstart's check-config judges each condition as a tree: the first
+/// operator (or the root) that cannot be satisfied has every unknown event
+/// and job below it listed, even when an `or` above it is satisfied, in
+/// the order of Upstart's tree (an operator's second operand first). The
+/// expected texts are those Upstart 1.13 prints for the same files.
+#[test]
+fn check_config_lists_unsatisfiable_sub_expressions_in_tree_order() {
+    let complex = "start on (starting mountall\n      or (hello\n          and (stopped gdm\n              or stopped kdm\n              or stopped xdm\n              or stopped lxdm)))\n";
+    let plymouth =
+        format!("{complex}stop on (stopping portmap\n         or (wibble or starting beano))\n");
+    let s = common::start_session(
+        "check-config-tree",
+        &[
+            ("plymouth", &plymouth),
+            ("mountall", "exec true\n"),
+            ("portmap", "exec true\nemits hello\n"),
+            ("gdm", "exec true\n"),
+        ],
+        &[],
+    );
+    let (rc, out, _) = s.ctl(&["check-config"]);
+    assert_eq!(rc, 1);
+    assert_eq!(
+        out,
+        "plymouth\n  stop on: unknown job beano\n  stop on: unknown event wibble\n"
+    );
+
+    // The whole start condition unsatisfiable: every unknown job of it.
+    std::fs::remove_file(s.dir.0.join("conf/gdm.conf")).expect("remove gdm");
+    s.dir.write(
+        "conf/plymouth.conf",
+        &complex.replace("(hello", "(runlevel [016]"),
+    );
+    s.wait_for("the reload", || {
+        s.ctl(&["status", "gdm"]).0 != 0
+            && s.ctl(&["show-config", "plymouth"]).1.contains("runlevel")
+    });
+    assert_eq!(
+        s.ctl(&["check-config", "--ignore-events=runlevel"]).1,
+        "plymouth\n  start on: unknown job lxdm\n  start on: unknown job xdm\n  start on: unknown job kdm\n  start on: unknown job gdm\n"
+    );
+
+    // A job event names the first of its arguments that is `JOB=NAME`
+    // or, first, a plain word.
+    s.dir.write(
+        "conf/plymouth.conf",
+        "start on starting mountall JOB=nothere\n",
+    );
+    s.wait_for("the reload", || {
+        s.ctl(&["show-config", "plymouth"]).1.contains("nothere")
+    });
+    assert_eq!(
+        s.ctl(&["check-config", "plymouth"]),
+        (0, String::new(), String::new())
+    );
+}
+
 #[test]
 fn telinit_emits_runlevel_and_runlevel_reads_utmp() {
     let s = Session::start(
