@@ -173,6 +173,23 @@ fn an_unusable_log_directory_is_reported() {
     }
 }
 
+/// Upstart's own suites remove an init's log directory right after
+/// killing it with SIGKILL: the lock leaves nothing behind in it.
+#[test]
+fn the_log_directory_of_a_killed_init_can_be_removed() {
+    let mut s = start_session("lock-rmdir", &[], &[]);
+    let logs = s.dir.0.join("logs");
+    assert!(logs.is_dir());
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+    let left: Vec<_> = std::fs::read_dir(&logs)
+        .expect("log dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    std::fs::remove_dir(&logs).expect("rmdir the log directory");
+}
+
 #[test]
 fn a_second_init_on_the_same_log_directory_names_the_first() {
     let first = start_session("lock-a", &[], &[]);
