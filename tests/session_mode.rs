@@ -212,6 +212,85 @@ fn a_test_init_needs_no_root() {
     assert_eq!(uid, "65534");
 }
 
+/// `outset --session` on `bus_address`, with no bus started by the test.
+fn spawn_on(dir: &TempDir, bus_address: &str, extra: &[&str]) -> Child {
+    let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
+    Command::new(env!("CARGO_BIN_EXE_outset"))
+        .arg("--session")
+        .args(extra)
+        .arg("--confdir")
+        .arg(dir.0.join("conf"))
+        .arg("--logdir")
+        .arg(dir.0.join("logs"))
+        .env("DBUS_SESSION_BUS_ADDRESS", bus_address)
+        .env_remove("UPSTART_SESSION")
+        .stdin(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("outset")
+}
+
+#[test]
+fn sigusr1_has_a_test_init_join_a_bus_started_after_it() {
+    let dir = job_dir("session-usr1");
+    let address = format!("unix:path={}/session_bus_socket", dir.0.display());
+    let mut child = spawn_on(&dir, &address, &[]);
+    let bus = SessionBus::start(&dir.0);
+    assert_eq!(bus.address.split(',').next(), Some(address.as_str()));
+    let version = || {
+        Command::new("timeout")
+            .args(["30", env!("CARGO_BIN_EXE_initctl"), "--session", "version"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !version() {
+        assert!(Instant::now() < deadline, "init never joined the bus");
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn sigusr1_does_not_end_a_test_init_without_a_bus() {
+    let dir = job_dir("session-usr1-nodbus");
+    let mut child = spawn_on(&dir, "unix:path=/nonexistent/bus", &["--no-dbus"]);
+    // Once running, SIGUSR1 is read by the main loop; before, it would
+    // end any process: wait for the loop to be up.
+    let log = || std::fs::read_to_string(dir.0.join("daemon.log")).unwrap_or_default();
+    let up = || {
+        std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+            .map(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("SigBlk:"))
+                    .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+                    .is_some_and(|m| m & (1 << (libc::SIGUSR1 - 1)) != 0)
+            })
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !up() {
+        assert!(
+            Instant::now() < deadline,
+            "never blocked SIGUSR1; log:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+    // A bound for something that must never happen.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(child.try_wait().expect("try_wait").is_none(), "{}", log());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[test]
 fn session_and_user_cannot_be_combined() {
     let o = Command::new(env!("CARGO_BIN_EXE_outset"))

@@ -238,15 +238,11 @@ impl Daemon {
         let patience = std::time::Duration::from_millis(if self.config.restart { 2000 } else { 0 });
         match crate::control::start(&name, handle, patience) {
             Ok(broadcast) => {
+                self.shell.control = Some(broadcast);
                 if !self.config.user_mode && !self.config.no_dbus {
                     // Early in boot there is no bus yet; failing is silent.
-                    if let Some(address) = self.bus_address() {
-                        let (tx, _rx) = futures_channel::oneshot::channel();
-                        let _ =
-                            broadcast.send(crate::control::ToBroadcaster::ConnectBus(address, tx));
-                    }
+                    self.join_bus();
                 }
-                self.shell.control = Some(broadcast);
                 self.requests = Some(rx);
                 self.shell.view = Some(view.clone());
                 self.view = Some(view);
@@ -264,6 +260,18 @@ impl Daemon {
             ),
         }
         Ok(())
+    }
+
+    /// Join the bus of a system init (no-op when already on one); a
+    /// failure is silent, as the bus may not have started yet.
+    fn join_bus(&mut self) {
+        let Some(address) = self.bus_address() else {
+            return;
+        };
+        if let Some(control) = &self.shell.control {
+            let (tx, _rx) = futures_channel::oneshot::channel();
+            let _ = control.send(crate::control::ToBroadcaster::ConnectBus(address, tx));
+        }
     }
 
     /// The message bus a system init joins: the system bus, or in
@@ -616,8 +624,11 @@ impl Daemon {
                     self.engine.emit(name, Vec::new());
                 }
                 Meaning::Forward(sig) => self.run_forward(sig),
+                Meaning::JoinBus if !self.config.no_dbus && !self.config.user_mode => {
+                    self.join_bus();
+                }
                 Meaning::Reexec | Meaning::Quiesce | Meaning::Stop(_) => last = Some(m),
-                Meaning::Reload | Meaning::Nothing => {}
+                Meaning::Reload | Meaning::JoinBus | Meaning::Nothing => {}
             }
         }
         match last {
