@@ -297,3 +297,130 @@ fn usage_errors() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("Usage: outset run "));
 }
+
+/// The exit status of a run that failed before its command (fail fast).
+const FAILED_BEFORE_COMMAND: i32 = 125;
+
+#[test]
+fn a_service_that_fails_before_the_command_ends_the_run_at_once() {
+    common::namespace::assert_root();
+    for (i, mode) in MODES.into_iter().enumerate() {
+        let m = marker(30 + i as u32);
+        // A service whose main process dies at once after some output; a
+        // sibling that would otherwise keep the run settling for long.
+        let postgres = "start on startup\n\
+             exec sh -c 'for n in $(seq 1 30); do echo line $n; done; exit 1'\n";
+        let slow =
+            format!("start on startup\nconsole none\npre-start exec sleep {m}\nexec sleep 1000\n");
+        // A pre-start that fails.
+        let broken =
+            "start on startup\nconsole log\npre-start exec sh -c 'echo broken-pre; exit 4'\n\
+             exec sleep 1000\n";
+        for (name, job, how) in [
+            (
+                "postgres",
+                postgres,
+                "postgres failed: main process exited with status 1",
+            ),
+            (
+                "broken",
+                broken,
+                "broken failed: pre-start process exited with status 4",
+            ),
+        ] {
+            let dir = TempDir::new("run-failfast");
+            let out = output(outset_run(
+                &dir,
+                &[(name, job), ("slow", &slow)],
+                mode,
+                &["touch", &dir.0.join("ran").display().to_string()],
+            ));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(FAILED_BEFORE_COMMAND),
+                "{mode:?} {name}: {err}"
+            );
+            assert!(
+                err.contains(&format!("outset run: {how}")),
+                "{mode:?}: {err}"
+            );
+            assert!(
+                !dir.0.join("ran").exists(),
+                "{mode:?} {name}: the command ran"
+            );
+            assert_eq!(processes_with(&m), Vec::<i32>::new(), "{mode:?}");
+            if name == "postgres" {
+                // The tail of its log: the last lines, not the first.
+                assert!(err.contains("line 30\n"), "{mode:?}: {err}");
+                assert!(err.contains("line 11\n"), "{mode:?}: {err}");
+                assert!(!err.contains("line 10\n"), "{mode:?}: {err}");
+            } else {
+                assert!(err.contains("broken-pre\n"), "{mode:?}: {err}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_required_job_that_is_not_running_fails_the_run() {
+    common::namespace::assert_root();
+    for mode in MODES {
+        // A typo in `start on`: the job is never started.
+        let postgres = "start on startpu\nconsole none\nexec sleep 1000\n";
+        let redis = "start on startup\nconsole none\nexec sleep 1000\n";
+        let dir = TempDir::new("run-require");
+        let out = output(outset_run(
+            &dir,
+            &[("postgres", postgres), ("redis", redis)],
+            &[mode, &["--require", "redis", "--require=postgres"]].concat(),
+            &["touch", &dir.0.join("ran").display().to_string()],
+        ));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(FAILED_BEFORE_COMMAND),
+            "{mode:?}: {err}"
+        );
+        assert!(
+            err.contains("outset run: required job postgres is not running (stop/waiting)"),
+            "{mode:?}: {err}"
+        );
+        assert!(!err.contains("required job redis"), "{mode:?}: {err}");
+        assert!(!dir.0.join("ran").exists(), "{mode:?}: the command ran");
+
+        // A required job that does not exist at all.
+        let dir = TempDir::new("run-require");
+        let out = output(outset_run(
+            &dir,
+            &[("redis", redis)],
+            &[mode, &["--require", "nosuch"]].concat(),
+            &["true"],
+        ));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(FAILED_BEFORE_COMMAND),
+            "{mode:?}: {err}"
+        );
+        assert!(
+            err.contains("outset run: required job nosuch is not running (unknown job)"),
+            "{err}"
+        );
+
+        // Running: the command runs.
+        let dir = TempDir::new("run-require");
+        let out = output(outset_run(
+            &dir,
+            &[("redis", redis)],
+            &[mode, &["--require", "redis"]].concat(),
+            &["true"],
+        ));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{mode:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

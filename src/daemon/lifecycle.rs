@@ -80,6 +80,11 @@ impl Daemon {
         match action {
             Action::Log(level, msg) => self.log(level, &msg),
             Action::Report(msg) => eprintln!("{msg}"),
+            Action::ReportLogTail {
+                job,
+                instance,
+                lines,
+            } => self.report_log_tail(&job, &instance, lines),
             Action::DisableRespawn => self.engine.no_respawn = true,
             Action::Emit(name, env) => {
                 self.engine.emit(name, env);

@@ -187,6 +187,9 @@ impl Daemon {
         };
         let now = daemon.now_ms();
         daemon.run = daemon.config.run.as_ref().map(|spec| spec.machine(now));
+        if daemon.run.is_some() {
+            daemon.shell.failures = Some(Vec::new());
+        }
         daemon.watch_sources();
         // Room for a descriptor or two per running job (spawn/nofile.rs).
         if let Err(e) = crate::spawn::nofile::raise() {

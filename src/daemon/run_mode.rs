@@ -11,21 +11,22 @@ use crate::job::{ExitStatus, Goal, JobKey, State};
 use crate::lifecycle::run::Input;
 use crate::lifecycle::{Answer, RunMode};
 
-/// The name of the job that runs the command.
-pub const RUN_JOB: &str = "run";
+use crate::lifecycle::run::RUN_JOB;
 
 /// What `outset run` was asked to run.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
     pub command: Vec<String>,
     pub settle_timeout: Duration,
+    /// `--require`: jobs that must be running before the command.
+    pub required: Vec<String>,
 }
 
 impl RunSpec {
     /// The run-mode machine for this run, settling from `now`.
     pub(super) fn machine(&self, now: u64) -> RunMode {
         let timeout = u64::try_from(self.settle_timeout.as_millis()).unwrap_or(u64::MAX);
-        RunMode::new(now, timeout)
+        RunMode::new(now, timeout).requiring(self.required.clone())
     }
 }
 
@@ -85,6 +86,32 @@ fn unsettled(d: &Daemon) -> Vec<String> {
         .collect()
 }
 
+/// Which of `jobs` are not running (an instance `start/running`), each
+/// with what it is instead.
+fn not_running(d: &Daemon, jobs: &[String]) -> Vec<(String, String)> {
+    jobs.iter()
+        .filter_map(|job| {
+            let Some(slot) = d.engine.slots.get(job.as_str()) else {
+                return Some((job.clone(), "unknown job".to_string()));
+            };
+            let states: Vec<String> = slot
+                .instances
+                .values()
+                .map(|i| format!("{}/{}", i.goal.name(), i.state.name()))
+                .collect();
+            if states.iter().any(|s| s == "start/running") {
+                return None;
+            }
+            let what = if states.is_empty() {
+                "stop/waiting".to_string()
+            } else {
+                states.join(", ")
+            };
+            Some((job.clone(), what))
+        })
+        .collect()
+}
+
 impl Daemon {
     /// Tell run mode the queue was drained: it may start the command,
     /// give up on settling, or start the stop once the command is over.
@@ -92,6 +119,31 @@ impl Daemon {
     pub(super) fn check_run(&mut self) -> bool {
         let Some(run) = &self.run else {
             return false;
+        };
+        let failures = self
+            .shell
+            .failures
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let settling = run.settling();
+        let required_down = if settling {
+            not_running(self, run.required())
+        } else {
+            Vec::new()
+        };
+        let mut acted = false;
+        for env in failures {
+            let now = self.now_ms();
+            let actions = match &mut self.run {
+                Some(run) => run.handle(now, Input::JobFailed(env)),
+                None => Vec::new(),
+            };
+            acted |= !actions.is_empty();
+            self.carry_out(Machine::Run, actions);
+        }
+        let Some(run) = &self.run else {
+            return acted;
         };
         let input = Input::Tick {
             queue_empty: self.engine.events.is_empty(),
@@ -101,15 +153,38 @@ impl Daemon {
                 Vec::new()
             },
             command_present: self.engine.instance(&JobKey::new(RUN_JOB, "")).is_some(),
+            required_down,
         };
         let now = self.now_ms();
         let actions = match &mut self.run {
             Some(run) => run.handle(now, input),
             None => Vec::new(),
         };
-        let acted = !actions.is_empty();
+        acted |= !actions.is_empty();
         self.carry_out(Machine::Run, actions);
         acted
+    }
+
+    /// The last `lines` lines of an instance's log, on standard error.
+    pub(super) fn report_log_tail(&mut self, job: &str, instance: &str, lines: usize) {
+        let path = crate::spawn::log_path(&self.config.logdir, job, instance);
+        let Ok(text) = std::fs::read(&path) else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&text);
+        let all: Vec<&str> = text.lines().collect();
+        let tail = all
+            .get(all.len().saturating_sub(lines)..)
+            .unwrap_or_default();
+        if tail.is_empty() {
+            return;
+        }
+        let mut out = format!("outset run: last lines of {}:\n", path.display());
+        for line in tail {
+            out.push_str(line);
+            out.push('\n');
+        }
+        eprint!("{out}");
     }
 
     /// Start the `run` job (the machine's `StartCommand`).

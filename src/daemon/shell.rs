@@ -108,6 +108,9 @@ pub struct Shell {
     pid_tokens: HashMap<Token, i32>,
     /// Jobs whose `console log` fell back to `none` for want of a pty.
     no_pty: std::collections::HashSet<String>,
+    /// Run mode: the environments of `stopped` events with a failed
+    /// result, for the run-mode machine (`None`: not kept).
+    pub failures: Option<Vec<Vec<String>>>,
 }
 
 fn errno_result(rc: libc::c_long) -> Result<(), i32> {
@@ -158,6 +161,7 @@ impl Shell {
             disk_writeable: false,
             event_fds: HashMap::new(),
             pidfds: HashMap::new(),
+            failures: None,
             pid_tokens: HashMap::new(),
             no_pty: Default::default(),
         }
@@ -606,6 +610,11 @@ impl Sys for Shell {
     }
 
     fn notice(&mut self, notice: Notice) {
+        if let (Some(failures), Notice::EventEmitted(name, env)) = (&mut self.failures, &notice) {
+            if name == "stopped" && env.iter().any(|v| v == "RESULT=failed") {
+                failures.push(env.clone());
+            }
+        }
         if self.control.is_none() {
             return;
         }

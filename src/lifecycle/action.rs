@@ -34,6 +34,13 @@ pub enum Action {
     Log(Level, String),
     /// Tell the user on init's standard error (run mode's own messages).
     Report(String),
+    /// Show the last `lines` lines of this instance's log on init's
+    /// standard error (nothing when it has none).
+    ReportLogTail {
+        job: String,
+        instance: String,
+        lines: usize,
+    },
     /// No job respawns from now on.
     DisableRespawn,
     /// Queue an event.

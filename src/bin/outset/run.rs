@@ -1,5 +1,5 @@
-//! `outset run [DAEMON-OPTIONS] [--pid-ns] [--settle-timeout SECS] --
-//! COMMAND [ARG]...` (extensions.md §3): parse, optionally move into new
+//! `outset run [DAEMON-OPTIONS] [--pid-ns] [--settle-timeout SECS]
+//! [--require JOB]... -- COMMAND [ARG]...` (extensions.md §3): parse, optionally move into new
 //! PID and mount namespaces, then run the daemon in run mode.
 
 use clap::Parser;
@@ -17,8 +17,8 @@ use outset::pid1::Mode;
 
 const DEFAULT_SETTLE: Duration = Duration::from_secs(60);
 
-const USAGE: &str =
-    "Usage: outset run [DAEMON-OPTIONS] [--pid-ns] [--settle-timeout SECS] -- COMMAND [ARG]...";
+const USAGE: &str = "Usage: outset run [DAEMON-OPTIONS] [--pid-ns] [--settle-timeout SECS] \
+     [--require JOB]... -- COMMAND [ARG]...";
 
 fn usage(msg: &str) -> ExitCode {
     eprintln!("outset run: {msg}");
@@ -49,7 +49,8 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
         println!(
             "Run COMMAND once the jobs have settled, with this terminal's stdio; then stop\n\
              every job, kill what is left and exit with COMMAND's status (124 if the jobs\n\
-             did not settle). DAEMON-OPTIONS are those of outset(8). See init(8)."
+             did not settle, 125 if a job failed or a --require'd job was not running\n\
+             before COMMAND). DAEMON-OPTIONS are those of outset(8). See init(8)."
         );
         return ExitCode::SUCCESS;
     }
@@ -62,11 +63,21 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
     }
     let mut pid_ns = false;
     let mut settle = DEFAULT_SETTLE;
+    let mut required = Vec::new();
     let mut daemon_opts = vec![argv0.clone()];
     let mut it = opts.iter();
     while let Some(opt) = it.next() {
         if opt == "--pid-ns" {
             pid_ns = true;
+        } else if let Some(job) = opt
+            .strip_prefix("--require=")
+            .map(str::to_string)
+            .or_else(|| (opt == "--require").then(|| it.next().cloned().unwrap_or_default()))
+        {
+            if job.is_empty() {
+                return usage("--require needs a job name");
+            }
+            required.push(job);
         } else if let Some(value) = opt
             .strip_prefix("--settle-timeout=")
             .map(str::to_string)
@@ -152,6 +163,7 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
         run: Some(RunSpec {
             command: command.to_vec(),
             settle_timeout: settle,
+            required,
         }),
         control_name,
         kmsg: false,
