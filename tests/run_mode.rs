@@ -424,3 +424,67 @@ fn a_required_job_that_is_not_running_fails_the_run() {
         );
     }
 }
+
+/// SIGKILL every process whose command line mentions `text` (what a
+/// failed test left behind).
+fn kill_mentioning(text: &str) {
+    for pid in common::procs::pids() {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(text) {
+            // SAFETY: kill(2) on a process this test started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Wait for `child` for up to `secs`; None (after killing it) if it is
+/// still running then.
+fn wait_bounded(mut child: std::process::Child, secs: u64) -> Option<Output> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(child.wait_with_output().expect("output"))
+}
+
+#[test]
+fn the_commands_leftovers_go_before_the_services_stop() {
+    common::namespace::assert_root();
+    for (i, mode) in MODES.into_iter().enumerate() {
+        let dir = TempDir::new("run-leftovers");
+        let m = marker(40 + i as u32);
+        // A server that, told to stop, waits for its clients to let go of
+        // a lock (as postgres' smart shutdown waits for its connections);
+        // its kill timeout is far beyond what the test waits.
+        let server = "start on startup\nstop on runlevel [016]\nconsole none\nkill timeout 30\n\
+             exec sh -c 'trap \"flock @DIR@/lock true; echo clean >> @DIR@/stopped; exit 0\" TERM; \
+             echo up > @DIR@/up; while :; do sleep 0.05; done'\n";
+        // The command leaves a connected client behind.
+        let script = format!(
+            "d={}; flock $d/lock sh -c \"touch $d/held; exec sleep {m}\" > /dev/null 2>&1 & \
+             while [ ! -e $d/held ]; do sleep 0.02; done; exit 0",
+            dir.0.display()
+        );
+        let child = outset_run(&dir, &[("server", server)], mode, &["sh", "-c", &script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("outset run");
+        let Some(out) = wait_bounded(child, 10) else {
+            kill_mentioning(&dir.0.display().to_string());
+            kill_mentioning(&m);
+            panic!("{mode:?}: the teardown waited for the server's kill timeout");
+        };
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{mode:?}: {err}");
+        let stopped = std::fs::read_to_string(dir.0.join("stopped")).unwrap_or_default();
+        assert_eq!(stopped, "clean\n", "{mode:?}: {err}");
+        assert!(!err.contains("killed by KILL"), "{mode:?}: {err}");
+        assert_eq!(processes_with(&m), Vec::<i32>::new(), "{mode:?}");
+    }
+}

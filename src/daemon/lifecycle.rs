@@ -102,6 +102,10 @@ impl Daemon {
             Action::SignalAll(sig) => {
                 sweep::signal_all(sig);
             }
+            Action::SignalLeftovers(sig) => {
+                sweep::signal_outside(sig, &self.job_pids());
+            }
+            Action::SyncRoot => sync_root(),
             Action::StartCommand => return Some(self.start_command()),
             Action::ForwardSignal { group, signal } => {
                 // SAFETY: kill(2) on the command's process group (it runs
@@ -136,5 +140,15 @@ impl Daemon {
         for job in left {
             self.log(Level::Warn, &format!("job {job} failed to stop"));
         }
+    }
+}
+
+/// `syncfs(2)` on the file system of `/`: a container's own, not every
+/// file system of the host.
+fn sync_root() {
+    if let Ok(root) = std::fs::File::open("/") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: syncfs on a descriptor we own.
+        unsafe { libc::syncfs(root.as_raw_fd()) };
     }
 }

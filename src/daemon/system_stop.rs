@@ -16,6 +16,8 @@ impl Daemon {
         // Only PID 1 of a machine reboots; everyone else exits.
         let ending = if self.config.mode == Mode::Machine && std::process::id() == 1 {
             Ending::Reboot
+        } else if self.config.mode == Mode::Run {
+            Ending::RunOver(status)
         } else {
             Ending::Exit(status)
         };
@@ -24,9 +26,21 @@ impl Daemon {
             emit_runlevel: emit,
             ending,
             jobs: self.jobs(),
+            exits_seen: sweep::sees_every_exit(),
         };
         let actions = self.system_stop.handle(self.now_ms(), input);
         self.carry_out(Machine::SystemStop, actions);
+    }
+
+    /// Every process of every instance.
+    pub(super) fn job_pids(&self) -> Vec<i32> {
+        self.engine
+            .slots
+            .values()
+            .flat_map(|s| s.instances.values())
+            .flat_map(|i| i.pids.values().copied())
+            .filter(|&p| p > 0)
+            .collect()
     }
 
     /// A `runlevel` event is being emitted over D-Bus: runlevels 0 and 6
@@ -44,12 +58,13 @@ impl Daemon {
     /// daemon should exit (on a machine it ends in `reboot(2)` instead).
     pub(super) fn check_system_stop(&mut self) -> Option<i32> {
         if self.system_stop.active() {
+            // Looking may cost a walk of /proc: only when it matters.
             let input = Input::Tick {
                 jobs: self.jobs(),
                 runlevel_pending: self.engine.events.iter().any(|e| e.name == "runlevel"),
-                // Looking costs a walk of /proc outside PID 1: only while
-                // sweeping, when it matters.
-                processes_left: self.system_stop.sweeping() && sweep::any_left(),
+                processes_left: self.system_stop.wants_processes() && sweep::any_left(),
+                leftovers_left: self.system_stop.wants_leftovers()
+                    && sweep::any_left_outside(&self.job_pids()),
             };
             let actions = self.system_stop.handle(self.now_ms(), input);
             self.carry_out(Machine::SystemStop, actions);

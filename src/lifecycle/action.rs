@@ -55,6 +55,9 @@ pub enum Action {
     WarnFailedToStop,
     /// Send this signal to every process left (the sweep).
     SignalAll(i32),
+    /// Send this signal to every process left that is neither a job's
+    /// process nor a descendant of one (run mode's command leftovers).
+    SignalLeftovers(i32),
     /// Start the `run` job; answered with [`Answer::CommandStarted`] or
     /// [`Answer::CommandFailed`].
     StartCommand,
@@ -64,6 +67,8 @@ pub enum Action {
     StopSystem { action: StopAction, status: i32 },
     /// `sync()` the filesystems.
     Sync,
+    /// `syncfs()` the file system of `/` only (a container's own).
+    SyncRoot,
     /// `reboot(2)`; returns only on failure, answered with
     /// [`Answer::RebootFailed`].
     Reboot(StopAction),

@@ -9,14 +9,19 @@ fn is_pid1() -> bool {
     std::process::id() == 1
 }
 
-/// Every live descendant of `root` (by parent links in `/proc`).
-pub fn descendants(root: i32) -> Vec<i32> {
+/// Every live process's children, by parent links in `/proc`.
+fn children_map() -> HashMap<i32, Vec<i32>> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
     for pid in pids() {
         if let Some(ppid) = parent_of(pid) {
             children.entry(ppid).or_default().push(pid);
         }
     }
+    children
+}
+
+/// The descendants of `root` in `children`.
+fn below(children: &HashMap<i32, Vec<i32>>, root: i32) -> Vec<i32> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut todo = vec![root];
@@ -29,6 +34,90 @@ pub fn descendants(root: i32) -> Vec<i32> {
         }
     }
     out
+}
+
+/// Every live descendant of `root` (by parent links in `/proc`).
+pub fn descendants(root: i32) -> Vec<i32> {
+    below(&children_map(), root)
+}
+
+/// Our descendants that are neither one of `keep` nor below one of them
+/// (run mode: what the command left behind, `keep` being the jobs'
+/// processes).
+pub fn descendants_outside(keep: &[i32]) -> Vec<i32> {
+    let children = children_map();
+    let mut kept: HashSet<i32> = keep.iter().copied().collect();
+    for &root in keep {
+        kept.extend(below(&children, root));
+    }
+    below(&children, std::process::id() as i32)
+        .into_iter()
+        .filter(|p| !kept.contains(p))
+        .collect()
+}
+
+/// Send `sig` (and SIGCONT after SIGTERM, so that a stopped process acts
+/// on it) to each of `pids`.
+fn signal_each(pids: &[i32], sig: i32) {
+    for &pid in pids {
+        // SAFETY: kill(2) on a descendant's pid.
+        unsafe { libc::kill(pid, sig) };
+        if sig == libc::SIGTERM {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+        }
+    }
+}
+
+/// Send `sig` to every descendant outside `keep`'s trees; returns how
+/// many.
+pub fn signal_outside(sig: i32, keep: &[i32]) -> usize {
+    let list = descendants_outside(keep);
+    signal_each(&list, sig);
+    list.len()
+}
+
+/// Whether any descendant is left outside `keep`'s trees (cheaply "no"
+/// when we see every exit and have no child at all).
+pub fn any_left_outside(keep: &[i32]) -> bool {
+    if sees_every_exit() && !any_child() {
+        return false;
+    }
+    !descendants_outside(keep).is_empty()
+}
+
+/// Whether the end of every process we may have to wait for reaches us
+/// as a SIGCHLD: as PID 1 or a child subreaper, each descendant is
+/// re-parented to us when its parent ends, so "no child" is "no
+/// descendant", and the last one to end is our child.
+pub fn sees_every_exit() -> bool {
+    if is_pid1() {
+        return true;
+    }
+    let mut on: libc::c_int = 0;
+    // SAFETY: PR_GET_CHILD_SUBREAPER writes one int to the pointer given.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_GET_CHILD_SUBREAPER,
+            &mut on as *mut libc::c_int,
+            0,
+            0,
+            0,
+        )
+    };
+    r == 0 && on != 0
+}
+
+/// Whether we have any child, exited or not.
+fn any_child() -> bool {
+    // SAFETY: waitid fills a zeroed siginfo we own; WNOWAIT leaves the
+    // child for the normal reaping.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::WSTOPPED;
+        let r = libc::waitid(libc::P_ALL, 0, &mut info, flags);
+        !(r < 0 && nix::errno::Errno::last() == nix::errno::Errno::ECHILD)
+    }
 }
 
 /// Every pid listed in `/proc` (empty when it cannot be read).
@@ -58,33 +147,17 @@ pub fn signal_all(sig: i32) -> usize {
         // PID namespace.
         return usize::from(unsafe { libc::kill(-1, sig) } == 0);
     }
-    let me = std::process::id() as i32;
-    let list = descendants(me);
-    for &pid in &list {
-        // SAFETY: kill(2) on a descendant's pid.
-        unsafe { libc::kill(pid, sig) };
-        // A stopped process would not act on SIGTERM.
-        if sig == libc::SIGTERM {
-            // SAFETY: as above.
-            unsafe { libc::kill(pid, libc::SIGCONT) };
-        }
-    }
+    let list = descendants(std::process::id() as i32);
+    signal_each(&list, sig);
     list.len()
 }
 
-/// Is any process (other than us) still left? As PID 1 every process of
-/// the namespace descends from us, so "no child at all" answers it;
-/// otherwise look for descendants.
+/// Is any process (other than us) still left? When every exit reaches
+/// us (PID 1, subreaper), "no child at all" answers it; otherwise look
+/// for descendants.
 pub fn any_left() -> bool {
-    if is_pid1() {
-        // SAFETY: waitid fills a zeroed siginfo we own; WNOWAIT leaves the
-        // child for the normal reaping.
-        unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::WSTOPPED;
-            let r = libc::waitid(libc::P_ALL, 0, &mut info, flags);
-            return !(r < 0 && nix::errno::Errno::last() == nix::errno::Errno::ECHILD);
-        }
+    if sees_every_exit() {
+        return any_child();
     }
     !descendants(std::process::id() as i32).is_empty()
 }
