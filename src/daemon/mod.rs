@@ -187,7 +187,7 @@ impl Daemon {
         };
         let now = daemon.now_ms();
         daemon.run = daemon.config.run.as_ref().map(|spec| spec.machine(now));
-        if daemon.run.is_some() {
+        if daemon.run.is_some() || daemon.config.mode == Mode::Container {
             daemon.shell.failures = Some(Vec::new());
         }
         daemon.watch_sources();
@@ -438,9 +438,10 @@ impl Daemon {
                     self.run_queue();
                 }
                 self.flush_replies();
-                // Run mode may start its command or the stop: handle what
-                // that queued before waiting.
-                if !self.check_run() {
+                // Run mode may start its command or the stop, a failed
+                // job the container's stop: handle what that queued
+                // before waiting.
+                if !self.check_run() && !self.check_container_failures() {
                     break;
                 }
             }

@@ -3,6 +3,8 @@
 
 use super::lifecycle::Machine;
 use super::Daemon;
+use crate::config::ContainerExit;
+use crate::job::Level;
 use crate::lifecycle::system_stop::Input;
 use crate::lifecycle::Ending;
 use crate::pid1::{sweep, Mode, StopAction};
@@ -50,8 +52,50 @@ impl Daemon {
             return;
         }
         if let Some(action) = StopAction::from_runlevel_event(env) {
-            self.start_system_stop(action, false, 0);
+            let status = crate::lifecycle::system_stop::exit_code(env).unwrap_or(0);
+            self.start_system_stop(action, false, status);
         }
+    }
+
+    /// A container's jobs that failed: one whose failure is the
+    /// container's (`exit-container-on-failure`) starts the system stop,
+    /// to exit with its status. Returns whether it did.
+    pub(super) fn check_container_failures(&mut self) -> bool {
+        if self.config.mode != Mode::Container {
+            return false;
+        }
+        let failures = self
+            .shell
+            .failures
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        for env in failures {
+            let job = env
+                .iter()
+                .find_map(|kv| kv.strip_prefix("JOB="))
+                .unwrap_or_default();
+            let Some(exit) = self
+                .engine
+                .slots
+                .get(job)
+                .and_then(|s| s.class.exit_container_on_failure)
+            else {
+                continue;
+            };
+            let status = match exit {
+                ContainerExit::Code(code) => i32::from(code),
+                ContainerExit::JobStatus => crate::lifecycle::system_stop::failed_job_status(&env),
+            };
+            let msg = format!(
+                "{job} failed ({}): stopping the container with exit status {status}",
+                crate::lifecycle::run::how_it_failed(&env)
+            );
+            self.log(Level::Warn, &msg);
+            self.start_system_stop(StopAction::PowerOff, true, status);
+            return true;
+        }
+        false
     }
 
     /// Advance the stop; returns the exit status once it is over and the

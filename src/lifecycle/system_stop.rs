@@ -122,6 +122,40 @@ impl Default for SystemStop {
     }
 }
 
+/// The `runlevel` event's variable that carries the exit status of a
+/// container's init (`shutdown --exit-code N`). Not `EXIT_STATUS`, which
+/// job events use for a process's status.
+pub const EXIT_CODE: &str = "EXIT_CODE";
+
+/// The exit status asked for in a `runlevel` event's environment, if a
+/// valid one (0–255).
+pub fn exit_code(env: &[String]) -> Option<i32> {
+    env.iter()
+        .find_map(|kv| kv.strip_prefix(EXIT_CODE)?.strip_prefix('='))
+        .and_then(|v| v.parse::<u8>().ok())
+        .map(i32::from)
+}
+
+/// The exit status a failed job's `stopped` event stands for: its
+/// `EXIT_STATUS`, 128+N for `EXIT_SIGNAL` N (a name or a number), 1 when
+/// it has neither (it respawned too fast, or could not be started).
+pub fn failed_job_status(env: &[String]) -> i32 {
+    let var = |name: &str| {
+        env.iter()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+    };
+    if let Some(status) = var("EXIT_STATUS").and_then(|v| v.parse::<u8>().ok()) {
+        return i32::from(status);
+    }
+    var("EXIT_SIGNAL")
+        .and_then(|v| {
+            v.parse::<i32>()
+                .ok()
+                .or_else(|| crate::config::signal_from_name(v))
+        })
+        .map_or(1, |sig| 128 + sig)
+}
+
 /// The `runlevel` event's environment for `action`, coming from runlevel
 /// `prev`, as Upstart's `shutdown` emitted it.
 pub fn runlevel_env(action: StopAction, prev: char) -> Vec<String> {
@@ -449,6 +483,34 @@ mod tests {
                 Action::DisableRespawn,
             ]
         );
+    }
+
+    #[test]
+    fn exit_code_comes_from_the_runlevel_event() {
+        let env = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(exit_code(&env(&["RUNLEVEL=0", "EXIT_CODE=7"])), Some(7));
+        assert_eq!(exit_code(&env(&["RUNLEVEL=0"])), None);
+        assert_eq!(exit_code(&env(&["EXIT_CODE=256"])), None);
+        assert_eq!(exit_code(&env(&["EXIT_CODE=-1"])), None);
+        assert_eq!(exit_code(&env(&["EXIT_CODES=1"])), None);
+    }
+
+    #[test]
+    fn a_failed_jobs_status() {
+        let env = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            failed_job_status(&env(&["RESULT=failed", "PROCESS=main", "EXIT_STATUS=3"])),
+            3
+        );
+        assert_eq!(
+            failed_job_status(&env(&["PROCESS=main", "EXIT_SIGNAL=KILL"])),
+            137
+        );
+        assert_eq!(
+            failed_job_status(&env(&["PROCESS=main", "EXIT_SIGNAL=40"])),
+            168
+        );
+        assert_eq!(failed_job_status(&env(&["PROCESS=respawn"])), 1);
     }
 
     #[test]
