@@ -488,3 +488,55 @@ fn the_commands_leftovers_go_before_the_services_stop() {
         assert_eq!(processes_with(&m), Vec::<i32>::new(), "{mode:?}");
     }
 }
+
+#[test]
+fn logs_are_per_run_and_shown_when_asked_on_failure() {
+    common::namespace::assert_root();
+    for mode in MODES {
+        let dir = TempDir::new("run-logs");
+        let chatty = "start on startup\nexec sh -c 'echo chatty says hello; exec sleep 1000'\n";
+        // A job that never logs, and one that is not run at all.
+        let quiet = "start on startup\nconsole none\nexec sleep 1000\n";
+        let wait_hello = format!(
+            "while ! grep -q hello {}/logs/chatty.log 2>/dev/null; do sleep 0.02; done",
+            dir.0.display()
+        );
+        // Twice: the second run's log holds its own output only.
+        for _ in 0..2 {
+            let out = output(outset_run(
+                &dir,
+                &[("chatty", chatty), ("quiet", quiet)],
+                mode,
+                &["sh", "-c", &wait_hello],
+            ));
+            assert!(out.status.success(), "{mode:?}");
+            // Not asked for, or no failure: no log on stderr.
+            assert!(
+                !String::from_utf8_lossy(&out.stderr).contains("hello"),
+                "{mode:?}"
+            );
+        }
+        let log = std::fs::read_to_string(dir.0.join("logs/chatty.log")).expect("log");
+        // (A pty's line ends.)
+        assert_eq!(log, "chatty says hello\r\n", "{mode:?}");
+
+        for (command, code) in [
+            (format!("{wait_hello}; exit 3"), 3),
+            (wait_hello.clone(), 0),
+        ] {
+            let out = output(outset_run(
+                &dir,
+                &[("chatty", chatty), ("quiet", quiet)],
+                &[mode, &["--show-logs-on-failure"]].concat(),
+                &["sh", "-c", &command],
+            ));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(code), "{mode:?}: {err}");
+            let shown = err.contains(&format!(
+                "outset run: log of chatty ({}):\nchatty says hello\r\n",
+                dir.0.join("logs/chatty.log").display()
+            ));
+            assert_eq!(shown, code != 0, "{mode:?}: {err}");
+        }
+    }
+}

@@ -3,7 +3,7 @@
 
 use super::Daemon;
 use crate::job::{JobKey, Level};
-use crate::lifecycle::{Action, Answer, Jobs, Millis};
+use crate::lifecycle::{Action, Answer, Ending, Jobs, Millis};
 use crate::pid1::sweep;
 
 /// Which machine asked, so that answers go back to it.
@@ -112,7 +112,12 @@ impl Daemon {
                 // in its own session, so its pid is the group's id).
                 unsafe { libc::kill(-group, signal) };
             }
-            Action::StopSystem { action, status } => self.start_system_stop(action, true, status),
+            Action::StopSystem {
+                action,
+                status,
+                show_logs,
+            } => self.begin_system_stop(action, true, Ending::RunOver { status, show_logs }),
+            Action::ShowLogs => self.show_run_logs(),
             // SAFETY: sync takes no arguments.
             Action::Sync => unsafe { libc::sync() },
             Action::Reboot(action) => {

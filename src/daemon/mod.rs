@@ -190,6 +190,9 @@ impl Daemon {
         if daemon.run.is_some() || daemon.config.mode == Mode::Container {
             daemon.shell.failures = Some(Vec::new());
         }
+        if daemon.run.is_some() {
+            daemon.shell.run_logs = Some(Default::default());
+        }
         daemon.watch_sources();
         // Room for a descriptor or two per running job (spawn/nofile.rs).
         if let Err(e) = crate::spawn::nofile::raise() {

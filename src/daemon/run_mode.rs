@@ -20,13 +20,18 @@ pub struct RunSpec {
     pub settle_timeout: Duration,
     /// `--require`: jobs that must be running before the command.
     pub required: Vec<String>,
+    /// `--show-logs-on-failure`: every job log of the run on standard
+    /// error when the run fails.
+    pub show_logs_on_failure: bool,
 }
 
 impl RunSpec {
     /// The run-mode machine for this run, settling from `now`.
     pub(super) fn machine(&self, now: u64) -> RunMode {
         let timeout = u64::try_from(self.settle_timeout.as_millis()).unwrap_or(u64::MAX);
-        RunMode::new(now, timeout).requiring(self.required.clone())
+        RunMode::new(now, timeout)
+            .requiring(self.required.clone())
+            .showing_logs_on_failure(self.show_logs_on_failure)
     }
 }
 
@@ -163,6 +168,28 @@ impl Daemon {
         acted |= !actions.is_empty();
         self.carry_out(Machine::Run, actions);
         acted
+    }
+
+    /// Every job log written in this run, on standard error.
+    pub(super) fn show_run_logs(&mut self) {
+        let logs = self.shell.run_logs.clone().unwrap_or_default();
+        for (path, (job, instance)) in logs {
+            let Ok(text) = std::fs::read(&path) else {
+                continue;
+            };
+            let name = if instance.is_empty() {
+                job
+            } else {
+                format!("{job} ({instance})")
+            };
+            let mut out = format!("outset run: log of {name} ({}):\n", path.display()).into_bytes();
+            out.extend_from_slice(&text);
+            if !text.ends_with(b"\n") {
+                out.push(b'\n');
+            }
+            use std::io::Write;
+            let _ = std::io::stderr().write_all(&out);
+        }
     }
 
     /// The last `lines` lines of an instance's log, on standard error.

@@ -19,10 +19,18 @@ impl Daemon {
         let ending = if self.config.mode == Mode::Machine && std::process::id() == 1 {
             Ending::Reboot
         } else if self.config.mode == Mode::Run {
-            Ending::RunOver(status)
+            Ending::RunOver {
+                status,
+                show_logs: false,
+            }
         } else {
             Ending::Exit(status)
         };
+        self.begin_system_stop(action, emit, ending);
+    }
+
+    /// Begin the system stop, to end as `ending`.
+    pub(super) fn begin_system_stop(&mut self, action: StopAction, emit: bool, ending: Ending) {
         let input = Input::Begin {
             action,
             emit_runlevel: emit,

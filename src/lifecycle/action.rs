@@ -63,8 +63,15 @@ pub enum Action {
     StartCommand,
     /// Send `signal` to the command's process group.
     ForwardSignal { group: i32, signal: i32 },
-    /// Begin the system stop (run mode's end), exiting with `status`.
-    StopSystem { action: StopAction, status: i32 },
+    /// Begin the system stop (run mode's end), exiting with `status`;
+    /// with `show_logs`, every log of the run is shown at its end.
+    StopSystem {
+        action: StopAction,
+        status: i32,
+        show_logs: bool,
+    },
+    /// Show every job log written in this run on init's standard error.
+    ShowLogs,
     /// `sync()` the filesystems.
     Sync,
     /// `syncfs()` the file system of `/` only (a container's own).

@@ -75,6 +75,8 @@ pub struct RunMode {
     status: Option<i32>,
     /// `--require`: jobs that must be running before the command.
     required: Vec<String>,
+    /// `--show-logs-on-failure`.
+    show_logs: bool,
 }
 
 impl RunMode {
@@ -86,7 +88,15 @@ impl RunMode {
             settle_timeout,
             status: None,
             required: Vec::new(),
+            show_logs: false,
         }
+    }
+
+    /// Show every job's log at the end when the run fails (any status
+    /// but 0).
+    pub fn showing_logs_on_failure(mut self, show: bool) -> Self {
+        self.show_logs = show;
+        self
     }
 
     /// Also fail unless each of `jobs` is running once settled.
@@ -256,6 +266,7 @@ impl RunMode {
         vec![Action::StopSystem {
             action: StopAction::PowerOff,
             status,
+            show_logs: self.show_logs && status != 0,
         }]
     }
 }
@@ -309,6 +320,7 @@ mod tests {
         Action::StopSystem {
             action: StopAction::PowerOff,
             status,
+            show_logs: false,
         }
     }
 
@@ -607,5 +619,30 @@ mod tests {
             ]
         );
         assert_eq!(m.required(), ["postgres".to_string()]);
+    }
+
+    #[test]
+    fn logs_are_shown_at_the_end_of_a_failed_run_when_asked() {
+        let shows = |status: i32, asked: bool| {
+            let mut m = RunMode::new(0, TIMEOUT).showing_logs_on_failure(asked);
+            tick(&mut m, 10, true, &[], false);
+            m.answer(10, Answer::CommandStarted(Some(42)));
+            exited(&mut m, 42, ExitStatus::Exited(status), None);
+            tick(&mut m, 30, true, &[], false)
+        };
+        let with = |status, show_logs| {
+            vec![Action::StopSystem {
+                action: StopAction::PowerOff,
+                status,
+                show_logs,
+            }]
+        };
+        assert_eq!(shows(1, true), with(1, true));
+        assert_eq!(shows(0, true), with(0, false));
+        assert_eq!(shows(1, false), with(1, false));
+        // The settle timeout too.
+        let mut m = RunMode::new(0, 1000).showing_logs_on_failure(true);
+        let actions = tick(&mut m, 1001, true, &["db (start/starting)"], false);
+        assert_eq!(actions.last(), with(124, true).last());
     }
 }

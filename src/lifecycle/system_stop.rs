@@ -33,8 +33,8 @@ pub enum Ending {
     /// root file system only (`syncfs`), then exit with this status.
     Exit(i32),
     /// The end of `outset run`: the command's leftovers first, no sync;
-    /// exit with this status.
-    RunOver(i32),
+    /// exit with this status, after showing the run's logs if asked.
+    RunOver { status: i32, show_logs: bool },
 }
 
 /// What the daemon tells the machine.
@@ -281,7 +281,7 @@ impl SystemStop {
             ),
             Action::DisableRespawn,
         ];
-        if matches!(ending, Ending::RunOver(_)) {
+        if matches!(ending, Ending::RunOver { .. }) {
             self.enter(now, Phase::LeftoversTerm, TERM_GRACE);
             actions.push(Action::SignalLeftovers(libc::SIGTERM));
         } else {
@@ -384,7 +384,14 @@ impl SystemStop {
                 Action::Reboot(self.action),
             ],
             Ending::Exit(status) => vec![Action::SyncRoot, Action::Exit(status)],
-            Ending::RunOver(status) => vec![Action::Exit(status)],
+            Ending::RunOver { status, show_logs } => {
+                let mut actions = Vec::new();
+                if show_logs {
+                    actions.push(Action::ShowLogs);
+                }
+                actions.push(Action::Exit(status));
+                actions
+            }
         }
     }
 }
@@ -718,7 +725,10 @@ mod tests {
             Input::Begin {
                 action: StopAction::PowerOff,
                 emit_runlevel: true,
-                ending: Ending::RunOver(status),
+                ending: Ending::RunOver {
+                    status,
+                    show_logs: status != 0,
+                },
                 jobs: jobs(true, 30),
                 exits_seen: true,
             },
@@ -759,7 +769,7 @@ mod tests {
         assert_eq!(m.deadline(), Some(5061));
         assert_eq!(
             run_tick(&mut m, 80, false, false, false),
-            vec![Action::Exit(3)]
+            vec![Action::ShowLogs, Action::Exit(3)]
         );
     }
 
@@ -792,7 +802,10 @@ mod tests {
             Input::Begin {
                 action: StopAction::PowerOff,
                 emit_runlevel: true,
-                ending: Ending::RunOver(0),
+                ending: Ending::RunOver {
+                    status: 0,
+                    show_logs: false,
+                },
                 jobs: Jobs::default(),
                 exits_seen: true,
             },

@@ -18,7 +18,7 @@ use outset::pid1::Mode;
 const DEFAULT_SETTLE: Duration = Duration::from_secs(60);
 
 const USAGE: &str = "Usage: outset run [DAEMON-OPTIONS] [--pid-ns] [--settle-timeout SECS] \
-     [--require JOB]... -- COMMAND [ARG]...";
+     [--require JOB]... [--show-logs-on-failure] -- COMMAND [ARG]...";
 
 fn usage(msg: &str) -> ExitCode {
     eprintln!("outset run: {msg}");
@@ -64,11 +64,14 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
     let mut pid_ns = false;
     let mut settle = DEFAULT_SETTLE;
     let mut required = Vec::new();
+    let mut show_logs_on_failure = false;
     let mut daemon_opts = vec![argv0.clone()];
     let mut it = opts.iter();
     while let Some(opt) = it.next() {
         if opt == "--pid-ns" {
             pid_ns = true;
+        } else if opt == "--show-logs-on-failure" {
+            show_logs_on_failure = true;
         } else if let Some(job) = opt
             .strip_prefix("--require=")
             .map(str::to_string)
@@ -164,6 +167,7 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
             command: command.to_vec(),
             settle_timeout: settle,
             required,
+            show_logs_on_failure,
         }),
         control_name,
         kmsg: false,
