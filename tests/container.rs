@@ -132,3 +132,16 @@ fn a_job_killed_by_a_signal_ends_the_container_with_128_plus_n() {
     let status = ns.wait_exit();
     assert_eq!(status.code(), Some(128 + 9), "log:\n{}", ns.log());
 }
+
+#[test]
+fn the_log_directory_is_made_when_missing() {
+    let chatty = "start on startup\nconsole log\nexec sh -c 'echo chatty here; echo > @DIR@/said; exec sleep 1000'\n";
+    let mut ns = Namespace::start("container-logdir", &[("chatty", chatty)], &[]);
+    ns.wait_file("said");
+    let log = ns.dir.0.join("logs/chatty.log");
+    ns.wait_for("the job's log", 10, || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("chatty here"))
+    });
+    ns.signal(libc::SIGTERM);
+    assert!(ns.wait_exit().success(), "log:\n{}", ns.log());
+}

@@ -315,6 +315,19 @@ fn main() -> ExitCode {
         let engine = std::env::var("container").unwrap_or_else(|_| "outset".to_string());
         outset::env::set(&mut job_env, format!("container={engine}"));
     }
+    if !args.user && container_mode(args.container) {
+        // A container image need not have /var/log/upstart; a machine's
+        // may be on a file system not mounted yet (its logs wait in
+        // memory for `notify-disk-writeable`), so only here.
+        use std::os::unix::fs::DirBuilderExt;
+        if let Err(e) = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&logdir)
+        {
+            eprintln!("init: unable to create {}: {e}", logdir.display());
+        }
+    }
     let umask = if args.user && !args.no_inherit_env {
         initial_umask
     } else {
