@@ -540,3 +540,120 @@ fn logs_are_per_run_and_shown_when_asked_on_failure() {
         }
     }
 }
+
+#[test]
+fn net_ns_lets_parallel_runs_use_the_same_port() {
+    common::namespace::assert_root();
+    let port = 20_000 + std::process::id() % 20_000;
+    let dirs = [TempDir::new("run-netns"), TempDir::new("run-netns")];
+    let children: Vec<_> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let other = &dirs[1 - i];
+            dir.write("www/whoami", &format!("server {i}\n"));
+            let web = format!(
+                "start on startup\nconsole none\n\
+                 exec busybox httpd -f -p 127.0.0.1:{port} -h @DIR@/www\n"
+            );
+            // Both servers are up before either command asks its own.
+            let script = format!(
+                "touch {d}/ready; n=0; while [ ! -e {o}/ready ]; do n=$((n+1)); \
+                 [ $n -gt 400 ] && exit 9; sleep 0.05; done; \
+                 busybox wget -q -O - http://127.0.0.1:{port}/whoami",
+                d = dir.0.display(),
+                o = other.0.display()
+            );
+            outset_run(dir, &[("web", &web)], &["--net-ns"], &["sh", "-c", &script])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("outset run")
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let out = wait_bounded(child, 60).expect("outset run returned");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{i}: {err}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("server {i}\n")
+        );
+    }
+}
+
+#[test]
+fn ipc_ns_keeps_shared_memory_inside() {
+    common::namespace::assert_root();
+    for mode in MODES {
+        let dir = TempDir::new("run-ipcns");
+        let name = format!("outset-test-{}", marker(50));
+        // A size no other segment is likely to have, to find it by.
+        let size = 1_000_000 + marker(50).parse::<u64>().unwrap_or(0) % 1_000_000;
+        let script = format!(
+            "ipcmk -M {size} > /dev/null && touch /dev/shm/{name} && ls /dev/shm > {d}/inside",
+            d = dir.0.display()
+        );
+        let out = output(outset_run(
+            &dir,
+            &[],
+            &[mode, &["--ipc-ns"]].concat(),
+            &["sh", "-c", &script],
+        ));
+        assert!(
+            out.status.success(),
+            "{mode:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let shm_file = std::path::Path::new("/dev/shm").join(&name);
+        let leaked_file = shm_file.exists();
+        let _ = std::fs::remove_file(&shm_file);
+        // /proc/sysvipc/shm: key shmid perms size ...
+        let leaked: Vec<String> = std::fs::read_to_string("/proc/sysvipc/shm")
+            .expect("sysvipc")
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.get(3) == Some(&size.to_string().as_str())).then(|| f[1].to_string())
+            })
+            .collect();
+        for id in &leaked {
+            let _ = Command::new("ipcrm").args(["-m", id]).status();
+        }
+        assert!(!leaked_file, "{mode:?}: /dev/shm/{name} is visible outside");
+        assert!(
+            leaked.is_empty(),
+            "{mode:?}: segment {leaked:?} is visible outside"
+        );
+        // Inside, /dev/shm was a fresh one.
+        let inside = std::fs::read_to_string(dir.0.join("inside")).expect("inside");
+        assert_eq!(inside, format!("{name}\n"), "{mode:?}");
+    }
+}
+
+#[test]
+fn isolation_options_need_root() {
+    for opt in ["--ipc-ns", "--net-ns", "--pid-ns"] {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_outset"))
+            .args([
+                "run",
+                opt,
+                "--confdir",
+                "/nonexistent",
+                "--logdir",
+                "/tmp",
+                "--",
+                "true",
+            ])
+            .output()
+            .expect("setpriv");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{opt}: {err}");
+        assert!(
+            err.contains(&format!("outset run: {opt} needs root")),
+            "{opt}: {err}"
+        );
+    }
+}

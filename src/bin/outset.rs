@@ -25,6 +25,9 @@ use outset::daemon::{Daemon, DaemonConfig};
 use outset::job::Level;
 use outset::pid1::Mode;
 
+/// `outset run --ipc-ns --net-ns`: private IPC and network.
+#[path = "outset/isolate.rs"]
+mod isolate;
 /// `outset run`: a command inside a supervised, torn-down-afterwards set
 /// of jobs.
 #[path = "outset/run.rs"]

@@ -1,6 +1,7 @@
-//! `outset run [DAEMON-OPTIONS] [--pid-ns] [--settle-timeout SECS]
-//! [--require JOB]... -- COMMAND [ARG]...` (extensions.md §3): parse, optionally move into new
-//! PID and mount namespaces, then run the daemon in run mode.
+//! `outset run [DAEMON-OPTIONS] [--pid-ns] [--ipc-ns] [--net-ns]
+//! [--settle-timeout SECS] [--require JOB]... [--show-logs-on-failure]
+//! -- COMMAND [ARG]...` (extensions.md §3): parse, optionally move into
+//! new namespaces, then run the daemon in run mode.
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -17,8 +18,8 @@ use outset::pid1::Mode;
 
 const DEFAULT_SETTLE: Duration = Duration::from_secs(60);
 
-const USAGE: &str = "Usage: outset run [DAEMON-OPTIONS] [--pid-ns] [--settle-timeout SECS] \
-     [--require JOB]... [--show-logs-on-failure] -- COMMAND [ARG]...";
+const USAGE: &str = "Usage: outset run [DAEMON-OPTIONS] [--pid-ns] [--ipc-ns] [--net-ns] \
+     [--settle-timeout SECS] [--require JOB]... [--show-logs-on-failure] -- COMMAND [ARG]...";
 
 fn usage(msg: &str) -> ExitCode {
     eprintln!("outset run: {msg}");
@@ -62,6 +63,8 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
         return usage("missing command after `--`");
     }
     let mut pid_ns = false;
+    let mut ipc_ns = false;
+    let mut net_ns = false;
     let mut settle = DEFAULT_SETTLE;
     let mut required = Vec::new();
     let mut show_logs_on_failure = false;
@@ -70,6 +73,10 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
     while let Some(opt) = it.next() {
         if opt == "--pid-ns" {
             pid_ns = true;
+        } else if opt == "--ipc-ns" {
+            ipc_ns = true;
+        } else if opt == "--net-ns" {
+            net_ns = true;
         } else if opt == "--show-logs-on-failure" {
             show_logs_on_failure = true;
         } else if let Some(job) = opt
@@ -124,6 +131,20 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
     // SAFETY: getuid has no preconditions.
     let uid = unsafe { libc::getuid() };
     let outer_pid = std::process::id();
+    // Namespaces are root's (as a container engine's would be); say so
+    // rather than let unshare(2) answer EPERM.
+    for (asked, opt) in [
+        (pid_ns, "--pid-ns"),
+        (ipc_ns, "--ipc-ns"),
+        (net_ns, "--net-ns"),
+    ] {
+        if asked && !nix::unistd::geteuid().is_root() {
+            return fail(&format!("{opt} needs root"));
+        }
+    }
+    if let Err(e) = super::isolate::isolate(ipc_ns, net_ns) {
+        return fail(&e);
+    }
     let mut control_name = None;
     if pid_ns {
         match enter_pid_namespace() {
