@@ -657,3 +657,71 @@ fn isolation_options_need_root() {
         );
     }
 }
+
+#[test]
+fn the_command_gets_the_terminal_in_the_foreground_and_gives_it_back() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    common::namespace::assert_root();
+    for mode in MODES {
+        let dir = TempDir::new("run-tty");
+        std::fs::create_dir_all(dir.0.join("conf")).expect("conf");
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let d = dir.0.display();
+        // The command: can it open its terminal, and is its group the
+        // terminal's foreground group (stat fields 5 and 8)?
+        let command = format!(
+            "test -w /dev/tty && echo > /dev/tty && echo tty-ok > {d}/tty; \
+             set -- $(cat /proc/$$/stat); [ \"$5\" = \"$8\" ] && echo fg-ok > {d}/fg"
+        );
+        // Around it, a shell that owns the terminal and looks at its
+        // foreground group once outset is done.
+        let outer = format!(
+            "{outset} run {opts} --confdir {d}/conf --logdir {d}/logs -- sh -c '{command}'; \
+             set -- $(cat /proc/$$/stat); echo \"$5 $8\" > {d}/after",
+            outset = env!("CARGO_BIN_EXE_outset"),
+            opts = mode.join(" "),
+        );
+        let slave = pty.slave.as_raw_fd();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &outer])
+            .stdin(Stdio::from(pty.slave.try_clone().expect("dup")))
+            .stdout(Stdio::from(pty.slave.try_clone().expect("dup")))
+            .stderr(Stdio::from(pty.slave.try_clone().expect("dup")));
+        // SAFETY: setsid and ioctl are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let _ = slave;
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("sh");
+        // Only the child may hold the terminal now, so that the master
+        // reads to its end.
+        drop(cmd);
+        drop(pty.slave);
+        // Keep the terminal drained while it runs.
+        let mut master = std::fs::File::from(pty.master);
+        let reader = std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut master, &mut sink);
+            sink
+        });
+        let out = wait_bounded(child, 60).expect("the run returned");
+        let said = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
+        assert!(out.status.success(), "{mode:?}: {said}");
+        let read = |f: &str| std::fs::read_to_string(dir.0.join(f)).unwrap_or_default();
+        assert_eq!(read("tty"), "tty-ok\n", "{mode:?}: {said}");
+        assert_eq!(read("fg"), "fg-ok\n", "{mode:?}: {said}");
+        let after = read("after");
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        assert_eq!(fields.len(), 2, "{mode:?}: {after:?}");
+        assert_eq!(
+            fields[0], fields[1],
+            "{mode:?}: foreground group not given back"
+        );
+    }
+}

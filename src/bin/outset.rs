@@ -32,6 +32,9 @@ mod isolate;
 /// of jobs.
 #[path = "outset/run.rs"]
 mod run;
+/// `outset run`'s controlling terminal, lent to the command.
+#[path = "outset/terminal.rs"]
+mod terminal;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -149,6 +149,7 @@ impl Daemon {
             no_log: config.no_log,
             debug: config.debug,
             self_exe: None,
+            terminal: config.run.as_ref().and_then(|r| r.terminal),
         };
         let shell = Shell::new(
             poll.registry().try_clone()?,

@@ -23,6 +23,9 @@ pub struct RunSpec {
     /// `--show-logs-on-failure`: every job log of the run on standard
     /// error when the run fails.
     pub show_logs_on_failure: bool,
+    /// The controlling terminal, lent to the command as its foreground
+    /// process group (see `SpawnSettings::terminal`).
+    pub terminal: Option<std::os::fd::RawFd>,
 }
 
 impl RunSpec {

@@ -145,11 +145,18 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
     if let Err(e) = super::isolate::isolate(ipc_ns, net_ns) {
         return fail(&e);
     }
+    let terminal = super::terminal::Terminal::open();
     let mut control_name = None;
     if pid_ns {
         match enter_pid_namespace() {
             Ok(None) => {}
-            Ok(Some(code)) => return code,
+            Ok(Some(code)) => {
+                // Outside: group ids mean here what they meant before.
+                if let Some(t) = &terminal {
+                    t.restore();
+                }
+                return code;
+            }
             Err(e) => return fail(&e),
         }
         // Inside, every run is PID 1: name the socket after the outer pid.
@@ -189,6 +196,7 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
             settle_timeout: settle,
             required,
             show_logs_on_failure,
+            terminal: terminal.as_ref().map(|t| t.fd()),
         }),
         control_name,
         kmsg: false,
@@ -202,7 +210,12 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(&e.to_string()),
     };
-    ExitCode::from(daemon.run().clamp(0, 255) as u8)
+    let status = daemon.run().clamp(0, 255) as u8;
+    // Inside a PID namespace the outer process gives it back.
+    if let (Some(t), false) = (&terminal, pid_ns) {
+        t.restore();
+    }
+    ExitCode::from(status)
 }
 
 /// New PID and mount namespaces: the parent stays outside, passes the
