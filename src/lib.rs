@@ -22,6 +22,7 @@
 )]
 
 pub mod boot;
+pub mod bridge;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
@@ -31,7 +32,10 @@ pub mod env;
 pub mod event;
 pub mod job;
 pub mod lifecycle;
+pub mod os_error;
+pub mod panic_guard;
 pub mod pid1;
 pub mod reexec;
 pub mod spawn;
+pub mod sys;
 pub mod utmp;

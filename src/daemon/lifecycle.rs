@@ -100,17 +100,17 @@ impl Daemon {
             }
             Action::WarnFailedToStop => self.warn_failed_to_stop(),
             Action::SignalAll(sig) => {
-                sweep::signal_all(sig);
+                sweep::signal_all(&*self.shell.sys, sig);
             }
             Action::SignalLeftovers(sig) => {
-                sweep::signal_outside(sig, &self.job_pids());
+                sweep::signal_outside(&*self.shell.sys, sig, &self.job_pids());
             }
             Action::SyncRoot => sync_root(),
             Action::StartCommand => return Some(self.start_command()),
             Action::ForwardSignal { group, signal } => {
-                // SAFETY: kill(2) on the command's process group (it runs
-                // in its own session, so its pid is the group's id).
-                unsafe { libc::kill(-group, signal) };
+                // The command's process group (its pid is the group's
+                // id: it made its own, or its own session).
+                let _ = self.shell.sys.kill(-group, signal);
             }
             Action::StopSystem {
                 action,
@@ -118,8 +118,7 @@ impl Daemon {
                 show_logs,
             } => self.begin_system_stop(action, true, Ending::RunOver { status, show_logs }),
             Action::ShowLogs => self.show_run_logs(),
-            // SAFETY: sync takes no arguments.
-            Action::Sync => unsafe { libc::sync() },
+            Action::Sync => nix::unistd::sync(),
             Action::Reboot(action) => {
                 // Synced just before.
                 let e = crate::pid1::reboot::reboot(action, true);
@@ -152,8 +151,6 @@ impl Daemon {
 /// file system of the host.
 fn sync_root() {
     if let Ok(root) = std::fs::File::open("/") {
-        use std::os::fd::AsRawFd;
-        // SAFETY: syncfs on a descriptor we own.
-        unsafe { libc::syncfs(root.as_raw_fd()) };
+        let _ = nix::unistd::syncfs(&root);
     }
 }

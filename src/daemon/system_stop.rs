@@ -36,7 +36,7 @@ impl Daemon {
             emit_runlevel: emit,
             ending,
             jobs: self.jobs(),
-            exits_seen: sweep::sees_every_exit(),
+            exits_seen: sweep::sees_every_exit(&*self.shell.sys),
         };
         let actions = self.system_stop.handle(self.now_ms(), input);
         self.carry_out(Machine::SystemStop, actions);
@@ -114,9 +114,10 @@ impl Daemon {
             let input = Input::Tick {
                 jobs: self.jobs(),
                 runlevel_pending: self.engine.events.iter().any(|e| e.name == "runlevel"),
-                processes_left: self.system_stop.wants_processes() && sweep::any_left(),
+                processes_left: self.system_stop.wants_processes()
+                    && sweep::any_left(&*self.shell.sys),
                 leftovers_left: self.system_stop.wants_leftovers()
-                    && sweep::any_left_outside(&self.job_pids()),
+                    && sweep::any_left_outside(&*self.shell.sys, &self.job_pids()),
             };
             let actions = self.system_stop.handle(self.now_ms(), input);
             self.carry_out(Machine::SystemStop, actions);

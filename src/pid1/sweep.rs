@@ -4,9 +4,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::sys::{Errno, Syscall, WaitFlags, WaitFor};
+
 /// Whether `kill(-1)` is ours to use: only PID 1 may signal "everything".
-fn is_pid1() -> bool {
-    std::process::id() == 1
+fn is_pid1(sys: &dyn Syscall) -> bool {
+    sys.getpid() == 1
 }
 
 /// Every live process's children, by parent links in `/proc`.
@@ -44,13 +46,13 @@ pub fn descendants(root: i32) -> Vec<i32> {
 /// Our descendants that are neither one of `keep` nor below one of them
 /// (run mode: what the command left behind, `keep` being the jobs'
 /// processes).
-pub fn descendants_outside(keep: &[i32]) -> Vec<i32> {
+pub fn descendants_outside(sys: &dyn Syscall, keep: &[i32]) -> Vec<i32> {
     let children = children_map();
     let mut kept: HashSet<i32> = keep.iter().copied().collect();
     for &root in keep {
         kept.extend(below(&children, root));
     }
-    below(&children, std::process::id() as i32)
+    below(&children, sys.getpid())
         .into_iter()
         .filter(|p| !kept.contains(p))
         .collect()
@@ -58,66 +60,48 @@ pub fn descendants_outside(keep: &[i32]) -> Vec<i32> {
 
 /// Send `sig` (and SIGCONT after SIGTERM, so that a stopped process acts
 /// on it) to each of `pids`.
-fn signal_each(pids: &[i32], sig: i32) {
+fn signal_each(sys: &dyn Syscall, pids: &[i32], sig: i32) {
     for &pid in pids {
-        // SAFETY: kill(2) on a descendant's pid.
-        unsafe { libc::kill(pid, sig) };
+        let _ = sys.kill(pid, sig);
         if sig == libc::SIGTERM {
-            // SAFETY: as above.
-            unsafe { libc::kill(pid, libc::SIGCONT) };
+            let _ = sys.kill(pid, libc::SIGCONT);
         }
     }
 }
 
 /// Send `sig` to every descendant outside `keep`'s trees; returns how
 /// many.
-pub fn signal_outside(sig: i32, keep: &[i32]) -> usize {
-    let list = descendants_outside(keep);
-    signal_each(&list, sig);
+pub fn signal_outside(sys: &dyn Syscall, sig: i32, keep: &[i32]) -> usize {
+    let list = descendants_outside(sys, keep);
+    signal_each(sys, &list, sig);
     list.len()
 }
 
 /// Whether any descendant is left outside `keep`'s trees (cheaply "no"
 /// when we see every exit and have no child at all).
-pub fn any_left_outside(keep: &[i32]) -> bool {
-    if sees_every_exit() && !any_child() {
+pub fn any_left_outside(sys: &dyn Syscall, keep: &[i32]) -> bool {
+    if sees_every_exit(sys) && !any_child(sys) {
         return false;
     }
-    !descendants_outside(keep).is_empty()
+    !descendants_outside(sys, keep).is_empty()
 }
 
 /// Whether the end of every process we may have to wait for reaches us
 /// as a SIGCHLD: as PID 1 or a child subreaper, each descendant is
 /// re-parented to us when its parent ends, so "no child" is "no
 /// descendant", and the last one to end is our child.
-pub fn sees_every_exit() -> bool {
-    if is_pid1() {
-        return true;
-    }
-    let mut on: libc::c_int = 0;
-    // SAFETY: PR_GET_CHILD_SUBREAPER writes one int to the pointer given.
-    let r = unsafe {
-        libc::prctl(
-            libc::PR_GET_CHILD_SUBREAPER,
-            &mut on as *mut libc::c_int,
-            0,
-            0,
-            0,
-        )
-    };
-    r == 0 && on != 0
+pub fn sees_every_exit(sys: &dyn Syscall) -> bool {
+    is_pid1(sys) || sys.is_child_subreaper().unwrap_or(false)
 }
 
 /// Whether we have any child, exited or not.
-fn any_child() -> bool {
-    // SAFETY: waitid fills a zeroed siginfo we own; WNOWAIT leaves the
-    // child for the normal reaping.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::WSTOPPED;
-        let r = libc::waitid(libc::P_ALL, 0, &mut info, flags);
-        !(r < 0 && nix::errno::Errno::last() == nix::errno::Errno::ECHILD)
-    }
+fn any_child(sys: &dyn Syscall) -> bool {
+    // WNOWAIT leaves the child for the normal reaping.
+    let look = WaitFlags {
+        stops: true,
+        keep: true,
+    };
+    !matches!(sys.wait(WaitFor::Any, look), Err(Errno::ECHILD))
 }
 
 /// Every pid listed in `/proc` (empty when it cannot be read).
@@ -141,30 +125,48 @@ fn parent_of(pid: i32) -> Option<i32> {
 /// Send `sig` to every remaining process: `kill(-1)` as PID 1, else each
 /// descendant of this process. Returns how many were signalled (as PID 1:
 /// whether any was).
-pub fn signal_all(sig: i32) -> usize {
-    if is_pid1() {
-        // SAFETY: kill(2); as PID 1 -1 means every other process in our
-        // PID namespace.
-        return usize::from(unsafe { libc::kill(-1, sig) } == 0);
+pub fn signal_all(sys: &dyn Syscall, sig: i32) -> usize {
+    if is_pid1(sys) {
+        // As PID 1, -1 means every other process in our PID namespace.
+        return usize::from(sys.kill(-1, sig).is_ok());
     }
-    let list = descendants(std::process::id() as i32);
-    signal_each(&list, sig);
+    let list = descendants(sys.getpid());
+    signal_each(sys, &list, sig);
     list.len()
 }
 
 /// Is any process (other than us) still left? When every exit reaches
 /// us (PID 1, subreaper), "no child at all" answers it; otherwise look
 /// for descendants.
-pub fn any_left() -> bool {
-    if sees_every_exit() {
-        return any_child();
+pub fn any_left(sys: &dyn Syscall) -> bool {
+    if sees_every_exit(sys) {
+        return any_child(sys);
     }
-    !descendants(std::process::id() as i32).is_empty()
+    !descendants(sys.getpid()).is_empty()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::fake::{Call, FakeSyscall};
+
+    #[test]
+    fn pid1_signals_everything_with_one_call() {
+        let fake = FakeSyscall::new(1);
+        assert_eq!(signal_all(&fake, libc::SIGTERM), 1);
+        assert_eq!(fake.calls(), [Call::Kill(-1, libc::SIGTERM)]);
+        // No child at all: nothing is left.
+        assert!(!any_left(&fake));
+    }
+
+    #[test]
+    fn elsewhere_only_descendants_are_signalled() {
+        // No process in /proc has this parent.
+        let fake = FakeSyscall::new(i32::MAX);
+        assert_eq!(signal_all(&fake, libc::SIGKILL), 0);
+        assert!(fake.calls().is_empty());
+        assert!(!any_left(&fake));
+    }
 
     #[test]
     fn finds_grandchildren() {
