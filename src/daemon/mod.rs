@@ -156,6 +156,7 @@ impl Daemon {
             no_log: config.no_log,
             debug: config.debug,
             self_exe: None,
+            terminal: config.run.as_ref().and_then(|r| r.terminal),
         };
         let shell = Shell::new(
             Box::new(crate::sys::LinuxSyscall),
@@ -195,6 +196,12 @@ impl Daemon {
         };
         let now = daemon.now_ms();
         daemon.run = daemon.config.run.as_ref().map(|spec| spec.machine(now));
+        if daemon.run.is_some() || daemon.config.mode == Mode::Container {
+            daemon.shell.failures = Some(Vec::new());
+        }
+        if daemon.run.is_some() {
+            daemon.shell.run_logs = Some(Default::default());
+        }
         daemon.watch_sources();
         // Room for a descriptor or two per running job (spawn/nofile.rs).
         if let Err(e) = crate::spawn::nofile::raise() {
@@ -468,9 +475,10 @@ impl Daemon {
                 }
                 self.flush_replies();
                 self.answer_after_queue();
-                // Run mode may start its command or the stop: handle what
-                // that queued before waiting.
-                if !self.check_run() {
+                // Run mode may start its command or the stop, a failed
+                // job the container's stop: handle what that queued
+                // before waiting.
+                if !self.check_run() && !self.check_container_failures() {
                     break;
                 }
             }

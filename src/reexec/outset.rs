@@ -205,6 +205,15 @@ fn class_json(class: &JobClass, start_on: Option<&EventTree>, idx: &Indexes) -> 
     c.insert("setgid".into(), class.setgid.clone().into());
     c.insert("deleted".into(), 0.into());
     c.insert("debug".into(), flag(class.debug));
+    // An extension: written only when set, so that other states stay
+    // what Upstart writes. -1 stands for the job's own status.
+    if let Some(exit) = class.exit_container_on_failure {
+        let code = match exit {
+            crate::config::ContainerExit::JobStatus => -1,
+            crate::config::ContainerExit::Code(c) => i64::from(c),
+        };
+        c.insert("exit_container_on_failure".into(), code.into());
+    }
     c.insert(
         "apparmor_switch".into(),
         class.apparmor_switch.clone().into(),
