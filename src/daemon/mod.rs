@@ -271,7 +271,10 @@ impl Daemon {
 
     /// Hand `call` to the keeper of the bus connection; gives it back
     /// when there is no control server to take it.
-    fn bus_call(&self, call: crate::control::BusCall) -> Option<crate::control::BusCall> {
+    pub(super) fn bus_call(
+        &self,
+        call: crate::control::BusCall,
+    ) -> Option<crate::control::BusCall> {
         use crate::control::ToBroadcaster;
         let Some(control) = &self.shell.control else {
             return Some(call);
