@@ -22,4 +22,4 @@ pub use bus::{socket_path, BusCall, BusKind, BusOptions};
 pub use protocol::{
     Answer, Broadcast, CallError, EngineHandle, Envelope, InstanceProps, JobProps, Request, Value,
 };
-pub use server::{start, ToBroadcaster};
+pub use server::{start, ToBroadcaster, BUS_NAME};
