@@ -174,6 +174,11 @@ pub unsafe fn fork_child(p: &Prepared) -> Result<i32, i32> {
 }
 
 /// Report a failure on the status pipe and exit 255.
+///
+/// # Safety
+/// Only in the child between clone and exec: it ends the calling process
+/// with `_exit`, which in the parent would take init down. `status` is the
+/// child's end of the status pipe.
 unsafe fn fail(status: RawFd, kind: ErrorType, arg: i32, errnum: i32) -> ! {
     let rec = encode(kind, arg, errnum);
     libc::write(status, rec.as_ptr().cast(), rec.len());
@@ -181,6 +186,10 @@ unsafe fn fail(status: RawFd, kind: ErrorType, arg: i32, errnum: i32) -> ! {
 }
 
 /// Move `fd` off the fds 0–2 and 9 that the child is about to reuse.
+///
+/// # Safety
+/// Only in the child between clone and exec (it may call [`fail`]);
+/// `status` is the child's end of the status pipe.
 unsafe fn move_off(fd: RawFd, status: RawFd) -> RawFd {
     if fd > 2 && fd != SCRIPT_FD {
         return fd;
@@ -192,6 +201,14 @@ unsafe fn move_off(fd: RawFd, status: RawFd) -> RawFd {
     new
 }
 
+/// The child's whole life: set up what `args` describes, then exec (or
+/// report the failure and exit).
+///
+/// # Safety
+/// Only as a freshly cloned or forked child of [`fork_child`], on its own
+/// stack, with `args` built by the parent before the clone. It never
+/// returns, allocates or locks: the memory it shares with a suspended
+/// parent must be left as it was found.
 unsafe fn child(args: &ChildArgs<'_>) -> ! {
     let (p, argv, envp) = (args.prepared, args.argv, args.envp);
     // 1. Status pipe (close-on-exec) off the low fds.
@@ -338,6 +355,11 @@ unsafe fn child(args: &ChildArgs<'_>) -> ! {
 /// wait before exec for as long as its debugger likes; meanwhile it must not
 /// hold init's descriptors (a re-exec'd init could not bind its control
 /// socket again while a copy of the old one is open). Syscalls only.
+///
+/// # Safety
+/// Only in a forked child before exec: it closes descriptors that the
+/// rest of the process may still own (`OwnedFd`s would then close numbers
+/// that may have been reused).
 unsafe fn close_cloexec_fds() {
     let mut lim: libc::rlimit = std::mem::zeroed();
     let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {

@@ -169,8 +169,10 @@ impl Cgroups<'_> {
     /// Create and configure the groups, hand them to the job's user, and
     /// mark them for removal after the class's last process type.
     fn set_up(&self, pid: i32, identity: Option<&Identity>) -> Result<(), Failure> {
-        // SAFETY: plain getters.
-        let current = unsafe { (libc::geteuid(), libc::getegid()) };
+        let current = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
         sequence::setup(
             &self.manager,
             &self.placed,
@@ -246,8 +248,10 @@ fn errno() -> i32 {
 /// The uid/gid the cgroups are handed to: the job's target identity, or
 /// who we are now.
 fn target_ids(id: Option<&Identity>) -> (u32, u32) {
-    // SAFETY: plain getters.
-    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (euid, egid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
     (
         id.and_then(|i| i.uid).unwrap_or(euid),
         id.and_then(|i| i.gid).unwrap_or(egid),
@@ -305,7 +309,9 @@ fn limits_and_identity(plan: &HelperPlan, identity: Option<&Identity>) -> Result
             }
         }
         if let Some(id) = identity {
-            if libc::geteuid() == 0 && libc::setgroups(id.groups.len(), id.groups.as_ptr()) < 0 {
+            if nix::unistd::geteuid().is_root()
+                && libc::setgroups(id.groups.len(), id.groups.as_ptr()) < 0
+            {
                 return Err((ErrorType::Initgroups, 0, errno()));
             }
             if let Some(gid) = id.gid {
