@@ -323,6 +323,7 @@ fn event_bridge_of_another_user_hears_the_system_init_on_the_system_bus() {
         &[],
         &NOBODY,
         |dir| {
+            std::fs::create_dir_all(dir.0.join("run")).expect("runtime dir");
             let ok = Command::new("chown")
                 .args(["-R", "65534:65534"])
                 .arg(&dir.0)
@@ -364,6 +365,75 @@ fn event_bridge_of_another_user_hears_the_system_init_on_the_system_bus() {
     assert_eq!(
         std::fs::read_to_string(&seen).unwrap(),
         ":sys:hello-world v\n"
+    );
+}
+
+#[test]
+fn dbus_bridge_turns_signals_into_dbus_events() {
+    let init = start_session(
+        "dbus-bridge",
+        &[(
+            "pinged",
+            "start on dbus SIGNAL=Ping INTERFACE=org.example.Test\ntask\n\
+             exec sh -c 'echo \"$UPSTART_EVENTS $SIGNAL $BUS $INTERFACE $OBJPATH $ARG0 $ARG1 $ARG2\" > @DIR@/seen'\n",
+        )],
+        &[],
+    );
+    let mut bus = common::bus::SystemBus::session(&init.dir.0);
+    bus.start();
+    let log = init.dir.0.join("upstart-dbus-bridge.log");
+    let _b = Running(
+        Command::new(env!("CARGO_BIN_EXE_upstart-dbus-bridge"))
+            .args(["--user", "--debug", "--bus-name", "session"])
+            .env("UPSTART_SESSION", &init.address)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .stdin(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("bridge"),
+    );
+    let send = |interface: &str, args: &[&str]| {
+        let o = common::namespace::bounded(30, "dbus-send")
+            .arg(format!("--bus={}", bus.address))
+            .args(["--type=signal", "/org/example"])
+            .arg(format!("{interface}.Ping"))
+            .args(args)
+            .output()
+            .expect("dbus-send");
+        assert!(o.status.success(), "{o:?}");
+    };
+    let seen = init.dir.0.join("seen");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // Until the bridge has asked the bus for them, signals go unheard.
+    while !seen.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no dbus event; bridge:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        // Another interface's Ping is not what the job waits for.
+        send("org.example.Other", &["string:no"]);
+        send(
+            "org.example.Test",
+            &["string:hi", "array:int32:1,2", "int32:-7"],
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    init.wait_for("the job's line", || {
+        std::fs::read_to_string(&seen)
+            .unwrap_or_default()
+            .ends_with('\n')
+    });
+    // The array counts as ARG1 but is not written.
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        "dbus Ping session org.example.Test /org/example hi  -7\n"
+    );
+    // The bus was asked for that signal only.
+    let bridge_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !bridge_log.contains("INTERFACE=org.example.Other"),
+        "{bridge_log}"
     );
 }
 
