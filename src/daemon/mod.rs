@@ -495,6 +495,7 @@ impl Daemon {
                     self.run_queue();
                 }
                 self.flush_replies();
+                self.answer_after_queue();
                 // Run mode may start its command or the stop: handle what
                 // that queued before waiting.
                 if !self.check_run() {
@@ -564,6 +565,7 @@ impl Daemon {
                 self.engine.set_time(self.now_ms());
                 self.run_queue();
                 self.flush_replies();
+                self.answer_after_queue();
                 self.reexec();
             }
         }
