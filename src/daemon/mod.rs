@@ -122,6 +122,8 @@ pub struct Daemon {
     keyboard: bool,
     /// Work was done since memory was last handed back (see memory.rs).
     busy_since_trim: bool,
+    /// The bus init is on or wants to be on (the control plane keeps it).
+    bus_address: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Daemon {
@@ -193,6 +195,7 @@ impl Daemon {
             exit_status: None,
             keyboard,
             busy_since_trim: true,
+            bus_address: Default::default(),
         };
         let now = daemon.now_ms();
         daemon.run = daemon.config.run.as_ref().map(|spec| spec.machine(now));
@@ -238,16 +241,24 @@ impl Daemon {
         };
         // A re-exec'd image waits a little for the address to come free.
         let patience = std::time::Duration::from_millis(if self.config.restart { 2000 } else { 0 });
-        match crate::control::start(&name, handle, patience) {
+        let bus = crate::control::BusOptions {
+            log: self.shell.logger.clone(),
+            address: self.bus_address.clone(),
+        };
+        match crate::control::start(&name, handle, patience, bus) {
             Ok(broadcast) => {
+                self.shell.control = Some(broadcast);
                 if !self.config.user_mode && !self.config.no_dbus {
-                    // Early in boot there is no bus yet; failing is silent.
+                    // Early in boot there is no bus yet; failing is silent,
+                    // and the bus is joined once its socket appears.
                     let address = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
                         .unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".to_string());
-                    let (tx, _rx) = futures_channel::oneshot::channel();
-                    let _ = broadcast.send(crate::control::ToBroadcaster::ConnectBus(address, tx));
+                    let _ = self.bus_call(crate::control::BusCall::Join {
+                        address,
+                        kind: crate::control::BusKind::System,
+                        reply: None,
+                    });
                 }
-                self.shell.control = Some(broadcast);
                 self.requests = Some(rx);
                 self.shell.view = Some(view.clone());
                 self.view = Some(view);
@@ -265,6 +276,23 @@ impl Daemon {
             ),
         }
         Ok(())
+    }
+
+    /// Hand `call` to the keeper of the bus connection; gives it back
+    /// when there is no control server to take it.
+    pub(super) fn bus_call(
+        &self,
+        call: crate::control::BusCall,
+    ) -> Option<crate::control::BusCall> {
+        use crate::control::ToBroadcaster;
+        let Some(control) = &self.shell.control else {
+            return Some(call);
+        };
+        match control.send(ToBroadcaster::Bus(call)) {
+            Ok(()) => None,
+            Err(std::sync::mpsc::SendError(ToBroadcaster::Bus(call))) => Some(call),
+            Err(_) => None,
+        }
     }
 
     /// `$XDG_RUNTIME_DIR/upstart/sessions/PID.session` for `initctl
@@ -600,8 +628,11 @@ impl Daemon {
                     self.engine.emit(name, Vec::new());
                 }
                 Meaning::Forward(sig) => self.run_forward(sig),
+                Meaning::JoinBus if !self.config.no_dbus && !self.config.user_mode => {
+                    let _ = self.bus_call(crate::control::BusCall::Retry);
+                }
                 Meaning::Reexec | Meaning::Quiesce | Meaning::Stop(_) => last = Some(m),
-                Meaning::Reload | Meaning::Nothing => {}
+                Meaning::Reload | Meaning::JoinBus | Meaning::Nothing => {}
             }
         }
         match last {
