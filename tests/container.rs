@@ -52,6 +52,12 @@ fn sigterm_stops_services_in_stop_on_order_and_exits_zero() {
     let order = std::fs::read_to_string(ns.dir.0.join("order")).unwrap_or_default();
     assert_eq!(order, "c\nb\na\nd\nstraggler\n", "log:\n{}", ns.log());
     assert!(!ns.log().contains("failed to stop"), "log:\n{}", ns.log());
+    assert!(
+        ns.log()
+            .contains("init: container mode: --container given\n"),
+        "log:\n{}",
+        ns.log()
+    );
 }
 
 #[test]
@@ -95,4 +101,63 @@ fn sigrtmin_3_halts_the_container() {
     let read = |f: &str| std::fs::read_to_string(ns.dir.0.join(f)).unwrap_or_default();
     assert_eq!(read("runlevel"), "0 HALT\n", "log:\n{}", ns.log());
     assert_eq!(read("order"), "svc\n", "log:\n{}", ns.log());
+}
+
+#[test]
+fn a_pid_namespace_without_markers_is_a_container() {
+    use std::time::{Duration, Instant};
+    let dir = common::TempDir::new("container-unmarked");
+    let d = dir.0.display().to_string();
+    dir.write(
+        "conf/svc.conf",
+        &format!(
+            "start on startup\nstop on runlevel [016]\nconsole none\n\
+             exec sh -c 'echo \"$container\" > {d}/svc.env; trap \"echo svc >> {d}/stopped; exit 0\" TERM; \
+             while :; do sleep 0.05; done'\n"
+        ),
+    );
+    let log = std::fs::File::create(dir.0.join("init.log")).expect("log");
+    let conf = format!("{d}/conf");
+    let logs = format!("{d}/logs");
+    let mut child = common::namespace::MarkerFree(
+        common::namespace::marker_free_pid1(&dir, &["--confdir", &conf, "--logdir", &logs])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("unshare"),
+    );
+    let read = |f: &str| std::fs::read_to_string(dir.0.join(f)).unwrap_or_default();
+    let all = || format!("init log:\n{}\nkmsg:\n{}", read("init.log"), read("kmsg"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !read("svc.env").ends_with('\n') {
+        assert!(Instant::now() < deadline, "svc never started; {}", all());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Jobs are told, so the shipped ones skip getty, mounts and hostname.
+    assert_eq!(read("svc.env"), "outset\n", "{}", all());
+    assert!(
+        read("init.log").contains("init: container mode: PID namespace is not the initial one\n"),
+        "{}",
+        all()
+    );
+    // Its messages stay out of the host's kernel log.
+    assert_eq!(read("kmsg"), "", "{}", all());
+    let init = child.init_pid().expect("init pid");
+    // SIGTERM stops it (a machine would re-exec).
+    // SAFETY: kill(2) on the namespace's init.
+    unsafe { libc::kill(init, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            panic!("PID 1 did not stop; {}", all());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}; {}", all());
+    assert_eq!(read("stopped"), "svc\n", "{}", all());
+    assert!(!read("init.log").contains("Re-executing"), "{}", all());
 }

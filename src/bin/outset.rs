@@ -77,6 +77,9 @@ struct Args {
     /// PID 1 of a container: SIGTERM stops every job and exits.
     #[arg(long)]
     container: bool,
+    /// PID 1 of a machine even inside a PID namespace or a container.
+    #[arg(long)]
+    machine: bool,
     /// Log goal and state changes and events.
     #[arg(short, long)]
     verbose: bool,
@@ -114,6 +117,7 @@ const FLAGS: &[&str] = &[
     "--no-dbus",
     "--no-cgroups",
     "--container",
+    "--machine",
     "-v",
     "--verbose",
     "--debug",
@@ -182,12 +186,6 @@ fn known_args(raw: impl Iterator<Item = String>) -> Vec<String> {
         }
     }
     out
-}
-
-/// Container mode (PID 1 only): `--container`, `$container`, or the files
-/// container engines leave behind.
-fn container_mode(flag: bool) -> bool {
-    outset::pid1::container_detected(flag)
 }
 
 fn fatal(msg: &str) -> ExitCode {
@@ -295,7 +293,19 @@ fn main() -> ExitCode {
         old as u32
     };
     let mut job_env: Vec<String> = Vec::new();
-    let machine = is_pid1 && !args.user && !container_mode(args.container);
+    // PID 1 only: machine or container, and why (logged once the daemon
+    // has its logger).
+    let (container, why) = if is_pid1 && !args.user {
+        let (container, reason) =
+            outset::pid1::detect::Clues::gather(args.container, args.machine).decide();
+        (
+            container,
+            Some(outset::pid1::detect::describe(container, &reason)),
+        )
+    } else {
+        (false, None)
+    };
+    let machine = is_pid1 && !args.user && !container;
     if is_pid1 && !args.user {
         let opts = outset::boot::BootOptions {
             container: !machine,
@@ -336,14 +346,14 @@ fn main() -> ExitCode {
         // As PID 1 outside a container, SIGTERM asks for a re-exec.
         mode: if args.user {
             Mode::User
-        } else if container_mode(args.container) {
+        } else if container {
             Mode::Container
         } else {
             Mode::Machine
         },
         run: None,
         control_name: None,
-        kmsg: !args.user && is_pid1 && !container_mode(args.container),
+        kmsg: machine,
         no_dbus: args.no_dbus,
         argv,
         restart: args.restart,
@@ -354,6 +364,10 @@ fn main() -> ExitCode {
         Ok(d) => d,
         Err(e) => return fatal(&e.to_string()),
     };
+    // Said once per boot: a re-exec'd image keeps the mode it was given.
+    if let Some(why) = why.filter(|_| !args.restart) {
+        daemon.announce(&why);
+    }
     if machine {
         // From here on messages go to the kernel log; the console stays
         // free for jobs (pid1.md §2 step 5.15).

@@ -284,6 +284,12 @@ impl Daemon {
         self.engine.options.session_address.as_deref()
     }
 
+    /// A start-up message for whoever reads init's log (shown unless
+    /// `--quiet`).
+    pub fn announce(&mut self, msg: &str) {
+        self.log(Level::Message, msg);
+    }
+
     fn log(&mut self, level: Level, msg: &str) {
         logger::log(&self.shell.logger, level, msg);
     }
