@@ -161,3 +161,48 @@ fn a_pid_namespace_without_markers_is_a_container() {
     assert_eq!(read("stopped"), "svc\n", "{}", all());
     assert!(!read("init.log").contains("Re-executing"), "{}", all());
 }
+
+#[test]
+fn shipped_jobs_find_outsets_own_tools_off_the_path() {
+    // PID 1's PATH is the standard one, which lacks the directory of
+    // these binaries: mountall needs `initctl`, cgmanager
+    // `outset-cgmanager` (its socket moved into the test directory).
+    let shipped = |name: &str| {
+        std::fs::read_to_string(format!("{}/jobs.d/{name}.conf", env!("CARGO_MANIFEST_DIR")))
+            .expect("shipped job")
+    };
+    let cgmanager = shipped("cgmanager").replace(
+        "env SOCKET=/sys/fs/cgroup/cgmanager/sock",
+        "env SOCKET=@DIR@/cgmanager.sock",
+    );
+    assert!(cgmanager.contains("@DIR@/cgmanager.sock"));
+    let observer = "start on filesystem\ntask\nconsole none\n\
+         exec sh -c 'echo \"$PATH\" > @DIR@/filesystem'\n";
+    let mut ns = Namespace::start(
+        "container-path",
+        &[
+            ("mountall", &shipped("mountall")),
+            ("cgmanager", &cgmanager),
+            ("observer", observer),
+        ],
+        &[],
+    );
+    let path = ns.wait_file("filesystem");
+    let own = std::path::Path::new(env!("CARGO_BIN_EXE_outset"))
+        .parent()
+        .expect("bin dir")
+        .display()
+        .to_string();
+    assert!(
+        path.trim_end().ends_with(&format!(":{own}")),
+        "{path}; log:\n{}",
+        ns.log()
+    );
+    ns.wait_for("cgmanager to be running", 60, || {
+        let o = ns.ctl(&["status", "cgmanager"]);
+        String::from_utf8_lossy(&o.stdout).starts_with("cgmanager start/running")
+    });
+    assert!(!ns.log().contains("not found"), "log:\n{}", ns.log());
+    let status = ns.stop();
+    assert!(status.success(), "{status:?}");
+}

@@ -157,13 +157,27 @@ impl Args {
     }
 }
 
-/// Jobs get outset's own `PATH` and `TERM`, whatever else they inherit.
+/// Jobs get outset's own `PATH` and `TERM`, whatever else they inherit;
+/// the directory of outset's executable ends their `PATH`, so that jobs
+/// find `initctl` and outset's other tools wherever they are installed.
 fn pass_path_and_term(job_env: &mut Vec<String>) {
-    for key in ["PATH", "TERM"] {
-        if let Ok(v) = std::env::var(key) {
-            outset::env::set(job_env, format!("{key}={v}"));
-        }
+    let path = std::env::var("PATH").unwrap_or_else(|_| outset::boot::DEFAULT_PATH.to_string());
+    let path = match own_directory() {
+        Some(dir) => outset::env::path_ending_with(&path, &dir),
+        None => path,
+    };
+    outset::env::set(job_env, format!("PATH={path}"));
+    if let Ok(v) = std::env::var("TERM") {
+        outset::env::set(job_env, format!("TERM={v}"));
     }
+}
+
+/// The directory outset's executable was started from.
+fn own_directory() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.to_str()?;
+    // A `:` would split it in two in PATH.
+    (!dir.contains(':')).then(|| dir.to_string())
 }
 
 /// Keep only the options outset knows: the kernel passes init every
