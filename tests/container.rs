@@ -206,3 +206,55 @@ fn shipped_jobs_find_outsets_own_tools_off_the_path() {
     let status = ns.stop();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn a_second_init_in_the_same_network_namespace_says_who_holds_the_socket() {
+    let first = Namespace::serving(
+        "container-netns-1",
+        &[("svc", "start on startup\nconsole none\nexec sleep 1000\n")],
+    );
+    let dir = common::TempDir::new("container-netns-2");
+    std::fs::create_dir_all(dir.0.join("conf")).expect("conf");
+    dir.write(
+        "conf/ready.conf",
+        &format!(
+            "start on startup\ntask\nconsole none\nexec sh -c 'echo up > {}/ready'\n",
+            dir.0.display()
+        ),
+    );
+    let log = std::fs::File::create(dir.0.join("init.log")).expect("log");
+    // Its own PID and mount namespaces, the first one's network namespace.
+    let mut second = common::namespace::MarkerFree(
+        std::process::Command::new("nsenter")
+            .arg("-t")
+            .arg(first.init_pid().to_string())
+            .args(["--net", "--", "unshare", "--pid", "--mount", "--fork"])
+            .args(["--mount-proc", env!("CARGO_BIN_EXE_outset"), "--container"])
+            .args(["--no-dbus", "--confdir"])
+            .arg(dir.0.join("conf"))
+            .arg("--logdir")
+            .arg(dir.0.join("logs"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("nsenter"),
+    );
+    let read = |f: &str| std::fs::read_to_string(dir.0.join(f)).unwrap_or_default();
+    first.wait_for("the second init to run its jobs", 60, || {
+        read("ready") == "up\n"
+    });
+    let log = read("init.log");
+    assert!(
+        log.contains(
+            "init: Unable to listen on unix:abstract=/com/ubuntu/upstart: another init in this \
+             network namespace holds it"
+        ),
+        "{log}"
+    );
+    // It keeps running; the first still answers on the address.
+    assert!(second.0.try_wait().expect("wait").is_none(), "{log}");
+    assert!(first
+        .ctl_ok(&["status", "svc"])
+        .starts_with("svc start/running"));
+}

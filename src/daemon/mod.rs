@@ -246,6 +246,17 @@ impl Daemon {
                     self.engine.options.session_address = Some(address);
                 }
             }
+            // Abstract addresses belong to the network namespace: a
+            // container sharing one with another init finds it taken.
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => self.log(
+                Level::Error,
+                &format!(
+                    "Unable to listen on unix:abstract={name}: another init in this network \
+                     namespace holds it (containers sharing a network namespace?); initctl, \
+                     shutdown and telinit here reach that init, not this one, so this init \
+                     cannot be controlled; its jobs keep running"
+                ),
+            ),
             Err(e) => self.log(
                 Level::Warn,
                 &format!("Unable to listen for private connections: {e}"),
