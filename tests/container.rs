@@ -258,3 +258,79 @@ fn a_second_init_in_the_same_network_namespace_says_who_holds_the_socket() {
         .ctl_ok(&["status", "svc"])
         .starts_with("svc start/running"));
 }
+
+#[test]
+fn job_output_goes_to_stdout_prefixed_and_a_stalled_reader_stalls_nothing() {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    let talker = "start on startup\nconsole log\n\
+         exec sh -c 'echo Ready to accept connections; printf \"second line\"; exec sleep 1000'\n";
+    // Far more than a pipe and init's own buffer hold.
+    let flood = "task\nconsole log\n\
+         exec sh -c 'i=0; while [ $i -lt 20000 ]; do \
+         echo \"flood line $i padded to be a little longer than a short line\"; i=$((i+1)); done'\n";
+    let mut ns =
+        Namespace::serving_to_stdout("container-stdout", &[("talker", talker), ("flood", flood)]);
+    let mut pipe = ns.unshare.stdout.take().expect("stdout pipe");
+    let seen = Arc::new(Mutex::new(String::new()));
+    // Reads until told to stop, then stops reading (the pipe stays open).
+    let reading = Arc::new(Mutex::new(true));
+    let reader = {
+        let (seen, reading) = (seen.clone(), reading.clone());
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            loop {
+                while !*reading.lock().unwrap() {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                match pipe.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&chunk[..n])),
+                }
+            }
+        })
+    };
+    let text = || seen.lock().unwrap().clone();
+    ns.wait_for("the talker's first line", 60, || {
+        text().contains("talker: Ready to accept connections\n")
+    });
+    // The unfinished line is held back until it ends.
+    assert!(!text().contains("second line"), "{}", text());
+
+    // A reader that stops reading: init keeps serving and flood runs to
+    // the end.
+    *reading.lock().unwrap() = false;
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    ns.ctl_ok(&["start", "flood"]);
+    assert!(ns
+        .ctl_ok(&["status", "talker"])
+        .starts_with("talker start/running"));
+    assert!(
+        ns.log().contains(
+            "init: standard output is not being read: job output beyond 64 KiB is dropped"
+        ),
+        "{}",
+        ns.log()
+    );
+    // Once it reads again, what was kept arrives and the loss is counted.
+    *reading.lock().unwrap() = true;
+    ns.wait_for("the count of dropped lines", 60, || {
+        ns.log().contains("init: standard output is read again; ")
+    });
+    assert!(
+        text().contains("\nflood: flood line 0 padded"),
+        "{}",
+        ns.log()
+    );
+    // The talker's last line is written out when it stops.
+    ns.ctl_ok(&["stop", "talker"]);
+    ns.wait_for("the talker's unfinished line", 60, || {
+        text().contains("talker: second line\n")
+    });
+    let status = ns.stop();
+    assert!(status.success(), "{status:?}");
+    let _ = reader.join();
+}

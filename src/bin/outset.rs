@@ -53,6 +53,10 @@ struct Args {
     /// Directory for `console log` output.
     #[arg(long, value_name = "DIR")]
     logdir: Option<PathBuf>,
+    /// `console log` output to standard output as `JOB: LINE` (the default
+    /// in a container without `--logdir`).
+    #[arg(long)]
+    log_to_stdout: bool,
     /// Disable job logging (`console log` acts as `console none`).
     #[arg(long)]
     no_log: bool,
@@ -112,6 +116,7 @@ const FLAGS: &[&str] = &[
     "--restart",
     "--user",
     "--no-log",
+    "--log-to-stdout",
     "--no-startup-event",
     "--no-inherit-env",
     "--no-dbus",
@@ -378,6 +383,12 @@ fn main() -> ExitCode {
         Ok(d) => d,
         Err(e) => return fatal(&e.to_string()),
     };
+    // In a container, `docker logs` and `kubectl logs` show PID 1's
+    // standard output: job output goes there unless a directory was named.
+    let logdir_named = args.logdir.is_some() || std::env::var_os("UPSTART_LOGDIR").is_some();
+    if args.log_to_stdout || (is_pid1 && !args.user && container && !logdir_named) {
+        daemon.log_to_stdout();
+    }
     // Said once per boot: a re-exec'd image keeps the mode it was given.
     if let Some(why) = why.filter(|_| !args.restart) {
         daemon.announce(&why);

@@ -24,6 +24,16 @@ impl JobLog {
         }
     }
 
+    /// The job (and instance) the output is from, as its log file is
+    /// named: `JOB` or `JOB-INSTANCE`.
+    pub fn label(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .map(|n| n.strip_suffix(".log").unwrap_or(&n).to_string())
+            .unwrap_or_default()
+    }
+
     fn open(&mut self) -> std::io::Result<()> {
         if let Some(f) = &self.file {
             // Rotated away: start a new file.

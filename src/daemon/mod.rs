@@ -15,6 +15,7 @@ mod run_mode;
 mod session_end;
 mod shell;
 mod state_pipe;
+mod stdout_log;
 mod system_stop;
 
 pub use run_mode::RunSpec;
@@ -293,6 +294,18 @@ impl Daemon {
     /// The private control address, once listening.
     pub fn address(&self) -> Option<&str> {
         self.engine.options.session_address.as_deref()
+    }
+
+    /// Send `console log` output to init's standard output, each line
+    /// prefixed with its job's name, instead of files.
+    pub fn log_to_stdout(&mut self) {
+        match stdout_log::StdoutLog::open(&self.shell.registry) {
+            Ok(out) => self.shell.stdout = Some(out),
+            Err(e) => self.log(
+                Level::Warn,
+                &format!("Unable to log job output to standard output: {e}"),
+            ),
+        }
     }
 
     /// A start-up message for whoever reads init's log (shown unless

@@ -108,6 +108,8 @@ pub struct Shell {
     pid_tokens: HashMap<Token, i32>,
     /// Jobs whose `console log` fell back to `none` for want of a pty.
     no_pty: std::collections::HashSet<String>,
+    /// `console log` output goes here instead of files.
+    pub stdout: Option<super::stdout_log::StdoutLog>,
 }
 
 fn errno_result(rc: libc::c_long) -> Result<(), i32> {
@@ -160,6 +162,7 @@ impl Shell {
             pidfds: HashMap::new(),
             pid_tokens: HashMap::new(),
             no_pty: Default::default(),
+            stdout: None,
         }
     }
 
@@ -220,6 +223,12 @@ impl Shell {
     pub fn ready(&mut self, token: Token) -> Option<Outcome> {
         if let Some(&pid) = self.pid_tokens.get(&token) {
             return self.pidfd_ready(pid);
+        }
+        if token == super::stdout_log::STDOUT_TOKEN {
+            if let Some(message) = self.stdout.as_mut().and_then(|out| out.flush()) {
+                self.log(Level::Warn, message);
+            }
+            return None;
         }
         match self.io.get_mut(&token)? {
             Io::Status { .. } => self.read_status(token, true),
@@ -374,7 +383,19 @@ impl Shell {
                     eof = true;
                     break;
                 }
-                Ok(n) => log.write(chunk.get(..n).unwrap_or_default()),
+                Ok(n) => {
+                    let data = chunk.get(..n).unwrap_or_default();
+                    match self.stdout.as_mut() {
+                        // The log's buffer holds the unfinished line.
+                        Some(out) => {
+                            let label = log.label();
+                            if let Some(m) = out.take(&label, &mut log.buffer, data, false) {
+                                logger::log(&self.logger, Level::Warn, &m);
+                            }
+                        }
+                        None => log.write(data),
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 // EIO: every slave is closed.
@@ -386,7 +407,12 @@ impl Shell {
         }
         if eof || last {
             if let Some(Io::Log { mut log, .. }) = self.deregister(token) {
-                if log.waiting_for_disk() && !self.disk_writeable {
+                if let Some(out) = self.stdout.as_mut() {
+                    let label = log.label();
+                    if let Some(m) = out.take(&label, &mut log.buffer, &[], true) {
+                        logger::log(&self.logger, Level::Warn, &m);
+                    }
+                } else if log.waiting_for_disk() && !self.disk_writeable {
                     self.unflushed.push(log);
                 } else {
                     let _ = log.flush();

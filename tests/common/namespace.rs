@@ -63,6 +63,9 @@ struct Launch<'a> {
     bus: Bus<'a>,
     /// Wait until its control socket answers.
     serving: bool,
+    /// No `--logdir`, and standard output a pipe for the test to read
+    /// (`unshare.stdout`).
+    stdout_piped: bool,
 }
 
 /// `@DIR@` becomes the test directory, `@BIN@` a directory holding
@@ -166,6 +169,7 @@ impl Namespace {
                 extra,
                 bus: Bus::Inherited,
                 serving: false,
+                stdout_piped: false,
             },
         )
     }
@@ -192,6 +196,7 @@ impl Namespace {
                 extra,
                 bus: Bus::Off,
                 serving: true,
+                stdout_piped: false,
             },
         )
     }
@@ -207,6 +212,23 @@ impl Namespace {
                 extra: &[],
                 bus: Bus::At(bus),
                 serving: true,
+                stdout_piped: false,
+            },
+        )
+    }
+
+    /// Like `serving`, without `--logdir`: job output goes to PID 1's
+    /// standard output, a pipe the test reads from `unshare.stdout`.
+    pub fn serving_to_stdout(tag: &str, jobs: &[(&str, &str)]) -> Namespace {
+        Self::launch(
+            tag,
+            jobs,
+            Launch {
+                wrapper: &[],
+                extra: &[],
+                bus: Bus::Off,
+                serving: true,
+                stdout_piped: true,
             },
         )
     }
@@ -234,14 +256,15 @@ impl Namespace {
                 cmd.env("DBUS_SYSTEM_BUS_ADDRESS", address);
             }
         }
-        cmd.args(how.extra)
-            .arg("--confdir")
-            .arg(dir.0.join("conf"))
-            .arg("--logdir")
-            .arg(dir.0.join("logs"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
+        cmd.args(how.extra).arg("--confdir").arg(dir.0.join("conf"));
+        if how.stdout_piped {
+            cmd.stdout(Stdio::piped());
+        } else {
+            cmd.arg("--logdir")
+                .arg(dir.0.join("logs"))
+                .stdout(Stdio::null());
+        }
+        cmd.stdin(Stdio::null()).stderr(log);
         let unshare = cmd.spawn().expect("run unshare");
         let mut me = Namespace {
             dir,
