@@ -18,6 +18,10 @@ pub const STDOUT_TOKEN: Token = Token(3);
 /// How much output may wait for a reader that does not keep up.
 pub const LIMIT: usize = 64 * 1024;
 
+/// An unfinished line longer than this goes out as a line of its own (a
+/// job that never writes a newline cannot make init hold its output).
+pub const LINE_MAX: usize = 4096;
+
 pub struct StdoutLog {
     out: File,
     pending: Vec<u8>,
@@ -94,7 +98,7 @@ impl StdoutLog {
             start = end + 1;
         }
         partial.drain(..start.min(partial.len()));
-        if last && !partial.is_empty() {
+        if (last || partial.len() > LINE_MAX) && !partial.is_empty() {
             let line = std::mem::take(partial);
             message = message.or(self.line(label, &line));
         }

@@ -32,7 +32,7 @@ use super::upstart::{
 use crate::config::{ConfSource, JobClass, ProcessType, SourceKind, RLIM_INFINITY};
 use crate::control::paths::{instance_path, job_path};
 use crate::event::{EventId, EventTree, NodeKind};
-use crate::job::{Engine, EngineOptions, EventWaiter, Held, Instance};
+use crate::job::{ClassChange, Engine, EngineOptions, EventWaiter, Held, Instance};
 
 /// The key of outset-only data, at the top level and in classes and jobs.
 pub const EXTRA_KEY: &str = "outset";
@@ -205,6 +205,15 @@ fn class_json(class: &JobClass, start_on: Option<&EventTree>, idx: &Indexes) -> 
     c.insert("setgid".into(), class.setgid.clone().into());
     c.insert("deleted".into(), 0.into());
     c.insert("debug".into(), flag(class.debug));
+    // An extension: written only when set, so that other states stay
+    // what Upstart writes. -1 stands for the job's own status.
+    if let Some(exit) = class.exit_container_on_failure {
+        let code = match exit {
+            crate::config::ContainerExit::JobStatus => -1,
+            crate::config::ContainerExit::Code(c) => i64::from(c),
+        };
+        c.insert("exit_container_on_failure".into(), code.into());
+    }
     c.insert(
         "apparmor_switch".into(),
         class.apparmor_switch.clone().into(),
@@ -503,10 +512,10 @@ impl<'a> Payload<'a> {
                 .map(|i| instance_parts(name, i, engine, &self.spawning, self.input.handover, idx))
                 .collect();
             match &slot.pending {
-                Some(None) => {
+                Some(ClassChange::Delete) => {
                     c.insert("deleted".into(), 1.into());
                 }
-                Some(Some(next)) => {
+                Some(ClassChange::Replace(next)) => {
                     let pending = Value::Object(class_json(next, None, idx));
                     if let Some(Value::Object(extra)) = c.get_mut(EXTRA_KEY) {
                         extra.insert("pending".into(), pending);
@@ -679,7 +688,7 @@ pub fn read_value(root: Value) -> Result<Option<Restored>, ImportError> {
                 if let Some(px) = p.get(EXTRA_KEY) {
                     apply_class_extras(&mut next, px);
                 }
-                slot.pending = Some(Some(Arc::new(next)));
+                slot.pending = Some(ClassChange::Replace(Arc::new(next)));
             }
         }
         let jobs = c
@@ -793,7 +802,7 @@ fn apply_class_extras(class: &mut JobClass, x: &Value) {
 mod tests {
     use super::*;
     use crate::config::{parse_job, ClassDefaults};
-    use crate::job::{JobKey, Level, SpawnRequest, State, Sys};
+    use crate::job::{JobKey, Level, SpawnError, SpawnRequest, State, Sys};
 
     /// Spawns succeed with made-up pids; nothing else happens.
     struct FakeSys {
@@ -801,11 +810,11 @@ mod tests {
     }
 
     impl Sys for FakeSys {
-        fn spawn(&mut self, _req: &SpawnRequest) -> Result<i32, String> {
+        fn spawn(&mut self, _req: &SpawnRequest) -> Result<i32, SpawnError> {
             self.next_pid += 1;
             Ok(self.next_pid)
         }
-        fn kill(&mut self, _pid: i32, _signal: i32, _group: bool) -> Result<(), i32> {
+        fn kill(&mut self, _pid: i32, _signal: i32, _group: bool) -> Result<(), nix::errno::Errno> {
             Ok(())
         }
         fn log(&mut self, _level: Level, _message: String) {}
@@ -949,7 +958,10 @@ mod tests {
                 .count()
                 == 1
         );
-        assert!(matches!(e.slots["svc"].pending, Some(Some(_))));
+        assert!(matches!(
+            e.slots["svc"].pending,
+            Some(ClassChange::Replace(_))
+        ));
         assert!(!e.spawns_in_flight().is_empty());
 
         let (v, back) = roundtrip(&e, &h);
