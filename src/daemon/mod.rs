@@ -19,6 +19,7 @@ mod run_mode;
 mod session_end;
 mod shell;
 mod state_pipe;
+mod stdout_log;
 mod system_stop;
 
 pub use run_mode::RunSpec;
@@ -270,6 +271,17 @@ impl Daemon {
                     self.engine.options.session_address = Some(address);
                 }
             }
+            // Abstract addresses belong to the network namespace: a
+            // container sharing one with another init finds it taken.
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => self.log(
+                Level::Error,
+                &format!(
+                    "Unable to listen on unix:abstract={name}: another init in this network \
+                     namespace holds it (containers sharing a network namespace?); initctl, \
+                     shutdown and telinit here reach that init, not this one, so this init \
+                     cannot be controlled; its jobs keep running"
+                ),
+            ),
             Err(e) => self.log(
                 Level::Warn,
                 &format!("Unable to listen for private connections: {e}"),
@@ -336,6 +348,24 @@ impl Daemon {
     /// The private control address, once listening.
     pub fn address(&self) -> Option<&str> {
         self.engine.options.session_address.as_deref()
+    }
+
+    /// Send `console log` output to init's standard output, each line
+    /// prefixed with its job's name, instead of files.
+    pub fn log_to_stdout(&mut self) {
+        match stdout_log::StdoutLog::open(&self.shell.registry) {
+            Ok(out) => self.shell.stdout = Some(out),
+            Err(e) => self.log(
+                Level::Warn,
+                &format!("Unable to log job output to standard output: {e}"),
+            ),
+        }
+    }
+
+    /// A start-up message for whoever reads init's log (shown unless
+    /// `--quiet`).
+    pub fn announce(&mut self, msg: &str) {
+        self.log(Level::Message, msg);
     }
 
     fn log(&mut self, level: Level, msg: &str) {

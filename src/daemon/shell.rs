@@ -111,6 +111,8 @@ pub struct Shell {
     pid_tokens: HashMap<Token, i32>,
     /// Jobs whose `console log` fell back to `none` for want of a pty.
     no_pty: std::collections::HashSet<String>,
+    /// `console log` output goes here instead of files.
+    pub stdout: Option<super::stdout_log::StdoutLog>,
     /// Run mode: the environments of `stopped` events with a failed
     /// result, for the run-mode machine (`None`: not kept).
     pub failures: Option<Vec<Vec<String>>>,
@@ -158,6 +160,7 @@ impl Shell {
             run_logs: None,
             pid_tokens: HashMap::new(),
             no_pty: Default::default(),
+            stdout: None,
         }
     }
 
@@ -218,6 +221,12 @@ impl Shell {
     pub fn ready(&mut self, token: Token) -> Option<Outcome> {
         if let Some(&pid) = self.pid_tokens.get(&token) {
             return self.pidfd_ready(pid);
+        }
+        if token == super::stdout_log::STDOUT_TOKEN {
+            if let Some(message) = self.stdout.as_mut().and_then(|out| out.flush()) {
+                self.log(Level::Warn, message);
+            }
+            return None;
         }
         match self.io.get_mut(&token)? {
             Io::Status { .. } => self.read_status(token, true),
@@ -372,7 +381,19 @@ impl Shell {
                     eof = true;
                     break;
                 }
-                Ok(n) => log.write(chunk.get(..n).unwrap_or_default()),
+                Ok(n) => {
+                    let data = chunk.get(..n).unwrap_or_default();
+                    match self.stdout.as_mut() {
+                        // The log's buffer holds the unfinished line.
+                        Some(out) => {
+                            let label = log.label();
+                            if let Some(m) = out.take(&label, log.unfinished_line(), data, false) {
+                                logger::log(&self.logger, Level::Warn, &m);
+                            }
+                        }
+                        None => log.write(data),
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 // EIO: every slave is closed.
@@ -381,6 +402,21 @@ impl Shell {
                     break;
                 }
             }
+        }
+        if self.stdout.is_some() {
+            if eof || last {
+                if let Some(Io::Log { mut log, .. }) = self.deregister(token) {
+                    let label = log.label();
+                    let told = self
+                        .stdout
+                        .as_mut()
+                        .and_then(|out| out.take(&label, log.unfinished_line(), &[], true));
+                    if let Some(m) = told {
+                        logger::log(&self.logger, Level::Warn, &m);
+                    }
+                }
+            }
+            return;
         }
         if !(eof || last) {
             let dropped = log.take_dropped(false);
