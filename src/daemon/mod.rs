@@ -7,6 +7,7 @@ mod control;
 mod joblog;
 pub mod logger;
 mod memory;
+mod notify;
 pub(crate) mod panic;
 mod pidfd;
 mod reexec;
@@ -123,6 +124,8 @@ pub struct Daemon {
     keyboard: bool,
     /// Work was done since memory was last handed back (see memory.rs).
     busy_since_trim: bool,
+    /// The sd_notify socket of `expect notify` jobs.
+    notify: Option<notify::NotifySocket>,
 }
 
 impl Daemon {
@@ -191,6 +194,7 @@ impl Daemon {
             run,
             keyboard,
             busy_since_trim: true,
+            notify: None,
         };
         daemon.watch_sources();
         // Room for a descriptor or two per running job (spawn/nofile.rs).
@@ -424,6 +428,12 @@ impl Daemon {
                 "Stateful re-exec supported but stateless re-exec requested",
             );
         }
+        // Not handed over (a stateless start, an Upstart payload): a new one.
+        if self.notify.is_none() {
+            self.open_notify();
+        } else if let Some(n) = &self.notify {
+            self.engine.options.notify_socket = Some(n.address.clone());
+        }
         self.reload();
         if self.config.mode == Mode::User {
             let dirs: Vec<String> = self
@@ -505,11 +515,13 @@ impl Daemon {
             }
             let mut signalled = false;
             let mut conf_changed = false;
+            let mut notified = self.notify.as_ref().is_some_and(|n| n.backlog);
             for ev in events.iter() {
                 match ev.token() {
                     SIGNAL_TOKEN => signalled = true,
                     INOTIFY_TOKEN => conf_changed = true,
                     WAKER_TOKEN => {}
+                    notify::NOTIFY_TOKEN => notified = true,
                     token => {
                         if let Some(outcome) = self.shell.ready(token) {
                             self.apply(outcome);
@@ -526,6 +538,10 @@ impl Daemon {
             }
             if signalled {
                 self.handle_signals();
+            }
+            // Before reaping: a sender that has just exited is still known.
+            if notified {
+                self.read_notifications();
             }
             self.reap();
             // Requests are cheap to poll for; serving them every iteration
@@ -552,6 +568,9 @@ impl Daemon {
         if self.quiesce.is_some() {
             let second = Duration::from_secs(1);
             t = Some(t.map_or(second, |t| t.min(second)));
+        }
+        if self.notify.as_ref().is_some_and(|n| n.backlog) {
+            t = Some(Duration::ZERO);
         }
         if self.system_stop.is_some() || self.run_settling() {
             let tick = system_stop::SystemStop::tick();

@@ -14,18 +14,6 @@ use crate::config::{expand, signal_name, Expect, JobClass, ProcessType};
 use crate::env;
 use crate::event::{EventId, EventRef, EventTree, Progress};
 
-/// Log through `sys`, formatting the message only if `sys` would write
-/// it (a task's start and stop log a dozen Info lines nobody reads at the
-/// default priority).
-macro_rules! log {
-    ($sys:expr, $level:expr, $($arg:tt)+) => {{
-        let level = $level;
-        if $sys.logs(level) {
-            $sys.log(level, format!($($arg)+));
-        }
-    }};
-}
-
 const SIGKILL: i32 = 9;
 const SIGCONT: i32 = 18;
 const SIGSTOP: i32 = 19;
@@ -114,6 +102,9 @@ pub struct EngineOptions {
     pub no_cgroups: bool,
     /// The cgroup manager's address, once known.
     pub cgroup_manager: Option<String>,
+    /// `NOTIFY_SOCKET` for `expect notify` main processes.
+    #[serde(default)]
+    pub notify_socket: Option<String>,
 }
 
 /// A spawn whose status pipe has not reported yet.
@@ -136,11 +127,11 @@ pub struct Engine {
     /// Respawning is disabled (session ending).
     pub no_respawn: bool,
     /// pid → owning instance and process type.
-    pids: BTreeMap<i32, (JobKey, ProcessType)>,
+    pub(super) pids: BTreeMap<i32, (JobKey, ProcessType)>,
     /// pid → spawn whose status pipe is still open.
     spawns: BTreeMap<i32, PendingSpawn>,
     /// Monotonic time of the current input, in milliseconds.
-    now_ms: u64,
+    pub(super) now_ms: u64,
     /// A class held back for the cgroup manager during this event.
     #[serde(skip)]
     cgroup_wait_logged: bool,
@@ -151,7 +142,7 @@ pub struct Engine {
     /// dropped when their timer is looked at), so that finding the next
     /// deadline after every turn of the loop does not visit every class.
     #[serde(skip)]
-    timed: BTreeSet<JobKey>,
+    pub(super) timed: BTreeSet<JobKey>,
 }
 
 /// What a control call's job name and environment resolve to.
@@ -235,7 +226,7 @@ impl Engine {
         self.timed.clear();
         for (job, slot) in &self.slots {
             for (name, inst) in &slot.instances {
-                if inst.kill_deadline.is_some() {
+                if inst.kill_deadline.is_some() || inst.readiness.deadline.is_some() {
                     self.timed.insert(JobKey::new(job, name));
                 }
                 for (process, pid) in &inst.pids {
@@ -274,14 +265,14 @@ impl Engine {
         self.slots.get(&key.job)?.instances.get(&key.instance)
     }
 
-    fn inst(&mut self, key: &JobKey) -> Option<&mut Instance> {
+    pub(super) fn inst(&mut self, key: &JobKey) -> Option<&mut Instance> {
         self.slots
             .get_mut(&key.job)?
             .instances
             .get_mut(&key.instance)
     }
 
-    fn class_of(&self, key: &JobKey) -> Option<Arc<JobClass>> {
+    pub(super) fn class_of(&self, key: &JobKey) -> Option<Arc<JobClass>> {
         self.slots.get(&key.job).map(|s| s.class.clone())
     }
 
@@ -767,7 +758,7 @@ impl Engine {
     // ------------------------------------------------------------------
     // Goals and states
 
-    fn change_goal(&mut self, sys: &mut dyn Sys, key: &JobKey, goal: Goal) {
+    pub(super) fn change_goal(&mut self, sys: &mut dyn Sys, key: &JobKey, goal: Goal) {
         let Some(inst) = self.inst(key) else { return };
         if inst.goal == goal {
             return;
@@ -785,6 +776,7 @@ impl Engine {
         sys.notice(Notice::GoalChanged(key.clone(), goal.name()));
         if (goal == Goal::Start && state == State::Waiting)
             || (goal == Goal::Stop && state == State::Running)
+            || (goal == Goal::Stop && state == State::Spawned && self.expects_notify(key))
         {
             let next = self.next_state(key);
             self.change_state(sys, key, next);
@@ -792,7 +784,7 @@ impl Engine {
     }
 
     /// events-and-states.md §6.2. May turn goal `respawn` back into `start`.
-    fn next_state(&mut self, key: &JobKey) -> State {
+    pub(super) fn next_state(&mut self, key: &JobKey) -> State {
         // One lookup for the class and the instance.
         let Some(slot) = self.slots.get_mut(&key.job) else {
             return State::Waiting;
@@ -856,7 +848,7 @@ impl Engine {
         }
     }
 
-    fn change_state(&mut self, sys: &mut dyn Sys, key: &JobKey, target: State) {
+    pub(super) fn change_state(&mut self, sys: &mut dyn Sys, key: &JobKey, target: State) {
         let mut next = Some(target);
         // Looked up once for the whole walk. Only the last step (back to
         // waiting, which removes the instance) can replace the class.
@@ -1083,7 +1075,13 @@ impl Engine {
     }
 
     /// Record the first failure of an instance (§12.1).
-    fn fail(&mut self, sys: &mut dyn Sys, key: &JobKey, process: Option<ProcessType>, status: i32) {
+    pub(super) fn fail(
+        &mut self,
+        sys: &mut dyn Sys,
+        key: &JobKey,
+        process: Option<ProcessType>,
+        status: i32,
+    ) {
         let Some(inst) = self.inst(key) else { return };
         if inst.failed {
             return;
@@ -1112,6 +1110,7 @@ impl Engine {
         }
         env::set(&mut out, format!("UPSTART_JOB={}", key.job));
         env::set(&mut out, format!("UPSTART_INSTANCE={}", key.instance));
+        self.notify_env(key, process, &mut out);
         if self.options.user_mode {
             if let Some(addr) = &self.options.session_address {
                 env::set(&mut out, format!("UPSTART_SESSION={addr}"));
@@ -1169,6 +1168,9 @@ impl Engine {
                             inst.trace = if trace { Trace::New } else { Trace::None };
                             inst.trace_forks = 0;
                         }
+                    }
+                    if process == ProcessType::Main {
+                        self.readiness_spawned(key);
                     }
                     self.pids.insert(pid, (key.clone(), process));
                     self.spawns.insert(
@@ -1465,6 +1467,11 @@ impl Engine {
             return;
         };
         let (state, goal) = (inst.state, inst.goal);
+        // An `expect notify` main process that ends before `READY=1` has
+        // failed, whatever its status (extensions.md §7).
+        let unready = process == ProcessType::Main
+            && class.expect == Expect::Notify
+            && matches!(state, State::Spawning | State::Spawned);
         let mut failed = false;
         let mut stop = false;
         let mut advance = true;
@@ -1482,8 +1489,8 @@ impl Engine {
                     advance = false;
                     break 'main;
                 }
-                if goal == Goal::Start && (raw != 0 || (class.respawn && !class.task)) {
-                    failed = !normal;
+                if goal == Goal::Start && (raw != 0 || (class.respawn && !class.task) || unready) {
+                    failed = !normal || unready;
                     if failed && class.respawn && !self.no_respawn {
                         if self.respawn_runaway(&key, &class) {
                             sys.log(Level::Warn, format!("{key} respawning too fast, stopped"));
@@ -1598,11 +1605,11 @@ impl Engine {
     }
 
     fn deadline_of(&self, key: &JobKey) -> Option<u64> {
-        self.slots
-            .get(&key.job)?
-            .instances
-            .get(&key.instance)?
-            .kill_deadline
+        let inst = self.slots.get(&key.job)?.instances.get(&key.instance)?;
+        match (inst.kill_deadline, Self::readiness_deadline(inst)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Fire every timer due at the current time.
@@ -1620,9 +1627,13 @@ impl Engine {
             }
         }
         for key in due {
+            self.readiness_timer(sys, &key);
             let Some(inst) = self.inst(&key) else {
                 continue;
             };
+            if inst.kill_deadline.is_none_or(|d| d > now) {
+                continue;
+            }
             inst.kill_deadline = None;
             let pid = inst.pid(ProcessType::Main);
             if pid > 0 {

@@ -2,16 +2,20 @@
 //! machine (events-and-states.md). It is pure: inputs come in through
 //! methods, and everything it needs from the world goes through [`Sys`].
 
+#[macro_use]
+mod log;
 mod engine;
 mod envops;
 mod instance;
 mod interest;
+mod notify;
 mod state;
 mod sys;
 mod validate;
 
 pub use engine::{Engine, EngineOptions, Event, EventWaiter, ExitStatus, Slot};
 pub use instance::{Held, Instance, Trace, WaitKind};
+pub use notify::{NotifyMessage, Readiness};
 pub use state::{Goal, State};
 pub use sys::{Level, Notice, Reply, SpawnRequest, Sys};
 

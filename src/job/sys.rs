@@ -83,6 +83,9 @@ pub trait Sys {
     fn ptrace_new_child(&mut self, _pid: i32) -> Result<i32, i32> {
         Err(38)
     }
+    /// Learn of the end of `pid`, a process the engine now follows that
+    /// may not be init's child (`MAINPID=` of `expect notify`).
+    fn watch_process(&mut self, _pid: i32) {}
     fn reply(&mut self, _token: u64, _reply: Reply) {}
     /// An event that carried a file has finished: close the file.
     fn release_fd(&mut self, _fd: i32) {}
