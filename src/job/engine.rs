@@ -1482,6 +1482,9 @@ impl Engine {
                 {
                     advance = false;
                 }
+                if state == State::PostStart {
+                    self.abandon_post_start(sys, &key);
+                }
                 if state == State::Killed {
                     break 'main;
                 }

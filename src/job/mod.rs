@@ -9,6 +9,7 @@ mod envops;
 mod instance;
 mod interest;
 mod notify;
+mod post_start;
 mod state;
 mod sys;
 mod validate;
