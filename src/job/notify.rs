@@ -140,6 +140,9 @@ impl Engine {
         }
         let Some(inst) = self.inst(key) else { return };
         if let Some(status) = msg.status {
+            if !status.is_empty() {
+                log!(sys, Level::Info, "{key} status: {status}");
+            }
             inst.readiness.status = (!status.is_empty()).then_some(status);
         }
         if msg.stopping && !inst.readiness.stopping {
