@@ -195,13 +195,8 @@ run() {
     # The control target waits for its daemon's answers; the state
     # payloads are large. Both need more than the default 1200 s only when
     # something hangs, which is what -timeout reports.
-    # control runs a daemon in the fuzzer's process: its threads (and the
-    # zbus runtime's) outlive each input, which leak detection would
-    # report as leaks.
-    leaks=
-    [ "$target" = control ] && leaks=-detect_leaks=0
     cargo fuzz run --fuzz-dir fuzz "$target" "$corpus/$target" -- \
-        $dict $leaks -max_total_time="$secs" -timeout=60 -rss_limit_mb=4096 \
+        $dict -max_total_time="$secs" -timeout=60 -rss_limit_mb=4096 \
         -print_final_stats=1 "$@"
 }
 

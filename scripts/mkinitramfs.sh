@@ -37,7 +37,8 @@ ln -s ../run var/run
 
 cp "$bindir/outset" init
 ln -s ../init sbin/init
-for bin in initctl telinit runlevel shutdown outset-cgmanager; do
+for bin in initctl telinit runlevel shutdown outset-cgmanager \
+    upstart-udev-bridge upstart-socket-bridge upstart-file-bridge; do
     [ -x "$bindir/$bin" ] && cp "$bindir/$bin" "sbin/$bin"
 done
 for link in start stop restart reload status; do

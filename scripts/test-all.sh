@@ -11,4 +11,4 @@ cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
 # Panic containment, through a trigger only test builds have.
 cargo test --features panic-trigger --test panic
-./target/debug/init-checkconf jobs.d/*.conf
+./target/debug/init-checkconf jobs.d/*.conf sessions.d/*.conf

@@ -22,6 +22,7 @@
 )]
 
 pub mod boot;
+pub mod bridge;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
@@ -30,6 +31,7 @@ pub mod daemon;
 pub mod env;
 pub mod event;
 pub mod job;
+pub mod lifecycle;
 pub mod pid1;
 pub mod reexec;
 pub mod spawn;

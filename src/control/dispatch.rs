@@ -26,6 +26,7 @@ use super::ifaces::{Instance, Job, Manager};
 use super::paths::{unescape, INSTANCE_IFACE, JOB_IFACE, MANAGER_IFACE, MANAGER_PATH};
 use super::peer::BusStandIn;
 use super::protocol::{EngineHandle, Request, Value};
+use super::socket::ControlSocket;
 use super::subscriptions::Subscriptions;
 
 const INTROSPECTABLE: &str = "org.freedesktop.DBus.Introspectable";
@@ -43,14 +44,25 @@ pub struct Objects {
 }
 
 impl Objects {
-    pub fn new(engine: EngineHandle, guid: &zbus::Guid<'static>) -> zbus::Result<Objects> {
+    /// Built on the control runtime, over outset's own socket type (no
+    /// name-service lookups for the peer, socket.rs).
+    pub async fn new(
+        runtime: &zruntime::SharedRuntime,
+        engine: EngineHandle,
+        guid: &zbus::Guid<'static>,
+    ) -> zbus::Result<Objects> {
         let (a, b) = std::os::unix::net::UnixStream::pair()?;
-        let server = zbus::connection::Builder::unix_stream(a)
+        let idle = || std::sync::Arc::new(super::guard::Activity::new());
+        let (a, b) = (
+            ControlSocket::new(runtime, std::sync::Arc::new(a), idle())?,
+            ControlSocket::new(runtime, std::sync::Arc::new(b), idle())?,
+        );
+        let server = zbus::connection::Builder::socket(a)
             .server(guid.clone())
             .p2p()
             .build();
-        let client = zbus::connection::Builder::unix_stream(b).p2p().build();
-        let (anchor, peer) = zbus::block_on(futures_util::future::join(server, client));
+        let client = zbus::connection::Builder::socket(b).p2p().build();
+        let (anchor, peer) = futures_util::future::join(server, client).await;
         Ok(Objects {
             engine,
             anchor: anchor?,

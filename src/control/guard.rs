@@ -1,47 +1,37 @@
-//! Keeping one misbehaving client from stalling the control server: a
-//! client that never finishes its handshake, or never reads the signals
-//! sent to it, must not hold up anyone else.
+//! The control server's limits, and the means to enforce them: no client,
+//! whatever it sends or fails to read, may hold up another or cost init
+//! more than these bounds (docs/ARCHITECTURE.md, "Limits and decisions").
 
-use std::os::fd::AsFd;
+use std::future::Future;
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// How long a client may take to authenticate.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once; a new client beyond this evicts the
-/// oldest one still waiting (idle connections cannot crowd out initctl).
+/// oldest one still authenticating.
 pub const MAX_HANDSHAKES: usize = 32;
-/// How long a client's socket may stay full before it is dropped.
-pub const WRITE_GRACE: Duration = Duration::from_secs(2);
-/// How long one message may take to go out before its socket is shut down.
+/// What a client may send before its first message (Upstart's handshake
+/// is three short lines).
+pub const MAX_HANDSHAKE_BYTES: usize = 16 * 1024;
+/// Connections held at once; a new client beyond this evicts the one that
+/// has been quiet longest (one still authenticating first), so a fresh
+/// connection is never refused.
+pub const MAX_CONNECTIONS: usize = 512;
+/// The largest message init accepts, fixed header, fields and body
+/// together. Upstart's calls are a few kilobytes at most; a header that
+/// claims more closes its connection before anything is set aside.
+pub const MAX_MESSAGE_SIZE: usize = 1024 * 1024;
+/// Signals waiting for one client at most; a client that falls further
+/// behind is disconnected (the bus connection's extra signals are dropped).
+pub const SIGNAL_QUEUE: usize = 8192;
+/// How long one write of queued signals may take before the client is
+/// disconnected.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Wait (up to [`WRITE_GRACE`]) until `sock` has room to send; false if
-/// the peer does not read.
-pub fn writable(sock: &UnixStream) -> bool {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let deadline = Instant::now() + WRITE_GRACE;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
-            .unwrap_or(PollTimeout::ZERO);
-        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLOUT)];
-        match poll(&mut fds, ms) {
-            Ok(0) => return false,
-            Ok(_) => {
-                let revents = fds
-                    .first()
-                    .and_then(|f| f.revents())
-                    .unwrap_or(PollFlags::empty());
-                return revents.contains(PollFlags::POLLOUT)
-                    && !revents.intersects(PollFlags::POLLERR | PollFlags::POLLHUP);
-            }
-            Err(nix::errno::Errno::EINTR) if !left.is_zero() => continue,
-            Err(_) => return false,
-        }
-    }
-}
 
 /// Cut a connection: both directions of its socket are shut down, so
 /// every pending read or write on it fails at once.
@@ -49,44 +39,62 @@ pub fn cut(sock: &UnixStream) {
     let _ = sock.shutdown(std::net::Shutdown::Both);
 }
 
-/// The socket a write is in progress on, and since when.
-type Slot = Arc<Mutex<Option<(Arc<UnixStream>, Instant)>>>;
+/// When a client last sent a message (milliseconds since the server
+/// started), to tell idle connections from busy ones.
+#[derive(Debug, Default)]
+pub struct Activity(AtomicU64);
 
-/// Shuts down a socket that one write has been blocked on for longer than
-/// [`WRITE_TIMEOUT`] (a message larger than the room the peer leaves).
-#[derive(Clone)]
-pub struct Watchdog {
-    slot: Slot,
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
-impl Watchdog {
-    pub fn start() -> std::io::Result<Watchdog> {
-        let slot: Slot = Arc::new(Mutex::new(None));
-        let watched = slot.clone();
-        std::thread::Builder::new()
-            .name("control-watchdog".into())
-            .stack_size(64 * 1024)
-            .spawn(move || loop {
-                std::thread::sleep(Duration::from_millis(500));
-                let Ok(guard) = watched.lock() else { return };
-                if let Some((sock, since)) = guard.as_ref() {
-                    if since.elapsed() > WRITE_TIMEOUT {
-                        cut(sock);
-                    }
-                }
-            })?;
-        Ok(Watchdog { slot })
+impl Activity {
+    pub fn new() -> Activity {
+        let a = Activity::default();
+        a.touch();
+        a
     }
 
-    /// Run `write`, cutting `sock` if it blocks for too long.
-    pub fn guard<T>(&self, sock: &Arc<UnixStream>, write: impl FnOnce() -> T) -> T {
-        if let Ok(mut g) = self.slot.lock() {
-            *g = Some((sock.clone(), Instant::now()));
+    pub fn touch(&self) {
+        let ms = u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn last(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A future polled inside `daemon::contain`: a panic while polling it
+/// (zbus's handshake code panics on some malformed lines) ends this
+/// future with `None` instead of counting as a panic of init's.
+pub struct Contained<F>(Option<Pin<Box<F>>>);
+
+impl<F: Future> Contained<F> {
+    pub fn new(future: F) -> Contained<F> {
+        Contained(Some(Box::pin(future)))
+    }
+}
+
+impl<F: Future> Future for Contained<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(inner) = self.0.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match crate::daemon::contain(|| inner.as_mut().poll(cx)) {
+            Some(Poll::Pending) => Poll::Pending,
+            Some(Poll::Ready(v)) => {
+                self.0 = None;
+                Poll::Ready(Some(v))
+            }
+            None => {
+                // Poisoned by its panic: never polled again.
+                self.0 = None;
+                Poll::Ready(None)
+            }
         }
-        let result = write();
-        if let Ok(mut g) = self.slot.lock() {
-            *g = None;
-        }
-        result
     }
 }

@@ -1,22 +1,30 @@
-//! The private D-Bus server: one thread accepts peer connections, another
-//! keeps the list of connections and sends every one the signals of the
-//! engine's changes. Calls are served by each connection's dispatcher
-//! (dispatch.rs). The engine thread only ever sends on channels.
+//! The private D-Bus server. One thread, `control`, runs the runtime that
+//! serves every connection: it accepts clients, authenticates them, reads
+//! and answers their calls and writes their signals, each connection a
+//! few tasks, so an idle client costs its socket and no thread. A second
+//! thread, `control-signals`, keeps the list of connections that take
+//! signals and queues the engine's changes for each of them (outbox.rs).
+//! The engine thread only ever sends on channels.
 
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 
 use zbus::connection::Builder;
 use zbus::{Connection, Message};
+use zruntime::{AsyncIo, SharedRuntime};
 
+use super::admission::{Admission, Ticket};
 use super::dispatch::{serve, Objects};
-use super::guard::{self, Watchdog};
+use super::guard::{self, Activity, Contained};
+use super::outbox::{Outbox, Queued};
 use super::paths::{
     instance_path, job_path, INSTANCE_IFACE, JOB_IFACE, MANAGER_IFACE, MANAGER_PATH,
 };
 use super::peer::guid;
-use super::protocol::{Broadcast, EngineHandle, Value};
+use super::protocol::{Broadcast, CallError, EngineHandle, Value};
+use super::socket::ControlSocket;
 use super::subscriptions::Subscriptions;
 
 /// Messages for the thread that owns the connections.
@@ -25,10 +33,9 @@ pub enum ToBroadcaster {
     /// Several changes in order (what one turn of the engine's loop made:
     /// one wake-up of the broadcaster instead of one per change).
     Changes(Vec<Broadcast>),
-    /// A client that authenticated (its calls are already being served),
-    /// to be sent signals from now on; the socket is a second handle on
-    /// the client's.
-    Authenticated(Connection, Arc<UnixStream>, Arc<Subscriptions>),
+    /// A connection that takes signals from now on (its calls are already
+    /// being served).
+    Subscribed(Subscriber),
     /// A client's connection closed: drop it now, so that its
     /// descriptors are not held until the next sweep.
     Closed,
@@ -67,103 +74,218 @@ pub fn start(
     };
     let guid = guid().ok_or_else(|| std::io::Error::other("no random GUID"))?;
     let (tx, rx) = mpsc::channel::<ToBroadcaster>();
-    let watchdog = Watchdog::start()?;
-    let objects = Arc::new(Objects::new(engine, &guid).map_err(std::io::Error::other)?);
-
+    let (ready_tx, ready_rx) = mpsc::sync_channel(1);
     let accept_tx = tx.clone();
-    let bus_objects = objects.clone();
     std::thread::Builder::new()
-        .name("control-accept".into())
-        .spawn(move || {
-            // SAFETY: getuid has no preconditions.
-            let own_uid = unsafe { libc::getuid() };
-            // Handshakes still in progress, oldest first.
-            let mut handshakes: std::collections::VecDeque<Handshake> = Default::default();
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else {
-                    // Out of descriptors (or similar): do not spin on it.
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                    continue;
-                };
-                // Abstract sockets have no permissions: only init's own
-                // user may connect (control.md §1.1).
-                let peer = nix::sys::socket::getsockopt(
-                    &stream,
-                    nix::sys::socket::sockopt::PeerCredentials,
-                );
-                if peer.map(|c| c.uid()) != Ok(own_uid) {
-                    continue;
-                }
-                // Idle connections cannot crowd out initctl: beyond the
-                // limit, the oldest handshake still waiting is cut.
-                handshakes.retain(|h| h.lock().is_ok_and(|s| s.is_some()));
-                if handshakes.len() >= guard::MAX_HANDSHAKES {
-                    if let Some(sock) = handshakes.pop_front().and_then(|h| h.lock().ok()?.take()) {
-                        guard::cut(&sock);
-                    }
-                }
-                handshakes.extend(authenticate(stream, &objects, &guid, &accept_tx));
-            }
-        })?;
-
+        .name("control".into())
+        .spawn(move || run(listener, engine, guid, accept_tx, ready_tx))?;
+    let (runtime, objects) = ready_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the control thread ended"))??;
+    let bus_tx = tx.clone();
     std::thread::Builder::new()
         .name("control-signals".into())
-        .spawn(move || broadcaster(rx, bus_objects, watchdog))?;
+        .spawn(move || broadcaster(rx, bus_tx, runtime, objects))?;
     Ok(tx)
 }
 
-/// A connection that receives signals. `sock` is a second handle on a
-/// private client's socket, to check and cut it.
-struct Peer {
+type Ready = std::io::Result<(SharedRuntime, Arc<Objects>)>;
+
+/// The `control` thread: run the runtime every connection is served on.
+/// zbus builds its connections on `SharedRuntime::current()`, which inside
+/// this `block_on` is this very runtime.
+fn run(
+    listener: UnixListener,
+    engine: EngineHandle,
+    guid: zbus::Guid<'static>,
+    tx: mpsc::Sender<ToBroadcaster>,
+    ready: mpsc::SyncSender<Ready>,
+) {
+    let runtime = match SharedRuntime::current() {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let rt = runtime.clone();
+    runtime.block_on(async move {
+        let setup = async {
+            let objects = Arc::new(
+                Objects::new(&rt, engine, &guid)
+                    .await
+                    .map_err(std::io::Error::other)?,
+            );
+            let listener = AsyncIo::new(&rt, listener)?;
+            Ok::<_, std::io::Error>((objects, listener))
+        };
+        let (objects, listener) = match setup.await {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let _ = ready.send(Ok((rt.clone(), objects.clone())));
+        accept(&rt, listener, objects, guid, tx).await;
+    });
+}
+
+/// Take every client of init's own user; each is served by a task.
+async fn accept(
+    rt: &SharedRuntime,
+    listener: AsyncIo<UnixListener, zruntime::Shared>,
+    objects: Arc<Objects>,
+    guid: zbus::Guid<'static>,
+    tx: mpsc::Sender<ToBroadcaster>,
+) {
+    // SAFETY: getuid has no preconditions.
+    let own_uid = unsafe { libc::getuid() };
+    let admission = Arc::new(Admission::default());
+    loop {
+        let stream = match listener.read_with(|l| l.accept()).await {
+            Ok((stream, _)) => stream,
+            Err(_) => {
+                // Out of descriptors (or similar): do not spin on it.
+                rt.sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // Abstract sockets have no permissions: only init's own user may
+        // connect (control.md §1.1).
+        let peer =
+            nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials);
+        if peer.map(|c| c.uid()) != Ok(own_uid) {
+            continue;
+        }
+        let sock = Arc::new(stream);
+        let activity = Arc::new(Activity::new());
+        let Some(ticket) = admission.admit(sock.clone(), activity.clone()) else {
+            continue;
+        };
+        let client = Client {
+            ticket,
+            rt: rt.clone(),
+            sock,
+            activity,
+            objects: objects.clone(),
+            guid: guid.clone(),
+            tx: tx.clone(),
+        };
+        rt.spawn("control client", client.serve()).detach();
+    }
+}
+
+/// One accepted client, before its handshake.
+struct Client {
+    /// Its place among the connections, given up when it goes.
+    ticket: Ticket,
+    rt: SharedRuntime,
+    sock: Arc<UnixStream>,
+    activity: Arc<Activity>,
+    objects: Arc<Objects>,
+    guid: zbus::Guid<'static>,
+    tx: mpsc::Sender<ToBroadcaster>,
+}
+
+impl Client {
+    /// Authenticate the client (it has `HANDSHAKE_TIMEOUT`), then serve
+    /// its calls until it goes, and have the broadcaster send it signals.
+    async fn serve(self) -> Option<()> {
+        let Client {
+            ticket,
+            rt,
+            sock,
+            activity,
+            objects,
+            guid,
+            tx,
+        } = self;
+        let stream = async {
+            let socket = ControlSocket::new(&rt, sock.clone(), activity).ok()?;
+            let builder = Builder::socket(socket).server(guid).p2p();
+            // zbus's handshake code can panic on some malformed input (an
+            // empty line): that ends this client's handshake, not init.
+            let handshake = Contained::new(builder.build_message_stream());
+            rt.timeout(guard::HANDSHAKE_TIMEOUT, handshake)
+                .await
+                .ok()??
+                .ok()
+        }
+        .await;
+        let Some(stream) = stream else {
+            guard::cut(&sock);
+            return None;
+        };
+        ticket.authenticated();
+        let conn = Connection::from(&stream);
+        let subscriptions = Arc::new(Subscriptions::default());
+        let mut outbox = Outbox::start(&rt, conn.clone(), Some(sock.clone()));
+        let _ = tx.send(ToBroadcaster::Subscribed(Subscriber {
+            conn,
+            sock: Some(sock.clone()),
+            subscriptions: Some(subscriptions.clone()),
+            outbox: outbox.clone(),
+        }));
+        serve(stream, objects, Some((sock, subscriptions))).await;
+        outbox.close();
+        let _ = tx.send(ToBroadcaster::Closed);
+        Some(())
+    }
+}
+
+/// A connection that receives signals.
+pub struct Subscriber {
     conn: Connection,
+    /// A private client's socket, to cut it.
     sock: Option<Arc<UnixStream>>,
     /// A private client's choice of signals (none: on a bus, which filters).
     subscriptions: Option<Arc<Subscriptions>>,
+    outbox: Outbox,
 }
 
-impl Peer {
+impl Subscriber {
     /// Whether any signal may be sent to this connection (a bus filters
     /// by itself: everything goes to it).
     fn wants_signals(&self) -> bool {
         self.subscriptions.as_ref().is_none_or(|s| s.wants_any())
     }
 
-    fn close(&self) {
-        if let Some(sock) = &self.sock {
-            guard::cut(sock);
-        }
-    }
-
-    /// Send `msgs`, in order; false if the connection is gone or its
-    /// client does not read what it is sent.
-    fn send(&self, msgs: &[Message], watchdog: &Watchdog) -> bool {
+    /// Queue `msgs`, in order; false if the connection is gone or its
+    /// client has fallen too far behind (it is then cut).
+    fn send(&mut self, msgs: &[Message]) -> bool {
         let msgs = match &self.subscriptions {
             Some(s) => s.select(msgs),
             None => std::borrow::Cow::Borrowed(msgs),
         };
-        // Slices keep one write (and the watchdog's patience) bounded.
-        msgs.chunks(SEND_SLICE).all(|slice| {
-            let write = || zbus::block_on(self.conn.send_all(slice));
-            match &self.sock {
-                Some(sock) => guard::writable(sock) && watchdog.guard(sock, write).is_ok(),
-                None => write().is_ok(),
+        for msg in msgs.iter() {
+            match self.outbox.push(msg.clone()) {
+                Queued::Yes => {}
+                Queued::Gone => return false,
+                // The bus reads what it is sent; what it cannot take now
+                // is dropped rather than losing the bus.
+                Queued::Full => {
+                    if let Some(sock) = &self.sock {
+                        guard::cut(sock);
+                        self.outbox.close();
+                        return false;
+                    }
+                }
             }
-        })
+        }
+        true
     }
 }
 
-/// Signals handed to a connection in one write at most.
-const SEND_SLICE: usize = 256;
-
-/// A client authenticating on its own thread: a second handle on its
-/// socket, to cut it, which the thread takes away once it is done (so that
-/// it keeps no connection open).
-type Handshake = Arc<Mutex<Option<UnixStream>>>;
-
-/// Keeps the connections that receive signals and sends them.
-fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, objects: Arc<Objects>, watchdog: Watchdog) {
-    let mut conns: Vec<Peer> = Vec::new();
-    let mut on_bus = false;
+/// Keeps the connections that receive signals and queues their signals.
+fn broadcaster(
+    rx: mpsc::Receiver<ToBroadcaster>,
+    tx: mpsc::Sender<ToBroadcaster>,
+    runtime: SharedRuntime,
+    objects: Arc<Objects>,
+) {
+    let mut conns: Vec<Subscriber> = Vec::new();
+    let on_bus = Arc::new(AtomicBool::new(false));
     // Work was done since the heap was last trimmed.
     let mut busy = false;
     loop {
@@ -183,40 +305,39 @@ fn broadcaster(rx: mpsc::Receiver<ToBroadcaster>, objects: Arc<Objects>, watchdo
         let Some(msg) = msg else { continue };
         match msg {
             // A client gone before this point sent its `Closed` already.
-            ToBroadcaster::Authenticated(conn, _, _) if conn.is_closed() => {}
-            ToBroadcaster::Authenticated(conn, sock, subscriptions) => conns.push(Peer {
-                conn,
-                sock: Some(sock),
-                subscriptions: Some(subscriptions),
-            }),
+            ToBroadcaster::Subscribed(s) if s.conn.is_closed() => {}
+            ToBroadcaster::Subscribed(s) => conns.push(s),
             // Swept above.
             ToBroadcaster::Closed => {}
-            ToBroadcaster::Change(change) => broadcast(&mut conns, &[change], &watchdog),
-            // What one turn of the engine's loop changed: one write to each
-            // connection for all of it.
-            ToBroadcaster::Changes(changes) => broadcast(&mut conns, &changes, &watchdog),
-            ToBroadcaster::ConnectBus(address, tx) => {
-                if on_bus {
-                    let _ = tx.send(Ok(Value::Unit));
+            ToBroadcaster::Change(change) => broadcast(&mut conns, &[change]),
+            // What one turn of the engine's loop changed: queued for each
+            // connection in one go.
+            ToBroadcaster::Changes(changes) => broadcast(&mut conns, &changes),
+            ToBroadcaster::ConnectBus(address, reply) => {
+                if on_bus.swap(true, Ordering::SeqCst) {
+                    let _ = reply.send(Ok(Value::Unit));
                     continue;
                 }
-                match join_bus(&address, &objects) {
-                    Ok(conn) => {
-                        on_bus = true;
-                        conns.push(Peer {
-                            conn,
-                            sock: None,
-                            subscriptions: None,
-                        });
-                        let _ = tx.send(Ok(Value::Unit));
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(super::protocol::CallError::new(
-                            "org.freedesktop.DBus.Error.Failed",
-                            e.to_string(),
-                        )));
-                    }
-                }
+                let (rt, objects, tx, on_bus) =
+                    (runtime.clone(), objects.clone(), tx.clone(), on_bus.clone());
+                runtime
+                    .spawn("control bus", async move {
+                        let answer = match join_bus(&rt, &address, &objects).await {
+                            Ok(subscriber) => {
+                                let _ = tx.send(ToBroadcaster::Subscribed(subscriber));
+                                Ok(Value::Unit)
+                            }
+                            Err(e) => {
+                                on_bus.store(false, Ordering::SeqCst);
+                                Err(CallError::new(
+                                    "org.freedesktop.DBus.Error.Failed",
+                                    e.to_string(),
+                                ))
+                            }
+                        };
+                        let _ = reply.send(answer);
+                    })
+                    .detach();
             }
         }
     }
@@ -231,23 +352,17 @@ fn trim_heap() {
     }
 }
 
-/// Send the signals of `changes` to every connection, each message built
+/// Queue the signals of `changes` for every connection, each message built
 /// once for all of them; drop the connections that do not take them.
 /// Nothing is built while no connection takes any signal (in a spawn
 /// storm driven by `initctl emit`, building them was most of this
 /// thread's work, on a processor the spawned jobs wanted).
-fn broadcast(conns: &mut Vec<Peer>, changes: &[Broadcast], watchdog: &Watchdog) {
-    if !conns.iter().any(Peer::wants_signals) {
+fn broadcast(conns: &mut Vec<Subscriber>, changes: &[Broadcast]) {
+    if !conns.iter().any(Subscriber::wants_signals) {
         return;
     }
     let msgs: Vec<Message> = changes.iter().filter_map(|c| signal(c).ok()).collect();
-    conns.retain(|p| {
-        let ok = p.send(&msgs, watchdog);
-        if !ok {
-            p.close();
-        }
-        ok
-    });
+    conns.retain_mut(|p| p.send(&msgs));
 }
 
 /// The signal that announces one change (control.md §2, §3).
@@ -293,72 +408,23 @@ fn signal(change: &Broadcast) -> zbus::Result<Message> {
     }
 }
 
-/// Authenticate a client on a thread of its own (a client that never
-/// speaks must not hold up the others; one that has not finished within
-/// `HANDSHAKE_TIMEOUT` is dropped), then serve its calls at once and have
-/// the broadcaster send it signals.
-fn authenticate(
-    stream: UnixStream,
-    objects: &Arc<Objects>,
-    guid: &zbus::Guid<'static>,
-    tx: &mpsc::Sender<ToBroadcaster>,
-) -> Option<Handshake> {
-    let sock = stream.try_clone().ok()?;
-    let handle = Arc::new(stream.try_clone().ok()?);
-    let subscriptions = Arc::new(Subscriptions::default());
-    let builder = Builder::unix_stream(stream).server(guid.clone()).p2p();
-    let (tx, objects) = (tx.clone(), objects.clone());
-    let slot: Handshake = Arc::new(Mutex::new(Some(sock)));
-    let finished = slot.clone();
-    std::thread::Builder::new()
-        .name("control-auth".into())
-        .stack_size(512 * 1024)
-        .spawn(move || {
-            // zbus's handshake code can panic on some malformed input (an
-            // empty line): that ends this client's handshake, not init.
-            let conn = crate::daemon::contain(|| {
-                zbus::block_on(async {
-                    let runtime = zruntime::SharedRuntime::current().ok()?;
-                    let handshake = builder.build_message_stream();
-                    let stream = runtime
-                        .timeout(guard::HANDSHAKE_TIMEOUT, handshake)
-                        .await
-                        .ok()?
-                        .ok()?;
-                    let conn = Connection::from(&stream);
-                    let private = (handle.clone(), subscriptions.clone());
-                    zruntime::spawn(serve(stream, objects, Some(private))).detach();
-                    let (closed, tx) = (conn.clone(), tx.clone());
-                    zruntime::spawn(async move {
-                        closed.closed().await;
-                        let _ = tx.send(ToBroadcaster::Closed);
-                    })
-                    .detach();
-                    Some(conn)
-                })
-            })
-            .flatten();
-            if let Ok(mut s) = finished.lock() {
-                s.take();
-            }
-            match conn {
-                Some(conn) => {
-                    let _ = tx.send(ToBroadcaster::Authenticated(conn, handle, subscriptions));
-                }
-                None => guard::cut(&handle),
-            }
-        })
-        .ok()?;
-    Some(slot)
-}
-
 /// Connect to a message bus owning `com.ubuntu.Upstart`, and serve it.
-fn join_bus(address: &str, objects: &Arc<Objects>) -> zbus::Result<Connection> {
-    let builder = Builder::address(address).name(BUS_NAME);
-    zbus::block_on(async {
-        let stream = builder.build_message_stream().await?;
-        let conn = Connection::from(&stream);
-        zruntime::spawn(serve(stream, objects.clone(), None)).detach();
-        Ok(conn)
+async fn join_bus(
+    rt: &SharedRuntime,
+    address: &str,
+    objects: &Arc<Objects>,
+) -> zbus::Result<Subscriber> {
+    let stream = Builder::address(address)
+        .name(BUS_NAME)
+        .build_message_stream()
+        .await?;
+    let conn = Connection::from(&stream);
+    rt.spawn("control bus calls", serve(stream, objects.clone(), None))
+        .detach();
+    Ok(Subscriber {
+        outbox: Outbox::start(rt, conn.clone(), None),
+        conn,
+        sock: None,
+        subscriptions: None,
     })
 }

@@ -439,7 +439,7 @@ impl Daemon {
             // A session init logs out; PID 1 ignores the request.
             Request::EndSession => {
                 if self.config.user_mode {
-                    self.start_quiesce("logout");
+                    self.start_quiesce(crate::lifecycle::Requester::Session);
                 }
                 Ok(Value::Unit)
             }

@@ -5,6 +5,7 @@
 
 mod control;
 mod joblog;
+mod lifecycle;
 pub mod logger;
 mod memory;
 mod notify;
@@ -12,6 +13,7 @@ pub(crate) mod panic;
 mod pidfd;
 mod reexec;
 mod run_mode;
+mod session_end;
 mod shell;
 mod state_pipe;
 mod system_stop;
@@ -27,11 +29,12 @@ use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use thiserror::Error;
 
 use crate::config::{load_sources_watching, ClassDefaults, ConfSource};
 use crate::job::{Engine, EngineOptions, ExitStatus, Level};
+use crate::lifecycle::Requester;
 use crate::pid1::signals::Meaning;
 use crate::pid1::Mode;
 use crate::spawn::SpawnSettings;
@@ -85,19 +88,6 @@ pub struct DaemonConfig {
     pub inherited_fds: Vec<i32>,
 }
 
-/// Session-end progress (pid1.md §8).
-struct Quiesce {
-    /// `shutdown` (SIGTERM) or `logout` (EndSession).
-    reason: &'static str,
-    started: Instant,
-    /// The current phase began; the checks run once a second from it.
-    phase_started: Instant,
-    last_tick: Instant,
-    /// Waiting up to 5 s for jobs started by `session-end`.
-    waiting: bool,
-    max_kill_timeout: u64,
-}
-
 pub struct Daemon {
     engine: Engine,
     shell: Shell,
@@ -107,7 +97,8 @@ pub struct Daemon {
     /// What the last load said about directories it left out.
     skipped_dirs: Vec<String>,
     config: DaemonConfig,
-    quiesce: Option<Quiesce>,
+    /// A session init's end (pid1.md §8).
+    session_end: crate::lifecycle::SessionEnd,
     /// A stateful re-exec was asked for (Restart(), SIGTERM as PID 1).
     reexec_requested: bool,
     requests: Option<std::sync::mpsc::Receiver<crate::control::Envelope>>,
@@ -116,10 +107,12 @@ pub struct Daemon {
     pending: control::Pending,
     session_file: Option<PathBuf>,
     log_priority: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    /// The built-in system stop, once started.
-    system_stop: Option<system_stop::SystemStop>,
+    /// The built-in system stop.
+    system_stop: crate::lifecycle::SystemStop,
     /// `outset run` progress.
-    run: Option<run_mode::RunState>,
+    run: Option<crate::lifecycle::RunMode>,
+    /// A lifecycle machine said to exit with this status.
+    exit_status: Option<i32>,
     /// The console accepted KDSIGACCEPT: SIGWINCH is handled.
     keyboard: bool,
     /// Work was done since memory was last handed back (see memory.rs).
@@ -174,7 +167,6 @@ impl Daemon {
         };
         let init_env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
         let engine = Engine::new(options, config.job_env.clone(), init_env);
-        let run = config.run.clone().map(run_mode::RunState::new);
         let mut daemon = Daemon {
             engine,
             shell,
@@ -183,19 +175,22 @@ impl Daemon {
             inotify: None,
             skipped_dirs: Vec::new(),
             config,
-            quiesce: None,
+            session_end: Default::default(),
             reexec_requested: false,
             requests: None,
             view: None,
             pending: control::Pending::default(),
             session_file: None,
             log_priority,
-            system_stop: None,
-            run,
+            system_stop: Default::default(),
+            run: None,
+            exit_status: None,
             keyboard,
             busy_since_trim: true,
             notify: None,
         };
+        let now = daemon.now_ms();
+        daemon.run = daemon.config.run.as_ref().map(|spec| spec.machine(now));
         daemon.watch_sources();
         // Room for a descriptor or two per running job (spawn/nofile.rs).
         if let Err(e) = crate::spawn::nofile::raise() {
@@ -291,35 +286,6 @@ impl Daemon {
     /// The private control address, once listening.
     pub fn address(&self) -> Option<&str> {
         self.engine.options.session_address.as_deref()
-    }
-
-    /// The largest `kill timeout` among classes with instances, at least 5.
-    fn max_kill_timeout(&self) -> u64 {
-        self.engine
-            .slots
-            .values()
-            .filter(|s| !s.instances.is_empty())
-            .map(|s| s.class.kill_timeout.max(0) as u64)
-            .max()
-            .unwrap_or(0)
-            .max(5)
-    }
-
-    /// Name every instance still alive as having failed to stop.
-    fn warn_failed_to_stop(&mut self) {
-        let left: Vec<String> = self
-            .engine
-            .slots
-            .iter()
-            .flat_map(|(job, s)| {
-                s.instances
-                    .keys()
-                    .map(move |i| crate::job::JobKey::new(job, i).to_string())
-            })
-            .collect();
-        for job in left {
-            self.log(Level::Warn, &format!("job {job} failed to stop"));
-        }
     }
 
     fn log(&mut self, level: Level, msg: &str) {
@@ -475,7 +441,7 @@ impl Daemon {
             self.engine.fire_timers(&mut self.shell);
             loop {
                 // Once the stop sweeps processes away, nothing new starts.
-                if !self.system_stop.as_ref().is_some_and(|s| s.frozen()) {
+                if !self.system_stop.sweeping() {
                     self.run_queue();
                 }
                 self.flush_replies();
@@ -565,16 +531,12 @@ impl Daemon {
             .engine
             .next_deadline()
             .map(|d| Duration::from_millis(d.saturating_sub(now)));
-        if self.quiesce.is_some() {
-            let second = Duration::from_secs(1);
-            t = Some(t.map_or(second, |t| t.min(second)));
+        if let Some(d) = self.lifecycle_deadline() {
+            let d = Duration::from_millis(d.saturating_sub(now));
+            t = Some(t.map_or(d, |t| t.min(d)));
         }
         if self.notify.as_ref().is_some_and(|n| n.backlog) {
             t = Some(Duration::ZERO);
-        }
-        if self.system_stop.is_some() || self.run_settling() {
-            let tick = system_stop::SystemStop::tick();
-            t = Some(t.map_or(tick, |t| t.min(tick)));
         }
         t
     }
@@ -637,7 +599,7 @@ impl Daemon {
             }
         }
         match last {
-            Some(Meaning::Quiesce) => self.start_quiesce("shutdown"),
+            Some(Meaning::Quiesce) => self.start_quiesce(Requester::System),
             Some(Meaning::Stop(action)) => self.start_system_stop(action, true, 0),
             Some(Meaning::Reexec) => {
                 let argv0 = self.config.argv.first().cloned().unwrap_or_default();
@@ -688,96 +650,6 @@ impl Daemon {
             self.run_child_exited(pid, exit);
             self.engine.child_exited(&mut self.shell, pid, exit);
         }
-    }
-
-    /// Start ending the session: SIGTERM (`shutdown`, straight to the kill
-    /// phase) or EndSession (`logout`, which first gives jobs that start on
-    /// `session-end` up to 5 seconds). Only the first request counts.
-    pub(super) fn start_quiesce(&mut self, reason: &'static str) {
-        if self.quiesce.is_some() {
-            return;
-        }
-        self.log(Level::Info, &format!("Quiescing due to {reason} request"));
-        self.engine.no_respawn = true;
-        let env = vec![format!("TYPE={reason}")];
-        let interested = reason == "logout"
-            && self.engine.slots.values().any(|s| {
-                s.start_on.as_ref().is_some_and(|t| {
-                    t.could_match(
-                        &crate::event::EventRef {
-                            id: 0,
-                            name: "session-end",
-                            env: &env,
-                        },
-                        &[],
-                    )
-                })
-            });
-        self.engine.emit("session-end", env);
-        let now = Instant::now();
-        self.quiesce = Some(Quiesce {
-            reason,
-            started: now,
-            phase_started: now,
-            last_tick: now,
-            waiting: interested,
-            max_kill_timeout: 5,
-        });
-        if interested {
-            self.engine.stop_all(&mut self.shell);
-        } else {
-            self.kill_phase();
-        }
-    }
-
-    /// Stop every instance and allow the longest kill timeout (at least 5 s).
-    fn kill_phase(&mut self) {
-        let max = self.max_kill_timeout();
-        self.engine.stop_all(&mut self.shell);
-        if let Some(q) = &mut self.quiesce {
-            q.waiting = false;
-            q.max_kill_timeout = max;
-            q.phase_started = Instant::now();
-        }
-    }
-
-    /// Returns the exit status once the session is over.
-    fn check_quiesce(&mut self) -> Option<i32> {
-        let q = self.quiesce.as_ref()?;
-        // No instance left after the queue was drained: done at once.
-        let mut done = !self.engine.has_instances();
-        let mut timed_out = false;
-        if !done && q.last_tick.elapsed() >= Duration::from_secs(1) {
-            let phase = q.phase_started.elapsed();
-            let (waiting, max) = (q.waiting, q.max_kill_timeout);
-            if let Some(q) = &mut self.quiesce {
-                q.last_tick = Instant::now();
-            }
-            if waiting && (phase >= Duration::from_secs(5) || !self.engine.has_processes()) {
-                self.kill_phase();
-            } else if !waiting && phase.as_secs() > max {
-                timed_out = true;
-            }
-            done = timed_out || !self.engine.has_processes();
-        }
-        if !done {
-            return None;
-        }
-        let q = self.quiesce.as_ref()?;
-        let (reason, elapsed) = (q.reason, q.started.elapsed());
-        if timed_out {
-            self.warn_failed_to_stop();
-        }
-        let took = match elapsed.as_secs() {
-            0 => "<1 second".to_string(),
-            1 => "1 second".to_string(),
-            n => format!("{n} seconds"),
-        };
-        self.log(
-            Level::Info,
-            &format!("Quiesce {reason} sequence took {took}"),
-        );
-        Some(0)
     }
 }
 

@@ -1,13 +1,15 @@
-//! `outset run` (extensions.md §3): wait for the jobs to settle, run the
-//! command as the task job `run` with the caller's stdio, pass signals on
-//! to it, then stop the system and exit with the command's status.
+//! `outset run` (extensions.md §3), the daemon's side: the `run` job
+//! that runs the command, and what the run-mode machine
+//! (`crate::lifecycle::run`) is told.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::lifecycle::Machine;
 use super::Daemon;
 use crate::config::{ClassDefaults, Console, JobClass, Process, ProcessType};
-use crate::job::{ExitStatus, Goal, JobKey, Level, State};
-use crate::pid1::StopAction;
+use crate::job::{ExitStatus, Goal, JobKey, State};
+use crate::lifecycle::run::Input;
+use crate::lifecycle::{Answer, RunMode};
 
 /// The name of the job that runs the command.
 pub const RUN_JOB: &str = "run";
@@ -19,30 +21,11 @@ pub struct RunSpec {
     pub settle_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Settling,
-    /// The command runs as this pid (also its process group).
-    Running(Option<i32>),
-    Over,
-}
-
-pub(super) struct RunState {
-    spec: RunSpec,
-    phase: Phase,
-    since: Instant,
-    /// The command's exit status, once it ended.
-    status: Option<i32>,
-}
-
-impl RunState {
-    pub(super) fn new(spec: RunSpec) -> Self {
-        RunState {
-            spec,
-            phase: Phase::Settling,
-            since: Instant::now(),
-            status: None,
-        }
+impl RunSpec {
+    /// The run-mode machine for this run, settling from `now`.
+    pub(super) fn machine(&self, now: u64) -> RunMode {
+        let timeout = u64::try_from(self.settle_timeout.as_millis()).unwrap_or(u64::MAX);
+        RunMode::new(now, timeout)
     }
 }
 
@@ -103,141 +86,94 @@ fn unsettled(d: &Daemon) -> Vec<String> {
 }
 
 impl Daemon {
-    /// Drive run mode one step: start the command once settled, give up
-    /// on settling, or start the stop once the command is over. Returns
-    /// whether it did any of these (events may then be queued).
+    /// Tell run mode the queue was drained: it may start the command,
+    /// give up on settling, or start the stop once the command is over.
+    /// Returns whether it did any of these (events may then be queued).
     pub(super) fn check_run(&mut self) -> bool {
         let Some(run) = &self.run else {
             return false;
         };
-        match run.phase {
-            Phase::Settling => {
-                let waiting = unsettled(self);
-                if self.engine.events.is_empty() && waiting.is_empty() {
-                    self.start_command();
-                    return true;
-                } else if run.since.elapsed() > run.spec.settle_timeout {
-                    let secs = run.spec.settle_timeout.as_secs();
-                    let mut msg = format!("outset run: jobs did not settle within {secs} s:");
-                    if waiting.is_empty() {
-                        msg.push_str(" (events still queued)");
-                    }
-                    for w in waiting {
-                        msg.push_str(&format!(" {w}"));
-                    }
-                    eprintln!("{msg}");
-                    self.end_run(124);
-                    return true;
-                }
-                false
-            }
-            Phase::Running(_) => {
-                // The task is over once its instance is gone.
-                if self.engine.instance(&JobKey::new(RUN_JOB, "")).is_none() {
-                    let status = run.status.unwrap_or(127);
-                    self.end_run(status);
-                    return true;
-                }
-                false
-            }
-            Phase::Over => false,
-        }
+        let input = Input::Tick {
+            queue_empty: self.engine.events.is_empty(),
+            unsettled: if run.settling() {
+                unsettled(self)
+            } else {
+                Vec::new()
+            },
+            command_present: self.engine.instance(&JobKey::new(RUN_JOB, "")).is_some(),
+        };
+        let now = self.now_ms();
+        let actions = match &mut self.run {
+            Some(run) => run.handle(now, input),
+            None => Vec::new(),
+        };
+        let acted = !actions.is_empty();
+        self.carry_out(Machine::Run, actions);
+        acted
     }
 
-    fn start_command(&mut self) {
+    /// Start the `run` job (the machine's `StartCommand`).
+    pub(super) fn start_command(&mut self) -> Answer {
         match self
             .engine
             .start_job(&mut self.shell, RUN_JOB, Vec::new(), None)
         {
-            Ok(key) => {
-                let pid = self
-                    .engine
+            Ok(key) => Answer::CommandStarted(
+                self.engine
                     .instance(&key)
                     .map(|i| i.pid(ProcessType::Main))
-                    .filter(|&p| p > 0);
-                if let Some(run) = &mut self.run {
-                    run.phase = Phase::Running(pid);
-                }
-            }
-            Err((_, msg)) => {
-                eprintln!("outset run: unable to run the command: {msg}");
-                self.end_run(127);
-            }
+                    .filter(|&p| p > 0),
+            ),
+            Err((_, msg)) => Answer::CommandFailed(msg.to_string()),
         }
     }
 
-    fn end_run(&mut self, status: i32) {
-        if let Some(run) = &mut self.run {
-            run.phase = Phase::Over;
-        }
-        self.start_system_stop(StopAction::PowerOff, true, status);
+    /// The command job's main pid, once spawned.
+    fn command_pid(&self) -> Option<i32> {
+        self.engine
+            .instance(&JobKey::new(RUN_JOB, ""))
+            .map(|i| i.pid(ProcessType::Main))
+            .filter(|&p| p > 0)
     }
 
-    /// A child ended: note the command's status (128+N for signal N).
+    fn feed_run(&mut self, input: Input) {
+        let now = self.now_ms();
+        let actions = match &mut self.run {
+            Some(run) => run.handle(now, input),
+            None => return,
+        };
+        self.carry_out(Machine::Run, actions);
+    }
+
+    /// A child ended: run mode notes the command's status.
     pub(super) fn run_child_exited(&mut self, pid: i32, exit: ExitStatus) {
-        let Some(run) = &mut self.run else {
+        if self.run.is_none() {
             return;
-        };
-        let main = match run.phase {
-            Phase::Running(Some(p)) => p,
-            Phase::Running(None) => match self
-                .engine
-                .instance(&JobKey::new(RUN_JOB, ""))
-                .map(|i| i.pid(ProcessType::Main))
-            {
-                Some(p) if p > 0 => p,
-                _ => return,
-            },
-            _ => return,
-        };
-        if pid == main {
-            run.status = Some(match exit {
-                ExitStatus::Exited(code) => code,
-                ExitStatus::Signaled(sig) => 128 + sig,
-            });
         }
+        let command_pid = self.command_pid();
+        self.feed_run(Input::ChildExited {
+            pid,
+            exit,
+            command_pid,
+        });
     }
 
-    /// A forwarded signal: to the command's process group while it runs;
-    /// before it runs, SIGINT and SIGTERM give up (exit 128+N).
-    pub(super) fn run_forward(&mut self, signo: i32) {
-        let Some(run) = &self.run else {
+    /// A signal for the command (run mode's forwarded signals).
+    pub(super) fn run_forward(&mut self, signal: i32) {
+        if self.run.is_none() {
             return;
-        };
-        match run.phase {
-            Phase::Running(pid) => {
-                let pid = pid.or_else(|| {
-                    self.engine
-                        .instance(&JobKey::new(RUN_JOB, ""))
-                        .map(|i| i.pid(ProcessType::Main))
-                        .filter(|&p| p > 0)
-                });
-                if let Some(pid) = pid {
-                    // SAFETY: kill(2) on the command's process group (it
-                    // runs in its own session, so pid == pgid).
-                    unsafe { libc::kill(-pid, signo) };
-                }
-            }
-            Phase::Settling if signo == libc::SIGINT || signo == libc::SIGTERM => {
-                self.log(Level::Info, "Interrupted before the command ran");
-                self.end_run(128 + signo);
-            }
-            _ => {}
         }
-    }
-
-    /// Still waiting for the jobs to settle (the loop must wake up to
-    /// notice the settle timeout).
-    pub(super) fn run_settling(&self) -> bool {
-        self.run
-            .as_ref()
-            .is_some_and(|r| r.phase == Phase::Settling)
+        let command_pid = self.command_pid();
+        self.feed_run(Input::Signal {
+            signal,
+            command_pid,
+        });
     }
 
     /// The extra class run mode adds to every configuration load.
     pub(super) fn run_classes(&self) -> Vec<JobClass> {
-        match &self.run {
-            Some(run) => vec![run_class(&run.spec.command, &self.config.defaults)],
+        match &self.config.run {
+            Some(spec) => vec![run_class(&spec.command, &self.config.defaults)],
             None => Vec::new(),
         }
     }

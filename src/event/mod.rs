@@ -1,6 +1,6 @@
 //! Events: glob matching, `start on`/`stop on` trees and the event record.
 
-mod fnmatch;
+pub mod fnmatch;
 mod tree;
 
 pub use fnmatch::fnmatch;

@@ -4,6 +4,7 @@
 pub mod namespace;
 pub mod pids_cgroup;
 pub mod procs;
+pub mod wire;
 
 use std::path::PathBuf;
 

@@ -341,21 +341,42 @@ impl Namespace {
             .unwrap_or(0)
     }
 
-    /// How many private clients PID 1 holds a connection to: init keeps
-    /// two handles on each such socket (listeners have one).
+    /// How many private clients PID 1 holds a connection to: the
+    /// connected sockets of its network namespace that carry the control
+    /// socket's name (what init accepted; clients' own ends have none).
     pub fn client_count(&self) -> usize {
-        let mut sockets: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", self.init))
-            .map(|d| {
-                d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-                    .map(|l| l.to_string_lossy().into_owned())
-                    .filter(|l| l.starts_with("socket:"))
-                    .collect()
+        std::fs::read_to_string(format!("/proc/{}/net/unix", self.init))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.get(5) == Some(&"03") && f.get(7) == Some(&"@/com/ubuntu/upstart")
             })
-            .unwrap_or_default();
-        sockets.sort();
-        let n = sockets.len();
-        sockets.dedup();
-        n - sockets.len()
+            .count()
+    }
+
+    /// `n` connections to PID 1's control socket past the D-Bus
+    /// handshake, made one after another from inside its network
+    /// namespace (abstract sockets belong to one).
+    pub fn authenticated_clients(&self, n: usize) -> Vec<std::os::unix::net::UnixStream> {
+        use std::os::fd::AsRawFd;
+        let ns = std::fs::File::open(format!("/proc/{}/ns/net", self.init_pid())).expect("netns");
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    // SAFETY: setns on this thread only, with a namespace
+                    // descriptor we hold open.
+                    let joined = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                    assert_eq!(joined, 0, "setns: {}", std::io::Error::last_os_error());
+                    (0..n)
+                        .map(|_| {
+                            super::wire::raw_authenticated("unix:abstract=/com/ubuntu/upstart")
+                        })
+                        .collect()
+                })
+                .join()
+                .expect("connecting thread")
+        })
     }
 
     /// PID 1's resident memory in KiB.

@@ -1,0 +1,374 @@
+//! The bridges (upstart-*-bridge) end to end: a real session init, the
+//! real bridge connected to it, the outside happening made for real, and
+//! the job that the event starts seen doing its work.
+
+mod common;
+
+use common::{start_session, Started};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A bridge process, killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `upstart-NAME-bridge --user ARGS` against `init`; its messages go
+/// to `DIR/NAME-bridge.log`.
+fn bridge(init: &Started, exe: &str, args: &[&str]) -> Running {
+    bridge_in(init, &[], exe, args)
+}
+
+/// `bridge`, run through `wrapper` (such as `nsenter ... --`).
+fn bridge_in(init: &Started, wrapper: &[&str], exe: &str, args: &[&str]) -> Running {
+    let log = std::fs::File::create(init.dir.0.join(format!(
+        "{}.log",
+        Path::new(exe).file_name().unwrap().to_string_lossy()
+    )))
+    .unwrap();
+    let mut cmd = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    Running(
+        cmd.args(["--user", "--debug"])
+            .args(args)
+            .env("UPSTART_SESSION", &init.address)
+            .stdin(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("bridge"),
+    )
+}
+
+/// The lines of `DIR/rel` once it has at least `n`, sorted.
+fn lines(init: &Started, rel: &str, n: usize) -> Vec<String> {
+    let path = init.dir.0.join(rel);
+    let read = || {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    init.wait_for(&format!("{n} lines in {rel}"), || read().len() >= n);
+    let mut l = read();
+    l.sort();
+    l
+}
+
+#[test]
+fn file_bridge_turns_changes_into_file_events() {
+    let init = start_session(
+        "file-bridge",
+        &[(
+            "spool",
+            "start on file FILE=@DIR@/spool/*.job EVENT=create\n\
+             instance $MATCH\ntask\n\
+             exec sh -c 'echo \"$FILE $EVENT $MATCH\" >> @DIR@/spooled'\n",
+        )],
+        &[],
+    );
+    let d = init.dir.0.display().to_string();
+    let _b = bridge(&init, env!("CARGO_BIN_EXE_upstart-file-bridge"), &[]);
+    // The job is known before its directory exists: the bridge watches an
+    // ancestor until the directory appears.
+    init.wait_for("the bridge to connect", || {
+        std::fs::read_to_string(init.dir.0.join("upstart-file-bridge.log"))
+            .unwrap_or_default()
+            .contains("watching")
+    });
+    std::fs::create_dir(init.dir.0.join("spool")).unwrap();
+    std::fs::write(init.dir.0.join("spool/a.job"), "x").unwrap();
+    std::fs::write(init.dir.0.join("spool/ignored.txt"), "x").unwrap();
+    assert_eq!(
+        lines(&init, "spooled", 1),
+        [format!("{d}/spool/*.job create {d}/spool/a.job")]
+    );
+    // A job added later is picked up at once; its file already exists, so
+    // it gets its create event straight away, then one per change asked.
+    std::fs::write(init.dir.0.join("flag"), "").unwrap();
+    init.dir.write(
+        "conf/flag.conf",
+        &format!(
+            "start on file FILE={d}/flag\ninstance $EVENT\ntask\n\
+             exec sh -c 'echo \"$FILE $EVENT\" >> {d}/flagged'\n"
+        ),
+    );
+    assert_eq!(lines(&init, "flagged", 1), [format!("{d}/flag create")]);
+    std::fs::remove_file(init.dir.0.join("flag")).unwrap();
+    assert_eq!(
+        lines(&init, "flagged", 2),
+        [format!("{d}/flag create"), format!("{d}/flag delete")]
+    );
+    assert_eq!(
+        lines(&init, "spooled", 1).len(),
+        1,
+        "no event for ignored.txt"
+    );
+}
+
+/// A job that answers one connection on the socket it was handed, then
+/// exits.
+const ANSWER_ONCE: &str = "exec perl -e 'open(my $l, \"+<&=\", $ENV{UPSTART_FDS}) or die \"no fd\"; \
+     accept(my $c, $l) or die \"accept: $!\"; print $c \"hello from $ENV{UPSTART_JOB} $ENV{PROTO}\\n\"; close $c'\n";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_status(init: &Started, job: &str, want: &str) {
+    init.wait_for(&format!("{job} {want}"), || {
+        init.ctl(&["status", job]).1.contains(want)
+    });
+}
+
+#[test]
+fn socket_bridge_activates_jobs_on_connection() {
+    use std::io::Read;
+    let port = free_port();
+    let abstract_name = format!("@outset-test-socket-{}", std::process::id());
+    let init = start_session(
+        "socket-bridge",
+        &[
+            (
+                "web",
+                &format!("start on socket PROTO=inet PORT={port} ADDR=127.0.0.1\n{ANSWER_ONCE}"),
+            ),
+            (
+                "local",
+                &format!("start on socket PROTO=unix SOCKET_PATH={abstract_name}\n{ANSWER_ONCE}"),
+            ),
+        ],
+        &[],
+    );
+    let _b = bridge(&init, env!("CARGO_BIN_EXE_upstart-socket-bridge"), &[]);
+    let connect = || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => {
+                    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+                        .unwrap();
+                    break s;
+                }
+                Err(e) => {
+                    assert!(std::time::Instant::now() < deadline, "connect: {e}");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+        }
+    };
+    // One-shot activation, again and again: each time the job has exited,
+    // the next connection starts it anew.
+    for _ in 0..2 {
+        let mut answer = String::new();
+        connect().read_to_string(&mut answer).unwrap();
+        assert_eq!(answer, "hello from web inet\n");
+        wait_status(&init, "web", "stop/waiting");
+    }
+    // An abstract unix socket.
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(
+        abstract_name.strip_prefix('@').unwrap(),
+    )
+    .unwrap();
+    let mut s = std::os::unix::net::UnixStream::connect_addr(&addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "hello from local unix\n");
+    // Removing the job closes its socket.
+    std::fs::remove_file(init.dir.0.join("conf/web.conf")).unwrap();
+    init.wait_for("the port to be closed", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+}
+
+#[test]
+fn udev_bridge_turns_kernel_uevents_into_device_events() {
+    common::namespace::assert_root();
+    // The init, the bridge and the uevent share a network namespace of
+    // their own (with its own sysfs), so the uevent for its `lo` reaches
+    // only them; no udevd there, so the bridge reads the kernel's uevents.
+    let init = common::start_session_wrapped(
+        "udev-bridge",
+        &[(
+            "lo-changed",
+            "start on net-device-changed INTERFACE=lo\ntask\n\
+             exec sh -c 'echo \"$UPSTART_EVENTS $INTERFACE $KERNEL $SUBSYSTEM $ACTION $DEVPATH\" > @DIR@/seen'\n",
+        )],
+        &[],
+        &[
+            "unshare",
+            "--net",
+            "--mount",
+            "sh",
+            "-c",
+            "mount -t sysfs sysfs /sys && { [ ! -d /run/udev ] || mount -t tmpfs tmpfs /run/udev; } && exec \"$@\"",
+            "sh",
+        ],
+    );
+    let pid = init.child.id().to_string();
+    let enter = ["nsenter", "-t", &pid, "--net", "--mount", "--"];
+    let _b = bridge_in(
+        &init,
+        &enter,
+        env!("CARGO_BIN_EXE_upstart-udev-bridge"),
+        &[],
+    );
+    let log = init.dir.0.join("upstart-udev-bridge.log");
+    init.wait_for("the bridge to read the jobs", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("Connected")
+    });
+    let seen = init.dir.0.join("seen");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // The bridge may still be reading the jobs: trigger until the job ran.
+    while !seen.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no event; bridge log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        let mut trigger = Command::new(enter[0]);
+        trigger
+            .args(&enter[1..])
+            .args(["sh", "-c", "echo change > /sys/class/net/lo/uevent"]);
+        assert!(trigger.status().unwrap().success());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    init.wait_for("the job's line", || {
+        std::fs::read_to_string(&seen)
+            .unwrap_or_default()
+            .ends_with('\n')
+    });
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        "net-device-changed lo lo net change /devices/virtual/net/lo\n"
+    );
+}
+
+#[test]
+fn event_bridge_forwards_system_events_as_sys() {
+    // A second session init stands in for the system one.
+    let system = start_session("event-bridge-system", &[], &[]);
+    let session = start_session(
+        "event-bridge-session",
+        &[(
+            "from-system",
+            "start on :sys:hello-world KEY=v\ntask\n\
+             exec sh -c 'echo \"$UPSTART_EVENTS $KEY $OTHER\" > @DIR@/seen'\n",
+        )],
+        &[],
+    );
+    let _b = bridge(
+        &session,
+        env!("CARGO_BIN_EXE_upstart-event-bridge"),
+        &["--system-address", &system.address],
+    );
+    let seen = session.dir.0.join("seen");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // Until the bridge has connected, the system's events go unheard.
+    while !seen.exists() {
+        assert!(std::time::Instant::now() < deadline, "no :sys: event");
+        let (code, _, err) = system.ctl(&["emit", "hello-world", "KEY=v", "OTHER=w"]);
+        assert_eq!(code, 0, "{err}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    session.wait_for("the job's line", || {
+        std::fs::read_to_string(&seen)
+            .unwrap_or_default()
+            .ends_with('\n')
+    });
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        ":sys:hello-world v w\n"
+    );
+}
+
+#[test]
+fn local_bridge_turns_lines_into_events() {
+    use std::io::Write;
+    let init = start_session(
+        "local-bridge",
+        &[(
+            "poked",
+            "start on poke COLOUR=blue\ntask\n\
+             exec sh -c 'echo \"$UPSTART_EVENTS $COLOUR $SOCKET_VARIANT $CLIENT_UID\" > @DIR@/seen'\n",
+        )],
+        &[],
+    );
+    let sock = init.dir.0.join("poke.sock");
+    let _b = bridge(
+        &init,
+        env!("CARGO_BIN_EXE_upstart-local-bridge"),
+        &["--path", sock.to_str().unwrap(), "--event", "poke"],
+    );
+    init.wait_for("the socket", || sock.exists());
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    s.write_all(b"garbage\n=x\nCOLOUR=blue\r\n").unwrap();
+    drop(s);
+    let seen = init.dir.0.join("seen");
+    init.wait_for("the job's line", || {
+        std::fs::read_to_string(&seen)
+            .unwrap_or_default()
+            .ends_with('\n')
+    });
+    let uid = nix::unistd::geteuid();
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        format!("poke blue named {uid}\n")
+    );
+}
+
+#[test]
+fn a_bridge_survives_a_reexec_of_init_and_keeps_serving_new_jobs() {
+    let init = start_session("bridge-reexec", &[], &[]);
+    let d = init.dir.0.display().to_string();
+    let _b = bridge(&init, env!("CARGO_BIN_EXE_upstart-file-bridge"), &[]);
+    let log = init.dir.0.join("upstart-file-bridge.log");
+    let bridge_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    init.wait_for("the bridge to connect", || {
+        bridge_log().contains("Connected")
+    });
+    let o = init.cmd(env!("CARGO_BIN_EXE_telinit"), &["u"]);
+    assert!(o.status.success() || o.status.code() == Some(1), "{o:?}");
+    // The new image announces itself as the first did.
+    init.wait_for("the re-exec", || {
+        init.log().matches("session init running").count() >= 2
+    });
+    // The connection is lost with the old image; the bridge says so, makes
+    // it again, and serves a job that exists only in the new one.
+    init.wait_for("the bridge to reconnect", || {
+        bridge_log().matches("Connected").count() >= 2
+    });
+    assert!(bridge_log().contains("reconnecting"), "{}", bridge_log());
+    init.dir.write(
+        "conf/after.conf",
+        &format!(
+            "start on file FILE={d}/after EVENT=create\ntask\n\
+             exec sh -c 'echo \"$FILE $EVENT\" > {d}/seen'\n"
+        ),
+    );
+    init.wait_for("the bridge to watch", || {
+        bridge_log().contains(&format!("watching {d}"))
+    });
+    std::fs::write(init.dir.0.join("after"), "").unwrap();
+    assert_eq!(lines(&init, "seen", 1), [format!("{d}/after create")]);
+}
