@@ -143,6 +143,10 @@ pub struct Engine {
     /// deadline after every turn of the loop does not visit every class.
     #[serde(skip)]
     pub(super) timed: BTreeSet<JobKey>,
+    /// Post-start processes killed because their main process ended: their
+    /// end is expected, not a warning (post_start.rs).
+    #[serde(skip)]
+    pub(super) abandoned: BTreeSet<i32>,
 }
 
 /// What a control call's job name and environment resolve to.
@@ -1437,7 +1441,12 @@ impl Engine {
         };
         let raw = status.raw();
         let normal = class.normal_exit.contains(&raw);
-        let level = if normal { Level::Info } else { Level::Warn };
+        let abandoned = self.abandoned.remove(&pid);
+        let level = if normal || abandoned {
+            Level::Info
+        } else {
+            Level::Warn
+        };
         let name = process.name();
         match status {
             ExitStatus::Exited(0) => log!(

@@ -28,6 +28,8 @@ impl Engine {
             Level::Info,
             "Killing {key} post-start process ({pid}): main process has ended"
         );
-        let _ = sys.kill(pid, SIGKILL, true);
+        if sys.kill(pid, SIGKILL, true).is_ok() {
+            self.abandoned.insert(pid);
+        }
     }
 }
