@@ -834,7 +834,8 @@ fn emit_event_with_file_passes_the_file_to_jobs() {
         "withfile",
         &[(
             "reader",
-            "start on withfile\ntask\nconsole none\nexec /bin/sh -c 'cat /proc/self/fd/$UPSTART_FDS > @DIR@/read.out; echo \"$A\" >> @DIR@/read.out'\n",
+            "start on withfile\ntask\nconsole none\nexec /bin/sh -c 'cat /proc/self/fd/$UPSTART_FDS > @DIR@/read.out; echo \"$A\" >> @DIR@/read.out; \
+             for f in /proc/$$/fd/*; do readlink $f; done | grep -c secret > @DIR@/copies'\n",
         )],
     );
     let secret = s.dir.write("secret", "the secret\n");
@@ -857,6 +858,14 @@ fn emit_event_with_file_passes_the_file_to_jobs() {
             .ok()
             .as_deref(),
         Some("the secret\n1\n")
+    );
+    // Exactly one descriptor of the file reached the job (Upstart's
+    // behaviour), also while the caller waits for the event.
+    assert_eq!(
+        std::fs::read_to_string(s.dir.0.join("copies"))
+            .ok()
+            .as_deref(),
+        Some("1\n")
     );
     // The event has finished: init lets go of the file. (The D-Bus layer
     // drops its copy of a received descriptor only once the call's message

@@ -837,7 +837,7 @@ fn main() -> ExitCode {
                 )
             }
         }
-    } else if bus.is_some() || unsafe { libc::getuid() } != 0 {
+    } else if bus.is_some() || !nix::unistd::getuid().is_root() {
         // Other users reach the system init through the bus (control.md §8.1).
         let system = bus.unwrap_or(true);
         let dest = dest.unwrap_or_else(|| "com.ubuntu.Upstart".to_string());

@@ -139,8 +139,7 @@ async fn accept(
     guid: zbus::Guid<'static>,
     tx: mpsc::Sender<ToBroadcaster>,
 ) {
-    // SAFETY: getuid has no preconditions.
-    let own_uid = unsafe { libc::getuid() };
+    let own_uid = nix::unistd::getuid().as_raw();
     let admission = Arc::new(Admission::default());
     loop {
         let stream = match listener.read_with(|l| l.accept()).await {

@@ -6,10 +6,19 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 
+/// Output held per log while its file cannot be written (the log
+/// directory is missing, the disk read-only, the name refused): early boot
+/// output survives until the disk is writeable, but a job that writes on
+/// and on cannot make init grow without end. Beyond it output is dropped
+/// and counted.
+pub const MAX_HELD: usize = 1 << 20;
+
 pub struct JobLog {
     pub path: PathBuf,
     file: Option<File>,
-    pub buffer: Vec<u8>,
+    buffer: Vec<u8>,
+    /// Bytes of output dropped since this was last reported.
+    dropped: u64,
     /// errno of the last failure to open or write the file.
     last_error: Option<i32>,
 }
@@ -20,8 +29,22 @@ impl JobLog {
             path,
             file: None,
             buffer: Vec::new(),
+            dropped: 0,
             last_error: None,
         }
+    }
+
+    /// A log that already holds `pending` (from a previous image's
+    /// state), bounded like output that arrives.
+    pub fn with_pending(path: PathBuf, pending: &[u8]) -> Self {
+        let mut log = JobLog::new(path);
+        log.hold(pending);
+        log
+    }
+
+    /// The output held, not yet written.
+    pub fn held(&self) -> &[u8] {
+        &self.buffer
     }
 
     fn open(&mut self) -> std::io::Result<()> {
@@ -43,10 +66,22 @@ impl JobLog {
         Ok(())
     }
 
+    /// Keep `data` after what is held, up to [`MAX_HELD`]; count the rest.
+    fn hold(&mut self, data: &[u8]) {
+        let room = MAX_HELD.saturating_sub(self.buffer.len()).min(data.len());
+        let (kept, lost) = data.split_at(room);
+        self.buffer.extend_from_slice(kept);
+        self.dropped += lost.len() as u64;
+    }
+
     /// Append job output, keeping it in memory while the file cannot be
     /// written (except on ENOSPC, where it is dropped).
     pub fn write(&mut self, data: &[u8]) {
-        self.buffer.extend_from_slice(data);
+        // A full buffer first makes room if the file can be written now.
+        if self.buffer.len() + data.len() > MAX_HELD {
+            let _ = self.flush();
+        }
+        self.hold(data);
         let _ = self.flush();
     }
 
@@ -74,6 +109,24 @@ impl JobLog {
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Give up what is still held (the log is closed for good): it counts
+    /// as dropped.
+    pub fn discard(&mut self) {
+        self.dropped += self.buffer.len() as u64;
+        self.buffer = Vec::new();
+    }
+
+    /// How much output was dropped since the last call, once nothing more
+    /// is held (the file became writeable) or `ended` (the log is being
+    /// closed or set aside): the moments to say so, once.
+    pub fn take_dropped(&mut self, ended: bool) -> u64 {
+        if ended || self.buffer.is_empty() {
+            std::mem::take(&mut self.dropped)
+        } else {
+            0
         }
     }
 

@@ -95,17 +95,16 @@ impl Daemon {
             }
             Action::WarnFailedToStop => self.warn_failed_to_stop(),
             Action::SignalAll(sig) => {
-                sweep::signal_all(sig);
+                sweep::signal_all(&*self.shell.sys, sig);
             }
             Action::StartCommand => return Some(self.start_command()),
             Action::ForwardSignal { group, signal } => {
-                // SAFETY: kill(2) on the command's process group (it runs
-                // in its own session, so its pid is the group's id).
-                unsafe { libc::kill(-group, signal) };
+                // The command's process group (it runs in its own
+                // session, so its pid is the group's id).
+                let _ = self.shell.sys.kill(-group, signal);
             }
             Action::StopSystem { action, status } => self.start_system_stop(action, true, status),
-            // SAFETY: sync takes no arguments.
-            Action::Sync => unsafe { libc::sync() },
+            Action::Sync => nix::unistd::sync(),
             Action::Reboot(action) => {
                 // Synced just before.
                 let e = crate::pid1::reboot::reboot(action, true);

@@ -3,15 +3,19 @@
 //! descriptors, handle signals, reap children, fire timers, drain the event
 //! queue.
 
+mod children;
 mod control;
+mod fatal_signals;
 mod joblog;
 mod lifecycle;
 pub mod logger;
 mod memory;
 mod notify;
-pub(crate) mod panic;
+mod panic;
 mod pidfd;
 mod reexec;
+mod replace_file;
+mod restore_checks;
 mod run_mode;
 mod session_end;
 mod shell;
@@ -20,7 +24,6 @@ mod system_stop;
 
 pub use run_mode::RunSpec;
 
-pub use panic::{contain, in_contained_section};
 pub use reexec::decode_state;
 
 use mio::unix::SourceFd;
@@ -33,7 +36,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::config::{load_sources_watching, ClassDefaults, ConfSource};
-use crate::job::{Engine, EngineOptions, ExitStatus, Level};
+use crate::job::{Engine, EngineOptions, Level};
 use crate::lifecycle::Requester;
 use crate::pid1::signals::Meaning;
 use crate::pid1::Mode;
@@ -83,6 +86,9 @@ pub struct DaemonConfig {
     pub restart: bool,
     /// `--state-fd`: where the previous image left its state.
     pub state_fd: Option<i32>,
+    /// Keep the state received from the previous image in
+    /// LOGDIR/upstart.state (`--write-state-file`).
+    pub write_state_file: bool,
     /// Descriptors open when outset started (what a previous image or
     /// Upstart handed over); only these may be adopted from a payload.
     pub inherited_fds: Vec<i32>,
@@ -124,6 +130,7 @@ pub struct Daemon {
 impl Daemon {
     pub fn new(config: DaemonConfig) -> Result<Self, DaemonError> {
         memory::tune();
+        fatal_signals::install();
         let poll = Poll::new()?;
         let (logger, log_control) = logger::stderr_logger(config.log_level);
         let log_priority = log_control.priority.clone();
@@ -154,6 +161,7 @@ impl Daemon {
             self_exe: None,
         };
         let shell = Shell::new(
+            Box::new(crate::sys::LinuxSyscall),
             poll.registry().try_clone()?,
             logger,
             log_priority.clone(),
@@ -212,14 +220,12 @@ impl Daemon {
         let name = if let Some(name) = &self.config.control_name {
             name.clone()
         } else if self.config.user_mode {
-            // SAFETY: getuid has no preconditions.
-            let uid = unsafe { libc::getuid() };
+            let uid = nix::unistd::getuid();
             format!("/com/ubuntu/upstart-session/{uid}/{}", std::process::id())
         } else {
             "/com/ubuntu/upstart".to_string()
         };
-        // SAFETY: getuid has no preconditions.
-        let root = unsafe { libc::getuid() } == 0;
+        let root = nix::unistd::getuid().is_root();
         let view = crate::control::view::SharedView::default();
         let handle = crate::control::EngineHandle {
             tx,
@@ -268,14 +274,27 @@ impl Daemon {
             return;
         }
         use std::os::unix::fs::DirBuilderExt;
-        let dir = runtime.join("upstart/sessions");
         let _ = std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&dir);
-        let file = dir.join(format!("{}.session", std::process::id()));
-        match std::fs::write(&file, format!("UPSTART_SESSION={address}\n")) {
-            Ok(()) => self.session_file = Some(file),
+            .create(&runtime);
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        let name = format!("{}.session", std::process::id());
+        let dir = runtime.join("upstart/sessions");
+        let written = replace_file::open_dir(&runtime)
+            .and_then(|d| replace_file::own_subdir(&d, "upstart", uid))
+            .and_then(|d| replace_file::own_subdir(&d, "sessions", uid))
+            .and_then(|d| {
+                let text = format!("UPSTART_SESSION={address}\n");
+                replace_file::replace(&d, &name, text.as_bytes(), 0o644)
+            });
+        let file = dir.join(name);
+        match written {
+            Ok(()) => {
+                fatal_signals::remember_session_file(&file);
+                self.session_file = Some(file);
+            }
             Err(e) => self.log(
                 Level::Warn,
                 &format!("Unable to write session file {}: {e}", file.display()),
@@ -349,8 +368,22 @@ impl Daemon {
             logger::log(&self.shell.logger, Level::Warn, line);
         }
         self.skipped_dirs = skipped;
-        for e in &loaded.errors {
+        let registered: std::collections::HashSet<&str> = loaded
+            .registered()
+            .into_iter()
+            .map(|j| j.name.as_str())
+            .collect();
+        for (i, e) in loaded.errors.iter().enumerate() {
             self.log(Level::Error, &e.to_string());
+            // Say what the error costs, unless another directory provides
+            // the job anyway.
+            let rejected = loaded.rejected.iter().find(|(at, _)| *at == i);
+            if let Some((_, name)) = rejected.filter(|(_, n)| !registered.contains(n.as_str())) {
+                self.log(
+                    Level::Error,
+                    &format!("job {name} not loaded: {} has errors", e.path()),
+                );
+            }
         }
         let mut classes: Vec<_> = loaded
             .registered()
@@ -377,6 +410,7 @@ impl Daemon {
     fn run_loop(&mut self) -> i32 {
         if let Some(fd) = self.config.state_fd {
             if self.restore(fd) {
+                self.drop_lost_processes();
                 // Answer about the restored jobs at once, not only after
                 // the configuration has been read again: callers that
                 // came during the restore, too.
@@ -425,9 +459,7 @@ impl Daemon {
         }
         if self.config.user_mode {
             // Orphans of the session come back to us.
-            // SAFETY: prctl with integer arguments.
-            if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
-                let e = std::io::Error::last_os_error();
+            if let Err(e) = self.shell.sys.set_child_subreaper() {
                 self.log(
                     Level::Warn,
                     &format!("Unable to register as subreaper: {e}"),
@@ -445,6 +477,7 @@ impl Daemon {
                     self.run_queue();
                 }
                 self.flush_replies();
+                self.answer_after_queue();
                 // Run mode may start its command or the stop: handle what
                 // that queued before waiting.
                 if !self.check_run() {
@@ -520,6 +553,7 @@ impl Daemon {
                 self.engine.set_time(self.now_ms());
                 self.run_queue();
                 self.flush_replies();
+                self.answer_after_queue();
                 self.reexec();
             }
         }
@@ -544,28 +578,11 @@ impl Daemon {
     /// Drain the event queue, handing the engine the outcomes of spawns
     /// that were complete at once (which can queue more events).
     fn run_queue(&mut self) {
-        loop {
-            self.engine.run_queue(&mut self.shell);
-            let Some(outcome) = self.shell.take_settled() else {
-                return;
-            };
-            self.apply(outcome);
-            while let Some(outcome) = self.shell.take_settled() {
-                self.apply(outcome);
-            }
-        }
+        children::run_queue(&mut self.engine, &mut self.shell);
     }
 
     fn apply(&mut self, outcome: Outcome) {
-        match outcome {
-            Outcome::SpawnOk(pid) => self.engine.spawn_ok(&mut self.shell, pid),
-            Outcome::SpawnError(pid, msg) => self.engine.spawn_error(&mut self.shell, pid, &msg),
-            Outcome::Vanished(pid) => {
-                self.shell.process_ended(pid);
-                self.engine
-                    .child_exited(&mut self.shell, pid, ExitStatus::Exited(0));
-            }
-        }
+        children::apply(&mut self.engine, &mut self.shell, outcome);
     }
 
     /// The signals the loop reads through its signalfd in this mode.
@@ -610,43 +627,9 @@ impl Daemon {
         }
     }
 
-    /// Reap every exited child; a pid whose status pipe is still open is
-    /// drained first so the exec outcome is always seen before the exit.
+    /// Reap every exited child (see `children::next_exit`).
     fn reap(&mut self) {
-        loop {
-            // Raw waitid: the si_code tells a plain stop from a ptrace trap.
-            // SAFETY: waitid fills the zeroed siginfo we own.
-            let (pid, code, status) = unsafe {
-                let mut info: libc::siginfo_t = std::mem::zeroed();
-                let flags = libc::WEXITED | libc::WSTOPPED | libc::WNOHANG;
-                if libc::waitid(libc::P_ALL, 0, &mut info, flags) < 0 {
-                    return;
-                }
-                (info.si_pid(), info.si_code, info.si_status())
-            };
-            if pid == 0 {
-                return;
-            }
-            let exit = match code {
-                libc::CLD_EXITED => ExitStatus::Exited(status),
-                libc::CLD_KILLED | libc::CLD_DUMPED => ExitStatus::Signaled(status),
-                libc::CLD_STOPPED => {
-                    self.engine.child_stopped(&mut self.shell, pid, status);
-                    continue;
-                }
-                libc::CLD_TRAPPED => {
-                    self.engine
-                        .child_trapped(&mut self.shell, pid, status & 0xff, status >> 8);
-                    continue;
-                }
-                _ => continue,
-            };
-            if self.engine.spawn_pending(pid) {
-                if let Some(outcome) = self.shell.drain_status(pid) {
-                    self.apply(outcome);
-                }
-            }
-            self.shell.process_ended(pid);
+        while let Some((pid, exit)) = children::next_exit(&mut self.engine, &mut self.shell) {
             self.run_child_exited(pid, exit);
             self.engine.child_exited(&mut self.shell, pid, exit);
         }

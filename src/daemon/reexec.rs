@@ -71,11 +71,6 @@ struct DaemonState {
     notify_fd: Option<RawFd>,
 }
 
-pub(super) fn inheritable(fd: RawFd) {
-    // SAFETY: fcntl on a descriptor this process owns.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-}
-
 /// outset's own payload, decoded: `None` if it is not outset's (an
 /// Upstart payload, say).
 type Decoded = Option<(Engine, Vec<crate::config::ConfSource>, DaemonState)>;
@@ -154,8 +149,7 @@ impl Daemon {
     fn capture_daemon(&self) -> (Handover, serde_json::Value, Vec<RawFd>) {
         let mut io = Vec::new();
         let mut handover = Handover {
-            // SAFETY: getuid has no preconditions.
-            uid: unsafe { libc::getuid() },
+            uid: nix::unistd::getuid().as_raw(),
             ..Handover::default()
         };
         for entry in self.shell.io.values() {
@@ -174,14 +168,14 @@ impl Daemon {
                         LiveLog {
                             pty_fd: file.as_raw_fd(),
                             path: log.path.to_string_lossy().into_owned(),
-                            unflushed: log.buffer.clone(),
+                            unflushed: log.held().to_vec(),
                         },
                     );
                     io.push(IoState::Log {
                         pid: *pid,
                         fd: file.as_raw_fd(),
                         path: log.path.clone(),
-                        pending: log.buffer.clone(),
+                        pending: log.held().to_vec(),
                     })
                 }
                 Io::Script { file, data, done } => io.push(IoState::Script {
@@ -228,7 +222,7 @@ impl Daemon {
                 .shell
                 .unflushed
                 .iter()
-                .map(|l| (l.path.clone(), l.buffer.clone()))
+                .map(|l| (l.path.clone(), l.held().to_vec()))
                 .collect(),
             disk_writeable: self.shell.disk_writeable,
             event_fds,
@@ -242,9 +236,9 @@ impl Daemon {
 
     /// Clear close-on-exec on every descriptor the payload names (files
     /// carried by events already are inheritable).
-    fn make_inheritable(fds: &[RawFd]) {
+    fn make_inheritable(&self, fds: &[RawFd]) {
         for fd in fds {
-            inheritable(*fd);
+            let _ = self.shell.sys.set_cloexec(*fd, false);
         }
     }
 
@@ -291,7 +285,7 @@ impl Daemon {
             handover: &handover,
             daemon,
         };
-        Self::make_inheritable(&fds);
+        self.make_inheritable(&fds);
         let handed = super::state_pipe::hand_over(&Payload::new(&input));
         let state_fd = match handed {
             Ok(fd) => Some(fd),
@@ -352,7 +346,7 @@ impl Daemon {
         // never ends its shell's input). The control server was never
         // closed, so it keeps answering.
         for fd in fds {
-            mark_cloexec(*fd);
+            let _ = self.shell.sys.set_cloexec(*fd, true);
         }
         let _ = self.handled_signals().thread_set_mask();
     }
@@ -363,6 +357,9 @@ impl Daemon {
         // SAFETY: the previous image handed this descriptor to us.
         let file = unsafe { File::from_raw_fd(fd) };
         let (parsed, data) = receive(file);
+        if self.config.write_state_file {
+            self.keep_state(&data);
+        }
         let (mut engine, sources, state) = match parsed {
             Ok(Some(decoded)) => decoded,
             // Not outset's own payload: a live Upstart handing over.
@@ -383,9 +380,11 @@ impl Daemon {
             crate::spawn::nofile::set_job_limit(soft, hard);
         }
         for (path, pending) in state.unflushed {
-            let mut log = JobLog::new(path);
-            log.buffer = pending;
-            self.shell.unflushed.push(log);
+            if self.keeps_held_output(&path) {
+                self.shell
+                    .unflushed
+                    .push(JobLog::with_pending(path, &pending));
+            }
         }
         // Only descriptors really inherited are adopted, each once: a
         // payload naming others (or one twice) must not make outset close
@@ -405,7 +404,7 @@ impl Daemon {
         for (pid, text, fd) in state.scripts.into_iter().filter(|s| adopt(s.2)) {
             // SAFETY: as above.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-            mark_cloexec(fd);
+            let _ = self.shell.sys.set_cloexec(fd, true);
             self.shell.scripts.insert(pid, (text, owned));
         }
         let items: Vec<IoState> = state
@@ -441,8 +440,12 @@ impl Daemon {
                     path,
                     pending,
                 } => {
-                    let mut log = JobLog::new(path);
-                    log.buffer = pending;
+                    let owner = self.owner_of(pid);
+                    let Some(path) = self.restored_log_path(pid, path, owner.as_ref()) else {
+                        drop(own(fd));
+                        continue;
+                    };
+                    let log = JobLog::with_pending(path, &pending);
                     (
                         fd,
                         Io::Log {
@@ -463,11 +466,11 @@ impl Daemon {
                     Interest::WRITABLE,
                 ),
             };
-            mark_cloexec(fd);
+            let _ = self.shell.sys.set_cloexec(fd, true);
             self.shell.register_restored(io, interest);
         }
         if let Some(fd) = notify_fd {
-            mark_cloexec(fd);
+            let _ = self.shell.sys.set_cloexec(fd, true);
             // SAFETY: inherited from the previous image, owned by us now.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
             match super::notify::NotifySocket::adopt(owned) {
@@ -490,22 +493,32 @@ impl Daemon {
     /// The state could not be used: keep the raw data in
     /// LOGDIR/upstart.state for post-mortem and carry on without it.
     fn restore_failed(&mut self, data: &[u8], why: &str) -> bool {
-        if !data.is_empty() {
-            use std::os::unix::fs::OpenOptionsExt;
-            let keep = self.config.logdir.join("upstart.state");
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o400)
-                .open(&keep);
-            let _ = file.and_then(|mut f| std::io::Write::write_all(&mut f, data));
-        }
+        self.keep_state(data);
         self.log(
             Level::Error,
             &format!("Failed to read serialisation data - reverting to stateless re-exec: {why}"),
         );
         false
+    }
+
+    /// Write the state received from the previous image to
+    /// LOGDIR/upstart.state (mode 0400), for post-mortem or debugging.
+    fn keep_state(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        // A link planted at the name is replaced, never followed.
+        let kept = super::replace_file::open_dir(&self.config.logdir)
+            .and_then(|dir| super::replace_file::replace(&dir, "upstart.state", data, 0o400));
+        if let Err(e) = kept {
+            self.log(
+                Level::Warn,
+                &format!(
+                    "Unable to keep the state in {}: {e}",
+                    self.config.logdir.join("upstart.state").display()
+                ),
+            );
+        }
     }
 
     /// The descriptors outset really inherited across the exec, never the
@@ -554,7 +567,7 @@ impl Daemon {
         };
         for (fd, job, process) in imported.spawns.iter().filter(|(fd, ..)| ok(*fd)) {
             let pid = pid_of(&engine, job, *process);
-            mark_cloexec(*fd);
+            let _ = self.shell.sys.set_cloexec(*fd, true);
             self.shell.register_restored(
                 Io::Status {
                     pid,
@@ -570,9 +583,13 @@ impl Daemon {
                 // Reopened when the next output arrives.
                 drop(own(f));
             }
-            let mut jl = JobLog::new(PathBuf::from(log.path));
-            jl.buffer = log.unflushed;
-            mark_cloexec(log.pty_fd);
+            let named = PathBuf::from(log.path);
+            let Some(path) = self.restored_log_path(pid, named, Some(&log.job)) else {
+                drop(own(log.pty_fd));
+                continue;
+            };
+            let jl = JobLog::with_pending(path, &log.unflushed);
+            let _ = self.shell.sys.set_cloexec(log.pty_fd, true);
             self.shell.register_restored(
                 Io::Log {
                     pid,
@@ -584,7 +601,7 @@ impl Daemon {
         }
         for script in imported.scripts.into_iter().filter(|s| ok(s.shell_fd)) {
             let pid = pid_of(&engine, &script.job, script.process);
-            mark_cloexec(script.shell_fd);
+            let _ = self.shell.sys.set_cloexec(script.shell_fd, true);
             // SAFETY: inherited from Upstart, owned by us now.
             let fd = unsafe { OwnedFd::from_raw_fd(script.shell_fd) };
             self.shell.scripts.insert(pid, (script.script, fd));
@@ -622,11 +639,6 @@ impl Daemon {
 fn own(fd: RawFd) -> File {
     // SAFETY: inherited from the previous image, owned by us from now on.
     unsafe { File::from_raw_fd(fd) }
-}
-
-fn mark_cloexec(fd: RawFd) {
-    // SAFETY: fcntl on a descriptor this process owns.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
 }
 
 /// Every signal that can be blocked.

@@ -124,7 +124,7 @@ impl Daemon {
                     .map(|i| i.pid(ProcessType::Main))
                     .filter(|&p| p > 0),
             ),
-            Err((_, msg)) => Answer::CommandFailed(msg.to_string()),
+            Err(msg) => Answer::CommandFailed(msg.to_string()),
         }
     }
 

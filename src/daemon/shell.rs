@@ -3,6 +3,7 @@
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
+use nix::errno::Errno;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
@@ -12,11 +13,11 @@ use std::path::PathBuf;
 use super::joblog::JobLog;
 use super::logger;
 use crate::control::{Broadcast, ToBroadcaster};
-use crate::job::{Level, Notice, Reply, SpawnRequest, Sys};
+use crate::job::{Level, Notice, Reply, SpawnError, SpawnRequest, Sys};
 use crate::spawn::{
-    fork_child, log_path, needs_helper, open_self_exe, prepare, record, PtyUnavailable,
-    SpawnSettings,
+    log_path, needs_helper, open_self_exe, prepare, record, PtyUnavailable, SpawnSettings,
 };
+use crate::sys::Syscall;
 
 /// What a readiness token belongs to.
 pub enum Io {
@@ -68,6 +69,8 @@ fn read_to_end(file: &mut File, buf: &mut Vec<u8>) -> bool {
 }
 
 pub struct Shell {
+    /// The kernel (a recording fake in unit tests).
+    pub sys: Box<dyn Syscall>,
     pub registry: Registry,
     pub logger: slog::Logger,
     /// The logger's priority (see `logger::enabled`).
@@ -110,28 +113,13 @@ pub struct Shell {
     no_pty: std::collections::HashSet<String>,
 }
 
-fn errno_result(rc: libc::c_long) -> Result<(), i32> {
-    if rc < 0 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    } else {
-        Ok(())
-    }
-}
-
 fn file(fd: OwnedFd) -> File {
     File::from(fd)
 }
 
-fn set_nonblocking(fd: &impl AsRawFd) {
-    // SAFETY: fcntl on an fd we own.
-    unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
-    }
-}
-
 impl Shell {
     pub fn new(
+        sys: Box<dyn Syscall>,
         registry: Registry,
         logger: slog::Logger,
         log_priority: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -139,6 +127,7 @@ impl Shell {
         logdir: PathBuf,
     ) -> Self {
         Shell {
+            sys,
             registry,
             logger,
             log_priority,
@@ -167,7 +156,7 @@ impl Shell {
     pub fn register_restored(&mut self, io: Io, interest: Interest) {
         match &io {
             Io::Status { file, .. } | Io::Log { file, .. } | Io::Script { file, .. } => {
-                set_nonblocking(file)
+                let _ = self.sys.set_nonblocking(file.as_raw_fd());
             }
         }
         self.register(io, interest);
@@ -334,7 +323,7 @@ impl Shell {
         let Some((text, fd)) = self.scripts.remove(&pid) else {
             return;
         };
-        set_nonblocking(&fd);
+        let _ = self.sys.set_nonblocking(fd.as_raw_fd());
         let data = format!("exec 9<&-\n{text}").into_bytes();
         let token = self.register(
             Io::Script {
@@ -384,14 +373,42 @@ impl Shell {
                 }
             }
         }
-        if eof || last {
-            if let Some(Io::Log { mut log, .. }) = self.deregister(token) {
-                if log.waiting_for_disk() && !self.disk_writeable {
-                    self.unflushed.push(log);
-                } else {
-                    let _ = log.flush();
-                }
+        if !(eof || last) {
+            let dropped = log.take_dropped(false);
+            if dropped > 0 {
+                let path = log.path.clone();
+                self.report_dropped(&path, dropped);
             }
+            return;
+        }
+        if let Some(Io::Log { mut log, .. }) = self.deregister(token) {
+            if log.waiting_for_disk() && !self.disk_writeable {
+                let dropped = log.take_dropped(true);
+                self.report_dropped(&log.path, dropped);
+                self.unflushed.push(log);
+            } else {
+                if log.flush().is_err() {
+                    log.discard();
+                }
+                let dropped = log.take_dropped(true);
+                self.report_dropped(&log.path, dropped);
+            }
+        }
+    }
+
+    /// Say once how much of a log's output was lost (see `JobLog::hold`).
+    fn report_dropped(&self, path: &std::path::Path, dropped: u64) {
+        if dropped > 0 {
+            logger::log(
+                &self.logger,
+                Level::Warn,
+                &format!(
+                    "{}: dropped {dropped} bytes of job output that could not be written \
+                     (at most {} bytes are held per log)",
+                    path.display(),
+                    super::joblog::MAX_HELD
+                ),
+            );
         }
     }
 
@@ -405,6 +422,8 @@ impl Shell {
                 self.unflushed.insert(0, log);
                 return Err(e);
             }
+            let dropped = log.take_dropped(true);
+            self.report_dropped(&log.path, dropped);
         }
         self.disk_writeable = true;
         Ok(())
@@ -414,7 +433,7 @@ impl Shell {
     /// that is not our child) and watch it, to learn of its end even if
     /// someone else reaps it.
     fn watch_pid(&mut self, pid: i32) {
-        let Some(fd) = super::pidfd::open(pid) else {
+        let Some(fd) = super::pidfd::open(&*self.sys, pid) else {
             return;
         };
         let token = Token(self.next_token);
@@ -440,7 +459,7 @@ impl Shell {
     /// loop; anything else will never be, so report it here.
     fn pidfd_ready(&mut self, pid: i32) -> Option<Outcome> {
         let (_, fd) = self.pidfds.get(&pid)?;
-        if !super::pidfd::gone_elsewhere(fd) {
+        if !super::pidfd::gone_elsewhere(&*self.sys, fd) {
             return None;
         }
         self.forget_pid(pid);
@@ -495,10 +514,10 @@ impl Shell {
 }
 
 impl Sys for Shell {
-    fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, String> {
+    fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, SpawnError> {
         self.settle_recent_spawns();
         if self.settings.self_exe.is_none() && needs_helper(req) {
-            let exe = open_self_exe().map_err(|e| format!("unable to open own executable: {e}"))?;
+            let exe = open_self_exe().map_err(SpawnError::SelfExe)?;
             self.settings.self_exe = Some(std::sync::Arc::new(exe));
         }
         let mut settings = self.settings.clone();
@@ -514,14 +533,15 @@ impl Sys for Shell {
                     "Failed to create pty - disabling logging for job",
                 );
                 self.no_pty.insert(req.job.job.clone());
-                return Err(e.to_string());
+                return Err(SpawnError::Prepare(e));
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(SpawnError::Prepare(e)),
         };
         self.note_changes();
-        // SAFETY: the daemon is single-threaded; the child only uses the
-        // prepared data.
-        let pid = unsafe { fork_child(&spawned.prepared) }.map_err(record::strerror)?;
+        let pid = self
+            .sys
+            .spawn(&spawned.prepared)
+            .map_err(SpawnError::Fork)?;
         // The child's ends close here with `prepared`.
         drop(spawned.prepared);
         // Non-blocking from its creation (see `status_pipe`).
@@ -566,39 +586,41 @@ impl Sys for Shell {
         Ok(pid)
     }
 
-    fn kill(&mut self, pid: i32, signal: i32, group: bool) -> Result<(), i32> {
+    fn kill(&mut self, pid: i32, signal: i32, group: bool) -> Result<(), Errno> {
         self.note_changes();
         if let Some((_, fd)) = self.pidfds.get(&pid) {
-            return super::pidfd::kill(fd, pid, signal, group);
+            return super::pidfd::kill(&*self.sys, fd, pid, signal, group).map_err(Errno::from_raw);
         }
         // Our own child: until the loop reaps it (and tells the engine, in
         // the same turn) its pid cannot be reused, so a pidfd opened now is
         // bound to it.
-        if let Some(fd) = super::pidfd::open(pid) {
-            return super::pidfd::kill(&fd, pid, signal, group);
+        if let Some(fd) = super::pidfd::open(&*self.sys, pid) {
+            return super::pidfd::kill(&*self.sys, &fd, pid, signal, group)
+                .map_err(Errno::from_raw);
         }
         // Without a pidfd (a kernel without pidfds) the pid is all there is.
-        // SAFETY: plain syscalls.
-        let rc = unsafe {
-            let pgid = if group { libc::getpgid(pid) } else { -1 };
-            // Never our own group (a reused pid, or a process that has not
-            // left it) and never group 1: that would signal init itself, or
-            // as PID 1 every process.
-            if pgid > 1 && pgid != libc::getpgrp() {
-                libc::kill(-pgid, signal)
-            } else {
-                libc::kill(pid, signal)
-            }
-        };
-        if rc < 0 {
-            Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        let pgid = if group {
+            self.sys.getpgid(pid).unwrap_or(-1)
         } else {
-            Ok(())
-        }
+            -1
+        };
+        // Never our own group (a reused pid, or a process that has not
+        // left it) and never group 1: that would signal init itself, or
+        // as PID 1 every process.
+        let target = if pgid > 1 && pgid != self.sys.getpgrp() {
+            -pgid
+        } else {
+            pid
+        };
+        self.sys.kill(target, signal)
     }
 
     fn log(&mut self, level: Level, message: String) {
         logger::log(&self.logger, level, &message);
+    }
+
+    fn apparmor_available(&mut self) -> bool {
+        crate::spawn::apparmor::available()
     }
 
     fn logs(&self, level: Level) -> bool {
@@ -622,37 +644,25 @@ impl Sys for Shell {
         self.changes.push(change);
     }
 
-    fn ptrace_setoptions(&mut self, pid: i32, follow: bool) -> Result<(), i32> {
+    fn ptrace_setoptions(&mut self, pid: i32, follow: bool) -> Result<(), Errno> {
         let opts = if follow {
             libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACEEXEC
         } else {
             0
         };
-        // SAFETY: ptrace on a tracee of ours, integer arguments.
-        errno_result(unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts as libc::c_long) })
+        self.sys.ptrace_setoptions(pid, opts)
     }
 
-    fn ptrace_cont(&mut self, pid: i32, signal: i32) -> Result<(), i32> {
-        // SAFETY: as above.
-        errno_result(unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, signal as libc::c_long) })
+    fn ptrace_cont(&mut self, pid: i32, signal: i32) -> Result<(), Errno> {
+        self.sys.ptrace_cont(pid, signal)
     }
 
-    fn ptrace_detach(&mut self, pid: i32) -> Result<(), i32> {
-        // SAFETY: as above.
-        errno_result(unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) })
+    fn ptrace_detach(&mut self, pid: i32) -> Result<(), Errno> {
+        self.sys.ptrace_detach(pid)
     }
 
-    fn ptrace_new_child(&mut self, pid: i32) -> Result<i32, i32> {
-        let mut msg: libc::c_ulong = 0;
-        // SAFETY: GETEVENTMSG writes one c_ulong into `msg`.
-        errno_result(unsafe {
-            libc::ptrace(
-                libc::PTRACE_GETEVENTMSG,
-                pid,
-                0,
-                &mut msg as *mut libc::c_ulong,
-            )
-        })?;
+    fn ptrace_new_child(&mut self, pid: i32) -> Result<i32, Errno> {
+        let msg = self.sys.ptrace_geteventmsg(pid)?;
         // Stopped at its creation and traced by us: nobody can reap it yet.
         self.watch_pid(msg as i32);
         Ok(msg as i32)

@@ -4,9 +4,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::sys::{Errno, Syscall, WaitFlags, WaitFor};
+
 /// Whether `kill(-1)` is ours to use: only PID 1 may signal "everything".
-fn is_pid1() -> bool {
-    std::process::id() == 1
+fn is_pid1(sys: &dyn Syscall) -> bool {
+    sys.getpid() == 1
 }
 
 /// Every live descendant of `root` (by parent links in `/proc`).
@@ -52,21 +54,17 @@ fn parent_of(pid: i32) -> Option<i32> {
 /// Send `sig` to every remaining process: `kill(-1)` as PID 1, else each
 /// descendant of this process. Returns how many were signalled (as PID 1:
 /// whether any was).
-pub fn signal_all(sig: i32) -> usize {
-    if is_pid1() {
-        // SAFETY: kill(2); as PID 1 -1 means every other process in our
-        // PID namespace.
-        return usize::from(unsafe { libc::kill(-1, sig) } == 0);
+pub fn signal_all(sys: &dyn Syscall, sig: i32) -> usize {
+    if is_pid1(sys) {
+        // As PID 1, -1 means every other process in our PID namespace.
+        return usize::from(sys.kill(-1, sig).is_ok());
     }
-    let me = std::process::id() as i32;
-    let list = descendants(me);
+    let list = descendants(sys.getpid());
     for &pid in &list {
-        // SAFETY: kill(2) on a descendant's pid.
-        unsafe { libc::kill(pid, sig) };
+        let _ = sys.kill(pid, sig);
         // A stopped process would not act on SIGTERM.
         if sig == libc::SIGTERM {
-            // SAFETY: as above.
-            unsafe { libc::kill(pid, libc::SIGCONT) };
+            let _ = sys.kill(pid, libc::SIGCONT);
         }
     }
     list.len()
@@ -75,23 +73,40 @@ pub fn signal_all(sig: i32) -> usize {
 /// Is any process (other than us) still left? As PID 1 every process of
 /// the namespace descends from us, so "no child at all" answers it;
 /// otherwise look for descendants.
-pub fn any_left() -> bool {
-    if is_pid1() {
-        // SAFETY: waitid fills a zeroed siginfo we own; WNOWAIT leaves the
-        // child for the normal reaping.
-        unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::WSTOPPED;
-            let r = libc::waitid(libc::P_ALL, 0, &mut info, flags);
-            return !(r < 0 && nix::errno::Errno::last() == nix::errno::Errno::ECHILD);
-        }
+pub fn any_left(sys: &dyn Syscall) -> bool {
+    if is_pid1(sys) {
+        // WNOWAIT leaves the child for the normal reaping.
+        let look = WaitFlags {
+            stops: true,
+            keep: true,
+        };
+        return !matches!(sys.wait(WaitFor::Any, look), Err(Errno::ECHILD));
     }
-    !descendants(std::process::id() as i32).is_empty()
+    !descendants(sys.getpid()).is_empty()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::fake::{Call, FakeSyscall};
+
+    #[test]
+    fn pid1_signals_everything_with_one_call() {
+        let fake = FakeSyscall::new(1);
+        assert_eq!(signal_all(&fake, libc::SIGTERM), 1);
+        assert_eq!(fake.calls(), [Call::Kill(-1, libc::SIGTERM)]);
+        // No child at all: nothing is left.
+        assert!(!any_left(&fake));
+    }
+
+    #[test]
+    fn elsewhere_only_descendants_are_signalled() {
+        // No process in /proc has this parent.
+        let fake = FakeSyscall::new(i32::MAX);
+        assert_eq!(signal_all(&fake, libc::SIGKILL), 0);
+        assert!(fake.calls().is_empty());
+        assert!(!any_left(&fake));
+    }
 
     #[test]
     fn finds_grandchildren() {

@@ -32,7 +32,7 @@ use super::upstart::{
 use crate::config::{ConfSource, Expect, JobClass, ProcessType, SourceKind, RLIM_INFINITY};
 use crate::control::paths::{instance_path, job_path};
 use crate::event::{EventId, EventTree, NodeKind};
-use crate::job::{Engine, EngineOptions, EventWaiter, Held, Instance};
+use crate::job::{ClassChange, Engine, EngineOptions, EventWaiter, Held, Instance};
 
 /// The key of outset-only data, at the top level and in classes and jobs.
 pub const EXTRA_KEY: &str = "outset";
@@ -516,10 +516,10 @@ impl<'a> Payload<'a> {
                 .map(|i| instance_parts(name, i, engine, &self.spawning, self.input.handover, idx))
                 .collect();
             match &slot.pending {
-                Some(None) => {
+                Some(ClassChange::Delete) => {
                     c.insert("deleted".into(), 1.into());
                 }
-                Some(Some(next)) => {
+                Some(ClassChange::Replace(next)) => {
                     let pending = Value::Object(class_json(next, None, idx));
                     if let Some(Value::Object(extra)) = c.get_mut(EXTRA_KEY) {
                         extra.insert("pending".into(), pending);
@@ -692,7 +692,7 @@ pub fn read_value(root: Value) -> Result<Option<Restored>, ImportError> {
                 if let Some(px) = p.get(EXTRA_KEY) {
                     apply_class_extras(&mut next, px);
                 }
-                slot.pending = Some(Some(Arc::new(next)));
+                slot.pending = Some(ClassChange::Replace(Arc::new(next)));
             }
         }
         let jobs = c
@@ -817,7 +817,7 @@ fn apply_class_extras(class: &mut JobClass, x: &Value) {
 mod tests {
     use super::*;
     use crate::config::{parse_job, ClassDefaults};
-    use crate::job::{JobKey, Level, SpawnRequest, State, Sys};
+    use crate::job::{JobKey, Level, SpawnError, SpawnRequest, State, Sys};
 
     /// Spawns succeed with made-up pids; nothing else happens.
     struct FakeSys {
@@ -825,11 +825,11 @@ mod tests {
     }
 
     impl Sys for FakeSys {
-        fn spawn(&mut self, _req: &SpawnRequest) -> Result<i32, String> {
+        fn spawn(&mut self, _req: &SpawnRequest) -> Result<i32, SpawnError> {
             self.next_pid += 1;
             Ok(self.next_pid)
         }
-        fn kill(&mut self, _pid: i32, _signal: i32, _group: bool) -> Result<(), i32> {
+        fn kill(&mut self, _pid: i32, _signal: i32, _group: bool) -> Result<(), nix::errno::Errno> {
             Ok(())
         }
         fn log(&mut self, _level: Level, _message: String) {}
@@ -973,7 +973,10 @@ mod tests {
                 .count()
                 == 1
         );
-        assert!(matches!(e.slots["svc"].pending, Some(Some(_))));
+        assert!(matches!(
+            e.slots["svc"].pending,
+            Some(ClassChange::Replace(_))
+        ));
         assert!(!e.spawns_in_flight().is_empty());
 
         let (v, back) = roundtrip(&e, &h);

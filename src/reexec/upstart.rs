@@ -32,7 +32,8 @@ use crate::config::{
 use crate::env;
 use crate::event::{EventId, EventTree, NodeKind, Progress};
 use crate::job::{
-    Engine, EngineOptions, Event, EventWaiter, Goal, Held, Instance, JobKey, Slot, State, Trace,
+    ClassChange, Engine, EngineOptions, Event, EventWaiter, Goal, Held, Instance, JobKey, Slot,
+    State, Trace,
 };
 
 /// Why a payload could not be imported.
@@ -1090,7 +1091,7 @@ impl Importer {
                 start_on: start_on.map(|t| t.tree),
                 instances,
                 // A class whose file is gone goes with its last instance.
-                pending: deleted.then_some(None),
+                pending: deleted.then_some(ClassChange::Delete),
                 cgmanager_wait,
             },
         );

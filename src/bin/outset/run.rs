@@ -2,7 +2,6 @@
 //! COMMAND [ARG]...` (extensions.md §3): parse, optionally move into new
 //! PID and mount namespaces, then run the daemon in run mode.
 
-use clap::Parser;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -82,7 +81,10 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
             daemon_opts.push(opt.clone());
         }
     }
-    let mut args = super::Args::parse_from(super::known_args(daemon_opts.into_iter()));
+    let mut args = super::cli::parse_strict(&daemon_opts);
+    if let Ok(cwd) = std::env::current_dir() {
+        args.resolve_paths(&cwd);
+    }
     // Run mode is a session init around one command: configuration from
     // --confdir (or the XDG locations), the caller's environment.
     args.user = true;
@@ -103,12 +105,12 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
     };
-    let logdir = match super::logdir(&args) {
+    // Kept open (and so locked) until the run ends.
+    let (logdir, _logdir_lock) = match super::prepare_logdir(&args, false) {
         Ok(d) => d,
         Err(e) => return fail(&e),
     };
-    // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
+    let uid = nix::unistd::getuid();
     let outer_pid = std::process::id();
     let mut control_name = None;
     if pid_ns {
@@ -159,6 +161,7 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
         argv,
         restart: false,
         state_fd: None,
+        write_state_file: false,
         inherited_fds,
     };
     let mut daemon = match Daemon::new(config) {
