@@ -96,3 +96,52 @@ fn sigrtmin_3_halts_the_container() {
     assert_eq!(read("runlevel"), "0 HALT\n", "log:\n{}", ns.log());
     assert_eq!(read("order"), "svc\n", "log:\n{}", ns.log());
 }
+
+#[test]
+fn a_job_whose_failure_is_the_containers_ends_it_with_its_status() {
+    for (stanza, code) in [
+        ("exit-container-on-failure", 3),
+        ("exit-container-on-failure 42", 42),
+    ] {
+        let svc = service("svc", "startup", Some("runlevel [016]"));
+        let app = format!(
+            "start on started svc\nconsole none\n{stanza}\n\
+             exec sh -c 'while [ ! -e @DIR@/go ]; do sleep 0.05; done; exit 3'\n"
+        );
+        // A failing job without the stanza changes nothing.
+        let other = "start on startup\nconsole none\nexec sh -c 'exit 5'\n";
+        let mut ns = Namespace::start(
+            "container-exit",
+            &[("svc", &svc), ("app", &app), ("other", other)],
+            &[],
+        );
+        ns.wait_file("svc.up");
+        ns.touch("go");
+        let status = ns.wait_exit();
+        assert_eq!(status.code(), Some(code), "{stanza}; log:\n{}", ns.log());
+        let order = std::fs::read_to_string(ns.dir.0.join("order")).unwrap_or_default();
+        assert_eq!(order, "svc\n", "{stanza}; log:\n{}", ns.log());
+    }
+}
+
+#[test]
+fn a_job_killed_by_a_signal_ends_the_container_with_128_plus_n() {
+    let app = "start on startup\nconsole none\nexit-container-on-failure\n\
+         exec sh -c 'echo up > @DIR@/app.up; kill -9 $$'\n";
+    let mut ns = Namespace::start("container-exit-sig", &[("app", app)], &[]);
+    let status = ns.wait_exit();
+    assert_eq!(status.code(), Some(128 + 9), "log:\n{}", ns.log());
+}
+
+#[test]
+fn the_log_directory_is_made_when_missing() {
+    let chatty = "start on startup\nconsole log\nexec sh -c 'echo chatty here; echo > @DIR@/said; exec sleep 1000'\n";
+    let mut ns = Namespace::start("container-logdir", &[("chatty", chatty)], &[]);
+    ns.wait_file("said");
+    let log = ns.dir.0.join("logs/chatty.log");
+    ns.wait_for("the job's log", 10, || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("chatty here"))
+    });
+    ns.signal(libc::SIGTERM);
+    assert!(ns.wait_exit().success(), "log:\n{}", ns.log());
+}

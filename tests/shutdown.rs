@@ -473,3 +473,48 @@ fn reboot_w_only_writes_the_shutdown_record() {
         last(&wtmp)
     );
 }
+
+#[test]
+fn exit_code_becomes_the_containers_exit_status() {
+    for (command, code) in [
+        ("shutdown --exit-code 7 -h now", 7),
+        ("shutdown --exit-code=9 -r now", 9),
+        ("poweroff --exit-code 3", 3),
+        ("halt --exit-code=0", 0),
+    ] {
+        let mut ns = run_command("shutdown-exit-code", command);
+        let status = ns.wait_exit();
+        let log = ns.log();
+        let out = std::fs::read_to_string(ns.dir.0.join("cmd.out")).unwrap_or_default();
+        assert_eq!(status.code(), Some(code), "{command}: {out}; log:\n{log}");
+        let stopped = std::fs::read_to_string(ns.dir.0.join("stopped")).unwrap_or_default();
+        assert_eq!(stopped, "svc\n", "{command}: log:\n{log}");
+    }
+}
+
+#[test]
+fn a_bad_exit_code_is_refused() {
+    let shutdown = env!("CARGO_BIN_EXE_shutdown");
+    for (args, why) in [
+        (
+            &["--exit-code", "256", "-h", "now"][..],
+            "invalid exit code: 256",
+        ),
+        (&["--exit-code=x", "-h", "now"], "invalid exit code: x"),
+        (
+            &["-h", "now", "--exit-code"],
+            "missing argument: --exit-code",
+        ),
+    ] {
+        let out = std::process::Command::new(shutdown)
+            .args(args)
+            .output()
+            .expect("shutdown");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with(&format!("shutdown: {why}")),
+            "{args:?}: {err}"
+        );
+    }
+}

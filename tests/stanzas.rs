@@ -200,6 +200,7 @@ fn field(c: &JobClass, f: &str) -> String {
                 .join("; ")
         }
         "debug" => c.debug.to_string(),
+        "exit_container_on_failure" => format!("{:?}", c.exit_container_on_failure),
         other => panic!("test bug: unknown field {other:?}"),
     }
 }
@@ -508,6 +509,15 @@ fn every_stanza_valid() {
             ("notify timeout 30", &[("notify_timeout", "30")]),
             ("notify timeout 0", &[("notify_timeout", NONE)]),
             ("kill timeout 30", &[("kill_timeout", "30")]),
+            // An outset extension.
+            (
+                "exit-container-on-failure",
+                &[("exit_container_on_failure", "Some(JobStatus)")],
+            ),
+            (
+                "exit-container-on-failure 42",
+                &[("exit_container_on_failure", "Some(Code(42))")],
+            ),
             ("kill signal SIGINT", &[("kill_signal", "2")]),
             ("reload signal USR1", &[("reload_signal", "10")]),
             // §7.5 process environment
@@ -931,6 +941,8 @@ fn error_messages_and_lines() {
             ("task\nnormal exit 0 1x\n", Some(2), IE),
             ("task\nnormal exit term\n", Some(2), IE),
             ("task\nnormal exit SIGterm\n", Some(2), IE),
+            ("task\nexit-container-on-failure 256\n", Some(2), IE),
+            ("task\nexit-container-on-failure x\n", Some(2), IE),
             // Illegal signal: the odd format without a line.
             ("task\nkill signal FOO\n", None, IS),
             ("task\nkill signal SIGFOO\n", None, IS),

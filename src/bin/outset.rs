@@ -24,10 +24,16 @@ use outset::config::{system_sources, user_sources, ClassDefaults, Console};
 use outset::daemon::{Daemon, DaemonConfig};
 use outset::pid1::Mode;
 
+/// `outset run --ipc-ns --net-ns`: private IPC and network.
+#[path = "outset/isolate.rs"]
+mod isolate;
 /// `outset run`: a command inside a supervised, torn-down-afterwards set
 /// of jobs.
 #[path = "outset/run.rs"]
 mod run;
+/// `outset run`'s controlling terminal, lent to the command.
+#[path = "outset/terminal.rs"]
+mod terminal;
 
 /// Options, parsed strictly or (as the real PID 1) tolerantly.
 #[path = "outset/cli.rs"]

@@ -203,6 +203,16 @@ impl Default for ClassDefaults {
     }
 }
 
+/// `exit-container-on-failure [CODE]` (an outset extension): when the
+/// job fails, a container's init stops and exits with this status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContainerExit {
+    /// The job's own status: its exit status, or 128+N for signal N.
+    JobStatus,
+    /// This status.
+    Code(u8),
+}
+
 /// Everything one job file (plus its override) says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobClass {
@@ -258,6 +268,8 @@ pub struct JobClass {
     pub apparmor_switch: Option<String>,
     pub cgroups: Vec<CgroupController>,
     pub debug: bool,
+    /// `exit-container-on-failure`: the job's failure is the container's.
+    pub exit_container_on_failure: Option<ContainerExit>,
 }
 
 impl JobClass {
@@ -299,6 +311,7 @@ impl JobClass {
             apparmor_switch: None,
             cgroups: Vec::new(),
             debug: false,
+            exit_container_on_failure: None,
         }
     }
 

@@ -49,6 +49,7 @@ impl Loop {
             no_log: true,
             debug: false,
             self_exe: None,
+            terminal: None,
         };
         let mut shell = Shell::new(
             Box::new(fake.clone()),

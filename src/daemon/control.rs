@@ -142,24 +142,21 @@ impl Daemon {
         let immediate = match request {
             Request::NotifyDBusAddress(address) if self.config.user_mode => {
                 self.publish();
-                match &self.shell.control {
-                    Some(b) => {
-                        if let Err(std::sync::mpsc::SendError(
-                            crate::control::ToBroadcaster::ConnectBus(_, reply),
-                        )) = b.send(crate::control::ToBroadcaster::ConnectBus(address, reply))
-                        {
-                            let _ = reply.send(Err(CallError::new(
-                                "org.freedesktop.DBus.Error.Failed",
-                                "no control server",
-                            )));
-                        }
-                    }
-                    None => {
-                        let _ = reply.send(Err(CallError::new(
-                            "org.freedesktop.DBus.Error.Failed",
-                            "no control server",
-                        )));
-                    }
+                // The keeper of the bus connection answers the caller once
+                // it has joined (or failed to).
+                let call = crate::control::BusCall::Join {
+                    address,
+                    kind: crate::control::BusKind::Notified,
+                    reply: Some(reply),
+                };
+                if let Some(crate::control::BusCall::Join {
+                    reply: Some(reply), ..
+                }) = self.bus_call(call)
+                {
+                    let _ = reply.send(Err(CallError::new(
+                        "org.freedesktop.DBus.Error.Failed",
+                        "no control server",
+                    )));
                 }
                 return;
             }

@@ -125,6 +125,8 @@ pub struct Daemon {
     busy_since_trim: bool,
     /// The sd_notify socket of `expect notify` jobs.
     notify: Option<notify::NotifySocket>,
+    /// The bus init is on or wants to be on (the control plane keeps it).
+    bus_address: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Daemon {
@@ -159,6 +161,7 @@ impl Daemon {
             no_log: config.no_log,
             debug: config.debug,
             self_exe: None,
+            terminal: config.run.as_ref().and_then(|r| r.terminal),
         };
         let shell = Shell::new(
             Box::new(crate::sys::LinuxSyscall),
@@ -196,9 +199,16 @@ impl Daemon {
             keyboard,
             busy_since_trim: true,
             notify: None,
+            bus_address: Default::default(),
         };
         let now = daemon.now_ms();
         daemon.run = daemon.config.run.as_ref().map(|spec| spec.machine(now));
+        if daemon.run.is_some() || daemon.config.mode == Mode::Container {
+            daemon.shell.failures = Some(Vec::new());
+        }
+        if daemon.run.is_some() {
+            daemon.shell.run_logs = Some(Default::default());
+        }
         daemon.watch_sources();
         // Room for a descriptor or two per running job (spawn/nofile.rs).
         if let Err(e) = crate::spawn::nofile::raise() {
@@ -235,16 +245,24 @@ impl Daemon {
         };
         // A re-exec'd image waits a little for the address to come free.
         let patience = std::time::Duration::from_millis(if self.config.restart { 2000 } else { 0 });
-        match crate::control::start(&name, handle, patience) {
+        let bus = crate::control::BusOptions {
+            log: self.shell.logger.clone(),
+            address: self.bus_address.clone(),
+        };
+        match crate::control::start(&name, handle, patience, bus) {
             Ok(broadcast) => {
+                self.shell.control = Some(broadcast);
                 if !self.config.user_mode && !self.config.no_dbus {
-                    // Early in boot there is no bus yet; failing is silent.
+                    // Early in boot there is no bus yet; failing is silent,
+                    // and the bus is joined once its socket appears.
                     let address = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
                         .unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".to_string());
-                    let (tx, _rx) = futures_channel::oneshot::channel();
-                    let _ = broadcast.send(crate::control::ToBroadcaster::ConnectBus(address, tx));
+                    let _ = self.bus_call(crate::control::BusCall::Join {
+                        address,
+                        kind: crate::control::BusKind::System,
+                        reply: None,
+                    });
                 }
-                self.shell.control = Some(broadcast);
                 self.requests = Some(rx);
                 self.shell.view = Some(view.clone());
                 self.view = Some(view);
@@ -262,6 +280,23 @@ impl Daemon {
             ),
         }
         Ok(())
+    }
+
+    /// Hand `call` to the keeper of the bus connection; gives it back
+    /// when there is no control server to take it.
+    pub(super) fn bus_call(
+        &self,
+        call: crate::control::BusCall,
+    ) -> Option<crate::control::BusCall> {
+        use crate::control::ToBroadcaster;
+        let Some(control) = &self.shell.control else {
+            return Some(call);
+        };
+        match control.send(ToBroadcaster::Bus(call)) {
+            Ok(()) => None,
+            Err(std::sync::mpsc::SendError(ToBroadcaster::Bus(call))) => Some(call),
+            Err(_) => None,
+        }
     }
 
     /// `$XDG_RUNTIME_DIR/upstart/sessions/PID.session` for `initctl
@@ -478,9 +513,10 @@ impl Daemon {
                 }
                 self.flush_replies();
                 self.answer_after_queue();
-                // Run mode may start its command or the stop: handle what
-                // that queued before waiting.
-                if !self.check_run() {
+                // Run mode may start its command or the stop, a failed
+                // job the container's stop: handle what that queued
+                // before waiting.
+                if !self.check_run() && !self.check_container_failures() {
                     break;
                 }
             }
@@ -611,8 +647,11 @@ impl Daemon {
                     self.engine.emit(name, Vec::new());
                 }
                 Meaning::Forward(sig) => self.run_forward(sig),
+                Meaning::JoinBus if !self.config.no_dbus && !self.config.user_mode => {
+                    let _ = self.bus_call(crate::control::BusCall::Retry);
+                }
                 Meaning::Reexec | Meaning::Quiesce | Meaning::Stop(_) => last = Some(m),
-                Meaning::Reload | Meaning::Nothing => {}
+                Meaning::Reload | Meaning::JoinBus | Meaning::Nothing => {}
             }
         }
         match last {

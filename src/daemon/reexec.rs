@@ -73,7 +73,13 @@ struct DaemonState {
 
 /// outset's own payload, decoded: `None` if it is not outset's (an
 /// Upstart payload, say).
-type Decoded = Option<(Engine, Vec<crate::config::ConfSource>, DaemonState)>;
+/// The engine, the sources, the daemon's extras and the notified bus.
+type Decoded = Option<(
+    Engine,
+    Vec<crate::config::ConfSource>,
+    DaemonState,
+    Option<String>,
+)>;
 
 /// Read the payload from the previous image, parsing it as it arrives,
 /// and decode it. Also gives every byte read (the whole text, unless
@@ -114,6 +120,7 @@ fn decode_value(root: serde_json::Value) -> Result<Decoded, String> {
         restored.imported.engine,
         restored.imported.sources,
         state,
+        restored.imported.bus_address,
     )))
 }
 
@@ -121,11 +128,37 @@ fn decode_value(root: serde_json::Value) -> Result<Decoded, String> {
 /// the restore does (for fuzzing the restore parser).
 pub fn decode_state(data: &[u8]) -> Result<Engine, String> {
     decode(data)?
-        .map(|(engine, _, _)| engine)
+        .map(|(engine, ..)| engine)
         .ok_or_else(|| "not an outset payload".to_string())
 }
 
 impl Daemon {
+    /// A session init's notified bus address, which the next image joins
+    /// again (Upstart's `control_bus_address`); none for a system init,
+    /// whose bus is always the system bus.
+    fn notified_bus(&self) -> Option<String> {
+        if !self.config.user_mode {
+            return None;
+        }
+        self.bus_address.lock().ok().and_then(|a| a.clone())
+    }
+
+    /// Join the bus the previous image was notified of (a session init).
+    fn rejoin_bus(&mut self, address: Option<String>) {
+        let Some(address) = address.filter(|_| self.config.user_mode) else {
+            return;
+        };
+        self.log(
+            Level::Debug,
+            &format!("Joining notified D-Bus bus {address}"),
+        );
+        let _ = self.bus_call(crate::control::BusCall::Join {
+            address,
+            kind: crate::control::BusKind::Notified,
+            reply: None,
+        });
+    }
+
     /// The state as JSON text (D-Bus `GetState()`).
     pub(super) fn state_json(&self) -> Result<String, ReexecError> {
         Ok(serde_json::to_string(&self.capture().0)?)
@@ -135,11 +168,13 @@ impl Daemon {
     /// [`Self::make_inheritable`] hands over).
     fn capture(&self) -> (serde_json::Value, Vec<RawFd>) {
         let (handover, daemon, fds) = self.capture_daemon();
+        let bus_address = self.notified_bus();
         let payload = crate::reexec::export(&ExportInput {
             engine: &self.engine,
             sources: &self.config.sources,
             handover: &handover,
             daemon,
+            bus_address: bus_address.as_deref(),
         });
         (payload, fds)
     }
@@ -279,11 +314,13 @@ impl Daemon {
         // Signals stay blocked from here on, in the writer child too.
         let _ = all_signals().thread_block();
         let (handover, daemon, fds) = self.capture_daemon();
+        let bus_address = self.notified_bus();
         let input = ExportInput {
             engine: &self.engine,
             sources: &self.config.sources,
             handover: &handover,
             daemon,
+            bus_address: bus_address.as_deref(),
         };
         self.make_inheritable(&fds);
         let handed = super::state_pipe::hand_over(&Payload::new(&input));
@@ -360,7 +397,7 @@ impl Daemon {
         if self.config.write_state_file {
             self.keep_state(&data);
         }
-        let (mut engine, sources, state) = match parsed {
+        let (mut engine, sources, state, bus_address) = match parsed {
             Ok(Some(decoded)) => decoded,
             // Not outset's own payload: a live Upstart handing over.
             Ok(None) if self.restore_upstart(&data) => return true,
@@ -374,6 +411,7 @@ impl Daemon {
         self.engine = engine;
         self.config.sources = sources;
         self.config.job_env = state.job_env;
+        self.rejoin_bus(bus_address);
         let _ = super::logger::set_priority(&self.log_priority, &state.log_priority);
         self.shell.disk_writeable = state.disk_writeable;
         if let Some((soft, hard)) = state.job_nofile {
@@ -618,6 +656,7 @@ impl Daemon {
             drop(own(fd));
         }
         self.engine = engine;
+        self.rejoin_bus(imported.bus_address);
         if !imported.sources.is_empty() {
             self.config.sources = imported.sources;
         }

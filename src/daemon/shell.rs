@@ -111,6 +111,13 @@ pub struct Shell {
     pid_tokens: HashMap<Token, i32>,
     /// Jobs whose `console log` fell back to `none` for want of a pty.
     no_pty: std::collections::HashSet<String>,
+    /// Run mode: the environments of `stopped` events with a failed
+    /// result, for the run-mode machine (`None`: not kept).
+    pub failures: Option<Vec<Vec<String>>>,
+    /// Run mode: the log files of this run (with their job and
+    /// instance), each removed when its first process starts (`None`:
+    /// logs are appended to, as Upstart did).
+    pub run_logs: Option<std::collections::BTreeMap<PathBuf, (String, String)>>,
 }
 
 fn file(fd: OwnedFd) -> File {
@@ -147,6 +154,8 @@ impl Shell {
             disk_writeable: false,
             event_fds: HashMap::new(),
             pidfds: HashMap::new(),
+            failures: None,
+            run_logs: None,
             pid_tokens: HashMap::new(),
             no_pty: Default::default(),
         }
@@ -548,11 +557,24 @@ impl Sys for Shell {
         let mut status = file(spawned.status_read);
         if let Some(master) = spawned.log_master {
             let path = log_path(&self.logdir, &req.job.job, &req.job.instance);
+            let first_of_run = self.run_logs.as_mut().is_some_and(|logs| {
+                logs.insert(
+                    path.clone(),
+                    (req.job.job.clone(), req.job.instance.clone()),
+                )
+                .is_none()
+            });
+            if first_of_run {
+                // What an earlier run left (unlinked, not truncated: a
+                // symlink in its place is not followed).
+                let _ = std::fs::remove_file(&path);
+            }
+            let log = JobLog::new(path);
             self.register(
                 Io::Log {
                     pid,
                     file: file(master),
-                    log: JobLog::new(path),
+                    log,
                 },
                 Interest::READABLE,
             );
@@ -628,6 +650,11 @@ impl Sys for Shell {
     }
 
     fn notice(&mut self, notice: Notice) {
+        if let (Some(failures), Notice::EventEmitted(name, env)) = (&mut self.failures, &notice) {
+            if name == "stopped" && env.iter().any(|v| v == "RESULT=failed") {
+                failures.push(env.clone());
+            }
+        }
         if self.control.is_none() {
             return;
         }

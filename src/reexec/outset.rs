@@ -65,6 +65,8 @@ pub struct ExportInput<'a> {
     pub handover: &'a Handover,
     /// The daemon's own state, stored verbatim under `outset.daemon`.
     pub daemon: Value,
+    /// A session init's notified bus (Upstart's `control_bus_address`).
+    pub bus_address: Option<&'a str>,
 }
 
 /// An own payload read back.
@@ -211,6 +213,15 @@ fn class_json(class: &JobClass, start_on: Option<&EventTree>, idx: &Indexes) -> 
     c.insert("setgid".into(), class.setgid.clone().into());
     c.insert("deleted".into(), 0.into());
     c.insert("debug".into(), flag(class.debug));
+    // An extension: written only when set, so that other states stay
+    // what Upstart writes. -1 stands for the job's own status.
+    if let Some(exit) = class.exit_container_on_failure {
+        let code = match exit {
+            crate::config::ContainerExit::JobStatus => -1,
+            crate::config::ContainerExit::Code(c) => i64::from(c),
+        };
+        c.insert("exit_container_on_failure".into(), code.into());
+    }
     c.insert(
         "apparmor_switch".into(),
         class.apparmor_switch.clone().into(),
@@ -627,7 +638,10 @@ fn top_level(input: &ExportInput<'_>) -> Map<String, Value> {
     let mut root = Map::new();
     root.insert("sessions".into(), Value::Array(Vec::new()));
     root.insert("events".into(), Value::Array(events));
-    root.insert("control_bus_address".into(), Value::Null);
+    root.insert(
+        "control_bus_address".into(),
+        input.bus_address.map(String::from).into(),
+    );
     root.insert(
         "cgroup_manager_address".into(),
         engine.options.cgroup_manager.clone().into(),
@@ -950,6 +964,7 @@ mod tests {
             sources: &[ConfSource::dir("/etc/init")],
             handover: h,
             daemon: json!({ "anything": [1, 2] }),
+            bus_address: Some("unix:path=/run/user/1000/bus"),
         });
         let text = serde_json::to_string(&v).expect("text");
         let back = read(&text).expect("read").expect("own payload");
@@ -997,6 +1012,10 @@ mod tests {
         assert_eq!(got.options, e.options);
         assert_eq!(got.spawns_in_flight(), e.spawns_in_flight());
         assert_eq!(back.daemon, json!({ "anything": [1, 2] }));
+        assert_eq!(
+            back.imported.bus_address.as_deref(),
+            Some("unix:path=/run/user/1000/bus")
+        );
         // Writing what was read gives the same text.
         let (v2, _) = roundtrip(got, &h);
         assert_eq!(v, v2);
@@ -1015,6 +1034,7 @@ mod tests {
             sources: &[ConfSource::dir("/etc/init")],
             handover: &h,
             daemon: json!({ "anything": [1, 2] }),
+            bus_address: None,
         };
         let streamed = serde_json::to_string(&Payload::new(&input)).expect("streamed");
         let whole = serde_json::to_string(&export(&input)).expect("whole");

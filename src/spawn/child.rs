@@ -43,6 +43,9 @@ pub struct Prepared {
     /// descriptors and the session are set up, exec the spawn helper,
     /// which does the rest.
     pub helper: Option<HelperLaunch>,
+    /// Instead of a new session, a new process group made the foreground
+    /// group of this terminal (run mode's command; see `SpawnSettings`).
+    pub foreground_of: Option<RawFd>,
 }
 
 /// How to start the spawn helper (see `helper.rs`).
@@ -235,8 +238,18 @@ unsafe fn child(args: &ChildArgs<'_>) -> ! {
         }
     }
 
-    // 4. New session and process group.
-    libc::setsid();
+    // 4. New session and process group; or, for run mode's command, a
+    // new group in outset's session that takes the terminal (SIGTTOU is
+    // blocked here, so a background group may).
+    match p.foreground_of {
+        Some(tty) => {
+            libc::setpgid(0, 0);
+            libc::tcsetpgrp(tty, libc::getpid());
+        }
+        None => {
+            libc::setsid();
+        }
+    }
 
     // 6. Standard descriptors (`Inherit` keeps init's own).
     if p.console != Console::Inherit {

@@ -2,7 +2,7 @@
 
 use std::ffi::CString;
 use std::io::{Seek, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,6 +23,10 @@ pub struct SpawnSettings {
     /// outset's own executable (`O_PATH`), for the spawn helper; opened
     /// the first time a job needs it.
     pub self_exe: Option<Arc<OwnedFd>>,
+    /// Run mode: outset's controlling terminal. A process that inherits
+    /// outset's stdio (the command) joins that terminal's session as its
+    /// foreground process group, instead of a session of its own.
+    pub terminal: Option<RawFd>,
 }
 
 /// Open outset's own executable for the spawn helper.
@@ -296,6 +300,7 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         chdir,
         trace: req.trace,
         debug_stop: class.debug && settings.debug,
+        foreground_of: settings.terminal.filter(|_| console == Console::Inherit),
     };
     Ok(Spawned {
         prepared,

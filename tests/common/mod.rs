@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod bus;
 pub mod namespace;
 pub mod pids_cgroup;
 pub mod procs;
