@@ -136,6 +136,9 @@ fn field(c: &JobClass, f: &str) -> String {
         "respawn_interval" => c.respawn_interval.to_string(),
         "normal_exit" => format!("{:?}", c.normal_exit),
         "expect" => format!("{:?}", c.expect),
+        "notify_timeout" => c
+            .notify_timeout
+            .map_or_else(|| NONE.to_string(), |t| t.to_string()),
         "kill_timeout" => c.kill_timeout.to_string(),
         "kill_signal" => c.kill_signal.to_string(),
         "reload_signal" => c.reload_signal.to_string(),
@@ -319,6 +322,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("respawn_interval", "5"),
     ("normal_exit", "[]"),
     ("expect", "None"),
+    ("notify_timeout", NONE),
     ("kill_timeout", "5"),
     ("kill_signal", "15"),
     ("reload_signal", "1"),
@@ -500,6 +504,10 @@ fn every_stanza_valid() {
             ("expect daemon", &[("expect", "Daemon")]),
             ("expect fork", &[("expect", "Fork")]),
             ("expect none", &[("expect", "None")]),
+            // extensions.md §7
+            ("expect notify", &[("expect", "Notify")]),
+            ("notify timeout 30", &[("notify_timeout", "30")]),
+            ("notify timeout 0", &[("notify_timeout", NONE)]),
             ("kill timeout 30", &[("kill_timeout", "30")]),
             // An outset extension.
             (
@@ -915,6 +923,10 @@ fn error_messages_and_lines() {
             // Illegal interval.
             ("task\nkill timeout x\n", Some(2), II),
             ("task\nkill timeout -1\n", Some(2), II),
+            ("task\nnotify timeout x\n", Some(2), II),
+            ("task\nnotify timeout\n", Some(2), ET),
+            ("task\nnotify later\n", Some(2), US),
+            ("task\nnotify timeout 5 6\n", Some(2), UT),
             ("task\nkill timeout 5s\n", Some(2), II),
             ("task\nkill timeout 1.5\n", Some(2), II),
             ("task\nkill timeout 10000000000000000000\n", Some(2), II),

@@ -53,6 +53,9 @@ pub enum Expect {
     Stop,
     Daemon,
     Fork,
+    /// outset's own: the main process says `READY=1` on the sd_notify
+    /// socket (extensions.md §7).
+    Notify,
 }
 
 impl Expect {
@@ -62,6 +65,7 @@ impl Expect {
             "stop" => Expect::Stop,
             "daemon" => Expect::Daemon,
             "fork" => Expect::Fork,
+            "notify" => Expect::Notify,
             _ => return None,
         })
     }
@@ -243,6 +247,10 @@ pub struct JobClass {
     /// Exit statuses, and signals stored as `signum << 8`.
     pub normal_exit: Vec<i32>,
     pub expect: Expect,
+    /// `notify timeout`: seconds an `expect notify` job may take to say
+    /// `READY=1`; none (or 0) waits for ever.
+    #[serde(default)]
+    pub notify_timeout: Option<u64>,
     pub kill_timeout: i64,
     pub kill_signal: i32,
     pub reload_signal: i32,
@@ -287,6 +295,7 @@ impl JobClass {
             respawn_interval: 5,
             normal_exit: Vec::new(),
             expect: Expect::None,
+            notify_timeout: None,
             kill_timeout: 5,
             kill_signal: 15,
             reload_signal: 1,

@@ -111,6 +111,12 @@ fn stanza(c: &mut JobClass, lx: &mut Lexer, name: &str, line: usize) -> Result<b
             let word = lx.arg()?;
             c.expect = Expect::from_keyword(&word).ok_or_else(|| lx.error(K::UnknownStanza))?;
         }
+        "notify" => {
+            keyword(lx, "timeout")?;
+            let v = lx.arg()?;
+            let secs = decimal_in(&v, 0, i64::MAX).ok_or_else(|| lx.error(K::IllegalInterval))?;
+            c.notify_timeout = u64::try_from(secs).ok().filter(|s| *s > 0);
+        }
         "kill" => match lx.arg()?.as_str() {
             "timeout" => {
                 let v = lx.arg()?;

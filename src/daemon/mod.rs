@@ -10,6 +10,7 @@ mod joblog;
 mod lifecycle;
 pub mod logger;
 mod memory;
+mod notify;
 mod panic;
 mod pidfd;
 mod reexec;
@@ -123,6 +124,8 @@ pub struct Daemon {
     keyboard: bool,
     /// Work was done since memory was last handed back (see memory.rs).
     busy_since_trim: bool,
+    /// The sd_notify socket of `expect notify` jobs.
+    notify: Option<notify::NotifySocket>,
     /// The bus init is on or wants to be on (the control plane keeps it).
     bus_address: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
@@ -196,6 +199,7 @@ impl Daemon {
             exit_status: None,
             keyboard,
             busy_since_trim: true,
+            notify: None,
             bus_address: Default::default(),
         };
         let now = daemon.now_ms();
@@ -489,6 +493,12 @@ impl Daemon {
                 "Stateful re-exec supported but stateless re-exec requested",
             );
         }
+        // Not handed over (a stateless start, an Upstart payload): a new one.
+        if self.notify.is_none() {
+            self.open_notify();
+        } else if let Some(n) = &self.notify {
+            self.engine.options.notify_socket = Some(n.address.clone());
+        }
         self.reload();
         if self.config.mode == Mode::User {
             let dirs: Vec<String> = self
@@ -570,11 +580,13 @@ impl Daemon {
             }
             let mut signalled = false;
             let mut conf_changed = false;
+            let mut notified = self.notify.as_ref().is_some_and(|n| n.backlog);
             for ev in events.iter() {
                 match ev.token() {
                     SIGNAL_TOKEN => signalled = true,
                     INOTIFY_TOKEN => conf_changed = true,
                     WAKER_TOKEN => {}
+                    notify::NOTIFY_TOKEN => notified = true,
                     token => {
                         if let Some(outcome) = self.shell.ready(token) {
                             self.apply(outcome);
@@ -591,6 +603,10 @@ impl Daemon {
             }
             if signalled {
                 self.handle_signals();
+            }
+            // Before reaping: a sender that has just exited is still known.
+            if notified {
+                self.read_notifications();
             }
             self.reap();
             // Requests are cheap to poll for; serving them every iteration
@@ -618,6 +634,9 @@ impl Daemon {
         if let Some(d) = self.lifecycle_deadline() {
             let d = Duration::from_millis(d.saturating_sub(now));
             t = Some(t.map_or(d, |t| t.min(d)));
+        }
+        if self.notify.as_ref().is_some_and(|n| n.backlog) {
+            t = Some(Duration::ZERO);
         }
         t
     }

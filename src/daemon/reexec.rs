@@ -66,6 +66,9 @@ struct DaemonState {
     /// with, before it raised its own).
     #[serde(default)]
     job_nofile: Option<(u64, u64)>,
+    /// The sd_notify socket of `expect notify` jobs.
+    #[serde(default)]
+    notify_fd: Option<RawFd>,
 }
 
 /// outset's own payload, decoded: `None` if it is not outset's (an
@@ -244,7 +247,10 @@ impl Daemon {
             })
             .collect();
         fds.extend(scripts.iter().map(|(_, _, fd)| *fd));
+        let notify_fd = self.notify.as_ref().map(|n| n.raw_fd());
+        fds.extend(notify_fd);
         let daemon = DaemonState {
+            notify_fd,
             io,
             scripts,
             unflushed: self
@@ -448,6 +454,7 @@ impl Daemon {
                 | IoState::Script { fd, .. } => adopt(*fd),
             })
             .collect();
+        let notify_fd = state.notify_fd.filter(|fd| adopt(*fd));
         if stray > 0 {
             self.log(
                 Level::Warn,
@@ -500,6 +507,21 @@ impl Daemon {
             let _ = self.shell.sys.set_cloexec(fd, true);
             self.shell.register_restored(io, interest);
         }
+        if let Some(fd) = notify_fd {
+            let _ = self.shell.sys.set_cloexec(fd, true);
+            // SAFETY: inherited from the previous image, owned by us now.
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            match super::notify::NotifySocket::adopt(owned) {
+                Ok(sock) => self.use_notify(sock),
+                Err(e) => self.log(
+                    Level::Warn,
+                    &format!("Unable to take over the notify socket: {e}"),
+                ),
+            }
+        }
+        // Kill and readiness timers restored from the payload.
+        let spawns = self.engine.spawns_in_flight();
+        self.engine.reindex(&spawns);
         self.log(Level::Info, "Stateful re-exec completed");
         true
     }

@@ -731,6 +731,10 @@ impl Sys for Shell {
         Ok(msg as i32)
     }
 
+    fn watch_process(&mut self, pid: i32) {
+        self.watch_pid(pid);
+    }
+
     fn reply(&mut self, token: u64, reply: Reply) {
         self.replies.push((token, reply));
     }

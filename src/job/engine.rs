@@ -101,6 +101,9 @@ pub struct EngineOptions {
     pub no_cgroups: bool,
     /// The cgroup manager's address, once known.
     pub cgroup_manager: Option<String>,
+    /// `NOTIFY_SOCKET` for `expect notify` main processes.
+    #[serde(default)]
+    pub notify_socket: Option<String>,
 }
 
 /// A spawn whose status pipe has not reported yet.
@@ -139,6 +142,10 @@ pub struct Engine {
     /// deadline after every turn of the loop does not visit every class.
     #[serde(skip)]
     pub(super) timed: BTreeSet<JobKey>,
+    /// Post-start processes killed because their main process ended: their
+    /// end is expected, not a warning (post_start.rs).
+    #[serde(skip)]
+    pub(super) abandoned: BTreeSet<i32>,
 }
 
 impl Engine {
@@ -194,7 +201,7 @@ impl Engine {
         self.timed.clear();
         for (job, slot) in &self.slots {
             for (name, inst) in &slot.instances {
-                if inst.kill_deadline.is_some() {
+                if inst.kill_deadline.is_some() || inst.readiness.deadline.is_some() {
                     self.timed.insert(JobKey::new(job, name));
                 }
                 for (process, pid) in &inst.pids {

@@ -22,6 +22,8 @@ mod events;
 mod instance;
 mod interest;
 mod lookup;
+mod notify;
+mod post_start;
 mod processes;
 mod requests;
 mod state;
@@ -36,6 +38,7 @@ pub use instance::{Held, Instance, Trace, WaitKind};
 pub use lookup::{InstanceDirectory, InstanceName, Naming};
 /// What `Sys::kill` and the ptrace requests fail with.
 pub use nix::errno::Errno;
+pub use notify::{NotifyMessage, Readiness};
 pub use state::{Goal, State};
 pub use sys::{Level, Notice, Reply, SpawnRequest, Sys};
 

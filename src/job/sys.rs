@@ -86,6 +86,9 @@ pub trait Sys {
     fn ptrace_new_child(&mut self, _pid: i32) -> Result<i32, Errno> {
         Err(Errno::ENOSYS)
     }
+    /// Learn of the end of `pid`, a process the engine now follows that
+    /// may not be init's child (`MAINPID=` of `expect notify`).
+    fn watch_process(&mut self, _pid: i32) {}
     fn reply(&mut self, _token: u64, _reply: Reply) {}
     /// Is AppArmor usable (process-spawning.md §9)? Asked each time a
     /// `security` process would run, as the reference does.

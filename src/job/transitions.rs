@@ -32,6 +32,7 @@ impl Engine {
         sys.notice(Notice::GoalChanged(key.clone(), goal.name()));
         if (goal == Goal::Start && state == State::Waiting)
             || (goal == Goal::Stop && state == State::Running)
+            || (goal == Goal::Stop && state == State::Spawned && self.expects_notify(key))
         {
             let next = self.next_state(key);
             self.change_state(sys, key, next);

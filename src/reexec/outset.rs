@@ -29,7 +29,7 @@ use super::upstart::{
     class_from_json, import_root, resource_at, ImportError, Imported, CONSOLES, EXPECTS, GOALS,
     MAX_LIMITS, NICE_UNSET, PROCESSES, PROGRESS, STATES, TRACES,
 };
-use crate::config::{ConfSource, JobClass, ProcessType, SourceKind, RLIM_INFINITY};
+use crate::config::{ConfSource, Expect, JobClass, ProcessType, SourceKind, RLIM_INFINITY};
 use crate::control::paths::{instance_path, job_path};
 use crate::event::{EventId, EventTree, NodeKind};
 use crate::job::{ClassChange, Engine, EngineOptions, EventWaiter, Held, Instance};
@@ -167,7 +167,13 @@ fn class_json(class: &JobClass, start_on: Option<&EventTree>, idx: &Indexes) -> 
         })
         .collect();
     c.insert("process".into(), process.into());
-    c.insert("expect".into(), name_of(EXPECTS, class.expect).into());
+    // Upstart has no `expect notify`: it reads EXPECT_NONE, and outset
+    // the extras below.
+    let upstart_expect = match class.expect {
+        Expect::Notify => Expect::None,
+        other => other,
+    };
+    c.insert("expect".into(), name_of(EXPECTS, upstart_expect).into());
     c.insert("task".into(), flag(class.task));
     c.insert("kill_timeout".into(), class.kill_timeout.into());
     c.insert("kill_signal".into(), class.kill_signal.into());
@@ -245,10 +251,16 @@ fn class_json(class: &JobClass, start_on: Option<&EventTree>, idx: &Indexes) -> 
         .iter()
         .map(|p| class.process(*p).map_or(0, |p| p.line).into())
         .collect();
-    c.insert(
-        EXTRA_KEY.into(),
-        json!({ "path": class.path, "lines": lines }),
-    );
+    let mut extra = json!({ "path": class.path, "lines": lines });
+    if let Some(o) = extra.as_object_mut() {
+        if class.expect == Expect::Notify {
+            o.insert("expect".into(), "notify".into());
+        }
+        if let Some(t) = class.notify_timeout {
+            o.insert("notify_timeout".into(), t.into());
+        }
+    }
+    c.insert(EXTRA_KEY.into(), extra);
     c
 }
 
@@ -374,6 +386,7 @@ fn instance_parts<'a>(
             "kill_deadline_ms": inst.kill_deadline,
             "start_env_set": flag(inst.start_env.is_some()),
             "stop_env_set": flag(inst.stop_env.is_some()),
+            "readiness": inst.readiness,
         }),
     );
     Spliced {
@@ -715,6 +728,13 @@ pub fn read_value(root: Value) -> Result<Option<Restored>, ImportError> {
             if x.get("stop_env_set").and_then(Value::as_i64) == Some(1) {
                 inst.stop_env.get_or_insert_with(Vec::new);
             }
+            if let Some(r) = x.get("readiness").filter(|r| !r.is_null()) {
+                inst.readiness =
+                    serde_json::from_value(r.clone()).map_err(|e| ImportError::BadValue {
+                        at: format!("{at}.jobs.{iname}.readiness"),
+                        reason: e.to_string(),
+                    })?;
+            }
         }
     }
     keep_event_ids(&root, &mut imported.engine);
@@ -791,6 +811,10 @@ fn keep_event_ids(root: &Value, engine: &mut Engine) {
 }
 
 fn apply_class_extras(class: &mut JobClass, x: &Value) {
+    if x.get("expect").and_then(Value::as_str) == Some("notify") {
+        class.expect = Expect::Notify;
+    }
+    class.notify_timeout = x.get("notify_timeout").and_then(Value::as_u64);
     if let Some(path) = x.get("path").and_then(Value::as_str) {
         class.path = path.to_string();
     }
