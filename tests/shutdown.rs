@@ -148,7 +148,8 @@ fn machine_pid1_reexecs_on_sigterm_and_powers_off_through_reboot2() {
     dir.write(
         "conf/trigger.conf",
         &expand(
-            "start on startup\nconsole none\nscript\n  \
+            "start on startup\nconsole none\nenv OUTSET_UTMP_FILE=@DIR@/utmp\nenv OUTSET_WTMP_FILE=@DIR@/wtmp\n\
+             script\n  : > @DIR@/utmp\n  : > @DIR@/wtmp\n  \
              while [ ! -e @DIR@/go ]; do sleep 0.05; done\n  \
              until @BIN@/poweroff 2>> @DIR@/cmd.err; do sleep 0.1; done\nend script\n",
         ),

@@ -179,11 +179,7 @@ fn reboot_family(prog: &Prog, mut action: StopAction, args: &[String]) -> ExitCo
     }
     // Called by the scripts of runlevel 0 or 6: the system is already
     // going down, so do it now.
-    let level = outset::utmp::read_runlevel(&outset::utmp::utmp_path())
-        .ok()
-        .flatten()
-        .map(|(_, cur)| cur);
-    if matches!(level, Some('0' | '6')) {
+    if matches!(outset::pid1::runlevel::current_level(), '0' | '6') {
         forced = true;
     }
     if !forced && !wtmp_only {
