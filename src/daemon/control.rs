@@ -98,7 +98,7 @@ impl Daemon {
 
     /// Hand the engine's replies to their callers.
     pub(super) fn flush_replies(&mut self) {
-        for (token, reply) in std::mem::take(&mut self.shell.replies) {
+        for (token, reply) in std::mem::take(&mut self.world.replies) {
             if let Some((tx, answer)) = self.pending.answer(token, reply) {
                 self.deliver(tx, answer);
             }
@@ -127,7 +127,7 @@ impl Daemon {
         let immediate = match request {
             Request::NotifyDBusAddress(address) if self.config.user_mode => {
                 self.publish();
-                match &self.shell.control {
+                match &self.world.control {
                     Some(b) => {
                         if let Err(std::sync::mpsc::SendError(
                             crate::control::ToBroadcaster::ConnectBus(_, reply),
@@ -157,8 +157,8 @@ impl Daemon {
                 use std::os::fd::AsRawFd;
                 let fd = file.as_raw_fd();
                 // Inheritable while the event exists, so jobs it starts get it.
-                let _ = self.shell.sys.set_cloexec(fd, false);
-                self.shell.event_fds.insert(fd, file);
+                let _ = self.world.sys.set_cloexec(fd, false);
+                self.world.event_fds.insert(fd, file);
                 if wait {
                     let token = self.pending.park(reply, Value::Unit);
                     let id = self.engine.emit_waiting(&name, env, token);
@@ -181,21 +181,21 @@ impl Daemon {
             Request::JobStart { job, env, wait } => {
                 return self.waiting_call(reply, wait, |d, waiter| {
                     d.engine
-                        .start_job(&mut d.shell, &job, env, waiter)
+                        .start_job(&mut d.world, &job, env, waiter)
                         .map(|k| Value::Path(instance_path(&k.job, &k.instance)))
                 });
             }
             Request::JobStop { job, env, wait } => {
                 return self.waiting_call(reply, wait, |d, waiter| {
                     d.engine
-                        .stop_job(&mut d.shell, &job, env, waiter)
+                        .stop_job(&mut d.world, &job, env, waiter)
                         .map(|_| Value::Unit)
                 });
             }
             Request::JobRestart { job, env, wait } => {
                 return self.waiting_call(reply, wait, |d, waiter| {
                     d.engine
-                        .restart_job(&mut d.shell, &job, env, waiter)
+                        .restart_job(&mut d.world, &job, env, waiter)
                         .map(|k| Value::Path(instance_path(&k.job, &k.instance)))
                 });
             }
@@ -259,7 +259,7 @@ impl Daemon {
     ) {
         self.waiting_call(reply, wait, |d, waiter| {
             d.engine
-                .control_instance(&mut d.shell, &key, kind, waiter)
+                .control_instance(&mut d.world, &key, kind, waiter)
                 .map(|()| Value::Unit)
         });
     }
@@ -302,7 +302,7 @@ impl Daemon {
             }
             Request::InstanceReload { job, instance } => self
                 .engine
-                .reload_instance(&mut self.shell, &JobKey::new(&job, &instance))
+                .reload_instance(&mut self.world, &JobKey::new(&job, &instance))
                 .map(|()| Value::Unit)
                 .map_err(CallError::from),
             Request::JobProperties { job } => {
@@ -381,7 +381,7 @@ impl Daemon {
                 }
             }
             Request::NotifyDiskWriteable => self
-                .shell
+                .world
                 .disk_writeable()
                 .map(|()| Value::Unit)
                 .map_err(|e| {
@@ -401,7 +401,7 @@ impl Daemon {
             Request::NotifyCGroupManagerAddress(address) => {
                 // First address wins; with --no-cgroups the call does nothing.
                 self.engine
-                    .cgroup_manager_address(&mut self.shell, &address);
+                    .cgroup_manager_address(&mut self.world, &address);
                 Ok(Value::Unit)
             }
             Request::GetState => self.state_json().map(Value::Str).map_err(|_| {
@@ -440,7 +440,7 @@ impl Daemon {
     /// with the changes made so far, then hand the changes to the
     /// broadcaster. Called before any answer goes out.
     pub(super) fn publish(&mut self) {
-        if self.shell.changes.is_empty() {
+        if self.world.changes.is_empty() {
             return;
         }
         if let Some(mut view) = self.view.as_ref().and_then(|v| v.write().ok()) {
@@ -452,7 +452,7 @@ impl Daemon {
             // An instance's changes mostly come in a row: the set is
             // only asked once per row.
             let mut last = None;
-            for change in &self.shell.changes {
+            for change in &self.world.changes {
                 match change {
                     Broadcast::JobAdded(job) | Broadcast::JobRemoved(job) => {
                         jobs.insert(job.as_str());
@@ -479,16 +479,16 @@ impl Daemon {
                 view.set_instance(job, inst, instance_props(&self.engine, job, inst));
             }
             // What was not yet noted is in the copy now, as it stands.
-            self.shell.noted = self.shell.changes.len();
+            self.world.noted = self.world.changes.len();
         }
-        self.shell.flush_changes();
+        self.world.flush_changes();
     }
 
     /// Fill the control side's copy afresh from the engine (after loading
     /// or reloading the configuration, which may replace classes in place).
     pub(super) fn rebuild_view(&mut self) {
         // The copy is replaced below: the changes only go to the broadcaster.
-        self.shell.flush_changes();
+        self.world.flush_changes();
         let Some(view) = &self.view else { return };
         let jobs = self
             .engine

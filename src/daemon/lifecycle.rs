@@ -90,18 +90,18 @@ impl Daemon {
                 self.engine.emit("runlevel", env);
             }
             Action::StopAll => {
-                self.engine.stop_all(&mut self.shell);
+                self.engine.stop_all(&mut self.world);
                 return Some(Answer::StoppedAll(self.jobs()));
             }
             Action::WarnFailedToStop => self.warn_failed_to_stop(),
             Action::SignalAll(sig) => {
-                sweep::signal_all(&*self.shell.sys, sig);
+                sweep::signal_all(&*self.world.sys, sig);
             }
             Action::StartCommand => return Some(self.start_command()),
             Action::ForwardSignal { group, signal } => {
                 // The command's process group (it runs in its own
                 // session, so its pid is the group's id).
-                let _ = self.shell.sys.kill(-group, signal);
+                let _ = self.world.sys.kill(-group, signal);
             }
             Action::StopSystem { action, status } => self.start_system_stop(action, true, status),
             Action::Sync => nix::unistd::sync(),

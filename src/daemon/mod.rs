@@ -17,9 +17,9 @@ mod replace_file;
 mod restore_checks;
 mod run_mode;
 mod session_end;
-mod shell;
 mod state_pipe;
 mod system_stop;
+mod world;
 
 pub use run_mode::RunSpec;
 
@@ -40,7 +40,7 @@ use crate::lifecycle::Requester;
 use crate::pid1::signals::Meaning;
 use crate::pid1::Mode;
 use crate::spawn::SpawnSettings;
-use shell::{Outcome, Shell};
+use world::{Outcome, World};
 
 const SIGNAL_TOKEN: Token = Token(0);
 const INOTIFY_TOKEN: Token = Token(1);
@@ -95,7 +95,7 @@ pub struct DaemonConfig {
 
 pub struct Daemon {
     engine: Engine,
-    shell: Shell,
+    world: World,
     poll: Poll,
     signals: SignalFd,
     inotify: Option<nix::sys::inotify::Inotify>,
@@ -157,7 +157,7 @@ impl Daemon {
             debug: config.debug,
             self_exe: None,
         };
-        let shell = Shell::new(
+        let world = World::new(
             Box::new(crate::sys::LinuxSyscall),
             poll.registry().try_clone()?,
             logger,
@@ -174,7 +174,7 @@ impl Daemon {
         let engine = Engine::new(options, config.job_env.clone(), init_env);
         let mut daemon = Daemon {
             engine,
-            shell,
+            world,
             poll,
             signals,
             inotify: None,
@@ -240,9 +240,9 @@ impl Daemon {
                     let (tx, _rx) = futures_channel::oneshot::channel();
                     let _ = broadcast.send(crate::control::ToBroadcaster::ConnectBus(address, tx));
                 }
-                self.shell.control = Some(broadcast);
+                self.world.control = Some(broadcast);
                 self.requests = Some(rx);
-                self.shell.view = Some(view.clone());
+                self.world.view = Some(view.clone());
                 self.view = Some(view);
                 let address = format!("unix:abstract={name}");
                 if self.config.user_mode {
@@ -304,7 +304,7 @@ impl Daemon {
     }
 
     fn log(&mut self, level: Level, msg: &str) {
-        logger::log(&self.shell.logger, level, msg);
+        logger::log(&self.world.logger, level, msg);
     }
 
     /// Set up the inotify descriptor that makes any change in the job
@@ -361,7 +361,7 @@ impl Daemon {
         // on every reload while it stays.
         let skipped: Vec<String> = loaded.skipped_dirs.iter().map(|e| e.to_string()).collect();
         for line in skipped.iter().filter(|l| !self.skipped_dirs.contains(l)) {
-            logger::log(&self.shell.logger, Level::Warn, line);
+            logger::log(&self.world.logger, Level::Warn, line);
         }
         self.skipped_dirs = skipped;
         let registered: std::collections::HashSet<&str> = loaded
@@ -387,7 +387,7 @@ impl Daemon {
             .map(|j| j.class.clone())
             .collect();
         classes.extend(self.run_classes());
-        self.engine.set_classes(&mut self.shell, classes);
+        self.engine.set_classes(&mut self.world, classes);
         self.rebuild_view();
     }
 
@@ -412,7 +412,7 @@ impl Daemon {
                 // came during the restore, too.
                 self.rebuild_view();
                 self.serve_requests();
-                if let Some(tx) = &self.shell.control {
+                if let Some(tx) = &self.world.control {
                     let _ = tx.send(crate::control::ToBroadcaster::Change(
                         crate::control::Broadcast::Restarted,
                     ));
@@ -449,7 +449,7 @@ impl Daemon {
         }
         if self.config.user_mode {
             // Orphans of the session come back to us.
-            if let Err(e) = self.shell.sys.set_child_subreaper() {
+            if let Err(e) = self.world.sys.set_child_subreaper() {
                 self.log(
                     Level::Warn,
                     &format!("Unable to register as subreaper: {e}"),
@@ -460,7 +460,7 @@ impl Daemon {
         let mut events = Events::with_capacity(256);
         loop {
             self.engine.set_time(self.now_ms());
-            self.engine.fire_timers(&mut self.shell);
+            self.engine.fire_timers(&mut self.world);
             loop {
                 // Once the stop sweeps processes away, nothing new starts.
                 if !self.system_stop.sweeping() {
@@ -483,7 +483,7 @@ impl Daemon {
                 return status;
             }
             self.publish();
-            self.shell.watch_recent_spawns();
+            self.world.watch_recent_spawns();
             let mut timeout = self.timeout();
             if self.busy_since_trim {
                 timeout = Some(timeout.map_or(memory::QUIET, |t| t.min(memory::QUIET)));
@@ -509,7 +509,7 @@ impl Daemon {
                     INOTIFY_TOKEN => conf_changed = true,
                     WAKER_TOKEN => {}
                     token => {
-                        if let Some(outcome) = self.shell.ready(token) {
+                        if let Some(outcome) = self.world.ready(token) {
                             self.apply(outcome);
                         }
                     }
@@ -557,11 +557,11 @@ impl Daemon {
     /// Drain the event queue, handing the engine the outcomes of spawns
     /// that were complete at once (which can queue more events).
     fn run_queue(&mut self) {
-        children::run_queue(&mut self.engine, &mut self.shell);
+        children::run_queue(&mut self.engine, &mut self.world);
     }
 
     fn apply(&mut self, outcome: Outcome) {
-        children::apply(&mut self.engine, &mut self.shell, outcome);
+        children::apply(&mut self.engine, &mut self.world, outcome);
     }
 
     /// The signals the loop reads through its signalfd in this mode.
@@ -608,9 +608,9 @@ impl Daemon {
 
     /// Reap every exited child (see `children::next_exit`).
     fn reap(&mut self) {
-        while let Some((pid, exit)) = children::next_exit(&mut self.engine, &mut self.shell) {
+        while let Some((pid, exit)) = children::next_exit(&mut self.engine, &mut self.world) {
             self.run_child_exited(pid, exit);
-            self.engine.child_exited(&mut self.shell, pid, exit);
+            self.engine.child_exited(&mut self.world, pid, exit);
         }
     }
 }

@@ -116,7 +116,7 @@ impl Daemon {
     pub(super) fn start_command(&mut self) -> Answer {
         match self
             .engine
-            .start_job(&mut self.shell, RUN_JOB, Vec::new(), None)
+            .start_job(&mut self.world, RUN_JOB, Vec::new(), None)
         {
             Ok(key) => Answer::CommandStarted(
                 self.engine

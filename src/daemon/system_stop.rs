@@ -49,7 +49,7 @@ impl Daemon {
                 runlevel_pending: self.engine.events.iter().any(|e| e.name == "runlevel"),
                 // Looking costs a walk of /proc outside PID 1: only while
                 // sweeping, when it matters.
-                processes_left: self.system_stop.sweeping() && sweep::any_left(&*self.shell.sys),
+                processes_left: self.system_stop.sweeping() && sweep::any_left(&*self.world.sys),
             };
             let actions = self.system_stop.handle(self.now_ms(), input);
             self.carry_out(Machine::SystemStop, actions);

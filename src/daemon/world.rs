@@ -68,7 +68,14 @@ fn read_to_end(file: &mut File, buf: &mut Vec<u8>) -> bool {
     }
 }
 
-pub struct Shell {
+/// The engine's world: the real implementation of its [`Sys`] port.
+///
+/// Named for what it is to the engine, everything outside it (the
+/// kernel through [`Syscall`], the mio registry, logs, the control
+/// server), and not `Shell`, which in a supervisor of job scripts reads
+/// as /bin/sh; nor `RealSys`, since beyond the port it keeps the loop's
+/// own I/O table, pending replies and changes.
+pub struct World {
     /// The kernel (a recording fake in unit tests).
     pub sys: Box<dyn Syscall>,
     pub registry: Registry,
@@ -117,7 +124,7 @@ fn file(fd: OwnedFd) -> File {
     File::from(fd)
 }
 
-impl Shell {
+impl World {
     pub fn new(
         sys: Box<dyn Syscall>,
         registry: Registry,
@@ -126,7 +133,7 @@ impl Shell {
         settings: SpawnSettings,
         logdir: PathBuf,
     ) -> Self {
-        Shell {
+        World {
             sys,
             registry,
             logger,
@@ -513,7 +520,7 @@ impl Shell {
     }
 }
 
-impl Sys for Shell {
+impl Sys for World {
     fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, SpawnError> {
         self.settle_recent_spawns();
         if self.settings.self_exe.is_none() && needs_helper(req) {
