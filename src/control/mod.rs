@@ -18,6 +18,6 @@ mod subscriptions;
 pub mod view;
 
 pub use protocol::{
-    Answer, Broadcast, CallError, EngineHandle, Envelope, InstanceProps, JobProps, Request, Value,
+    Answer, CallError, Change, EngineHandle, Envelope, InstanceProps, JobProps, Request, Value,
 };
 pub use server::{start, ToBroadcaster};

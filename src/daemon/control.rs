@@ -9,7 +9,7 @@ use crate::config::{EventExpr, ProcessType};
 use crate::control::paths::{instance_path, job_path};
 use crate::control::view::{instance_gone, unknown_job, JobView};
 use crate::control::{
-    Answer, Broadcast, CallError, Envelope, InstanceProps, JobProps, Request, Value,
+    Answer, CallError, Change, Envelope, InstanceProps, JobProps, Request, Value,
 };
 use crate::job::{EngineError, InstanceName, JobKey, Level, Reply, WaitKind};
 
@@ -454,21 +454,21 @@ impl Daemon {
             let mut last = None;
             for change in &self.world.changes {
                 match change {
-                    Broadcast::JobAdded(job) | Broadcast::JobRemoved(job) => {
+                    Change::JobAdded(job) | Change::JobRemoved(job) => {
                         jobs.insert(job.as_str());
                     }
-                    Broadcast::InstanceAdded(job, inst)
-                    | Broadcast::InstanceRemoved(job, inst)
-                    | Broadcast::GoalChanged(job, inst, _)
-                    | Broadcast::StateChanged(job, inst, _)
-                    | Broadcast::Failed(job, inst, _) => {
+                    Change::InstanceAdded(job, inst)
+                    | Change::InstanceRemoved(job, inst)
+                    | Change::GoalChanged(job, inst, _)
+                    | Change::StateChanged(job, inst, _)
+                    | Change::Failed(job, inst, _) => {
                         let key = (job.as_str(), inst.as_str());
                         if last != Some(key) {
                             instances.insert(key);
                             last = Some(key);
                         }
                     }
-                    Broadcast::EventEmitted(..) | Broadcast::Restarted => {}
+                    Change::EventEmitted(..) | Change::Restarted => {}
                 }
             }
             for job in jobs {

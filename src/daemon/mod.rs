@@ -414,7 +414,7 @@ impl Daemon {
                 self.serve_requests();
                 if let Some(tx) = &self.world.control {
                     let _ = tx.send(crate::control::ToBroadcaster::Change(
-                        crate::control::Broadcast::Restarted,
+                        crate::control::Change::Restarted,
                     ));
                 }
             }

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 
 use super::joblog::JobLog;
 use super::logger;
-use crate::control::{Broadcast, ToBroadcaster};
-use crate::job::{Level, Notice, Reply, SpawnError, SpawnRequest, Sys};
+use crate::control::{self, ToBroadcaster};
+use crate::job::{self, Level, Reply, SpawnError, SpawnRequest, Sys};
 use crate::spawn::{
     log_path, needs_helper, open_self_exe, prepare, record, PtyUnavailable, SpawnSettings,
 };
@@ -96,7 +96,7 @@ pub struct World {
     /// it at once (see `View::note`), before any process it concerns runs.
     pub view: Option<crate::control::view::SharedView>,
     /// Changes not yet handed to the control server (see `flush_changes`).
-    pub(super) changes: Vec<Broadcast>,
+    pub(super) changes: Vec<control::Change>,
     /// How many of `changes` the read copy has (see `note_changes`).
     pub(super) noted: usize,
     /// Spawns whose status pipe was already complete when `spawn`
@@ -491,7 +491,7 @@ impl World {
 
     /// Hand the buffered changes to the control server in one message.
     /// Called once per turn of the loop, and before anything sent to it
-    /// that must come after them (replies, re-exec notices).
+    /// that must come after them (replies, the re-exec's `Restarted`).
     pub fn flush_changes(&mut self) {
         self.note_changes();
         self.noted = 0;
@@ -630,19 +630,19 @@ impl Sys for World {
         logger::enabled(&self.log_priority, level)
     }
 
-    fn notice(&mut self, notice: Notice) {
+    fn changed(&mut self, change: job::Change) {
         if self.control.is_none() {
             return;
         }
-        let change = match notice {
-            Notice::JobAdded(j) => Broadcast::JobAdded(j),
-            Notice::JobRemoved(j) => Broadcast::JobRemoved(j),
-            Notice::InstanceAdded(k) => Broadcast::InstanceAdded(k.job, k.instance),
-            Notice::InstanceRemoved(k) => Broadcast::InstanceRemoved(k.job, k.instance),
-            Notice::GoalChanged(k, g) => Broadcast::GoalChanged(k.job, k.instance, g),
-            Notice::StateChanged(k, s) => Broadcast::StateChanged(k.job, k.instance, s),
-            Notice::Failed(k, status) => Broadcast::Failed(k.job, k.instance, status),
-            Notice::EventEmitted(name, env) => Broadcast::EventEmitted(name, env),
+        let change = match change {
+            job::Change::JobAdded(j) => control::Change::JobAdded(j),
+            job::Change::JobRemoved(j) => control::Change::JobRemoved(j),
+            job::Change::InstanceAdded(k) => control::Change::InstanceAdded(k.job, k.instance),
+            job::Change::InstanceRemoved(k) => control::Change::InstanceRemoved(k.job, k.instance),
+            job::Change::GoalChanged(k, g) => control::Change::GoalChanged(k.job, k.instance, g),
+            job::Change::StateChanged(k, s) => control::Change::StateChanged(k.job, k.instance, s),
+            job::Change::Failed(k, status) => control::Change::Failed(k.job, k.instance, status),
+            job::Change::EventEmitted(name, env) => control::Change::EventEmitted(name, env),
         };
         self.changes.push(change);
     }

@@ -37,7 +37,7 @@ pub use lookup::{InstanceDirectory, InstanceName, Naming};
 /// What `Sys::kill` and the ptrace requests fail with.
 pub use nix::errno::Errno;
 pub use state::{Goal, State};
-pub use sys::{Level, Notice, Reply, SpawnRequest, Sys};
+pub use sys::{Change, Level, Reply, SpawnRequest, Sys};
 
 use serde::{Deserialize, Serialize};
 

@@ -8,7 +8,7 @@ use super::engine::{Engine, EventWaiter};
 use super::error::EngineError;
 use super::instance::{Held, Instance};
 use super::state::{Goal, State};
-use super::sys::{Level, Notice, Reply, Sys};
+use super::sys::{Change, Level, Reply, Sys};
 use super::JobKey;
 use crate::config::{signal_name, JobClass, ProcessType};
 use crate::env;
@@ -29,7 +29,7 @@ impl Engine {
             old.name(),
             goal.name()
         );
-        sys.notice(Notice::GoalChanged(key.clone(), goal.name()));
+        sys.changed(Change::GoalChanged(key.clone(), goal.name()));
         if (goal == Goal::Start && state == State::Waiting)
             || (goal == Goal::Stop && state == State::Running)
         {
@@ -129,7 +129,7 @@ impl Engine {
                 old.name(),
                 target.name()
             );
-            sys.notice(Notice::StateChanged(key.clone(), target.name()));
+            sys.changed(Change::StateChanged(key.clone(), target.name()));
             if !self.enter_state(sys, key, &class, old, target) {
                 return;
             }
@@ -240,7 +240,7 @@ impl Engine {
                 self.release(id);
             }
         }
-        sys.notice(Notice::InstanceRemoved(key.clone()));
+        sys.changed(Change::InstanceRemoved(key.clone()));
         let Some(slot) = self.slots.get_mut(&key.job) else {
             return;
         };
@@ -341,7 +341,7 @@ impl Engine {
         inst.failed = true;
         inst.failed_process = process;
         inst.exit_status = status;
-        sys.notice(Notice::Failed(key.clone(), status));
+        sys.changed(Change::Failed(key.clone(), status));
         self.finished(sys, key, true);
     }
 }

@@ -39,8 +39,8 @@ impl Sys for Fake {
     fn log(&mut self, _level: Level, message: String) {
         self.logs.push(message);
     }
-    fn notice(&mut self, notice: Notice) {
-        if let Notice::EventEmitted(name, env) = notice {
+    fn changed(&mut self, change: Change) {
+        if let Change::EventEmitted(name, env) = change {
             let mut s = name;
             for e in env {
                 s.push(' ');
