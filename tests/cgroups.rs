@@ -535,6 +535,28 @@ fn jobs_wait_for_the_manager_address_by_event_and_by_hand() {
 }
 
 #[test]
+fn a_job_held_for_the_manager_is_still_held_after_a_reexec() {
+    assert_root();
+    let s = Session::start(
+        "cgwaitreexec",
+        &[("held", "start on go\ncgroup pids\nexec sleep 1000\n")],
+        &[],
+    );
+    assert_eq!(s.ctl(&["emit", "--no-wait", "go"]).0, 0);
+    s.wait_for("the job to be held", || {
+        s.log()
+            .contains("Cannot start some jobs until cgroup manager available")
+    });
+    s.reexec();
+    assert_eq!(s.status("held"), "held stop/waiting");
+    let m = Manager::start(&s.dir.0);
+    assert_eq!(s.ctl(&["notify-cgroup-manager-address", &m.address()]).0, 0);
+    s.wait_status("held", "held start/running");
+    s.ctl(&["stop", "held"]);
+    remove_cgroups("pids", &own("pids"), &["upstart/held"]);
+}
+
+#[test]
 fn a_stopped_manager_holds_the_job_but_never_init() {
     assert_root();
     let mut s = Session::start(

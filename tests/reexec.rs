@@ -64,27 +64,6 @@ impl Session {
         (code, out)
     }
 
-    /// `telinit u` and wait until the new image has restored the state.
-    fn reexec(&self) {
-        let before = self.log().matches("Stateful re-exec completed").count();
-        let o = Command::new("timeout")
-            .arg("90")
-            .arg(env!("CARGO_BIN_EXE_telinit"))
-            .arg("u")
-            .env("UPSTART_SESSION", &self.address)
-            .output()
-            .expect("telinit");
-        assert!(
-            o.status.success() || o.status.code() == Some(1),
-            "telinit u: {o:?}"
-        );
-        self.wait_for("the re-exec", || {
-            self.log().matches("Stateful re-exec completed").count() > before
-        });
-        // The new image answers again.
-        self.wait_for("the control socket", || self.ctl(&["version"]).0 == 0);
-    }
-
     fn fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
             .map(|d| d.count())

@@ -133,6 +133,29 @@ impl Started {
     }
 }
 
+impl Started {
+    /// `telinit u` and wait until the new image has restored the state
+    /// and answers again.
+    pub fn reexec(&self) {
+        let before = self.log().matches("Stateful re-exec completed").count();
+        let o = std::process::Command::new("timeout")
+            .arg("90")
+            .arg(env!("CARGO_BIN_EXE_telinit"))
+            .arg("u")
+            .env("UPSTART_SESSION", &self.address)
+            .output()
+            .expect("telinit");
+        assert!(
+            o.status.success() || o.status.code() == Some(1),
+            "telinit u: {o:?}"
+        );
+        self.wait_for("the re-exec", || {
+            self.log().matches("Stateful re-exec completed").count() > before
+        });
+        self.wait_for("the control socket", || self.ctl(&["version"]).0 == 0);
+    }
+}
+
 /// A failing test must not leave its init behind (it would keep the test
 /// harness's output pipe open and hang whoever reads it), nor the jobs it
 /// was supervising.
