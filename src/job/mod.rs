@@ -39,10 +39,8 @@ pub use nix::errno::Errno;
 pub use state::{Goal, State};
 pub use sys::{Change, Level, Reply, SpawnRequest, Sys};
 
-use serde::{Deserialize, Serialize};
-
 /// Names an instance: its class (job) name and instance name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct JobKey {
     pub job: String,
     pub instance: String,

@@ -107,6 +107,23 @@ pub(super) fn engine(jobs: &[(&str, &str)]) -> (Engine, Fake) {
     (e, f)
 }
 
+/// The engine as a re-exec'd image gets it: written into the payload and
+/// read back (no processes in flight, so nothing to hand over).
+pub(super) fn through_reexec(e: &Engine) -> Engine {
+    let payload = crate::reexec::export(&crate::reexec::ExportInput {
+        engine: e,
+        sources: &[],
+        handover: &crate::reexec::Handover::default(),
+        daemon: serde_json::Value::Null,
+    });
+    let text = serde_json::to_string(&payload).expect("text");
+    crate::reexec::read(&text)
+        .expect("read")
+        .expect("own payload")
+        .imported
+        .engine
+}
+
 pub(super) fn key(job: &str) -> JobKey {
     JobKey::new(job, "")
 }
