@@ -1,7 +1,9 @@
 //! Stateful re-exec (reexec.md): hand the whole state to a new image of
 //! outset, which carries on supervising the same processes.
 //!
-//! The state travels as JSON in a memory file passed with `--state-fd`;
+//! The state travels as JSON on the descriptor passed with `--state-fd`:
+//! a pipe that a forked writer fills while the new image starts, or a
+//! memory file when no writer could be forked (see [`super::state_pipe`]);
 //! every descriptor that must survive (status and script pipes of spawns in
 //! flight, log ptys, files carried by events) is made inheritable first.
 //! The payload is Upstart 1.13's layout (see [`crate::reexec::outset`]).
