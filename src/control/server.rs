@@ -354,7 +354,7 @@ fn trim_heap() {
 /// Queue the signals of `changes` for every connection, each message built
 /// once for all of them; drop the connections that do not take them.
 /// Nothing is built while no connection takes any signal (in a spawn
-/// storm driven by `initctl emit`, building them was most of this
+/// storm driven by `initctl emit`, building them would be most of this
 /// thread's work, on a processor the spawned jobs wanted).
 fn broadcast(conns: &mut Vec<Subscriber>, changes: &[Change]) {
     if !conns.iter().any(Subscriber::wants_signals) {

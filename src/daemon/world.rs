@@ -572,7 +572,7 @@ impl Sys for World {
         }
         // Our own child is not watched through a pidfd: the loop learns of
         // its end from waitid, and a descriptor held for every running job
-        // was copied into, and closed again by, every later spawn (with
+        // would be copied into, and closed again by, every later spawn (with
         // thousands of jobs running, most of a spawn's cost). `kill` opens
         // one when it is needed.
         // The parent resumes once the child has exec'd or exited, so the

@@ -227,8 +227,8 @@ impl Engine {
         let removed = slot.instances.remove(&key.instance);
         if slot.instances.is_empty() {
             // An emptied BTreeMap keeps its node (room for eleven
-            // instances, nearly 3 kB): after a storm, that was most of
-            // the heap. A new map allocates nothing.
+            // instances, nearly 3 kB): after a storm, such nodes would be
+            // most of the heap. A new map allocates nothing.
             slot.instances = BTreeMap::new();
         }
         if let Some(inst) = removed {
