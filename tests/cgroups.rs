@@ -6,34 +6,14 @@
 
 mod common;
 
-use common::TempDir;
+use common::{assert_root, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn assert_root() {
-    // SAFETY: geteuid has no preconditions.
-    assert!(
-        unsafe { libc::geteuid() } == 0,
-        "the cgroup tests need root (run the suite as root, as CI does)"
-    );
-}
-
 /// A name no other test run uses, for cgroups made on the host.
 fn unique(tag: &str) -> String {
     format!("{tag}{}", std::process::id())
-}
-
-fn wait_until(what: &str, log: impl Fn() -> String, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; log:\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 // ----------------------------------------------------------------------
@@ -254,10 +234,6 @@ impl Session {
 
     fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.dir.0.join(rel)).unwrap_or_default()
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().ok().flatten().is_none()
     }
 }
 
@@ -871,10 +847,15 @@ fn pid1_on_a_fresh_cgroup2_mount() {
             read("logs/manager.log")
         )
     };
-    wait_until("both jobs to report", logs, || {
-        read(&format!("{plain}.knob")).ends_with('\n')
-            && read(&format!("{deep}.knob")).ends_with('\n')
-    });
+    common::wait_until(
+        "both jobs to report",
+        30,
+        || {
+            read(&format!("{plain}.knob")).ends_with('\n')
+                && read(&format!("{deep}.knob")).ends_with('\n')
+        },
+        || format!("log:\n{}", logs()),
+    );
     let ours = |name: &str| {
         read(&format!("{name}.cg"))
             .lines()
