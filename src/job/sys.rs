@@ -39,7 +39,7 @@ pub struct SpawnRequest {
 /// A change the engine makes that others may observe (a job or instance
 /// added or removed, a goal or state changed, a failure, an emitted
 /// event), in the engine's terms. The daemon hands each to the control
-/// plane as a [`control::Change`](crate::control::Change).
+/// plane as a `control::Change`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     JobAdded(String),
