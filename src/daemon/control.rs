@@ -18,6 +18,9 @@ use crate::job::{EngineError, InstanceName, JobKey, Level, Reply, WaitKind};
 pub struct Pending {
     next: u64,
     waiting: HashMap<u64, (futures_channel::oneshot::Sender<Answer>, Value)>,
+    /// Answers of job control calls without `wait`, sent once the engine
+    /// has run its queue (see `answer_after_queue`).
+    after_queue: Vec<(futures_channel::oneshot::Sender<Answer>, Answer)>,
 }
 
 impl Pending {
@@ -102,6 +105,18 @@ impl Daemon {
             if let Some((tx, answer)) = self.pending.answer(token, reply) {
                 self.deliver(tx, answer);
             }
+        }
+    }
+
+    /// Send the answers of job control calls made without `wait`. They
+    /// wait for the engine to have run its queue, as the reference's
+    /// caller in effect does: its reply is read after init's main loop
+    /// went round, so the status it then asks for shows the job's first
+    /// process already spawned (or whatever holds the job, such as a
+    /// blocked `starting` event), never a spawn half made.
+    pub(super) fn answer_after_queue(&mut self) {
+        for (tx, answer) in std::mem::take(&mut self.pending.after_queue) {
+            self.deliver(tx, answer);
         }
     }
 
@@ -222,7 +237,8 @@ impl Daemon {
     }
 
     /// Run a job-level control call; with `wait` the answer is parked
-    /// until the engine finishes the request.
+    /// until the engine finishes the request, without it until the engine
+    /// has run its queue (an error goes back at once).
     fn waiting_call(
         &mut self,
         reply: futures_channel::oneshot::Sender<Answer>,
@@ -230,8 +246,10 @@ impl Daemon {
         call: impl FnOnce(&mut Self, Option<u64>) -> Result<Value, EngineError>,
     ) {
         if !wait {
-            let answer = call(self, None).map_err(CallError::from);
-            self.deliver(reply, answer);
+            match call(self, None) {
+                Ok(value) => self.pending.after_queue.push((reply, Ok(value))),
+                Err(e) => self.deliver(reply, Err(e.into())),
+            }
             return;
         }
         // Parked first: the engine may answer during the call itself.

@@ -467,6 +467,7 @@ impl Daemon {
                     self.run_queue();
                 }
                 self.flush_replies();
+                self.answer_after_queue();
                 // Run mode may start its command or the stop: handle what
                 // that queued before waiting.
                 if !self.check_run() {
@@ -536,6 +537,7 @@ impl Daemon {
                 self.engine.set_time(self.now_ms());
                 self.run_queue();
                 self.flush_replies();
+                self.answer_after_queue();
                 self.reexec();
             }
         }

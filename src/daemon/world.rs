@@ -626,6 +626,10 @@ impl Sys for World {
         logger::log(&self.logger, level, &message);
     }
 
+    fn apparmor_available(&mut self) -> bool {
+        crate::spawn::apparmor::available()
+    }
+
     fn logs(&self, level: Level) -> bool {
         logger::enabled(&self.log_priority, level)
     }

@@ -96,8 +96,6 @@ pub struct EngineOptions {
     pub user_mode: bool,
     /// Private control address, exported to user-mode jobs.
     pub session_address: Option<String>,
-    /// Is AppArmor usable (process-spawning.md §9)?
-    pub apparmor: bool,
     /// `--no-cgroups`.
     pub no_cgroups: bool,
     /// The cgroup manager's address, once known.

@@ -91,6 +91,11 @@ pub trait Sys {
         Err(Errno::ENOSYS)
     }
     fn reply(&mut self, _token: u64, _reply: Reply) {}
+    /// Is AppArmor usable (process-spawning.md §9)? Asked each time a
+    /// `security` process would run, as the reference does.
+    fn apparmor_available(&mut self) -> bool {
+        false
+    }
     /// An event that carried a file has finished: close the file.
     fn release_fd(&mut self, _fd: i32) {}
 }

@@ -171,7 +171,7 @@ impl Engine {
             | State::PreStopping
             | State::PostStopping => {
                 if let Some(p) = state.process().filter(|p| has(*p)) {
-                    if p != ProcessType::Security || self.options.apparmor {
+                    if p != ProcessType::Security || sys.apparmor_available() {
                         self.spawn(sys, key, p);
                     }
                 }

@@ -202,6 +202,13 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         resolve_exe(&argv0, env::get(&req.env, "PATH"))
     };
     let minimal = req.process == ProcessType::Security;
+    // Step 8: decided here, written by the child (or the helper).
+    let apparmor = match (&class.apparmor_switch, req.process) {
+        (Some(profile), ProcessType::Main) if super::apparmor::available() => {
+            Some(super::apparmor::exec_request(profile, &req.env))
+        }
+        _ => None,
+    };
     let chdir = match (&class.chdir, settings.user_mode) {
         (Some(d), _) => Some(cstring(d)),
         (None, false) => Some(cstring("/")),
@@ -231,6 +238,11 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
                 exe: exe.clone(),
                 argv: cmd.argv.clone(),
                 envp: req.env.clone(),
+                apparmor: apparmor.as_ref().map(|a| {
+                    a.as_ref()
+                        .map(|c| c.to_string_lossy().into_owned())
+                        .map_err(|e| *e)
+                }),
                 minimal,
                 limits: limits.clone(),
                 umask: class.umask,
@@ -274,6 +286,7 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         log_slave,
         script_read,
         status_write,
+        apparmor,
         minimal,
         limits,
         umask: class.umask,

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use super::procs::{self, state, status_field};
 use super::TempDir;
 
-use super::assert_root;
+// Re-exported: namespace tests name them through this module too.
+#[allow(unused_imports)]
+pub use super::{assert_root, is_root};
 
 /// Run `program` under `timeout`, so that nothing a test runs can hang it.
 pub fn bounded(secs: u32, program: &str) -> Command {

@@ -18,6 +18,8 @@ pub(super) struct Fake {
     pub(super) forked: Vec<i32>,
     /// The cgroup manager address of every spawn request.
     pub(super) managers: Vec<Option<String>>,
+    /// What `apparmor_available` answers.
+    pub(super) apparmor: bool,
 }
 
 impl Sys for Fake {
@@ -51,6 +53,9 @@ impl Sys for Fake {
     }
     fn reply(&mut self, token: u64, reply: Reply) {
         self.replies.push((token, reply));
+    }
+    fn apparmor_available(&mut self) -> bool {
+        self.apparmor
     }
     fn ptrace_setoptions(&mut self, pid: i32, follow: bool) -> Result<(), Errno> {
         self.ptrace.push(format!("setoptions {pid} {follow}"));
