@@ -201,7 +201,7 @@ fn socket_bridge_activates_jobs_on_connection() {
 
 #[test]
 fn udev_bridge_turns_kernel_uevents_into_device_events() {
-    common::namespace::assert_root();
+    common::assert_root();
     // The init, the bridge and the uevent share a network namespace of
     // their own (with its own sysfs), so the uevent for its `lo` reaches
     // only them; no udevd there, so the bridge reads the kernel's uevents.

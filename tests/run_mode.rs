@@ -65,7 +65,7 @@ const MODES: [&[&str]; 2] = [&[], &["--pid-ns"]];
 
 #[test]
 fn exit_status_is_the_commands() {
-    common::namespace::assert_root();
+    common::assert_root();
     for mode in MODES {
         for (script, code) in [("exit 0", 0), ("exit 3", 3), ("kill -9 $$", 128 + 9)] {
             let dir = TempDir::new("run-status");
@@ -82,7 +82,7 @@ fn exit_status_is_the_commands() {
 
 #[test]
 fn a_command_that_cannot_run_gives_127() {
-    common::namespace::assert_root();
+    common::assert_root();
     for mode in MODES {
         let dir = TempDir::new("run-127");
         let out = output(outset_run(&dir, &[], mode, &["/nonexistent/command", "x"]));
@@ -92,7 +92,7 @@ fn a_command_that_cannot_run_gives_127() {
 
 #[test]
 fn stdio_passes_through_and_arguments_stay_whole() {
-    common::namespace::assert_root();
+    common::assert_root();
     for mode in MODES {
         let dir = TempDir::new("run-stdio");
         let mut cmd = outset_run(
@@ -133,7 +133,7 @@ fn stdio_passes_through_and_arguments_stay_whole() {
 
 #[test]
 fn pid_ns_gives_the_command_a_fresh_proc() {
-    common::namespace::assert_root();
+    common::assert_root();
     let dir = TempDir::new("run-pidns");
     let out = output(outset_run(
         &dir,
@@ -147,7 +147,7 @@ fn pid_ns_gives_the_command_a_fresh_proc() {
 
 #[test]
 fn services_are_stopped_and_stubborn_ones_killed() {
-    common::namespace::assert_root();
+    common::assert_root();
     for (i, mode) in MODES.into_iter().enumerate() {
         let dir = TempDir::new("run-stubborn");
         let m = marker(i as u32);
@@ -196,7 +196,7 @@ fn services_are_stopped_and_stubborn_ones_killed() {
 
 #[test]
 fn a_daemonised_grandchild_does_not_leak() {
-    common::namespace::assert_root();
+    common::assert_root();
     for (i, mode) in MODES.into_iter().enumerate() {
         let dir = TempDir::new("run-leak");
         let m = marker(10 + i as u32);
@@ -210,7 +210,7 @@ fn a_daemonised_grandchild_does_not_leak() {
 
 #[test]
 fn settle_timeout_names_the_unsettled_jobs_and_exits_124() {
-    common::namespace::assert_root();
+    common::assert_root();
     for (i, mode) in MODES.into_iter().enumerate() {
         let dir = TempDir::new("run-settle");
         let m = marker(20 + i as u32);
@@ -238,7 +238,7 @@ fn settle_timeout_names_the_unsettled_jobs_and_exits_124() {
 
 #[test]
 fn signals_are_forwarded_to_the_command() {
-    common::namespace::assert_root();
+    common::assert_root();
     for mode in MODES {
         let dir = TempDir::new("run-signal");
         let ready = dir.0.join("ready");

@@ -125,7 +125,7 @@ fn bad_arguments_are_refused() {
 #[test]
 fn machine_pid1_reexecs_on_sigterm_and_powers_off_through_reboot2() {
     use std::time::{Duration, Instant};
-    common::namespace::assert_root();
+    common::assert_root();
     let dir = common::TempDir::new("machine");
     let d = dir.0.display().to_string();
     std::fs::create_dir_all(dir.0.join("bin")).expect("bin");
@@ -291,7 +291,7 @@ impl LoggedIn {
 
 #[test]
 fn warnings_reach_every_logged_in_terminal() {
-    common::namespace::assert_root();
+    common::assert_root();
     let dir = common::TempDir::new("shutdown-wall");
     let mut tty = LoggedIn::new(&dir);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_shutdown"))
@@ -316,7 +316,7 @@ fn warnings_reach_every_logged_in_terminal() {
 #[test]
 fn a_delayed_shutdown_waits_keeps_logins_out_and_can_be_cancelled() {
     use std::time::{Duration, Instant};
-    common::namespace::assert_root();
+    common::assert_root();
     let dir = common::TempDir::new("shutdown-cancel");
     let mut tty = LoggedIn::new(&dir);
     let pid_file = dir.0.join("shutdown.pid");
@@ -378,7 +378,7 @@ fn a_delayed_shutdown_waits_keeps_logins_out_and_can_be_cancelled() {
 fn without_an_init_shutdown_asks_sysvinit_through_its_fifo() {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    common::namespace::assert_root();
+    common::assert_root();
     let dir = common::TempDir::new("shutdown-sysvinit");
     let fifo = dir.0.join("initctl");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
@@ -419,7 +419,7 @@ fn without_an_init_shutdown_asks_sysvinit_through_its_fifo() {
 
 #[test]
 fn reboot_w_only_writes_the_shutdown_record() {
-    common::namespace::assert_root();
+    common::assert_root();
     let dir = common::TempDir::new("shutdown-wtmp");
     let wtmp = dir.0.join("wtmp");
     // As on a machine, the file exists (glibc appends, never creates).

@@ -20,6 +20,6 @@ pub mod view;
 
 pub use bus::{socket_path, BusCall, BusKind, BusOptions};
 pub use protocol::{
-    Answer, Broadcast, CallError, EngineHandle, Envelope, InstanceProps, JobProps, Request, Value,
+    Answer, CallError, Change, EngineHandle, Envelope, InstanceProps, JobProps, Request, Value,
 };
 pub use server::{start, ToBroadcaster, BUS_NAME};

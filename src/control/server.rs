@@ -23,16 +23,16 @@ use super::paths::{
     instance_path, job_path, INSTANCE_IFACE, JOB_IFACE, MANAGER_IFACE, MANAGER_PATH,
 };
 use super::peer::guid;
-use super::protocol::{Broadcast, EngineHandle};
+use super::protocol::{Change, EngineHandle};
 use super::socket::ControlSocket;
 use super::subscriptions::Subscriptions;
 
 /// Messages for the thread that owns the connections.
 pub enum ToBroadcaster {
-    Change(Broadcast),
+    Change(Change),
     /// Several changes in order (what one turn of the engine's loop made:
     /// one wake-up of the broadcaster instead of one per change).
-    Changes(Vec<Broadcast>),
+    Changes(Vec<Change>),
     /// A connection that takes signals from now on (its calls are already
     /// being served).
     Subscribed(Subscriber),
@@ -338,9 +338,9 @@ fn trim_heap() {
 /// Queue the signals of `changes` for every connection, each message built
 /// once for all of them; drop the connections that do not take them.
 /// Nothing is built while no connection takes any signal (in a spawn
-/// storm driven by `initctl emit`, building them was most of this
+/// storm driven by `initctl emit`, building them would be most of this
 /// thread's work, on a processor the spawned jobs wanted).
-fn broadcast(conns: &mut Vec<Subscriber>, changes: &[Broadcast]) {
+fn broadcast(conns: &mut Vec<Subscriber>, changes: &[Change]) {
     if !conns.iter().any(Subscriber::wants_signals) {
         return;
     }
@@ -349,42 +349,40 @@ fn broadcast(conns: &mut Vec<Subscriber>, changes: &[Broadcast]) {
 }
 
 /// The signal that announces one change (control.md §2, §3).
-fn signal(change: &Broadcast) -> zbus::Result<Message> {
+fn signal(change: &Change) -> zbus::Result<Message> {
     let path = |p: String| zbus::ObjectPath::try_from(p);
     match change {
-        Broadcast::JobAdded(job) => {
+        Change::JobAdded(job) => {
             Message::signal(MANAGER_PATH, MANAGER_IFACE, "JobAdded").build(&(path(job_path(job))?,))
         }
-        Broadcast::JobRemoved(job) => Message::signal(MANAGER_PATH, MANAGER_IFACE, "JobRemoved")
+        Change::JobRemoved(job) => Message::signal(MANAGER_PATH, MANAGER_IFACE, "JobRemoved")
             .build(&(path(job_path(job))?,)),
-        Broadcast::InstanceAdded(job, inst) => {
+        Change::InstanceAdded(job, inst) => {
             Message::signal(job_path(job).as_str(), JOB_IFACE, "InstanceAdded")
                 .build(&(path(instance_path(job, inst))?,))
         }
-        Broadcast::InstanceRemoved(job, inst) => {
+        Change::InstanceRemoved(job, inst) => {
             Message::signal(job_path(job).as_str(), JOB_IFACE, "InstanceRemoved")
                 .build(&(path(instance_path(job, inst))?,))
         }
-        Broadcast::GoalChanged(job, inst, goal) => Message::signal(
+        Change::GoalChanged(job, inst, goal) => Message::signal(
             instance_path(job, inst).as_str(),
             INSTANCE_IFACE,
             "GoalChanged",
         )
         .build(&(*goal,)),
-        Broadcast::StateChanged(job, inst, state) => Message::signal(
+        Change::StateChanged(job, inst, state) => Message::signal(
             instance_path(job, inst).as_str(),
             INSTANCE_IFACE,
             "StateChanged",
         )
         .build(&(*state,)),
-        Broadcast::Failed(job, inst, status) => {
+        Change::Failed(job, inst, status) => {
             Message::signal(instance_path(job, inst).as_str(), INSTANCE_IFACE, "Failed")
                 .build(&(*status,))
         }
-        Broadcast::Restarted => {
-            Message::signal(MANAGER_PATH, MANAGER_IFACE, "Restarted").build(&())
-        }
-        Broadcast::EventEmitted(name, env) => {
+        Change::Restarted => Message::signal(MANAGER_PATH, MANAGER_IFACE, "Restarted").build(&()),
+        Change::EventEmitted(name, env) => {
             Message::signal(MANAGER_PATH, MANAGER_IFACE, "EventEmitted")
                 .build(&(name.as_str(), env))
         }

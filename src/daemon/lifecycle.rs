@@ -95,22 +95,22 @@ impl Daemon {
                 self.engine.emit("runlevel", env);
             }
             Action::StopAll => {
-                self.engine.stop_all(&mut self.shell);
+                self.engine.stop_all(&mut self.world);
                 return Some(Answer::StoppedAll(self.jobs()));
             }
             Action::WarnFailedToStop => self.warn_failed_to_stop(),
             Action::SignalAll(sig) => {
-                sweep::signal_all(&*self.shell.sys, sig);
+                sweep::signal_all(&*self.world.sys, sig);
             }
             Action::SignalLeftovers(sig) => {
-                sweep::signal_outside(&*self.shell.sys, sig, &self.job_pids());
+                sweep::signal_outside(&*self.world.sys, sig, &self.job_pids());
             }
             Action::SyncRoot => sync_root(),
             Action::StartCommand => return Some(self.start_command()),
             Action::ForwardSignal { group, signal } => {
                 // The command's process group (its pid is the group's
                 // id: it made its own, or its own session).
-                let _ = self.shell.sys.kill(-group, signal);
+                let _ = self.world.sys.kill(-group, signal);
             }
             Action::StopSystem {
                 action,

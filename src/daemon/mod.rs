@@ -18,10 +18,10 @@ mod replace_file;
 mod restore_checks;
 mod run_mode;
 mod session_end;
-mod shell;
 mod state_pipe;
 mod stdout_log;
 mod system_stop;
+mod world;
 
 pub use run_mode::RunSpec;
 
@@ -42,7 +42,7 @@ use crate::lifecycle::Requester;
 use crate::pid1::signals::Meaning;
 use crate::pid1::Mode;
 use crate::spawn::SpawnSettings;
-use shell::{Outcome, Shell};
+use world::{Outcome, World};
 
 const SIGNAL_TOKEN: Token = Token(0);
 const INOTIFY_TOKEN: Token = Token(1);
@@ -97,7 +97,7 @@ pub struct DaemonConfig {
 
 pub struct Daemon {
     engine: Engine,
-    shell: Shell,
+    world: World,
     poll: Poll,
     signals: SignalFd,
     inotify: Option<nix::sys::inotify::Inotify>,
@@ -164,7 +164,7 @@ impl Daemon {
             self_exe: None,
             terminal: config.run.as_ref().and_then(|r| r.terminal),
         };
-        let shell = Shell::new(
+        let world = World::new(
             Box::new(crate::sys::LinuxSyscall),
             poll.registry().try_clone()?,
             logger,
@@ -181,7 +181,7 @@ impl Daemon {
         let engine = Engine::new(options, config.job_env.clone(), init_env);
         let mut daemon = Daemon {
             engine,
-            shell,
+            world,
             poll,
             signals,
             inotify: None,
@@ -205,10 +205,10 @@ impl Daemon {
         let now = daemon.now_ms();
         daemon.run = daemon.config.run.as_ref().map(|spec| spec.machine(now));
         if daemon.run.is_some() || daemon.config.mode == Mode::Container {
-            daemon.shell.failures = Some(Vec::new());
+            daemon.world.failures = Some(Vec::new());
         }
         if daemon.run.is_some() {
-            daemon.shell.run_logs = Some(Default::default());
+            daemon.world.run_logs = Some(Default::default());
         }
         daemon.watch_sources();
         // Room for a descriptor or two per running job (spawn/nofile.rs).
@@ -247,12 +247,12 @@ impl Daemon {
         // A re-exec'd image waits a little for the address to come free.
         let patience = std::time::Duration::from_millis(if self.config.restart { 2000 } else { 0 });
         let bus = crate::control::BusOptions {
-            log: self.shell.logger.clone(),
+            log: self.world.logger.clone(),
             address: self.bus_address.clone(),
         };
         match crate::control::start(&name, handle, patience, bus) {
             Ok(broadcast) => {
-                self.shell.control = Some(broadcast);
+                self.world.control = Some(broadcast);
                 if !self.config.user_mode && !self.config.no_dbus {
                     // Early in boot there is no bus yet; failing is silent,
                     // and the bus is joined once its socket appears.
@@ -265,7 +265,7 @@ impl Daemon {
                     });
                 }
                 self.requests = Some(rx);
-                self.shell.view = Some(view.clone());
+                self.world.view = Some(view.clone());
                 self.view = Some(view);
                 let address = format!("unix:abstract={name}");
                 if self.config.user_mode {
@@ -301,7 +301,7 @@ impl Daemon {
         call: crate::control::BusCall,
     ) -> Option<crate::control::BusCall> {
         use crate::control::ToBroadcaster;
-        let Some(control) = &self.shell.control else {
+        let Some(control) = &self.world.control else {
             return Some(call);
         };
         match control.send(ToBroadcaster::Bus(call)) {
@@ -357,8 +357,8 @@ impl Daemon {
     /// Send `console log` output to init's standard output, each line
     /// prefixed with its job's name, instead of files.
     pub fn log_to_stdout(&mut self) {
-        match stdout_log::StdoutLog::open(&self.shell.registry) {
-            Ok(out) => self.shell.stdout = Some(out),
+        match stdout_log::StdoutLog::open(&self.world.registry) {
+            Ok(out) => self.world.stdout = Some(out),
             Err(e) => self.log(
                 Level::Warn,
                 &format!("Unable to log job output to standard output: {e}"),
@@ -373,7 +373,7 @@ impl Daemon {
     }
 
     fn log(&mut self, level: Level, msg: &str) {
-        logger::log(&self.shell.logger, level, msg);
+        logger::log(&self.world.logger, level, msg);
     }
 
     /// Set up the inotify descriptor that makes any change in the job
@@ -430,7 +430,7 @@ impl Daemon {
         // on every reload while it stays.
         let skipped: Vec<String> = loaded.skipped_dirs.iter().map(|e| e.to_string()).collect();
         for line in skipped.iter().filter(|l| !self.skipped_dirs.contains(l)) {
-            logger::log(&self.shell.logger, Level::Warn, line);
+            logger::log(&self.world.logger, Level::Warn, line);
         }
         self.skipped_dirs = skipped;
         let registered: std::collections::HashSet<&str> = loaded
@@ -456,7 +456,7 @@ impl Daemon {
             .map(|j| j.class.clone())
             .collect();
         classes.extend(self.run_classes());
-        self.engine.set_classes(&mut self.shell, classes);
+        self.engine.set_classes(&mut self.world, classes);
         self.rebuild_view();
     }
 
@@ -481,9 +481,9 @@ impl Daemon {
                 // came during the restore, too.
                 self.rebuild_view();
                 self.serve_requests();
-                if let Some(tx) = &self.shell.control {
+                if let Some(tx) = &self.world.control {
                     let _ = tx.send(crate::control::ToBroadcaster::Change(
-                        crate::control::Broadcast::Restarted,
+                        crate::control::Change::Restarted,
                     ));
                 }
             }
@@ -524,7 +524,7 @@ impl Daemon {
         }
         if self.config.user_mode {
             // Orphans of the session come back to us.
-            if let Err(e) = self.shell.sys.set_child_subreaper() {
+            if let Err(e) = self.world.sys.set_child_subreaper() {
                 self.log(
                     Level::Warn,
                     &format!("Unable to register as subreaper: {e}"),
@@ -535,7 +535,7 @@ impl Daemon {
         let mut events = Events::with_capacity(256);
         loop {
             self.engine.set_time(self.now_ms());
-            self.engine.fire_timers(&mut self.shell);
+            self.engine.fire_timers(&mut self.world);
             loop {
                 // Once the stop sweeps processes away, nothing new starts.
                 if !self.system_stop.sweeping() {
@@ -560,7 +560,7 @@ impl Daemon {
                 return status;
             }
             self.publish();
-            self.shell.watch_recent_spawns();
+            self.world.watch_recent_spawns();
             let mut timeout = self.timeout();
             if self.busy_since_trim {
                 timeout = Some(timeout.map_or(memory::QUIET, |t| t.min(memory::QUIET)));
@@ -588,7 +588,7 @@ impl Daemon {
                     WAKER_TOKEN => {}
                     notify::NOTIFY_TOKEN => notified = true,
                     token => {
-                        if let Some(outcome) = self.shell.ready(token) {
+                        if let Some(outcome) = self.world.ready(token) {
                             self.apply(outcome);
                         }
                     }
@@ -644,11 +644,11 @@ impl Daemon {
     /// Drain the event queue, handing the engine the outcomes of spawns
     /// that were complete at once (which can queue more events).
     fn run_queue(&mut self) {
-        children::run_queue(&mut self.engine, &mut self.shell);
+        children::run_queue(&mut self.engine, &mut self.world);
     }
 
     fn apply(&mut self, outcome: Outcome) {
-        children::apply(&mut self.engine, &mut self.shell, outcome);
+        children::apply(&mut self.engine, &mut self.world, outcome);
     }
 
     /// The signals the loop reads through its signalfd in this mode.
@@ -698,9 +698,9 @@ impl Daemon {
 
     /// Reap every exited child (see `children::next_exit`).
     fn reap(&mut self) {
-        while let Some((pid, exit)) = children::next_exit(&mut self.engine, &mut self.shell) {
+        while let Some((pid, exit)) = children::next_exit(&mut self.engine, &mut self.world) {
             self.run_child_exited(pid, exit);
-            self.engine.child_exited(&mut self.shell, pid, exit);
+            self.engine.child_exited(&mut self.world, pid, exit);
         }
     }
 }

@@ -240,7 +240,7 @@ impl Daemon {
                     msg.main_pid = None;
                 }
             }
-            self.engine.notify(&mut self.shell, &key, pid, msg);
+            self.engine.notify(&mut self.world, &key, pid, msg);
         }
     }
 }

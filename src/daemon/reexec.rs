@@ -1,7 +1,9 @@
 //! Stateful re-exec (reexec.md): hand the whole state to a new image of
 //! outset, which carries on supervising the same processes.
 //!
-//! The state travels as JSON in a memory file passed with `--state-fd`;
+//! The state travels as JSON on the descriptor passed with `--state-fd`:
+//! a pipe that a forked writer fills while the new image starts, or a
+//! memory file when no writer could be forked (see [`super::state_pipe`]);
 //! every descriptor that must survive (status and script pipes of spawns in
 //! flight, log ptys, files carried by events) is made inheritable first.
 //! The payload is Upstart 1.13's layout (see [`crate::reexec::outset`]).
@@ -14,7 +16,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use super::joblog::JobLog;
-use super::shell::Io;
+use super::world::Io;
 use super::Daemon;
 use crate::job::{Engine, Level};
 use crate::reexec::{ExportInput, Handover, LiveLog, Payload};
@@ -27,7 +29,7 @@ pub enum ReexecError {
     Io(#[from] std::io::Error),
 }
 
-/// An I/O object of the shell, by descriptor number.
+/// An I/O object of the [`World`](super::world::World), by descriptor number.
 #[derive(Debug, Serialize, Deserialize)]
 enum IoState {
     Status {
@@ -187,7 +189,7 @@ impl Daemon {
             uid: nix::unistd::getuid().as_raw(),
             ..Handover::default()
         };
-        for entry in self.shell.io.values() {
+        for entry in self.world.io.values() {
             match entry {
                 Io::Status { pid, file, buf } => {
                     handover.status.insert(*pid, file.as_raw_fd());
@@ -227,7 +229,7 @@ impl Daemon {
             }
         });
         let mut scripts: Vec<(i32, String, RawFd)> = self
-            .shell
+            .world
             .scripts
             .iter()
             .map(|(pid, (text, fd))| (*pid, text.clone(), fd.as_raw_fd()))
@@ -236,7 +238,7 @@ impl Daemon {
         for (pid, text, fd) in &scripts {
             handover.scripts.insert(*pid, (text.clone(), *fd));
         }
-        let mut event_fds: Vec<RawFd> = self.shell.event_fds.keys().copied().collect();
+        let mut event_fds: Vec<RawFd> = self.world.event_fds.keys().copied().collect();
         event_fds.sort_unstable();
         let mut fds: Vec<RawFd> = io
             .iter()
@@ -254,12 +256,12 @@ impl Daemon {
             io,
             scripts,
             unflushed: self
-                .shell
+                .world
                 .unflushed
                 .iter()
                 .map(|l| (l.path.clone(), l.held().to_vec()))
                 .collect(),
-            disk_writeable: self.shell.disk_writeable,
+            disk_writeable: self.world.disk_writeable,
             event_fds,
             job_env: self.config.job_env.clone(),
             log_priority: super::logger::priority_name(&self.log_priority).to_string(),
@@ -273,7 +275,7 @@ impl Daemon {
     /// carried by events already are inheritable).
     fn make_inheritable(&self, fds: &[RawFd]) {
         for fd in fds {
-            let _ = self.shell.sys.set_cloexec(*fd, false);
+            let _ = self.world.sys.set_cloexec(*fd, false);
         }
     }
 
@@ -383,7 +385,7 @@ impl Daemon {
         // never ends its shell's input). The control server was never
         // closed, so it keeps answering.
         for fd in fds {
-            let _ = self.shell.sys.set_cloexec(*fd, true);
+            let _ = self.world.sys.set_cloexec(*fd, true);
         }
         let _ = self.handled_signals().thread_set_mask();
     }
@@ -413,13 +415,13 @@ impl Daemon {
         self.config.job_env = state.job_env;
         self.rejoin_bus(bus_address);
         let _ = super::logger::set_priority(&self.log_priority, &state.log_priority);
-        self.shell.disk_writeable = state.disk_writeable;
+        self.world.disk_writeable = state.disk_writeable;
         if let Some((soft, hard)) = state.job_nofile {
             crate::spawn::nofile::set_job_limit(soft, hard);
         }
         for (path, pending) in state.unflushed {
             if self.keeps_held_output(&path) {
-                self.shell
+                self.world
                     .unflushed
                     .push(JobLog::with_pending(path, &pending));
             }
@@ -437,13 +439,13 @@ impl Daemon {
         for fd in state.event_fds.into_iter().filter(|fd| adopt(*fd)) {
             // SAFETY: inherited from the previous image, owned by us now.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-            self.shell.event_fds.insert(fd, owned);
+            self.world.event_fds.insert(fd, owned);
         }
         for (pid, text, fd) in state.scripts.into_iter().filter(|s| adopt(s.2)) {
             // SAFETY: as above.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-            let _ = self.shell.sys.set_cloexec(fd, true);
-            self.shell.scripts.insert(pid, (text, owned));
+            let _ = self.world.sys.set_cloexec(fd, true);
+            self.world.scripts.insert(pid, (text, owned));
         }
         let items: Vec<IoState> = state
             .io
@@ -504,11 +506,11 @@ impl Daemon {
                     Interest::WRITABLE,
                 ),
             };
-            let _ = self.shell.sys.set_cloexec(fd, true);
-            self.shell.register_restored(io, interest);
+            let _ = self.world.sys.set_cloexec(fd, true);
+            self.world.register_restored(io, interest);
         }
         if let Some(fd) = notify_fd {
-            let _ = self.shell.sys.set_cloexec(fd, true);
+            let _ = self.world.sys.set_cloexec(fd, true);
             // SAFETY: inherited from the previous image, owned by us now.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
             match super::notify::NotifySocket::adopt(owned) {
@@ -605,8 +607,8 @@ impl Daemon {
         };
         for (fd, job, process) in imported.spawns.iter().filter(|(fd, ..)| ok(*fd)) {
             let pid = pid_of(&engine, job, *process);
-            let _ = self.shell.sys.set_cloexec(*fd, true);
-            self.shell.register_restored(
+            let _ = self.world.sys.set_cloexec(*fd, true);
+            self.world.register_restored(
                 Io::Status {
                     pid,
                     file: own(*fd),
@@ -627,8 +629,8 @@ impl Daemon {
                 continue;
             };
             let jl = JobLog::with_pending(path, &log.unflushed);
-            let _ = self.shell.sys.set_cloexec(log.pty_fd, true);
-            self.shell.register_restored(
+            let _ = self.world.sys.set_cloexec(log.pty_fd, true);
+            self.world.register_restored(
                 Io::Log {
                     pid,
                     file: own(log.pty_fd),
@@ -639,15 +641,15 @@ impl Daemon {
         }
         for script in imported.scripts.into_iter().filter(|s| ok(s.shell_fd)) {
             let pid = pid_of(&engine, &script.job, script.process);
-            let _ = self.shell.sys.set_cloexec(script.shell_fd, true);
+            let _ = self.world.sys.set_cloexec(script.shell_fd, true);
             // SAFETY: inherited from Upstart, owned by us now.
             let fd = unsafe { OwnedFd::from_raw_fd(script.shell_fd) };
-            self.shell.scripts.insert(pid, (script.script, fd));
+            self.world.scripts.insert(pid, (script.script, fd));
         }
         for ev in &engine.events {
             if let Some(fd) = ev.fd {
                 // SAFETY: as above.
-                self.shell
+                self.world
                     .event_fds
                     .insert(fd, unsafe { OwnedFd::from_raw_fd(fd) });
             }

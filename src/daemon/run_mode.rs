@@ -129,7 +129,7 @@ impl Daemon {
             return false;
         };
         let failures = self
-            .shell
+            .world
             .failures
             .as_mut()
             .map(std::mem::take)
@@ -175,7 +175,7 @@ impl Daemon {
 
     /// Every job log written in this run, on standard error.
     pub(super) fn show_run_logs(&mut self) {
-        let logs = self.shell.run_logs.clone().unwrap_or_default();
+        let logs = self.world.run_logs.clone().unwrap_or_default();
         for (path, (job, instance)) in logs {
             let Ok(text) = std::fs::read(&path) else {
                 continue;
@@ -221,7 +221,7 @@ impl Daemon {
     pub(super) fn start_command(&mut self) -> Answer {
         match self
             .engine
-            .start_job(&mut self.shell, RUN_JOB, Vec::new(), None)
+            .start_job(&mut self.world, RUN_JOB, Vec::new(), None)
         {
             Ok(key) => Answer::CommandStarted(
                 self.engine

@@ -36,7 +36,7 @@ impl Daemon {
             emit_runlevel: emit,
             ending,
             jobs: self.jobs(),
-            exits_seen: sweep::sees_every_exit(&*self.shell.sys),
+            exits_seen: sweep::sees_every_exit(&*self.world.sys),
         };
         let actions = self.system_stop.handle(self.now_ms(), input);
         self.carry_out(Machine::SystemStop, actions);
@@ -73,7 +73,7 @@ impl Daemon {
             return false;
         }
         let failures = self
-            .shell
+            .world
             .failures
             .as_mut()
             .map(std::mem::take)
@@ -115,9 +115,9 @@ impl Daemon {
                 jobs: self.jobs(),
                 runlevel_pending: self.engine.events.iter().any(|e| e.name == "runlevel"),
                 processes_left: self.system_stop.wants_processes()
-                    && sweep::any_left(&*self.shell.sys),
+                    && sweep::any_left(&*self.world.sys),
                 leftovers_left: self.system_stop.wants_leftovers()
-                    && sweep::any_left_outside(&*self.shell.sys, &self.job_pids()),
+                    && sweep::any_left_outside(&*self.world.sys, &self.job_pids()),
             };
             let actions = self.system_stop.handle(self.now_ms(), input);
             self.carry_out(Machine::SystemStop, actions);

@@ -40,12 +40,10 @@ pub use lookup::{InstanceDirectory, InstanceName, Naming};
 pub use nix::errno::Errno;
 pub use notify::{NotifyMessage, Readiness};
 pub use state::{Goal, State};
-pub use sys::{Level, Notice, Reply, SpawnRequest, Sys};
-
-use serde::{Deserialize, Serialize};
+pub use sys::{Change, Level, Reply, SpawnRequest, Sys};
 
 /// Names an instance: its class (job) name and instance name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct JobKey {
     pub job: String,
     pub instance: String,

@@ -521,6 +521,8 @@ impl<'a> Payload<'a> {
             let idx = &self.idx;
             let mut c = class_json(&slot.class, slot.start_on.as_ref(), idx);
             c.remove("jobs");
+            // Matched while the cgroup manager was unknown: start when it comes.
+            c.insert("cgmanager_wait".into(), flag(slot.cgmanager_wait));
             let jobs: Vec<Spliced<'a>> = slot
                 .instances
                 .values()

@@ -9,17 +9,9 @@ use std::time::{Duration, Instant};
 use super::procs::{self, state, status_field};
 use super::TempDir;
 
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-pub fn assert_root() {
-    assert!(
-        is_root(),
-        "this test needs root to create namespaces (run the suite as root, as CI does)"
-    );
-}
+// Re-exported: namespace tests name them through this module too.
+#[allow(unused_imports)]
+pub use super::{assert_root, is_root};
 
 /// Run `program` under `timeout`, so that nothing a test runs can hang it.
 pub fn bounded(secs: u32, program: &str) -> Command {
@@ -348,16 +340,8 @@ impl Namespace {
     }
 
     /// Wait (bounded) until `cond` holds; panics with PID 1's log.
-    pub fn wait_for(&self, what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while !cond() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; init log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    pub fn wait_for(&self, what: &str, secs: u64, cond: impl FnMut() -> bool) {
+        super::wait_until(what, secs, cond, || format!("init log:\n{}", self.log()));
     }
 
     /// Wait until `rel` exists and ends in a newline; its text.

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 
 use super::joblog::JobLog;
 use super::logger;
-use crate::control::{Broadcast, ToBroadcaster};
-use crate::job::{Level, Notice, Reply, SpawnError, SpawnRequest, Sys};
+use crate::control::{self, ToBroadcaster};
+use crate::job::{self, Level, Reply, SpawnError, SpawnRequest, Sys};
 use crate::spawn::{
     log_path, needs_helper, open_self_exe, prepare, record, PtyUnavailable, SpawnSettings,
 };
@@ -68,7 +68,14 @@ fn read_to_end(file: &mut File, buf: &mut Vec<u8>) -> bool {
     }
 }
 
-pub struct Shell {
+/// The engine's world: the real implementation of its [`Sys`] port.
+///
+/// Named for what it is to the engine, everything outside it (the
+/// kernel through [`Syscall`], the mio registry, logs, the control
+/// server), and not `Shell`, which in a supervisor of job scripts reads
+/// as /bin/sh; nor `RealSys`, since beyond the port it keeps the loop's
+/// own I/O table, pending replies and changes.
+pub struct World {
     /// The kernel (a recording fake in unit tests).
     pub sys: Box<dyn Syscall>,
     pub registry: Registry,
@@ -89,7 +96,7 @@ pub struct Shell {
     /// it at once (see `View::note`), before any process it concerns runs.
     pub view: Option<crate::control::view::SharedView>,
     /// Changes not yet handed to the control server (see `flush_changes`).
-    pub(super) changes: Vec<Broadcast>,
+    pub(super) changes: Vec<control::Change>,
     /// How many of `changes` the read copy has (see `note_changes`).
     pub(super) noted: usize,
     /// Spawns whose status pipe was already complete when `spawn`
@@ -126,7 +133,7 @@ fn file(fd: OwnedFd) -> File {
     File::from(fd)
 }
 
-impl Shell {
+impl World {
     pub fn new(
         sys: Box<dyn Syscall>,
         registry: Registry,
@@ -135,7 +142,7 @@ impl Shell {
         settings: SpawnSettings,
         logdir: PathBuf,
     ) -> Self {
-        Shell {
+        World {
             sys,
             registry,
             logger,
@@ -529,7 +536,7 @@ impl Shell {
 
     /// Hand the buffered changes to the control server in one message.
     /// Called once per turn of the loop, and before anything sent to it
-    /// that must come after them (replies, re-exec notices).
+    /// that must come after them (replies, the re-exec's `Restarted`).
     pub fn flush_changes(&mut self) {
         self.note_changes();
         self.noted = 0;
@@ -558,7 +565,7 @@ impl Shell {
     }
 }
 
-impl Sys for Shell {
+impl Sys for World {
     fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, SpawnError> {
         self.settle_recent_spawns();
         if self.settings.self_exe.is_none() && needs_helper(req) {
@@ -623,7 +630,7 @@ impl Sys for Shell {
         }
         // Our own child is not watched through a pidfd: the loop learns of
         // its end from waitid, and a descriptor held for every running job
-        // was copied into, and closed again by, every later spawn (with
+        // would be copied into, and closed again by, every later spawn (with
         // thousands of jobs running, most of a spawn's cost). `kill` opens
         // one when it is needed.
         // The parent resumes once the child has exec'd or exited, so the
@@ -685,8 +692,10 @@ impl Sys for Shell {
         logger::enabled(&self.log_priority, level)
     }
 
-    fn notice(&mut self, notice: Notice) {
-        if let (Some(failures), Notice::EventEmitted(name, env)) = (&mut self.failures, &notice) {
+    fn changed(&mut self, change: job::Change) {
+        if let (Some(failures), job::Change::EventEmitted(name, env)) =
+            (&mut self.failures, &change)
+        {
             if name == "stopped" && env.iter().any(|v| v == "RESULT=failed") {
                 failures.push(env.clone());
             }
@@ -694,15 +703,15 @@ impl Sys for Shell {
         if self.control.is_none() {
             return;
         }
-        let change = match notice {
-            Notice::JobAdded(j) => Broadcast::JobAdded(j),
-            Notice::JobRemoved(j) => Broadcast::JobRemoved(j),
-            Notice::InstanceAdded(k) => Broadcast::InstanceAdded(k.job, k.instance),
-            Notice::InstanceRemoved(k) => Broadcast::InstanceRemoved(k.job, k.instance),
-            Notice::GoalChanged(k, g) => Broadcast::GoalChanged(k.job, k.instance, g),
-            Notice::StateChanged(k, s) => Broadcast::StateChanged(k.job, k.instance, s),
-            Notice::Failed(k, status) => Broadcast::Failed(k.job, k.instance, status),
-            Notice::EventEmitted(name, env) => Broadcast::EventEmitted(name, env),
+        let change = match change {
+            job::Change::JobAdded(j) => control::Change::JobAdded(j),
+            job::Change::JobRemoved(j) => control::Change::JobRemoved(j),
+            job::Change::InstanceAdded(k) => control::Change::InstanceAdded(k.job, k.instance),
+            job::Change::InstanceRemoved(k) => control::Change::InstanceRemoved(k.job, k.instance),
+            job::Change::GoalChanged(k, g) => control::Change::GoalChanged(k.job, k.instance, g),
+            job::Change::StateChanged(k, s) => control::Change::StateChanged(k.job, k.instance, s),
+            job::Change::Failed(k, status) => control::Change::Failed(k.job, k.instance, status),
+            job::Change::EventEmitted(name, env) => control::Change::EventEmitted(name, env),
         };
         self.changes.push(change);
     }
