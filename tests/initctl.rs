@@ -527,9 +527,11 @@ fn environment_log_priority_and_config_commands() {
 
     let (rc, out, _) = s.ctl(&["check-config"]);
     assert_eq!(rc, 1);
+    // As Upstart 1.13 prints it: w's `and` cannot be met (nothing emits
+    // runlevel here), even though `stopped net` satisfies its `or`.
     assert_eq!(
         out,
-        "fruit\n  start on: unknown job grape\n  stop on: unknown event peach\n"
+        "fruit\n  start on: unknown job grape\n  stop on: unknown event peach\nw\n  start on: unknown event runlevel\n"
     );
     assert_eq!(
         s.ctl(&["check-config", "-i", "peach", "fruit"]).1,
@@ -1295,5 +1297,57 @@ fn introspection_declares_every_signal() {
     assert_eq!(
         signals(&interface(&instance, "com.ubuntu.Upstart0_6.Instance")),
         "GoalChanged(s goal); StateChanged(s state); Failed(i status);"
+    );
+}
+
+#[test]
+fn check_exits_zero_only_when_wanted_services_run() {
+    let s = Session::start(
+        "ctl-check",
+        &[
+            ("web", "console none\nexec sleep 1000\n"),
+            (
+                "slow",
+                "console none\npre-start exec sleep 1000\nexec sleep 1000\n",
+            ),
+            ("once", "task\nconsole none\nexec true\n"),
+            ("tty", "instance $TTY\nconsole none\nexec sleep 1000\n"),
+        ],
+    );
+    // Nothing wanted yet: everything that should run does.
+    assert_eq!(s.ctl(&["check"]), (0, String::new(), String::new()));
+    assert_eq!(s.ctl(&["start", "web"]).0, 0);
+    assert_eq!(s.ctl(&["start", "once"]).0, 0);
+    assert_eq!(s.ctl(&["start", "tty", "TTY=a"]).0, 0);
+    assert_eq!(s.ctl(&["check"]), (0, String::new(), String::new()));
+    assert_eq!(s.ctl(&["check", "web", "tty"]).0, 0);
+    // Named jobs must run, whether or not anything wants them.
+    assert_eq!(
+        s.ctl(&["check", "web", "once", "nosuch"]),
+        (
+            1,
+            "once is stop/waiting\nnosuch is not a known job\n".to_string(),
+            String::new()
+        )
+    );
+    // A service on its way up is not ready, with or without names.
+    assert_eq!(s.ctl(&["start", "--no-wait", "slow"]).0, 0);
+    s.wait_for("slow in pre-start", || {
+        s.ctl(&["status", "slow"])
+            .1
+            .starts_with("slow start/pre-start")
+    });
+    assert_eq!(
+        s.ctl(&["check"]),
+        (1, "slow is start/pre-start\n".to_string(), String::new())
+    );
+    assert_eq!(
+        s.ctl(&["check", "slow", "tty"]),
+        (1, "slow is start/pre-start\n".to_string(), String::new())
+    );
+    assert_eq!(s.ctl(&["stop", "tty", "TTY=a"]).0, 0);
+    assert_eq!(
+        s.ctl(&["check", "tty"]),
+        (1, "tty is stop/waiting\n".to_string(), String::new())
     );
 }

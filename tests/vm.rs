@@ -308,7 +308,15 @@ end script
     let all = format!("console:\n{console}\ninit log:\n{init_log}");
     assert!(status.success(), "{status}; {all}");
     // Nothing to warn about: every mount was either there or possible.
-    assert!(!init_log.contains("init: "), "{all}");
+    // The only message says which mode was chosen.
+    assert_eq!(
+        init_log
+            .lines()
+            .filter(|l| l.starts_with("init: "))
+            .collect::<Vec<_>>(),
+        ["init: container mode: --container given"],
+        "{all}"
+    );
 
     let line = |prefix: &str| -> String {
         console

@@ -2,13 +2,13 @@
 //! zbus's object server.
 //!
 //! An object server keeps a node, with its interfaces, for every job and
-//! instance on every connection: a new connection cost milliseconds and
-//! hundreds of kilobytes per thousand classes, and every instance created
-//! or destroyed had to be registered on every connection. Here an object
+//! instance on every connection: a new connection would cost milliseconds
+//! and hundreds of kilobytes per thousand classes, and every instance
+//! created or destroyed would be registered on every connection. Here an object
 //! is made from the call's path when a call arrives and dropped after it;
 //! whether its job or instance exists is the engine's answer to the call
 //! (`UnknownMethod` once it has gone, control.md §2). The methods and
-//! properties themselves are still zbus's generated code (ifaces.rs).
+//! properties themselves are zbus's generated code (ifaces.rs).
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;

@@ -180,9 +180,11 @@ impl EngineHandle {
     }
 }
 
-/// Changes the D-Bus side turns into objects and signals.
+/// A change the D-Bus side turns into objects and signals: the engine's
+/// [`job::Change`](crate::job::Change) in wire terms (job and instance
+/// names), plus the daemon's own `Restarted`.
 #[derive(Debug, Clone)]
-pub enum Broadcast {
+pub enum Change {
     JobAdded(String),
     JobRemoved(String),
     InstanceAdded(String, String),

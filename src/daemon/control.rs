@@ -9,7 +9,7 @@ use crate::config::{EventExpr, ProcessType};
 use crate::control::paths::{instance_path, job_path};
 use crate::control::view::{instance_gone, unknown_job, JobView};
 use crate::control::{
-    Answer, Broadcast, CallError, Envelope, InstanceProps, JobProps, Request, Value,
+    Answer, CallError, Change, Envelope, InstanceProps, JobProps, Request, Value,
 };
 use crate::job::{EngineError, InstanceName, JobKey, Level, Reply, WaitKind};
 
@@ -18,6 +18,9 @@ use crate::job::{EngineError, InstanceName, JobKey, Level, Reply, WaitKind};
 pub struct Pending {
     next: u64,
     waiting: HashMap<u64, (futures_channel::oneshot::Sender<Answer>, Value)>,
+    /// Answers of job control calls without `wait`, sent once the engine
+    /// has run its queue (see `answer_after_queue`).
+    after_queue: Vec<(futures_channel::oneshot::Sender<Answer>, Answer)>,
 }
 
 impl Pending {
@@ -98,10 +101,22 @@ impl Daemon {
 
     /// Hand the engine's replies to their callers.
     pub(super) fn flush_replies(&mut self) {
-        for (token, reply) in std::mem::take(&mut self.shell.replies) {
+        for (token, reply) in std::mem::take(&mut self.world.replies) {
             if let Some((tx, answer)) = self.pending.answer(token, reply) {
                 self.deliver(tx, answer);
             }
+        }
+    }
+
+    /// Send the answers of job control calls made without `wait`. They
+    /// wait for the engine to have run its queue, as the reference's
+    /// caller in effect does: its reply is read after init's main loop
+    /// went round, so the status it then asks for shows the job's first
+    /// process already spawned (or whatever holds the job, such as a
+    /// blocked `starting` event), never a spawn half made.
+    pub(super) fn answer_after_queue(&mut self) {
+        for (tx, answer) in std::mem::take(&mut self.pending.after_queue) {
+            self.deliver(tx, answer);
         }
     }
 
@@ -127,24 +142,21 @@ impl Daemon {
         let immediate = match request {
             Request::NotifyDBusAddress(address) if self.config.user_mode => {
                 self.publish();
-                match &self.shell.control {
-                    Some(b) => {
-                        if let Err(std::sync::mpsc::SendError(
-                            crate::control::ToBroadcaster::ConnectBus(_, reply),
-                        )) = b.send(crate::control::ToBroadcaster::ConnectBus(address, reply))
-                        {
-                            let _ = reply.send(Err(CallError::new(
-                                "org.freedesktop.DBus.Error.Failed",
-                                "no control server",
-                            )));
-                        }
-                    }
-                    None => {
-                        let _ = reply.send(Err(CallError::new(
-                            "org.freedesktop.DBus.Error.Failed",
-                            "no control server",
-                        )));
-                    }
+                // The keeper of the bus connection answers the caller once
+                // it has joined (or failed to).
+                let call = crate::control::BusCall::Join {
+                    address,
+                    kind: crate::control::BusKind::Notified,
+                    reply: Some(reply),
+                };
+                if let Some(crate::control::BusCall::Join {
+                    reply: Some(reply), ..
+                }) = self.bus_call(call)
+                {
+                    let _ = reply.send(Err(CallError::new(
+                        "org.freedesktop.DBus.Error.Failed",
+                        "no control server",
+                    )));
                 }
                 return;
             }
@@ -157,8 +169,8 @@ impl Daemon {
                 use std::os::fd::AsRawFd;
                 let fd = file.as_raw_fd();
                 // Inheritable while the event exists, so jobs it starts get it.
-                let _ = self.shell.sys.set_cloexec(fd, false);
-                self.shell.event_fds.insert(fd, file);
+                let _ = self.world.sys.set_cloexec(fd, false);
+                self.world.event_fds.insert(fd, file);
                 if wait {
                     let token = self.pending.park(reply, Value::Unit);
                     let id = self.engine.emit_waiting(&name, env, token);
@@ -181,21 +193,21 @@ impl Daemon {
             Request::JobStart { job, env, wait } => {
                 return self.waiting_call(reply, wait, |d, waiter| {
                     d.engine
-                        .start_job(&mut d.shell, &job, env, waiter)
+                        .start_job(&mut d.world, &job, env, waiter)
                         .map(|k| Value::Path(instance_path(&k.job, &k.instance)))
                 });
             }
             Request::JobStop { job, env, wait } => {
                 return self.waiting_call(reply, wait, |d, waiter| {
                     d.engine
-                        .stop_job(&mut d.shell, &job, env, waiter)
+                        .stop_job(&mut d.world, &job, env, waiter)
                         .map(|_| Value::Unit)
                 });
             }
             Request::JobRestart { job, env, wait } => {
                 return self.waiting_call(reply, wait, |d, waiter| {
                     d.engine
-                        .restart_job(&mut d.shell, &job, env, waiter)
+                        .restart_job(&mut d.world, &job, env, waiter)
                         .map(|k| Value::Path(instance_path(&k.job, &k.instance)))
                 });
             }
@@ -222,7 +234,8 @@ impl Daemon {
     }
 
     /// Run a job-level control call; with `wait` the answer is parked
-    /// until the engine finishes the request.
+    /// until the engine finishes the request, without it until the engine
+    /// has run its queue (an error goes back at once).
     fn waiting_call(
         &mut self,
         reply: futures_channel::oneshot::Sender<Answer>,
@@ -230,8 +243,10 @@ impl Daemon {
         call: impl FnOnce(&mut Self, Option<u64>) -> Result<Value, EngineError>,
     ) {
         if !wait {
-            let answer = call(self, None).map_err(CallError::from);
-            self.deliver(reply, answer);
+            match call(self, None) {
+                Ok(value) => self.pending.after_queue.push((reply, Ok(value))),
+                Err(e) => self.deliver(reply, Err(e.into())),
+            }
             return;
         }
         // Parked first: the engine may answer during the call itself.
@@ -259,7 +274,7 @@ impl Daemon {
     ) {
         self.waiting_call(reply, wait, |d, waiter| {
             d.engine
-                .control_instance(&mut d.shell, &key, kind, waiter)
+                .control_instance(&mut d.world, &key, kind, waiter)
                 .map(|()| Value::Unit)
         });
     }
@@ -302,7 +317,7 @@ impl Daemon {
             }
             Request::InstanceReload { job, instance } => self
                 .engine
-                .reload_instance(&mut self.shell, &JobKey::new(&job, &instance))
+                .reload_instance(&mut self.world, &JobKey::new(&job, &instance))
                 .map(|()| Value::Unit)
                 .map_err(CallError::from),
             Request::JobProperties { job } => {
@@ -381,7 +396,7 @@ impl Daemon {
                 }
             }
             Request::NotifyDiskWriteable => self
-                .shell
+                .world
                 .disk_writeable()
                 .map(|()| Value::Unit)
                 .map_err(|e| {
@@ -401,7 +416,7 @@ impl Daemon {
             Request::NotifyCGroupManagerAddress(address) => {
                 // First address wins; with --no-cgroups the call does nothing.
                 self.engine
-                    .cgroup_manager_address(&mut self.shell, &address);
+                    .cgroup_manager_address(&mut self.world, &address);
                 Ok(Value::Unit)
             }
             Request::GetState => self.state_json().map(Value::Str).map_err(|_| {
@@ -440,7 +455,7 @@ impl Daemon {
     /// with the changes made so far, then hand the changes to the
     /// broadcaster. Called before any answer goes out.
     pub(super) fn publish(&mut self) {
-        if self.shell.changes.is_empty() {
+        if self.world.changes.is_empty() {
             return;
         }
         if let Some(mut view) = self.view.as_ref().and_then(|v| v.write().ok()) {
@@ -452,23 +467,23 @@ impl Daemon {
             // An instance's changes mostly come in a row: the set is
             // only asked once per row.
             let mut last = None;
-            for change in &self.shell.changes {
+            for change in &self.world.changes {
                 match change {
-                    Broadcast::JobAdded(job) | Broadcast::JobRemoved(job) => {
+                    Change::JobAdded(job) | Change::JobRemoved(job) => {
                         jobs.insert(job.as_str());
                     }
-                    Broadcast::InstanceAdded(job, inst)
-                    | Broadcast::InstanceRemoved(job, inst)
-                    | Broadcast::GoalChanged(job, inst, _)
-                    | Broadcast::StateChanged(job, inst, _)
-                    | Broadcast::Failed(job, inst, _) => {
+                    Change::InstanceAdded(job, inst)
+                    | Change::InstanceRemoved(job, inst)
+                    | Change::GoalChanged(job, inst, _)
+                    | Change::StateChanged(job, inst, _)
+                    | Change::Failed(job, inst, _) => {
                         let key = (job.as_str(), inst.as_str());
                         if last != Some(key) {
                             instances.insert(key);
                             last = Some(key);
                         }
                     }
-                    Broadcast::EventEmitted(..) | Broadcast::Restarted => {}
+                    Change::EventEmitted(..) | Change::Restarted => {}
                 }
             }
             for job in jobs {
@@ -479,16 +494,16 @@ impl Daemon {
                 view.set_instance(job, inst, instance_props(&self.engine, job, inst));
             }
             // What was not yet noted is in the copy now, as it stands.
-            self.shell.noted = self.shell.changes.len();
+            self.world.noted = self.world.changes.len();
         }
-        self.shell.flush_changes();
+        self.world.flush_changes();
     }
 
     /// Fill the control side's copy afresh from the engine (after loading
     /// or reloading the configuration, which may replace classes in place).
     pub(super) fn rebuild_view(&mut self) {
         // The copy is replaced below: the changes only go to the broadcaster.
-        self.shell.flush_changes();
+        self.world.flush_changes();
         let Some(view) = &self.view else { return };
         let jobs = self
             .engine

@@ -50,7 +50,7 @@ pub fn handled(mode: Mode, keyboard: bool) -> SigSet {
     let mut rt3 = false;
     match mode {
         Mode::Machine | Mode::Container => {
-            list.extend([Signal::SIGINT, Signal::SIGPWR]);
+            list.extend([Signal::SIGINT, Signal::SIGPWR, Signal::SIGUSR1]);
             if keyboard {
                 list.push(Signal::SIGWINCH);
             }
@@ -97,6 +97,7 @@ pub fn meaning(mode: Mode, signo: i32) -> Meaning {
         (Mode::Machine | Mode::Container, Signal::SIGINT) => Meaning::Event("control-alt-delete"),
         (Mode::Machine | Mode::Container, Signal::SIGWINCH) => Meaning::Event("keyboard-request"),
         (Mode::Machine | Mode::Container, Signal::SIGPWR) => Meaning::Event("power-status-changed"),
+        (Mode::Machine | Mode::Container, Signal::SIGUSR1) => Meaning::JoinBus,
         _ => Meaning::Nothing,
     }
 }
@@ -156,6 +157,8 @@ mod tests {
                 Meaning::Event("keyboard-request")
             );
             assert_eq!(meaning(mode, libc::SIGHUP), Meaning::Reload);
+            assert_eq!(meaning(mode, libc::SIGUSR1), Meaning::JoinBus);
+            assert!(handled(mode, false).contains(Signal::SIGUSR1));
         }
     }
 

@@ -23,6 +23,9 @@ pub struct Prepared {
     /// Read end of the script pipe, to become fd 9.
     pub script_read: Option<OwnedFd>,
     pub status_write: OwnedFd,
+    /// `apparmor switch` of a main process where AppArmor is usable: what
+    /// to write to `/proc/self/attr/exec`, or the errno to fail with.
+    pub apparmor: Option<Result<CString, i32>>,
     /// Skip limits, umask, nice, oom and chdir (the `security` process).
     pub minimal: bool,
     pub limits: Vec<Limit>,
@@ -40,6 +43,9 @@ pub struct Prepared {
     /// descriptors and the session are set up, exec the spawn helper,
     /// which does the rest.
     pub helper: Option<HelperLaunch>,
+    /// Instead of a new session, a new process group made the foreground
+    /// group of this terminal (run mode's command; see `SpawnSettings`).
+    pub foreground_of: Option<RawFd>,
 }
 
 /// How to start the spawn helper (see `helper.rs`).
@@ -232,8 +238,18 @@ unsafe fn child(args: &ChildArgs<'_>) -> ! {
         }
     }
 
-    // 4. New session and process group.
-    libc::setsid();
+    // 4. New session and process group; or, for run mode's command, a
+    // new group in outset's session that takes the terminal (SIGTTOU is
+    // blocked here, so a background group may).
+    match p.foreground_of {
+        Some(tty) => {
+            libc::setpgid(0, 0);
+            libc::tcsetpgrp(tty, libc::getpid());
+        }
+        None => {
+            libc::setsid();
+        }
+    }
 
     // 6. Standard descriptors (`Inherit` keeps init's own).
     if p.console != Console::Inherit {
@@ -276,7 +292,17 @@ unsafe fn child(args: &ChildArgs<'_>) -> ! {
         libc::close(slave);
     }
 
-    // The helper does steps 9–14. It inherits the status
+    // 8. `apparmor switch`: confine the exec to come. The helper's own
+    // exec comes first, so with a helper the helper writes it.
+    if p.helper.is_none() {
+        match &p.apparmor {
+            Some(Ok(request)) => switch_profile(request, status),
+            Some(Err(errnum)) => fail(status, ErrorType::Security, 0, *errnum),
+            None => {}
+        }
+    }
+
+    // The helper does steps 8–14. It inherits the status
     // pipe (close-on-exec again in the helper) and the plan.
     if let Some(h) = &p.helper {
         libc::fcntl(status, libc::F_SETFD, 0);
@@ -349,6 +375,33 @@ unsafe fn child(args: &ChildArgs<'_>) -> ! {
     // 14. Exec.
     libc::execve(p.exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
     fail(status, ErrorType::Exec, 0, errno());
+}
+
+/// Ask for `request` (`exec PROFILE\n`) to confine this process from its
+/// next exec on (process-spawning.md §3.2 step 8).
+///
+/// # Safety
+/// Only in the child between clone and exec (it may call [`fail`]);
+/// `status` is the child's end of the status pipe.
+unsafe fn switch_profile(request: &CString, status: RawFd) {
+    let fd = libc::open(
+        super::apparmor::EXEC_ATTR.as_ptr(),
+        libc::O_WRONLY | libc::O_CLOEXEC,
+    );
+    if fd < 0 {
+        fail(status, ErrorType::Security, 0, errno());
+    }
+    let bytes = request.as_bytes();
+    let written = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+    if written < 0 {
+        fail(status, ErrorType::Security, 0, errno());
+    }
+    if written as usize != bytes.len() {
+        fail(status, ErrorType::Security, 0, libc::EIO);
+    }
+    if libc::close(fd) < 0 {
+        fail(status, ErrorType::Security, 0, errno());
+    }
 }
 
 /// Close now every descriptor that exec would close. A `debug` child may

@@ -5,7 +5,7 @@
 //! `chdir` stanza (a directory on a hung mount). It is an ordinary
 //! process, so it may allocate, use zbus, read /etc/passwd or ask a name
 //! service, and block, without ever holding init up. It performs the rest
-//! of the child's setup (process-spawning.md §3.2 steps 9–14) from a plan
+//! of the child's setup (process-spawning.md §3.2 steps 8–14) from a plan
 //! built by init, makes the manager calls of cgroups.md §4, and execs the
 //! job. Failures go back on the status pipe as the usual typed record.
 //!
@@ -46,7 +46,7 @@ pub struct CgroupPlan {
     pub clear: bool,
 }
 
-/// Steps 9–14 of the child, decided in init.
+/// Steps 8–14 of the child, decided in init.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HelperPlan {
     /// The program as the command names it: a name without a slash is
@@ -54,6 +54,10 @@ pub struct HelperPlan {
     pub exe: String,
     pub argv: Vec<String>,
     pub envp: Vec<String>,
+    /// `apparmor switch` of a main process (step 8): `exec PROFILE\n` to
+    /// write to `/proc/self/attr/exec`, or the errno to fail with.
+    #[serde(default)]
+    pub apparmor: Option<Result<String, i32>>,
     /// The `security` process: no limits, umask, … and no cgroup setup
     /// (only ever sent here for its cgroups).
     pub minimal: bool,
@@ -207,6 +211,11 @@ fn run(plan: &HelperPlan, status: RawFd) -> Result<std::convert::Infallible, Fai
     unblock_signals();
     let pid = std::process::id() as i32;
 
+    // Step 8 first, while /proc is where it was (before any chroot).
+    if let Some(request) = &plan.apparmor {
+        switch_profile(request)?;
+    }
+
     let cgroups = match &plan.cgroups {
         Some(c) => Some(connect(c, &plan.envp, pid)?),
         None => None,
@@ -239,6 +248,25 @@ fn run(plan: &HelperPlan, status: RawFd) -> Result<std::convert::Infallible, Fai
         return Err((ErrorType::Ptrace, 0, errno()));
     }
     exec(plan)
+}
+
+/// Confine the job's exec to come with the requested profile.
+fn switch_profile(request: &Result<String, i32>) -> Result<(), Failure> {
+    use std::io::Write;
+    let text = request.as_ref().map_err(|e| (ErrorType::Security, 0, *e))?;
+    let failed = |e: std::io::Error| {
+        (
+            ErrorType::Security,
+            0,
+            e.raw_os_error().unwrap_or(libc::EIO),
+        )
+    };
+    let path = super::apparmor::EXEC_ATTR.to_string_lossy();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path.as_ref())
+        .map_err(failed)?;
+    file.write_all(text.as_bytes()).map_err(failed)
 }
 
 fn errno() -> i32 {

@@ -18,6 +18,8 @@ pub(super) struct Fake {
     pub(super) forked: Vec<i32>,
     /// The cgroup manager address of every spawn request.
     pub(super) managers: Vec<Option<String>>,
+    /// What `apparmor_available` answers.
+    pub(super) apparmor: bool,
 }
 
 impl Sys for Fake {
@@ -39,8 +41,8 @@ impl Sys for Fake {
     fn log(&mut self, _level: Level, message: String) {
         self.logs.push(message);
     }
-    fn notice(&mut self, notice: Notice) {
-        if let Notice::EventEmitted(name, env) = notice {
+    fn changed(&mut self, change: Change) {
+        if let Change::EventEmitted(name, env) = change {
             let mut s = name;
             for e in env {
                 s.push(' ');
@@ -51,6 +53,9 @@ impl Sys for Fake {
     }
     fn reply(&mut self, token: u64, reply: Reply) {
         self.replies.push((token, reply));
+    }
+    fn apparmor_available(&mut self) -> bool {
+        self.apparmor
     }
     fn ptrace_setoptions(&mut self, pid: i32, follow: bool) -> Result<(), Errno> {
         self.ptrace.push(format!("setoptions {pid} {follow}"));
@@ -105,6 +110,24 @@ pub(super) fn engine(jobs: &[(&str, &str)]) -> (Engine, Fake) {
         .collect();
     e.set_classes(&mut f, classes);
     (e, f)
+}
+
+/// The engine as a re-exec'd image gets it: written into the payload and
+/// read back (no processes in flight, so nothing to hand over).
+pub(super) fn through_reexec(e: &Engine) -> Engine {
+    let payload = crate::reexec::export(&crate::reexec::ExportInput {
+        engine: e,
+        sources: &[],
+        handover: &crate::reexec::Handover::default(),
+        daemon: serde_json::Value::Null,
+        bus_address: None,
+    });
+    let text = serde_json::to_string(&payload).expect("text");
+    crate::reexec::read(&text)
+        .expect("read")
+        .expect("own payload")
+        .imported
+        .engine
 }
 
 pub(super) fn key(job: &str) -> JobKey {

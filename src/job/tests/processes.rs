@@ -200,7 +200,7 @@ fn spawn_failures_of_every_process_kind() {
     ];
     for (text, proc_, result) in rows {
         let (mut e, mut f) = engine(&[("j", text)]);
-        e.options.apparmor = true;
+        f.apparmor = true;
         e.start_job(&mut f, "j", vec![], None).expect("start");
         e.run_queue(&mut f);
         let drive = |e: &mut Engine, f: &mut Fake| {
