@@ -1351,3 +1351,34 @@ fn check_exits_zero_only_when_wanted_services_run() {
         (1, "tty is stop/waiting\n".to_string(), String::new())
     );
 }
+
+/// A session init with nothing to stop ends at once on EndSession; the
+/// caller still gets its reply first (Upstart's test_quiesce calls
+/// EndSession and fails on a dropped connection). Losing the reply was a
+/// race between the exit and the control thread writing it, most often
+/// lost on a busy processor: the init shares one with a busy loop here.
+#[test]
+fn end_session_is_answered_even_when_init_ends_at_once() {
+    let mut hog = Command::new("taskset")
+        .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+        .spawn()
+        .expect("taskset");
+    for round in 0..30 {
+        let mut s =
+            common::start_session_wrapped("end-session-reply", &[], &[], &["taskset", "-c", "0"]);
+        let client = outset::control::client::Client::connect(&s.address).expect("connect");
+        let answer = client.manager::<_, ()>("EndSession", &());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while s.child.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "session init did not end");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if answer.is_err() {
+            let _ = hog.kill();
+            let _ = hog.wait();
+        }
+        assert!(answer.is_ok(), "round {round}: {answer:?}");
+    }
+    let _ = hog.kill();
+    let _ = hog.wait();
+}

@@ -581,12 +581,14 @@ impl Daemon {
                 }
             }
             if let Some(status) = self.check_system_stop() {
+                self.finish_calls();
                 return status;
             }
             if let Some(status) = self.check_quiesce() {
                 if let Some(f) = self.session_file.take() {
                     let _ = std::fs::remove_file(f);
                 }
+                self.finish_calls();
                 return status;
             }
             self.publish();
