@@ -210,7 +210,7 @@ isolated() { # run "$@" where nothing it leaves behind survives it
     return $status
 }
 run_c() {
-    target=$1 suite=$2 dir=$3
+    target=$1 suite=$2 dir=$3 sbin=$4
     case "$only" in
         ""|"$suite"|"$suite":*) ;;
         *) return 0 ;;
@@ -224,6 +224,10 @@ run_c() {
         set +e
         (
             cd "$tree/$dir"
+            # As once installed: init's own directory is on PATH (outset
+            # puts it on its jobs' PATH otherwise, and test_job_env
+            # compares a job's PATH with the suite's).
+            export PATH="$sbin:$PATH"
             export TERM="${TERM:-linux}"
             if [ -n "$from" ]; then export UPSTART_SUITE_FROM="$from"; fi
             if [ -n "$single" ]; then export UPSTART_SUITE_ONLY="$single"; fi
@@ -262,11 +266,11 @@ run_python() {
     ) > "$log" 2>&1 < /dev/null
     set -e
 }
-for target in upstart outset; do
-    mkdir -p "$results/$target"
-    run_c "$target" test_initctl util
-    run_c "$target" test_main init
-done
+mkdir -p "$results/upstart" "$results/outset"
+run_c upstart test_initctl util "$tree/init"
+run_c upstart test_main init "$tree/init"
+run_c outset test_initctl util "$outset_bin"
+run_c outset test_main init "$outset_bin"
 run_python upstart "$prefix/sbin"
 run_python outset "$outset_bin"
 
