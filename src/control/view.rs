@@ -164,6 +164,7 @@ impl View {
                     goal: "stop".into(),
                     state: "waiting".into(),
                     processes: Vec::new(),
+                    status_text: String::new(),
                 });
             }
             Broadcast::InstanceRemoved(job, inst) => self.set_instance(job, inst, None),
@@ -258,6 +259,7 @@ mod tests {
             goal: "start".into(),
             state: state.into(),
             processes: vec![("main".into(), 42)],
+            status_text: String::new(),
         }
     }
 
