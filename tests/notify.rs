@@ -445,10 +445,23 @@ fn reload_waits_for_ready_after_reloading() {
                 "bounded",
                 "expect notify\nnotify timeout 3\nexec python3 @DIR@/notifyd.py @DIR@/bounded-\n",
             ),
+            (
+                "plain",
+                "script\n  trap 'touch @DIR@/hup' HUP\n  \
+                 while true; do sleep 0.05; done\nend script\n",
+            ),
         ],
     );
     s.dir.write("notifyd.py", NOTIFYD_PY);
     let file = |name: &str| s.dir.0.join(name);
+    // Any other job: the signal, and the answer at once, as Upstart's.
+    assert_eq!(s.ctl(&["start", "plain"]).0, 0);
+    assert_eq!(
+        s.ctl(&["reload", "plain"]),
+        (0, String::new(), String::new())
+    );
+    s.wait_for("the plain job's SIGHUP", || file("hup").exists());
+
     assert_eq!(s.ctl(&["start", "svc"]).0, 0);
     let main = pid_of(&status(&s, "svc"));
 
