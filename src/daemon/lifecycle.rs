@@ -106,6 +106,16 @@ impl Daemon {
             Action::StopSystem { action, status } => self.start_system_stop(action, true, status),
             // SAFETY: sync takes no arguments.
             Action::Sync => unsafe { libc::sync() },
+            Action::DebugExit(status) => {
+                let e = crate::pid1::debug_exit::exit(status);
+                // On real hardware there is nothing to say.
+                if e != crate::pid1::debug_exit::DebugExitError::NotQemu {
+                    self.log(
+                        Level::Info,
+                        &format!("Exit status {status} not handed over: {e}"),
+                    );
+                }
+            }
             Action::Reboot(action) => {
                 // Synced just before.
                 let e = crate::pid1::reboot::reboot(action, true);

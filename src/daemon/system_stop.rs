@@ -15,7 +15,10 @@ impl Daemon {
     pub(super) fn start_system_stop(&mut self, action: StopAction, emit: bool, status: i32) {
         // Only PID 1 of a machine reboots; everyone else exits.
         let ending = if self.config.mode == Mode::Machine && std::process::id() == 1 {
-            Ending::Reboot
+            match u8::try_from(status) {
+                Ok(code) if code != 0 => Ending::RebootWithStatus(code),
+                _ => Ending::Reboot,
+            }
         } else {
             Ending::Exit(status)
         };
@@ -30,13 +33,15 @@ impl Daemon {
     }
 
     /// A `runlevel` event is being emitted over D-Bus: runlevels 0 and 6
-    /// start the built-in stop of PID 1 (machine or container).
+    /// start the built-in stop of PID 1 (machine or container), with the
+    /// exit status its `EXIT_CODE` asks for.
     pub(super) fn observe_emit(&mut self, name: &str, env: &[String]) {
         if name != "runlevel" || !matches!(self.config.mode, Mode::Machine | Mode::Container) {
             return;
         }
         if let Some(action) = StopAction::from_runlevel_event(env) {
-            self.start_system_stop(action, false, 0);
+            let status = crate::lifecycle::system_stop::exit_code(env).unwrap_or(0);
+            self.start_system_stop(action, false, status);
         }
     }
 

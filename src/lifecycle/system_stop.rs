@@ -21,6 +21,9 @@ const CHECK_EVERY: Millis = 100;
 pub enum Ending {
     /// PID 1 of a machine: `reboot(2)` with the stop's action.
     Reboot,
+    /// PID 1 of a machine asked for an exit status (`EXIT_CODE`, not 0):
+    /// hand it to the host of a qemu machine, else as [`Ending::Reboot`].
+    RebootWithStatus(u8),
     /// Everyone else (container, run mode): exit with this status.
     Exit(i32),
 }
@@ -86,6 +89,20 @@ impl Default for SystemStop {
             last_check: 0,
         }
     }
+}
+
+/// The `runlevel` event's variable that carries the exit status of a
+/// container's init (`shutdown --exit-code N`). Not `EXIT_STATUS`, which
+/// job events use for a process's status.
+pub const EXIT_CODE: &str = "EXIT_CODE";
+
+/// The exit status asked for in a `runlevel` event's environment, if a
+/// valid one (0–255).
+pub fn exit_code(env: &[String]) -> Option<i32> {
+    env.iter()
+        .find_map(|kv| kv.strip_prefix(EXIT_CODE)?.strip_prefix('='))
+        .and_then(|v| v.parse::<u8>().ok())
+        .map(i32::from)
 }
 
 /// The `runlevel` event's environment for `action`, coming from runlevel
@@ -239,6 +256,12 @@ impl SystemStop {
             Ending::Reboot => vec![
                 Action::Log(Level::Message, format!("Will now {}", self.action.name())),
                 Action::Sync,
+                Action::Reboot(self.action),
+            ],
+            Ending::RebootWithStatus(status) => vec![
+                Action::Log(Level::Message, format!("Will now {}", self.action.name())),
+                Action::Sync,
+                Action::DebugExit(status),
                 Action::Reboot(self.action),
             ],
             Ending::Exit(status) => vec![Action::Sync, Action::Exit(status)],
@@ -502,6 +525,31 @@ mod tests {
             jobs: jobs(true, 0),
         };
         assert_eq!(m.handle(300, again).len(), 3);
+    }
+
+    #[test]
+    fn a_machine_with_an_exit_status_hands_it_over_before_powering_off() {
+        let mut m = swept(0, Ending::RebootWithStatus(3));
+        tick(&mut m, 100, false, false, false);
+        assert_eq!(
+            tick(&mut m, 200, false, false, false),
+            vec![
+                Action::Log(Level::Message, "Will now power-off".into()),
+                Action::Sync,
+                Action::DebugExit(3),
+                Action::Reboot(StopAction::PowerOff),
+            ]
+        );
+    }
+
+    #[test]
+    fn exit_code_comes_from_the_runlevel_event() {
+        let env = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(exit_code(&env(&["RUNLEVEL=0", "EXIT_CODE=3"])), Some(3));
+        assert_eq!(exit_code(&env(&["RUNLEVEL=0"])), None);
+        assert_eq!(exit_code(&env(&["EXIT_CODE=256"])), None);
+        assert_eq!(exit_code(&env(&["EXIT_CODE=-1"])), None);
+        assert_eq!(exit_code(&env(&["EXIT_CODES=3"])), None);
     }
 
     #[test]
