@@ -12,7 +12,6 @@ fn system_mode_needs_root() {
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(env!("CARGO_BIN_EXE_outset"))
-        .arg("--no-such-option")
         .output()
         .expect("run setpriv");
     assert_eq!(out.status.code(), Some(1), "{out:?}");

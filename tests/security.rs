@@ -324,8 +324,11 @@ fn a_hanging_name_service_holds_up_the_job_not_init() {
         wait_status(&pid1, "hang", "hang start/spawned, process ");
         let pid = common::pid_of(&status_of(&pid1, "hang"));
         assert!(pid > 1, "{round}");
-        let cmdline = proc_file(&pid1, pid, "cmdline");
-        assert!(cmdline.contains("--spawn-helper"), "{round}: {cmdline:?}");
+        // Between the clone and its exec the child still shows init's
+        // command line; the helper's comes once the exec is done.
+        pid1.wait_for("the spawn helper's exec", 30, || {
+            proc_file(&pid1, pid, "cmdline").contains("--spawn-helper")
+        });
         // init goes on: it starts other jobs and answers.
         let _ = std::fs::remove_file(pid1.dir.0.join("other.out"));
         pid1.ctl_ok(&["start", "other"]);

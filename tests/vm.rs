@@ -386,9 +386,19 @@ end script
     let all = format!("console:\n{console}\ninit log:\n{init_log}");
     assert!(status.success(), "{status}; {all}");
     // Nothing to warn about: every mount was either there or possible.
-    // The bridges do not catch SIGTERM, so their stop is reported (as
-    // Upstart reported it).
-    for l in init_log.lines().filter(|l| l.starts_with("init: ")) {
+    // The only messages say which mode was chosen and, as Upstart
+    // reported it, that the bridges (which do not catch SIGTERM) were
+    // stopped by it.
+    let messages: Vec<&str> = init_log
+        .lines()
+        .filter(|l| l.starts_with("init: "))
+        .collect();
+    assert_eq!(
+        messages.first().copied(),
+        Some("init: container mode: --container given"),
+        "{all}"
+    );
+    for l in messages.iter().skip(1) {
         assert!(
             l.starts_with("init: upstart-") && l.ends_with(" killed by TERM signal"),
             "{all}"

@@ -156,7 +156,7 @@ fn client() -> &'static Mutex<Client> {
         // are not findings; every other panic still aborts the run.
         let fuzzer_hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !outset::daemon::in_contained_section() {
+            if !outset::panic_guard::in_contained_section() {
                 fuzzer_hook(info)
             }
         }));

@@ -2,7 +2,7 @@
 //! payload through the daemon's ordinary inputs, with a `Sys` that spawns
 //! nothing, kills nothing and answers every spawn with a fresh fake pid.
 
-use outset::job::{Engine, ExitStatus, Level, SpawnRequest, Sys};
+use outset::job::{Engine, Errno, ExitStatus, Level, SpawnError, SpawnRequest, Sys};
 
 /// Pretends to do what the engine asks.
 pub struct NullSys {
@@ -10,11 +10,11 @@ pub struct NullSys {
 }
 
 impl Sys for NullSys {
-    fn spawn(&mut self, _req: &SpawnRequest) -> Result<i32, String> {
+    fn spawn(&mut self, _req: &SpawnRequest) -> Result<i32, SpawnError> {
         self.next_pid += 1;
         Ok(self.next_pid)
     }
-    fn kill(&mut self, _pid: i32, _signal: i32, _group: bool) -> Result<(), i32> {
+    fn kill(&mut self, _pid: i32, _signal: i32, _group: bool) -> Result<(), Errno> {
         Ok(())
     }
     fn log(&mut self, _level: Level, message: String) {

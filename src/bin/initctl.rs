@@ -1,6 +1,8 @@
 //! initctl: control outset (or Upstart) over its D-Bus API. Also answers
 //! as `start`, `stop`, `restart`, `reload` and `status`.
 
+#[path = "initctl/check.rs"]
+mod check;
 #[path = "initctl/commands.rs"]
 mod commands;
 
@@ -40,6 +42,10 @@ enum Command {
         env: Vec<String>,
     },
     List,
+    /// `check [JOB]...`: exit 0 only if the jobs are up.
+    Check {
+        jobs: Vec<String>,
+    },
     Emit {
         no_wait: bool,
         event: Option<String>,
@@ -389,6 +395,20 @@ impl Ctl {
                 }
                 Ok(())
             }
+            Command::Check { jobs } => {
+                let down = check::check(&self.client, &jobs)?;
+                for line in &down {
+                    self.say(format_args!("{line}"));
+                }
+                if down.is_empty() {
+                    Ok(())
+                } else {
+                    Err(ClientError {
+                        name: "silent".into(),
+                        message: String::new(),
+                    })
+                }
+            }
             Command::Emit {
                 no_wait,
                 event,
@@ -646,6 +666,7 @@ fn command(name: &str, p: &Parsed) -> Option<Command> {
             env: rest,
         },
         "list" => Command::List,
+        "check" => Command::Check { jobs: all },
         "emit" => Command::Emit {
             no_wait,
             event: first,
@@ -837,7 +858,7 @@ fn main() -> ExitCode {
                 )
             }
         }
-    } else if bus.is_some() || unsafe { libc::getuid() } != 0 {
+    } else if bus.is_some() || !nix::unistd::getuid().is_root() {
         // Other users reach the system init through the bus (control.md §8.1).
         let system = bus.unwrap_or(true);
         let dest = dest.unwrap_or_else(|| "com.ubuntu.Upstart".to_string());

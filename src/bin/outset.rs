@@ -16,178 +16,69 @@
     )
 )]
 
-use clap::Parser;
+use std::fs::File;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use outset::config::{system_sources, user_sources, ClassDefaults, Console};
 use outset::daemon::{Daemon, DaemonConfig};
-use outset::job::Level;
 use outset::pid1::Mode;
 
+/// `outset run --ipc-ns --net-ns`: private IPC and network.
+#[path = "outset/isolate.rs"]
+mod isolate;
 /// `outset run`: a command inside a supervised, torn-down-afterwards set
 /// of jobs.
 #[path = "outset/run.rs"]
 mod run;
+/// `outset run`'s controlling terminal, lent to the command.
+#[path = "outset/terminal.rs"]
+mod terminal;
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "outset",
-    version,
-    about = "Upstart-compatible job supervisor",
-    ignore_errors = true
-)]
-struct Args {
-    /// Run as a session init for the current user.
-    #[arg(long)]
-    user: bool,
-    /// Replace the default job directories (repeatable).
-    #[arg(long, value_name = "DIR")]
-    confdir: Vec<PathBuf>,
-    /// Add a job directory before the defaults (repeatable).
-    #[arg(long, value_name = "DIR")]
-    prepend_confdir: Vec<PathBuf>,
-    /// Add a job directory after the defaults (repeatable).
-    #[arg(long, value_name = "DIR")]
-    append_confdir: Vec<PathBuf>,
-    /// Directory for `console log` output.
-    #[arg(long, value_name = "DIR")]
-    logdir: Option<PathBuf>,
-    /// Disable job logging (`console log` acts as `console none`).
-    #[arg(long)]
-    no_log: bool,
-    /// Do not emit the initial event.
-    #[arg(long)]
-    no_startup_event: bool,
-    /// Emit NAME instead of `startup`.
-    #[arg(long, value_name = "NAME")]
-    startup_event: Option<String>,
-    /// Default `console` for jobs without one (none, output, owner, log).
-    #[arg(long, value_name = "VALUE")]
-    default_console: Option<String>,
-    /// User mode: do not copy outset's environment and umask into jobs.
-    #[arg(long)]
-    no_inherit_env: bool,
-    /// Never connect to a message bus.
-    #[arg(long)]
-    no_dbus: bool,
-    /// Ignore `cgroup` stanzas.
-    #[arg(long)]
-    no_cgroups: bool,
-    /// PID 1 of a container: SIGTERM stops every job and exits.
-    #[arg(long)]
-    container: bool,
-    /// Log goal and state changes and events.
-    #[arg(short, long)]
-    verbose: bool,
-    /// Log everything; also honour the `debug` stanza.
-    #[arg(long)]
-    debug: bool,
-    /// Log errors only.
-    #[arg(short, long)]
-    quiet: bool,
-    /// This image was re-exec'd (no startup event).
-    #[arg(long)]
-    restart: bool,
-    /// Read the previous image's state from FD.
-    #[arg(long, value_name = "FD")]
-    state_fd: Option<i32>,
-}
+/// Options, parsed strictly or (as the real PID 1) tolerantly.
+#[path = "outset/cli.rs"]
+mod cli;
 
-/// Options that take a value.
-const VALUED: &[&str] = &[
-    "--state-fd",
-    "--confdir",
-    "--prepend-confdir",
-    "--append-confdir",
-    "--logdir",
-    "--startup-event",
-    "--default-console",
-];
-/// Options that are plain flags.
-const FLAGS: &[&str] = &[
-    "--restart",
-    "--user",
-    "--no-log",
-    "--no-startup-event",
-    "--no-inherit-env",
-    "--no-dbus",
-    "--no-cgroups",
-    "--container",
-    "-v",
-    "--verbose",
-    "--debug",
-    "-q",
-    "--quiet",
-    "--help",
-    "-h",
-    "--version",
-    "-V",
-];
+/// The job log directory: chosen, created, checked and locked.
+#[path = "outset/logdir.rs"]
+mod logdir;
 
-impl Args {
-    /// The log priority the verbosity options ask for.
-    fn log_level(&self) -> Level {
-        if self.debug {
-            Level::Debug
-        } else if self.verbose {
-            Level::Info
-        } else if self.quiet {
-            Level::Error
-        } else {
-            Level::Message
-        }
-    }
+/// `init 2` outside PID 1 becomes `telinit 2`.
+#[path = "outset/telinit.rs"]
+mod telinit;
 
-    /// The event emitted at startup, unless `--no-startup-event`.
-    fn startup_event(&self) -> Option<String> {
-        if self.no_startup_event {
-            None
-        } else {
-            Some(
-                self.startup_event
-                    .clone()
-                    .unwrap_or_else(|| "startup".to_string()),
-            )
-        }
-    }
-}
+use cli::Args;
 
-/// Jobs get outset's own `PATH` and `TERM`, whatever else they inherit.
+/// Jobs get outset's own `PATH` and `TERM`, whatever else they inherit;
+/// the directory of outset's executable ends their `PATH`, so that jobs
+/// find `initctl` and outset's other tools wherever they are installed.
 fn pass_path_and_term(job_env: &mut Vec<String>) {
-    for key in ["PATH", "TERM"] {
-        if let Ok(v) = std::env::var(key) {
-            outset::env::set(job_env, format!("{key}={v}"));
-        }
+    let path = std::env::var("PATH").unwrap_or_else(|_| outset::boot::DEFAULT_PATH.to_string());
+    let path = match own_directory() {
+        Some(dir) => outset::env::path_ending_with(&path, &dir),
+        None => path,
+    };
+    outset::env::set(job_env, format!("PATH={path}"));
+    if let Ok(v) = std::env::var("TERM") {
+        outset::env::set(job_env, format!("TERM={v}"));
     }
 }
 
-/// Keep only the options outset knows: the kernel passes init every
-/// parameter it did not use itself (`splash`, `quiet=1`, …), and those
-/// must be ignored, not stop the parsing.
-fn known_args(raw: impl Iterator<Item = String>) -> Vec<String> {
-    let mut raw = raw.peekable();
-    let mut out: Vec<String> = raw.next().into_iter().collect();
-    while let Some(arg) = raw.next() {
-        let name = arg.split('=').next().unwrap_or_default();
-        if VALUED.contains(&name) {
-            if arg.contains('=') {
-                out.push(arg);
-            } else if let Some(value) = raw.next() {
-                out.push(arg);
-                out.push(value);
-            }
-        } else if FLAGS.contains(&arg.as_str()) {
-            out.push(arg);
-        }
-    }
-    out
+/// The directory outset's executable was started from.
+fn own_directory() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.to_str()?;
+    // A `:` would split it in two in PATH.
+    (!dir.contains(':')).then(|| dir.to_string())
 }
 
-/// Container mode (PID 1 only): `--container`, `$container`, or the files
-/// container engines leave behind.
-fn container_mode(flag: bool) -> bool {
-    outset::pid1::container_detected(flag)
+/// A command-line mistake, reported the way clap reports its own (exit 2).
+fn usage_error(msg: &str) -> ExitCode {
+    use clap::CommandFactory;
+    let _ = Args::command()
+        .error(clap::error::ErrorKind::UnknownArgument, msg)
+        .print();
+    ExitCode::from(2)
 }
 
 fn fatal(msg: &str) -> ExitCode {
@@ -195,36 +86,47 @@ fn fatal(msg: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// The directory for job logs, created if needed (user mode: 0700).
-fn logdir(args: &Args) -> Result<PathBuf, String> {
-    if !args.user {
-        if let Some(dir) = std::env::var_os("UPSTART_LOGDIR") {
-            return Ok(PathBuf::from(dir));
-        }
-        return Ok(args
-            .logdir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/var/log/upstart")));
+/// The log directory, created and checked (a warning names the reason it
+/// cannot be used), and locked: a warning names another init already
+/// writing to it. The lock must be kept open for as long as outset runs.
+fn prepare_logdir(args: &Args, boot: bool) -> Result<(PathBuf, Option<File>), String> {
+    let (dir, mode) = logdir::choose(args)?;
+    if let Err(why) = logdir::prepare(&dir, mode, boot) {
+        eprintln!(
+            "init: Unable to use log directory {}: {why}; job output will be lost",
+            dir.display()
+        );
+        return Ok((dir, None));
     }
-    let dir = match &args.logdir {
-        Some(d) => d.clone(),
-        None => match std::env::var("XDG_CACHE_HOME")
-            .ok()
-            .filter(|d| d.starts_with('/'))
-        {
-            Some(d) => PathBuf::from(d).join("upstart"),
-            None => match std::env::var("HOME").ok().filter(|h| h.starts_with('/')) {
-                Some(h) => PathBuf::from(h).join(".cache/upstart"),
-                None => return Err("Unable to determine log directory: HOME is not set".into()),
-            },
-        },
-    };
-    use std::os::unix::fs::DirBuilderExt;
-    let _ = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir);
-    Ok(dir)
+    let (lock, holder) = logdir::lock(&dir);
+    match holder {
+        Some(pid) if pid > 0 => eprintln!(
+            "init: Another init (pid {pid}) writes job logs to {}; their lines will interleave",
+            dir.display()
+        ),
+        Some(_) => eprintln!(
+            "init: Another init writes job logs to {}; their lines will interleave",
+            dir.display()
+        ),
+        None => {}
+    }
+    Ok((dir, lock))
+}
+
+/// Warn about job directories named on the command line that do not
+/// exist (the default ones often do not, and need no word).
+fn warn_missing_confdirs(args: &Args) {
+    let given = args
+        .prepend_confdir
+        .iter()
+        .chain(&args.confdir)
+        .chain(&args.append_confdir);
+    for dir in given.filter(|d| !d.exists()) {
+        eprintln!(
+            "init: {}: Unable to load configuration: No such file or directory",
+            dir.display()
+        );
+    }
 }
 
 fn main() -> ExitCode {
@@ -247,7 +149,15 @@ fn main() -> ExitCode {
     if argv.get(1).map(String::as_str) == Some("run") {
         return run::main(argv, inherited_fds);
     }
-    let args = Args::parse_from(known_args(argv.clone().into_iter()));
+    let is_pid1 = std::process::id() == 1;
+    let mut args = if is_pid1 {
+        cli::parse_tolerant(&argv)
+    } else {
+        cli::parse_strict(&argv)
+    };
+    if let Ok(cwd) = std::env::current_dir() {
+        args.resolve_paths(&cwd);
+    }
     let console = match args.default_console.as_deref() {
         None => Console::Log,
         Some(v) => match Console::from_keyword(v) {
@@ -255,14 +165,22 @@ fn main() -> ExitCode {
             None => return fatal(&format!("invalid console type specified: {v}")),
         },
     };
-    let is_pid1 = std::process::id() == 1;
-    // SAFETY: getuid has no preconditions.
-    if !args.user && unsafe { libc::getuid() } != 0 {
+    if args.user && !args.runlevel.is_empty() {
+        return usage_error(&format!(
+            "unexpected argument '{}': a session init takes no runlevel",
+            args.runlevel.join(" ")
+        ));
+    }
+    if !args.user && !nix::unistd::getuid().is_root() {
         return fatal("Need to be root");
     }
     if !args.user && !is_pid1 {
+        if !args.runlevel.is_empty() {
+            telinit::hand_off(&argv);
+        }
         return fatal("Not being executed as init (use --user to run a session init)");
     }
+    warn_missing_confdirs(&args);
     let sources = if args.user {
         let getenv = |k: &str| std::env::var(k).ok();
         match user_sources(
@@ -283,7 +201,21 @@ fn main() -> ExitCode {
             env_confdir.as_deref(),
         )
     };
-    let logdir = match logdir(&args) {
+    // PID 1 only: machine or container, and why (logged once the daemon
+    // has its logger).
+    let (container, why) = if is_pid1 && !args.user {
+        let (container, reason) =
+            outset::pid1::detect::Clues::gather(args.container, args.machine).decide();
+        (
+            container,
+            Some(outset::pid1::detect::describe(container, &reason)),
+        )
+    } else {
+        (false, None)
+    };
+    let machine = is_pid1 && !args.user && !container;
+    // Kept open (and so locked) until outset exits or re-execs.
+    let (logdir, _logdir_lock) = match prepare_logdir(&args, machine) {
         Ok(d) => d,
         Err(e) => return fatal(&e),
     };
@@ -295,7 +227,6 @@ fn main() -> ExitCode {
         old as u32
     };
     let mut job_env: Vec<String> = Vec::new();
-    let machine = is_pid1 && !args.user && !container_mode(args.container);
     if is_pid1 && !args.user {
         let opts = outset::boot::BootOptions {
             container: !machine,
@@ -336,24 +267,36 @@ fn main() -> ExitCode {
         // As PID 1 outside a container, SIGTERM asks for a re-exec.
         mode: if args.user {
             Mode::User
-        } else if container_mode(args.container) {
+        } else if container {
             Mode::Container
         } else {
             Mode::Machine
         },
         run: None,
         control_name: None,
-        kmsg: !args.user && is_pid1 && !container_mode(args.container),
+        kmsg: machine,
         no_dbus: args.no_dbus,
         argv,
         restart: args.restart,
         state_fd: args.state_fd,
+        write_state_file: args.write_state_file
+            || std::env::var_os("UPSTART_WRITE_STATEFILE").is_some(),
         inherited_fds,
     };
     let mut daemon = match Daemon::new(config) {
         Ok(d) => d,
         Err(e) => return fatal(&e.to_string()),
     };
+    // In a container, `docker logs` and `kubectl logs` show PID 1's
+    // standard output: job output goes there unless a directory was named.
+    let logdir_named = args.logdir.is_some() || std::env::var_os("UPSTART_LOGDIR").is_some();
+    if args.log_to_stdout || (is_pid1 && !args.user && container && !logdir_named) {
+        daemon.log_to_stdout();
+    }
+    // Said once per boot: a re-exec'd image keeps the mode it was given.
+    if let Some(why) = why.filter(|_| !args.restart) {
+        daemon.announce(&why);
+    }
     if machine {
         // From here on messages go to the kernel log; the console stays
         // free for jobs (pid1.md §2 step 5.15).

@@ -106,12 +106,9 @@ fn main() -> ExitCode {
     if !"0123456SsQqUu".contains(c) {
         return usage_error(&format!("illegal runlevel: {level}"));
     }
-    // SAFETY: getuid/geteuid/setuid with our own ids.
-    unsafe {
-        libc::setuid(libc::geteuid());
-        if libc::getuid() != 0 {
-            return fail("Need to be root");
-        }
+    let _ = nix::unistd::setuid(nix::unistd::geteuid());
+    if !nix::unistd::getuid().is_root() {
+        return fail("Need to be root");
     }
     match c {
         'Q' | 'q' => {

@@ -129,9 +129,8 @@ mod tests {
 
     #[test]
     fn missing_nodes_are_created_with_their_numbers_and_modes() {
-        // SAFETY: geteuid has no preconditions.
         assert!(
-            unsafe { libc::geteuid() } == 0,
+            nix::unistd::geteuid().is_root(),
             "mknod needs root (run the suite as root, as CI does)"
         );
         let root = temp_root("nodes");

@@ -43,8 +43,7 @@ pub struct BootOptions {
 /// 5. Returns the warnings to log (the daemon's logger does not exist yet;
 /// the caller prints them on the console it now has), or the fatal error.
 pub fn pid1_setup(opts: BootOptions) -> Result<Vec<String>, BootError> {
-    // SAFETY: getuid has no preconditions.
-    if unsafe { libc::getuid() } != 0 {
+    if !nix::unistd::getuid().is_root() {
         return Err(BootError::NotRoot);
     }
     let mut warnings = Vec::new();

@@ -260,6 +260,8 @@ pub struct LoadedConfig {
     /// Every parsed class, in source order then scan order.
     pub jobs: Vec<LoadedJob>,
     pub errors: Vec<ConfigError>,
+    /// Jobs whose `.conf` failed to load: (index in `errors`, job name).
+    pub rejected: Vec<(usize, String)>,
     pub source_errors: Vec<SourceError>,
     /// Directories left out because they had been read already (loops,
     /// second names).
@@ -332,7 +334,10 @@ pub fn load_sources_watching(
                             override_path: override_path.filter(|_| ov_err.is_none()),
                             class,
                         }),
-                        Err(e) => out.errors.push(e),
+                        Err(e) => {
+                            out.rejected.push((out.errors.len(), name));
+                            out.errors.push(e);
+                        }
                     }
                 }
             }

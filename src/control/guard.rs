@@ -66,7 +66,7 @@ impl Activity {
     }
 }
 
-/// A future polled inside `daemon::contain`: a panic while polling it
+/// A future polled inside `panic_guard::contain`: a panic while polling it
 /// (zbus's handshake code panics on some malformed lines) ends this
 /// future with `None` instead of counting as a panic of init's.
 pub struct Contained<F>(Option<Pin<Box<F>>>);
@@ -84,7 +84,7 @@ impl<F: Future> Future for Contained<F> {
         let Some(inner) = self.0.as_mut() else {
             return Poll::Ready(None);
         };
-        match crate::daemon::contain(|| inner.as_mut().poll(cx)) {
+        match crate::panic_guard::contain(|| inner.as_mut().poll(cx)) {
             Some(Poll::Pending) => Poll::Pending,
             Some(Poll::Ready(v)) => {
                 self.0 = None;

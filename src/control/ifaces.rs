@@ -99,8 +99,7 @@ async fn permitted(
             .ok(),
         _ => None,
     };
-    // SAFETY: getuid has no preconditions.
-    if uid == Some(unsafe { libc::getuid() }) {
+    if uid == Some(nix::unistd::getuid().as_raw()) {
         return Ok(());
     }
     Err(UpstartError(CallError::new(
@@ -178,7 +177,7 @@ impl Manager {
     ) -> Result<(), UpstartError> {
         may_emit(&self.engine, conn, &hdr, &name, &env).await?;
         #[cfg(feature = "panic-trigger")]
-        crate::daemon::panic::trigger(&name, "control");
+        crate::panic_guard::trigger(&name, "control");
         unit(&self.engine, Request::EmitEvent { name, env, wait }).await
     }
 

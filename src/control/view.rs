@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 
 use super::paths::{instance_path, job_path};
 use super::protocol::{Answer, Broadcast, CallError, InstanceProps, Request, Value};
+use crate::job::{EngineError, InstanceDirectory, InstanceName, Naming};
 
 /// What the copy holds: every class, and each one's instances.
 #[derive(Default)]
@@ -36,17 +37,7 @@ pub struct JobView {
 pub type SharedView = Arc<RwLock<View>>;
 
 pub fn unknown_job(job: &str) -> CallError {
-    CallError::new(
-        "com.ubuntu.Upstart0_6.Error.UnknownJob",
-        format!("Unknown job: {job}"),
-    )
-}
-
-pub fn unknown_instance(name: &str) -> CallError {
-    CallError::new(
-        "com.ubuntu.Upstart0_6.Error.UnknownInstance",
-        format!("Unknown instance: {name}"),
-    )
+    EngineError::UnknownJob(job.to_string()).into()
 }
 
 /// An instance property read on an instance that has gone.
@@ -76,6 +67,29 @@ fn note_props(p: &mut InstanceProps, change: &Broadcast) {
     }
 }
 
+/// The copy does not hold a class's instance template: a class with one
+/// has its instances named by the engine.
+pub struct AskTheEngine;
+
+impl InstanceDirectory for View {
+    type Undecided = AskTheEngine;
+
+    fn naming(&self, job: &str) -> Option<Result<Naming<'_>, AskTheEngine>> {
+        let j = self.jobs.get(job)?;
+        Some(if j.single {
+            Ok(Naming::Single)
+        } else {
+            Err(AskTheEngine)
+        })
+    }
+
+    fn has_instance(&self, job: &str, instance: &str) -> bool {
+        self.jobs
+            .get(job)
+            .is_some_and(|j| j.instances.contains_key(instance))
+    }
+}
+
 impl View {
     /// The answer to a read-only request, or `None` for a request only
     /// the engine can answer.
@@ -89,13 +103,14 @@ impl View {
                 .map(|j| &j.instances)
                 .ok_or_else(|| unknown_job(job))
         };
-        let path_of = |job: &str, name: &str| {
-            instances(job).and_then(|insts| {
-                insts
-                    .get(name)
-                    .map(|_| Value::Path(instance_path(job, name)))
-                    .ok_or_else(|| unknown_instance(name))
-            })
+        let path_of = |job: &str, name: InstanceName<'_>| {
+            // Undecided: the engine answers.
+            let found = self.find_instance(job, name).ok()?;
+            Some(
+                found
+                    .map(|key| Value::Path(instance_path(&key.job, &key.instance)))
+                    .map_err(CallError::from),
+            )
         };
         Some(match request {
             Request::GetJobByName(name) if !name.is_empty() => {
@@ -106,13 +121,10 @@ impl View {
             )),
             Request::GetAllInstances { job } => instances(job)
                 .map(|insts| Value::Paths(insts.keys().map(|i| instance_path(job, i)).collect())),
-            Request::GetInstanceByName { job, name } => path_of(job, name),
-            Request::GetInstance { job, .. } if self.jobs.get(job).is_some_and(|j| j.single) => {
-                path_of(job, "")
+            Request::GetInstanceByName { job, name } => {
+                return path_of(job, InstanceName::Named(name))
             }
-            Request::GetInstance { job, .. } if !self.jobs.contains_key(job) => {
-                Err(unknown_job(job))
-            }
+            Request::GetInstance { job, env } => return path_of(job, InstanceName::FromEnv(env)),
             Request::InstanceProperties { job, instance } => self
                 .jobs
                 .get(job)

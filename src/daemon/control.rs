@@ -5,20 +5,22 @@
 use std::collections::HashMap;
 
 use super::Daemon;
-use crate::config::{expand, EventExpr, ProcessType};
+use crate::config::{EventExpr, ProcessType};
 use crate::control::paths::{instance_path, job_path};
-use crate::control::view::{instance_gone, unknown_instance, unknown_job, JobView};
+use crate::control::view::{instance_gone, unknown_job, JobView};
 use crate::control::{
     Answer, Broadcast, CallError, Envelope, InstanceProps, JobProps, Request, Value,
 };
-use crate::env;
-use crate::job::{JobKey, Level, Reply, WaitKind};
+use crate::job::{EngineError, InstanceName, JobKey, Level, Reply, WaitKind};
 
 /// Replies waiting for the engine.
 #[derive(Default)]
 pub struct Pending {
     next: u64,
     waiting: HashMap<u64, (futures_channel::oneshot::Sender<Answer>, Value)>,
+    /// Answers of job control calls without `wait`, sent once the engine
+    /// has run its queue (see `answer_after_queue`).
+    after_queue: Vec<(futures_channel::oneshot::Sender<Answer>, Answer)>,
 }
 
 impl Pending {
@@ -41,14 +43,10 @@ impl Pending {
         let (tx, value) = self.waiting.remove(&token)?;
         let answer = match reply {
             Reply::Ok => Ok(value),
-            Reply::Failed(name, msg) => Err(CallError::new(name, msg)),
+            Reply::Failed(e) => Err(e.into()),
         };
         Some((tx, answer))
     }
-}
-
-fn err((name, msg): (&'static str, String)) -> CallError {
-    CallError::new(name, msg)
 }
 
 /// What `InstanceProperties` answers for an instance, if it exists.
@@ -110,6 +108,18 @@ impl Daemon {
         }
     }
 
+    /// Send the answers of job control calls made without `wait`. They
+    /// wait for the engine to have run its queue, as the reference's
+    /// caller in effect does: its reply is read after init's main loop
+    /// went round, so the status it then asks for shows the job's first
+    /// process already spawned (or whatever holds the job, such as a
+    /// blocked `starting` event), never a spawn half made.
+    pub(super) fn answer_after_queue(&mut self) {
+        for (tx, answer) in std::mem::take(&mut self.pending.after_queue) {
+            self.deliver(tx, answer);
+        }
+    }
+
     /// Send an answer, the signals of the changes made so far first on
     /// their way. Objects need no registering (the dispatcher makes them
     /// per call), so the answer does not wait for the signals: a caller is
@@ -127,29 +137,26 @@ impl Daemon {
         }
         #[cfg(feature = "panic-trigger")]
         if let Request::EmitEvent { name, .. } = &request {
-            super::panic::trigger(name, "main");
+            crate::panic_guard::trigger(name, "main");
         }
         let immediate = match request {
             Request::NotifyDBusAddress(address) if self.config.user_mode => {
                 self.publish();
-                match &self.shell.control {
-                    Some(b) => {
-                        if let Err(std::sync::mpsc::SendError(
-                            crate::control::ToBroadcaster::ConnectBus(_, reply),
-                        )) = b.send(crate::control::ToBroadcaster::ConnectBus(address, reply))
-                        {
-                            let _ = reply.send(Err(CallError::new(
-                                "org.freedesktop.DBus.Error.Failed",
-                                "no control server",
-                            )));
-                        }
-                    }
-                    None => {
-                        let _ = reply.send(Err(CallError::new(
-                            "org.freedesktop.DBus.Error.Failed",
-                            "no control server",
-                        )));
-                    }
+                // The keeper of the bus connection answers the caller once
+                // it has joined (or failed to).
+                let call = crate::control::BusCall::Join {
+                    address,
+                    kind: crate::control::BusKind::Notified,
+                    reply: Some(reply),
+                };
+                if let Some(crate::control::BusCall::Join {
+                    reply: Some(reply), ..
+                }) = self.bus_call(call)
+                {
+                    let _ = reply.send(Err(CallError::new(
+                        "org.freedesktop.DBus.Error.Failed",
+                        "no control server",
+                    )));
                 }
                 return;
             }
@@ -162,8 +169,7 @@ impl Daemon {
                 use std::os::fd::AsRawFd;
                 let fd = file.as_raw_fd();
                 // Inheritable while the event exists, so jobs it starts get it.
-                // SAFETY: fcntl on a descriptor we own.
-                unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+                let _ = self.shell.sys.set_cloexec(fd, false);
                 self.shell.event_fds.insert(fd, file);
                 if wait {
                     let token = self.pending.park(reply, Value::Unit);
@@ -228,16 +234,19 @@ impl Daemon {
     }
 
     /// Run a job-level control call; with `wait` the answer is parked
-    /// until the engine finishes the request.
+    /// until the engine finishes the request, without it until the engine
+    /// has run its queue (an error goes back at once).
     fn waiting_call(
         &mut self,
         reply: futures_channel::oneshot::Sender<Answer>,
         wait: bool,
-        call: impl FnOnce(&mut Self, Option<u64>) -> Result<Value, (&'static str, String)>,
+        call: impl FnOnce(&mut Self, Option<u64>) -> Result<Value, EngineError>,
     ) {
         if !wait {
-            let answer = call(self, None).map_err(err);
-            self.deliver(reply, answer);
+            match call(self, None) {
+                Ok(value) => self.pending.after_queue.push((reply, Ok(value))),
+                Err(e) => self.deliver(reply, Err(e.into())),
+            }
             return;
         }
         // Parked first: the engine may answer during the call itself.
@@ -250,7 +259,7 @@ impl Daemon {
             }
             Err(e) => {
                 if let Some(tx) = self.pending.unpark(token) {
-                    self.deliver(tx, Err(err(e)));
+                    self.deliver(tx, Err(e.into()));
                 }
             }
         }
@@ -288,30 +297,10 @@ impl Daemon {
                 Ok(Value::Unit)
             }
             Request::GetInstance { job, env: args } => {
-                let slot = self
-                    .engine
-                    .slots
-                    .get(&job)
-                    .ok_or_else(|| unknown_job(&job))?;
-                let mut lookup = self.engine.class_env(&slot.class);
-                for a in args {
-                    env::set(&mut lookup, a);
-                }
-                let name = expand(&slot.class.instance, &lookup).map_err(|e| {
-                    let mut msg = e.to_string();
-                    if let Some(u) = &slot.class.usage {
-                        msg.push_str(&format!("\nUsage: {u}"));
-                    }
-                    CallError::new("org.freedesktop.DBus.Error.InvalidArgs", msg)
-                })?;
-                self.instance_path_of(&job, &name)
+                self.instance_path_of(&job, InstanceName::FromEnv(&args))
             }
             Request::GetInstanceByName { job, name } => {
-                self.engine
-                    .slots
-                    .get(&job)
-                    .ok_or_else(|| unknown_job(&job))?;
-                self.instance_path_of(&job, &name)
+                self.instance_path_of(&job, InstanceName::Named(&name))
             }
             Request::GetAllInstances { job } => {
                 let slot = self
@@ -330,7 +319,7 @@ impl Daemon {
                 .engine
                 .reload_instance(&mut self.shell, &JobKey::new(&job, &instance))
                 .map(|()| Value::Unit)
-                .map_err(err),
+                .map_err(CallError::from),
             Request::JobProperties { job } => {
                 let slot = self
                     .engine
@@ -366,10 +355,12 @@ impl Daemon {
                 .engine
                 .get_env(&details, &name)
                 .map(Value::Str)
-                .map_err(err),
-            Request::ListEnv { details } => {
-                self.engine.list_env(&details).map(Value::Strs).map_err(err)
-            }
+                .map_err(CallError::from),
+            Request::ListEnv { details } => self
+                .engine
+                .list_env(&details)
+                .map(Value::Strs)
+                .map_err(CallError::from),
             Request::SetEnvList {
                 details,
                 vars,
@@ -378,18 +369,18 @@ impl Daemon {
                 .engine
                 .set_env_list(&details, &vars, replace, std::process::id() == 1)
                 .map(|()| Value::Unit)
-                .map_err(err),
+                .map_err(CallError::from),
             Request::UnsetEnvList { details, names } => self
                 .engine
                 .unset_env_list(&details, &names, std::process::id() == 1)
                 .map(|()| Value::Unit)
-                .map_err(err),
+                .map_err(CallError::from),
             Request::ResetEnv { details } => {
                 let initial = self.config.job_env.clone();
                 self.engine
                     .reset_env(&details, &initial, std::process::id() == 1)
                     .map(|()| Value::Unit)
-                    .map_err(err)
+                    .map_err(CallError::from)
             }
             Request::GetLogPriority => Ok(Value::Str(
                 super::logger::priority_name(&self.log_priority).to_string(),
@@ -418,10 +409,10 @@ impl Daemon {
                             .to_string(),
                     )
                 }),
-            Request::NotifyDBusAddress(_) => Err(CallError::new(
-                "com.ubuntu.Upstart0_6.Error.PermissionDenied",
+            Request::NotifyDBusAddress(_) => Err(EngineError::PermissionDenied(
                 "Not permissible to notify D-Bus address for PID 1",
-            )),
+            )
+            .into()),
             Request::NotifyCGroupManagerAddress(address) => {
                 // First address wins; with --no-cgroups the call does nothing.
                 self.engine
@@ -455,11 +446,9 @@ impl Daemon {
         }
     }
 
-    fn instance_path_of(&self, job: &str, name: &str) -> Answer {
-        match self.engine.instance(&JobKey::new(job, name)) {
-            Some(_) => Ok(Value::Path(instance_path(job, name))),
-            None => Err(unknown_instance(name)),
-        }
+    fn instance_path_of(&self, job: &str, name: InstanceName<'_>) -> Answer {
+        let key = self.engine.instance_named(job, name)?;
+        Ok(Value::Path(instance_path(&key.job, &key.instance)))
     }
 
     /// Bring the control side's copy of classes and instances up to date

@@ -3,13 +3,15 @@
 //! descriptors, handle signals, reap children, fire timers, drain the event
 //! queue.
 
+mod children;
 mod control;
 mod fatal_signals;
 mod joblog;
 mod lifecycle;
 pub mod logger;
 mod memory;
-pub(crate) mod panic;
+mod notify;
+mod panic;
 mod pidfd;
 mod reexec;
 mod replace_file;
@@ -18,11 +20,11 @@ mod run_mode;
 mod session_end;
 mod shell;
 mod state_pipe;
+mod stdout_log;
 mod system_stop;
 
 pub use run_mode::RunSpec;
 
-pub use panic::{contain, in_contained_section};
 pub use reexec::decode_state;
 
 use mio::unix::SourceFd;
@@ -35,7 +37,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::config::{load_sources_watching, ClassDefaults, ConfSource};
-use crate::job::{Engine, EngineOptions, ExitStatus, Level};
+use crate::job::{Engine, EngineOptions, Level};
 use crate::lifecycle::Requester;
 use crate::pid1::signals::Meaning;
 use crate::pid1::Mode;
@@ -85,6 +87,9 @@ pub struct DaemonConfig {
     pub restart: bool,
     /// `--state-fd`: where the previous image left its state.
     pub state_fd: Option<i32>,
+    /// Keep the state received from the previous image in
+    /// LOGDIR/upstart.state (`--write-state-file`).
+    pub write_state_file: bool,
     /// Descriptors open when outset started (what a previous image or
     /// Upstart handed over); only these may be adopted from a payload.
     pub inherited_fds: Vec<i32>,
@@ -119,6 +124,10 @@ pub struct Daemon {
     keyboard: bool,
     /// Work was done since memory was last handed back (see memory.rs).
     busy_since_trim: bool,
+    /// The sd_notify socket of `expect notify` jobs.
+    notify: Option<notify::NotifySocket>,
+    /// The bus init is on or wants to be on (the control plane keeps it).
+    bus_address: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Daemon {
@@ -153,8 +162,10 @@ impl Daemon {
             no_log: config.no_log,
             debug: config.debug,
             self_exe: None,
+            terminal: config.run.as_ref().and_then(|r| r.terminal),
         };
         let shell = Shell::new(
+            Box::new(crate::sys::LinuxSyscall),
             poll.registry().try_clone()?,
             logger,
             log_priority.clone(),
@@ -188,9 +199,17 @@ impl Daemon {
             exit_status: None,
             keyboard,
             busy_since_trim: true,
+            notify: None,
+            bus_address: Default::default(),
         };
         let now = daemon.now_ms();
         daemon.run = daemon.config.run.as_ref().map(|spec| spec.machine(now));
+        if daemon.run.is_some() || daemon.config.mode == Mode::Container {
+            daemon.shell.failures = Some(Vec::new());
+        }
+        if daemon.run.is_some() {
+            daemon.shell.run_logs = Some(Default::default());
+        }
         daemon.watch_sources();
         // Room for a descriptor or two per running job (spawn/nofile.rs).
         if let Err(e) = crate::spawn::nofile::raise() {
@@ -212,14 +231,12 @@ impl Daemon {
         let name = if let Some(name) = &self.config.control_name {
             name.clone()
         } else if self.config.user_mode {
-            // SAFETY: getuid has no preconditions.
-            let uid = unsafe { libc::getuid() };
+            let uid = nix::unistd::getuid();
             format!("/com/ubuntu/upstart-session/{uid}/{}", std::process::id())
         } else {
             "/com/ubuntu/upstart".to_string()
         };
-        // SAFETY: getuid has no preconditions.
-        let root = unsafe { libc::getuid() } == 0;
+        let root = nix::unistd::getuid().is_root();
         let view = crate::control::view::SharedView::default();
         let handle = crate::control::EngineHandle {
             tx,
@@ -229,16 +246,24 @@ impl Daemon {
         };
         // A re-exec'd image waits a little for the address to come free.
         let patience = std::time::Duration::from_millis(if self.config.restart { 2000 } else { 0 });
-        match crate::control::start(&name, handle, patience) {
+        let bus = crate::control::BusOptions {
+            log: self.shell.logger.clone(),
+            address: self.bus_address.clone(),
+        };
+        match crate::control::start(&name, handle, patience, bus) {
             Ok(broadcast) => {
+                self.shell.control = Some(broadcast);
                 if !self.config.user_mode && !self.config.no_dbus {
-                    // Early in boot there is no bus yet; failing is silent.
+                    // Early in boot there is no bus yet; failing is silent,
+                    // and the bus is joined once its socket appears.
                     let address = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
                         .unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".to_string());
-                    let (tx, _rx) = futures_channel::oneshot::channel();
-                    let _ = broadcast.send(crate::control::ToBroadcaster::ConnectBus(address, tx));
+                    let _ = self.bus_call(crate::control::BusCall::Join {
+                        address,
+                        kind: crate::control::BusKind::System,
+                        reply: None,
+                    });
                 }
-                self.shell.control = Some(broadcast);
                 self.requests = Some(rx);
                 self.shell.view = Some(view.clone());
                 self.view = Some(view);
@@ -250,12 +275,40 @@ impl Daemon {
                     self.engine.options.session_address = Some(address);
                 }
             }
+            // Abstract addresses belong to the network namespace: a
+            // container sharing one with another init finds it taken.
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => self.log(
+                Level::Error,
+                &format!(
+                    "Unable to listen on unix:abstract={name}: another init in this network \
+                     namespace holds it (containers sharing a network namespace?); initctl, \
+                     shutdown and telinit here reach that init, not this one, so this init \
+                     cannot be controlled; its jobs keep running"
+                ),
+            ),
             Err(e) => self.log(
                 Level::Warn,
                 &format!("Unable to listen for private connections: {e}"),
             ),
         }
         Ok(())
+    }
+
+    /// Hand `call` to the keeper of the bus connection; gives it back
+    /// when there is no control server to take it.
+    pub(super) fn bus_call(
+        &self,
+        call: crate::control::BusCall,
+    ) -> Option<crate::control::BusCall> {
+        use crate::control::ToBroadcaster;
+        let Some(control) = &self.shell.control else {
+            return Some(call);
+        };
+        match control.send(ToBroadcaster::Bus(call)) {
+            Ok(()) => None,
+            Err(std::sync::mpsc::SendError(ToBroadcaster::Bus(call))) => Some(call),
+            Err(_) => None,
+        }
     }
 
     /// `$XDG_RUNTIME_DIR/upstart/sessions/PID.session` for `initctl
@@ -299,6 +352,24 @@ impl Daemon {
     /// The private control address, once listening.
     pub fn address(&self) -> Option<&str> {
         self.engine.options.session_address.as_deref()
+    }
+
+    /// Send `console log` output to init's standard output, each line
+    /// prefixed with its job's name, instead of files.
+    pub fn log_to_stdout(&mut self) {
+        match stdout_log::StdoutLog::open(&self.shell.registry) {
+            Ok(out) => self.shell.stdout = Some(out),
+            Err(e) => self.log(
+                Level::Warn,
+                &format!("Unable to log job output to standard output: {e}"),
+            ),
+        }
+    }
+
+    /// A start-up message for whoever reads init's log (shown unless
+    /// `--quiet`).
+    pub fn announce(&mut self, msg: &str) {
+        self.log(Level::Message, msg);
     }
 
     fn log(&mut self, level: Level, msg: &str) {
@@ -362,8 +433,22 @@ impl Daemon {
             logger::log(&self.shell.logger, Level::Warn, line);
         }
         self.skipped_dirs = skipped;
-        for e in &loaded.errors {
+        let registered: std::collections::HashSet<&str> = loaded
+            .registered()
+            .into_iter()
+            .map(|j| j.name.as_str())
+            .collect();
+        for (i, e) in loaded.errors.iter().enumerate() {
             self.log(Level::Error, &e.to_string());
+            // Say what the error costs, unless another directory provides
+            // the job anyway.
+            let rejected = loaded.rejected.iter().find(|(at, _)| *at == i);
+            if let Some((_, name)) = rejected.filter(|(_, n)| !registered.contains(n.as_str())) {
+                self.log(
+                    Level::Error,
+                    &format!("job {name} not loaded: {} has errors", e.path()),
+                );
+            }
         }
         let mut classes: Vec<_> = loaded
             .registered()
@@ -408,6 +493,12 @@ impl Daemon {
                 "Stateful re-exec supported but stateless re-exec requested",
             );
         }
+        // Not handed over (a stateless start, an Upstart payload): a new one.
+        if self.notify.is_none() {
+            self.open_notify();
+        } else if let Some(n) = &self.notify {
+            self.engine.options.notify_socket = Some(n.address.clone());
+        }
         self.reload();
         if self.config.mode == Mode::User {
             let dirs: Vec<String> = self
@@ -433,9 +524,7 @@ impl Daemon {
         }
         if self.config.user_mode {
             // Orphans of the session come back to us.
-            // SAFETY: prctl with integer arguments.
-            if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
-                let e = std::io::Error::last_os_error();
+            if let Err(e) = self.shell.sys.set_child_subreaper() {
                 self.log(
                     Level::Warn,
                     &format!("Unable to register as subreaper: {e}"),
@@ -453,9 +542,11 @@ impl Daemon {
                     self.run_queue();
                 }
                 self.flush_replies();
-                // Run mode may start its command or the stop: handle what
-                // that queued before waiting.
-                if !self.check_run() {
+                self.answer_after_queue();
+                // Run mode may start its command or the stop, a failed
+                // job the container's stop: handle what that queued
+                // before waiting.
+                if !self.check_run() && !self.check_container_failures() {
                     break;
                 }
             }
@@ -489,11 +580,13 @@ impl Daemon {
             }
             let mut signalled = false;
             let mut conf_changed = false;
+            let mut notified = self.notify.as_ref().is_some_and(|n| n.backlog);
             for ev in events.iter() {
                 match ev.token() {
                     SIGNAL_TOKEN => signalled = true,
                     INOTIFY_TOKEN => conf_changed = true,
                     WAKER_TOKEN => {}
+                    notify::NOTIFY_TOKEN => notified = true,
                     token => {
                         if let Some(outcome) = self.shell.ready(token) {
                             self.apply(outcome);
@@ -511,6 +604,10 @@ impl Daemon {
             if signalled {
                 self.handle_signals();
             }
+            // Before reaping: a sender that has just exited is still known.
+            if notified {
+                self.read_notifications();
+            }
             self.reap();
             // Requests are cheap to poll for; serving them every iteration
             // also covers wake-ups that raced with another event.
@@ -522,6 +619,7 @@ impl Daemon {
                 self.engine.set_time(self.now_ms());
                 self.run_queue();
                 self.flush_replies();
+                self.answer_after_queue();
                 self.reexec();
             }
         }
@@ -537,34 +635,20 @@ impl Daemon {
             let d = Duration::from_millis(d.saturating_sub(now));
             t = Some(t.map_or(d, |t| t.min(d)));
         }
+        if self.notify.as_ref().is_some_and(|n| n.backlog) {
+            t = Some(Duration::ZERO);
+        }
         t
     }
 
     /// Drain the event queue, handing the engine the outcomes of spawns
     /// that were complete at once (which can queue more events).
     fn run_queue(&mut self) {
-        loop {
-            self.engine.run_queue(&mut self.shell);
-            let Some(outcome) = self.shell.take_settled() else {
-                return;
-            };
-            self.apply(outcome);
-            while let Some(outcome) = self.shell.take_settled() {
-                self.apply(outcome);
-            }
-        }
+        children::run_queue(&mut self.engine, &mut self.shell);
     }
 
     fn apply(&mut self, outcome: Outcome) {
-        match outcome {
-            Outcome::SpawnOk(pid) => self.engine.spawn_ok(&mut self.shell, pid),
-            Outcome::SpawnError(pid, msg) => self.engine.spawn_error(&mut self.shell, pid, &msg),
-            Outcome::Vanished(pid) => {
-                self.shell.process_ended(pid);
-                self.engine
-                    .child_exited(&mut self.shell, pid, ExitStatus::Exited(0));
-            }
-        }
+        children::apply(&mut self.engine, &mut self.shell, outcome);
     }
 
     /// The signals the loop reads through its signalfd in this mode.
@@ -593,8 +677,11 @@ impl Daemon {
                     self.engine.emit(name, Vec::new());
                 }
                 Meaning::Forward(sig) => self.run_forward(sig),
+                Meaning::JoinBus if !self.config.no_dbus && !self.config.user_mode => {
+                    let _ = self.bus_call(crate::control::BusCall::Retry);
+                }
                 Meaning::Reexec | Meaning::Quiesce | Meaning::Stop(_) => last = Some(m),
-                Meaning::Reload | Meaning::Nothing => {}
+                Meaning::Reload | Meaning::JoinBus | Meaning::Nothing => {}
             }
         }
         match last {
@@ -609,43 +696,9 @@ impl Daemon {
         }
     }
 
-    /// Reap every exited child; a pid whose status pipe is still open is
-    /// drained first so the exec outcome is always seen before the exit.
+    /// Reap every exited child (see `children::next_exit`).
     fn reap(&mut self) {
-        loop {
-            // Raw waitid: the si_code tells a plain stop from a ptrace trap.
-            // SAFETY: waitid fills the zeroed siginfo we own.
-            let (pid, code, status) = unsafe {
-                let mut info: libc::siginfo_t = std::mem::zeroed();
-                let flags = libc::WEXITED | libc::WSTOPPED | libc::WNOHANG;
-                if libc::waitid(libc::P_ALL, 0, &mut info, flags) < 0 {
-                    return;
-                }
-                (info.si_pid(), info.si_code, info.si_status())
-            };
-            if pid == 0 {
-                return;
-            }
-            let exit = match code {
-                libc::CLD_EXITED => ExitStatus::Exited(status),
-                libc::CLD_KILLED | libc::CLD_DUMPED => ExitStatus::Signaled(status),
-                libc::CLD_STOPPED => {
-                    self.engine.child_stopped(&mut self.shell, pid, status);
-                    continue;
-                }
-                libc::CLD_TRAPPED => {
-                    self.engine
-                        .child_trapped(&mut self.shell, pid, status & 0xff, status >> 8);
-                    continue;
-                }
-                _ => continue,
-            };
-            if self.engine.spawn_pending(pid) {
-                if let Some(outcome) = self.shell.drain_status(pid) {
-                    self.apply(outcome);
-                }
-            }
-            self.shell.process_ended(pid);
+        while let Some((pid, exit)) = children::next_exit(&mut self.engine, &mut self.shell) {
             self.run_child_exited(pid, exit);
             self.engine.child_exited(&mut self.shell, pid, exit);
         }

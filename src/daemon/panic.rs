@@ -20,6 +20,7 @@ use std::thread::ThreadId;
 
 use super::Daemon;
 use crate::job::Level;
+use crate::panic_guard::in_contained_section;
 
 /// The thread the loop runs on.
 static MAIN: OnceLock<ThreadId> = OnceLock::new();
@@ -29,28 +30,6 @@ static WAKER: OnceLock<Arc<mio::Waker>> = OnceLock::new();
 static LOGGER: OnceLock<slog::Logger> = OnceLock::new();
 /// Another thread panicked; the loop should re-exec.
 static OTHER_THREAD: AtomicBool = AtomicBool::new(false);
-
-thread_local! {
-    /// This thread runs library code under [`contain`]: its panics end
-    /// only that piece of work.
-    static CONTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Run `f`, turning a panic inside it into `None` without any recovery:
-/// for work whose failure concerns one client only (a third-party library
-/// handling that client's bytes). The panic is still logged.
-pub fn contain<R>(f: impl FnOnce() -> R) -> Option<R> {
-    let outer = CONTAINED.with(|c| c.replace(true));
-    let result = std::panic::catch_unwind(AssertUnwindSafe(f)).ok();
-    CONTAINED.with(|c| c.set(outer));
-    result
-}
-
-/// Is the current thread inside [`contain`]? (For harnesses with panic
-/// hooks of their own, such as the fuzzers'.)
-pub fn in_contained_section() -> bool {
-    CONTAINED.with(|c| c.get())
-}
 
 /// Remember the loop's waker (set when the control server is opened).
 pub(super) fn set_waker(waker: Arc<mio::Waker>) {
@@ -99,18 +78,6 @@ pub(super) fn other_thread_panicked() -> bool {
 /// in outset's environment makes every re-exec fail as if exec had.
 pub(super) fn exec_disabled() -> bool {
     cfg!(feature = "panic-trigger") && std::env::var_os("OUTSET_TEST_REEXEC_FAIL").is_some()
-}
-
-/// The hidden trigger of the `panic-trigger` feature (never in release
-/// builds): emitting the event `outset-panic-SITE` panics at SITE, `main`
-/// (the loop, while serving the request) or `control` (the D-Bus thread
-/// that received the call).
-#[cfg(feature = "panic-trigger")]
-#[allow(clippy::panic)] // The whole point; compiled only into test builds.
-pub fn trigger(event: &str, site: &str) {
-    if event.strip_prefix("outset-panic-") == Some(site) {
-        panic!("panic trigger {event}");
-    }
 }
 
 impl Daemon {
@@ -177,19 +144,9 @@ impl Daemon {
                 let sig = Signal::try_from(info.ssi_signo as i32);
                 term |= matches!(sig, Ok(Signal::SIGTERM) | Ok(Signal::SIGINT));
             }
-            loop {
-                // SAFETY: waitid fills the zeroed siginfo we own.
-                let pid = unsafe {
-                    let mut info: libc::siginfo_t = std::mem::zeroed();
-                    if libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOHANG) < 0 {
-                        break;
-                    }
-                    info.si_pid()
-                };
-                if pid == 0 {
-                    break;
-                }
-                self.log(Level::Info, &format!("Reaped process {pid}"));
+            let reap = crate::sys::WaitFlags::default();
+            while let Ok(Some(child)) = self.shell.sys.wait(crate::sys::WaitFor::Any, reap) {
+                self.log(Level::Info, &format!("Reaped process {}", child.pid));
             }
             if term && self.config.mode != crate::pid1::Mode::Machine {
                 self.log(Level::Fatal, "Ending after a failed recovery");

@@ -66,16 +66,20 @@ struct DaemonState {
     /// with, before it raised its own).
     #[serde(default)]
     job_nofile: Option<(u64, u64)>,
-}
-
-pub(super) fn inheritable(fd: RawFd) {
-    // SAFETY: fcntl on a descriptor this process owns.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    /// The sd_notify socket of `expect notify` jobs.
+    #[serde(default)]
+    notify_fd: Option<RawFd>,
 }
 
 /// outset's own payload, decoded: `None` if it is not outset's (an
 /// Upstart payload, say).
-type Decoded = Option<(Engine, Vec<crate::config::ConfSource>, DaemonState)>;
+/// The engine, the sources, the daemon's extras and the notified bus.
+type Decoded = Option<(
+    Engine,
+    Vec<crate::config::ConfSource>,
+    DaemonState,
+    Option<String>,
+)>;
 
 /// Read the payload from the previous image, parsing it as it arrives,
 /// and decode it. Also gives every byte read (the whole text, unless
@@ -116,6 +120,7 @@ fn decode_value(root: serde_json::Value) -> Result<Decoded, String> {
         restored.imported.engine,
         restored.imported.sources,
         state,
+        restored.imported.bus_address,
     )))
 }
 
@@ -123,11 +128,37 @@ fn decode_value(root: serde_json::Value) -> Result<Decoded, String> {
 /// the restore does (for fuzzing the restore parser).
 pub fn decode_state(data: &[u8]) -> Result<Engine, String> {
     decode(data)?
-        .map(|(engine, _, _)| engine)
+        .map(|(engine, ..)| engine)
         .ok_or_else(|| "not an outset payload".to_string())
 }
 
 impl Daemon {
+    /// A session init's notified bus address, which the next image joins
+    /// again (Upstart's `control_bus_address`); none for a system init,
+    /// whose bus is always the system bus.
+    fn notified_bus(&self) -> Option<String> {
+        if !self.config.user_mode {
+            return None;
+        }
+        self.bus_address.lock().ok().and_then(|a| a.clone())
+    }
+
+    /// Join the bus the previous image was notified of (a session init).
+    fn rejoin_bus(&mut self, address: Option<String>) {
+        let Some(address) = address.filter(|_| self.config.user_mode) else {
+            return;
+        };
+        self.log(
+            Level::Debug,
+            &format!("Joining notified D-Bus bus {address}"),
+        );
+        let _ = self.bus_call(crate::control::BusCall::Join {
+            address,
+            kind: crate::control::BusKind::Notified,
+            reply: None,
+        });
+    }
+
     /// The state as JSON text (D-Bus `GetState()`).
     pub(super) fn state_json(&self) -> Result<String, ReexecError> {
         Ok(serde_json::to_string(&self.capture().0)?)
@@ -137,11 +168,13 @@ impl Daemon {
     /// [`Self::make_inheritable`] hands over).
     fn capture(&self) -> (serde_json::Value, Vec<RawFd>) {
         let (handover, daemon, fds) = self.capture_daemon();
+        let bus_address = self.notified_bus();
         let payload = crate::reexec::export(&ExportInput {
             engine: &self.engine,
             sources: &self.config.sources,
             handover: &handover,
             daemon,
+            bus_address: bus_address.as_deref(),
         });
         (payload, fds)
     }
@@ -151,8 +184,7 @@ impl Daemon {
     fn capture_daemon(&self) -> (Handover, serde_json::Value, Vec<RawFd>) {
         let mut io = Vec::new();
         let mut handover = Handover {
-            // SAFETY: getuid has no preconditions.
-            uid: unsafe { libc::getuid() },
+            uid: nix::unistd::getuid().as_raw(),
             ..Handover::default()
         };
         for entry in self.shell.io.values() {
@@ -215,7 +247,10 @@ impl Daemon {
             })
             .collect();
         fds.extend(scripts.iter().map(|(_, _, fd)| *fd));
+        let notify_fd = self.notify.as_ref().map(|n| n.raw_fd());
+        fds.extend(notify_fd);
         let daemon = DaemonState {
+            notify_fd,
             io,
             scripts,
             unflushed: self
@@ -236,9 +271,9 @@ impl Daemon {
 
     /// Clear close-on-exec on every descriptor the payload names (files
     /// carried by events already are inheritable).
-    fn make_inheritable(fds: &[RawFd]) {
+    fn make_inheritable(&self, fds: &[RawFd]) {
         for fd in fds {
-            inheritable(*fd);
+            let _ = self.shell.sys.set_cloexec(*fd, false);
         }
     }
 
@@ -279,13 +314,15 @@ impl Daemon {
         // Signals stay blocked from here on, in the writer child too.
         let _ = all_signals().thread_block();
         let (handover, daemon, fds) = self.capture_daemon();
+        let bus_address = self.notified_bus();
         let input = ExportInput {
             engine: &self.engine,
             sources: &self.config.sources,
             handover: &handover,
             daemon,
+            bus_address: bus_address.as_deref(),
         };
-        Self::make_inheritable(&fds);
+        self.make_inheritable(&fds);
         let handed = super::state_pipe::hand_over(&Payload::new(&input));
         let state_fd = match handed {
             Ok(fd) => Some(fd),
@@ -346,7 +383,7 @@ impl Daemon {
         // never ends its shell's input). The control server was never
         // closed, so it keeps answering.
         for fd in fds {
-            mark_cloexec(*fd);
+            let _ = self.shell.sys.set_cloexec(*fd, true);
         }
         let _ = self.handled_signals().thread_set_mask();
     }
@@ -357,7 +394,10 @@ impl Daemon {
         // SAFETY: the previous image handed this descriptor to us.
         let file = unsafe { File::from_raw_fd(fd) };
         let (parsed, data) = receive(file);
-        let (mut engine, sources, state) = match parsed {
+        if self.config.write_state_file {
+            self.keep_state(&data);
+        }
+        let (mut engine, sources, state, bus_address) = match parsed {
             Ok(Some(decoded)) => decoded,
             // Not outset's own payload: a live Upstart handing over.
             Ok(None) if self.restore_upstart(&data) => return true,
@@ -371,6 +411,7 @@ impl Daemon {
         self.engine = engine;
         self.config.sources = sources;
         self.config.job_env = state.job_env;
+        self.rejoin_bus(bus_address);
         let _ = super::logger::set_priority(&self.log_priority, &state.log_priority);
         self.shell.disk_writeable = state.disk_writeable;
         if let Some((soft, hard)) = state.job_nofile {
@@ -401,7 +442,7 @@ impl Daemon {
         for (pid, text, fd) in state.scripts.into_iter().filter(|s| adopt(s.2)) {
             // SAFETY: as above.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-            mark_cloexec(fd);
+            let _ = self.shell.sys.set_cloexec(fd, true);
             self.shell.scripts.insert(pid, (text, owned));
         }
         let items: Vec<IoState> = state
@@ -413,6 +454,7 @@ impl Daemon {
                 | IoState::Script { fd, .. } => adopt(*fd),
             })
             .collect();
+        let notify_fd = state.notify_fd.filter(|fd| adopt(*fd));
         if stray > 0 {
             self.log(
                 Level::Warn,
@@ -462,9 +504,24 @@ impl Daemon {
                     Interest::WRITABLE,
                 ),
             };
-            mark_cloexec(fd);
+            let _ = self.shell.sys.set_cloexec(fd, true);
             self.shell.register_restored(io, interest);
         }
+        if let Some(fd) = notify_fd {
+            let _ = self.shell.sys.set_cloexec(fd, true);
+            // SAFETY: inherited from the previous image, owned by us now.
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            match super::notify::NotifySocket::adopt(owned) {
+                Ok(sock) => self.use_notify(sock),
+                Err(e) => self.log(
+                    Level::Warn,
+                    &format!("Unable to take over the notify socket: {e}"),
+                ),
+            }
+        }
+        // Kill and readiness timers restored from the payload.
+        let spawns = self.engine.spawns_in_flight();
+        self.engine.reindex(&spawns);
         self.log(Level::Info, "Stateful re-exec completed");
         true
     }
@@ -474,24 +531,32 @@ impl Daemon {
     /// The state could not be used: keep the raw data in
     /// LOGDIR/upstart.state for post-mortem and carry on without it.
     fn restore_failed(&mut self, data: &[u8], why: &str) -> bool {
-        if !data.is_empty() {
-            let kept = super::replace_file::open_dir(&self.config.logdir)
-                .and_then(|dir| super::replace_file::replace(&dir, "upstart.state", data, 0o400));
-            if let Err(e) = kept {
-                self.log(
-                    Level::Warn,
-                    &format!(
-                        "Unable to keep the state in {}: {e}",
-                        self.config.logdir.join("upstart.state").display()
-                    ),
-                );
-            }
-        }
+        self.keep_state(data);
         self.log(
             Level::Error,
             &format!("Failed to read serialisation data - reverting to stateless re-exec: {why}"),
         );
         false
+    }
+
+    /// Write the state received from the previous image to
+    /// LOGDIR/upstart.state (mode 0400), for post-mortem or debugging.
+    fn keep_state(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        // A link planted at the name is replaced, never followed.
+        let kept = super::replace_file::open_dir(&self.config.logdir)
+            .and_then(|dir| super::replace_file::replace(&dir, "upstart.state", data, 0o400));
+        if let Err(e) = kept {
+            self.log(
+                Level::Warn,
+                &format!(
+                    "Unable to keep the state in {}: {e}",
+                    self.config.logdir.join("upstart.state").display()
+                ),
+            );
+        }
     }
 
     /// The descriptors outset really inherited across the exec, never the
@@ -540,7 +605,7 @@ impl Daemon {
         };
         for (fd, job, process) in imported.spawns.iter().filter(|(fd, ..)| ok(*fd)) {
             let pid = pid_of(&engine, job, *process);
-            mark_cloexec(*fd);
+            let _ = self.shell.sys.set_cloexec(*fd, true);
             self.shell.register_restored(
                 Io::Status {
                     pid,
@@ -562,7 +627,7 @@ impl Daemon {
                 continue;
             };
             let jl = JobLog::with_pending(path, &log.unflushed);
-            mark_cloexec(log.pty_fd);
+            let _ = self.shell.sys.set_cloexec(log.pty_fd, true);
             self.shell.register_restored(
                 Io::Log {
                     pid,
@@ -574,7 +639,7 @@ impl Daemon {
         }
         for script in imported.scripts.into_iter().filter(|s| ok(s.shell_fd)) {
             let pid = pid_of(&engine, &script.job, script.process);
-            mark_cloexec(script.shell_fd);
+            let _ = self.shell.sys.set_cloexec(script.shell_fd, true);
             // SAFETY: inherited from Upstart, owned by us now.
             let fd = unsafe { OwnedFd::from_raw_fd(script.shell_fd) };
             self.shell.scripts.insert(pid, (script.script, fd));
@@ -591,6 +656,7 @@ impl Daemon {
             drop(own(fd));
         }
         self.engine = engine;
+        self.rejoin_bus(imported.bus_address);
         if !imported.sources.is_empty() {
             self.config.sources = imported.sources;
         }
@@ -612,11 +678,6 @@ impl Daemon {
 fn own(fd: RawFd) -> File {
     // SAFETY: inherited from the previous image, owned by us from now on.
     unsafe { File::from_raw_fd(fd) }
-}
-
-fn mark_cloexec(fd: RawFd) {
-    // SAFETY: fcntl on a descriptor this process owns.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
 }
 
 /// Every signal that can be blocked.

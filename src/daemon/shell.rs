@@ -3,6 +3,7 @@
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
+use nix::errno::Errno;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
@@ -12,11 +13,11 @@ use std::path::PathBuf;
 use super::joblog::JobLog;
 use super::logger;
 use crate::control::{Broadcast, ToBroadcaster};
-use crate::job::{Level, Notice, Reply, SpawnRequest, Sys};
+use crate::job::{Level, Notice, Reply, SpawnError, SpawnRequest, Sys};
 use crate::spawn::{
-    fork_child, log_path, needs_helper, open_self_exe, prepare, record, PtyUnavailable,
-    SpawnSettings,
+    log_path, needs_helper, open_self_exe, prepare, record, PtyUnavailable, SpawnSettings,
 };
+use crate::sys::Syscall;
 
 /// What a readiness token belongs to.
 pub enum Io {
@@ -68,6 +69,8 @@ fn read_to_end(file: &mut File, buf: &mut Vec<u8>) -> bool {
 }
 
 pub struct Shell {
+    /// The kernel (a recording fake in unit tests).
+    pub sys: Box<dyn Syscall>,
     pub registry: Registry,
     pub logger: slog::Logger,
     /// The logger's priority (see `logger::enabled`).
@@ -108,30 +111,24 @@ pub struct Shell {
     pid_tokens: HashMap<Token, i32>,
     /// Jobs whose `console log` fell back to `none` for want of a pty.
     no_pty: std::collections::HashSet<String>,
-}
-
-fn errno_result(rc: libc::c_long) -> Result<(), i32> {
-    if rc < 0 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    } else {
-        Ok(())
-    }
+    /// `console log` output goes here instead of files.
+    pub stdout: Option<super::stdout_log::StdoutLog>,
+    /// Run mode: the environments of `stopped` events with a failed
+    /// result, for the run-mode machine (`None`: not kept).
+    pub failures: Option<Vec<Vec<String>>>,
+    /// Run mode: the log files of this run (with their job and
+    /// instance), each removed when its first process starts (`None`:
+    /// logs are appended to, as Upstart did).
+    pub run_logs: Option<std::collections::BTreeMap<PathBuf, (String, String)>>,
 }
 
 fn file(fd: OwnedFd) -> File {
     File::from(fd)
 }
 
-fn set_nonblocking(fd: &impl AsRawFd) {
-    // SAFETY: fcntl on an fd we own.
-    unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
-    }
-}
-
 impl Shell {
     pub fn new(
+        sys: Box<dyn Syscall>,
         registry: Registry,
         logger: slog::Logger,
         log_priority: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -139,6 +136,7 @@ impl Shell {
         logdir: PathBuf,
     ) -> Self {
         Shell {
+            sys,
             registry,
             logger,
             log_priority,
@@ -158,8 +156,11 @@ impl Shell {
             disk_writeable: false,
             event_fds: HashMap::new(),
             pidfds: HashMap::new(),
+            failures: None,
+            run_logs: None,
             pid_tokens: HashMap::new(),
             no_pty: Default::default(),
+            stdout: None,
         }
     }
 
@@ -167,7 +168,7 @@ impl Shell {
     pub fn register_restored(&mut self, io: Io, interest: Interest) {
         match &io {
             Io::Status { file, .. } | Io::Log { file, .. } | Io::Script { file, .. } => {
-                set_nonblocking(file)
+                let _ = self.sys.set_nonblocking(file.as_raw_fd());
             }
         }
         self.register(io, interest);
@@ -220,6 +221,12 @@ impl Shell {
     pub fn ready(&mut self, token: Token) -> Option<Outcome> {
         if let Some(&pid) = self.pid_tokens.get(&token) {
             return self.pidfd_ready(pid);
+        }
+        if token == super::stdout_log::STDOUT_TOKEN {
+            if let Some(message) = self.stdout.as_mut().and_then(|out| out.flush()) {
+                self.log(Level::Warn, message);
+            }
+            return None;
         }
         match self.io.get_mut(&token)? {
             Io::Status { .. } => self.read_status(token, true),
@@ -334,7 +341,7 @@ impl Shell {
         let Some((text, fd)) = self.scripts.remove(&pid) else {
             return;
         };
-        set_nonblocking(&fd);
+        let _ = self.sys.set_nonblocking(fd.as_raw_fd());
         let data = format!("exec 9<&-\n{text}").into_bytes();
         let token = self.register(
             Io::Script {
@@ -374,7 +381,19 @@ impl Shell {
                     eof = true;
                     break;
                 }
-                Ok(n) => log.write(chunk.get(..n).unwrap_or_default()),
+                Ok(n) => {
+                    let data = chunk.get(..n).unwrap_or_default();
+                    match self.stdout.as_mut() {
+                        // The log's buffer holds the unfinished line.
+                        Some(out) => {
+                            let label = log.label();
+                            if let Some(m) = out.take(&label, log.unfinished_line(), data, false) {
+                                logger::log(&self.logger, Level::Warn, &m);
+                            }
+                        }
+                        None => log.write(data),
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 // EIO: every slave is closed.
@@ -383,6 +402,21 @@ impl Shell {
                     break;
                 }
             }
+        }
+        if self.stdout.is_some() {
+            if eof || last {
+                if let Some(Io::Log { mut log, .. }) = self.deregister(token) {
+                    let label = log.label();
+                    let told = self
+                        .stdout
+                        .as_mut()
+                        .and_then(|out| out.take(&label, log.unfinished_line(), &[], true));
+                    if let Some(m) = told {
+                        logger::log(&self.logger, Level::Warn, &m);
+                    }
+                }
+            }
+            return;
         }
         if !(eof || last) {
             let dropped = log.take_dropped(false);
@@ -444,7 +478,7 @@ impl Shell {
     /// that is not our child) and watch it, to learn of its end even if
     /// someone else reaps it.
     fn watch_pid(&mut self, pid: i32) {
-        let Some(fd) = super::pidfd::open(pid) else {
+        let Some(fd) = super::pidfd::open(&*self.sys, pid) else {
             return;
         };
         let token = Token(self.next_token);
@@ -470,7 +504,7 @@ impl Shell {
     /// loop; anything else will never be, so report it here.
     fn pidfd_ready(&mut self, pid: i32) -> Option<Outcome> {
         let (_, fd) = self.pidfds.get(&pid)?;
-        if !super::pidfd::gone_elsewhere(fd) {
+        if !super::pidfd::gone_elsewhere(&*self.sys, fd) {
             return None;
         }
         self.forget_pid(pid);
@@ -525,10 +559,10 @@ impl Shell {
 }
 
 impl Sys for Shell {
-    fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, String> {
+    fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, SpawnError> {
         self.settle_recent_spawns();
         if self.settings.self_exe.is_none() && needs_helper(req) {
-            let exe = open_self_exe().map_err(|e| format!("unable to open own executable: {e}"))?;
+            let exe = open_self_exe().map_err(SpawnError::SelfExe)?;
             self.settings.self_exe = Some(std::sync::Arc::new(exe));
         }
         let mut settings = self.settings.clone();
@@ -544,25 +578,39 @@ impl Sys for Shell {
                     "Failed to create pty - disabling logging for job",
                 );
                 self.no_pty.insert(req.job.job.clone());
-                return Err(e.to_string());
+                return Err(SpawnError::Prepare(e));
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(SpawnError::Prepare(e)),
         };
         self.note_changes();
-        // SAFETY: the daemon is single-threaded; the child only uses the
-        // prepared data.
-        let pid = unsafe { fork_child(&spawned.prepared) }.map_err(record::strerror)?;
+        let pid = self
+            .sys
+            .spawn(&spawned.prepared)
+            .map_err(SpawnError::Fork)?;
         // The child's ends close here with `prepared`.
         drop(spawned.prepared);
         // Non-blocking from its creation (see `status_pipe`).
         let mut status = file(spawned.status_read);
         if let Some(master) = spawned.log_master {
             let path = log_path(&self.logdir, &req.job.job, &req.job.instance);
+            let first_of_run = self.run_logs.as_mut().is_some_and(|logs| {
+                logs.insert(
+                    path.clone(),
+                    (req.job.job.clone(), req.job.instance.clone()),
+                )
+                .is_none()
+            });
+            if first_of_run {
+                // What an earlier run left (unlinked, not truncated: a
+                // symlink in its place is not followed).
+                let _ = std::fs::remove_file(&path);
+            }
+            let log = JobLog::new(path);
             self.register(
                 Io::Log {
                     pid,
                     file: file(master),
-                    log: JobLog::new(path),
+                    log,
                 },
                 Interest::READABLE,
             );
@@ -596,39 +644,41 @@ impl Sys for Shell {
         Ok(pid)
     }
 
-    fn kill(&mut self, pid: i32, signal: i32, group: bool) -> Result<(), i32> {
+    fn kill(&mut self, pid: i32, signal: i32, group: bool) -> Result<(), Errno> {
         self.note_changes();
         if let Some((_, fd)) = self.pidfds.get(&pid) {
-            return super::pidfd::kill(fd, pid, signal, group);
+            return super::pidfd::kill(&*self.sys, fd, pid, signal, group).map_err(Errno::from_raw);
         }
         // Our own child: until the loop reaps it (and tells the engine, in
         // the same turn) its pid cannot be reused, so a pidfd opened now is
         // bound to it.
-        if let Some(fd) = super::pidfd::open(pid) {
-            return super::pidfd::kill(&fd, pid, signal, group);
+        if let Some(fd) = super::pidfd::open(&*self.sys, pid) {
+            return super::pidfd::kill(&*self.sys, &fd, pid, signal, group)
+                .map_err(Errno::from_raw);
         }
         // Without a pidfd (a kernel without pidfds) the pid is all there is.
-        // SAFETY: plain syscalls.
-        let rc = unsafe {
-            let pgid = if group { libc::getpgid(pid) } else { -1 };
-            // Never our own group (a reused pid, or a process that has not
-            // left it) and never group 1: that would signal init itself, or
-            // as PID 1 every process.
-            if pgid > 1 && pgid != libc::getpgrp() {
-                libc::kill(-pgid, signal)
-            } else {
-                libc::kill(pid, signal)
-            }
-        };
-        if rc < 0 {
-            Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        let pgid = if group {
+            self.sys.getpgid(pid).unwrap_or(-1)
         } else {
-            Ok(())
-        }
+            -1
+        };
+        // Never our own group (a reused pid, or a process that has not
+        // left it) and never group 1: that would signal init itself, or
+        // as PID 1 every process.
+        let target = if pgid > 1 && pgid != self.sys.getpgrp() {
+            -pgid
+        } else {
+            pid
+        };
+        self.sys.kill(target, signal)
     }
 
     fn log(&mut self, level: Level, message: String) {
         logger::log(&self.logger, level, &message);
+    }
+
+    fn apparmor_available(&mut self) -> bool {
+        crate::spawn::apparmor::available()
     }
 
     fn logs(&self, level: Level) -> bool {
@@ -636,6 +686,11 @@ impl Sys for Shell {
     }
 
     fn notice(&mut self, notice: Notice) {
+        if let (Some(failures), Notice::EventEmitted(name, env)) = (&mut self.failures, &notice) {
+            if name == "stopped" && env.iter().any(|v| v == "RESULT=failed") {
+                failures.push(env.clone());
+            }
+        }
         if self.control.is_none() {
             return;
         }
@@ -652,40 +707,32 @@ impl Sys for Shell {
         self.changes.push(change);
     }
 
-    fn ptrace_setoptions(&mut self, pid: i32, follow: bool) -> Result<(), i32> {
+    fn ptrace_setoptions(&mut self, pid: i32, follow: bool) -> Result<(), Errno> {
         let opts = if follow {
             libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACEEXEC
         } else {
             0
         };
-        // SAFETY: ptrace on a tracee of ours, integer arguments.
-        errno_result(unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts as libc::c_long) })
+        self.sys.ptrace_setoptions(pid, opts)
     }
 
-    fn ptrace_cont(&mut self, pid: i32, signal: i32) -> Result<(), i32> {
-        // SAFETY: as above.
-        errno_result(unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, signal as libc::c_long) })
+    fn ptrace_cont(&mut self, pid: i32, signal: i32) -> Result<(), Errno> {
+        self.sys.ptrace_cont(pid, signal)
     }
 
-    fn ptrace_detach(&mut self, pid: i32) -> Result<(), i32> {
-        // SAFETY: as above.
-        errno_result(unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) })
+    fn ptrace_detach(&mut self, pid: i32) -> Result<(), Errno> {
+        self.sys.ptrace_detach(pid)
     }
 
-    fn ptrace_new_child(&mut self, pid: i32) -> Result<i32, i32> {
-        let mut msg: libc::c_ulong = 0;
-        // SAFETY: GETEVENTMSG writes one c_ulong into `msg`.
-        errno_result(unsafe {
-            libc::ptrace(
-                libc::PTRACE_GETEVENTMSG,
-                pid,
-                0,
-                &mut msg as *mut libc::c_ulong,
-            )
-        })?;
+    fn ptrace_new_child(&mut self, pid: i32) -> Result<i32, Errno> {
+        let msg = self.sys.ptrace_geteventmsg(pid)?;
         // Stopped at its creation and traced by us: nobody can reap it yet.
         self.watch_pid(msg as i32);
         Ok(msg as i32)
+    }
+
+    fn watch_process(&mut self, pid: i32) {
+        self.watch_pid(pid);
     }
 
     fn reply(&mut self, token: u64, reply: Reply) {

@@ -132,8 +132,7 @@ pub fn hand_over<T: Serialize>(payload: &T) -> std::io::Result<OwnedFd> {
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
     // A bigger pipe, fewer switches between writer and reader; the
     // default size works too.
-    // SAFETY: fcntl on a descriptor this process owns.
-    unsafe { libc::fcntl(write_end.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+    let _ = nix::fcntl::fcntl(&write_end, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
     let wait = state_wait();
     // SAFETY: the child only builds and writes the payload and exits; see
     // `write_and_exit` for why that is sound in a threaded process.
@@ -141,7 +140,11 @@ pub fn hand_over<T: Serialize>(payload: &T) -> std::io::Result<OwnedFd> {
         Ok(nix::unistd::ForkResult::Child) => write_and_exit(payload, write_end, wait),
         Ok(nix::unistd::ForkResult::Parent { .. }) => {
             drop(write_end);
-            super::reexec::inheritable(read_end.as_raw_fd());
+            // Inheritable: the next image reads it.
+            let _ = nix::fcntl::fcntl(
+                &read_end,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+            );
             Ok(read_end)
         }
         Err(_) => {

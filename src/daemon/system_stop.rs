@@ -3,6 +3,8 @@
 
 use super::lifecycle::Machine;
 use super::Daemon;
+use crate::config::ContainerExit;
+use crate::job::Level;
 use crate::lifecycle::system_stop::Input;
 use crate::lifecycle::Ending;
 use crate::pid1::{sweep, Mode, StopAction};
@@ -19,17 +21,39 @@ impl Daemon {
                 Ok(code) if code != 0 => Ending::RebootWithStatus(code),
                 _ => Ending::Reboot,
             }
+        } else if self.config.mode == Mode::Run {
+            Ending::RunOver {
+                status,
+                show_logs: false,
+            }
         } else {
             Ending::Exit(status)
         };
+        self.begin_system_stop(action, emit, ending);
+    }
+
+    /// Begin the system stop, to end as `ending`.
+    pub(super) fn begin_system_stop(&mut self, action: StopAction, emit: bool, ending: Ending) {
         let input = Input::Begin {
             action,
             emit_runlevel: emit,
             ending,
             jobs: self.jobs(),
+            exits_seen: sweep::sees_every_exit(&*self.shell.sys),
         };
         let actions = self.system_stop.handle(self.now_ms(), input);
         self.carry_out(Machine::SystemStop, actions);
+    }
+
+    /// Every process of every instance.
+    pub(super) fn job_pids(&self) -> Vec<i32> {
+        self.engine
+            .slots
+            .values()
+            .flat_map(|s| s.instances.values())
+            .flat_map(|i| i.pids.values().copied())
+            .filter(|&p| p > 0)
+            .collect()
     }
 
     /// A `runlevel` event is being emitted over D-Bus: runlevels 0 and 6
@@ -45,16 +69,59 @@ impl Daemon {
         }
     }
 
+    /// A container's jobs that failed: one whose failure is the
+    /// container's (`exit-container-on-failure`) starts the system stop,
+    /// to exit with its status. Returns whether it did.
+    pub(super) fn check_container_failures(&mut self) -> bool {
+        if self.config.mode != Mode::Container {
+            return false;
+        }
+        let failures = self
+            .shell
+            .failures
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        for env in failures {
+            let job = env
+                .iter()
+                .find_map(|kv| kv.strip_prefix("JOB="))
+                .unwrap_or_default();
+            let Some(exit) = self
+                .engine
+                .slots
+                .get(job)
+                .and_then(|s| s.class.exit_container_on_failure)
+            else {
+                continue;
+            };
+            let status = match exit {
+                ContainerExit::Code(code) => i32::from(code),
+                ContainerExit::JobStatus => crate::lifecycle::system_stop::failed_job_status(&env),
+            };
+            let msg = format!(
+                "{job} failed ({}): stopping the container with exit status {status}",
+                crate::lifecycle::run::how_it_failed(&env)
+            );
+            self.log(Level::Warn, &msg);
+            self.start_system_stop(StopAction::PowerOff, true, status);
+            return true;
+        }
+        false
+    }
+
     /// Advance the stop; returns the exit status once it is over and the
     /// daemon should exit (on a machine it ends in `reboot(2)` instead).
     pub(super) fn check_system_stop(&mut self) -> Option<i32> {
         if self.system_stop.active() {
+            // Looking may cost a walk of /proc: only when it matters.
             let input = Input::Tick {
                 jobs: self.jobs(),
                 runlevel_pending: self.engine.events.iter().any(|e| e.name == "runlevel"),
-                // Looking costs a walk of /proc outside PID 1: only while
-                // sweeping, when it matters.
-                processes_left: self.system_stop.sweeping() && sweep::any_left(),
+                processes_left: self.system_stop.wants_processes()
+                    && sweep::any_left(&*self.shell.sys),
+                leftovers_left: self.system_stop.wants_leftovers()
+                    && sweep::any_left_outside(&*self.shell.sys, &self.job_pids()),
             };
             let actions = self.system_stop.handle(self.now_ms(), input);
             self.carry_out(Machine::SystemStop, actions);

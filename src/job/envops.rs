@@ -1,13 +1,11 @@
 //! The job environment control calls (control.md §3.1 GetEnv … ResetEnv).
 
 use super::engine::Engine;
+use super::error::EngineError;
 use super::JobKey;
 use crate::env;
 
-type CallResult<T> = Result<T, (&'static str, String)>;
-
-const INVALID: &str = "org.freedesktop.DBus.Error.InvalidArgs";
-const DENIED: &str = "com.ubuntu.Upstart0_6.Error.PermissionDenied";
+type CallResult<T> = Result<T, EngineError>;
 
 /// Which table a call addresses: `[]` is the global table, `[JOB, INSTANCE]`
 /// one instance's environment.
@@ -16,27 +14,21 @@ fn target(engine: &Engine, details: &[String]) -> CallResult<Option<JobKey>> {
         [] => Ok(None),
         [job, instance] => {
             if job.is_empty() {
-                return Err((INVALID, "Job may not be empty string".into()));
+                return Err(EngineError::EmptyJobName);
             }
             if !engine.slots.contains_key(job) {
-                return Err((
-                    "com.ubuntu.Upstart0_6.Error.UnknownJob",
-                    format!("Unknown job: {job}"),
-                ));
+                return Err(EngineError::UnknownJob(job.clone()));
             }
             let key = JobKey::new(job, instance);
             if engine.instance(&key).is_none() {
-                return Err((
-                    "com.ubuntu.Upstart0_6.Error.UnknownJobInstance",
-                    format!("Unknown instance: {instance} of job {job}"),
-                ));
+                return Err(EngineError::UnknownJobInstance {
+                    job: job.clone(),
+                    instance: instance.clone(),
+                });
             }
             Ok(Some(key))
         }
-        _ => Err((
-            INVALID,
-            "Job details must be empty or JOB and INSTANCE".into(),
-        )),
+        _ => Err(EngineError::BadJobDetails),
     }
 }
 
@@ -73,12 +65,12 @@ impl Engine {
 
     pub fn get_env(&self, details: &[String], name: &str) -> CallResult<String> {
         if name.is_empty() {
-            return Err((INVALID, "Variable may not be empty string".into()));
+            return Err(EngineError::EmptyVariable);
         }
         let key = target(self, details)?;
         env::get(self.table(&key), name)
             .map(str::to_string)
-            .ok_or_else(|| (INVALID, format!("No such variable: {name}")))
+            .ok_or_else(|| EngineError::NoSuchVariable(name.to_string()))
     }
 
     pub fn list_env(&self, details: &[String]) -> CallResult<Vec<String>> {
@@ -122,7 +114,7 @@ impl Engine {
         let key = target(self, details)?;
         if self.table(&key).is_empty() {
             if let Some(first) = names.first() {
-                return Err((INVALID, format!("No such variable: {first}")));
+                return Err(EngineError::NoSuchVariable(first.clone()));
             }
         }
         for name in names {
@@ -164,9 +156,8 @@ impl Engine {
 /// editable through the control API (Upstart refuses it too).
 fn pid1_guard(pid1: bool) -> CallResult<()> {
     if pid1 {
-        return Err((
-            DENIED,
-            "Not permissible to modify PID 1 job environment".into(),
+        return Err(EngineError::PermissionDenied(
+            "Not permissible to modify PID 1 job environment",
         ));
     }
     Ok(())

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use super::notify::Readiness;
 use super::state::{Goal, State};
 use crate::config::ProcessType;
 use crate::event::{EventId, EventTree};
@@ -73,6 +74,9 @@ pub struct Instance {
     pub kill_deadline: Option<u64>,
     pub trace: Trace,
     pub trace_forks: u32,
+    /// What an `expect notify` main process has said (extensions.md §7).
+    #[serde(default)]
+    pub readiness: Readiness,
 }
 
 impl Instance {
@@ -96,6 +100,7 @@ impl Instance {
             kill_deadline: None,
             trace: Trace::None,
             trace_forks: 0,
+            readiness: Readiness::default(),
         }
     }
 

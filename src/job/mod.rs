@@ -2,16 +2,43 @@
 //! machine (events-and-states.md). It is pure: inputs come in through
 //! methods, and everything it needs from the world goes through [`Sys`].
 
+/// Log through `sys`, formatting the message only if `sys` would write
+/// it (a task's start and stop log a dozen Info lines nobody reads at the
+/// default priority).
+macro_rules! log {
+    ($sys:expr, $level:expr, $($arg:tt)+) => {{
+        let level = $level;
+        if $sys.logs(level) {
+            $sys.log(level, format!($($arg)+));
+        }
+    }};
+}
+
+mod classes;
 mod engine;
 mod envops;
+mod error;
+mod events;
 mod instance;
 mod interest;
+mod lookup;
+mod notify;
+mod post_start;
+mod processes;
+mod requests;
 mod state;
 mod sys;
+mod timers;
+mod transitions;
 mod validate;
 
-pub use engine::{Engine, EngineOptions, Event, EventWaiter, ExitStatus, Slot};
+pub use engine::{ClassChange, Engine, EngineOptions, Event, EventWaiter, ExitStatus, Slot};
+pub use error::{EngineError, SpawnError};
 pub use instance::{Held, Instance, Trace, WaitKind};
+pub use lookup::{InstanceDirectory, InstanceName, Naming};
+/// What `Sys::kill` and the ptrace requests fail with.
+pub use nix::errno::Errno;
+pub use notify::{NotifyMessage, Readiness};
 pub use state::{Goal, State};
 pub use sys::{Level, Notice, Reply, SpawnRequest, Sys};
 

@@ -3,8 +3,11 @@
 
 use std::sync::Arc;
 
+use nix::errno::Errno;
+
 use crate::config::{JobClass, ProcessType};
 
+use super::error::{EngineError, SpawnError};
 use super::JobKey;
 
 /// Daemon log priorities (pid1.md §6).
@@ -50,17 +53,17 @@ pub enum Notice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     Ok,
-    /// `com.ubuntu.Upstart0_6.Error.JobFailed` / `EventFailed` with a message.
-    Failed(&'static str, &'static str),
+    /// [`EngineError::JobFailed`] or [`EngineError::EventFailed`].
+    Failed(EngineError),
 }
 
 pub trait Sys {
     /// Start a process; returns its pid. An error means nothing was started
     /// (the reference retries such failures).
-    fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, String>;
+    fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, SpawnError>;
     /// Send `signal` to the process group led by `pid` (or to `pid` alone
-    /// when `group` is false). Returns the errno on failure.
-    fn kill(&mut self, pid: i32, signal: i32, group: bool) -> Result<(), i32>;
+    /// when `group` is false).
+    fn kill(&mut self, pid: i32, signal: i32, group: bool) -> Result<(), Errno>;
     fn log(&mut self, level: Level, message: String);
     /// Whether a message at `level` would be written at all: the engine
     /// builds the frequent ones (every state change) only if so.
@@ -68,22 +71,30 @@ pub trait Sys {
         true
     }
     fn notice(&mut self, _notice: Notice) {}
-    /// ptrace requests for `expect fork|daemon`; each returns the errno on
-    /// failure.
-    fn ptrace_setoptions(&mut self, _pid: i32, _follow: bool) -> Result<(), i32> {
-        Err(38)
+    /// ptrace requests for `expect fork|daemon`. A `Sys` that cannot
+    /// trace answers `ENOSYS`.
+    fn ptrace_setoptions(&mut self, _pid: i32, _follow: bool) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
     }
-    fn ptrace_cont(&mut self, _pid: i32, _signal: i32) -> Result<(), i32> {
-        Err(38)
+    fn ptrace_cont(&mut self, _pid: i32, _signal: i32) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
     }
-    fn ptrace_detach(&mut self, _pid: i32) -> Result<(), i32> {
-        Err(38)
+    fn ptrace_detach(&mut self, _pid: i32) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
     }
     /// The pid of the child a traced process just forked.
-    fn ptrace_new_child(&mut self, _pid: i32) -> Result<i32, i32> {
-        Err(38)
+    fn ptrace_new_child(&mut self, _pid: i32) -> Result<i32, Errno> {
+        Err(Errno::ENOSYS)
     }
+    /// Learn of the end of `pid`, a process the engine now follows that
+    /// may not be init's child (`MAINPID=` of `expect notify`).
+    fn watch_process(&mut self, _pid: i32) {}
     fn reply(&mut self, _token: u64, _reply: Reply) {}
+    /// Is AppArmor usable (process-spawning.md §9)? Asked each time a
+    /// `security` process would run, as the reference does.
+    fn apparmor_available(&mut self) -> bool {
+        false
+    }
     /// An event that carried a file has finished: close the file.
     fn release_fd(&mut self, _fd: i32) {}
 }

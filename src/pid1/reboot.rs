@@ -13,13 +13,11 @@ pub fn reboot(action: StopAction, no_sync: bool) -> std::io::Error {
         StopAction::PowerOff => libc::RB_POWER_OFF,
         StopAction::Reboot => libc::RB_AUTOBOOT,
     };
-    // SAFETY: sync and reboot take no pointers.
-    unsafe {
-        if !no_sync {
-            libc::sync();
-        }
-        libc::reboot(cmd);
+    if !no_sync {
+        nix::unistd::sync();
     }
+    // SAFETY: reboot(2) takes no pointers.
+    unsafe { libc::reboot(cmd) };
     std::io::Error::last_os_error()
 }
 
@@ -30,12 +28,12 @@ pub fn reboot_with_command(command: &str, no_sync: bool) -> std::io::Error {
     let Ok(arg) = std::ffi::CString::new(command) else {
         return std::io::Error::from(std::io::ErrorKind::InvalidInput);
     };
-    // SAFETY: sync takes nothing; reboot(2) reads the NUL-terminated
-    // string, which outlives the call.
+    if !no_sync {
+        nix::unistd::sync();
+    }
+    // SAFETY: reboot(2) reads the NUL-terminated string, which outlives
+    // the call.
     unsafe {
-        if !no_sync {
-            libc::sync();
-        }
         libc::syscall(
             libc::SYS_reboot,
             libc::LINUX_REBOOT_MAGIC1,

@@ -4,19 +4,26 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::sys::{Errno, Syscall, WaitFlags, WaitFor};
+
 /// Whether `kill(-1)` is ours to use: only PID 1 may signal "everything".
-fn is_pid1() -> bool {
-    std::process::id() == 1
+fn is_pid1(sys: &dyn Syscall) -> bool {
+    sys.getpid() == 1
 }
 
-/// Every live descendant of `root` (by parent links in `/proc`).
-pub fn descendants(root: i32) -> Vec<i32> {
+/// Every live process's children, by parent links in `/proc`.
+fn children_map() -> HashMap<i32, Vec<i32>> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
     for pid in pids() {
         if let Some(ppid) = parent_of(pid) {
             children.entry(ppid).or_default().push(pid);
         }
     }
+    children
+}
+
+/// The descendants of `root` in `children`.
+fn below(children: &HashMap<i32, Vec<i32>>, root: i32) -> Vec<i32> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut todo = vec![root];
@@ -29,6 +36,72 @@ pub fn descendants(root: i32) -> Vec<i32> {
         }
     }
     out
+}
+
+/// Every live descendant of `root` (by parent links in `/proc`).
+pub fn descendants(root: i32) -> Vec<i32> {
+    below(&children_map(), root)
+}
+
+/// Our descendants that are neither one of `keep` nor below one of them
+/// (run mode: what the command left behind, `keep` being the jobs'
+/// processes).
+pub fn descendants_outside(sys: &dyn Syscall, keep: &[i32]) -> Vec<i32> {
+    let children = children_map();
+    let mut kept: HashSet<i32> = keep.iter().copied().collect();
+    for &root in keep {
+        kept.extend(below(&children, root));
+    }
+    below(&children, sys.getpid())
+        .into_iter()
+        .filter(|p| !kept.contains(p))
+        .collect()
+}
+
+/// Send `sig` (and SIGCONT after SIGTERM, so that a stopped process acts
+/// on it) to each of `pids`.
+fn signal_each(sys: &dyn Syscall, pids: &[i32], sig: i32) {
+    for &pid in pids {
+        let _ = sys.kill(pid, sig);
+        if sig == libc::SIGTERM {
+            let _ = sys.kill(pid, libc::SIGCONT);
+        }
+    }
+}
+
+/// Send `sig` to every descendant outside `keep`'s trees; returns how
+/// many.
+pub fn signal_outside(sys: &dyn Syscall, sig: i32, keep: &[i32]) -> usize {
+    let list = descendants_outside(sys, keep);
+    signal_each(sys, &list, sig);
+    list.len()
+}
+
+/// Whether any descendant is left outside `keep`'s trees (cheaply "no"
+/// when we see every exit and have no child at all).
+pub fn any_left_outside(sys: &dyn Syscall, keep: &[i32]) -> bool {
+    if sees_every_exit(sys) && !any_child(sys) {
+        return false;
+    }
+    !descendants_outside(sys, keep).is_empty()
+}
+
+/// Whether the end of every process we may have to wait for reaches us
+/// as a SIGCHLD: as PID 1 or a child subreaper, each descendant is
+/// re-parented to us when its parent ends, so "no child" is "no
+/// descendant", and the last one to end is our child.
+pub fn sees_every_exit(sys: &dyn Syscall) -> bool {
+    is_pid1(sys) || sys.is_child_subreaper().unwrap_or(false)
+}
+
+/// Whether we have any child, exited or not.
+fn any_child(sys: &dyn Syscall) -> bool {
+    // WNOWAIT leaves the child for the normal reaping.
+    let look = WaitFlags {
+        stops: true,
+        keep: true,
+    };
+    !matches!(sys.wait(WaitFor::Any, look), Err(Errno::ECHILD))
 }
 
 /// Every pid listed in `/proc` (empty when it cannot be read).
@@ -52,46 +125,48 @@ fn parent_of(pid: i32) -> Option<i32> {
 /// Send `sig` to every remaining process: `kill(-1)` as PID 1, else each
 /// descendant of this process. Returns how many were signalled (as PID 1:
 /// whether any was).
-pub fn signal_all(sig: i32) -> usize {
-    if is_pid1() {
-        // SAFETY: kill(2); as PID 1 -1 means every other process in our
-        // PID namespace.
-        return usize::from(unsafe { libc::kill(-1, sig) } == 0);
+pub fn signal_all(sys: &dyn Syscall, sig: i32) -> usize {
+    if is_pid1(sys) {
+        // As PID 1, -1 means every other process in our PID namespace.
+        return usize::from(sys.kill(-1, sig).is_ok());
     }
-    let me = std::process::id() as i32;
-    let list = descendants(me);
-    for &pid in &list {
-        // SAFETY: kill(2) on a descendant's pid.
-        unsafe { libc::kill(pid, sig) };
-        // A stopped process would not act on SIGTERM.
-        if sig == libc::SIGTERM {
-            // SAFETY: as above.
-            unsafe { libc::kill(pid, libc::SIGCONT) };
-        }
-    }
+    let list = descendants(sys.getpid());
+    signal_each(sys, &list, sig);
     list.len()
 }
 
-/// Is any process (other than us) still left? As PID 1 every process of
-/// the namespace descends from us, so "no child at all" answers it;
-/// otherwise look for descendants.
-pub fn any_left() -> bool {
-    if is_pid1() {
-        // SAFETY: waitid fills a zeroed siginfo we own; WNOWAIT leaves the
-        // child for the normal reaping.
-        unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::WSTOPPED;
-            let r = libc::waitid(libc::P_ALL, 0, &mut info, flags);
-            return !(r < 0 && nix::errno::Errno::last() == nix::errno::Errno::ECHILD);
-        }
+/// Is any process (other than us) still left? When every exit reaches
+/// us (PID 1, subreaper), "no child at all" answers it; otherwise look
+/// for descendants.
+pub fn any_left(sys: &dyn Syscall) -> bool {
+    if sees_every_exit(sys) {
+        return any_child(sys);
     }
-    !descendants(std::process::id() as i32).is_empty()
+    !descendants(sys.getpid()).is_empty()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::fake::{Call, FakeSyscall};
+
+    #[test]
+    fn pid1_signals_everything_with_one_call() {
+        let fake = FakeSyscall::new(1);
+        assert_eq!(signal_all(&fake, libc::SIGTERM), 1);
+        assert_eq!(fake.calls(), [Call::Kill(-1, libc::SIGTERM)]);
+        // No child at all: nothing is left.
+        assert!(!any_left(&fake));
+    }
+
+    #[test]
+    fn elsewhere_only_descendants_are_signalled() {
+        // No process in /proc has this parent.
+        let fake = FakeSyscall::new(i32::MAX);
+        assert_eq!(signal_all(&fake, libc::SIGKILL), 0);
+        assert!(fake.calls().is_empty());
+        assert!(!any_left(&fake));
+    }
 
     #[test]
     fn finds_grandchildren() {

@@ -32,7 +32,8 @@ use crate::config::{
 use crate::env;
 use crate::event::{EventId, EventTree, NodeKind, Progress};
 use crate::job::{
-    Engine, EngineOptions, Event, EventWaiter, Goal, Held, Instance, JobKey, Slot, State, Trace,
+    ClassChange, Engine, EngineOptions, Event, EventWaiter, Goal, Held, Instance, JobKey, Slot,
+    State, Trace,
 };
 
 /// Why a payload could not be imported.
@@ -1065,6 +1066,14 @@ impl Importer {
         class.setgid = c.opt_str("setgid")?.map(str::to_string);
         class.apparmor_switch = c.opt_str("apparmor_switch")?.map(str::to_string);
         class.debug = c.opt_bool("debug", false)?;
+        class.exit_container_on_failure = match c.opt_int("exit_container_on_failure", -2)? {
+            -2 => None,
+            code => Some(
+                u8::try_from(code).map_or(crate::config::ContainerExit::JobStatus, |c| {
+                    crate::config::ContainerExit::Code(c)
+                }),
+            ),
+        };
         class.cgroups = cgroups(c)?;
         let deleted = c.opt_bool("deleted", false)?;
         let cgmanager_wait = c.opt_bool("cgmanager_wait", false)?;
@@ -1090,7 +1099,7 @@ impl Importer {
                 start_on: start_on.map(|t| t.tree),
                 instances,
                 // A class whose file is gone goes with its last instance.
-                pending: deleted.then_some(None),
+                pending: deleted.then_some(ClassChange::Delete),
                 cgmanager_wait,
             },
         );

@@ -23,6 +23,9 @@ pub struct Prepared {
     /// Read end of the script pipe, to become fd 9.
     pub script_read: Option<OwnedFd>,
     pub status_write: OwnedFd,
+    /// `apparmor switch` of a main process where AppArmor is usable: what
+    /// to write to `/proc/self/attr/exec`, or the errno to fail with.
+    pub apparmor: Option<Result<CString, i32>>,
     /// Skip limits, umask, nice, oom and chdir (the `security` process).
     pub minimal: bool,
     pub limits: Vec<Limit>,
@@ -40,6 +43,9 @@ pub struct Prepared {
     /// descriptors and the session are set up, exec the spawn helper,
     /// which does the rest.
     pub helper: Option<HelperLaunch>,
+    /// Instead of a new session, a new process group made the foreground
+    /// group of this terminal (run mode's command; see `SpawnSettings`).
+    pub foreground_of: Option<RawFd>,
 }
 
 /// How to start the spawn helper (see `helper.rs`).
@@ -174,6 +180,11 @@ pub unsafe fn fork_child(p: &Prepared) -> Result<i32, i32> {
 }
 
 /// Report a failure on the status pipe and exit 255.
+///
+/// # Safety
+/// Only in the child between clone and exec: it ends the calling process
+/// with `_exit`, which in the parent would take init down. `status` is the
+/// child's end of the status pipe.
 unsafe fn fail(status: RawFd, kind: ErrorType, arg: i32, errnum: i32) -> ! {
     let rec = encode(kind, arg, errnum);
     libc::write(status, rec.as_ptr().cast(), rec.len());
@@ -181,6 +192,10 @@ unsafe fn fail(status: RawFd, kind: ErrorType, arg: i32, errnum: i32) -> ! {
 }
 
 /// Move `fd` off the fds 0–2 and 9 that the child is about to reuse.
+///
+/// # Safety
+/// Only in the child between clone and exec (it may call [`fail`]);
+/// `status` is the child's end of the status pipe.
 unsafe fn move_off(fd: RawFd, status: RawFd) -> RawFd {
     if fd > 2 && fd != SCRIPT_FD {
         return fd;
@@ -192,6 +207,14 @@ unsafe fn move_off(fd: RawFd, status: RawFd) -> RawFd {
     new
 }
 
+/// The child's whole life: set up what `args` describes, then exec (or
+/// report the failure and exit).
+///
+/// # Safety
+/// Only as a freshly cloned or forked child of [`fork_child`], on its own
+/// stack, with `args` built by the parent before the clone. It never
+/// returns, allocates or locks: the memory it shares with a suspended
+/// parent must be left as it was found.
 unsafe fn child(args: &ChildArgs<'_>) -> ! {
     let (p, argv, envp) = (args.prepared, args.argv, args.envp);
     // 1. Status pipe (close-on-exec) off the low fds.
@@ -215,8 +238,18 @@ unsafe fn child(args: &ChildArgs<'_>) -> ! {
         }
     }
 
-    // 4. New session and process group.
-    libc::setsid();
+    // 4. New session and process group; or, for run mode's command, a
+    // new group in outset's session that takes the terminal (SIGTTOU is
+    // blocked here, so a background group may).
+    match p.foreground_of {
+        Some(tty) => {
+            libc::setpgid(0, 0);
+            libc::tcsetpgrp(tty, libc::getpid());
+        }
+        None => {
+            libc::setsid();
+        }
+    }
 
     // 6. Standard descriptors (`Inherit` keeps init's own).
     if p.console != Console::Inherit {
@@ -259,7 +292,17 @@ unsafe fn child(args: &ChildArgs<'_>) -> ! {
         libc::close(slave);
     }
 
-    // The helper does steps 9–14. It inherits the status
+    // 8. `apparmor switch`: confine the exec to come. The helper's own
+    // exec comes first, so with a helper the helper writes it.
+    if p.helper.is_none() {
+        match &p.apparmor {
+            Some(Ok(request)) => switch_profile(request, status),
+            Some(Err(errnum)) => fail(status, ErrorType::Security, 0, *errnum),
+            None => {}
+        }
+    }
+
+    // The helper does steps 8–14. It inherits the status
     // pipe (close-on-exec again in the helper) and the plan.
     if let Some(h) = &p.helper {
         libc::fcntl(status, libc::F_SETFD, 0);
@@ -334,10 +377,42 @@ unsafe fn child(args: &ChildArgs<'_>) -> ! {
     fail(status, ErrorType::Exec, 0, errno());
 }
 
+/// Ask for `request` (`exec PROFILE\n`) to confine this process from its
+/// next exec on (process-spawning.md §3.2 step 8).
+///
+/// # Safety
+/// Only in the child between clone and exec (it may call [`fail`]);
+/// `status` is the child's end of the status pipe.
+unsafe fn switch_profile(request: &CString, status: RawFd) {
+    let fd = libc::open(
+        super::apparmor::EXEC_ATTR.as_ptr(),
+        libc::O_WRONLY | libc::O_CLOEXEC,
+    );
+    if fd < 0 {
+        fail(status, ErrorType::Security, 0, errno());
+    }
+    let bytes = request.as_bytes();
+    let written = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+    if written < 0 {
+        fail(status, ErrorType::Security, 0, errno());
+    }
+    if written as usize != bytes.len() {
+        fail(status, ErrorType::Security, 0, libc::EIO);
+    }
+    if libc::close(fd) < 0 {
+        fail(status, ErrorType::Security, 0, errno());
+    }
+}
+
 /// Close now every descriptor that exec would close. A `debug` child may
 /// wait before exec for as long as its debugger likes; meanwhile it must not
 /// hold init's descriptors (a re-exec'd init could not bind its control
 /// socket again while a copy of the old one is open). Syscalls only.
+///
+/// # Safety
+/// Only in a forked child before exec: it closes descriptors that the
+/// rest of the process may still own (`OwnedFd`s would then close numbers
+/// that may have been reused).
 unsafe fn close_cloexec_fds() {
     let mut lim: libc::rlimit = std::mem::zeroed();
     let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {

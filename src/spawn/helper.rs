@@ -5,7 +5,7 @@
 //! `chdir` stanza (a directory on a hung mount). It is an ordinary
 //! process, so it may allocate, use zbus, read /etc/passwd or ask a name
 //! service, and block, without ever holding init up. It performs the rest
-//! of the child's setup (process-spawning.md §3.2 steps 9–14) from a plan
+//! of the child's setup (process-spawning.md §3.2 steps 8–14) from a plan
 //! built by init, makes the manager calls of cgroups.md §4, and execs the
 //! job. Failures go back on the status pipe as the usual typed record.
 //!
@@ -46,7 +46,7 @@ pub struct CgroupPlan {
     pub clear: bool,
 }
 
-/// Steps 9–14 of the child, decided in init.
+/// Steps 8–14 of the child, decided in init.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HelperPlan {
     /// The program as the command names it: a name without a slash is
@@ -54,6 +54,10 @@ pub struct HelperPlan {
     pub exe: String,
     pub argv: Vec<String>,
     pub envp: Vec<String>,
+    /// `apparmor switch` of a main process (step 8): `exec PROFILE\n` to
+    /// write to `/proc/self/attr/exec`, or the errno to fail with.
+    #[serde(default)]
+    pub apparmor: Option<Result<String, i32>>,
     /// The `security` process: no limits, umask, … and no cgroup setup
     /// (only ever sent here for its cgroups).
     pub minimal: bool,
@@ -169,8 +173,10 @@ impl Cgroups<'_> {
     /// Create and configure the groups, hand them to the job's user, and
     /// mark them for removal after the class's last process type.
     fn set_up(&self, pid: i32, identity: Option<&Identity>) -> Result<(), Failure> {
-        // SAFETY: plain getters.
-        let current = unsafe { (libc::geteuid(), libc::getegid()) };
+        let current = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
         sequence::setup(
             &self.manager,
             &self.placed,
@@ -204,6 +210,11 @@ fn run(plan: &HelperPlan, status: RawFd) -> Result<std::convert::Infallible, Fai
     // we wait on the manager or a name service must still be able to end us.
     unblock_signals();
     let pid = std::process::id() as i32;
+
+    // Step 8 first, while /proc is where it was (before any chroot).
+    if let Some(request) = &plan.apparmor {
+        switch_profile(request)?;
+    }
 
     let cgroups = match &plan.cgroups {
         Some(c) => Some(connect(c, &plan.envp, pid)?),
@@ -239,6 +250,25 @@ fn run(plan: &HelperPlan, status: RawFd) -> Result<std::convert::Infallible, Fai
     exec(plan)
 }
 
+/// Confine the job's exec to come with the requested profile.
+fn switch_profile(request: &Result<String, i32>) -> Result<(), Failure> {
+    use std::io::Write;
+    let text = request.as_ref().map_err(|e| (ErrorType::Security, 0, *e))?;
+    let failed = |e: std::io::Error| {
+        (
+            ErrorType::Security,
+            0,
+            e.raw_os_error().unwrap_or(libc::EIO),
+        )
+    };
+    let path = super::apparmor::EXEC_ATTR.to_string_lossy();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path.as_ref())
+        .map_err(failed)?;
+    file.write_all(text.as_bytes()).map_err(failed)
+}
+
 fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
@@ -246,8 +276,10 @@ fn errno() -> i32 {
 /// The uid/gid the cgroups are handed to: the job's target identity, or
 /// who we are now.
 fn target_ids(id: Option<&Identity>) -> (u32, u32) {
-    // SAFETY: plain getters.
-    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (euid, egid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
     (
         id.and_then(|i| i.uid).unwrap_or(euid),
         id.and_then(|i| i.gid).unwrap_or(egid),
@@ -305,7 +337,9 @@ fn limits_and_identity(plan: &HelperPlan, identity: Option<&Identity>) -> Result
             }
         }
         if let Some(id) = identity {
-            if libc::geteuid() == 0 && libc::setgroups(id.groups.len(), id.groups.as_ptr()) < 0 {
+            if nix::unistd::geteuid().is_root()
+                && libc::setgroups(id.groups.len(), id.groups.as_ptr()) < 0
+            {
                 return Err((ErrorType::Initgroups, 0, errno()));
             }
             if let Some(gid) = id.gid {

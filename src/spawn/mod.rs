@@ -1,6 +1,7 @@
 //! Turning a spawn request into a running process: the command line, the
 //! child-side setup and the status-pipe protocol.
 
+pub mod apparmor;
 mod child;
 mod command;
 pub mod helper;

@@ -18,26 +18,13 @@ static JOB_HARD: AtomicU64 = AtomicU64::new(0);
 /// Record the current limit as the jobs' one (unless one was recorded
 /// already) and raise init's soft limit to the hard one.
 pub fn raise() -> std::io::Result<()> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
     if job_limit().is_none() {
-        set_job_limit(lim.rlim_cur, lim.rlim_max);
+        set_job_limit(soft, hard);
     }
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads the struct we own.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::ffi::CString;
 use std::io::{Seek, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,6 +23,10 @@ pub struct SpawnSettings {
     /// outset's own executable (`O_PATH`), for the spawn helper; opened
     /// the first time a job needs it.
     pub self_exe: Option<Arc<OwnedFd>>,
+    /// Run mode: outset's controlling terminal. A process that inherits
+    /// outset's stdio (the command) joins that terminal's session as its
+    /// foreground process group, instead of a session of its own.
+    pub terminal: Option<RawFd>,
 }
 
 /// Open outset's own executable for the spawn helper.
@@ -202,6 +206,13 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         resolve_exe(&argv0, env::get(&req.env, "PATH"))
     };
     let minimal = req.process == ProcessType::Security;
+    // Step 8: decided here, written by the child (or the helper).
+    let apparmor = match (&class.apparmor_switch, req.process) {
+        (Some(profile), ProcessType::Main) if super::apparmor::available() => {
+            Some(super::apparmor::exec_request(profile, &req.env))
+        }
+        _ => None,
+    };
     let chdir = match (&class.chdir, settings.user_mode) {
         (Some(d), _) => Some(cstring(d)),
         (None, false) => Some(cstring("/")),
@@ -231,6 +242,11 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
                 exe: exe.clone(),
                 argv: cmd.argv.clone(),
                 envp: req.env.clone(),
+                apparmor: apparmor.as_ref().map(|a| {
+                    a.as_ref()
+                        .map(|c| c.to_string_lossy().into_owned())
+                        .map_err(|e| *e)
+                }),
                 minimal,
                 limits: limits.clone(),
                 umask: class.umask,
@@ -274,6 +290,7 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         log_slave,
         script_read,
         status_write,
+        apparmor,
         minimal,
         limits,
         umask: class.umask,
@@ -283,6 +300,7 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         chdir,
         trace: req.trace,
         debug_stop: class.debug && settings.debug,
+        foreground_of: settings.terminal.filter(|_| console == Console::Inherit),
     };
     Ok(Spawned {
         prepared,

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod bus;
 pub mod namespace;
 pub mod pids_cgroup;
 pub mod procs;
@@ -196,11 +197,9 @@ pub fn start_session_prepared(
     wrapper: &[&str],
     prepare: impl FnOnce(&TempDir),
 ) -> Started {
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+    use std::process::Command;
     let dir = TempDir::new(tag);
     std::fs::create_dir_all(dir.0.join("conf")).expect("conf");
-    std::fs::create_dir_all(dir.0.join("run")).expect("runtime dir");
     for (name, text) in jobs {
         dir.write(
             &format!("conf/{name}.conf"),
@@ -208,7 +207,6 @@ pub fn start_session_prepared(
         );
     }
     prepare(&dir);
-    let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
     let mut command = match wrapper.split_first() {
         Some((program, args)) => {
             let mut c = Command::new(program);
@@ -217,13 +215,25 @@ pub fn start_session_prepared(
         }
         None => Command::new(env!("CARGO_BIN_EXE_outset")),
     };
-    let child = command
+    command
         .args(["--user", "--no-startup-event"])
         .args(extra)
         .arg("--confdir")
         .arg(dir.0.join("conf"))
         .arg("--logdir")
-        .arg(dir.0.join("logs"))
+        .arg(dir.0.join("logs"));
+    spawn_session(dir, command)
+}
+
+/// Run `command` (an `outset --user ...` command line, possibly behind a
+/// wrapper) with its runtime directory in DIR/run and stderr in
+/// DIR/daemon.log, and wait for its session file.
+pub fn spawn_session(dir: TempDir, mut command: std::process::Command) -> Started {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    std::fs::create_dir_all(dir.0.join("run")).expect("runtime dir");
+    let log = std::fs::File::create(dir.0.join("daemon.log")).expect("log");
+    let child = command
         .env("XDG_RUNTIME_DIR", dir.0.join("run"))
         .stdin(Stdio::null())
         .stderr(log)
@@ -232,7 +242,8 @@ pub fn start_session_prepared(
     let session_file = dir
         .0
         .join(format!("run/upstart/sessions/{}.session", child.id()));
-    // Until its address is known, a failure must still end the init.
+    // Until its address is known, a failure must still end the init
+    // (dropping `Started` ends it).
     let mut started = Started {
         dir,
         child,
@@ -246,7 +257,12 @@ pub fn start_session_prepared(
                 break a.to_string();
             }
         }
-        assert!(Instant::now() < deadline, "no session file");
+        if Instant::now() > deadline || started.child.try_wait().ok().flatten().is_some() {
+            panic!(
+                "no session file; log:\n{}",
+                std::fs::read_to_string(started.dir.0.join("daemon.log")).unwrap_or_default()
+            );
+        }
         std::thread::sleep(Duration::from_millis(20));
     };
     started

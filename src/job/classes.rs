@@ -1,0 +1,115 @@
+//! Configuration input: the classes a (re)load registers, and the class
+//! environment their instances start from (job-config.md §3).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::engine::{ClassChange, Engine, Slot};
+use super::sys::{Notice, Sys};
+use crate::config::JobClass;
+use crate::env;
+use crate::event::{EventId, EventRef};
+
+impl Engine {
+    /// Install the registered classes after a (re)load. Changed classes
+    /// replace the old ones at once if they have no instances, else when
+    /// the last instance is gone (job-config.md §3).
+    pub fn set_classes(&mut self, sys: &mut dyn Sys, classes: Vec<JobClass>) {
+        self.interest.clear();
+        let mut incoming: BTreeMap<String, JobClass> =
+            classes.into_iter().map(|c| (c.name.clone(), c)).collect();
+        let names: Vec<String> = self.slots.keys().cloned().collect();
+        for name in names {
+            match incoming.remove(&name) {
+                Some(class) => {
+                    let same = self.slots.get(&name).is_some_and(|s| *s.class == class);
+                    if same {
+                        if let Some(slot) = self.slots.get_mut(&name) {
+                            slot.pending = None;
+                        }
+                    } else {
+                        self.change_class(sys, &name, ClassChange::Replace(Arc::new(class)));
+                    }
+                }
+                None => self.change_class(sys, &name, ClassChange::Delete),
+            }
+        }
+        for (name, class) in incoming {
+            self.slots.insert(name.clone(), Slot::new(Arc::new(class)));
+            sys.notice(Notice::JobAdded(name));
+        }
+    }
+
+    fn change_class(&mut self, sys: &mut dyn Sys, name: &str, change: ClassChange) {
+        let Some(slot) = self.slots.get_mut(name) else {
+            return;
+        };
+        if !slot.instances.is_empty() {
+            slot.pending = Some(change);
+            return;
+        }
+        self.apply_class_change(sys, name, change);
+    }
+
+    pub(super) fn apply_class_change(
+        &mut self,
+        sys: &mut dyn Sys,
+        name: &str,
+        change: ClassChange,
+    ) {
+        self.interest.clear();
+        let Some(old) = self.slots.remove(name) else {
+            return;
+        };
+        sys.notice(Notice::JobRemoved(name.to_string()));
+        let held: Vec<EventId> = old
+            .start_on
+            .as_ref()
+            .map(|t| t.held().collect())
+            .unwrap_or_default();
+        let ClassChange::Replace(class) = change else {
+            for id in held {
+                self.release(id);
+            }
+            return;
+        };
+        let mut slot = Slot::new(class);
+        // Partial start conditions carry over to the new definition.
+        if let Some(tree) = slot.start_on.as_mut() {
+            for id in &held {
+                if let Some(ev) = self.event(*id) {
+                    let r = EventRef {
+                        id: ev.id,
+                        name: &ev.name,
+                        env: &ev.env,
+                    };
+                    let n = tree.offer(&r, &[]);
+                    for _ in 0..n {
+                        self.hold(*id);
+                    }
+                }
+            }
+        }
+        for id in held {
+            self.release(id);
+        }
+        self.slots.insert(name.to_string(), slot);
+        sys.notice(Notice::JobAdded(name.to_string()));
+    }
+
+    /// The class environment: the global table, then the `env` stanzas.
+    pub fn class_env(&self, class: &JobClass) -> Vec<String> {
+        let mut out = self.global_env.clone();
+        for entry in &class.env {
+            if entry.contains('=') {
+                env::set(&mut out, entry.clone());
+            } else {
+                match env::get(&self.init_env, entry) {
+                    Some(v) => env::set(&mut out, format!("{entry}={v}")),
+                    None => env::unset(&mut out, entry),
+                }
+            }
+        }
+        out
+    }
+}
