@@ -386,3 +386,38 @@ fn the_log_directory_is_made_when_missing() {
     ns.signal(libc::SIGTERM);
     assert!(ns.wait_exit().success(), "log:\n{}", ns.log());
 }
+
+#[test]
+fn the_shipped_jobs_boot_a_container_and_stop_without_a_failure() {
+    // Every shipped job as it is, the way the README runs them: the
+    // container reaches runlevel 2 and stops, and no job fails on the way
+    // (a host tool of the same name as outset's, a missing `stop` name).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs.d");
+    let mut jobs: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .expect("jobs.d")
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e
+                .file_name()
+                .to_string_lossy()
+                .strip_suffix(".conf")?
+                .to_string();
+            Some((name, std::fs::read_to_string(e.path()).ok()?))
+        })
+        .collect();
+    jobs.push((
+        "up".to_string(),
+        "start on stopped rc RUNLEVEL=2\ntask\nconsole none\nexec sh -c 'echo up > @DIR@/up'\n"
+            .to_string(),
+    ));
+    let jobs: Vec<(&str, &str)> = jobs.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let mut ns = Namespace::start("container-shipped", &jobs, &[]);
+    ns.wait_file("up");
+    ns.signal(libc::SIGTERM);
+    let status = ns.wait_exit();
+    let log = ns.log();
+    assert!(status.success(), "{status:?}; log:\n{log}");
+    for bad in ["terminated with status", "killed by", "not found"] {
+        assert!(!log.contains(bad), "{bad:?} in the log:\n{log}");
+    }
+}
