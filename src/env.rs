@@ -12,15 +12,15 @@ pub fn get<'a>(table: &'a [String], key: &str) -> Option<&'a str> {
         .find_map(|e| e.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
 }
 
-/// `path` (a `PATH` value) with `dir` added at the end, unless it is
-/// already one of its directories.
-pub fn path_ending_with(path: &str, dir: &str) -> String {
+/// `path` (a `PATH` value) with `dir` put first, unless it is already
+/// one of its directories.
+pub fn path_starting_with(path: &str, dir: &str) -> String {
     if dir.is_empty() || path.split(':').any(|d| d == dir) {
         path.to_string()
     } else if path.is_empty() {
         dir.to_string()
     } else {
-        format!("{path}:{dir}")
+        format!("{dir}:{path}")
     }
 }
 
@@ -60,14 +60,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_directory_goes_at_the_end_of_path_once() {
+    fn a_directory_goes_first_in_path_once() {
         assert_eq!(
-            path_ending_with("/usr/bin:/bin", "/opt/o"),
-            "/usr/bin:/bin:/opt/o"
+            path_starting_with("/usr/bin:/bin", "/opt/o"),
+            "/opt/o:/usr/bin:/bin"
         );
-        assert_eq!(path_ending_with("/usr/bin:/bin", "/bin"), "/usr/bin:/bin");
-        assert_eq!(path_ending_with("", "/opt/o"), "/opt/o");
-        assert_eq!(path_ending_with("/bin", ""), "/bin");
+        assert_eq!(path_starting_with("/usr/bin:/bin", "/bin"), "/usr/bin:/bin");
+        assert_eq!(path_starting_with("", "/opt/o"), "/opt/o");
+        assert_eq!(path_starting_with("/bin", ""), "/bin");
     }
 
     #[test]

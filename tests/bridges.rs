@@ -507,3 +507,19 @@ fn a_bridge_survives_a_reexec_of_init_and_keeps_serving_new_jobs() {
     std::fs::write(init.dir.0.join("after"), "").unwrap();
     assert_eq!(lines(&init, "seen", 1), [format!("{d}/after create")]);
 }
+
+#[test]
+fn a_bridge_ends_with_status_zero_on_sigterm() {
+    let init = start_session("bridge-term", &[], &[]);
+    let sock = init.dir.0.join("term.sock");
+    let mut b = bridge(
+        &init,
+        env!("CARGO_BIN_EXE_upstart-local-bridge"),
+        &["--path", sock.to_str().unwrap(), "--event", "poke"],
+    );
+    init.wait_for("the socket", || sock.exists());
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(b.0.id() as i32, libc::SIGTERM) };
+    let status = b.0.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}

@@ -484,3 +484,32 @@ fn debug_stanza_stops_the_process_before_exec() {
     assert_eq!(s.wait_file("dbg.out"), "ran\n");
     assert_eq!(s.stop(), 0);
 }
+
+#[test]
+fn a_command_is_searched_on_the_jobs_own_path_by_the_child() {
+    // As execvp: a candidate that may not be executed is passed over for
+    // a later one; init itself never looks into the job's PATH.
+    let s = common::start_session(
+        "exe-search",
+        &[(
+            "found",
+            "task\nconsole none\nenv PATH=@DIR@/a:@DIR@/nothing-here:@DIR@/b:/usr/bin:/bin\nexec prog-xyz\n",
+        )],
+        &[],
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let d = s.dir.0.display().to_string();
+    let a = s
+        .dir
+        .write("a/prog-xyz", "#!/bin/sh\necho wrong > DIR/out\n");
+    std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let b = s
+        .dir
+        .write("b/prog-xyz", &format!("#!/bin/sh\necho right > {d}/out\n"));
+    std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (code, _, err) = s.ctl(&["start", "found"]);
+    assert_eq!(code, 0, "{err}");
+    s.wait_for("the program found on PATH", || {
+        std::fs::read_to_string(s.dir.0.join("out")).is_ok_and(|t| t == "right\n")
+    });
+}

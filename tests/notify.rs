@@ -37,8 +37,13 @@ fn session(tag: &str, jobs: &[(&str, &str)]) -> Started {
 
 /// `initctl start JOB` run in the background.
 fn start_in_background(s: &Started, job: &str) -> std::process::Child {
+    ctl_in_background(s, &["start", job])
+}
+
+/// `initctl ARGS` run in the background.
+fn ctl_in_background(s: &Started, args: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_initctl"))
-        .args(["start", job])
+        .args(args)
         .env("UPSTART_SESSION", &s.address)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -118,12 +123,10 @@ fn ready_gates_started_and_the_jobs_that_start_on_it() {
     s.dir.write("go", "");
     let o = finish(start);
     assert!(o.status.success(), "start: {o:?}");
-    let st = status(&s, "svc");
-    assert!(st.starts_with("svc start/running, process "), "{st}");
+    // The main process is the one that said READY=1.
     assert_eq!(
-        pid_of(&st),
-        main,
-        "the main process is the one that said READY=1"
+        status(&s, "svc"),
+        format!("svc start/running, process {main}\n\tstatus: Serving requests\n")
     );
     s.wait_for("the job started on `started svc`", || {
         s.dir.0.join("after").exists()
@@ -318,4 +321,216 @@ fn the_socket_and_the_wait_survive_a_reexec() {
         status(&s, "svc").starts_with("svc start/running")
     });
     assert_eq!(pid_of(&status(&s, "svc")), main);
+}
+
+#[test]
+fn status_text_is_shown_by_initctl_status_only() {
+    let s = session(
+        "notify-status",
+        &[
+            (
+                "svc",
+                "expect notify\nscript\n  \
+                 python3 @DIR@/notify.py READY=1 'STATUS=Ready to accept connections'\n  \
+                 while [ ! -e @DIR@/go ]; do sleep 0.05; done\n  \
+                 python3 @DIR@/notify.py 'STATUS=Busy: 3 clients'\n  \
+                 touch @DIR@/sent\n  exec sleep 1000\nend script\n",
+            ),
+            (
+                "quiet",
+                "expect notify\nexec python3 @DIR@/notify.py READY=1 -- sleep 1000\n",
+            ),
+            ("plain", "exec sleep 1000\n"),
+        ],
+    );
+    for job in ["svc", "quiet", "plain"] {
+        let (code, out, err) = s.ctl(&["start", job]);
+        assert_eq!(code, 0, "{err}");
+        // `start` prints Upstart's status line, nothing more.
+        assert!(!out.contains('\t'), "{out}");
+    }
+    let st = status(&s, "svc");
+    let main = pid_of(st.lines().next().unwrap_or_default());
+    assert_eq!(
+        st,
+        format!("svc start/running, process {main}\n\tstatus: Ready to accept connections\n")
+    );
+    // The latest text replaces the last.
+    s.dir.write("go", "");
+    s.wait_for("the second status", || s.dir.0.join("sent").exists());
+    s.wait_for("the second status to show", || {
+        status(&s, "svc").ends_with("\n\tstatus: Busy: 3 clients\n")
+    });
+    // Jobs that sent no STATUS= print exactly what Upstart prints.
+    for job in ["quiet", "plain"] {
+        let st = status(&s, job);
+        assert_eq!(
+            st,
+            format!("{job} start/running, process {}\n", pid_of(&st))
+        );
+    }
+    let (_, list, _) = s.ctl(&["list"]);
+    assert!(!list.contains("status:"), "{list}");
+    // Introspection shows outset's interface beside Upstart's, and the
+    // property can be read directly.
+    let o = s.cmd(
+        "gdbus",
+        &[
+            "introspect",
+            "--address",
+            &s.address,
+            "--dest",
+            "com.ubuntu.Upstart",
+            "--object-path",
+            "/com/ubuntu/Upstart/jobs/svc/_",
+        ],
+    );
+    let xml = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        xml.contains("interface org.outset.Instance1 {")
+            && xml.contains("interface com.ubuntu.Upstart0_6.Instance {")
+            && xml.contains("readonly s status_text = 'Busy: 3 clients';"),
+        "{xml}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A stopped job has no status text left to show.
+    assert_eq!(s.ctl(&["stop", "svc"]).0, 0);
+    assert_eq!(status(&s, "svc"), "svc stop/waiting\n");
+}
+
+/// A daemon that speaks sd_notify about its reloads: `READY=1` once
+/// started; on SIGHUP `RELOADING=1` (unless PREFIX`ignore-hup` exists; it
+/// ends at once if PREFIX`die-on-hup` does), then `READY=1` once the test
+/// creates PREFIX`reloaded`; `STOPPING=1` on SIGTERM.
+const NOTIFYD_PY: &str = r#"import os, signal, socket, sys, time
+prefix = sys.argv[1]
+addr = os.environ["NOTIFY_SOCKET"]
+if addr.startswith("@"):
+    addr = "\0" + addr[1:]
+def send(m):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.connect(addr)
+    s.send(m.encode())
+    s.close()
+def hup(*_):
+    if os.path.exists(prefix + "ignore-hup"):
+        return
+    send("RELOADING=1")
+    open(prefix + "reloading", "w").close()
+    if os.path.exists(prefix + "die-on-hup"):
+        os._exit(3)
+def term(*_):
+    send("STOPPING=1")
+    os._exit(0)
+signal.signal(signal.SIGHUP, hup)
+signal.signal(signal.SIGTERM, term)
+send("READY=1")
+while True:
+    if os.path.exists(prefix + "reloaded"):
+        os.remove(prefix + "reloaded")
+        send("READY=1")
+    time.sleep(0.02)
+"#;
+
+#[test]
+fn reload_waits_for_ready_after_reloading() {
+    let s = session(
+        "notify-reload",
+        &[
+            (
+                "svc",
+                "expect notify\nexec python3 @DIR@/notifyd.py @DIR@/svc-\n",
+            ),
+            (
+                "bounded",
+                "expect notify\nnotify timeout 3\nexec python3 @DIR@/notifyd.py @DIR@/bounded-\n",
+            ),
+            (
+                "plain",
+                "script\n  trap 'touch @DIR@/hup' HUP\n  \
+                 while true; do sleep 0.05; done\nend script\n",
+            ),
+        ],
+    );
+    s.dir.write("notifyd.py", NOTIFYD_PY);
+    let file = |name: &str| s.dir.0.join(name);
+    // Any other job: the signal, and the answer at once, as Upstart's.
+    assert_eq!(s.ctl(&["start", "plain"]).0, 0);
+    assert_eq!(
+        s.ctl(&["reload", "plain"]),
+        (0, String::new(), String::new())
+    );
+    s.wait_for("the plain job's SIGHUP", || file("hup").exists());
+
+    assert_eq!(s.ctl(&["start", "svc"]).0, 0);
+    let main = pid_of(&status(&s, "svc"));
+
+    // RELOADING=1 ... READY=1: reload returns once the job is ready again.
+    let reload = ctl_in_background(&s, &["reload", "svc"]);
+    s.wait_for("RELOADING=1", || file("svc-reloading").exists());
+    s.wait_for("the log to note it", || {
+        s.log().contains("svc main process is reloading")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let mut reload = reload;
+    assert!(
+        reload.try_wait().expect("try_wait").is_none(),
+        "reload returned before READY=1"
+    );
+    // Upstart has no reloading state: the job stays running meanwhile.
+    assert_eq!(
+        status(&s, "svc"),
+        format!("svc start/running, process {main}\n")
+    );
+    s.dir.write("svc-reloaded", "");
+    let o = finish(reload);
+    assert!(o.status.success(), "{o:?}");
+    assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{o:?}");
+    assert!(s.log().contains("svc main process reloaded"));
+
+    // A job that does not answer the signal: reload returns as it did.
+    s.dir.write("svc-ignore-hup", "");
+    let reload = finish(ctl_in_background(&s, &["reload", "svc"]));
+    assert!(reload.status.success(), "{reload:?}");
+    assert_eq!(pid_of(&status(&s, "svc")), main);
+
+    // STOPPING=1 is noted.
+    assert_eq!(s.ctl(&["stop", "svc"]).0, 0);
+    assert!(
+        s.log().contains("svc main process is stopping"),
+        "{}",
+        s.log()
+    );
+
+    // A main process that ends mid-reload: reload fails at once.
+    std::fs::remove_file(file("svc-ignore-hup")).expect("remove");
+    s.dir.write("svc-die-on-hup", "");
+    assert_eq!(s.ctl(&["start", "svc"]).0, 0);
+    let o = finish(ctl_in_background(&s, &["reload", "svc"]));
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "initctl: Job did not finish reloading: svc\n"
+    );
+    assert!(s
+        .log()
+        .contains("svc main process ended before it finished reloading"));
+
+    // RELOADING=1 and never READY=1: reload gives up after `notify
+    // timeout`, and the job keeps running.
+    assert_eq!(s.ctl(&["start", "bounded"]).0, 0);
+    let main = pid_of(&status(&s, "bounded"));
+    let o = finish(ctl_in_background(&s, &["reload", "bounded"]));
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "initctl: Job did not finish reloading: bounded\n"
+    );
+    assert!(s
+        .log()
+        .contains("bounded main process not ready after reloading for 3 seconds"));
+    assert_eq!(
+        status(&s, "bounded"),
+        format!("bounded start/running, process {main}\n")
+    );
 }

@@ -214,6 +214,20 @@ impl Ctl {
         Ok(())
     }
 
+    /// `status`'s output: the status line(s), then the instance's
+    /// `STATUS=` text if it sent one (an outset extension; Upstart has
+    /// none, and every other output stays Upstart's).
+    fn print_full_status(&self, job: &str, path: &str) -> Result<(), ClientError> {
+        self.print_status(job, path)?;
+        if let Some(text) = self.client.status_text(path) {
+            self.say(format_args!(
+                "{}",
+                outset::control::client::status_text_line(&text)
+            ));
+        }
+        Ok(())
+    }
+
     fn run(&self, command: Command) -> Result<(), ClientError> {
         match command {
             Command::Start {
@@ -274,7 +288,7 @@ impl Ctl {
                     "GetInstance",
                     &(env,),
                 ) {
-                    Ok(ip) => self.print_status(&job, ip.as_str()),
+                    Ok(ip) => self.print_full_status(&job, ip.as_str()),
                     Err(e) if no_env && e.name == "com.ubuntu.Upstart0_6.Error.UnknownInstance" => {
                         self.say(format_args!("{job} stop/waiting"));
                         Ok(())
@@ -307,10 +321,11 @@ impl Ctl {
                     }
                     None => {}
                 }
-                if matches!(command, Command::Reload { .. }) {
-                    return Ok(());
+                match command {
+                    Command::Reload { .. } => Ok(()),
+                    Command::Status { .. } => self.print_full_status(&job, ip.as_str()),
+                    _ => self.print_status(&job, ip.as_str()),
                 }
-                self.print_status(&job, ip.as_str())
             }
             Command::List => {
                 let jobs: Vec<OwnedObjectPath> = self.client.manager("GetAllJobs", &())?;

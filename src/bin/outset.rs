@@ -50,12 +50,13 @@ mod telinit;
 use cli::Args;
 
 /// Jobs get outset's own `PATH` and `TERM`, whatever else they inherit;
-/// the directory of outset's executable ends their `PATH`, so that jobs
-/// find `initctl` and outset's other tools wherever they are installed.
+/// the directory of outset's executable comes first in their `PATH`, so
+/// that jobs find outset's `initctl`, `telinit` and other tools wherever
+/// they are installed, before another init's tools of the same names.
 fn pass_path_and_term(job_env: &mut Vec<String>) {
     let path = std::env::var("PATH").unwrap_or_else(|_| outset::boot::DEFAULT_PATH.to_string());
     let path = match own_directory() {
-        Some(dir) => outset::env::path_ending_with(&path, &dir),
+        Some(dir) => outset::env::path_starting_with(&path, &dir),
         None => path,
     };
     outset::env::set(job_env, format!("PATH={path}"));

@@ -6,7 +6,7 @@ use serde::Serialize;
 use zbus::connection::Builder;
 use zbus::{Connection, OwnedVariant, Type};
 
-use super::paths::{INSTANCE_IFACE, MANAGER_PATH};
+use super::paths::{INSTANCE_IFACE, MANAGER_PATH, OUTSET_INSTANCE_IFACE};
 
 /// An error answer from init, or a local failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +186,22 @@ impl Client {
         })();
         status_result(job, props)
     }
+
+    /// The `STATUS=` text an `expect notify` instance last sent, if any.
+    /// Any error (an init without outset's interface, such as Upstart, or
+    /// an instance that has gone) is no text.
+    pub fn status_text(&self, instance_path: &str) -> Option<String> {
+        let v = self
+            .property(instance_path, OUTSET_INSTANCE_IFACE, "status_text")
+            .ok()?;
+        String::try_from(v).ok().filter(|t| !t.is_empty())
+    }
+}
+
+/// The line `initctl status` adds under an instance's status for its
+/// `STATUS=` text.
+pub fn status_text_line(text: &str) -> String {
+    format!("\tstatus: {text}")
 }
 
 impl Client {

@@ -131,6 +131,9 @@ pub struct InstanceProps {
     pub goal: String,
     pub state: String,
     pub processes: Vec<(String, i32)>,
+    /// The last `STATUS=` of an `expect notify` job (empty: none), for
+    /// outset's own instance interface only.
+    pub status_text: String,
 }
 
 #[derive(Debug, Clone)]

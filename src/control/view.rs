@@ -162,6 +162,7 @@ impl View {
                     goal: "stop".into(),
                     state: "waiting".into(),
                     processes: Vec::new(),
+                    status_text: String::new(),
                 });
             }
             Change::InstanceRemoved(job, inst) => self.set_instance(job, inst, None),
@@ -256,6 +257,7 @@ mod tests {
             goal: "start".into(),
             state: state.into(),
             processes: vec![("main".into(), 42)],
+            status_text: String::new(),
         }
     }
 

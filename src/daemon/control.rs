@@ -67,6 +67,7 @@ fn instance_props(engine: &crate::job::Engine, job: &str, instance: &str) -> Opt
         goal: inst.goal.name().to_string(),
         state: inst.state.name().to_string(),
         processes,
+        status_text: inst.readiness.status.clone().unwrap_or_default(),
     })
 }
 
@@ -237,6 +238,16 @@ impl Daemon {
             } => {
                 return self.instance_call(reply, wait, JobKey::new(&job, &instance), kind);
             }
+            // Answered once the engine says so: an `expect notify` job's
+            // reload lasts until it is ready again (extensions.md §7).
+            Request::InstanceReload { job, instance } => {
+                let key = JobKey::new(&job, &instance);
+                return self.waiting_call(reply, true, |d, waiter| {
+                    d.engine
+                        .reload_instance(&mut d.world, &key, waiter)
+                        .map(|()| Value::Unit)
+                });
+            }
             // Property reads and writes change nothing the engine must
             // publish first: answered at once.
             property @ (Request::JobProperties { .. }
@@ -333,11 +344,6 @@ impl Daemon {
                         .collect(),
                 ))
             }
-            Request::InstanceReload { job, instance } => self
-                .engine
-                .reload_instance(&mut self.world, &JobKey::new(&job, &instance))
-                .map(|()| Value::Unit)
-                .map_err(CallError::from),
             Request::JobProperties { job } => {
                 let slot = self
                     .engine
@@ -457,7 +463,8 @@ impl Daemon {
             | Request::JobStart { .. }
             | Request::JobStop { .. }
             | Request::JobRestart { .. }
-            | Request::InstanceControl { .. } => Err(CallError::new(
+            | Request::InstanceControl { .. }
+            | Request::InstanceReload { .. } => Err(CallError::new(
                 "org.freedesktop.DBus.Error.Failed",
                 "misrouted",
             )),
@@ -515,6 +522,18 @@ impl Daemon {
             self.world.noted = self.world.changes.len();
         }
         self.world.flush_changes();
+    }
+
+    /// Put one instance's properties, as the engine has them now, in the
+    /// control side's copy: for a change no broadcast carries (a job's
+    /// `STATUS=` text).
+    pub(super) fn refresh_view_of(&mut self, key: &JobKey) {
+        let props = instance_props(&self.engine, &key.job, &key.instance);
+        if let Some(mut view) = self.view.as_ref().and_then(|v| v.write().ok()) {
+            if props.is_some() {
+                view.set_instance(&key.job, &key.instance, props);
+            }
+        }
     }
 
     /// Fill the control side's copy afresh from the engine (after loading

@@ -119,6 +119,16 @@ impl Daemon {
             } => self.begin_system_stop(action, true, Ending::RunOver { status, show_logs }),
             Action::ShowLogs => self.show_run_logs(),
             Action::Sync => nix::unistd::sync(),
+            Action::DebugExit(status) => {
+                let e = crate::pid1::debug_exit::exit(status);
+                // On real hardware there is nothing to say.
+                if e != crate::pid1::debug_exit::DebugExitError::NotQemu {
+                    self.log(
+                        Level::Info,
+                        &format!("Exit status {status} not handed over: {e}"),
+                    );
+                }
+            }
             Action::Reboot(action) => {
                 // Synced just before.
                 let e = crate::pid1::reboot::reboot(action, true);

@@ -240,7 +240,11 @@ impl Daemon {
                     msg.main_pid = None;
                 }
             }
+            let status = msg.status.is_some();
             self.engine.notify(&mut self.world, &key, pid, msg);
+            if status {
+                self.refresh_view_of(&key);
+            }
         }
     }
 }

@@ -17,7 +17,10 @@ impl Daemon {
     pub(super) fn start_system_stop(&mut self, action: StopAction, emit: bool, status: i32) {
         // Only PID 1 of a machine reboots; everyone else exits.
         let ending = if self.config.mode == Mode::Machine && std::process::id() == 1 {
-            Ending::Reboot
+            match u8::try_from(status) {
+                Ok(code) if code != 0 => Ending::RebootWithStatus(code),
+                _ => Ending::Reboot,
+            }
         } else if self.config.mode == Mode::Run {
             Ending::RunOver {
                 status,
@@ -54,7 +57,8 @@ impl Daemon {
     }
 
     /// A `runlevel` event is being emitted over D-Bus: runlevels 0 and 6
-    /// start the built-in stop of PID 1 (machine or container).
+    /// start the built-in stop of PID 1 (machine or container), with the
+    /// exit status its `EXIT_CODE` asks for.
     pub(super) fn observe_emit(&mut self, name: &str, env: &[String]) {
         if name != "runlevel" || !matches!(self.config.mode, Mode::Machine | Mode::Container) {
             return;

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::engine::Engine;
 use super::state::{Goal, State};
-use super::sys::{Level, Sys};
-use super::JobKey;
+use super::sys::{Level, Reply, Sys};
+use super::{EngineError, JobKey};
 use crate::config::{Expect, ProcessType};
 
 /// What an instance has said on the notify socket so far.
@@ -23,7 +23,24 @@ pub struct Readiness {
     pub stopping: bool,
     /// When `notify timeout` fails the job (monotonic milliseconds).
     pub deadline: Option<u64>,
+    /// Callers of `Reload` waiting for `READY=1` (reply tokens). Not
+    /// carried across a re-exec: neither are the replies they stand for.
+    #[serde(skip)]
+    pub reload_waiters: Vec<u64>,
+    /// When those callers are answered anyway: the end of the grace
+    /// period after the reload signal, or, once `RELOADING=1` came, the
+    /// end of the reload's bound.
+    #[serde(skip)]
+    pub reload_deadline: Option<u64>,
 }
+
+/// How long after the reload signal an `expect notify` job has to say
+/// `RELOADING=1` for `Reload` to wait for its `READY=1`.
+pub const RELOAD_GRACE_MS: u64 = 250;
+
+/// How long `Reload` waits for `READY=1` after `RELOADING=1` when the job
+/// has no `notify timeout`.
+pub const RELOAD_BOUND_SECS: u64 = 90;
 
 /// The longest `STATUS=` text kept; longer ones are cut (at a character
 /// boundary).
@@ -152,13 +169,22 @@ impl Engine {
         if msg.reloading {
             inst.readiness.reloading = true;
             log!(sys, Level::Info, "{key} main process is reloading");
+            if !inst.readiness.reload_waiters.is_empty() {
+                let bound = self.reload_bound(key);
+                if let Some(inst) = self.inst(key) {
+                    inst.readiness.reload_deadline = Some(bound);
+                }
+            }
         }
         if !msg.ready {
             return;
         }
+        let Some(inst) = self.inst(key) else { return };
         if std::mem::take(&mut inst.readiness.reloading) {
             log!(sys, Level::Info, "{key} main process reloaded");
         }
+        self.reload_done(sys, key, None);
+        let Some(inst) = self.inst(key) else { return };
         let state = inst.state;
         let main = inst.pid(ProcessType::Main);
         if state != State::Spawned || main <= 0 || inst.goal == Goal::Stop {
@@ -188,10 +214,81 @@ impl Engine {
         );
     }
 
+    /// When a reload that has begun must be over: `notify timeout` or
+    /// [`RELOAD_BOUND_SECS`] from now.
+    fn reload_bound(&self, key: &JobKey) -> u64 {
+        let secs = self
+            .class_of(key)
+            .and_then(|c| c.notify_timeout)
+            .unwrap_or(RELOAD_BOUND_SECS);
+        self.now_ms.saturating_add(secs.saturating_mul(1000))
+    }
+
+    /// The reload signal went to an `expect notify` instance's main
+    /// process: `waiter` is answered once the job says `READY=1`, or at
+    /// once if it does not say `RELOADING=1` within [`RELOAD_GRACE_MS`]
+    /// (extensions.md §7).
+    pub(super) fn reload_sent(&mut self, key: &JobKey, waiter: u64) {
+        let deadline = if self.instance(key).is_some_and(|i| i.readiness.reloading) {
+            self.reload_bound(key)
+        } else {
+            self.now_ms.saturating_add(RELOAD_GRACE_MS)
+        };
+        let Some(inst) = self.inst(key) else { return };
+        inst.readiness.reload_waiters.push(waiter);
+        let earlier = inst.readiness.reload_deadline.filter(|d| *d < deadline);
+        inst.readiness.reload_deadline = Some(earlier.unwrap_or(deadline));
+        self.timed.insert(key.clone());
+    }
+
+    /// Answer the callers waiting for a reload of `key`: done, or the
+    /// reload did not finish (`why`, logged).
+    pub(super) fn reload_done(&mut self, sys: &mut dyn Sys, key: &JobKey, why: Option<&str>) {
+        let Some(inst) = self.inst(key) else { return };
+        inst.readiness.reload_deadline = None;
+        let waiters = std::mem::take(&mut inst.readiness.reload_waiters);
+        if waiters.is_empty() {
+            return;
+        }
+        if let Some(why) = why {
+            sys.log(Level::Warn, format!("{key} main process {why}"));
+        }
+        for token in waiters {
+            let reply = match why {
+                None => Reply::Ok,
+                Some(_) => Reply::Failed(EngineError::ReloadUnfinished(key.to_string())),
+            };
+            sys.reply(token, reply);
+        }
+    }
+
+    /// Answer the reload's callers when its grace period or bound is
+    /// over.
+    fn reload_timer(&mut self, sys: &mut dyn Sys, key: &JobKey) {
+        let now = self.now_ms;
+        let Some(inst) = self.inst(key) else { return };
+        if inst.readiness.reload_deadline.is_none_or(|d| d > now) {
+            return;
+        }
+        if !inst.readiness.reloading {
+            // No RELOADING=1 in the grace period: a job that does not
+            // bracket its reloads.
+            self.reload_done(sys, key, None);
+            return;
+        }
+        let secs = self
+            .class_of(key)
+            .and_then(|c| c.notify_timeout)
+            .unwrap_or(RELOAD_BOUND_SECS);
+        let why = format!("not ready after reloading for {secs} seconds");
+        self.reload_done(sys, key, Some(&why));
+    }
+
     /// Fire `notify timeout` if it is due: the job has not said
     /// `READY=1` in time and fails as its main process would, through its
     /// kill sequence.
     pub(super) fn readiness_timer(&mut self, sys: &mut dyn Sys, key: &JobKey) {
+        self.reload_timer(sys, key);
         let now = self.now_ms;
         let Some(inst) = self.inst(key) else { return };
         if inst.readiness.deadline.is_none_or(|d| d > now) {
@@ -230,7 +327,10 @@ impl Engine {
 
     /// The readiness deadline of an instance, for the timer list.
     pub(super) fn readiness_deadline(inst: &super::Instance) -> Option<u64> {
-        inst.readiness.deadline
+        match (inst.readiness.deadline, inst.readiness.reload_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 

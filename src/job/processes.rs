@@ -389,6 +389,9 @@ impl Engine {
                 ),
             },
         }
+        if process == ProcessType::Main {
+            self.reload_done(sys, &key, Some("ended before it finished reloading"));
+        }
         let Some(inst) = self.instance(&key) else {
             return;
         };

@@ -76,6 +76,10 @@ pub enum Action {
     Sync,
     /// `syncfs()` the file system of `/` only (a container's own).
     SyncRoot,
+    /// Hand this exit status to a virtual machine's host (qemu's
+    /// isa-debug-exit device), which ends the machine; nothing happens
+    /// without the device, and the next action follows.
+    DebugExit(u8),
     /// `reboot(2)`; returns only on failure, answered with
     /// [`Answer::RebootFailed`].
     Reboot(StopAction),

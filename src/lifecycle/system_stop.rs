@@ -29,6 +29,9 @@ pub enum Ending {
     /// PID 1 of a machine: `sync()`, then `reboot(2)` with the stop's
     /// action.
     Reboot,
+    /// PID 1 of a machine asked for an exit status (`EXIT_CODE`, not 0):
+    /// hand it to the host of a qemu machine, else as [`Ending::Reboot`].
+    RebootWithStatus(u8),
     /// A container (or a machine's init that is not PID 1): sync the
     /// root file system only (`syncfs`), then exit with this status.
     Exit(i32),
@@ -383,6 +386,12 @@ impl SystemStop {
                 Action::Sync,
                 Action::Reboot(self.action),
             ],
+            Ending::RebootWithStatus(status) => vec![
+                Action::Log(Level::Message, format!("Will now {}", self.action.name())),
+                Action::Sync,
+                Action::DebugExit(status),
+                Action::Reboot(self.action),
+            ],
             Ending::Exit(status) => vec![Action::SyncRoot, Action::Exit(status)],
             Ending::RunOver { status, show_logs } => {
                 let mut actions = Vec::new();
@@ -690,6 +699,20 @@ mod tests {
             exits_seen: false,
         };
         assert_eq!(m.handle(300, again).len(), 3);
+    }
+
+    #[test]
+    fn a_machine_with_an_exit_status_hands_it_over_before_powering_off() {
+        let mut m = swept(0, Ending::RebootWithStatus(3));
+        assert_eq!(
+            tick(&mut m, 100, false, false, false),
+            vec![
+                Action::Log(Level::Message, "Will now power-off".into()),
+                Action::Sync,
+                Action::DebugExit(3),
+                Action::Reboot(StopAction::PowerOff),
+            ]
+        );
     }
 
     #[test]

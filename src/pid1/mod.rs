@@ -3,6 +3,7 @@
 //! final `reboot(2)`, and the helpers `shutdown`, `reboot`, `halt`,
 //! `poweroff` and `telinit` share (extensions.md §2–§4).
 
+pub mod debug_exit;
 pub mod detect;
 pub mod reboot;
 pub mod runlevel;

@@ -14,7 +14,9 @@ pub type Limit = (i32, u64, u64);
 
 /// Everything the child does, decided in the parent.
 pub struct Prepared {
-    pub exe: CString,
+    /// The paths to try, in order, as `execvp` would (see
+    /// `exe_candidates`); empty when the helper runs the job.
+    pub exe: Vec<CString>,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
     pub console: Console,
@@ -372,9 +374,26 @@ unsafe fn child(args: &ChildArgs<'_>) -> ! {
         fail(status, ErrorType::Ptrace, 0, errno());
     }
 
-    // 14. Exec.
-    libc::execve(p.exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
-    fail(status, ErrorType::Exec, 0, errno());
+    // 14. Exec, searching as execvp does: a candidate that is missing or
+    // not a directory is passed over, one that may not be executed is
+    // remembered, anything else ends the search.
+    let mut denied = false;
+    let mut last = libc::ENOENT;
+    for exe in &p.exe {
+        libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        last = errno();
+        match last {
+            libc::ENOENT | libc::ENOTDIR => {}
+            libc::EACCES => denied = true,
+            _ => break,
+        }
+    }
+    let reported = if denied && matches!(last, libc::ENOENT | libc::ENOTDIR) {
+        libc::EACCES
+    } else {
+        last
+    };
+    fail(status, ErrorType::Exec, 0, reported);
 }
 
 /// Ask for `request` (`exec PROFILE\n`) to confine this process from its
