@@ -1117,3 +1117,21 @@ fn a_hundred_reexecs_under_load_lose_nothing() {
         "descriptors leaked across re-execs: {fds} before, {after} after"
     );
 }
+
+/// Restart() is answered before the new image is executed, every time
+/// (the execution ends the thread that writes replies: without waiting
+/// for it, the caller often saw its connection dropped instead).
+#[test]
+fn restart_is_answered_before_the_execution() {
+    let s = common::start_session("restart-reply", &[], &[]);
+    for round in 1..=5 {
+        let client = outset::control::client::Client::connect(&s.address).expect("connect");
+        let answer = client.manager::<_, ()>("Restart", &());
+        assert!(answer.is_ok(), "round {round}: {answer:?}");
+        drop(client);
+        s.wait_for("the re-exec", || {
+            // Each image says it is running.
+            s.log().matches("session init running").count() > round && s.ctl(&["version"]).0 == 0
+        });
+    }
+}

@@ -130,11 +130,23 @@ impl Daemon {
     /// replies out, so that the call that ended init (EndSession, a
     /// runlevel) is answered rather than cut off by the exit.
     pub(super) fn finish_calls(&mut self) {
+        self.pending.waiting.clear();
+        self.write_replies();
+    }
+
+    /// Send every answer the daemon has and wait (at most
+    /// `FINISH_CALLS_BOUND`) until the control thread has written them:
+    /// until no call is in flight but those parked on jobs. Before a
+    /// re-exec, so that `Restart()` is answered before the execution ends
+    /// the control thread; the parked calls are kept (if the execution
+    /// fails, they are still answered).
+    pub(super) fn write_replies(&mut self) {
         self.flush_replies();
         self.answer_after_queue();
-        self.pending = Pending::default();
         let deadline = std::time::Instant::now() + FINISH_CALLS_BOUND;
-        while crate::control::calls_in_flight() > 0 && std::time::Instant::now() < deadline {
+        while crate::control::calls_in_flight() > self.pending.waiting.len()
+            && std::time::Instant::now() < deadline
+        {
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
     }

@@ -647,8 +647,9 @@ impl Daemon {
             if std::mem::take(&mut self.reexec_requested) {
                 self.engine.set_time(self.now_ms());
                 self.run_queue();
-                self.flush_replies();
-                self.answer_after_queue();
+                // Restart() is answered before the execution cuts its
+                // connection.
+                self.write_replies();
                 self.reexec();
             }
         }
