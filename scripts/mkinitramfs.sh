@@ -1,7 +1,7 @@
 #!/bin/sh
 # Pack an initramfs (cpio, newc format) that boots outset as /init.
 #
-#   scripts/mkinitramfs.sh OUT BINDIR [OVERLAY]
+#   scripts/mkinitramfs.sh [--examples] OUT BINDIR [OVERLAY]
 #
 # BINDIR holds statically linked outset binaries (scripts/build-static.sh
 # puts them in target/static/x86_64-unknown-linux-gnu/release). The image
@@ -9,10 +9,23 @@
 # restart, reload and status links, telinit, runlevel, and shutdown with
 # its reboot, halt and poweroff links when BINDIR has them; busybox (the
 # static build, from busybox-static) for a shell and the usual tools; the
-# shipped jobs.d as /etc/init. OVERLAY, a directory, is copied over the
-# result last (extra jobs in OVERLAY/etc/init, say).
+# shipped jobs.d as /etc/init, without the examples (hello, ticker) unless
+# --examples is given. OVERLAY, a directory, is copied over the result
+# last (extra jobs in OVERLAY/etc/init, say).
 set -eu
-[ $# -ge 2 ] || { echo "usage: $0 OUT BINDIR [OVERLAY]" >&2; exit 2; }
+usage="usage: $0 [--examples] OUT BINDIR [OVERLAY]"
+# The jobs of jobs.d that only show what a job looks like.
+examples="hello ticker"
+with_examples=no
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --examples) with_examples=yes; shift ;;
+        --) shift; break ;;
+        -*) echo "$0: unknown option: $1" >&2; echo "$usage" >&2; exit 2 ;;
+        *) break ;;
+    esac
+done
+[ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }
 abspath() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 out=$(abspath "$1")
 bindir=$(abspath "$2")
@@ -57,6 +70,11 @@ for applet in $("$busybox" --list); do
 done
 
 cp "$src"/jobs.d/*.conf etc/init/
+if [ "$with_examples" = no ]; then
+    for job in $examples; do
+        rm -f "etc/init/$job.conf"
+    done
+fi
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >etc/passwd
 printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' >etc/group
 echo outset >etc/hostname

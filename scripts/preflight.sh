@@ -13,7 +13,8 @@ lack() { missing="$missing
 [ "$(id -u)" = 0 ] || lack "root (the namespace, cgroup and PID 1 tests need it)"
 
 for cmd in sh mount unshare setpriv nsenter prlimit mkfifo \
-    gdbus dbus-send dbus-daemon qemu-system-x86_64 cpio cargo; do
+    gdbus dbus-send dbus-daemon qemu-system-x86_64 cpio cargo \
+    python3 redis-server redis-cli; do
     command -v "$cmd" >/dev/null 2>&1 || lack "command: $cmd"
 done
 

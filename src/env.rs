@@ -12,6 +12,18 @@ pub fn get<'a>(table: &'a [String], key: &str) -> Option<&'a str> {
         .find_map(|e| e.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
 }
 
+/// `path` (a `PATH` value) with `dir` put first, unless it is already
+/// one of its directories.
+pub fn path_starting_with(path: &str, dir: &str) -> String {
+    if dir.is_empty() || path.split(':').any(|d| d == dir) {
+        path.to_string()
+    } else if path.is_empty() {
+        dir.to_string()
+    } else {
+        format!("{dir}:{path}")
+    }
+}
+
 /// Set an entry, replacing an existing one with the same key in place.
 pub fn set(table: &mut Vec<String>, entry: String) {
     let key = key_of(&entry);
@@ -46,6 +58,17 @@ pub fn unset(table: &mut Vec<String>, key: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_goes_first_in_path_once() {
+        assert_eq!(
+            path_starting_with("/usr/bin:/bin", "/opt/o"),
+            "/opt/o:/usr/bin:/bin"
+        );
+        assert_eq!(path_starting_with("/usr/bin:/bin", "/bin"), "/usr/bin:/bin");
+        assert_eq!(path_starting_with("", "/opt/o"), "/opt/o");
+        assert_eq!(path_starting_with("/bin", ""), "/bin");
+    }
 
     #[test]
     fn replace_semantics() {

@@ -1,8 +1,13 @@
 //! outset: an Upstart-compatible, PID-1-capable job supervisor.
 //!
-//! The library holds everything the binaries share. Today that is the
-//! job-file language (`config`); the engine, control plane and PID-1 duties
-//! build on it.
+//! The library holds everything the binaries share: the job-file language
+//! (`config`), events and the pure job engine (`event`, `job`), the pure
+//! machines of how the daemon ends (`lifecycle`), spawning (`spawn`), the
+//! syscall layer (`sys`), the daemon's loop (`daemon`), the D-Bus control
+//! plane (`control`), re-exec state (`reexec`), PID 1's duties (`boot`,
+//! `pid1`), cgroups and their manager (`cgroup`), the bridges (`bridge`)
+//! and the command-line tools' common parts (`cli`). The layout and its
+//! reasons are in docs/ARCHITECTURE.md.
 //!
 //! Everything here may run in PID 1, where a panic would take the machine
 //! down (extensions.md §6): input never reaches an `unwrap`, an `expect`,

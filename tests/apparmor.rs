@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{namespace, spawn_session, Started, TempDir};
+use common::{spawn_session, Started, TempDir};
 use std::process::Command;
 
 const PROFILE: &str = "/etc/apparmor.d/test.profile";
@@ -42,7 +42,7 @@ const ENABLED: Host = Host {
 /// Start a session init on `jobs` inside a mount namespace set up as
 /// `host` describes.
 fn start(tag: &str, jobs: &[(&str, &str)], host: &Host) -> Started {
-    namespace::assert_root();
+    common::assert_root();
     let dir = TempDir::new(tag);
     let root = dir.0.display().to_string();
     for (name, text) in jobs {

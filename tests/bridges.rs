@@ -201,7 +201,7 @@ fn socket_bridge_activates_jobs_on_connection() {
 
 #[test]
 fn udev_bridge_turns_kernel_uevents_into_device_events() {
-    common::namespace::assert_root();
+    common::assert_root();
     // The init, the bridge and the uevent share a network namespace of
     // their own (with its own sysfs), so the uevent for its `lo` reaches
     // only them; no udevd there, so the bridge reads the kernel's uevents.
@@ -303,6 +303,141 @@ fn event_bridge_forwards_system_events_as_sys() {
 }
 
 #[test]
+fn event_bridge_of_another_user_hears_the_system_init_on_the_system_bus() {
+    use common::bus::{SystemBus, NOBODY};
+    // A root session init stands in for the system one, on a system bus
+    // with the shipped policy; its private socket refuses other users.
+    let system = start_session("event-bridge-bus-system", &[], &[]);
+    let mut bus = SystemBus::at(&system.dir.0, &system.dir.0.join("system_bus_socket"));
+    bus.start();
+    let (code, _, err) = system.ctl(&["notify-dbus-address", &bus.address]);
+    assert_eq!(code, 0, "{err}");
+    // The user's session init and its bridge run as nobody.
+    let session = common::start_session_prepared(
+        "event-bridge-bus-session",
+        &[(
+            "from-system",
+            "start on :sys:hello-world KEY=v\ntask\n\
+             exec sh -c 'echo \"$UPSTART_EVENTS $KEY\" > @DIR@/seen'\n",
+        )],
+        &[],
+        &NOBODY,
+        |dir| {
+            std::fs::create_dir_all(dir.0.join("run")).expect("runtime dir");
+            let ok = Command::new("chown")
+                .args(["-R", "65534:65534"])
+                .arg(&dir.0)
+                .status()
+                .expect("chown");
+            assert!(ok.success());
+        },
+    );
+    let log = session.dir.0.join("upstart-event-bridge.log");
+    let _b = Running(
+        Command::new(NOBODY[0])
+            .args(&NOBODY[1..])
+            .arg(env!("CARGO_BIN_EXE_upstart-event-bridge"))
+            .args(["--debug", "--system-address", &system.address])
+            .env("UPSTART_SESSION", &session.address)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+            .stdin(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("bridge"),
+    );
+    let seen = session.dir.0.join("seen");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !seen.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no :sys: event; bridge:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        let (code, _, err) = system.ctl(&["emit", "hello-world", "KEY=v"]);
+        assert_eq!(code, 0, "{err}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    session.wait_for("the job's line", || {
+        std::fs::read_to_string(&seen)
+            .unwrap_or_default()
+            .ends_with('\n')
+    });
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        ":sys:hello-world v\n"
+    );
+}
+
+#[test]
+fn dbus_bridge_turns_signals_into_dbus_events() {
+    let init = start_session(
+        "dbus-bridge",
+        &[(
+            "pinged",
+            "start on dbus SIGNAL=Ping INTERFACE=org.example.Test\ntask\n\
+             exec sh -c 'echo \"$UPSTART_EVENTS $SIGNAL $BUS $INTERFACE $OBJPATH $ARG0 $ARG1 $ARG2\" > @DIR@/seen'\n",
+        )],
+        &[],
+    );
+    let mut bus = common::bus::SystemBus::session(&init.dir.0);
+    bus.start();
+    let log = init.dir.0.join("upstart-dbus-bridge.log");
+    let _b = Running(
+        Command::new(env!("CARGO_BIN_EXE_upstart-dbus-bridge"))
+            .args(["--user", "--debug", "--bus-name", "session"])
+            .env("UPSTART_SESSION", &init.address)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .stdin(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("bridge"),
+    );
+    let send = |interface: &str, args: &[&str]| {
+        let o = common::namespace::bounded(30, "dbus-send")
+            .arg(format!("--bus={}", bus.address))
+            .args(["--type=signal", "/org/example"])
+            .arg(format!("{interface}.Ping"))
+            .args(args)
+            .output()
+            .expect("dbus-send");
+        assert!(o.status.success(), "{o:?}");
+    };
+    let seen = init.dir.0.join("seen");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // Until the bridge has asked the bus for them, signals go unheard.
+    while !seen.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no dbus event; bridge:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        // Another interface's Ping is not what the job waits for.
+        send("org.example.Other", &["string:no"]);
+        send(
+            "org.example.Test",
+            &["string:hi", "array:int32:1,2", "int32:-7"],
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    init.wait_for("the job's line", || {
+        std::fs::read_to_string(&seen)
+            .unwrap_or_default()
+            .ends_with('\n')
+    });
+    // The array counts as ARG1 but is not written.
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        "dbus Ping session org.example.Test /org/example hi  -7\n"
+    );
+    // The bus was asked for that signal only.
+    let bridge_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !bridge_log.contains("INTERFACE=org.example.Other"),
+        "{bridge_log}"
+    );
+}
+
+#[test]
 fn local_bridge_turns_lines_into_events() {
     use std::io::Write;
     let init = start_session(
@@ -371,4 +506,20 @@ fn a_bridge_survives_a_reexec_of_init_and_keeps_serving_new_jobs() {
     });
     std::fs::write(init.dir.0.join("after"), "").unwrap();
     assert_eq!(lines(&init, "seen", 1), [format!("{d}/after create")]);
+}
+
+#[test]
+fn a_bridge_ends_with_status_zero_on_sigterm() {
+    let init = start_session("bridge-term", &[], &[]);
+    let sock = init.dir.0.join("term.sock");
+    let mut b = bridge(
+        &init,
+        env!("CARGO_BIN_EXE_upstart-local-bridge"),
+        &["--path", sock.to_str().unwrap(), "--event", "poke"],
+    );
+    init.wait_for("the socket", || sock.exists());
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(b.0.id() as i32, libc::SIGTERM) };
+    let status = b.0.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "{status:?}");
 }

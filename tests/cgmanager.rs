@@ -353,14 +353,6 @@ impl Drop for Cleanup {
     }
 }
 
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p)
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -555,14 +547,19 @@ fn remove_on_empty_waits_for_use_then_removes() {
         c.kill().expect("kill");
         c.wait().expect("wait");
     }
-    wait_for("the emptied cgroup to go", || !tdir.join("a").exists());
+    common::wait_until(
+        "the emptied cgroup to go",
+        10,
+        || !tdir.join("a").exists(),
+        String::new,
+    );
     // Only the registered cgroup goes.
     assert!(tdir.is_dir());
 
     // Prune: every empty cgroup of a subtree goes at once.
     m.ok("Create", &[&s("pids"), &s(&format!("{t}/x/y"))]);
     m.ok("Prune", &[&s("pids"), &s(&t)]);
-    wait_for("the pruned tree to go", || !tdir.exists());
+    common::wait_until("the pruned tree to go", 10, || !tdir.exists(), String::new);
 }
 
 #[test]
@@ -609,11 +606,16 @@ fn non_root_callers_are_confined() {
     let (ok, out) = m.as_nobody("MovePid", &[&s("pids"), &s(&c), &i(roots)]);
     assert!(!ok && out.contains("AccessDenied"), "{out}");
     let own = clean.sleeper_with(NOBODY);
-    wait_for("the sleeper to drop privileges", || {
-        std::fs::read_to_string(format!("/proc/{own}/status"))
-            .map(|s| s.contains("Uid:\t65534"))
-            .unwrap_or(false)
-    });
+    common::wait_until(
+        "the sleeper to drop privileges",
+        10,
+        || {
+            std::fs::read_to_string(format!("/proc/{own}/status"))
+                .map(|s| s.contains("Uid:\t65534"))
+                .unwrap_or(false)
+        },
+        String::new,
+    );
     let (ok, out) = m.as_nobody("MovePid", &[&s("pids"), &s(&c), &i(own)]);
     assert!(ok, "{out}");
     assert!(cgroup_of(&own.to_string(), "pids", m.is_v1("pids")).ends_with(&c));
@@ -735,10 +737,15 @@ fn fresh_cgroup2_mount() {
         &[&s("freezer"), &s(&a), &s("freezer.state"), &s("FROZEN")],
     );
     assert_eq!(read(&a_dir.join("cgroup.freeze")), "1");
-    wait_for("the freeze", || {
-        string_replies(&m.ok("GetValue", &[&s("freezer"), &s(&a), &s("freezer.state")]))
-            == ["FROZEN"]
-    });
+    common::wait_until(
+        "the freeze",
+        10,
+        || {
+            string_replies(&m.ok("GetValue", &[&s("freezer"), &s(&a), &s("freezer.state")]))
+                == ["FROZEN"]
+        },
+        String::new,
+    );
     m.ok(
         "SetValue",
         &[&s("freezer"), &s(&a), &s("freezer.state"), &s("THAWED")],
@@ -766,7 +773,7 @@ fn fresh_cgroup2_mount() {
         c.kill().expect("kill");
         c.wait().expect("wait");
     }
-    wait_for("b to go", || !tdir.join("b").exists());
+    common::wait_until("b to go", 10, || !tdir.join("b").exists(), String::new);
 
     m.ok("MovePidAbs", &[&s("all"), &s("/"), &i(pid)]);
     assert_eq!(int_reply(&m.ok("Remove", &[&s("all"), &s(&t), &i(1)])), 1);
@@ -863,9 +870,12 @@ fn shipped_job_stays_quiet_under_a_session_init() {
     };
     let o = initctl(&["emit", "startup"]);
     assert_eq!(o, "", "emit startup");
-    wait_for("the job to settle", || {
-        initctl(&["status", "cgmanager"]) == "cgmanager stop/waiting\n"
-    });
+    common::wait_until(
+        "the job to settle",
+        10,
+        || initctl(&["status", "cgmanager"]) == "cgmanager stop/waiting\n",
+        String::new,
+    );
     let log = std::fs::read_to_string(s.dir.0.join("daemon.log")).unwrap_or_default();
     assert!(!log.contains("cgmanager"), "the job complained: {log}");
     // Started by hand it runs and ends by itself, without a failure.
@@ -874,9 +884,12 @@ fn shipped_job_stays_quiet_under_a_session_init() {
         o == "cgmanager start/running\n" || o == "cgmanager stop/waiting\n",
         "{o}"
     );
-    wait_for("the job to stop again", || {
-        initctl(&["status", "cgmanager"]) == "cgmanager stop/waiting\n"
-    });
+    common::wait_until(
+        "the job to stop again",
+        10,
+        || initctl(&["status", "cgmanager"]) == "cgmanager stop/waiting\n",
+        String::new,
+    );
     let _ = s.child.kill();
     let _ = s.child.wait();
 }
@@ -1150,7 +1163,12 @@ fn idle_clients_cost_no_thread_and_lock_nobody_out() {
     let hogs: Vec<Reap> = (0..16)
         .map(|k| silent_clients(&m.socket, 60000 + k, 64, &greeting(60000 + k)))
         .collect();
-    wait_for("the idle connections", || m.fds() >= fds + 960);
+    common::wait_until(
+        "the idle connections",
+        10,
+        || m.fds() >= fds + 960,
+        String::new,
+    );
     // One descriptor per connection (a few more for connections being
     // turned away), and not one thread more.
     let held = m.fds();
@@ -1162,11 +1180,21 @@ fn idle_clients_cost_no_thread_and_lock_nobody_out() {
     let (ok, out) = m.ping_as(60003);
     assert!(ok, "{out}\n{}", m.log());
     // Another user gets in once some connection has been idle a while.
-    wait_for("another user to be served", || m.ping_as(65534).0);
+    common::wait_until(
+        "another user to be served",
+        10,
+        || m.ping_as(65534).0,
+        String::new,
+    );
     assert_eq!(m.threads(), threads, "threads grew with idle clients");
     drop(hogs);
     // (The count before may still have held the first Ping's connection.)
-    wait_for("every connection to close", || m.fds() <= fds);
+    common::wait_until(
+        "every connection to close",
+        10,
+        || m.fds() <= fds,
+        String::new,
+    );
 }
 
 #[test]
@@ -1176,9 +1204,12 @@ fn clients_that_never_authenticate_are_bounded_and_let_go() {
     let fds = m.fds();
     let hog = silent_clients(&m.socket, 65534, 200, b"");
     let mark = format!("client pid {} uid 65534 ", hog.0);
-    wait_for("the silent connections", || {
-        m.log().matches(&mark).count() == 200
-    });
+    common::wait_until(
+        "the silent connections",
+        10,
+        || m.log().matches(&mark).count() == 200,
+        String::new,
+    );
     // At most 64 of them are held while they say nothing.
     assert!(m.fds() <= fds + 64, "{} descriptors", m.fds());
     m.ok("Ping", &[&i(1)]);
@@ -1266,12 +1297,20 @@ fn messages_over_the_limit_close_the_connection() {
         .collect();
     for h in &hogs {
         let mark = format!("client pid {} uid 0 ", h.0);
-        wait_for("the claim's connection", || m.log().contains(&mark));
+        common::wait_until(
+            "the claim's connection",
+            10,
+            || m.log().contains(&mark),
+            String::new,
+        );
     }
     // Either the manager lets go of them or it holds their claims.
-    wait_for("the claims to be dealt with", || {
-        m.fds() <= fds || m.rss_kib() > rss + 64 * 1024
-    });
+    common::wait_until(
+        "the claims to be dealt with",
+        10,
+        || m.fds() <= fds || m.rss_kib() > rss + 64 * 1024,
+        String::new,
+    );
     let grown = m.rss_kib().saturating_sub(rss);
     drop(hogs);
     assert!(grown < 16 * 1024, "RSS grew by {grown} KiB");
@@ -1322,11 +1361,16 @@ fn nobody_in(procs: &Path) -> Vec<String> {
 
 /// Wait until `pid`'s `Uid:` line (real, effective, saved, fs) is `uids`.
 fn wait_for_uids(pid: u32, uids: &str) {
-    wait_for("the process to change its uids", || {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .map(|s| s.lines().any(|l| l == format!("Uid:\t{uids}")))
-            .unwrap_or(false)
-    });
+    common::wait_until(
+        "the process to change its uids",
+        10,
+        || {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .map(|s| s.lines().any(|l| l == format!("Uid:\t{uids}")))
+                .unwrap_or(false)
+        },
+        String::new,
+    );
 }
 
 #[test]

@@ -6,34 +6,14 @@
 
 mod common;
 
-use common::TempDir;
+use common::{assert_root, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn assert_root() {
-    // SAFETY: geteuid has no preconditions.
-    assert!(
-        unsafe { libc::geteuid() } == 0,
-        "the cgroup tests need root (run the suite as root, as CI does)"
-    );
-}
-
 /// A name no other test run uses, for cgroups made on the host.
 fn unique(tag: &str) -> String {
     format!("{tag}{}", std::process::id())
-}
-
-fn wait_until(what: &str, log: impl Fn() -> String, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; log:\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 // ----------------------------------------------------------------------
@@ -254,10 +234,6 @@ impl Session {
 
     fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.dir.0.join(rel)).unwrap_or_default()
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().ok().flatten().is_none()
     }
 }
 
@@ -532,6 +508,28 @@ fn jobs_wait_for_the_manager_address_by_event_and_by_hand() {
         s.ctl(&["stop", j]);
     }
     remove_cgroups("pids", &own("pids"), &["upstart/byhand", "upstart/byevent"]);
+}
+
+#[test]
+fn a_job_held_for_the_manager_is_still_held_after_a_reexec() {
+    assert_root();
+    let s = Session::start(
+        "cgwaitreexec",
+        &[("held", "start on go\ncgroup pids\nexec sleep 1000\n")],
+        &[],
+    );
+    assert_eq!(s.ctl(&["emit", "--no-wait", "go"]).0, 0);
+    s.wait_for("the job to be held", || {
+        s.log()
+            .contains("Cannot start some jobs until cgroup manager available")
+    });
+    s.reexec();
+    assert_eq!(s.status("held"), "held stop/waiting");
+    let m = Manager::start(&s.dir.0);
+    assert_eq!(s.ctl(&["notify-cgroup-manager-address", &m.address()]).0, 0);
+    s.wait_status("held", "held start/running");
+    s.ctl(&["stop", "held"]);
+    remove_cgroups("pids", &own("pids"), &["upstart/held"]);
 }
 
 #[test]
@@ -849,10 +847,15 @@ fn pid1_on_a_fresh_cgroup2_mount() {
             read("logs/manager.log")
         )
     };
-    wait_until("both jobs to report", logs, || {
-        read(&format!("{plain}.knob")).ends_with('\n')
-            && read(&format!("{deep}.knob")).ends_with('\n')
-    });
+    common::wait_until(
+        "both jobs to report",
+        30,
+        || {
+            read(&format!("{plain}.knob")).ends_with('\n')
+                && read(&format!("{deep}.knob")).ends_with('\n')
+        },
+        || format!("log:\n{}", logs()),
+    );
     let ours = |name: &str| {
         read(&format!("{name}.cg"))
             .lines()

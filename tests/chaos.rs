@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::namespace::{self, Namespace};
+use common::namespace::Namespace;
 use common::procs;
 use common::wire::{self, closed_by_peer, header, hung_up};
 use outset::control::client::Client;
@@ -13,45 +13,17 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 /// A session init and its address, killed when dropped.
-struct Session {
-    s: common::Started,
-}
+type Session = common::Started;
 
 impl Session {
     fn start(tag: &str, jobs: &[(&str, &str)]) -> Session {
-        Session {
-            s: common::start_session(tag, jobs, &[]),
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.s.child.id() as i32
-    }
-
-    fn log(&self) -> String {
-        self.s.log()
-    }
-
-    /// `initctl ARGS` under a timeout: (exit code, stdout, stderr).
-    fn ctl(&self, args: &[&str]) -> (i32, String, String) {
-        let o = namespace::bounded(60, env!("CARGO_BIN_EXE_initctl"))
-            .args(args)
-            .env("UPSTART_SESSION", &self.s.address)
-            .env_remove("UPSTART_JOB")
-            .env_remove("UPSTART_INSTANCE")
-            .output()
-            .expect("initctl");
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
+        common::start_session(tag, jobs, &[])
     }
 
     /// The daemon is alive and answers a status query correctly.
     fn assert_serving(&self, what: &str) {
         assert!(
-            procs::alive(self.pid()),
+            procs::alive(self.init_pid()),
             "init died ({what}); log:\n{}",
             self.log()
         );
@@ -65,33 +37,33 @@ impl Session {
     }
 
     fn rss_kib(&self) -> u64 {
-        procs::status_field(self.pid(), "VmRSS:")
+        procs::status_field(self.init_pid(), "VmRSS:")
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(0)
     }
 
     fn fd_count(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+        std::fs::read_dir(format!("/proc/{}/fd", self.init_pid()))
             .map(|d| d.count())
             .unwrap_or(0)
     }
 
     /// A raw connection to the control socket.
     fn raw(&self) -> UnixStream {
-        wire::raw(&self.s.address)
+        wire::raw(&self.address)
     }
 
     /// A raw connection past the D-Bus handshake (SASL EXTERNAL), ready
     /// for hand-made messages.
     fn raw_authenticated(&self) -> UnixStream {
-        wire::raw_authenticated(&self.s.address)
+        wire::raw_authenticated(&self.address)
     }
 
     fn stop(mut self) {
         // SAFETY: kill(2) on our child.
-        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        unsafe { libc::kill(self.init_pid(), libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while self.s.child.try_wait().ok().flatten().is_none() {
+        while self.child.try_wait().ok().flatten().is_none() {
             assert!(Instant::now() < deadline, "init did not stop");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -99,15 +71,6 @@ impl Session {
 }
 
 const SVC: (&str, &str) = ("svc", "console none\nexec sleep 1000\n");
-
-/// Wait (bounded) for `cond`; the panic message comes from `why`.
-fn wait_until(secs: u64, mut cond: impl FnMut() -> bool, why: impl Fn() -> String) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "{}", why());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn a_thousand_orphans_exiting_at_once_leave_no_zombie() {
@@ -301,7 +264,7 @@ fn flood_round(s: &Session, total: usize) {
     const CLIENTS: usize = 8;
     let floods: Vec<_> = (0..CLIENTS)
         .map(|n| {
-            let address = s.s.address.clone();
+            let address = s.address.clone();
             std::thread::spawn(move || flood(&address, n, total / CLIENTS))
         })
         .collect();
@@ -403,7 +366,7 @@ fn a_client_that_never_reads_is_dropped_and_nobody_waits_for_it() {
     let s = Session::start("noread", &[SVC]);
     let mut deaf = s.raw_authenticated();
     // Broadcast far more signals than its socket can hold.
-    let c = Client::connect(&s.s.address).expect("connect");
+    let c = Client::connect(&s.address).expect("connect");
     let big = "y".repeat(4096);
     for i in 0..2000 {
         c.manager::<_, ()>(
@@ -451,7 +414,8 @@ fn many_half_open_connections_do_not_lock_out_initctl() {
         s.assert_serving(&format!("with 300 half-open connections (round {round})"));
     }
     drop(held);
-    wait_until(
+    common::wait_until(
+        "the descriptors to be released",
         60,
         || s.fd_count() <= fds_before,
         || format!("descriptors: {} before, {} now", fds_before, s.fd_count()),
@@ -476,7 +440,8 @@ fn initctl_still_answers_while_a_job_respawns_in_a_loop() {
     );
     let (code, _, err) = s.ctl(&["start", "--no-wait", "spin"]);
     assert_eq!(code, 0, "{err}");
-    wait_until(
+    common::wait_until(
+        "200 respawns",
         60,
         || {
             s.log()
@@ -753,18 +718,19 @@ fn fork_failing_with_eagain_fails_jobs_not_init() {
     let mut refs: Vec<(&str, &str)> = jobs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     refs.push(SVC);
     let s = Session::start("eagain", &refs);
-    let client = Client::connect(&s.s.address).expect("connect");
+    let client = Client::connect(&s.address).expect("connect");
     client
         .manager::<_, zbus::OwnedObjectPath>("GetJobByName", &("fork1",))
         .expect("GetJobByName");
-    cg.enter(s.pid());
+    cg.enter(s.init_pid());
     let current = std::fs::read_to_string(cg.dir.join("pids.current")).expect("pids.current");
     std::fs::write(cg.dir.join("pids.max"), current.trim()).expect("pids.max");
     // The connection made before needs no new thread or process.
     client
         .manager::<_, ()>("EmitEvent", &("go", Vec::<String>::new(), false))
         .expect("EmitEvent");
-    wait_until(
+    common::wait_until(
+        "three failed spawns",
         60,
         || s.log().matches("Failed to spawn fork").count() == 3,
         || s.log(),

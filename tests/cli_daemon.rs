@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::namespace::{assert_root, bounded};
+use common::assert_root;
+use common::namespace::bounded;
 use common::{spawn_session, start_session, start_session_wrapped, TempDir};
 
 /// `outset ARGS` with its runtime directory in DIR/run, bounded: an

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::namespace::{self, Namespace};
+use common::namespace::Namespace;
 use common::procs;
 use common::wire::{self, closed_by_peer, header, read_message};
 use outset::control::client::Client;
@@ -31,7 +31,7 @@ fn rss_kib(pid: i32) -> u64 {
 
 #[test]
 fn three_hundred_idle_clients_cost_pid1_no_thread_and_one_descriptor_each() {
-    namespace::assert_root();
+    common::assert_root();
     let pid1 = Namespace::serving("idle", &[SVC]);
     assert_eq!(pid1.ctl_ok(&["status", "svc"]), "svc stop/waiting\n");
     pid1.wait_for("no client connected", 30, || pid1.client_count() == 0);
@@ -86,7 +86,7 @@ impl Drop for FullPidsCgroup {
 
 #[test]
 fn initctl_answers_while_pid1s_pids_cgroup_is_full() {
-    namespace::assert_root();
+    common::assert_root();
     let pid1 = Namespace::serving("pidsfull", &[SVC]);
     assert_eq!(pid1.ctl_ok(&["status", "svc"]), "svc stop/waiting\n");
     let full = FullPidsCgroup::new("pidsfull", pid1.init);

@@ -3,15 +3,15 @@
 
 mod common;
 
+use common::procs::alive;
 use common::TempDir;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Session {
-    dir: TempDir,
-    child: Option<Child>,
-}
+/// A session init on its job files (with the startup event), killed
+/// with its jobs on drop.
+type Session = common::Started;
 
 impl Session {
     fn start(tag: &str, jobs: &[(&str, &str)], extra: &[&str]) -> Session {
@@ -35,7 +35,6 @@ impl Session {
                 &text.replace("@DIR@", &dir.0.display().to_string()),
             );
         }
-        let stderr = std::fs::File::create(dir.0.join("daemon.log")).expect("daemon log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_outset"));
         // SAFETY: signal(2) only, between fork and exec.
         unsafe {
@@ -46,49 +45,18 @@ impl Session {
                 Ok(())
             });
         }
-        let child = cmd
-            .arg("--user")
+        cmd.arg("--user")
             .arg("--confdir")
             .arg(dir.0.join("conf"))
             .arg("--logdir")
             .arg(dir.0.join("logs"))
             .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start outset");
-        Session {
-            dir,
-            child: Some(child),
-        }
+            .stdout(Stdio::null());
+        common::spawn_session(dir, cmd)
     }
 
     fn path(&self, rel: &str) -> PathBuf {
         self.dir.0.join(rel)
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().map_or(0, |c| c.id() as i32)
-    }
-
-    fn daemon_log(&self) -> String {
-        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
-    }
-
-    /// Wait (bounded) until `cond` holds; panics with the daemon's log.
-    fn wait_for(&self, what: &str, cond: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if cond() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "timed out waiting for {what}; daemon log:\n{}",
-            self.daemon_log()
-        );
     }
 
     fn wait_file(&self, rel: &str) -> String {
@@ -103,44 +71,23 @@ impl Session {
 
     fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.pid(), sig) };
+        unsafe { libc::kill(self.init_pid(), sig) };
     }
 
     /// SIGTERM and wait for a clean exit; returns the exit code.
     fn stop(&mut self) -> i32 {
         self.signal(libc::SIGTERM);
-        let mut child = self.child.take().expect("running");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(status) = child.try_wait().expect("wait") {
+            if let Some(status) = self.child.try_wait().expect("wait") {
                 return status.code().unwrap_or(-1);
             }
             if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("daemon did not exit; log:\n{}", self.daemon_log());
+                let _ = self.child.kill();
+                panic!("daemon did not exit; log:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn alive(pid: i32) -> bool {
-    // A zombie still answers kill(0); look at its state too.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
     }
 }
 
@@ -191,7 +138,7 @@ fn service_is_killed_on_session_end_and_nothing_is_left() {
     let (main, child) = (read_pid(&s.path("svc.pid")), read_pid(&s.path("child.pid")));
     assert!(alive(main) && alive(child));
     assert_eq!(s.stop(), 0);
-    let log = s.daemon_log();
+    let log = s.log();
     assert!(
         log.contains("Sending KILL signal to svc main process"),
         "{log}"
@@ -216,7 +163,7 @@ fn exec_failure_is_reported_and_fails_the_job() {
         &[],
     );
     assert_eq!(s.wait_file("watch.out"), "failed main none\n");
-    let log = s.daemon_log();
+    let log = s.log();
     assert!(
         log.contains("init: Failed to spawn broken main process: unable to execute: No such file or directory"),
         "{log}"
@@ -241,7 +188,7 @@ fn setup_failures_use_the_reference_messages() {
         &[],
     );
     s.wait_for("both failures", || {
-        let log = s.daemon_log();
+        let log = s.log();
         log.contains("Failed to spawn baddir main process: unable to change working directory: No such file or directory")
             && log.contains("Failed to spawn baduser main process: unable to find setuid user")
     });
@@ -316,7 +263,7 @@ fn respawn_limit_stops_a_crashing_service() {
         &[],
     );
     assert_eq!(s.wait_file("after.out"), "failed respawn\n");
-    let log = s.daemon_log();
+    let log = s.log();
     assert_eq!(
         log.matches("crash main process ended, respawning").count(),
         3,
@@ -344,11 +291,9 @@ fn a_hanging_pre_start_does_not_block_the_daemon() {
     assert_eq!(s.wait_file("later.out"), "later\n");
     // SIGHUP is still served while pre-start hangs.
     s.signal(libc::SIGHUP);
-    s.wait_for("reload", || {
-        s.daemon_log().contains("Reloading configuration")
-    });
+    s.wait_for("reload", || s.log().contains("Reloading configuration"));
     assert!(
-        s.daemon_log().contains("slow pre-start process"),
+        s.log().contains("slow pre-start process"),
         "pre-start is still running"
     );
     assert_eq!(s.stop(), 0);
@@ -398,14 +343,17 @@ fn orphans_are_reaped_by_the_session_init() {
     let ppid = s.wait_file("orphan.ppid");
     assert_eq!(
         ppid.trim().parse::<i32>().ok(),
-        Some(s.pid()),
+        Some(s.init_pid()),
         "orphans are re-parented to outset"
     );
     // The orphan has exited; nothing of ours may stay a zombie.
     s.wait_for("no zombies", || {
-        let children =
-            std::fs::read_to_string(format!("/proc/{}/task/{}/children", s.pid(), s.pid()))
-                .unwrap_or_default();
+        let children = std::fs::read_to_string(format!(
+            "/proc/{}/task/{}/children",
+            s.init_pid(),
+            s.init_pid()
+        ))
+        .unwrap_or_default();
         children
             .split_whitespace()
             .all(|p| alive(p.parse().unwrap_or(0)))
@@ -437,7 +385,7 @@ fn expect_fork_and_daemon_follow_the_forks() {
     let fork_pid = read_pid(&s.path("fork.pid"));
     s.wait_file("daemon.pid");
     let daemon_pid = read_pid(&s.path("daemon.pid"));
-    let log = s.daemon_log();
+    let log = s.log();
     assert!(
         log.contains(&format!("became new process ({fork_pid})")),
         "{log}"
@@ -447,7 +395,7 @@ fn expect_fork_and_daemon_follow_the_forks() {
         "{log}"
     );
     assert_eq!(s.stop(), 0);
-    let log = s.daemon_log();
+    let log = s.log();
     assert!(
         log.contains(&format!(
             "Sending TERM signal to forking main process ({fork_pid})"
@@ -469,16 +417,11 @@ fn expect_fork_and_daemon_follow_the_forks() {
 fn shipped_jobs_run_as_the_readme_says() {
     let dir = TempDir::new("shipped");
     let logs = dir.0.join("logs");
-    let stderr = std::fs::File::create(dir.0.join("daemon.log")).expect("daemon log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outset"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_outset"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["--user", "--confdir", "jobs.d", "--logdir"])
-        .arg(&logs)
-        .stdin(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("start outset");
-    let s = Session { dir, child: None };
+        .arg(&logs);
+    let mut s = common::spawn_session(dir, cmd);
     s.wait_for("hello.log", || {
         std::fs::read(logs.join("hello.log"))
             .is_ok_and(|b| b == b"hello from outset (job hello)\r\n")
@@ -487,12 +430,10 @@ fn shipped_jobs_run_as_the_readme_says() {
         std::fs::read_to_string(logs.join("ticker.log"))
             .is_ok_and(|t| t.starts_with("ticker starting\r\ntick "))
     });
-    assert!(s
-        .daemon_log()
-        .contains("outset session init running as pid"));
+    assert!(s.log().contains("outset session init running as pid"));
     // The system jobs (mountall, hostname, ...) end quietly in a session:
     // no job failed, nothing wrote output.
-    let log = s.daemon_log();
+    let log = s.log();
     assert!(!log.contains("terminated with status"), "{log}");
     assert!(!log.contains("killed by"), "{log}");
     let written: Vec<_> = std::fs::read_dir(&logs)
@@ -503,8 +444,8 @@ fn shipped_jobs_run_as_the_readme_says() {
         .collect();
     assert!(written.is_empty(), "{written:?}");
     // SAFETY: kill(2) on our child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().expect("wait");
+    unsafe { libc::kill(s.init_pid(), libc::SIGTERM) };
+    let status = s.child.wait().expect("wait");
     assert!(status.success());
     let ticker = std::fs::read_to_string(logs.join("ticker.log")).expect("ticker log");
     assert!(ticker.ends_with("ticker stopped\r\n"), "{ticker:?}");
@@ -521,9 +462,9 @@ fn debug_stanza_stops_the_process_before_exec() {
         &["--debug"],
     );
     s.wait_for("the process to stop itself", || {
-        s.daemon_log().contains("dbg main process (")
+        s.log().contains("dbg main process (")
     });
-    let log = s.daemon_log();
+    let log = s.log();
     let pid: i32 = log
         .split("dbg main process (")
         .nth(1)
@@ -543,4 +484,33 @@ fn debug_stanza_stops_the_process_before_exec() {
     unsafe { libc::kill(pid, libc::SIGCONT) };
     assert_eq!(s.wait_file("dbg.out"), "ran\n");
     assert_eq!(s.stop(), 0);
+}
+
+#[test]
+fn a_command_is_searched_on_the_jobs_own_path_by_the_child() {
+    // As execvp: a candidate that may not be executed is passed over for
+    // a later one; init itself never looks into the job's PATH.
+    let s = common::start_session(
+        "exe-search",
+        &[(
+            "found",
+            "task\nconsole none\nenv PATH=@DIR@/a:@DIR@/nothing-here:@DIR@/b:/usr/bin:/bin\nexec prog-xyz\n",
+        )],
+        &[],
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let d = s.dir.0.display().to_string();
+    let a = s
+        .dir
+        .write("a/prog-xyz", "#!/bin/sh\necho wrong > DIR/out\n");
+    std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let b = s
+        .dir
+        .write("b/prog-xyz", &format!("#!/bin/sh\necho right > {d}/out\n"));
+    std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (code, _, err) = s.ctl(&["start", "found"]);
+    assert_eq!(code, 0, "{err}");
+    s.wait_for("the program found on PATH", || {
+        std::fs::read_to_string(s.dir.0.join("out")).is_ok_and(|t| t == "right\n")
+    });
 }

@@ -1240,3 +1240,55 @@ fn introspection_declares_every_signal() {
         "GoalChanged(s goal); StateChanged(s state); Failed(i status);"
     );
 }
+
+#[test]
+fn check_exits_zero_only_when_wanted_services_run() {
+    let s = Session::start(
+        "ctl-check",
+        &[
+            ("web", "console none\nexec sleep 1000\n"),
+            (
+                "slow",
+                "console none\npre-start exec sleep 1000\nexec sleep 1000\n",
+            ),
+            ("once", "task\nconsole none\nexec true\n"),
+            ("tty", "instance $TTY\nconsole none\nexec sleep 1000\n"),
+        ],
+    );
+    // Nothing wanted yet: everything that should run does.
+    assert_eq!(s.ctl(&["check"]), (0, String::new(), String::new()));
+    assert_eq!(s.ctl(&["start", "web"]).0, 0);
+    assert_eq!(s.ctl(&["start", "once"]).0, 0);
+    assert_eq!(s.ctl(&["start", "tty", "TTY=a"]).0, 0);
+    assert_eq!(s.ctl(&["check"]), (0, String::new(), String::new()));
+    assert_eq!(s.ctl(&["check", "web", "tty"]).0, 0);
+    // Named jobs must run, whether or not anything wants them.
+    assert_eq!(
+        s.ctl(&["check", "web", "once", "nosuch"]),
+        (
+            1,
+            "once is stop/waiting\nnosuch is not a known job\n".to_string(),
+            String::new()
+        )
+    );
+    // A service on its way up is not ready, with or without names.
+    assert_eq!(s.ctl(&["start", "--no-wait", "slow"]).0, 0);
+    s.wait_for("slow in pre-start", || {
+        s.ctl(&["status", "slow"])
+            .1
+            .starts_with("slow start/pre-start")
+    });
+    assert_eq!(
+        s.ctl(&["check"]),
+        (1, "slow is start/pre-start\n".to_string(), String::new())
+    );
+    assert_eq!(
+        s.ctl(&["check", "slow", "tty"]),
+        (1, "slow is start/pre-start\n".to_string(), String::new())
+    );
+    assert_eq!(s.ctl(&["stop", "tty", "TTY=a"]).0, 0);
+    assert_eq!(
+        s.ctl(&["check", "tty"]),
+        (1, "tty is stop/waiting\n".to_string(), String::new())
+    );
+}

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::procs::{alive, children};
 use common::TempDir;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,32 +22,13 @@ impl Session {
         common::start_session(tag, jobs, &["--verbose"])
     }
 
-    fn running(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
-    }
-
     fn pid(&self, job: &str) -> i32 {
         let (code, out, _) = self.ctl(&["status", job]);
         assert_eq!(code, 0, "initctl status {job}: {out}");
-        pid_of(&out)
+        let pid = common::pid_of(&out);
+        assert!(pid > 0, "no pid in {out:?}");
+        pid
     }
-}
-
-/// `job start/running, process 123` → 123.
-fn pid_of(status: &str) -> i32 {
-    status
-        .rsplit("process ")
-        .next()
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {status:?}"))
-}
-
-/// The process exists and is not a zombie waiting to be reaped.
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().to_string()))
-        .is_some_and(|r| !r.starts_with('Z'))
 }
 
 fn exists(pid: i32) -> bool {
@@ -77,7 +59,7 @@ fn panic_reexecs_statefully(site: &str) {
         log.contains(&format!("panic trigger outset-panic-{site}")),
         "the panic is logged:\n{log}"
     );
-    assert!(s.running(), "init exited:\n{log}");
+    assert!(s.alive(), "init exited:\n{log}");
     assert_eq!(s.child.id(), daemon);
     assert_eq!(s.pid("sleeper"), pid, "the job kept its process");
     assert!(alive(pid));
@@ -134,15 +116,6 @@ fn start_pid1(dir: &TempDir) -> (Child, i32) {
         std::thread::sleep(Duration::from_millis(20));
     };
     (unshare, init)
-}
-
-/// Children of `pid`, from /proc.
-fn children(pid: i32) -> Vec<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
 }
 
 fn cmdline(pid: i32) -> String {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::procs::alive;
+use common::procs::{alive, comm};
 use common::{pid_of, TempDir};
 use std::path::Path;
 use std::process::Command;
@@ -11,20 +11,7 @@ use std::time::{Duration, Instant};
 
 /// A session init (killed with its jobs on drop by `common::Started`)
 /// with client helpers.
-struct Session(common::Started);
-
-impl std::ops::Deref for Session {
-    type Target = common::Started;
-    fn deref(&self) -> &common::Started {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Session {
-    fn deref_mut(&mut self) -> &mut common::Started {
-        &mut self.0
-    }
-}
+type Session = common::Started;
 
 impl Session {
     fn start(tag: &str, jobs: &[(&str, &str)]) -> Session {
@@ -32,7 +19,7 @@ impl Session {
     }
 
     fn start_with(tag: &str, jobs: &[(&str, &str)], extra: &[&str]) -> Session {
-        Session(common::start_session(tag, jobs, extra))
+        common::start_session(tag, jobs, extra)
     }
 
     /// `GetState()` as JSON text.
@@ -58,33 +45,6 @@ impl Session {
             .cloned()
     }
 
-    /// `initctl ARGS`: (exit code, stdout).
-    fn ctl(&self, args: &[&str]) -> (i32, String) {
-        let (code, out, _) = self.0.ctl(args);
-        (code, out)
-    }
-
-    /// `telinit u` and wait until the new image has restored the state.
-    fn reexec(&self) {
-        let before = self.log().matches("Stateful re-exec completed").count();
-        let o = Command::new("timeout")
-            .arg("90")
-            .arg(env!("CARGO_BIN_EXE_telinit"))
-            .arg("u")
-            .env("UPSTART_SESSION", &self.address)
-            .output()
-            .expect("telinit");
-        assert!(
-            o.status.success() || o.status.code() == Some(1),
-            "telinit u: {o:?}"
-        );
-        self.wait_for("the re-exec", || {
-            self.log().matches("Stateful re-exec completed").count() > before
-        });
-        // The new image answers again.
-        self.wait_for("the control socket", || self.ctl(&["version"]).0 == 0);
-    }
-
     fn fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
             .map(|d| d.count())
@@ -105,25 +65,6 @@ impl Session {
             assert!(Instant::now() < deadline, "descriptor count never settled");
             last = now;
         }
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            // Keep the daemon's log of a failed test for inspection.
-            let keep = std::env::temp_dir().join(format!(
-                "{}.daemon.log",
-                self.dir
-                    .0
-                    .file_name()
-                    .map_or("outset".into(), |n| n.to_string_lossy())
-            ));
-            if std::fs::copy(self.dir.0.join("daemon.log"), &keep).is_ok() {
-                eprintln!("daemon log kept in {}", keep.display());
-            }
-        }
-        // common::Started then ends the daemon and every job process.
     }
 }
 
@@ -155,7 +96,7 @@ fn jobs_in_every_kind_of_state_carry_on_after_a_reexec() {
     s.wait_for("web's first line", || {
         std::fs::read(s.dir.0.join("logs/web.log")).is_ok_and(|b| b == b"before\r\n")
     });
-    let (_, slow) = s.ctl(&["status", "slow"]);
+    let (_, slow, _) = s.ctl(&["status", "slow"]);
     assert!(slow.starts_with("slow start/pre-start, process "), "{slow}");
     assert!(s
         .ctl(&["status", "blocked"])
@@ -242,7 +183,7 @@ fn repeated_reexecs_lose_nothing() {
         s.reexec();
         assert_eq!(pid_of(&s.ctl(&["status", "a"]).1), a, "round {round}");
     }
-    let (_, list) = s.ctl(&["list"]);
+    let (_, list, _) = s.ctl(&["list"]);
     assert_eq!(list.lines().count(), 6, "{list}");
     for (n, pid) in b.iter().enumerate() {
         assert_eq!(pid_of(&s.ctl(&["status", "b", &format!("N={n}")]).1), *pid);
@@ -395,7 +336,7 @@ fn nofile(pid: i32) -> (String, String) {
 
 #[test]
 fn init_raises_its_descriptor_limit_and_jobs_keep_the_one_it_had() {
-    let s = Session(common::start_session_wrapped(
+    let s = common::start_session_wrapped(
         "nofile",
         &[
             ("plain", "exec sleep 1000\n"),
@@ -403,7 +344,7 @@ fn init_raises_its_descriptor_limit_and_jobs_keep_the_one_it_had() {
         ],
         &["--verbose"],
         &["prlimit", "--nofile=512:8192", "--"],
-    ));
+    );
     let init = s.child.id() as i32;
     let want = |soft: &str, hard: &str| (soft.to_string(), hard.to_string());
     assert_eq!(nofile(init), want("8192", "8192"));
@@ -786,13 +727,6 @@ fn a_post_start_running_across_a_reexec_completes() {
     assert!(!alive(i32::try_from(post).expect("pid")));
 }
 
-fn comm(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim_end()
-        .to_string()
-}
-
 fn stopped(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
         st.rsplit(')')
@@ -887,12 +821,12 @@ fn a_failed_exec_leaves_init_running_and_answering() {
         assert!(Instant::now() < deadline, "no session file");
         std::thread::sleep(Duration::from_millis(20));
     };
-    let s = Session(common::Started {
+    let s = common::Started {
         dir,
         child,
         address,
         stop_gently: false,
-    });
+    };
     let a = pid_of(&s.ctl(&["start", "a"]).1);
     let script = pid_of(&s.ctl(&["start", "s"]).1);
     let c = pid_of(&s.ctl(&["start", "c"]).1);
@@ -1105,7 +1039,7 @@ fn a_hundred_reexecs_under_load_lose_nothing() {
     for round in 0..rounds {
         s.reexec();
         for (job, pid) in &long {
-            let (code, out) = s.ctl(&["status", job]);
+            let (code, out, _) = s.ctl(&["status", job]);
             assert_eq!(
                 pid_of(&out),
                 *pid,
@@ -1136,7 +1070,7 @@ fn a_hundred_reexecs_under_load_lose_nothing() {
             && list(&v, "events").is_empty()
             && !s.ctl(&["status", "flash"]).1.contains("start/")
     });
-    let (_, listing) = s.ctl(&["list"]);
+    let (_, listing, _) = s.ctl(&["list"]);
     let workers: Vec<&str> = listing
         .lines()
         .filter(|l| l.starts_with("worker "))

@@ -122,38 +122,10 @@ fn bad_arguments_are_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("illegal time value: soon"));
 }
 
-/// Builds a root without the container markers (`/.dockerenv` and
-/// friends) from bind mounts of the host's directories, with a small
-/// `/dev` whose `console` and `kmsg` are plain files (so the log can be
-/// read), then starts outset as PID 1 of new PID and network namespaces
-/// chrooted there: machine mode, as on a real machine, except that
-/// reboot(2) only ends the namespace.
-const MACHINE_ROOT: &str = r#"
-set -e
-R=/mnt
-mount -t tmpfs tmpfs $R
-for e in /*; do
-  n=${e#/}
-  case $n in proc|dev|mnt) continue;; esac
-  if [ -L "$e" ]; then cp -P "$e" "$R/$n"
-  elif [ -d "$e" ]; then mkdir "$R/$n"; mount --rbind "$e" "$R/$n"
-  fi
-done
-mkdir $R/proc $R/dev
-mount -t tmpfs tmpfs $R/dev
-for n in null zero full random urandom tty ptmx; do
-  touch $R/dev/$n; mount --bind /dev/$n $R/dev/$n
-done
-mkdir $R/dev/pts; mount --bind /dev/pts $R/dev/pts
-: > "$DIR/console"; touch $R/dev/console; mount --bind "$DIR/console" $R/dev/console
-: > "$DIR/kmsg"; touch $R/dev/kmsg; mount --bind "$DIR/kmsg" $R/dev/kmsg
-exec unshare --pid --net --fork --root=$R --mount-proc "$OUTSET" --confdir "$DIR/conf" --logdir "$DIR/logs"
-"#;
-
 #[test]
 fn machine_pid1_reexecs_on_sigterm_and_powers_off_through_reboot2() {
     use std::time::{Duration, Instant};
-    common::namespace::assert_root();
+    common::assert_root();
     let dir = common::TempDir::new("machine");
     let d = dir.0.display().to_string();
     std::fs::create_dir_all(dir.0.join("bin")).expect("bin");
@@ -176,25 +148,24 @@ fn machine_pid1_reexecs_on_sigterm_and_powers_off_through_reboot2() {
     dir.write(
         "conf/trigger.conf",
         &expand(
-            "start on startup\nconsole none\nscript\n  \
+            "start on startup\nconsole none\nenv OUTSET_UTMP_FILE=@DIR@/utmp\nenv OUTSET_WTMP_FILE=@DIR@/wtmp\n\
+             script\n  : > @DIR@/utmp\n  : > @DIR@/wtmp\n  \
              while [ ! -e @DIR@/go ]; do sleep 0.05; done\n  \
              until @BIN@/poweroff 2>> @DIR@/cmd.err; do sleep 0.1; done\nend script\n",
         ),
     );
-    let mut child = std::process::Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            MACHINE_ROOT,
-        ])
-        .env("DIR", &dir.0)
-        .env("OUTSET", env!("CARGO_BIN_EXE_outset"))
+    // Inside a PID namespace only `--machine` makes it a machine.
+    let conf = format!("{d}/conf");
+    let logs = format!("{d}/logs");
+    let mut child = common::namespace::MarkerFree(
+        common::namespace::marker_free_pid1(
+            &dir,
+            &["--machine", "--confdir", &conf, "--logdir", &logs],
+        )
         .stdin(std::process::Stdio::null())
         .spawn()
-        .expect("unshare");
+        .expect("unshare"),
+    );
     let log = || {
         format!(
             "kmsg:\n{}\nconsole:\n{}",
@@ -210,12 +181,7 @@ fn machine_pid1_reexecs_on_sigterm_and_powers_off_through_reboot2() {
         }
     };
     wait("svc never started", &|| dir.0.join("svc.pids").exists());
-    // The namespace's PID 1: the child of the inner unshare.
-    let id = child.id();
-    let init: i32 = std::fs::read_to_string(format!("/proc/{id}/task/{id}/children"))
-        .ok()
-        .and_then(|c| c.split_whitespace().next()?.parse().ok())
-        .expect("init pid");
+    let init = child.init_pid().expect("init pid");
 
     // SIGTERM to a machine's PID 1 is a stateful re-exec.
     // SAFETY: kill(2) on the namespace's init.
@@ -231,11 +197,10 @@ fn machine_pid1_reexecs_on_sigterm_and_powers_off_through_reboot2() {
     std::fs::write(dir.0.join("go"), "").expect("go");
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
+        if let Some(s) = child.0.try_wait().expect("wait") {
             break s;
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
             panic!("PID 1 did not end; {}", log());
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -326,7 +291,7 @@ impl LoggedIn {
 
 #[test]
 fn warnings_reach_every_logged_in_terminal() {
-    common::namespace::assert_root();
+    common::assert_root();
     let dir = common::TempDir::new("shutdown-wall");
     let mut tty = LoggedIn::new(&dir);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_shutdown"))
@@ -351,7 +316,7 @@ fn warnings_reach_every_logged_in_terminal() {
 #[test]
 fn a_delayed_shutdown_waits_keeps_logins_out_and_can_be_cancelled() {
     use std::time::{Duration, Instant};
-    common::namespace::assert_root();
+    common::assert_root();
     let dir = common::TempDir::new("shutdown-cancel");
     let mut tty = LoggedIn::new(&dir);
     let pid_file = dir.0.join("shutdown.pid");
@@ -413,7 +378,7 @@ fn a_delayed_shutdown_waits_keeps_logins_out_and_can_be_cancelled() {
 fn without_an_init_shutdown_asks_sysvinit_through_its_fifo() {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    common::namespace::assert_root();
+    common::assert_root();
     let dir = common::TempDir::new("shutdown-sysvinit");
     let fifo = dir.0.join("initctl");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
@@ -454,7 +419,7 @@ fn without_an_init_shutdown_asks_sysvinit_through_its_fifo() {
 
 #[test]
 fn reboot_w_only_writes_the_shutdown_record() {
-    common::namespace::assert_root();
+    common::assert_root();
     let dir = common::TempDir::new("shutdown-wtmp");
     let wtmp = dir.0.join("wtmp");
     // As on a machine, the file exists (glibc appends, never creates).
@@ -472,4 +437,49 @@ fn reboot_w_only_writes_the_shutdown_record() {
         "{}",
         last(&wtmp)
     );
+}
+
+#[test]
+fn exit_code_becomes_the_containers_exit_status() {
+    for (command, code) in [
+        ("shutdown --exit-code 7 -h now", 7),
+        ("shutdown --exit-code=9 -r now", 9),
+        ("poweroff --exit-code 3", 3),
+        ("halt --exit-code=0", 0),
+    ] {
+        let mut ns = run_command("shutdown-exit-code", command);
+        let status = ns.wait_exit();
+        let log = ns.log();
+        let out = std::fs::read_to_string(ns.dir.0.join("cmd.out")).unwrap_or_default();
+        assert_eq!(status.code(), Some(code), "{command}: {out}; log:\n{log}");
+        let stopped = std::fs::read_to_string(ns.dir.0.join("stopped")).unwrap_or_default();
+        assert_eq!(stopped, "svc\n", "{command}: log:\n{log}");
+    }
+}
+
+#[test]
+fn a_bad_exit_code_is_refused() {
+    let shutdown = env!("CARGO_BIN_EXE_shutdown");
+    for (args, why) in [
+        (
+            &["--exit-code", "256", "-h", "now"][..],
+            "invalid exit code: 256",
+        ),
+        (&["--exit-code=x", "-h", "now"], "invalid exit code: x"),
+        (
+            &["-h", "now", "--exit-code"],
+            "missing argument: --exit-code",
+        ),
+    ] {
+        let out = std::process::Command::new(shutdown)
+            .args(args)
+            .output()
+            .expect("shutdown");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with(&format!("shutdown: {why}")),
+            "{args:?}: {err}"
+        );
+    }
 }

@@ -136,6 +136,9 @@ fn field(c: &JobClass, f: &str) -> String {
         "respawn_interval" => c.respawn_interval.to_string(),
         "normal_exit" => format!("{:?}", c.normal_exit),
         "expect" => format!("{:?}", c.expect),
+        "notify_timeout" => c
+            .notify_timeout
+            .map_or_else(|| NONE.to_string(), |t| t.to_string()),
         "kill_timeout" => c.kill_timeout.to_string(),
         "kill_signal" => c.kill_signal.to_string(),
         "reload_signal" => c.reload_signal.to_string(),
@@ -197,6 +200,7 @@ fn field(c: &JobClass, f: &str) -> String {
                 .join("; ")
         }
         "debug" => c.debug.to_string(),
+        "exit_container_on_failure" => format!("{:?}", c.exit_container_on_failure),
         other => panic!("test bug: unknown field {other:?}"),
     }
 }
@@ -318,6 +322,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("respawn_interval", "5"),
     ("normal_exit", "[]"),
     ("expect", "None"),
+    ("notify_timeout", NONE),
     ("kill_timeout", "5"),
     ("kill_signal", "15"),
     ("reload_signal", "1"),
@@ -499,7 +504,20 @@ fn every_stanza_valid() {
             ("expect daemon", &[("expect", "Daemon")]),
             ("expect fork", &[("expect", "Fork")]),
             ("expect none", &[("expect", "None")]),
+            // extensions.md §7
+            ("expect notify", &[("expect", "Notify")]),
+            ("notify timeout 30", &[("notify_timeout", "30")]),
+            ("notify timeout 0", &[("notify_timeout", NONE)]),
             ("kill timeout 30", &[("kill_timeout", "30")]),
+            // An outset extension.
+            (
+                "exit-container-on-failure",
+                &[("exit_container_on_failure", "Some(JobStatus)")],
+            ),
+            (
+                "exit-container-on-failure 42",
+                &[("exit_container_on_failure", "Some(Code(42))")],
+            ),
             ("kill signal SIGINT", &[("kill_signal", "2")]),
             ("reload signal USR1", &[("reload_signal", "10")]),
             // §7.5 process environment
@@ -905,6 +923,10 @@ fn error_messages_and_lines() {
             // Illegal interval.
             ("task\nkill timeout x\n", Some(2), II),
             ("task\nkill timeout -1\n", Some(2), II),
+            ("task\nnotify timeout x\n", Some(2), II),
+            ("task\nnotify timeout\n", Some(2), ET),
+            ("task\nnotify later\n", Some(2), US),
+            ("task\nnotify timeout 5 6\n", Some(2), UT),
             ("task\nkill timeout 5s\n", Some(2), II),
             ("task\nkill timeout 1.5\n", Some(2), II),
             ("task\nkill timeout 10000000000000000000\n", Some(2), II),
@@ -919,6 +941,8 @@ fn error_messages_and_lines() {
             ("task\nnormal exit 0 1x\n", Some(2), IE),
             ("task\nnormal exit term\n", Some(2), IE),
             ("task\nnormal exit SIGterm\n", Some(2), IE),
+            ("task\nexit-container-on-failure 256\n", Some(2), IE),
+            ("task\nexit-container-on-failure x\n", Some(2), IE),
             // Illegal signal: the odd format without a line.
             ("task\nkill signal FOO\n", None, IS),
             ("task\nkill signal SIGFOO\n", None, IS),

@@ -3,6 +3,8 @@
 //!
 //! * boot Debian's cloud kernel with it in qemu and read what the jobs
 //!   printed on the serial console; the machine ends itself (`poweroff`);
+//! * boot the image as shipped with a command on the kernel command line
+//!   (`outset.run=`), whose exit status `vm-boot.sh` returns;
 //! * unpack the same image as a container's root and run its /init as PID
 //!   1 of new namespaces, with a console that is a plain file.
 //!
@@ -62,12 +64,22 @@ fn write_overlay(dir: &TempDir) {
          exec /bin/sh -c 'echo \"vmtest: cgroup $(cat /proc/self/cgroup) \
          memory.max $(cat /sys/fs/cgroup/upstart/vmtest-cgroup/memory.max)\"'\n",
     );
+    // What the shipped network-lo job announces.
+    dir.write(
+        "overlay/etc/init/vmtest-lo.conf",
+        "start on net-device-up IFACE=lo\ntask\nconsole output\n\
+         exec echo \"vmtest: net-device-up $IFACE $LOGICAL $ADDRFAM $METHOD\"\n",
+    );
     dir.write(
         "overlay/etc/init/vmtest.conf",
         r#"start on stopped vmtest-cgroup
 task
 console output
+# From the kernel command line, through init's environment.
+env VMTEST_FROM_KERNEL
 script
+    echo "vmtest: kernel env $VMTEST_FROM_KERNEL, unlisted ${VMTEST_UNLISTED:-unset}"
+    echo "vmtest: lo flags $(cat /sys/class/net/lo/flags)"
     echo "vmtest: mounts $(awk '{ printf "%s=%s ", $5, $9 }' /proc/self/mountinfo)"
     echo "vmtest: devkmsg $(cat /proc/sys/kernel/printk_devkmsg)"
     echo "vmtest: pid1 stdin $(readlink /proc/1/fd/0)"
@@ -83,33 +95,45 @@ end script
     );
 }
 
-fn boot(initramfs: &Path, log: &Path) -> (std::process::ExitStatus, Duration) {
+/// Boot `initramfs` with `kernel_args`; what `vm-boot.sh` returned and
+/// how long it took.
+fn boot(
+    initramfs: &Path,
+    log: &Path,
+    kernel_args: &[&str],
+) -> (std::process::ExitStatus, Duration) {
     let started = Instant::now();
-    let mut qemu = Command::new(source_dir().join("scripts/vm-boot.sh"))
+    let status = Command::new(source_dir().join("scripts/vm-boot.sh"))
+        .arg("--timeout")
+        .arg(BOOT_DEADLINE.as_secs().to_string())
         .arg(initramfs)
         .arg(log)
         .arg("loglevel=4")
+        .args(kernel_args)
         .stdin(Stdio::null())
-        .spawn()
+        .status()
         .expect("start qemu");
-    loop {
-        if let Some(status) = qemu.try_wait().expect("wait for qemu") {
-            return (status, started.elapsed());
-        }
-        if started.elapsed() > BOOT_DEADLINE {
-            let _ = qemu.kill();
-            let _ = qemu.wait();
-            panic!(
-                "the VM did not power off; console:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_ne!(
+        status.code(),
+        Some(124),
+        "the VM did not power off; console:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    (status, started.elapsed())
 }
 
-/// Build the static binaries and pack them with the overlay in `dir`.
-fn build_image(dir: &TempDir) -> PathBuf {
+/// The console's line from `prefix` on: getty's prompt (no newline) may
+/// come first on the same line.
+fn line_of(console: &str, prefix: &str) -> String {
+    console
+        .lines()
+        .find_map(|l| l.find(prefix).map(|at| l[at..].to_string()))
+        .unwrap_or_else(|| panic!("no {prefix:?} line; console:\n{console}"))
+}
+
+/// Build the static binaries and pack them with the overlay in `dir` (if
+/// any), with the example jobs when `examples`.
+fn build_image(dir: &TempDir, examples: bool) -> PathBuf {
     let src = source_dir();
     run(
         Command::new(src.join("scripts/build-static.sh")).current_dir(&src),
@@ -117,13 +141,16 @@ fn build_image(dir: &TempDir) -> PathBuf {
     );
     let bindir = src.join("target/static/x86_64-unknown-linux-gnu/release");
     let initramfs = dir.0.join("initramfs.cpio");
-    run(
-        Command::new(src.join("scripts/mkinitramfs.sh"))
-            .arg(&initramfs)
-            .arg(&bindir)
-            .arg(dir.0.join("overlay")),
-        "mkinitramfs",
-    );
+    let mut mk = Command::new(src.join("scripts/mkinitramfs.sh"));
+    if examples {
+        mk.arg("--examples");
+    }
+    mk.arg(&initramfs).arg(&bindir);
+    let overlay = dir.0.join("overlay");
+    if overlay.exists() {
+        mk.arg(overlay);
+    }
+    run(&mut mk, "mkinitramfs");
     initramfs
 }
 
@@ -131,9 +158,13 @@ fn build_image(dir: &TempDir) -> PathBuf {
 fn vm_boots_runs_the_shipped_jobs_and_powers_off() {
     let dir = TempDir::new("vm");
     write_overlay(&dir);
-    let initramfs = build_image(&dir);
+    let initramfs = build_image(&dir, true);
     let log = dir.0.join("console.log");
-    let (status, took) = boot(&initramfs, &log);
+    let (status, took) = boot(
+        &initramfs,
+        &log,
+        &["VMTEST_FROM_KERNEL=kernel-value", "VMTEST_UNLISTED=x"],
+    );
     let console = std::fs::read_to_string(&log)
         .expect("console log")
         .replace('\r', "");
@@ -141,14 +172,7 @@ fn vm_boots_runs_the_shipped_jobs_and_powers_off() {
     assert!(status.success(), "qemu: {status}; console:\n{console}");
     assert!(!console.contains("Kernel panic"), "{console}");
 
-    // The line from `prefix` on: getty's prompt (no newline) may come
-    // first on the same line.
-    let line = |prefix: &str| -> String {
-        console
-            .lines()
-            .find_map(|l| l.find(prefix).map(|at| l[at..].to_string()))
-            .unwrap_or_else(|| panic!("no {prefix:?} line; console:\n{console}"))
-    };
+    let line = |prefix: &str| line_of(&console, prefix);
     // outset mounted what the initramfs lacked.
     let mounts = line("vmtest: mounts ");
     for m in [
@@ -187,6 +211,19 @@ fn vm_boots_runs_the_shipped_jobs_and_powers_off() {
         "vmtest: rc-sysinit stop/waiting"
     );
     assert_eq!(line("vmtest: runlevel "), "vmtest: runlevel N 2");
+    // The kernel's KEY=VALUE parameters reach a job that names them with a
+    // bare `env KEY`, and no other (as in Upstart).
+    assert_eq!(
+        line("vmtest: kernel env "),
+        "vmtest: kernel env kernel-value, unlisted unset"
+    );
+    // lo is up (IFF_UP | IFF_LOOPBACK), and was announced as Upstart's
+    // ifupdown jobs did.
+    assert_eq!(line("vmtest: lo flags "), "vmtest: lo flags 0x9");
+    assert_eq!(
+        line("vmtest: net-device-up "),
+        "vmtest: net-device-up lo lo inet loopback"
+    );
     // outset's poweroff: runlevel 0 (rc ran for it), every job stopped,
     // then the machine switched itself off and qemu exited on its own.
     line("vmtest: poweroff");
@@ -195,6 +232,46 @@ fn vm_boots_runs_the_shipped_jobs_and_powers_off() {
         "rc: entering runlevel 0 (from 2)"
     );
     assert!(console.contains("reboot: Power down"), "{console}");
+}
+
+/// The image as shipped (no overlay, no examples) runs the command of
+/// `outset.run=` once runlevel 2 is up, then powers off; qemu's
+/// isa-debug-exit device carries the command's status to the host.
+#[test]
+fn vm_runs_the_kernel_command_line_command_and_returns_its_status() {
+    let dir = TempDir::new("vmrun");
+    let initramfs = build_image(&dir, false);
+    let log = dir.0.join("console.log");
+    let (status, took) = boot(
+        &initramfs,
+        &log,
+        &[
+            r#"outset.run="echo runner: jobs $(ls /etc/init); echo runner: lo $(cat /sys/class/net/lo/flags); exit 3""#,
+        ],
+    );
+    let console = std::fs::read_to_string(&log)
+        .expect("console log")
+        .replace('\r', "");
+    eprintln!("VM ran for {took:?}");
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "qemu: {status}; console:\n{console}"
+    );
+    let line = |prefix: &str| line_of(&console, prefix);
+    // The examples are left out unless asked for.
+    let jobs = line("runner: jobs ");
+    assert!(jobs.contains(" outset-run.conf "), "{jobs}");
+    assert!(!jobs.contains("hello.conf"), "{jobs}");
+    assert!(!jobs.contains("ticker.conf"), "{jobs}");
+    assert_eq!(line("runner: lo "), "runner: lo 0x9");
+    // The stop ran as for any power-off: runlevel 0, then the machine
+    // ended through the device, not the power-off.
+    assert!(
+        line("outset-run: ").ends_with(": exit status 3"),
+        "{console}"
+    );
+    assert!(!console.contains("reboot: Power down"), "{console}");
 }
 
 /// The image's own /init as PID 1 of new PID, mount, UTS, IPC and network
@@ -221,11 +298,12 @@ script
     echo "ctest: pid $$ parent $PPID"
     echo "ctest: $(status console)"
     echo "ctest: $(status ticker)"
+    echo "ctest: lo flags $(cat /sys/class/net/lo/flags)"
     /sbin/poweroff
 end script
 "#,
     );
-    let initramfs = build_image(&dir);
+    let initramfs = build_image(&dir, true);
     let root = dir.0.join("root");
     std::fs::create_dir(&root).expect("mkdir root");
     run(
@@ -308,7 +386,24 @@ end script
     let all = format!("console:\n{console}\ninit log:\n{init_log}");
     assert!(status.success(), "{status}; {all}");
     // Nothing to warn about: every mount was either there or possible.
-    assert!(!init_log.contains("init: "), "{all}");
+    // The only messages say which mode was chosen and, as Upstart
+    // reported it, that the bridges (which do not catch SIGTERM) were
+    // stopped by it.
+    let messages: Vec<&str> = init_log
+        .lines()
+        .filter(|l| l.starts_with("init: "))
+        .collect();
+    assert_eq!(
+        messages.first().copied(),
+        Some("init: container mode: --container given"),
+        "{all}"
+    );
+    for l in messages.iter().skip(1) {
+        assert!(
+            l.starts_with("init: upstart-") && l.ends_with(" killed by TERM signal"),
+            "{all}"
+        );
+    }
 
     let line = |prefix: &str| -> String {
         console
@@ -340,6 +435,12 @@ end script
     assert!(
         line("ctest: ticker ").starts_with("ctest: ticker start/running, process "),
         "{all}"
+    );
+    // The new network namespace's lo was down: the shipped job set it up.
+    assert_eq!(line("ctest: lo flags "), "ctest: lo flags 0x9");
+    assert_eq!(
+        line("vmtest: net-device-up "),
+        "vmtest: net-device-up lo lo inet loopback"
     );
     // poweroff in a container: runlevel 0, jobs stopped, PID 1 exits 0.
     assert_eq!(

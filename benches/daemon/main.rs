@@ -10,7 +10,10 @@
 //!   after the storm;
 //! - the per-task cost of an emit with 10 and with 10000 classes loaded;
 //! - the stateful re-exec pause (`Restart()` until a new connection is
-//!   answered) with 1000 running `sleep` instances.
+//!   answered) with 1000 running `sleep` instances;
+//! - `outset run -- true` on no jobs (median of 21) against `sh -c
+//!   true`, alternating in the same run (outset only: Upstart has no run
+//!   mode).
 //!
 //! Every figure is printed with its baseline or target and the ratio.
 //! `-- --against-upstart PREFIX` runs the same workloads on the Upstart
@@ -18,7 +21,7 @@
 //! (scripts/build-upstart.sh builds one). An init that dies under a
 //! workload gets `crashed` for that figure, and the run goes on.
 //! `-- --sizes 200,1000` limits the emit sizes; `-- --only emit,control`
-//! runs only the named workloads (emit, control, scaling, reexec).
+//! runs only the named workloads (emit, control, scaling, reexec, run).
 //!
 //! Run without `--bench` (as `cargo test --all-targets` does), every
 //! workload runs once with tiny sizes as a smoke test. Nothing here
@@ -40,7 +43,7 @@ struct Options {
     bench: bool,
     upstart: Option<PathBuf>,
     sizes: Option<Vec<usize>>,
-    /// Workloads to run (emit, control, scaling, reexec); all if empty.
+    /// Workloads to run (emit, control, scaling, reexec, run); all if empty.
     only: Vec<String>,
 }
 
@@ -73,9 +76,9 @@ fn options() -> Result<Options, String> {
             "--only" => {
                 let list = args
                     .next()
-                    .ok_or("--only needs emit,control,scaling,reexec")?;
+                    .ok_or("--only needs emit,control,scaling,reexec,run")?;
                 opts.only = list.split(',').map(|s| s.trim().to_string()).collect();
-                let known = ["emit", "control", "scaling", "reexec"];
+                let known = ["emit", "control", "scaling", "reexec", "run"];
                 if let Some(bad) = opts.only.iter().find(|w| !known.contains(&w.as_str())) {
                     return Err(format!("unknown workload {bad}"));
                 }
@@ -158,6 +161,12 @@ fn run_all(bins: &Binaries, sizes: &Sizes, only: &[String], out: &mut report::Re
                 Some("re-exec"),
                 f,
             ),
+        }
+    }
+    if wanted("run") && bins.label == "outset" {
+        match workload::run_true(bins, sizes) {
+            Ok(r) => out.run_true(bins, &r),
+            Err(f) => lost(out, "outset run -- true, no jobs", Some("run"), f),
         }
     }
     failures.extend(lost_storm);

@@ -3,7 +3,7 @@
 
 use super::session::{Binaries, Failure};
 use super::stats::{median, ms, percentile};
-use super::workload::{ControlFigures, EmitFigure, ReexecFigure, ScalingFigure};
+use super::workload::{ControlFigures, EmitFigure, ReexecFigure, RunFigure, ScalingFigure};
 
 /// Targets (issue "beat Upstart by 4x and stay within 15% of raw spawn
 /// cost").
@@ -17,6 +17,9 @@ const RSS_MANY_KIB: f64 = 12.0 * 1024.0;
 /// One `initctl` call against one exec of `/bin/true`.
 const CALL_OVER_EXEC: f64 = 2.0;
 const REEXEC_MS: f64 = 50.0;
+/// `outset run -- true` on no jobs (issue "make outset run what users
+/// need": a hand-written harness takes 35–60 ms).
+const RUN_TRUE_MS: f64 = 100.0;
 const BEAT_UPSTART: f64 = 4.0;
 
 pub struct Report {
@@ -303,6 +306,28 @@ impl Report {
             );
         }
         self.keep(who, "re-exec", pause);
+    }
+
+    pub fn run_true(&mut self, bins: &Binaries, r: &RunFigure) {
+        let who = bins.label.as_str();
+        let run = ms(r.run);
+        self.row(
+            who,
+            &format!("outset run -- true, no jobs (median of {})", r.rounds),
+            format!("{run:.1} ms"),
+            format!("sh -c true {:.1} ms", ms(r.shell)),
+            run / ms(r.shell),
+            None,
+        );
+        self.row(
+            who,
+            "  against its target",
+            format!("{run:.1} ms"),
+            format!("target {RUN_TRUE_MS:.0} ms"),
+            run / RUN_TRUE_MS,
+            Some(1.0),
+        );
+        self.keep(who, "run", run);
     }
 
     /// A figure the workload could not produce; `key` names it in the

@@ -29,6 +29,8 @@ pub struct Sizes {
     pub reexec_instances: usize,
     /// `initctl status` calls (and `/bin/true` runs) for the one-call figure.
     pub one_call_runs: usize,
+    /// Runs of `outset run -- true` (the median is reported).
+    pub run_rounds: usize,
 }
 
 impl Sizes {
@@ -43,6 +45,7 @@ impl Sizes {
             scaling_classes: (10, 10000),
             reexec_instances: 1000,
             one_call_runs: 31,
+            run_rounds: 21,
         }
     }
 
@@ -58,6 +61,7 @@ impl Sizes {
             scaling_classes: (1, 5),
             reexec_instances: 3,
             one_call_runs: 3,
+            run_rounds: 1,
         }
     }
 }
@@ -403,5 +407,66 @@ pub fn reexec(bins: &Binaries, sizes: &Sizes) -> Result<ReexecFigure, Failure> {
         instances: n,
         pause,
         survivors,
+    })
+}
+
+/// `outset run -- true` on no jobs against `sh -c true`.
+pub struct RunFigure {
+    pub rounds: usize,
+    pub run: Duration,
+    pub shell: Duration,
+}
+
+/// Time `program args` to its exit, which must be a success.
+fn time_once(program: &std::path::Path, args: &[&std::ffi::OsStr]) -> Result<Duration, Failure> {
+    let start = Instant::now();
+    let status = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .map_err(|e| Failure::Failed(format!("{}: {e}", program.display())))?;
+    let took = start.elapsed();
+    if !status.success() {
+        return Err(Failure::Failed(format!(
+            "{} exited with {status}",
+            program.display()
+        )));
+    }
+    Ok(took)
+}
+
+/// The whole of a run around a command that does nothing: start-up,
+/// settling, the command, the teardown; the baseline is the shell
+/// starting `true`, measured in the same run (alternating).
+pub fn run_true(bins: &Binaries, sizes: &Sizes) -> Result<RunFigure, Failure> {
+    let dir = std::env::temp_dir().join(format!("outset-bench-run-{}", std::process::id()));
+    let conf = dir.join("conf");
+    std::fs::create_dir_all(&conf).map_err(|e| Failure::Failed(e.to_string()))?;
+    let logs = dir.join("logs");
+    let run_args: Vec<&std::ffi::OsStr> = vec![
+        "run".as_ref(),
+        "--confdir".as_ref(),
+        conf.as_os_str(),
+        "--logdir".as_ref(),
+        logs.as_os_str(),
+        "--".as_ref(),
+        "true".as_ref(),
+    ];
+    let shell_args: Vec<&std::ffi::OsStr> = vec!["-c".as_ref(), "true".as_ref()];
+    let mut run = Vec::new();
+    let mut shell = Vec::new();
+    let result: Result<(), Failure> = (|| {
+        for _ in 0..sizes.run_rounds {
+            run.push(time_once(&bins.init, &run_args)?);
+            shell.push(time_once("/bin/sh".as_ref(), &shell_args)?);
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result?;
+    Ok(RunFigure {
+        rounds: sizes.run_rounds,
+        run: median(&run),
+        shell: median(&shell),
     })
 }

@@ -197,6 +197,7 @@ fn start_daemon() -> String {
         argv: vec!["outset".into(), "--user".into()],
         restart: false,
         state_fd: None,
+        write_state_file: false,
         inherited_fds: Vec::new(),
     };
     let (tx, rx) = std::sync::mpsc::channel();

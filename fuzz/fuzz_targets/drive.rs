@@ -35,7 +35,8 @@ fn pids(engine: &Engine) -> Vec<i32> {
 
 /// What the loop would do next with a restored engine: run the queue,
 /// fire timers far in the future, see every process exit, emit an event,
-/// and finally stop everything. None of it may panic.
+/// write the re-exec payload, and finally stop everything. None of it may
+/// panic.
 pub fn drive(mut engine: Engine) {
     let mut sys = NullSys { next_pid: 1 << 22 };
     engine.set_time(1);
@@ -58,7 +59,15 @@ pub fn drive(mut engine: Engine) {
     }
     engine.emit("fuzz-event", vec!["A=1".to_string()]);
     engine.run_queue(&mut sys);
-    let _ = serde_json::to_string(&engine);
+    // Written into a re-exec payload as the daemon writes it.
+    let payload = outset::reexec::export(&outset::reexec::ExportInput {
+        engine: &engine,
+        sources: &[],
+        handover: &outset::reexec::Handover::default(),
+        daemon: serde_json::Value::Null,
+        bus_address: None,
+    });
+    let _ = serde_json::to_string(&payload);
     engine.no_respawn = true;
     engine.stop_all(&mut sys);
     engine.run_queue(&mut sys);

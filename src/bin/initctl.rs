@@ -1,6 +1,8 @@
 //! initctl: control outset (or Upstart) over its D-Bus API. Also answers
 //! as `start`, `stop`, `restart`, `reload` and `status`.
 
+#[path = "initctl/check.rs"]
+mod check;
 #[path = "initctl/commands.rs"]
 mod commands;
 
@@ -40,6 +42,10 @@ enum Command {
         env: Vec<String>,
     },
     List,
+    /// `check [JOB]...`: exit 0 only if the jobs are up.
+    Check {
+        jobs: Vec<String>,
+    },
     Emit {
         no_wait: bool,
         event: Option<String>,
@@ -208,6 +214,20 @@ impl Ctl {
         Ok(())
     }
 
+    /// `status`'s output: the status line(s), then the instance's
+    /// `STATUS=` text if it sent one (an outset extension; Upstart has
+    /// none, and every other output stays Upstart's).
+    fn print_full_status(&self, job: &str, path: &str) -> Result<(), ClientError> {
+        self.print_status(job, path)?;
+        if let Some(text) = self.client.status_text(path) {
+            self.say(format_args!(
+                "{}",
+                outset::control::client::status_text_line(&text)
+            ));
+        }
+        Ok(())
+    }
+
     fn run(&self, command: Command) -> Result<(), ClientError> {
         match command {
             Command::Start {
@@ -262,7 +282,7 @@ impl Ctl {
             } => {
                 let no_env = env.is_empty();
                 match self.client.job_and_instance(&job, &env)?.1 {
-                    Ok(ip) => self.print_status(&job, ip.as_str()),
+                    Ok(ip) => self.print_full_status(&job, ip.as_str()),
                     Err(e) if no_env && e.name == UNKNOWN_INSTANCE => {
                         self.say(format_args!("{job} stop/waiting"));
                         Ok(())
@@ -295,10 +315,11 @@ impl Ctl {
                     }
                     None => {}
                 }
-                if matches!(command, Command::Reload { .. }) {
-                    return Ok(());
+                match command {
+                    Command::Reload { .. } => Ok(()),
+                    Command::Status { .. } => self.print_full_status(&job, ip.as_str()),
+                    _ => self.print_status(&job, ip.as_str()),
                 }
-                self.print_status(&job, ip.as_str())
             }
             Command::List => {
                 let jobs: Vec<OwnedObjectPath> = self.client.manager("GetAllJobs", &())?;
@@ -382,6 +403,20 @@ impl Ctl {
                     }
                 }
                 Ok(())
+            }
+            Command::Check { jobs } => {
+                let down = check::check(&self.client, &jobs)?;
+                for line in &down {
+                    self.say(format_args!("{line}"));
+                }
+                if down.is_empty() {
+                    Ok(())
+                } else {
+                    Err(ClientError {
+                        name: "silent".into(),
+                        message: String::new(),
+                    })
+                }
             }
             Command::Emit {
                 no_wait,
@@ -640,6 +675,7 @@ fn command(name: &str, p: &Parsed) -> Option<Command> {
             env: rest,
         },
         "list" => Command::List,
+        "check" => Command::Check { jobs: all },
         "emit" => Command::Emit {
             no_wait,
             event: first,

@@ -24,10 +24,16 @@ use outset::config::{system_sources, user_sources, ClassDefaults, Console};
 use outset::daemon::{Daemon, DaemonConfig};
 use outset::pid1::Mode;
 
+/// `outset run --ipc-ns --net-ns`: private IPC and network.
+#[path = "outset/isolate.rs"]
+mod isolate;
 /// `outset run`: a command inside a supervised, torn-down-afterwards set
 /// of jobs.
 #[path = "outset/run.rs"]
 mod run;
+/// `outset run`'s controlling terminal, lent to the command.
+#[path = "outset/terminal.rs"]
+mod terminal;
 
 /// Options, parsed strictly or (as the real PID 1) tolerantly.
 #[path = "outset/cli.rs"]
@@ -43,19 +49,28 @@ mod telinit;
 
 use cli::Args;
 
-/// Jobs get outset's own `PATH` and `TERM`, whatever else they inherit.
+/// Jobs get outset's own `PATH` and `TERM`, whatever else they inherit;
+/// the directory of outset's executable comes first in their `PATH`, so
+/// that jobs find outset's `initctl`, `telinit` and other tools wherever
+/// they are installed, before another init's tools of the same names.
 fn pass_path_and_term(job_env: &mut Vec<String>) {
-    for key in ["PATH", "TERM"] {
-        if let Ok(v) = std::env::var(key) {
-            outset::env::set(job_env, format!("{key}={v}"));
-        }
+    let path = std::env::var("PATH").unwrap_or_else(|_| outset::boot::DEFAULT_PATH.to_string());
+    let path = match own_directory() {
+        Some(dir) => outset::env::path_starting_with(&path, &dir),
+        None => path,
+    };
+    outset::env::set(job_env, format!("PATH={path}"));
+    if let Ok(v) = std::env::var("TERM") {
+        outset::env::set(job_env, format!("TERM={v}"));
     }
 }
 
-/// Container mode (PID 1 only): `--container`, `$container`, or the files
-/// container engines leave behind.
-fn container_mode(flag: bool) -> bool {
-    outset::pid1::container_detected(flag)
+/// The directory outset's executable was started from.
+fn own_directory() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.to_str()?;
+    // A `:` would split it in two in PATH.
+    (!dir.contains(':')).then(|| dir.to_string())
 }
 
 /// A command-line mistake, reported the way clap reports its own (exit 2).
@@ -187,7 +202,19 @@ fn main() -> ExitCode {
             env_confdir.as_deref(),
         )
     };
-    let machine = is_pid1 && !args.user && !container_mode(args.container);
+    // PID 1 only: machine or container, and why (logged once the daemon
+    // has its logger).
+    let (container, why) = if is_pid1 && !args.user {
+        let (container, reason) =
+            outset::pid1::detect::Clues::gather(args.container, args.machine).decide();
+        (
+            container,
+            Some(outset::pid1::detect::describe(container, &reason)),
+        )
+    } else {
+        (false, None)
+    };
+    let machine = is_pid1 && !args.user && !container;
     // Kept open (and so locked) until outset exits or re-execs.
     let (logdir, _logdir_lock) = match prepare_logdir(&args, machine) {
         Ok(d) => d,
@@ -241,14 +268,14 @@ fn main() -> ExitCode {
         // As PID 1 outside a container, SIGTERM asks for a re-exec.
         mode: if args.user {
             Mode::User
-        } else if container_mode(args.container) {
+        } else if container {
             Mode::Container
         } else {
             Mode::Machine
         },
         run: None,
         control_name: None,
-        kmsg: !args.user && is_pid1 && !container_mode(args.container),
+        kmsg: machine,
         no_dbus: args.no_dbus,
         argv,
         restart: args.restart,
@@ -261,6 +288,16 @@ fn main() -> ExitCode {
         Ok(d) => d,
         Err(e) => return fatal(&e.to_string()),
     };
+    // In a container, `docker logs` and `kubectl logs` show PID 1's
+    // standard output: job output goes there unless a directory was named.
+    let logdir_named = args.logdir.is_some() || std::env::var_os("UPSTART_LOGDIR").is_some();
+    if args.log_to_stdout || (is_pid1 && !args.user && container && !logdir_named) {
+        daemon.log_to_stdout();
+    }
+    // Said once per boot: a re-exec'd image keeps the mode it was given.
+    if let Some(why) = why.filter(|_| !args.restart) {
+        daemon.announce(&why);
+    }
     if machine {
         // From here on messages go to the kernel log; the console stays
         // free for jobs (pid1.md §2 step 5.15).

@@ -41,6 +41,7 @@ Bring the system down.
   -P          power off after shutdown (implies -h)
   -c          cancel a running shutdown
   -k          only send warnings, don't shutdown
+      --exit-code N  the exit status (0-255) of a container's or run's init
   -g TIME     the time, as an option
   -a, -n, -f, -F, -y, -i LEVEL, -t SECS
               accepted for compatibility and ignored
@@ -62,6 +63,7 @@ Reboot, halt or power off the system.
   -f, --force      force reboot or halt, don't call shutdown(8)
   -p, --poweroff   switch off the power when called as halt
   -w, --wtmp-only  don't actually reboot or halt, just write wtmp record
+      --exit-code N  the exit status (0-255) of a container's init
   -d, -i, -h       accepted for compatibility and ignored
       --help       display this help and exit
       --version    output version information and exit
@@ -83,13 +85,38 @@ enum SwitchError {
     Refused(String),
 }
 
-/// Switch to `level` (with `INIT_HALT` for runlevel 0 when given) through
-/// init's `runlevel` event.
-fn switch_runlevel(level: char, init_halt: Option<&str>) -> Result<(), SwitchError> {
-    let extra: Vec<String> = init_halt
+/// `--exit-code N` or `--exit-code=N` at `arg` (the value possibly
+/// being the next argument): `None` when `arg` is another option, else
+/// the code or the usage error.
+fn exit_code_option(
+    arg: &str,
+    next: &mut dyn Iterator<Item = &String>,
+) -> Option<Result<u8, String>> {
+    let value = match arg.strip_prefix("--exit-code") {
+        Some("") => next.next().cloned(),
+        Some(rest) => Some(rest.strip_prefix('=')?.to_string()),
+        None => return None,
+    };
+    Some(match value {
+        None => Err("missing argument: --exit-code".to_string()),
+        Some(v) => v
+            .parse::<u8>()
+            .map_err(|_| format!("invalid exit code: {v}")),
+    })
+}
+
+/// Switch to `level` (with `INIT_HALT` for runlevel 0 when given, and
+/// `EXIT_CODE` for a container's init) through init's `runlevel` event.
+fn switch_runlevel(
+    level: char,
+    init_halt: Option<&str>,
+    exit_code: Option<u8>,
+) -> Result<(), SwitchError> {
+    let mut extra: Vec<String> = init_halt
         .map(|h| format!("INIT_HALT={h}"))
         .into_iter()
         .collect();
+    extra.extend(exit_code.map(|c| format!("{}={c}", outset::lifecycle::system_stop::EXIT_CODE)));
     let client = Client::connect(INIT_ADDRESS).map_err(|_| SwitchError::NoInit)?;
     let env = outset::pid1::runlevel::switch_env(level, extra);
     client
@@ -102,8 +129,18 @@ fn switch_runlevel(level: char, init_halt: Option<&str>) -> Result<(), SwitchErr
 /// runlevel 0 or 6, the shutdown record in wtmp and then `reboot(2)`.
 fn reboot_family(prog: &Prog, mut action: StopAction, args: &[String]) -> ExitCode {
     let (mut forced, mut no_sync, mut wtmp_only) = (false, false, false);
+    let mut exit_code = None;
     let mut words = Vec::new();
-    for arg in args {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match exit_code_option(arg, &mut args) {
+            Some(Ok(code)) => {
+                exit_code = Some(code);
+                continue;
+            }
+            Some(Err(e)) => return prog.usage(&e),
+            None => {}
+        }
         let shorts: Vec<char> = match arg.as_str() {
             "--force" => vec!['f'],
             "--poweroff" => vec!['p'],
@@ -142,11 +179,7 @@ fn reboot_family(prog: &Prog, mut action: StopAction, args: &[String]) -> ExitCo
     }
     // Called by the scripts of runlevel 0 or 6: the system is already
     // going down, so do it now.
-    let level = outset::utmp::read_runlevel(&outset::utmp::utmp_path())
-        .ok()
-        .flatten()
-        .map(|(_, cur)| cur);
-    if matches!(level, Some('0' | '6')) {
+    if matches!(outset::pid1::runlevel::current_level(), '0' | '6') {
         forced = true;
     }
     if !forced && !wtmp_only {
@@ -155,7 +188,9 @@ fn reboot_family(prog: &Prog, mut action: StopAction, args: &[String]) -> ExitCo
             StopAction::Halt => "-H",
             StopAction::PowerOff => "-P",
         };
-        return shutdown(prog, &[option.to_string(), "now".to_string()]);
+        let mut args = vec![option.to_string(), "now".to_string()];
+        args.extend(exit_code.map(|c| format!("--exit-code={c}")));
+        return shutdown(prog, &args);
     }
     outset::utmp::record_shutdown();
     if wtmp_only {
@@ -178,6 +213,8 @@ struct Request {
     warn_only: bool,
     when: Option<String>,
     words: Vec<String>,
+    /// `--exit-code`: the exit status of a container's init.
+    exit_code: Option<u8>,
 }
 
 /// Upstart's options: `-r -h -H -P -c -k`, `-g TIME`, and the old
@@ -190,9 +227,18 @@ fn parse(prog: &Prog, args: &[String]) -> Result<Request, ExitCode> {
         warn_only: false,
         when: None,
         words: Vec::new(),
+        exit_code: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
+        match exit_code_option(arg, &mut args) {
+            Some(Ok(code)) => {
+                req.exit_code = Some(code);
+                continue;
+            }
+            Some(Err(e)) => return Err(prog.usage(&e)),
+            None => {}
+        }
         if arg == "--" {
             req.words.extend(args.by_ref().cloned());
             break;
@@ -347,7 +393,7 @@ fn shutdown(prog: &Prog, args: &[String]) -> ExitCode {
     }
     let _ = std::env::set_current_dir("/");
     if minutes == 0 {
-        return shutdown_now(prog, req.level, req.init_halt);
+        return shutdown_now(prog, req.level, req.init_halt, req.exit_code);
     }
     let file = pid_file();
     if let Err(e) = std::fs::write(&file, format!("{}\n", std::process::id())) {
@@ -388,15 +434,20 @@ fn shutdown(prog: &Prog, args: &[String]) -> ExitCode {
             broadcast(&text);
         }
         if minutes == 0 {
-            return shutdown_now(prog, req.level, req.init_halt);
+            return shutdown_now(prog, req.level, req.init_halt, req.exit_code);
         }
     }
 }
 
 /// Ask init to change to `level`; if no init answers, try sysvinit's
 /// FIFO, as a machine just moved to outset may still run sysvinit.
-fn shutdown_now(prog: &Prog, level: char, init_halt: Option<&str>) -> ExitCode {
-    let code = match switch_runlevel(level, init_halt) {
+fn shutdown_now(
+    prog: &Prog,
+    level: char,
+    init_halt: Option<&str>,
+    exit_code: Option<u8>,
+) -> ExitCode {
+    let code = match switch_runlevel(level, init_halt, exit_code) {
         Ok(()) => ExitCode::SUCCESS,
         Err(SwitchError::NoInit) if outset::pid1::sysvinit::change_runlevel(level) => {
             ExitCode::SUCCESS

@@ -10,6 +10,7 @@
 //! own logic is in its own module.
 
 pub mod daemon;
+pub mod dbus;
 pub mod event;
 pub mod file;
 pub mod link;

@@ -84,8 +84,26 @@ pub enum RunError {
     Io(#[from] std::io::Error),
 }
 
+/// SIGTERM ends a bridge with status 0, as Upstart's bridges did: it
+/// holds nothing that needs putting away, and init's stop of its job is
+/// then an ordinary end, not a death by signal.
+extern "C" fn end_on_term(_: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(0) }
+}
+
 /// Run `bridge` until killed; the exit status of the program.
 pub fn main<B: Bridge>(common: &Common, bridge: B) -> ExitCode {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let term = SigAction::new(
+        SigHandler::Handler(end_on_term),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only calls _exit.
+    if let Err(e) = unsafe { sigaction(Signal::SIGTERM, &term) } {
+        bridge_log!(WARN, "unable to handle SIGTERM: {e}");
+    }
     common.set_log_level();
     match run(common, bridge) {
         Ok(()) => ExitCode::SUCCESS,

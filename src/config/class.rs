@@ -53,6 +53,9 @@ pub enum Expect {
     Stop,
     Daemon,
     Fork,
+    /// outset's own: the main process says `READY=1` on the sd_notify
+    /// socket (extensions.md §7).
+    Notify,
 }
 
 impl Expect {
@@ -62,6 +65,7 @@ impl Expect {
             "stop" => Expect::Stop,
             "daemon" => Expect::Daemon,
             "fork" => Expect::Fork,
+            "notify" => Expect::Notify,
             _ => return None,
         })
     }
@@ -199,6 +203,16 @@ impl Default for ClassDefaults {
     }
 }
 
+/// `exit-container-on-failure [CODE]` (an outset extension): when the
+/// job fails, a container's init stops and exits with this status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContainerExit {
+    /// The job's own status: its exit status, or 128+N for signal N.
+    JobStatus,
+    /// This status.
+    Code(u8),
+}
+
 /// Everything one job file (plus its override) says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobClass {
@@ -233,6 +247,10 @@ pub struct JobClass {
     /// Exit statuses, and signals stored as `signum << 8`.
     pub normal_exit: Vec<i32>,
     pub expect: Expect,
+    /// `notify timeout`: seconds an `expect notify` job may take to say
+    /// `READY=1`; none (or 0) waits for ever.
+    #[serde(default)]
+    pub notify_timeout: Option<u64>,
     pub kill_timeout: i64,
     pub kill_signal: i32,
     pub reload_signal: i32,
@@ -250,6 +268,8 @@ pub struct JobClass {
     pub apparmor_switch: Option<String>,
     pub cgroups: Vec<CgroupController>,
     pub debug: bool,
+    /// `exit-container-on-failure`: the job's failure is the container's.
+    pub exit_container_on_failure: Option<ContainerExit>,
 }
 
 impl JobClass {
@@ -275,6 +295,7 @@ impl JobClass {
             respawn_interval: 5,
             normal_exit: Vec::new(),
             expect: Expect::None,
+            notify_timeout: None,
             kill_timeout: 5,
             kill_signal: 15,
             reload_signal: 1,
@@ -290,6 +311,7 @@ impl JobClass {
             apparmor_switch: None,
             cgroups: Vec::new(),
             debug: false,
+            exit_container_on_failure: None,
         }
     }
 

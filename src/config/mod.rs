@@ -16,8 +16,8 @@ mod walk;
 
 pub use cgroup::{add_cgroup, CgroupController, CgroupName, CgroupSetting, UPSTART_CGROUP};
 pub use class::{
-    ClassDefaults, Console, Expect, JobClass, Process, ProcessTable, ProcessType, RLimit, Resource,
-    RLIM_INFINITY,
+    ClassDefaults, Console, ContainerExit, Expect, JobClass, Process, ProcessTable, ProcessType,
+    RLimit, Resource, RLIM_INFINITY,
 };
 pub use error::{ConfigError, ParseError, ParseErrorKind};
 pub use expand::{expand, Env, ExpandError};

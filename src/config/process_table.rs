@@ -2,7 +2,7 @@
 //!
 //! A class has one to five processes; a `BTreeMap` spends a whole node
 //! (about 460 bytes) on them even for one, which with thousands of classes
-//! was a quarter of init's heap. This is a vector kept sorted by type,
+//! would be a quarter of init's heap. This is a vector kept sorted by type,
 //! with the map operations the rest of outset uses, serialized as the same
 //! map.
 

@@ -3,7 +3,9 @@
 //! the line afterwards, except for `manual` and `debug`.
 
 use super::cgroup::{add_cgroup, UPSTART_CGROUP};
-use super::class::{Console, Expect, JobClass, Process, ProcessType, RLimit, Resource};
+use super::class::{
+    Console, ContainerExit, Expect, JobClass, Process, ProcessType, RLimit, Resource,
+};
 use super::error::{ParseError, ParseErrorKind as K};
 use super::expr::{parse_expression, EventExpr};
 use super::lexer::Lexer;
@@ -75,6 +77,16 @@ fn stanza(c: &mut JobClass, lx: &mut Lexer, name: &str, line: usize) -> Result<b
         "version" => c.version = Some(lx.arg()?),
         "usage" => c.usage = Some(lx.arg()?),
         "task" => c.task = true,
+        "exit-container-on-failure" => {
+            c.exit_container_on_failure = Some(if lx.has_token()? {
+                let v = lx.arg()?;
+                ContainerExit::Code(
+                    decimal_in(&v, 0, 255).ok_or_else(|| lx.error(K::IllegalExit))? as u8,
+                )
+            } else {
+                ContainerExit::JobStatus
+            });
+        }
         "respawn" => {
             if !lx.has_token()? {
                 c.respawn = true;
@@ -98,6 +110,12 @@ fn stanza(c: &mut JobClass, lx: &mut Lexer, name: &str, line: usize) -> Result<b
         "expect" => {
             let word = lx.arg()?;
             c.expect = Expect::from_keyword(&word).ok_or_else(|| lx.error(K::UnknownStanza))?;
+        }
+        "notify" => {
+            keyword(lx, "timeout")?;
+            let v = lx.arg()?;
+            let secs = decimal_in(&v, 0, i64::MAX).ok_or_else(|| lx.error(K::IllegalInterval))?;
+            c.notify_timeout = u64::try_from(secs).ok().filter(|s| *s > 0);
         }
         "kill" => match lx.arg()?.as_str() {
             "timeout" => {

@@ -6,7 +6,9 @@ use serde::Serialize;
 use zbus::connection::Builder;
 use zbus::{Connection, OwnedObjectPath, OwnedVariant, Type};
 
-use super::paths::{job_path, INSTANCE_IFACE, JOB_IFACE, MANAGER_IFACE, MANAGER_PATH};
+use super::paths::{
+    job_path, INSTANCE_IFACE, JOB_IFACE, MANAGER_IFACE, MANAGER_PATH, OUTSET_INSTANCE_IFACE,
+};
 
 /// An error answer from init, or a local failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +103,19 @@ impl Client {
         let status = match instance {
             Ok(ip) => {
                 let item = [(job.to_string(), ip.to_string())];
-                self.statuses_async(&item).await.into_iter().next()
+                let (mut lines, text) = futures_util::future::join(
+                    self.statuses_async(&item),
+                    self.status_text_async(ip.as_str()),
+                )
+                .await;
+                // As `initctl status` prints it: the `STATUS=` text under
+                // the status line(s).
+                lines.pop().map(|line| {
+                    line.map(|l| match text {
+                        Some(t) => format!("{l}\n{}", status_text_line(&t)),
+                        None => l,
+                    })
+                })
             }
             Err(e) if env.is_empty() && e.name == UNKNOWN_INSTANCE => {
                 Some(Ok(format!("{job} stop/waiting")))
@@ -270,6 +284,32 @@ impl Client {
             .await;
         Ok((path, instance))
     }
+
+    /// The `STATUS=` text an `expect notify` instance last sent, if any.
+    /// Any error (an init without outset's interface, such as Upstart, or
+    /// an instance that has gone) is no text.
+    pub fn status_text(&self, instance_path: &str) -> Option<String> {
+        zbus::block_on(self.status_text_async(instance_path))
+    }
+
+    async fn status_text_async(&self, instance_path: &str) -> Option<String> {
+        let v: OwnedVariant = self
+            .send(
+                instance_path,
+                "org.freedesktop.DBus.Properties",
+                "Get",
+                &(OUTSET_INSTANCE_IFACE, "status_text"),
+            )
+            .await
+            .ok()?;
+        String::try_from(v).ok().filter(|t| !t.is_empty())
+    }
+}
+
+/// The line `initctl status` adds under an instance's status for its
+/// `STATUS=` text.
+pub fn status_text_line(text: &str) -> String {
+    format!("\tstatus: {text}")
 }
 
 impl Client {

@@ -2,13 +2,13 @@
 //! zbus's object server.
 //!
 //! An object server keeps a node, with its interfaces, for every job and
-//! instance on every connection: a new connection cost milliseconds and
-//! hundreds of kilobytes per thousand classes, and every instance created
-//! or destroyed had to be registered on every connection. Here an object
+//! instance on every connection: a new connection would cost milliseconds
+//! and hundreds of kilobytes per thousand classes, and every instance
+//! created or destroyed would be registered on every connection. Here an object
 //! is made from the call's path when a call arrives and dropped after it;
 //! whether its job or instance exists is the engine's answer to the call
 //! (`UnknownMethod` once it has gone, control.md §2). The methods and
-//! properties themselves are still zbus's generated code (ifaces.rs).
+//! properties themselves are zbus's generated code (ifaces.rs).
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -22,8 +22,10 @@ use zbus::names::InterfaceName;
 use zbus::object_server::{DispatchResult, Interface, SignalEmitter};
 use zbus::{BoxDBusError, Connection, Message, MessageStream, ObjectServer, OwnedVariant};
 
-use super::ifaces::{Instance, Job, Manager};
-use super::paths::{unescape, INSTANCE_IFACE, JOB_IFACE, MANAGER_IFACE, MANAGER_PATH};
+use super::ifaces::{Instance, Job, Manager, OutsetInstance};
+use super::paths::{
+    unescape, INSTANCE_IFACE, JOB_IFACE, MANAGER_IFACE, MANAGER_PATH, OUTSET_INSTANCE_IFACE,
+};
 use super::peer::BusStandIn;
 use super::protocol::{EngineHandle, Request, Value};
 use super::socket::ControlSocket;
@@ -170,9 +172,10 @@ impl Target {
                 engine: engine.clone(),
             }),
             Target::Job(job) => Object::Job(Job::new(engine.clone(), job.clone())),
-            Target::Instance(job, inst) => {
-                Object::Instance(Instance::new(engine.clone(), job.clone(), inst.clone()))
-            }
+            Target::Instance(job, inst) => Object::Instance(
+                Instance::new(engine.clone(), job.clone(), inst.clone()),
+                OutsetInstance::new(engine.clone(), job.clone(), inst.clone()),
+            ),
         })
     }
 
@@ -220,35 +223,31 @@ enum Object<'a> {
     StandIn(&'a BusStandIn),
     Manager(Manager),
     Job(Job),
-    Instance(Instance),
+    /// Upstart's interface and outset's own.
+    Instance(Instance, OutsetInstance),
 }
 
 impl Object<'_> {
-    fn iface(&self) -> &dyn Interface {
+    /// The object's own interfaces, with their names.
+    fn ifaces(&self) -> Vec<(&'static str, &dyn Interface)> {
         match self {
-            Object::StandIn(o) => *o,
-            Object::Manager(o) => o,
-            Object::Job(o) => o,
-            Object::Instance(o) => o,
+            Object::StandIn(o) => vec![("org.freedesktop.DBus", *o)],
+            Object::Manager(o) => vec![(MANAGER_IFACE, o)],
+            Object::Job(o) => vec![(JOB_IFACE, o)],
+            Object::Instance(upstart, outset) => {
+                vec![(INSTANCE_IFACE, upstart), (OUTSET_INSTANCE_IFACE, outset)]
+            }
         }
     }
 
-    fn name(&self) -> &'static str {
-        match self {
-            Object::StandIn(_) => "org.freedesktop.DBus",
-            Object::Manager(_) => MANAGER_IFACE,
-            Object::Job(_) => JOB_IFACE,
-            Object::Instance(_) => INSTANCE_IFACE,
-        }
-    }
-
-    /// The object's own interface, if it is `name`.
+    /// The object's own interface named `name`.
     fn named(&self, name: &str) -> Result<&dyn Interface, BoxDBusError> {
-        if self.name() == name {
-            Ok(self.iface())
-        } else {
-            Err(fdo::Error::UnknownInterface(format!("Unknown interface '{name}'")).into())
-        }
+        self.ifaces()
+            .into_iter()
+            .find_map(|(n, iface)| (n == name).then_some(iface))
+            .ok_or_else(|| {
+                fdo::Error::UnknownInterface(format!("Unknown interface '{name}'")).into()
+            })
     }
 
     /// Ask the engine once for a job's or instance's properties, so that
@@ -256,7 +255,7 @@ impl Object<'_> {
     async fn exists(&self) -> Result<(), BoxDBusError> {
         match self {
             Object::Job(j) => j.props().await.map(|_| ()).map_err(Into::into),
-            Object::Instance(i) => i.props().await.map(|_| ()).map_err(Into::into),
+            Object::Instance(i, _) => i.props().await.map(|_| ()).map_err(Into::into),
             Object::StandIn(_) | Object::Manager(_) => Ok(()),
         }
     }
@@ -365,7 +364,9 @@ impl Introspection {
         StandardPeer.introspect_to_writer(&mut xml, 2);
         props.introspect_to_writer(&mut xml, 2);
         if let Some(obj) = self.target.object(&self.served) {
-            obj.iface().introspect_to_writer(&mut xml, 2);
+            for (_, iface) in obj.ifaces() {
+                iface.introspect_to_writer(&mut xml, 2);
+            }
         }
         for child in children {
             xml.push_str(&format!("  <node name=\"{child}\"/>\n"));

@@ -27,7 +27,9 @@ pub fn dbus_name(e: &EngineError) -> &'static str {
         | EngineError::EmptyVariable
         | EngineError::NoSuchVariable(_)
         | EngineError::BadJobDetails => "org.freedesktop.DBus.Error.InvalidArgs",
-        EngineError::SignalFailed(_) => "org.freedesktop.DBus.Error.Failed",
+        EngineError::SignalFailed(_) | EngineError::ReloadUnfinished(_) => {
+            "org.freedesktop.DBus.Error.Failed"
+        }
     }
 }
 

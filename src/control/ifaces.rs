@@ -815,3 +815,38 @@ impl Instance {
     #[zbus(signal)]
     async fn failed(emitter: &SignalEmitter<'_>, status: i32) -> zbus::Result<()>;
 }
+
+/// `org.outset.Instance1` on the instance objects: what outset knows of an
+/// instance beyond Upstart's properties (extensions.md §7).
+pub struct OutsetInstance {
+    engine: EngineHandle,
+    job: String,
+    instance: String,
+}
+
+impl OutsetInstance {
+    pub fn new(engine: EngineHandle, job: String, instance: String) -> OutsetInstance {
+        OutsetInstance {
+            engine,
+            job,
+            instance,
+        }
+    }
+}
+
+#[interface(name = "org.outset.Instance1")]
+impl OutsetInstance {
+    /// The last `STATUS=` an `expect notify` job sent; empty if none.
+    #[zbus(property, name = "status_text")]
+    async fn status_text(&self) -> fdo::Result<String> {
+        let req = Request::InstanceProperties {
+            job: self.job.clone(),
+            instance: self.instance.clone(),
+        };
+        match self.engine.call(req).await {
+            Ok(Value::Instance(p)) => Ok(p.status_text),
+            Ok(_) => Err(fdo::Error::Failed("unexpected answer".into())),
+            Err(e) => Err(fdo::Error::UnknownMethod(e.message)),
+        }
+    }
+}

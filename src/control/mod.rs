@@ -2,6 +2,7 @@
 //! socket (control.md).
 
 mod admission;
+mod bus;
 pub mod client;
 mod dispatch;
 mod error;
@@ -17,7 +18,8 @@ mod socket;
 mod subscriptions;
 pub mod view;
 
+pub use bus::{socket_path, BusCall, BusKind, BusOptions};
 pub use protocol::{
-    Answer, Broadcast, CallError, EngineHandle, Envelope, InstanceProps, JobProps, Request, Value,
+    Answer, CallError, Change, EngineHandle, Envelope, InstanceProps, JobProps, Request, Value,
 };
-pub use server::{start, ToBroadcaster};
+pub use server::{start, ToBroadcaster, BUS_NAME};

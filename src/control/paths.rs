@@ -4,6 +4,9 @@ pub const MANAGER_PATH: &str = "/com/ubuntu/Upstart";
 pub const MANAGER_IFACE: &str = "com.ubuntu.Upstart0_6";
 pub const JOB_IFACE: &str = "com.ubuntu.Upstart0_6.Job";
 pub const INSTANCE_IFACE: &str = "com.ubuntu.Upstart0_6.Instance";
+/// outset's own properties of an instance, on the same objects (Upstart's
+/// instance interface keeps exactly its properties).
+pub const OUTSET_INSTANCE_IFACE: &str = "org.outset.Instance1";
 
 /// Upstart's path element escaping: `[A-Za-z0-9]` kept, every other byte
 /// `_` plus two lowercase hex digits, the empty string `_`.

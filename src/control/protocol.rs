@@ -131,6 +131,9 @@ pub struct InstanceProps {
     pub goal: String,
     pub state: String,
     pub processes: Vec<(String, i32)>,
+    /// The last `STATUS=` of an `expect notify` job (empty: none), for
+    /// outset's own instance interface only.
+    pub status_text: String,
 }
 
 #[derive(Debug, Clone)]
@@ -180,9 +183,11 @@ impl EngineHandle {
     }
 }
 
-/// Changes the D-Bus side turns into objects and signals.
+/// A change the D-Bus side turns into objects and signals: the engine's
+/// [`job::Change`](crate::job::Change) in wire terms (job and instance
+/// names), plus the daemon's own `Restarted`.
 #[derive(Debug, Clone)]
-pub enum Broadcast {
+pub enum Change {
     JobAdded(String),
     JobRemoved(String),
     InstanceAdded(String, String),

@@ -8,7 +8,6 @@
 
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
 use zbus::connection::Builder;
@@ -16,6 +15,7 @@ use zbus::{Connection, Message};
 use zruntime::{AsyncIo, SharedRuntime};
 
 use super::admission::{Admission, Ticket};
+use super::bus::{self, BusCall, BusOptions};
 use super::dispatch::{serve, Objects};
 use super::guard::{self, Activity, Contained};
 use super::outbox::{Outbox, Queued};
@@ -23,28 +23,24 @@ use super::paths::{
     instance_path, job_path, INSTANCE_IFACE, JOB_IFACE, MANAGER_IFACE, MANAGER_PATH,
 };
 use super::peer::guid;
-use super::protocol::{Broadcast, CallError, EngineHandle, Value};
+use super::protocol::{Change, EngineHandle};
 use super::socket::ControlSocket;
 use super::subscriptions::Subscriptions;
 
 /// Messages for the thread that owns the connections.
 pub enum ToBroadcaster {
-    Change(Broadcast),
+    Change(Change),
     /// Several changes in order (what one turn of the engine's loop made:
     /// one wake-up of the broadcaster instead of one per change).
-    Changes(Vec<Broadcast>),
+    Changes(Vec<Change>),
     /// A connection that takes signals from now on (its calls are already
     /// being served).
     Subscribed(Subscriber),
     /// A client's connection closed: drop it now, so that its
     /// descriptors are not held until the next sweep.
     Closed,
-    /// Join the message bus at this address as `com.ubuntu.Upstart`
-    /// (no-op when already on a bus); the outcome goes to the caller.
-    ConnectBus(
-        String,
-        futures_channel::oneshot::Sender<super::protocol::Answer>,
-    ),
+    /// For the keeper of init's bus connection (bus.rs).
+    Bus(BusCall),
 }
 
 /// The well-known name init owns on a message bus.
@@ -58,6 +54,7 @@ pub fn start(
     name: &str,
     engine: EngineHandle,
     patience: std::time::Duration,
+    bus: BusOptions,
 ) -> std::io::Result<mpsc::Sender<ToBroadcaster>> {
     let addr = SocketAddr::from_abstract_name(name.as_bytes())?;
     let deadline = std::time::Instant::now() + patience;
@@ -85,7 +82,10 @@ pub fn start(
     let bus_tx = tx.clone();
     std::thread::Builder::new()
         .name("control-signals".into())
-        .spawn(move || broadcaster(rx, bus_tx, runtime, objects))?;
+        .spawn(move || {
+            let keeper = bus::spawn(&runtime, objects, bus_tx, bus);
+            broadcaster(rx, keeper)
+        })?;
     Ok(tx)
 }
 
@@ -244,6 +244,16 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
+    /// init's connection to a message bus.
+    pub(super) fn on_bus(conn: Connection, outbox: Outbox) -> Subscriber {
+        Subscriber {
+            conn,
+            sock: None,
+            subscriptions: None,
+            outbox,
+        }
+    }
+
     /// Whether any signal may be sent to this connection (a bus filters
     /// by itself: everything goes to it).
     fn wants_signals(&self) -> bool {
@@ -279,12 +289,9 @@ impl Subscriber {
 /// Keeps the connections that receive signals and queues their signals.
 fn broadcaster(
     rx: mpsc::Receiver<ToBroadcaster>,
-    tx: mpsc::Sender<ToBroadcaster>,
-    runtime: SharedRuntime,
-    objects: Arc<Objects>,
+    keeper: futures_channel::mpsc::UnboundedSender<BusCall>,
 ) {
     let mut conns: Vec<Subscriber> = Vec::new();
-    let on_bus = Arc::new(AtomicBool::new(false));
     // Work was done since the heap was last trimmed.
     let mut busy = false;
     loop {
@@ -312,31 +319,8 @@ fn broadcaster(
             // What one turn of the engine's loop changed: queued for each
             // connection in one go.
             ToBroadcaster::Changes(changes) => broadcast(&mut conns, &changes),
-            ToBroadcaster::ConnectBus(address, reply) => {
-                if on_bus.swap(true, Ordering::SeqCst) {
-                    let _ = reply.send(Ok(Value::Unit));
-                    continue;
-                }
-                let (rt, objects, tx, on_bus) =
-                    (runtime.clone(), objects.clone(), tx.clone(), on_bus.clone());
-                runtime
-                    .spawn("control bus", async move {
-                        let answer = match join_bus(&rt, &address, &objects).await {
-                            Ok(subscriber) => {
-                                let _ = tx.send(ToBroadcaster::Subscribed(subscriber));
-                                Ok(Value::Unit)
-                            }
-                            Err(e) => {
-                                on_bus.store(false, Ordering::SeqCst);
-                                Err(CallError::new(
-                                    "org.freedesktop.DBus.Error.Failed",
-                                    e.to_string(),
-                                ))
-                            }
-                        };
-                        let _ = reply.send(answer);
-                    })
-                    .detach();
+            ToBroadcaster::Bus(call) => {
+                let _ = keeper.unbounded_send(call);
             }
         }
     }
@@ -354,9 +338,9 @@ fn trim_heap() {
 /// Queue the signals of `changes` for every connection, each message built
 /// once for all of them; drop the connections that do not take them.
 /// Nothing is built while no connection takes any signal (in a spawn
-/// storm driven by `initctl emit`, building them was most of this
+/// storm driven by `initctl emit`, building them would be most of this
 /// thread's work, on a processor the spawned jobs wanted).
-fn broadcast(conns: &mut Vec<Subscriber>, changes: &[Broadcast]) {
+fn broadcast(conns: &mut Vec<Subscriber>, changes: &[Change]) {
     if !conns.iter().any(Subscriber::wants_signals) {
         return;
     }
@@ -365,65 +349,42 @@ fn broadcast(conns: &mut Vec<Subscriber>, changes: &[Broadcast]) {
 }
 
 /// The signal that announces one change (control.md §2, §3).
-fn signal(change: &Broadcast) -> zbus::Result<Message> {
+fn signal(change: &Change) -> zbus::Result<Message> {
     let path = |p: String| zbus::ObjectPath::try_from(p);
     match change {
-        Broadcast::JobAdded(job) => {
+        Change::JobAdded(job) => {
             Message::signal(MANAGER_PATH, MANAGER_IFACE, "JobAdded").build(&(path(job_path(job))?,))
         }
-        Broadcast::JobRemoved(job) => Message::signal(MANAGER_PATH, MANAGER_IFACE, "JobRemoved")
+        Change::JobRemoved(job) => Message::signal(MANAGER_PATH, MANAGER_IFACE, "JobRemoved")
             .build(&(path(job_path(job))?,)),
-        Broadcast::InstanceAdded(job, inst) => {
+        Change::InstanceAdded(job, inst) => {
             Message::signal(job_path(job).as_str(), JOB_IFACE, "InstanceAdded")
                 .build(&(path(instance_path(job, inst))?,))
         }
-        Broadcast::InstanceRemoved(job, inst) => {
+        Change::InstanceRemoved(job, inst) => {
             Message::signal(job_path(job).as_str(), JOB_IFACE, "InstanceRemoved")
                 .build(&(path(instance_path(job, inst))?,))
         }
-        Broadcast::GoalChanged(job, inst, goal) => Message::signal(
+        Change::GoalChanged(job, inst, goal) => Message::signal(
             instance_path(job, inst).as_str(),
             INSTANCE_IFACE,
             "GoalChanged",
         )
         .build(&(*goal,)),
-        Broadcast::StateChanged(job, inst, state) => Message::signal(
+        Change::StateChanged(job, inst, state) => Message::signal(
             instance_path(job, inst).as_str(),
             INSTANCE_IFACE,
             "StateChanged",
         )
         .build(&(*state,)),
-        Broadcast::Failed(job, inst, status) => {
+        Change::Failed(job, inst, status) => {
             Message::signal(instance_path(job, inst).as_str(), INSTANCE_IFACE, "Failed")
                 .build(&(*status,))
         }
-        Broadcast::Restarted => {
-            Message::signal(MANAGER_PATH, MANAGER_IFACE, "Restarted").build(&())
-        }
-        Broadcast::EventEmitted(name, env) => {
+        Change::Restarted => Message::signal(MANAGER_PATH, MANAGER_IFACE, "Restarted").build(&()),
+        Change::EventEmitted(name, env) => {
             Message::signal(MANAGER_PATH, MANAGER_IFACE, "EventEmitted")
                 .build(&(name.as_str(), env))
         }
     }
-}
-
-/// Connect to a message bus owning `com.ubuntu.Upstart`, and serve it.
-async fn join_bus(
-    rt: &SharedRuntime,
-    address: &str,
-    objects: &Arc<Objects>,
-) -> zbus::Result<Subscriber> {
-    let stream = Builder::address(address)
-        .name(BUS_NAME)
-        .build_message_stream()
-        .await?;
-    let conn = Connection::from(&stream);
-    rt.spawn("control bus calls", serve(stream, objects.clone(), None))
-        .detach();
-    Ok(Subscriber {
-        outbox: Outbox::start(rt, conn.clone(), None),
-        conn,
-        sock: None,
-        subscriptions: None,
-    })
 }

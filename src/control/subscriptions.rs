@@ -5,8 +5,8 @@
 //! client that registers with `Hello`, as it would with a bus daemon, is
 //! treated as a bus client instead: it is sent only the signals its
 //! `AddMatch` rules ask for. outset's initctl says `Hello` and asks for
-//! nothing, so a waiting `initctl emit` no longer reads (and init no
-//! longer writes) the tens of thousands of signals a spawn storm makes.
+//! nothing, so a waiting `initctl emit` does not read (and init does not
+//! write) the tens of thousands of signals a spawn storm makes.
 
 use std::borrow::Cow;
 use std::sync::Mutex;

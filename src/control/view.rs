@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use super::paths::{instance_path, job_path};
-use super::protocol::{Answer, Broadcast, CallError, InstanceProps, Request, Value};
+use super::protocol::{Answer, CallError, Change, InstanceProps, Request, Value};
 use crate::job::{EngineError, InstanceDirectory, InstanceName, Naming};
 
 /// What the copy holds: every class, and each one's instances.
@@ -49,20 +49,18 @@ pub fn instance_gone() -> CallError {
 }
 
 /// The instance whose goal or state a change sets.
-fn props_target(change: &Broadcast) -> Option<(&str, &str)> {
+fn props_target(change: &Change) -> Option<(&str, &str)> {
     match change {
-        Broadcast::GoalChanged(job, inst, _) | Broadcast::StateChanged(job, inst, _) => {
-            Some((job, inst))
-        }
+        Change::GoalChanged(job, inst, _) | Change::StateChanged(job, inst, _) => Some((job, inst)),
         _ => None,
     }
 }
 
 /// Apply a goal or state change to an instance's properties.
-fn note_props(p: &mut InstanceProps, change: &Broadcast) {
+fn note_props(p: &mut InstanceProps, change: &Change) {
     match change {
-        Broadcast::GoalChanged(_, _, goal) => (*goal).clone_into(&mut p.goal),
-        Broadcast::StateChanged(_, _, state) => (*state).clone_into(&mut p.state),
+        Change::GoalChanged(_, _, goal) => (*goal).clone_into(&mut p.goal),
+        Change::StateChanged(_, _, state) => (*state).clone_into(&mut p.state),
         _ => {}
     }
 }
@@ -148,38 +146,39 @@ impl View {
     /// reported unknown. What is noted here is what the change itself
     /// says; a new class counts as having an instance template until it
     /// is published, so that `GetInstance` asks the engine meanwhile.
-    pub fn note(&mut self, change: &Broadcast) {
+    pub fn note(&mut self, change: &Change) {
         match change {
-            Broadcast::JobAdded(job) => {
+            Change::JobAdded(job) => {
                 self.jobs.entry(job.clone()).or_default();
             }
             // A class is replaced by removing and adding it, its
             // instances kept: whether it has gone is the engine's to say
             // when the turn is published.
-            Broadcast::JobRemoved(_) => {}
-            Broadcast::InstanceAdded(job, inst) => {
+            Change::JobRemoved(_) => {}
+            Change::InstanceAdded(job, inst) => {
                 let insts = &mut self.jobs.entry(job.clone()).or_default().instances;
                 insts.entry(inst.clone()).or_insert_with(|| InstanceProps {
                     name: inst.clone(),
                     goal: "stop".into(),
                     state: "waiting".into(),
                     processes: Vec::new(),
+                    status_text: String::new(),
                 });
             }
-            Broadcast::InstanceRemoved(job, inst) => self.set_instance(job, inst, None),
-            Broadcast::GoalChanged(job, inst, _) | Broadcast::StateChanged(job, inst, _) => {
+            Change::InstanceRemoved(job, inst) => self.set_instance(job, inst, None),
+            Change::GoalChanged(job, inst, _) | Change::StateChanged(job, inst, _) => {
                 if let Some(p) = self.instance_mut(job, inst) {
                     note_props(p, change);
                 }
             }
-            Broadcast::Failed(..) | Broadcast::EventEmitted(..) | Broadcast::Restarted => {}
+            Change::Failed(..) | Change::EventEmitted(..) | Change::Restarted => {}
         }
     }
 
     /// Note a series of changes, in order. A row of goal and state changes
     /// of one instance (a task walks through a dozen states at once) finds
     /// the instance once.
-    pub fn note_all(&mut self, changes: &[Broadcast]) {
+    pub fn note_all(&mut self, changes: &[Change]) {
         let mut rest = changes;
         while let Some((first, tail)) = rest.split_first() {
             let Some(key) = props_target(first) else {
@@ -258,6 +257,7 @@ mod tests {
             goal: "start".into(),
             state: state.into(),
             processes: vec![("main".into(), 42)],
+            status_text: String::new(),
         }
     }
 
@@ -286,7 +286,7 @@ mod tests {
     fn changes_are_noted_before_they_are_published() {
         let mut v = View::default();
         v.replace(BTreeMap::new());
-        v.note(&Broadcast::JobAdded("web".into()));
+        v.note(&Change::JobAdded("web".into()));
         // A new class's instance names are the engine's to expand.
         assert!(v
             .answer(&Request::GetInstance {
@@ -294,13 +294,9 @@ mod tests {
                 env: vec![]
             })
             .is_none());
-        v.note(&Broadcast::InstanceAdded("web".into(), String::new()));
-        v.note(&Broadcast::GoalChanged(
-            "web".into(),
-            String::new(),
-            "start",
-        ));
-        v.note(&Broadcast::StateChanged(
+        v.note(&Change::InstanceAdded("web".into(), String::new()));
+        v.note(&Change::GoalChanged("web".into(), String::new(), "start"));
+        v.note(&Change::StateChanged(
             "web".into(),
             String::new(),
             "pre-start",
@@ -309,7 +305,7 @@ mod tests {
             v.answer(&Request::InstanceProperties { job: "web".into(), instance: String::new() }),
             Some(Ok(Value::Instance(p))) if p.goal == "start" && p.state == "pre-start"
         ));
-        v.note(&Broadcast::InstanceRemoved("web".into(), String::new()));
+        v.note(&Change::InstanceRemoved("web".into(), String::new()));
         assert!(matches!(
             v.answer(&Request::GetInstanceByName {
                 job: "web".into(),
@@ -322,17 +318,17 @@ mod tests {
     #[test]
     fn a_series_of_changes_is_noted_as_one_by_one() {
         let changes = [
-            Broadcast::JobAdded("web".into()),
-            Broadcast::InstanceAdded("web".into(), String::new()),
-            Broadcast::GoalChanged("web".into(), String::new(), "start"),
-            Broadcast::StateChanged("web".into(), String::new(), "starting"),
-            Broadcast::InstanceAdded("web".into(), "b".into()),
-            Broadcast::StateChanged("web".into(), "b".into(), "starting"),
-            Broadcast::StateChanged("web".into(), String::new(), "pre-start"),
-            Broadcast::StateChanged("web".into(), String::new(), "spawned"),
-            Broadcast::GoalChanged("web".into(), "b".into(), "stop"),
-            Broadcast::InstanceRemoved("web".into(), "b".into()),
-            Broadcast::StateChanged("web".into(), "b".into(), "waiting"),
+            Change::JobAdded("web".into()),
+            Change::InstanceAdded("web".into(), String::new()),
+            Change::GoalChanged("web".into(), String::new(), "start"),
+            Change::StateChanged("web".into(), String::new(), "starting"),
+            Change::InstanceAdded("web".into(), "b".into()),
+            Change::StateChanged("web".into(), "b".into(), "starting"),
+            Change::StateChanged("web".into(), String::new(), "pre-start"),
+            Change::StateChanged("web".into(), String::new(), "spawned"),
+            Change::GoalChanged("web".into(), "b".into(), "stop"),
+            Change::InstanceRemoved("web".into(), "b".into()),
+            Change::StateChanged("web".into(), "b".into(), "waiting"),
         ];
         let props = |v: &View, inst: &str| {
             v.answer(&Request::InstanceProperties {

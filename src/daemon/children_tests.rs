@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use mio::{Events, Poll};
 
 use super::super::logger::slog_level;
-use super::super::shell::Shell;
+use super::super::world::World;
 use super::{apply, next_exit, run_queue};
 use crate::config::{parse_job, ClassDefaults};
 use crate::job::{Engine, EngineOptions, JobKey, Level, State};
@@ -28,10 +28,10 @@ impl slog::Drain for Lines {
     }
 }
 
-/// The engine and the shell on a fake kernel, turned like the loop does.
+/// The engine and the world on a fake kernel, turned like the loop does.
 struct Loop {
     engine: Engine,
-    shell: Shell,
+    world: World,
     fake: FakeSyscall,
     poll: Poll,
     lines: Lines,
@@ -49,8 +49,9 @@ impl Loop {
             no_log: true,
             debug: false,
             self_exe: None,
+            terminal: None,
         };
-        let mut shell = Shell::new(
+        let mut world = World::new(
             Box::new(fake.clone()),
             poll.registry().try_clone().expect("registry"),
             logger,
@@ -71,10 +72,10 @@ impl Loop {
                 .expect("parse")
             })
             .collect();
-        engine.set_classes(&mut shell, classes);
+        engine.set_classes(&mut world, classes);
         Loop {
             engine,
-            shell,
+            world,
             fake,
             poll,
             lines,
@@ -83,39 +84,39 @@ impl Loop {
 
     fn start(&mut self, job: &str) {
         self.engine
-            .start_job(&mut self.shell, job, vec![], None)
+            .start_job(&mut self.world, job, vec![], None)
             .expect("start");
-        run_queue(&mut self.engine, &mut self.shell);
+        run_queue(&mut self.engine, &mut self.world);
     }
 
     fn stop(&mut self, job: &str) {
         self.engine
-            .stop_job(&mut self.shell, job, vec![], None)
+            .stop_job(&mut self.world, job, vec![], None)
             .expect("stop");
-        run_queue(&mut self.engine, &mut self.shell);
+        run_queue(&mut self.engine, &mut self.world);
     }
 
     /// The part of a turn that follows the wait: ready descriptors (status
     /// pipes the fake has closed), then reaping (what the fake reports).
     fn turn(&mut self, descriptors: bool, reap: bool) {
         if descriptors {
-            self.shell.watch_recent_spawns();
+            self.world.watch_recent_spawns();
             let mut events = Events::with_capacity(16);
             self.poll
                 .poll(&mut events, Some(std::time::Duration::ZERO))
                 .expect("poll");
             for ev in events.iter() {
-                if let Some(outcome) = self.shell.ready(ev.token()) {
-                    apply(&mut self.engine, &mut self.shell, outcome);
+                if let Some(outcome) = self.world.ready(ev.token()) {
+                    apply(&mut self.engine, &mut self.world, outcome);
                 }
             }
         }
         if reap {
-            while let Some((pid, exit)) = next_exit(&mut self.engine, &mut self.shell) {
-                self.engine.child_exited(&mut self.shell, pid, exit);
+            while let Some((pid, exit)) = next_exit(&mut self.engine, &mut self.world) {
+                self.engine.child_exited(&mut self.world, pid, exit);
             }
         }
-        run_queue(&mut self.engine, &mut self.shell);
+        run_queue(&mut self.engine, &mut self.world);
     }
 
     fn state(&self, job: &str) -> Option<State> {
@@ -236,7 +237,7 @@ fn clone_failing_with_eagain_is_retried() {
         .count();
     assert_eq!(temporary, 2);
     // The failed attempts left no status pipe behind.
-    assert_eq!(l.shell.io.len(), 1);
+    assert_eq!(l.world.io.len(), 1);
     l.fake.exec(100);
     l.turn(true, true);
     assert_eq!(l.state("svc"), Some(State::Running));
@@ -255,7 +256,7 @@ fn clone_failing_every_time_fails_the_job() {
         l.lines()
     );
     assert_eq!(l.state("svc"), None);
-    assert!(l.shell.io.is_empty());
+    assert!(l.world.io.is_empty());
     // Nothing was started, so nothing is reaped.
     l.turn(true, true);
     assert!(l.fake.unreaped().is_empty());
@@ -312,7 +313,7 @@ fn a_pidfd_of_an_ended_process_never_signals_its_successor() {
     let mut l = Loop::new(&[("svc", SERVICE)]);
     l.start("svc");
     let pid = l.main_pid("svc").expect("pid");
-    let fd = super::super::pidfd::open(&*l.shell.sys, pid).expect("pidfd");
+    let fd = super::super::pidfd::open(&*l.world.sys, pid).expect("pidfd");
     l.fake.exec(pid);
     l.fake.exit(pid, ChildState::Exited(0));
     l.turn(true, true);
@@ -320,7 +321,7 @@ fn a_pidfd_of_an_ended_process_never_signals_its_successor() {
     l.start("svc");
     assert_eq!(l.main_pid("svc"), Some(pid));
     assert_eq!(
-        super::super::pidfd::kill(&*l.shell.sys, &fd, pid, libc::SIGTERM, true),
+        super::super::pidfd::kill(&*l.world.sys, &fd, pid, libc::SIGTERM, true),
         Err(libc::ESRCH)
     );
     assert!(!l.fake.calls().contains(&Call::Kill(-pid, libc::SIGTERM)));

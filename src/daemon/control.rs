@@ -9,7 +9,7 @@ use crate::config::{EventExpr, ProcessType};
 use crate::control::paths::{instance_path, job_path};
 use crate::control::view::{instance_gone, unknown_job, JobView};
 use crate::control::{
-    Answer, Broadcast, CallError, Envelope, InstanceProps, JobProps, Request, Value,
+    Answer, CallError, Change, Envelope, InstanceProps, JobProps, Request, Value,
 };
 use crate::job::{EngineError, InstanceName, JobKey, Level, Reply, WaitKind};
 
@@ -64,6 +64,7 @@ fn instance_props(engine: &crate::job::Engine, job: &str, instance: &str) -> Opt
         goal: inst.goal.name().to_string(),
         state: inst.state.name().to_string(),
         processes,
+        status_text: inst.readiness.status.clone().unwrap_or_default(),
     })
 }
 
@@ -101,7 +102,7 @@ impl Daemon {
 
     /// Hand the engine's replies to their callers.
     pub(super) fn flush_replies(&mut self) {
-        for (token, reply) in std::mem::take(&mut self.shell.replies) {
+        for (token, reply) in std::mem::take(&mut self.world.replies) {
             if let Some((tx, answer)) = self.pending.answer(token, reply) {
                 self.deliver(tx, answer);
             }
@@ -142,24 +143,21 @@ impl Daemon {
         let immediate = match request {
             Request::NotifyDBusAddress(address) if self.config.user_mode => {
                 self.publish();
-                match &self.shell.control {
-                    Some(b) => {
-                        if let Err(std::sync::mpsc::SendError(
-                            crate::control::ToBroadcaster::ConnectBus(_, reply),
-                        )) = b.send(crate::control::ToBroadcaster::ConnectBus(address, reply))
-                        {
-                            let _ = reply.send(Err(CallError::new(
-                                "org.freedesktop.DBus.Error.Failed",
-                                "no control server",
-                            )));
-                        }
-                    }
-                    None => {
-                        let _ = reply.send(Err(CallError::new(
-                            "org.freedesktop.DBus.Error.Failed",
-                            "no control server",
-                        )));
-                    }
+                // The keeper of the bus connection answers the caller once
+                // it has joined (or failed to).
+                let call = crate::control::BusCall::Join {
+                    address,
+                    kind: crate::control::BusKind::Notified,
+                    reply: Some(reply),
+                };
+                if let Some(crate::control::BusCall::Join {
+                    reply: Some(reply), ..
+                }) = self.bus_call(call)
+                {
+                    let _ = reply.send(Err(CallError::new(
+                        "org.freedesktop.DBus.Error.Failed",
+                        "no control server",
+                    )));
                 }
                 return;
             }
@@ -172,8 +170,8 @@ impl Daemon {
                 use std::os::fd::AsRawFd;
                 let fd = file.as_raw_fd();
                 // Inheritable while the event exists, so jobs it starts get it.
-                let _ = self.shell.sys.set_cloexec(fd, false);
-                self.shell.event_fds.insert(fd, file);
+                let _ = self.world.sys.set_cloexec(fd, false);
+                self.world.event_fds.insert(fd, file);
                 if wait {
                     let token = self.pending.park(reply, Value::Unit);
                     let id = self.engine.emit_waiting(&name, env, token);
@@ -196,21 +194,21 @@ impl Daemon {
             Request::JobStart { job, env, wait } => {
                 return self.waiting_call(reply, wait, |d, waiter| {
                     d.engine
-                        .start_job(&mut d.shell, &job, env, waiter)
+                        .start_job(&mut d.world, &job, env, waiter)
                         .map(|k| Value::Path(instance_path(&k.job, &k.instance)))
                 });
             }
             Request::JobStop { job, env, wait } => {
                 return self.waiting_call(reply, wait, |d, waiter| {
                     d.engine
-                        .stop_job(&mut d.shell, &job, env, waiter)
+                        .stop_job(&mut d.world, &job, env, waiter)
                         .map(|_| Value::Unit)
                 });
             }
             Request::JobRestart { job, env, wait } => {
                 return self.waiting_call(reply, wait, |d, waiter| {
                     d.engine
-                        .restart_job(&mut d.shell, &job, env, waiter)
+                        .restart_job(&mut d.world, &job, env, waiter)
                         .map(|k| Value::Path(instance_path(&k.job, &k.instance)))
                 });
             }
@@ -221,6 +219,16 @@ impl Daemon {
                 wait,
             } => {
                 return self.instance_call(reply, wait, JobKey::new(&job, &instance), kind);
+            }
+            // Answered once the engine says so: an `expect notify` job's
+            // reload lasts until it is ready again (extensions.md §7).
+            Request::InstanceReload { job, instance } => {
+                let key = JobKey::new(&job, &instance);
+                return self.waiting_call(reply, true, |d, waiter| {
+                    d.engine
+                        .reload_instance(&mut d.world, &key, waiter)
+                        .map(|()| Value::Unit)
+                });
             }
             // Property reads and writes change nothing the engine must
             // publish first: answered at once.
@@ -277,7 +285,7 @@ impl Daemon {
     ) {
         self.waiting_call(reply, wait, |d, waiter| {
             d.engine
-                .control_instance(&mut d.shell, &key, kind, waiter)
+                .control_instance(&mut d.world, &key, kind, waiter)
                 .map(|()| Value::Unit)
         });
     }
@@ -318,11 +326,6 @@ impl Daemon {
                         .collect(),
                 ))
             }
-            Request::InstanceReload { job, instance } => self
-                .engine
-                .reload_instance(&mut self.shell, &JobKey::new(&job, &instance))
-                .map(|()| Value::Unit)
-                .map_err(CallError::from),
             Request::JobProperties { job } => {
                 let slot = self
                     .engine
@@ -399,7 +402,7 @@ impl Daemon {
                 }
             }
             Request::NotifyDiskWriteable => self
-                .shell
+                .world
                 .disk_writeable()
                 .map(|()| Value::Unit)
                 .map_err(|e| {
@@ -419,7 +422,7 @@ impl Daemon {
             Request::NotifyCGroupManagerAddress(address) => {
                 // First address wins; with --no-cgroups the call does nothing.
                 self.engine
-                    .cgroup_manager_address(&mut self.shell, &address);
+                    .cgroup_manager_address(&mut self.world, &address);
                 Ok(Value::Unit)
             }
             Request::GetState => self.state_json().map(Value::Str).map_err(|_| {
@@ -442,7 +445,8 @@ impl Daemon {
             | Request::JobStart { .. }
             | Request::JobStop { .. }
             | Request::JobRestart { .. }
-            | Request::InstanceControl { .. } => Err(CallError::new(
+            | Request::InstanceControl { .. }
+            | Request::InstanceReload { .. } => Err(CallError::new(
                 "org.freedesktop.DBus.Error.Failed",
                 "misrouted",
             )),
@@ -458,7 +462,7 @@ impl Daemon {
     /// with the changes made so far, then hand the changes to the
     /// broadcaster. Called before any answer goes out.
     pub(super) fn publish(&mut self) {
-        if self.shell.changes.is_empty() {
+        if self.world.changes.is_empty() {
             return;
         }
         if let Some(mut view) = self.view.as_ref().and_then(|v| v.write().ok()) {
@@ -470,23 +474,23 @@ impl Daemon {
             // An instance's changes mostly come in a row: the set is
             // only asked once per row.
             let mut last = None;
-            for change in &self.shell.changes {
+            for change in &self.world.changes {
                 match change {
-                    Broadcast::JobAdded(job) | Broadcast::JobRemoved(job) => {
+                    Change::JobAdded(job) | Change::JobRemoved(job) => {
                         jobs.insert(job.as_str());
                     }
-                    Broadcast::InstanceAdded(job, inst)
-                    | Broadcast::InstanceRemoved(job, inst)
-                    | Broadcast::GoalChanged(job, inst, _)
-                    | Broadcast::StateChanged(job, inst, _)
-                    | Broadcast::Failed(job, inst, _) => {
+                    Change::InstanceAdded(job, inst)
+                    | Change::InstanceRemoved(job, inst)
+                    | Change::GoalChanged(job, inst, _)
+                    | Change::StateChanged(job, inst, _)
+                    | Change::Failed(job, inst, _) => {
                         let key = (job.as_str(), inst.as_str());
                         if last != Some(key) {
                             instances.insert(key);
                             last = Some(key);
                         }
                     }
-                    Broadcast::EventEmitted(..) | Broadcast::Restarted => {}
+                    Change::EventEmitted(..) | Change::Restarted => {}
                 }
             }
             for job in jobs {
@@ -497,16 +501,28 @@ impl Daemon {
                 view.set_instance(job, inst, instance_props(&self.engine, job, inst));
             }
             // What was not yet noted is in the copy now, as it stands.
-            self.shell.noted = self.shell.changes.len();
+            self.world.noted = self.world.changes.len();
         }
-        self.shell.flush_changes();
+        self.world.flush_changes();
+    }
+
+    /// Put one instance's properties, as the engine has them now, in the
+    /// control side's copy: for a change no broadcast carries (a job's
+    /// `STATUS=` text).
+    pub(super) fn refresh_view_of(&mut self, key: &JobKey) {
+        let props = instance_props(&self.engine, &key.job, &key.instance);
+        if let Some(mut view) = self.view.as_ref().and_then(|v| v.write().ok()) {
+            if props.is_some() {
+                view.set_instance(&key.job, &key.instance, props);
+            }
+        }
     }
 
     /// Fill the control side's copy afresh from the engine (after loading
     /// or reloading the configuration, which may replace classes in place).
     pub(super) fn rebuild_view(&mut self) {
         // The copy is replaced below: the changes only go to the broadcaster.
-        self.shell.flush_changes();
+        self.world.flush_changes();
         let Some(view) = &self.view else { return };
         let jobs = self
             .engine

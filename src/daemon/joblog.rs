@@ -34,6 +34,16 @@ impl JobLog {
         }
     }
 
+    /// The job (and instance) the output is from, as its log file is
+    /// named: `JOB` or `JOB-INSTANCE`.
+    pub fn label(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .map(|n| n.strip_suffix(".log").unwrap_or(&n).to_string())
+            .unwrap_or_default()
+    }
+
     /// A log that already holds `pending` (from a previous image's
     /// state), bounded like output that arrives.
     pub fn with_pending(path: PathBuf, pending: &[u8]) -> Self {
@@ -45,6 +55,11 @@ impl JobLog {
     /// The output held, not yet written.
     pub fn held(&self) -> &[u8] {
         &self.buffer
+    }
+
+    /// Standard-output mode: the held bytes are the unfinished line.
+    pub fn unfinished_line(&mut self) -> &mut Vec<u8> {
+        &mut self.buffer
     }
 
     fn open(&mut self) -> std::io::Result<()> {

@@ -3,7 +3,7 @@
 
 use super::Daemon;
 use crate::job::{JobKey, Level};
-use crate::lifecycle::{Action, Answer, Jobs, Millis};
+use crate::lifecycle::{Action, Answer, Ending, Jobs, Millis};
 use crate::pid1::sweep;
 
 /// Which machine asked, so that answers go back to it.
@@ -80,6 +80,11 @@ impl Daemon {
         match action {
             Action::Log(level, msg) => self.log(level, &msg),
             Action::Report(msg) => eprintln!("{msg}"),
+            Action::ReportLogTail {
+                job,
+                instance,
+                lines,
+            } => self.report_log_tail(&job, &instance, lines),
             Action::DisableRespawn => self.engine.no_respawn = true,
             Action::Emit(name, env) => {
                 self.engine.emit(name, env);
@@ -90,21 +95,40 @@ impl Daemon {
                 self.engine.emit("runlevel", env);
             }
             Action::StopAll => {
-                self.engine.stop_all(&mut self.shell);
+                self.engine.stop_all(&mut self.world);
                 return Some(Answer::StoppedAll(self.jobs()));
             }
             Action::WarnFailedToStop => self.warn_failed_to_stop(),
             Action::SignalAll(sig) => {
-                sweep::signal_all(&*self.shell.sys, sig);
+                sweep::signal_all(&*self.world.sys, sig);
             }
+            Action::SignalLeftovers(sig) => {
+                sweep::signal_outside(&*self.world.sys, sig, &self.job_pids());
+            }
+            Action::SyncRoot => sync_root(),
             Action::StartCommand => return Some(self.start_command()),
             Action::ForwardSignal { group, signal } => {
-                // The command's process group (it runs in its own
-                // session, so its pid is the group's id).
-                let _ = self.shell.sys.kill(-group, signal);
+                // The command's process group (its pid is the group's
+                // id: it made its own, or its own session).
+                let _ = self.world.sys.kill(-group, signal);
             }
-            Action::StopSystem { action, status } => self.start_system_stop(action, true, status),
+            Action::StopSystem {
+                action,
+                status,
+                show_logs,
+            } => self.begin_system_stop(action, true, Ending::RunOver { status, show_logs }),
+            Action::ShowLogs => self.show_run_logs(),
             Action::Sync => nix::unistd::sync(),
+            Action::DebugExit(status) => {
+                let e = crate::pid1::debug_exit::exit(status);
+                // On real hardware there is nothing to say.
+                if e != crate::pid1::debug_exit::DebugExitError::NotQemu {
+                    self.log(
+                        Level::Info,
+                        &format!("Exit status {status} not handed over: {e}"),
+                    );
+                }
+            }
             Action::Reboot(action) => {
                 // Synced just before.
                 let e = crate::pid1::reboot::reboot(action, true);
@@ -130,5 +154,13 @@ impl Daemon {
         for job in left {
             self.log(Level::Warn, &format!("job {job} failed to stop"));
         }
+    }
+}
+
+/// `syncfs(2)` on the file system of `/`: a container's own, not every
+/// file system of the host.
+fn sync_root() {
+    if let Ok(root) = std::fs::File::open("/") {
+        let _ = nix::unistd::syncfs(&root);
     }
 }

@@ -10,6 +10,7 @@ mod joblog;
 mod lifecycle;
 pub mod logger;
 mod memory;
+mod notify;
 mod panic;
 mod pidfd;
 mod reexec;
@@ -17,9 +18,10 @@ mod replace_file;
 mod restore_checks;
 mod run_mode;
 mod session_end;
-mod shell;
 mod state_pipe;
+mod stdout_log;
 mod system_stop;
+mod world;
 
 pub use run_mode::RunSpec;
 
@@ -40,7 +42,7 @@ use crate::lifecycle::Requester;
 use crate::pid1::signals::Meaning;
 use crate::pid1::Mode;
 use crate::spawn::SpawnSettings;
-use shell::{Outcome, Shell};
+use world::{Outcome, World};
 
 const SIGNAL_TOKEN: Token = Token(0);
 const INOTIFY_TOKEN: Token = Token(1);
@@ -95,7 +97,7 @@ pub struct DaemonConfig {
 
 pub struct Daemon {
     engine: Engine,
-    shell: Shell,
+    world: World,
     poll: Poll,
     signals: SignalFd,
     inotify: Option<nix::sys::inotify::Inotify>,
@@ -122,6 +124,10 @@ pub struct Daemon {
     keyboard: bool,
     /// Work was done since memory was last handed back (see memory.rs).
     busy_since_trim: bool,
+    /// The sd_notify socket of `expect notify` jobs.
+    notify: Option<notify::NotifySocket>,
+    /// The bus init is on or wants to be on (the control plane keeps it).
+    bus_address: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Daemon {
@@ -156,8 +162,9 @@ impl Daemon {
             no_log: config.no_log,
             debug: config.debug,
             self_exe: None,
+            terminal: config.run.as_ref().and_then(|r| r.terminal),
         };
-        let shell = Shell::new(
+        let world = World::new(
             Box::new(crate::sys::LinuxSyscall),
             poll.registry().try_clone()?,
             logger,
@@ -174,7 +181,7 @@ impl Daemon {
         let engine = Engine::new(options, config.job_env.clone(), init_env);
         let mut daemon = Daemon {
             engine,
-            shell,
+            world,
             poll,
             signals,
             inotify: None,
@@ -192,9 +199,17 @@ impl Daemon {
             exit_status: None,
             keyboard,
             busy_since_trim: true,
+            notify: None,
+            bus_address: Default::default(),
         };
         let now = daemon.now_ms();
         daemon.run = daemon.config.run.as_ref().map(|spec| spec.machine(now));
+        if daemon.run.is_some() || daemon.config.mode == Mode::Container {
+            daemon.world.failures = Some(Vec::new());
+        }
+        if daemon.run.is_some() {
+            daemon.world.run_logs = Some(Default::default());
+        }
         daemon.watch_sources();
         // Room for a descriptor or two per running job (spawn/nofile.rs).
         if let Err(e) = crate::spawn::nofile::raise() {
@@ -231,18 +246,26 @@ impl Daemon {
         };
         // A re-exec'd image waits a little for the address to come free.
         let patience = std::time::Duration::from_millis(if self.config.restart { 2000 } else { 0 });
-        match crate::control::start(&name, handle, patience) {
+        let bus = crate::control::BusOptions {
+            log: self.world.logger.clone(),
+            address: self.bus_address.clone(),
+        };
+        match crate::control::start(&name, handle, patience, bus) {
             Ok(broadcast) => {
+                self.world.control = Some(broadcast);
                 if !self.config.user_mode && !self.config.no_dbus {
-                    // Early in boot there is no bus yet; failing is silent.
+                    // Early in boot there is no bus yet; failing is silent,
+                    // and the bus is joined once its socket appears.
                     let address = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
                         .unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".to_string());
-                    let (tx, _rx) = futures_channel::oneshot::channel();
-                    let _ = broadcast.send(crate::control::ToBroadcaster::ConnectBus(address, tx));
+                    let _ = self.bus_call(crate::control::BusCall::Join {
+                        address,
+                        kind: crate::control::BusKind::System,
+                        reply: None,
+                    });
                 }
-                self.shell.control = Some(broadcast);
                 self.requests = Some(rx);
-                self.shell.view = Some(view.clone());
+                self.world.view = Some(view.clone());
                 self.view = Some(view);
                 let address = format!("unix:abstract={name}");
                 if self.config.user_mode {
@@ -252,12 +275,40 @@ impl Daemon {
                     self.engine.options.session_address = Some(address);
                 }
             }
+            // Abstract addresses belong to the network namespace: a
+            // container sharing one with another init finds it taken.
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => self.log(
+                Level::Error,
+                &format!(
+                    "Unable to listen on unix:abstract={name}: another init in this network \
+                     namespace holds it (containers sharing a network namespace?); initctl, \
+                     shutdown and telinit here reach that init, not this one, so this init \
+                     cannot be controlled; its jobs keep running"
+                ),
+            ),
             Err(e) => self.log(
                 Level::Warn,
                 &format!("Unable to listen for private connections: {e}"),
             ),
         }
         Ok(())
+    }
+
+    /// Hand `call` to the keeper of the bus connection; gives it back
+    /// when there is no control server to take it.
+    pub(super) fn bus_call(
+        &self,
+        call: crate::control::BusCall,
+    ) -> Option<crate::control::BusCall> {
+        use crate::control::ToBroadcaster;
+        let Some(control) = &self.world.control else {
+            return Some(call);
+        };
+        match control.send(ToBroadcaster::Bus(call)) {
+            Ok(()) => None,
+            Err(std::sync::mpsc::SendError(ToBroadcaster::Bus(call))) => Some(call),
+            Err(_) => None,
+        }
     }
 
     /// `$XDG_RUNTIME_DIR/upstart/sessions/PID.session` for `initctl
@@ -303,8 +354,26 @@ impl Daemon {
         self.engine.options.session_address.as_deref()
     }
 
+    /// Send `console log` output to init's standard output, each line
+    /// prefixed with its job's name, instead of files.
+    pub fn log_to_stdout(&mut self) {
+        match stdout_log::StdoutLog::open(&self.world.registry) {
+            Ok(out) => self.world.stdout = Some(out),
+            Err(e) => self.log(
+                Level::Warn,
+                &format!("Unable to log job output to standard output: {e}"),
+            ),
+        }
+    }
+
+    /// A start-up message for whoever reads init's log (shown unless
+    /// `--quiet`).
+    pub fn announce(&mut self, msg: &str) {
+        self.log(Level::Message, msg);
+    }
+
     fn log(&mut self, level: Level, msg: &str) {
-        logger::log(&self.shell.logger, level, msg);
+        logger::log(&self.world.logger, level, msg);
     }
 
     /// Set up the inotify descriptor that makes any change in the job
@@ -361,7 +430,7 @@ impl Daemon {
         // on every reload while it stays.
         let skipped: Vec<String> = loaded.skipped_dirs.iter().map(|e| e.to_string()).collect();
         for line in skipped.iter().filter(|l| !self.skipped_dirs.contains(l)) {
-            logger::log(&self.shell.logger, Level::Warn, line);
+            logger::log(&self.world.logger, Level::Warn, line);
         }
         self.skipped_dirs = skipped;
         let registered: std::collections::HashSet<&str> = loaded
@@ -387,7 +456,7 @@ impl Daemon {
             .map(|j| j.class.clone())
             .collect();
         classes.extend(self.run_classes());
-        self.engine.set_classes(&mut self.shell, classes);
+        self.engine.set_classes(&mut self.world, classes);
         self.rebuild_view();
     }
 
@@ -412,9 +481,9 @@ impl Daemon {
                 // came during the restore, too.
                 self.rebuild_view();
                 self.serve_requests();
-                if let Some(tx) = &self.shell.control {
+                if let Some(tx) = &self.world.control {
                     let _ = tx.send(crate::control::ToBroadcaster::Change(
-                        crate::control::Broadcast::Restarted,
+                        crate::control::Change::Restarted,
                     ));
                 }
             }
@@ -423,6 +492,12 @@ impl Daemon {
                 Level::Warn,
                 "Stateful re-exec supported but stateless re-exec requested",
             );
+        }
+        // Not handed over (a stateless start, an Upstart payload): a new one.
+        if self.notify.is_none() {
+            self.open_notify();
+        } else if let Some(n) = &self.notify {
+            self.engine.options.notify_socket = Some(n.address.clone());
         }
         self.reload();
         if self.config.mode == Mode::User {
@@ -449,7 +524,7 @@ impl Daemon {
         }
         if self.config.user_mode {
             // Orphans of the session come back to us.
-            if let Err(e) = self.shell.sys.set_child_subreaper() {
+            if let Err(e) = self.world.sys.set_child_subreaper() {
                 self.log(
                     Level::Warn,
                     &format!("Unable to register as subreaper: {e}"),
@@ -460,7 +535,7 @@ impl Daemon {
         let mut events = Events::with_capacity(256);
         loop {
             self.engine.set_time(self.now_ms());
-            self.engine.fire_timers(&mut self.shell);
+            self.engine.fire_timers(&mut self.world);
             loop {
                 // Once the stop sweeps processes away, nothing new starts.
                 if !self.system_stop.sweeping() {
@@ -468,9 +543,10 @@ impl Daemon {
                 }
                 self.flush_replies();
                 self.answer_after_queue();
-                // Run mode may start its command or the stop: handle what
-                // that queued before waiting.
-                if !self.check_run() {
+                // Run mode may start its command or the stop, a failed
+                // job the container's stop: handle what that queued
+                // before waiting.
+                if !self.check_run() && !self.check_container_failures() {
                     break;
                 }
             }
@@ -484,7 +560,7 @@ impl Daemon {
                 return status;
             }
             self.publish();
-            self.shell.watch_recent_spawns();
+            self.world.watch_recent_spawns();
             let mut timeout = self.timeout();
             if self.busy_since_trim {
                 timeout = Some(timeout.map_or(memory::QUIET, |t| t.min(memory::QUIET)));
@@ -504,13 +580,15 @@ impl Daemon {
             }
             let mut signalled = false;
             let mut conf_changed = false;
+            let mut notified = self.notify.as_ref().is_some_and(|n| n.backlog);
             for ev in events.iter() {
                 match ev.token() {
                     SIGNAL_TOKEN => signalled = true,
                     INOTIFY_TOKEN => conf_changed = true,
                     WAKER_TOKEN => {}
+                    notify::NOTIFY_TOKEN => notified = true,
                     token => {
-                        if let Some(outcome) = self.shell.ready(token) {
+                        if let Some(outcome) = self.world.ready(token) {
                             self.apply(outcome);
                         }
                     }
@@ -525,6 +603,10 @@ impl Daemon {
             }
             if signalled {
                 self.handle_signals();
+            }
+            // Before reaping: a sender that has just exited is still known.
+            if notified {
+                self.read_notifications();
             }
             self.reap();
             // Requests are cheap to poll for; serving them every iteration
@@ -553,17 +635,20 @@ impl Daemon {
             let d = Duration::from_millis(d.saturating_sub(now));
             t = Some(t.map_or(d, |t| t.min(d)));
         }
+        if self.notify.as_ref().is_some_and(|n| n.backlog) {
+            t = Some(Duration::ZERO);
+        }
         t
     }
 
     /// Drain the event queue, handing the engine the outcomes of spawns
     /// that were complete at once (which can queue more events).
     fn run_queue(&mut self) {
-        children::run_queue(&mut self.engine, &mut self.shell);
+        children::run_queue(&mut self.engine, &mut self.world);
     }
 
     fn apply(&mut self, outcome: Outcome) {
-        children::apply(&mut self.engine, &mut self.shell, outcome);
+        children::apply(&mut self.engine, &mut self.world, outcome);
     }
 
     /// The signals the loop reads through its signalfd in this mode.
@@ -592,8 +677,11 @@ impl Daemon {
                     self.engine.emit(name, Vec::new());
                 }
                 Meaning::Forward(sig) => self.run_forward(sig),
+                Meaning::JoinBus if !self.config.no_dbus && !self.config.user_mode => {
+                    let _ = self.bus_call(crate::control::BusCall::Retry);
+                }
                 Meaning::Reexec | Meaning::Quiesce | Meaning::Stop(_) => last = Some(m),
-                Meaning::Reload | Meaning::Nothing => {}
+                Meaning::Reload | Meaning::JoinBus | Meaning::Nothing => {}
             }
         }
         match last {
@@ -610,9 +698,9 @@ impl Daemon {
 
     /// Reap every exited child (see `children::next_exit`).
     fn reap(&mut self) {
-        while let Some((pid, exit)) = children::next_exit(&mut self.engine, &mut self.shell) {
+        while let Some((pid, exit)) = children::next_exit(&mut self.engine, &mut self.world) {
             self.run_child_exited(pid, exit);
-            self.engine.child_exited(&mut self.shell, pid, exit);
+            self.engine.child_exited(&mut self.world, pid, exit);
         }
     }
 }

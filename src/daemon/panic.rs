@@ -85,7 +85,7 @@ impl Daemon {
     /// Returns only when the session ends, or in user and container mode
     /// when asked to end after containment failed.
     pub(super) fn run_contained(&mut self) -> i32 {
-        install(self.shell.logger.clone());
+        install(self.world.logger.clone());
         let mut why = match std::panic::catch_unwind(AssertUnwindSafe(|| self.run_loop())) {
             Ok(status) => return status,
             Err(_) => "the main loop panicked",
@@ -145,7 +145,7 @@ impl Daemon {
                 term |= matches!(sig, Ok(Signal::SIGTERM) | Ok(Signal::SIGINT));
             }
             let reap = crate::sys::WaitFlags::default();
-            while let Ok(Some(child)) = self.shell.sys.wait(crate::sys::WaitFor::Any, reap) {
+            while let Ok(Some(child)) = self.world.sys.wait(crate::sys::WaitFor::Any, reap) {
                 self.log(Level::Info, &format!("Reaped process {}", child.pid));
             }
             if term && self.config.mode != crate::pid1::Mode::Machine {

@@ -1,7 +1,9 @@
 //! Stateful re-exec (reexec.md): hand the whole state to a new image of
 //! outset, which carries on supervising the same processes.
 //!
-//! The state travels as JSON in a memory file passed with `--state-fd`;
+//! The state travels as JSON on the descriptor passed with `--state-fd`:
+//! a pipe that a forked writer fills while the new image starts, or a
+//! memory file when no writer could be forked (see [`super::state_pipe`]);
 //! every descriptor that must survive (status and script pipes of spawns in
 //! flight, log ptys, files carried by events) is made inheritable first.
 //! The payload is Upstart 1.13's layout (see [`crate::reexec::outset`]).
@@ -14,7 +16,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use super::joblog::JobLog;
-use super::shell::Io;
+use super::world::Io;
 use super::Daemon;
 use crate::job::{Engine, Level};
 use crate::reexec::{ExportInput, Handover, LiveLog, Payload};
@@ -27,7 +29,7 @@ pub enum ReexecError {
     Io(#[from] std::io::Error),
 }
 
-/// An I/O object of the shell, by descriptor number.
+/// An I/O object of the [`World`](super::world::World), by descriptor number.
 #[derive(Debug, Serialize, Deserialize)]
 enum IoState {
     Status {
@@ -66,11 +68,20 @@ struct DaemonState {
     /// with, before it raised its own).
     #[serde(default)]
     job_nofile: Option<(u64, u64)>,
+    /// The sd_notify socket of `expect notify` jobs.
+    #[serde(default)]
+    notify_fd: Option<RawFd>,
 }
 
 /// outset's own payload, decoded: `None` if it is not outset's (an
 /// Upstart payload, say).
-type Decoded = Option<(Engine, Vec<crate::config::ConfSource>, DaemonState)>;
+/// The engine, the sources, the daemon's extras and the notified bus.
+type Decoded = Option<(
+    Engine,
+    Vec<crate::config::ConfSource>,
+    DaemonState,
+    Option<String>,
+)>;
 
 /// Read the payload from the previous image, parsing it as it arrives,
 /// and decode it. Also gives every byte read (the whole text, unless
@@ -111,6 +122,7 @@ fn decode_value(root: serde_json::Value) -> Result<Decoded, String> {
         restored.imported.engine,
         restored.imported.sources,
         state,
+        restored.imported.bus_address,
     )))
 }
 
@@ -118,11 +130,37 @@ fn decode_value(root: serde_json::Value) -> Result<Decoded, String> {
 /// the restore does (for fuzzing the restore parser).
 pub fn decode_state(data: &[u8]) -> Result<Engine, String> {
     decode(data)?
-        .map(|(engine, _, _)| engine)
+        .map(|(engine, ..)| engine)
         .ok_or_else(|| "not an outset payload".to_string())
 }
 
 impl Daemon {
+    /// A session init's notified bus address, which the next image joins
+    /// again (Upstart's `control_bus_address`); none for a system init,
+    /// whose bus is always the system bus.
+    fn notified_bus(&self) -> Option<String> {
+        if !self.config.user_mode {
+            return None;
+        }
+        self.bus_address.lock().ok().and_then(|a| a.clone())
+    }
+
+    /// Join the bus the previous image was notified of (a session init).
+    fn rejoin_bus(&mut self, address: Option<String>) {
+        let Some(address) = address.filter(|_| self.config.user_mode) else {
+            return;
+        };
+        self.log(
+            Level::Debug,
+            &format!("Joining notified D-Bus bus {address}"),
+        );
+        let _ = self.bus_call(crate::control::BusCall::Join {
+            address,
+            kind: crate::control::BusKind::Notified,
+            reply: None,
+        });
+    }
+
     /// The state as JSON text (D-Bus `GetState()`).
     pub(super) fn state_json(&self) -> Result<String, ReexecError> {
         Ok(serde_json::to_string(&self.capture().0)?)
@@ -132,11 +170,13 @@ impl Daemon {
     /// [`Self::make_inheritable`] hands over).
     fn capture(&self) -> (serde_json::Value, Vec<RawFd>) {
         let (handover, daemon, fds) = self.capture_daemon();
+        let bus_address = self.notified_bus();
         let payload = crate::reexec::export(&ExportInput {
             engine: &self.engine,
             sources: &self.config.sources,
             handover: &handover,
             daemon,
+            bus_address: bus_address.as_deref(),
         });
         (payload, fds)
     }
@@ -149,7 +189,7 @@ impl Daemon {
             uid: nix::unistd::getuid().as_raw(),
             ..Handover::default()
         };
-        for entry in self.shell.io.values() {
+        for entry in self.world.io.values() {
             match entry {
                 Io::Status { pid, file, buf } => {
                     handover.status.insert(*pid, file.as_raw_fd());
@@ -189,7 +229,7 @@ impl Daemon {
             }
         });
         let mut scripts: Vec<(i32, String, RawFd)> = self
-            .shell
+            .world
             .scripts
             .iter()
             .map(|(pid, (text, fd))| (*pid, text.clone(), fd.as_raw_fd()))
@@ -198,7 +238,7 @@ impl Daemon {
         for (pid, text, fd) in &scripts {
             handover.scripts.insert(*pid, (text.clone(), *fd));
         }
-        let mut event_fds: Vec<RawFd> = self.shell.event_fds.keys().copied().collect();
+        let mut event_fds: Vec<RawFd> = self.world.event_fds.keys().copied().collect();
         event_fds.sort_unstable();
         let mut fds: Vec<RawFd> = io
             .iter()
@@ -209,16 +249,19 @@ impl Daemon {
             })
             .collect();
         fds.extend(scripts.iter().map(|(_, _, fd)| *fd));
+        let notify_fd = self.notify.as_ref().map(|n| n.raw_fd());
+        fds.extend(notify_fd);
         let daemon = DaemonState {
+            notify_fd,
             io,
             scripts,
             unflushed: self
-                .shell
+                .world
                 .unflushed
                 .iter()
                 .map(|l| (l.path.clone(), l.held().to_vec()))
                 .collect(),
-            disk_writeable: self.shell.disk_writeable,
+            disk_writeable: self.world.disk_writeable,
             event_fds,
             job_env: self.config.job_env.clone(),
             log_priority: super::logger::priority_name(&self.log_priority).to_string(),
@@ -232,7 +275,7 @@ impl Daemon {
     /// carried by events already are inheritable).
     fn make_inheritable(&self, fds: &[RawFd]) {
         for fd in fds {
-            let _ = self.shell.sys.set_cloexec(*fd, false);
+            let _ = self.world.sys.set_cloexec(*fd, false);
         }
     }
 
@@ -273,11 +316,13 @@ impl Daemon {
         // Signals stay blocked from here on, in the writer child too.
         let _ = all_signals().thread_block();
         let (handover, daemon, fds) = self.capture_daemon();
+        let bus_address = self.notified_bus();
         let input = ExportInput {
             engine: &self.engine,
             sources: &self.config.sources,
             handover: &handover,
             daemon,
+            bus_address: bus_address.as_deref(),
         };
         self.make_inheritable(&fds);
         let handed = super::state_pipe::hand_over(&Payload::new(&input));
@@ -340,7 +385,7 @@ impl Daemon {
         // never ends its shell's input). The control server was never
         // closed, so it keeps answering.
         for fd in fds {
-            let _ = self.shell.sys.set_cloexec(*fd, true);
+            let _ = self.world.sys.set_cloexec(*fd, true);
         }
         let _ = self.handled_signals().thread_set_mask();
     }
@@ -354,7 +399,7 @@ impl Daemon {
         if self.config.write_state_file {
             self.keep_state(&data);
         }
-        let (mut engine, sources, state) = match parsed {
+        let (mut engine, sources, state, bus_address) = match parsed {
             Ok(Some(decoded)) => decoded,
             // Not outset's own payload: a live Upstart handing over.
             Ok(None) if self.restore_upstart(&data) => return true,
@@ -368,14 +413,15 @@ impl Daemon {
         self.engine = engine;
         self.config.sources = sources;
         self.config.job_env = state.job_env;
+        self.rejoin_bus(bus_address);
         let _ = super::logger::set_priority(&self.log_priority, &state.log_priority);
-        self.shell.disk_writeable = state.disk_writeable;
+        self.world.disk_writeable = state.disk_writeable;
         if let Some((soft, hard)) = state.job_nofile {
             crate::spawn::nofile::set_job_limit(soft, hard);
         }
         for (path, pending) in state.unflushed {
             if self.keeps_held_output(&path) {
-                self.shell
+                self.world
                     .unflushed
                     .push(JobLog::with_pending(path, &pending));
             }
@@ -393,13 +439,13 @@ impl Daemon {
         for fd in state.event_fds.into_iter().filter(|fd| adopt(*fd)) {
             // SAFETY: inherited from the previous image, owned by us now.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-            self.shell.event_fds.insert(fd, owned);
+            self.world.event_fds.insert(fd, owned);
         }
         for (pid, text, fd) in state.scripts.into_iter().filter(|s| adopt(s.2)) {
             // SAFETY: as above.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-            let _ = self.shell.sys.set_cloexec(fd, true);
-            self.shell.scripts.insert(pid, (text, owned));
+            let _ = self.world.sys.set_cloexec(fd, true);
+            self.world.scripts.insert(pid, (text, owned));
         }
         let items: Vec<IoState> = state
             .io
@@ -410,6 +456,7 @@ impl Daemon {
                 | IoState::Script { fd, .. } => adopt(*fd),
             })
             .collect();
+        let notify_fd = state.notify_fd.filter(|fd| adopt(*fd));
         if stray > 0 {
             self.log(
                 Level::Warn,
@@ -459,9 +506,24 @@ impl Daemon {
                     Interest::WRITABLE,
                 ),
             };
-            let _ = self.shell.sys.set_cloexec(fd, true);
-            self.shell.register_restored(io, interest);
+            let _ = self.world.sys.set_cloexec(fd, true);
+            self.world.register_restored(io, interest);
         }
+        if let Some(fd) = notify_fd {
+            let _ = self.world.sys.set_cloexec(fd, true);
+            // SAFETY: inherited from the previous image, owned by us now.
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            match super::notify::NotifySocket::adopt(owned) {
+                Ok(sock) => self.use_notify(sock),
+                Err(e) => self.log(
+                    Level::Warn,
+                    &format!("Unable to take over the notify socket: {e}"),
+                ),
+            }
+        }
+        // Kill and readiness timers restored from the payload.
+        let spawns = self.engine.spawns_in_flight();
+        self.engine.reindex(&spawns);
         self.log(Level::Info, "Stateful re-exec completed");
         true
     }
@@ -545,8 +607,8 @@ impl Daemon {
         };
         for (fd, job, process) in imported.spawns.iter().filter(|(fd, ..)| ok(*fd)) {
             let pid = pid_of(&engine, job, *process);
-            let _ = self.shell.sys.set_cloexec(*fd, true);
-            self.shell.register_restored(
+            let _ = self.world.sys.set_cloexec(*fd, true);
+            self.world.register_restored(
                 Io::Status {
                     pid,
                     file: own(*fd),
@@ -567,8 +629,8 @@ impl Daemon {
                 continue;
             };
             let jl = JobLog::with_pending(path, &log.unflushed);
-            let _ = self.shell.sys.set_cloexec(log.pty_fd, true);
-            self.shell.register_restored(
+            let _ = self.world.sys.set_cloexec(log.pty_fd, true);
+            self.world.register_restored(
                 Io::Log {
                     pid,
                     file: own(log.pty_fd),
@@ -579,15 +641,15 @@ impl Daemon {
         }
         for script in imported.scripts.into_iter().filter(|s| ok(s.shell_fd)) {
             let pid = pid_of(&engine, &script.job, script.process);
-            let _ = self.shell.sys.set_cloexec(script.shell_fd, true);
+            let _ = self.world.sys.set_cloexec(script.shell_fd, true);
             // SAFETY: inherited from Upstart, owned by us now.
             let fd = unsafe { OwnedFd::from_raw_fd(script.shell_fd) };
-            self.shell.scripts.insert(pid, (script.script, fd));
+            self.world.scripts.insert(pid, (script.script, fd));
         }
         for ev in &engine.events {
             if let Some(fd) = ev.fd {
                 // SAFETY: as above.
-                self.shell
+                self.world
                     .event_fds
                     .insert(fd, unsafe { OwnedFd::from_raw_fd(fd) });
             }
@@ -596,6 +658,7 @@ impl Daemon {
             drop(own(fd));
         }
         self.engine = engine;
+        self.rejoin_bus(imported.bus_address);
         if !imported.sources.is_empty() {
             self.config.sources = imported.sources;
         }

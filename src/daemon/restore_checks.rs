@@ -59,14 +59,14 @@ impl Daemon {
                 ),
             );
             if self.engine.spawn_pending(pid) {
-                match self.shell.drain_status(pid) {
+                match self.world.drain_status(pid) {
                     Some(outcome) => self.apply(outcome),
-                    None => self.engine.spawn_ok(&mut self.shell, pid),
+                    None => self.engine.spawn_ok(&mut self.world, pid),
                 }
             }
-            self.shell.process_ended(pid);
+            self.world.process_ended(pid);
             self.engine
-                .child_exited(&mut self.shell, pid, ExitStatus::Exited(0));
+                .child_exited(&mut self.world, pid, ExitStatus::Exited(0));
         }
     }
 

@@ -11,14 +11,21 @@ use crate::job::{ExitStatus, Goal, JobKey, State};
 use crate::lifecycle::run::Input;
 use crate::lifecycle::{Answer, RunMode};
 
-/// The name of the job that runs the command.
-pub const RUN_JOB: &str = "run";
+use crate::lifecycle::run::RUN_JOB;
 
 /// What `outset run` was asked to run.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
     pub command: Vec<String>,
     pub settle_timeout: Duration,
+    /// `--require`: jobs that must be running before the command.
+    pub required: Vec<String>,
+    /// `--show-logs-on-failure`: every job log of the run on standard
+    /// error when the run fails.
+    pub show_logs_on_failure: bool,
+    /// The controlling terminal, lent to the command as its foreground
+    /// process group (see `SpawnSettings::terminal`).
+    pub terminal: Option<std::os::fd::RawFd>,
 }
 
 impl RunSpec {
@@ -26,6 +33,8 @@ impl RunSpec {
     pub(super) fn machine(&self, now: u64) -> RunMode {
         let timeout = u64::try_from(self.settle_timeout.as_millis()).unwrap_or(u64::MAX);
         RunMode::new(now, timeout)
+            .requiring(self.required.clone())
+            .showing_logs_on_failure(self.show_logs_on_failure)
     }
 }
 
@@ -85,6 +94,32 @@ fn unsettled(d: &Daemon) -> Vec<String> {
         .collect()
 }
 
+/// Which of `jobs` are not running (an instance `start/running`), each
+/// with what it is instead.
+fn not_running(d: &Daemon, jobs: &[String]) -> Vec<(String, String)> {
+    jobs.iter()
+        .filter_map(|job| {
+            let Some(slot) = d.engine.slots.get(job.as_str()) else {
+                return Some((job.clone(), "unknown job".to_string()));
+            };
+            let states: Vec<String> = slot
+                .instances
+                .values()
+                .map(|i| format!("{}/{}", i.goal.name(), i.state.name()))
+                .collect();
+            if states.iter().any(|s| s == "start/running") {
+                return None;
+            }
+            let what = if states.is_empty() {
+                "stop/waiting".to_string()
+            } else {
+                states.join(", ")
+            };
+            Some((job.clone(), what))
+        })
+        .collect()
+}
+
 impl Daemon {
     /// Tell run mode the queue was drained: it may start the command,
     /// give up on settling, or start the stop once the command is over.
@@ -92,6 +127,31 @@ impl Daemon {
     pub(super) fn check_run(&mut self) -> bool {
         let Some(run) = &self.run else {
             return false;
+        };
+        let failures = self
+            .world
+            .failures
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let settling = run.settling();
+        let required_down = if settling {
+            not_running(self, run.required())
+        } else {
+            Vec::new()
+        };
+        let mut acted = false;
+        for env in failures {
+            let now = self.now_ms();
+            let actions = match &mut self.run {
+                Some(run) => run.handle(now, Input::JobFailed(env)),
+                None => Vec::new(),
+            };
+            acted |= !actions.is_empty();
+            self.carry_out(Machine::Run, actions);
+        }
+        let Some(run) = &self.run else {
+            return acted;
         };
         let input = Input::Tick {
             queue_empty: self.engine.events.is_empty(),
@@ -101,22 +161,67 @@ impl Daemon {
                 Vec::new()
             },
             command_present: self.engine.instance(&JobKey::new(RUN_JOB, "")).is_some(),
+            required_down,
         };
         let now = self.now_ms();
         let actions = match &mut self.run {
             Some(run) => run.handle(now, input),
             None => Vec::new(),
         };
-        let acted = !actions.is_empty();
+        acted |= !actions.is_empty();
         self.carry_out(Machine::Run, actions);
         acted
+    }
+
+    /// Every job log written in this run, on standard error.
+    pub(super) fn show_run_logs(&mut self) {
+        let logs = self.world.run_logs.clone().unwrap_or_default();
+        for (path, (job, instance)) in logs {
+            let Ok(text) = std::fs::read(&path) else {
+                continue;
+            };
+            let name = if instance.is_empty() {
+                job
+            } else {
+                format!("{job} ({instance})")
+            };
+            let mut out = format!("outset run: log of {name} ({}):\n", path.display()).into_bytes();
+            out.extend_from_slice(&text);
+            if !text.ends_with(b"\n") {
+                out.push(b'\n');
+            }
+            use std::io::Write;
+            let _ = std::io::stderr().write_all(&out);
+        }
+    }
+
+    /// The last `lines` lines of an instance's log, on standard error.
+    pub(super) fn report_log_tail(&mut self, job: &str, instance: &str, lines: usize) {
+        let path = crate::spawn::log_path(&self.config.logdir, job, instance);
+        let Ok(text) = std::fs::read(&path) else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&text);
+        let all: Vec<&str> = text.lines().collect();
+        let tail = all
+            .get(all.len().saturating_sub(lines)..)
+            .unwrap_or_default();
+        if tail.is_empty() {
+            return;
+        }
+        let mut out = format!("outset run: last lines of {}:\n", path.display());
+        for line in tail {
+            out.push_str(line);
+            out.push('\n');
+        }
+        eprint!("{out}");
     }
 
     /// Start the `run` job (the machine's `StartCommand`).
     pub(super) fn start_command(&mut self) -> Answer {
         match self
             .engine
-            .start_job(&mut self.shell, RUN_JOB, Vec::new(), None)
+            .start_job(&mut self.world, RUN_JOB, Vec::new(), None)
         {
             Ok(key) => Answer::CommandStarted(
                 self.engine

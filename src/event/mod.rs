@@ -6,13 +6,10 @@ mod tree;
 pub use fnmatch::fnmatch;
 pub use tree::{leaf_matches, EventRef, EventTree, Node, NodeKind};
 
-use serde::{Deserialize, Serialize};
-
 /// Events are referred to by a number unique for the daemon's lifetime.
 pub type EventId = u64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
     Pending,
     Handling,

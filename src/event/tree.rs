@@ -1,20 +1,18 @@
 //! Runtime `start on`/`stop on` trees: which leaves currently match which
 //! events (events-and-states.md §3).
 
-use serde::{Deserialize, Serialize};
-
 use super::fnmatch::fnmatch;
 use super::EventId;
 use crate::config::{expand, EventExpr, Operator};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeKind {
     Match { name: String, args: Vec<String> },
     And(usize, usize),
     Or(usize, usize),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub kind: NodeKind,
     pub value: bool,
@@ -24,7 +22,7 @@ pub struct Node {
 
 /// A flattened expression tree; children come before their parent, so the
 /// node order is a post-order walk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventTree {
     pub nodes: Vec<Node>,
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::engine::{ClassChange, Engine, Slot};
-use super::sys::{Notice, Sys};
+use super::sys::{Change, Sys};
 use crate::config::JobClass;
 use crate::env;
 use crate::event::{EventId, EventRef};
@@ -36,7 +36,7 @@ impl Engine {
         }
         for (name, class) in incoming {
             self.slots.insert(name.clone(), Slot::new(Arc::new(class)));
-            sys.notice(Notice::JobAdded(name));
+            sys.changed(Change::JobAdded(name));
         }
     }
 
@@ -61,7 +61,7 @@ impl Engine {
         let Some(old) = self.slots.remove(name) else {
             return;
         };
-        sys.notice(Notice::JobRemoved(name.to_string()));
+        sys.changed(Change::JobRemoved(name.to_string()));
         let held: Vec<EventId> = old
             .start_on
             .as_ref()
@@ -94,7 +94,7 @@ impl Engine {
             self.release(id);
         }
         self.slots.insert(name.to_string(), slot);
-        sys.notice(Notice::JobAdded(name.to_string()));
+        sys.changed(Change::JobAdded(name.to_string()));
     }
 
     /// The class environment: the global table, then the `env` stanzas.

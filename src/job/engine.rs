@@ -3,7 +3,6 @@
 //! other files of this module take one kind each); effects go through the
 //! [`Sys`] passed in. Nothing here reads a clock: callers pass `now`.
 
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
@@ -16,7 +15,7 @@ use crate::config::{JobClass, ProcessType};
 use crate::event::{EventId, EventTree, Progress};
 
 /// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
     Exited(i32),
     Signaled(i32),
@@ -33,7 +32,7 @@ impl ExitStatus {
 }
 
 /// A queued event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub id: EventId,
     pub name: String,
@@ -43,12 +42,11 @@ pub struct Event {
     pub blockers: u32,
     pub blocking: Vec<EventWaiter>,
     /// A file descriptor the event carries (`EmitEventWithFile`).
-    #[serde(default)]
     pub fd: Option<i32>,
 }
 
 /// Who waits for an event to finish.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventWaiter {
     /// An instance blocked in `starting` or `stopping`.
     Job(JobKey),
@@ -57,7 +55,7 @@ pub enum EventWaiter {
 }
 
 /// A registered job name: its class, start condition and instances.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
     pub class: Arc<JobClass>,
     pub start_on: Option<EventTree>,
@@ -66,12 +64,11 @@ pub struct Slot {
     pub pending: Option<ClassChange>,
     /// The start condition matched events while the cgroup manager was
     /// unknown: start once its address arrives (cgroups.md §5).
-    #[serde(default)]
     pub cgmanager_wait: bool,
 }
 
 /// What a (re)load does to a registered job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClassChange {
     /// The job file changed: this definition replaces the old one.
     Replace(Arc<JobClass>),
@@ -91,8 +88,10 @@ impl Slot {
     }
 }
 
-/// Settings that come from how the daemon runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// Settings that come from how the daemon runs. The one part of the
+/// engine that serde carries: the re-exec payload stores it as is (see
+/// `reexec::outset`); the rest is written in Upstart's layout by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct EngineOptions {
     pub user_mode: bool,
     /// Private control address, exported to user-mode jobs.
@@ -101,16 +100,19 @@ pub struct EngineOptions {
     pub no_cgroups: bool,
     /// The cgroup manager's address, once known.
     pub cgroup_manager: Option<String>,
+    /// `NOTIFY_SOCKET` for `expect notify` main processes.
+    #[serde(default)]
+    pub notify_socket: Option<String>,
 }
 
 /// A spawn whose status pipe has not reported yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct PendingSpawn {
     pub(super) job: JobKey,
     pub(super) process: ProcessType,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Engine {
     pub slots: BTreeMap<String, Slot>,
     pub events: VecDeque<Event>,
@@ -129,16 +131,16 @@ pub struct Engine {
     /// Monotonic time of the current input, in milliseconds.
     pub(super) now_ms: u64,
     /// A class held back for the cgroup manager during this event.
-    #[serde(skip)]
     pub(super) cgroup_wait_logged: bool,
     /// Event name → interested jobs; rebuilt when the classes change.
-    #[serde(skip)]
     pub(super) interest: InterestCache,
     /// Instances that may have a kill deadline (a superset: entries are
     /// dropped when their timer is looked at), so that finding the next
     /// deadline after every turn of the loop does not visit every class.
-    #[serde(skip)]
     pub(super) timed: BTreeSet<JobKey>,
+    /// Post-start processes killed because their main process ended: their
+    /// end is expected, not a warning (post_start.rs).
+    pub(super) abandoned: BTreeSet<i32>,
 }
 
 impl Engine {
@@ -194,7 +196,7 @@ impl Engine {
         self.timed.clear();
         for (job, slot) in &self.slots {
             for (name, inst) in &slot.instances {
-                if inst.kill_deadline.is_some() {
+                if inst.kill_deadline.is_some() || inst.readiness.deadline.is_some() {
                     self.timed.insert(JobKey::new(job, name));
                 }
                 for (process, pid) in &inst.pids {

@@ -45,6 +45,10 @@ pub enum EngineError {
     /// The reload signal could not be sent.
     #[error("{}", .0.desc())]
     SignalFailed(Errno),
+    /// An `expect notify` job said `RELOADING=1` and not `READY=1`
+    /// in time, or its main process ended first.
+    #[error("Job did not finish reloading: {0}")]
+    ReloadUnfinished(String),
     /// A waiting caller's job failed.
     #[error("{}", .0.failure_message())]
     JobFailed(WaitKind),

@@ -5,7 +5,7 @@ use super::engine::{Engine, Event, EventWaiter};
 use super::error::EngineError;
 use super::instance::{Held, Instance};
 use super::state::Goal;
-use super::sys::{Level, Notice, Reply, Sys};
+use super::sys::{Change, Level, Reply, Sys};
 use super::JobKey;
 use crate::config::expand;
 use crate::env;
@@ -145,7 +145,7 @@ impl Engine {
         if ev.failed && !ev.name.ends_with("/failed") {
             self.emit(&format!("{}/failed", ev.name), ev.env.clone());
         }
-        sys.notice(Notice::EventEmitted(ev.name, ev.env));
+        sys.changed(Change::EventEmitted(ev.name, ev.env));
     }
 
     fn handle_event(&mut self, sys: &mut dyn Sys, id: EventId) {
@@ -372,7 +372,7 @@ impl Engine {
             let stop_on = slot.class.stop_on.as_ref().map(EventTree::new);
             slot.instances
                 .insert(key.instance.clone(), Instance::new(&key.instance, stop_on));
-            sys.notice(Notice::InstanceAdded(key.clone()));
+            sys.changed(Change::InstanceAdded(key.clone()));
         }
     }
 }

@@ -1,14 +1,14 @@
 //! One running (or starting, or stopping) copy of a job.
 
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use super::notify::Readiness;
 use super::state::{Goal, State};
 use crate::config::ProcessType;
 use crate::event::{EventId, EventTree};
 
 /// Something an instance holds until it finishes a request (§7).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Held {
     Event(EventId),
     /// A control-plane caller waiting for the outcome.
@@ -18,8 +18,7 @@ pub enum Held {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitKind {
     Start,
     Stop,
@@ -37,8 +36,7 @@ impl WaitKind {
 }
 
 /// Where ptrace following of the main process stands (§10).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Trace {
     #[default]
     None,
@@ -47,7 +45,7 @@ pub enum Trace {
     Normal,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     pub name: String,
     pub goal: Goal,
@@ -73,6 +71,8 @@ pub struct Instance {
     pub kill_deadline: Option<u64>,
     pub trace: Trace,
     pub trace_forks: u32,
+    /// What an `expect notify` main process has said (extensions.md §7).
+    pub readiness: Readiness,
 }
 
 impl Instance {
@@ -96,6 +96,7 @@ impl Instance {
             kill_deadline: None,
             trace: Trace::None,
             trace_forks: 0,
+            readiness: Readiness::default(),
         }
     }
 

@@ -22,6 +22,8 @@ mod events;
 mod instance;
 mod interest;
 mod lookup;
+mod notify;
+mod post_start;
 mod processes;
 mod requests;
 mod state;
@@ -36,13 +38,12 @@ pub use instance::{Held, Instance, Trace, WaitKind};
 pub use lookup::{InstanceDirectory, InstanceName, Naming};
 /// What `Sys::kill` and the ptrace requests fail with.
 pub use nix::errno::Errno;
+pub use notify::{NotifyMessage, Readiness};
 pub use state::{Goal, State};
-pub use sys::{Level, Notice, Reply, SpawnRequest, Sys};
-
-use serde::{Deserialize, Serialize};
+pub use sys::{Change, Level, Reply, SpawnRequest, Sys};
 
 /// Names an instance: its class (job) name and instance name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct JobKey {
     pub job: String,
     pub instance: String,

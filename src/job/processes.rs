@@ -32,6 +32,7 @@ impl Engine {
         }
         env::set(&mut out, format!("UPSTART_JOB={}", key.job));
         env::set(&mut out, format!("UPSTART_INSTANCE={}", key.instance));
+        self.notify_env(key, process, &mut out);
         if self.options.user_mode {
             if let Some(addr) = &self.options.session_address {
                 env::set(&mut out, format!("UPSTART_SESSION={addr}"));
@@ -89,6 +90,9 @@ impl Engine {
                             inst.trace = if trace { Trace::New } else { Trace::None };
                             inst.trace_forks = 0;
                         }
+                    }
+                    if process == ProcessType::Main {
+                        self.readiness_spawned(key);
                     }
                     self.pids.insert(pid, (key.clone(), process));
                     self.spawns.insert(
@@ -354,7 +358,12 @@ impl Engine {
         };
         let raw = status.raw();
         let normal = class.normal_exit.contains(&raw);
-        let level = if normal { Level::Info } else { Level::Warn };
+        let abandoned = self.abandoned.remove(&pid);
+        let level = if normal || abandoned {
+            Level::Info
+        } else {
+            Level::Warn
+        };
         let name = process.name();
         match status {
             ExitStatus::Exited(0) => log!(
@@ -380,10 +389,18 @@ impl Engine {
                 ),
             },
         }
+        if process == ProcessType::Main {
+            self.reload_done(sys, &key, Some("ended before it finished reloading"));
+        }
         let Some(inst) = self.instance(&key) else {
             return;
         };
         let (state, goal) = (inst.state, inst.goal);
+        // An `expect notify` main process that ends before `READY=1` has
+        // failed, whatever its status (extensions.md §7).
+        let unready = process == ProcessType::Main
+            && class.expect == Expect::Notify
+            && matches!(state, State::Spawning | State::Spawned);
         let mut failed = false;
         let mut stop = false;
         let mut advance = true;
@@ -394,6 +411,9 @@ impl Engine {
                 {
                     advance = false;
                 }
+                if state == State::PostStart {
+                    self.abandon_post_start(sys, &key);
+                }
                 if state == State::Killed {
                     break 'main;
                 }
@@ -401,8 +421,8 @@ impl Engine {
                     advance = false;
                     break 'main;
                 }
-                if goal == Goal::Start && (raw != 0 || (class.respawn && !class.task)) {
-                    failed = !normal;
+                if goal == Goal::Start && (raw != 0 || (class.respawn && !class.task) || unready) {
+                    failed = !normal || unready;
                     if failed && class.respawn && !self.no_respawn {
                         if self.respawn_runaway(&key, &class) {
                             sys.log(Level::Warn, format!("{key} respawning too fast, stopped"));

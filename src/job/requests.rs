@@ -8,9 +8,9 @@ use super::error::EngineError;
 use super::instance::{Held, WaitKind};
 use super::lookup::with_usage;
 use super::state::Goal;
-use super::sys::Sys;
+use super::sys::{Reply, Sys};
 use super::JobKey;
-use crate::config::{expand, JobClass, ProcessType};
+use crate::config::{expand, Expect, JobClass, ProcessType};
 use crate::env;
 
 /// What a control call's job name and environment resolve to.
@@ -187,7 +187,12 @@ impl Engine {
     }
 
     /// `Instance.Reload`: the reload signal to the main process only.
-    pub fn reload_instance(&mut self, sys: &mut dyn Sys, key: &JobKey) -> Result<(), EngineError> {
+    pub fn reload_instance(
+        &mut self,
+        sys: &mut dyn Sys,
+        key: &JobKey,
+        waiter: Option<u64>,
+    ) -> Result<(), EngineError> {
         let class = self.class_of(key);
         let Some(inst) = self.instance(key) else {
             return Err(EngineError::UnknownInstance(key.instance.clone()));
@@ -197,7 +202,13 @@ impl Engine {
             return Err(EngineError::NotRunning(key.to_string()));
         };
         sys.kill(pid, class.reload_signal, false)
-            .map_err(EngineError::SignalFailed)
+            .map_err(EngineError::SignalFailed)?;
+        match waiter {
+            Some(token) if class.expect == Expect::Notify => self.reload_sent(key, token),
+            Some(token) => sys.reply(token, Reply::Ok),
+            None => {}
+        }
+        Ok(())
     }
 
     /// Set every instance's goal to stop (system stop, session end).

@@ -1,11 +1,8 @@
 //! Goals and states of an instance (events-and-states.md §6).
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::ProcessType;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Goal {
     Stop,
     Start,
@@ -22,8 +19,7 @@ impl Goal {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Waiting,
     Starting,

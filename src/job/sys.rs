@@ -36,9 +36,12 @@ pub struct SpawnRequest {
     pub cgroup_manager: Option<String>,
 }
 
-/// Observable changes, for the control plane's signals.
+/// A change the engine makes that others may observe (a job or instance
+/// added or removed, a goal or state changed, a failure, an emitted
+/// event), in the engine's terms. The daemon hands each to the control
+/// plane as a `control::Change`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notice {
+pub enum Change {
     JobAdded(String),
     JobRemoved(String),
     InstanceAdded(JobKey),
@@ -70,7 +73,8 @@ pub trait Sys {
     fn logs(&self, _level: Level) -> bool {
         true
     }
-    fn notice(&mut self, _notice: Notice) {}
+    /// Report a [`Change`] (for the control plane's objects and signals).
+    fn changed(&mut self, _change: Change) {}
     /// ptrace requests for `expect fork|daemon`. A `Sys` that cannot
     /// trace answers `ENOSYS`.
     fn ptrace_setoptions(&mut self, _pid: i32, _follow: bool) -> Result<(), Errno> {
@@ -86,6 +90,9 @@ pub trait Sys {
     fn ptrace_new_child(&mut self, _pid: i32) -> Result<i32, Errno> {
         Err(Errno::ENOSYS)
     }
+    /// Learn of the end of `pid`, a process the engine now follows that
+    /// may not be init's child (`MAINPID=` of `expect notify`).
+    fn watch_process(&mut self, _pid: i32) {}
     fn reply(&mut self, _token: u64, _reply: Reply) {}
     /// Is AppArmor usable (process-spawning.md §9)? Asked each time a
     /// `security` process would run, as the reference does.

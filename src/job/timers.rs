@@ -51,11 +51,11 @@ impl Engine {
     }
 
     fn deadline_of(&self, key: &JobKey) -> Option<u64> {
-        self.slots
-            .get(&key.job)?
-            .instances
-            .get(&key.instance)?
-            .kill_deadline
+        let inst = self.slots.get(&key.job)?.instances.get(&key.instance)?;
+        match (inst.kill_deadline, Self::readiness_deadline(inst)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Fire every timer due at the current time.
@@ -73,9 +73,13 @@ impl Engine {
             }
         }
         for key in due {
+            self.readiness_timer(sys, &key);
             let Some(inst) = self.inst(&key) else {
                 continue;
             };
+            if inst.kill_deadline.is_none_or(|d| d > now) {
+                continue;
+            }
             inst.kill_deadline = None;
             let pid = inst.pid(ProcessType::Main);
             if pid > 0 {

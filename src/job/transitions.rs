@@ -8,7 +8,7 @@ use super::engine::{Engine, EventWaiter};
 use super::error::EngineError;
 use super::instance::{Held, Instance};
 use super::state::{Goal, State};
-use super::sys::{Level, Notice, Reply, Sys};
+use super::sys::{Change, Level, Reply, Sys};
 use super::JobKey;
 use crate::config::{signal_name, JobClass, ProcessType};
 use crate::env;
@@ -29,9 +29,10 @@ impl Engine {
             old.name(),
             goal.name()
         );
-        sys.notice(Notice::GoalChanged(key.clone(), goal.name()));
+        sys.changed(Change::GoalChanged(key.clone(), goal.name()));
         if (goal == Goal::Start && state == State::Waiting)
             || (goal == Goal::Stop && state == State::Running)
+            || (goal == Goal::Stop && state == State::Spawned && self.expects_notify(key))
         {
             let next = self.next_state(key);
             self.change_state(sys, key, next);
@@ -129,7 +130,7 @@ impl Engine {
                 old.name(),
                 target.name()
             );
-            sys.notice(Notice::StateChanged(key.clone(), target.name()));
+            sys.changed(Change::StateChanged(key.clone(), target.name()));
             if !self.enter_state(sys, key, &class, old, target) {
                 return;
             }
@@ -227,8 +228,8 @@ impl Engine {
         let removed = slot.instances.remove(&key.instance);
         if slot.instances.is_empty() {
             // An emptied BTreeMap keeps its node (room for eleven
-            // instances, nearly 3 kB): after a storm, that was most of
-            // the heap. A new map allocates nothing.
+            // instances, nearly 3 kB): after a storm, such nodes would be
+            // most of the heap. A new map allocates nothing.
             slot.instances = BTreeMap::new();
         }
         if let Some(inst) = removed {
@@ -240,7 +241,7 @@ impl Engine {
                 self.release(id);
             }
         }
-        sys.notice(Notice::InstanceRemoved(key.clone()));
+        sys.changed(Change::InstanceRemoved(key.clone()));
         let Some(slot) = self.slots.get_mut(&key.job) else {
             return;
         };
@@ -341,7 +342,7 @@ impl Engine {
         inst.failed = true;
         inst.failed_process = process;
         inst.exit_status = status;
-        sys.notice(Notice::Failed(key.clone(), status));
+        sys.changed(Change::Failed(key.clone(), status));
         self.finished(sys, key, true);
     }
 }

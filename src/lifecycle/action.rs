@@ -34,6 +34,13 @@ pub enum Action {
     Log(Level, String),
     /// Tell the user on init's standard error (run mode's own messages).
     Report(String),
+    /// Show the last `lines` lines of this instance's log on init's
+    /// standard error (nothing when it has none).
+    ReportLogTail {
+        job: String,
+        instance: String,
+        lines: usize,
+    },
     /// No job respawns from now on.
     DisableRespawn,
     /// Queue an event.
@@ -48,15 +55,31 @@ pub enum Action {
     WarnFailedToStop,
     /// Send this signal to every process left (the sweep).
     SignalAll(i32),
+    /// Send this signal to every process left that is neither a job's
+    /// process nor a descendant of one (run mode's command leftovers).
+    SignalLeftovers(i32),
     /// Start the `run` job; answered with [`Answer::CommandStarted`] or
     /// [`Answer::CommandFailed`].
     StartCommand,
     /// Send `signal` to the command's process group.
     ForwardSignal { group: i32, signal: i32 },
-    /// Begin the system stop (run mode's end), exiting with `status`.
-    StopSystem { action: StopAction, status: i32 },
+    /// Begin the system stop (run mode's end), exiting with `status`;
+    /// with `show_logs`, every log of the run is shown at its end.
+    StopSystem {
+        action: StopAction,
+        status: i32,
+        show_logs: bool,
+    },
+    /// Show every job log written in this run on init's standard error.
+    ShowLogs,
     /// `sync()` the filesystems.
     Sync,
+    /// `syncfs()` the file system of `/` only (a container's own).
+    SyncRoot,
+    /// Hand this exit status to a virtual machine's host (qemu's
+    /// isa-debug-exit device), which ends the machine; nothing happens
+    /// without the device, and the next action follows.
+    DebugExit(u8),
     /// `reboot(2)`; returns only on failure, answered with
     /// [`Answer::RebootFailed`].
     Reboot(StopAction),

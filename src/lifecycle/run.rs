@@ -1,17 +1,27 @@
 //! `outset run` (extensions.md §3): wait for the jobs to settle (or give
-//! up with 124), run the command, pass signals on to its process group,
-//! and once it is over stop the system, exiting with its status (128+N
-//! for signal N).
+//! up with 124), fail fast (125) when a service fails or a required job
+//! is not running before the command, run the command, pass signals on
+//! to its process group, and once it is over stop the system, exiting
+//! with its status (128+N for signal N).
 
 use super::{elapsed, Action, Answer, Millis};
 use crate::job::{ExitStatus, Level};
 use crate::pid1::StopAction;
+
+/// The name of the task job that runs the command.
+pub const RUN_JOB: &str = "run";
 
 /// The exit status when the jobs do not settle in time (as timeout(1)).
 pub const SETTLE_TIMEOUT_STATUS: i32 = 124;
 /// The exit status when the command cannot be run, or its end was never
 /// seen (as the shell's "command not found").
 pub const NOT_RUN_STATUS: i32 = 127;
+/// The exit status when a service failed, or a required job was not
+/// running, before the command: as `env`, `nice` and `timeout` do when
+/// they fail themselves before running their command.
+pub const FAILED_BEFORE_COMMAND_STATUS: i32 = 125;
+/// How many lines of a failed job's log are shown.
+pub const LOG_TAIL_LINES: usize = 20;
 
 /// What the daemon tells the machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +35,15 @@ pub enum Input {
         unsettled: Vec<String>,
         /// The command's job still has an instance.
         command_present: bool,
+        /// The required jobs that are not running, each with what it is
+        /// instead (`stop/waiting`, `unknown job`). Only looked at while
+        /// [`RunMode::settling`].
+        required_down: Vec<(String, String)>,
     },
+    /// An instance ended with a failed result (its `stopped` event, with
+    /// that event's environment: `JOB`, `INSTANCE`, `PROCESS`,
+    /// `EXIT_STATUS` or `EXIT_SIGNAL`).
+    JobFailed(Vec<String>),
     /// A child ended. `command_pid` is the command job's main pid now, if
     /// it has one.
     ChildExited {
@@ -55,6 +73,10 @@ pub struct RunMode {
     settle_timeout: Millis,
     /// The command's exit status, once it ended.
     status: Option<i32>,
+    /// `--require`: jobs that must be running before the command.
+    required: Vec<String>,
+    /// `--show-logs-on-failure`.
+    show_logs: bool,
 }
 
 impl RunMode {
@@ -65,7 +87,27 @@ impl RunMode {
             started: now,
             settle_timeout,
             status: None,
+            required: Vec::new(),
+            show_logs: false,
         }
+    }
+
+    /// Show every job's log at the end when the run fails (any status
+    /// but 0).
+    pub fn showing_logs_on_failure(mut self, show: bool) -> Self {
+        self.show_logs = show;
+        self
+    }
+
+    /// Also fail unless each of `jobs` is running once settled.
+    pub fn requiring(mut self, jobs: Vec<String>) -> Self {
+        self.required = jobs;
+        self
+    }
+
+    /// The jobs named by `--require`.
+    pub fn required(&self) -> &[String] {
+        &self.required
     }
 
     /// Still waiting for the jobs to settle.
@@ -89,7 +131,9 @@ impl RunMode {
                 queue_empty,
                 unsettled,
                 command_present,
-            } => self.tick(now, queue_empty, unsettled, command_present),
+                required_down,
+            } => self.tick(now, queue_empty, unsettled, command_present, required_down),
+            Input::JobFailed(env) => self.job_failed(&env),
             Input::ChildExited {
                 pid,
                 exit,
@@ -148,14 +192,51 @@ impl RunMode {
         }
     }
 
+    /// A service failed: before the command, that ends the run.
+    fn job_failed(&mut self, env: &[String]) -> Vec<Action> {
+        let job = var(env, "JOB").unwrap_or_default();
+        if !self.settling() || job == RUN_JOB {
+            return Vec::new();
+        }
+        let instance = var(env, "INSTANCE").unwrap_or_default();
+        let name = if instance.is_empty() {
+            job.to_string()
+        } else {
+            format!("{job} ({instance})")
+        };
+        let mut actions = vec![
+            Action::Report(format!("outset run: {name} failed: {}", how_it_failed(env))),
+            Action::ReportLogTail {
+                job: job.to_string(),
+                instance: instance.to_string(),
+                lines: LOG_TAIL_LINES,
+            },
+        ];
+        actions.extend(self.end(FAILED_BEFORE_COMMAND_STATUS));
+        actions
+    }
+
     fn tick(
         &mut self,
         now: Millis,
         queue_empty: bool,
         unsettled: Vec<String>,
         command_present: bool,
+        required_down: Vec<(String, String)>,
     ) -> Vec<Action> {
         match self.phase {
+            Phase::Settling if queue_empty && unsettled.is_empty() && !required_down.is_empty() => {
+                let mut actions: Vec<Action> = required_down
+                    .into_iter()
+                    .map(|(job, what)| {
+                        Action::Report(format!(
+                            "outset run: required job {job} is not running ({what})"
+                        ))
+                    })
+                    .collect();
+                actions.extend(self.end(FAILED_BEFORE_COMMAND_STATUS));
+                actions
+            }
             Phase::Settling if queue_empty && unsettled.is_empty() => vec![Action::StartCommand],
             Phase::Settling if elapsed(now, self.started) > self.settle_timeout => {
                 let secs = self.settle_timeout / 1000;
@@ -185,7 +266,29 @@ impl RunMode {
         vec![Action::StopSystem {
             action: StopAction::PowerOff,
             status,
+            show_logs: self.show_logs && status != 0,
         }]
+    }
+}
+
+/// The value of `name` in an event environment.
+fn var<'a>(env: &'a [String], name: &str) -> Option<&'a str> {
+    env.iter()
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// How a job failed, from its `stopped` event: `main process exited with
+/// status 1`, `pre-start process killed by signal KILL`, `respawning too
+/// fast`.
+pub fn how_it_failed(env: &[String]) -> String {
+    match var(env, "PROCESS") {
+        None => "failed".to_string(),
+        Some("respawn") => "respawning too fast".to_string(),
+        Some(process) => match (var(env, "EXIT_STATUS"), var(env, "EXIT_SIGNAL")) {
+            (Some(status), _) => format!("{process} process exited with status {status}"),
+            (None, Some(signal)) => format!("{process} process killed by signal {signal}"),
+            (None, None) => format!("{process} process could not be started"),
+        },
     }
 }
 
@@ -208,6 +311,7 @@ mod tests {
                 queue_empty,
                 unsettled: unsettled.iter().map(|s| s.to_string()).collect(),
                 command_present: present,
+                required_down: Vec::new(),
             },
         )
     }
@@ -216,6 +320,7 @@ mod tests {
         Action::StopSystem {
             action: StopAction::PowerOff,
             status,
+            show_logs: false,
         }
     }
 
@@ -417,5 +522,127 @@ mod tests {
             command_pid: Some(42),
         };
         assert_eq!(m.handle(40, int), vec![]);
+    }
+
+    fn env(vars: &[&str]) -> Vec<String> {
+        vars.iter().map(|v| v.to_string()).collect()
+    }
+
+    #[test]
+    fn a_service_failing_before_the_command_ends_the_run_with_125() {
+        let mut m = RunMode::new(0, TIMEOUT);
+        let failed = env(&[
+            "JOB=postgres",
+            "INSTANCE=",
+            "RESULT=failed",
+            "PROCESS=main",
+            "EXIT_STATUS=1",
+        ]);
+        assert_eq!(
+            m.handle(5, Input::JobFailed(failed.clone())),
+            vec![
+                Action::Report(
+                    "outset run: postgres failed: main process exited with status 1".into()
+                ),
+                Action::ReportLogTail {
+                    job: "postgres".into(),
+                    instance: String::new(),
+                    lines: LOG_TAIL_LINES
+                },
+                stop(FAILED_BEFORE_COMMAND_STATUS)
+            ]
+        );
+        assert_eq!(tick(&mut m, 10, true, &[], false), vec![]);
+        assert_eq!(m.handle(11, Input::JobFailed(failed)), vec![]);
+    }
+
+    #[test]
+    fn failures_after_the_start_or_of_the_command_itself_do_not_end_the_run() {
+        let mut m = RunMode::new(0, TIMEOUT);
+        let own = env(&[
+            "JOB=run",
+            "INSTANCE=",
+            "RESULT=failed",
+            "PROCESS=main",
+            "EXIT_STATUS=1",
+        ]);
+        assert_eq!(m.handle(5, Input::JobFailed(own)), vec![]);
+        let mut m = running(Some(42));
+        let db = env(&[
+            "JOB=db",
+            "INSTANCE=",
+            "RESULT=failed",
+            "PROCESS=main",
+            "EXIT_STATUS=1",
+        ]);
+        assert_eq!(m.handle(20, Input::JobFailed(db)), vec![]);
+    }
+
+    #[test]
+    fn how_failures_read() {
+        let read = |vars: &[&str]| how_it_failed(&env(vars));
+        assert_eq!(
+            read(&["PROCESS=pre-start", "EXIT_STATUS=4"]),
+            "pre-start process exited with status 4"
+        );
+        assert_eq!(
+            read(&["PROCESS=main", "EXIT_SIGNAL=KILL"]),
+            "main process killed by signal KILL"
+        );
+        assert_eq!(read(&["PROCESS=respawn"]), "respawning too fast");
+        assert_eq!(read(&["PROCESS=main"]), "main process could not be started");
+        assert_eq!(read(&[]), "failed");
+    }
+
+    #[test]
+    fn a_required_job_not_running_once_settled_ends_the_run_with_125() {
+        let mut m = RunMode::new(0, TIMEOUT).requiring(vec!["postgres".into()]);
+        let input = |queue_empty, unsettled: &[&str]| Input::Tick {
+            queue_empty,
+            unsettled: unsettled.iter().map(|s| s.to_string()).collect(),
+            command_present: false,
+            required_down: vec![("postgres".into(), "stop/waiting".into())],
+        };
+        // Not settled yet: it may still come up.
+        assert_eq!(m.handle(5, input(false, &[])), vec![]);
+        assert_eq!(
+            m.handle(6, input(true, &["postgres (start/starting)"])),
+            vec![]
+        );
+        assert_eq!(
+            m.handle(7, input(true, &[])),
+            vec![
+                Action::Report(
+                    "outset run: required job postgres is not running (stop/waiting)".into()
+                ),
+                stop(FAILED_BEFORE_COMMAND_STATUS)
+            ]
+        );
+        assert_eq!(m.required(), ["postgres".to_string()]);
+    }
+
+    #[test]
+    fn logs_are_shown_at_the_end_of_a_failed_run_when_asked() {
+        let shows = |status: i32, asked: bool| {
+            let mut m = RunMode::new(0, TIMEOUT).showing_logs_on_failure(asked);
+            tick(&mut m, 10, true, &[], false);
+            m.answer(10, Answer::CommandStarted(Some(42)));
+            exited(&mut m, 42, ExitStatus::Exited(status), None);
+            tick(&mut m, 30, true, &[], false)
+        };
+        let with = |status, show_logs| {
+            vec![Action::StopSystem {
+                action: StopAction::PowerOff,
+                status,
+                show_logs,
+            }]
+        };
+        assert_eq!(shows(1, true), with(1, true));
+        assert_eq!(shows(0, true), with(0, false));
+        assert_eq!(shows(1, false), with(1, false));
+        // The settle timeout too.
+        let mut m = RunMode::new(0, 1000).showing_logs_on_failure(true);
+        let actions = tick(&mut m, 1001, true, &["db (start/starting)"], false);
+        assert_eq!(actions.last(), with(124, true).last());
     }
 }

@@ -3,6 +3,8 @@
 //! final `reboot(2)`, and the helpers `shutdown`, `reboot`, `halt`,
 //! `poweroff` and `telinit` share (extensions.md §2–§4).
 
+pub mod debug_exit;
+pub mod detect;
 pub mod reboot;
 pub mod runlevel;
 pub mod signals;
@@ -24,15 +26,6 @@ pub enum Mode {
     User,
     /// `outset run`: supervise jobs around one command.
     Run,
-}
-
-/// Container mode applies to PID 1 when `--container` is given, the
-/// `container` environment variable is set, or a container engine left
-/// its marker file behind.
-pub fn container_detected(flag: bool) -> bool {
-    flag || std::env::var_os("container").is_some()
-        || std::path::Path::new("/run/.containerenv").exists()
-        || std::path::Path::new("/.dockerenv").exists()
 }
 
 /// What a system stop ends in.

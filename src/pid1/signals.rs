@@ -34,6 +34,8 @@ pub enum Meaning {
     Stop(StopAction),
     /// End the session (Upstart's quiesce).
     Quiesce,
+    /// Join the system bus now if not on it (SIGUSR1).
+    JoinBus,
     /// Run mode: pass it on to the command (or stop if none runs yet).
     Forward(i32),
     /// Woken only to reap, or not meaningful here.
@@ -48,7 +50,7 @@ pub fn handled(mode: Mode, keyboard: bool) -> SigSet {
     let mut rt3 = false;
     match mode {
         Mode::Machine | Mode::Container => {
-            list.extend([Signal::SIGINT, Signal::SIGPWR]);
+            list.extend([Signal::SIGINT, Signal::SIGPWR, Signal::SIGUSR1]);
             if keyboard {
                 list.push(Signal::SIGWINCH);
             }
@@ -91,6 +93,7 @@ pub fn meaning(mode: Mode, signo: i32) -> Meaning {
         (Mode::Machine | Mode::Container, Signal::SIGINT) => Meaning::Event("control-alt-delete"),
         (Mode::Machine | Mode::Container, Signal::SIGWINCH) => Meaning::Event("keyboard-request"),
         (Mode::Machine | Mode::Container, Signal::SIGPWR) => Meaning::Event("power-status-changed"),
+        (Mode::Machine | Mode::Container, Signal::SIGUSR1) => Meaning::JoinBus,
         _ => Meaning::Nothing,
     }
 }
@@ -141,6 +144,8 @@ mod tests {
                 Meaning::Event("keyboard-request")
             );
             assert_eq!(meaning(mode, libc::SIGHUP), Meaning::Reload);
+            assert_eq!(meaning(mode, libc::SIGUSR1), Meaning::JoinBus);
+            assert!(handled(mode, false).contains(Signal::SIGUSR1));
         }
     }
 

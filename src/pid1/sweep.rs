@@ -11,14 +11,19 @@ fn is_pid1(sys: &dyn Syscall) -> bool {
     sys.getpid() == 1
 }
 
-/// Every live descendant of `root` (by parent links in `/proc`).
-pub fn descendants(root: i32) -> Vec<i32> {
+/// Every live process's children, by parent links in `/proc`.
+fn children_map() -> HashMap<i32, Vec<i32>> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
     for pid in pids() {
         if let Some(ppid) = parent_of(pid) {
             children.entry(ppid).or_default().push(pid);
         }
     }
+    children
+}
+
+/// The descendants of `root` in `children`.
+fn below(children: &HashMap<i32, Vec<i32>>, root: i32) -> Vec<i32> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut todo = vec![root];
@@ -31,6 +36,72 @@ pub fn descendants(root: i32) -> Vec<i32> {
         }
     }
     out
+}
+
+/// Every live descendant of `root` (by parent links in `/proc`).
+pub fn descendants(root: i32) -> Vec<i32> {
+    below(&children_map(), root)
+}
+
+/// Our descendants that are neither one of `keep` nor below one of them
+/// (run mode: what the command left behind, `keep` being the jobs'
+/// processes).
+pub fn descendants_outside(sys: &dyn Syscall, keep: &[i32]) -> Vec<i32> {
+    let children = children_map();
+    let mut kept: HashSet<i32> = keep.iter().copied().collect();
+    for &root in keep {
+        kept.extend(below(&children, root));
+    }
+    below(&children, sys.getpid())
+        .into_iter()
+        .filter(|p| !kept.contains(p))
+        .collect()
+}
+
+/// Send `sig` (and SIGCONT after SIGTERM, so that a stopped process acts
+/// on it) to each of `pids`.
+fn signal_each(sys: &dyn Syscall, pids: &[i32], sig: i32) {
+    for &pid in pids {
+        let _ = sys.kill(pid, sig);
+        if sig == libc::SIGTERM {
+            let _ = sys.kill(pid, libc::SIGCONT);
+        }
+    }
+}
+
+/// Send `sig` to every descendant outside `keep`'s trees; returns how
+/// many.
+pub fn signal_outside(sys: &dyn Syscall, sig: i32, keep: &[i32]) -> usize {
+    let list = descendants_outside(sys, keep);
+    signal_each(sys, &list, sig);
+    list.len()
+}
+
+/// Whether any descendant is left outside `keep`'s trees (cheaply "no"
+/// when we see every exit and have no child at all).
+pub fn any_left_outside(sys: &dyn Syscall, keep: &[i32]) -> bool {
+    if sees_every_exit(sys) && !any_child(sys) {
+        return false;
+    }
+    !descendants_outside(sys, keep).is_empty()
+}
+
+/// Whether the end of every process we may have to wait for reaches us
+/// as a SIGCHLD: as PID 1 or a child subreaper, each descendant is
+/// re-parented to us when its parent ends, so "no child" is "no
+/// descendant", and the last one to end is our child.
+pub fn sees_every_exit(sys: &dyn Syscall) -> bool {
+    is_pid1(sys) || sys.is_child_subreaper().unwrap_or(false)
+}
+
+/// Whether we have any child, exited or not.
+fn any_child(sys: &dyn Syscall) -> bool {
+    // WNOWAIT leaves the child for the normal reaping.
+    let look = WaitFlags {
+        stops: true,
+        keep: true,
+    };
+    !matches!(sys.wait(WaitFor::Any, look), Err(Errno::ECHILD))
 }
 
 /// Every pid listed in `/proc` (empty when it cannot be read).
@@ -60,27 +131,16 @@ pub fn signal_all(sys: &dyn Syscall, sig: i32) -> usize {
         return usize::from(sys.kill(-1, sig).is_ok());
     }
     let list = descendants(sys.getpid());
-    for &pid in &list {
-        let _ = sys.kill(pid, sig);
-        // A stopped process would not act on SIGTERM.
-        if sig == libc::SIGTERM {
-            let _ = sys.kill(pid, libc::SIGCONT);
-        }
-    }
+    signal_each(sys, &list, sig);
     list.len()
 }
 
-/// Is any process (other than us) still left? As PID 1 every process of
-/// the namespace descends from us, so "no child at all" answers it;
-/// otherwise look for descendants.
+/// Is any process (other than us) still left? When every exit reaches
+/// us (PID 1, subreaper), "no child at all" answers it; otherwise look
+/// for descendants.
 pub fn any_left(sys: &dyn Syscall) -> bool {
-    if is_pid1(sys) {
-        // WNOWAIT leaves the child for the normal reaping.
-        let look = WaitFlags {
-            stops: true,
-            keep: true,
-        };
-        return !matches!(sys.wait(WaitFor::Any, look), Err(Errno::ECHILD));
+    if sees_every_exit(sys) {
+        return any_child(sys);
     }
     !descendants(sys.getpid()).is_empty()
 }

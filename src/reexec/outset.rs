@@ -29,7 +29,7 @@ use super::upstart::{
     class_from_json, import_root, resource_at, ImportError, Imported, CONSOLES, EXPECTS, GOALS,
     MAX_LIMITS, NICE_UNSET, PROCESSES, PROGRESS, STATES, TRACES,
 };
-use crate::config::{ConfSource, JobClass, ProcessType, SourceKind, RLIM_INFINITY};
+use crate::config::{ConfSource, Expect, JobClass, ProcessType, SourceKind, RLIM_INFINITY};
 use crate::control::paths::{instance_path, job_path};
 use crate::event::{EventId, EventTree, NodeKind};
 use crate::job::{ClassChange, Engine, EngineOptions, EventWaiter, Held, Instance};
@@ -65,6 +65,8 @@ pub struct ExportInput<'a> {
     pub handover: &'a Handover,
     /// The daemon's own state, stored verbatim under `outset.daemon`.
     pub daemon: Value,
+    /// A session init's notified bus (Upstart's `control_bus_address`).
+    pub bus_address: Option<&'a str>,
 }
 
 /// An own payload read back.
@@ -165,7 +167,13 @@ fn class_json(class: &JobClass, start_on: Option<&EventTree>, idx: &Indexes) -> 
         })
         .collect();
     c.insert("process".into(), process.into());
-    c.insert("expect".into(), name_of(EXPECTS, class.expect).into());
+    // Upstart has no `expect notify`: it reads EXPECT_NONE, and outset
+    // the extras below.
+    let upstart_expect = match class.expect {
+        Expect::Notify => Expect::None,
+        other => other,
+    };
+    c.insert("expect".into(), name_of(EXPECTS, upstart_expect).into());
     c.insert("task".into(), flag(class.task));
     c.insert("kill_timeout".into(), class.kill_timeout.into());
     c.insert("kill_signal".into(), class.kill_signal.into());
@@ -205,6 +213,15 @@ fn class_json(class: &JobClass, start_on: Option<&EventTree>, idx: &Indexes) -> 
     c.insert("setgid".into(), class.setgid.clone().into());
     c.insert("deleted".into(), 0.into());
     c.insert("debug".into(), flag(class.debug));
+    // An extension: written only when set, so that other states stay
+    // what Upstart writes. -1 stands for the job's own status.
+    if let Some(exit) = class.exit_container_on_failure {
+        let code = match exit {
+            crate::config::ContainerExit::JobStatus => -1,
+            crate::config::ContainerExit::Code(c) => i64::from(c),
+        };
+        c.insert("exit_container_on_failure".into(), code.into());
+    }
     c.insert(
         "apparmor_switch".into(),
         class.apparmor_switch.clone().into(),
@@ -234,10 +251,16 @@ fn class_json(class: &JobClass, start_on: Option<&EventTree>, idx: &Indexes) -> 
         .iter()
         .map(|p| class.process(*p).map_or(0, |p| p.line).into())
         .collect();
-    c.insert(
-        EXTRA_KEY.into(),
-        json!({ "path": class.path, "lines": lines }),
-    );
+    let mut extra = json!({ "path": class.path, "lines": lines });
+    if let Some(o) = extra.as_object_mut() {
+        if class.expect == Expect::Notify {
+            o.insert("expect".into(), "notify".into());
+        }
+        if let Some(t) = class.notify_timeout {
+            o.insert("notify_timeout".into(), t.into());
+        }
+    }
+    c.insert(EXTRA_KEY.into(), extra);
     c
 }
 
@@ -363,6 +386,7 @@ fn instance_parts<'a>(
             "kill_deadline_ms": inst.kill_deadline,
             "start_env_set": flag(inst.start_env.is_some()),
             "stop_env_set": flag(inst.stop_env.is_some()),
+            "readiness": inst.readiness,
         }),
     );
     Spliced {
@@ -497,6 +521,8 @@ impl<'a> Payload<'a> {
             let idx = &self.idx;
             let mut c = class_json(&slot.class, slot.start_on.as_ref(), idx);
             c.remove("jobs");
+            // Matched while the cgroup manager was unknown: start when it comes.
+            c.insert("cgmanager_wait".into(), flag(slot.cgmanager_wait));
             let jobs: Vec<Spliced<'a>> = slot
                 .instances
                 .values()
@@ -614,7 +640,10 @@ fn top_level(input: &ExportInput<'_>) -> Map<String, Value> {
     let mut root = Map::new();
     root.insert("sessions".into(), Value::Array(Vec::new()));
     root.insert("events".into(), Value::Array(events));
-    root.insert("control_bus_address".into(), Value::Null);
+    root.insert(
+        "control_bus_address".into(),
+        input.bus_address.map(String::from).into(),
+    );
     root.insert(
         "cgroup_manager_address".into(),
         engine.options.cgroup_manager.clone().into(),
@@ -701,6 +730,13 @@ pub fn read_value(root: Value) -> Result<Option<Restored>, ImportError> {
             if x.get("stop_env_set").and_then(Value::as_i64) == Some(1) {
                 inst.stop_env.get_or_insert_with(Vec::new);
             }
+            if let Some(r) = x.get("readiness").filter(|r| !r.is_null()) {
+                inst.readiness =
+                    serde_json::from_value(r.clone()).map_err(|e| ImportError::BadValue {
+                        at: format!("{at}.jobs.{iname}.readiness"),
+                        reason: e.to_string(),
+                    })?;
+            }
         }
     }
     keep_event_ids(&root, &mut imported.engine);
@@ -777,6 +813,10 @@ fn keep_event_ids(root: &Value, engine: &mut Engine) {
 }
 
 fn apply_class_extras(class: &mut JobClass, x: &Value) {
+    if x.get("expect").and_then(Value::as_str) == Some("notify") {
+        class.expect = Expect::Notify;
+    }
+    class.notify_timeout = x.get("notify_timeout").and_then(Value::as_u64);
     if let Some(path) = x.get("path").and_then(Value::as_str) {
         class.path = path.to_string();
     }
@@ -926,6 +966,7 @@ mod tests {
             sources: &[ConfSource::dir("/etc/init")],
             handover: h,
             daemon: json!({ "anything": [1, 2] }),
+            bus_address: Some("unix:path=/run/user/1000/bus"),
         });
         let text = serde_json::to_string(&v).expect("text");
         let back = read(&text).expect("read").expect("own payload");
@@ -973,6 +1014,10 @@ mod tests {
         assert_eq!(got.options, e.options);
         assert_eq!(got.spawns_in_flight(), e.spawns_in_flight());
         assert_eq!(back.daemon, json!({ "anything": [1, 2] }));
+        assert_eq!(
+            back.imported.bus_address.as_deref(),
+            Some("unix:path=/run/user/1000/bus")
+        );
         // Writing what was read gives the same text.
         let (v2, _) = roundtrip(got, &h);
         assert_eq!(v, v2);
@@ -991,6 +1036,7 @@ mod tests {
             sources: &[ConfSource::dir("/etc/init")],
             handover: &h,
             daemon: json!({ "anything": [1, 2] }),
+            bus_address: None,
         };
         let streamed = serde_json::to_string(&Payload::new(&input)).expect("streamed");
         let whole = serde_json::to_string(&export(&input)).expect("whole");

@@ -1066,6 +1066,14 @@ impl Importer {
         class.setgid = c.opt_str("setgid")?.map(str::to_string);
         class.apparmor_switch = c.opt_str("apparmor_switch")?.map(str::to_string);
         class.debug = c.opt_bool("debug", false)?;
+        class.exit_container_on_failure = match c.opt_int("exit_container_on_failure", -2)? {
+            -2 => None,
+            code => Some(
+                u8::try_from(code).map_or(crate::config::ContainerExit::JobStatus, |c| {
+                    crate::config::ContainerExit::Code(c)
+                }),
+            ),
+        };
         class.cgroups = cgroups(c)?;
         let deleted = c.opt_bool("deleted", false)?;
         let cgmanager_wait = c.opt_bool("cgmanager_wait", false)?;

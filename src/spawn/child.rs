@@ -14,7 +14,9 @@ pub type Limit = (i32, u64, u64);
 
 /// Everything the child does, decided in the parent.
 pub struct Prepared {
-    pub exe: CString,
+    /// The paths to try, in order, as `execvp` would (see
+    /// `exe_candidates`); empty when the helper runs the job.
+    pub exe: Vec<CString>,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
     pub console: Console,
@@ -43,6 +45,9 @@ pub struct Prepared {
     /// descriptors and the session are set up, exec the spawn helper,
     /// which does the rest.
     pub helper: Option<HelperLaunch>,
+    /// Instead of a new session, a new process group made the foreground
+    /// group of this terminal (run mode's command; see `SpawnSettings`).
+    pub foreground_of: Option<RawFd>,
 }
 
 /// How to start the spawn helper (see `helper.rs`).
@@ -235,8 +240,18 @@ unsafe fn child(args: &ChildArgs<'_>) -> ! {
         }
     }
 
-    // 4. New session and process group.
-    libc::setsid();
+    // 4. New session and process group; or, for run mode's command, a
+    // new group in outset's session that takes the terminal (SIGTTOU is
+    // blocked here, so a background group may).
+    match p.foreground_of {
+        Some(tty) => {
+            libc::setpgid(0, 0);
+            libc::tcsetpgrp(tty, libc::getpid());
+        }
+        None => {
+            libc::setsid();
+        }
+    }
 
     // 6. Standard descriptors (`Inherit` keeps init's own).
     if p.console != Console::Inherit {
@@ -359,9 +374,26 @@ unsafe fn child(args: &ChildArgs<'_>) -> ! {
         fail(status, ErrorType::Ptrace, 0, errno());
     }
 
-    // 14. Exec.
-    libc::execve(p.exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
-    fail(status, ErrorType::Exec, 0, errno());
+    // 14. Exec, searching as execvp does: a candidate that is missing or
+    // not a directory is passed over, one that may not be executed is
+    // remembered, anything else ends the search.
+    let mut denied = false;
+    let mut last = libc::ENOENT;
+    for exe in &p.exe {
+        libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        last = errno();
+        match last {
+            libc::ENOENT | libc::ENOTDIR => {}
+            libc::EACCES => denied = true,
+            _ => break,
+        }
+    }
+    let reported = if denied && matches!(last, libc::ENOENT | libc::ENOTDIR) {
+        libc::EACCES
+    } else {
+        last
+    };
+    fail(status, ErrorType::Exec, 0, reported);
 }
 
 /// Ask for `request` (`exec PROFILE\n`) to confine this process from its

@@ -2,7 +2,7 @@
 
 use std::ffi::CString;
 use std::io::{Seek, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,6 +23,10 @@ pub struct SpawnSettings {
     /// outset's own executable (`O_PATH`), for the spawn helper; opened
     /// the first time a job needs it.
     pub self_exe: Option<Arc<OwnedFd>>,
+    /// Run mode: outset's controlling terminal. A process that inherits
+    /// outset's stdio (the command) joins that terminal's session as its
+    /// foreground process group, instead of a session of its own.
+    pub terminal: Option<RawFd>,
 }
 
 /// Open outset's own executable for the spawn helper.
@@ -110,10 +114,27 @@ fn cstring(s: &str) -> CString {
     })
 }
 
-/// `execvp`'s search against the job's PATH, done in init before the
-/// fork for a plain job and in the spawn helper (after its `chroot` and
-/// `chdir`) for the others. A name that is not found is left as is: exec
-/// then fails with ENOENT and is reported as usual.
+/// Where `execvp` would look for `name` with the job's PATH, in order:
+/// the name itself when it holds a `/`, else each PATH directory joined
+/// with it. Built in init before the clone; the child tries them (init
+/// itself never looks at a job's PATH directories: one on a hung network
+/// mount would hold it up).
+pub fn exe_candidates(name: &str, path: Option<&str>) -> Vec<CString> {
+    if name.contains('/') {
+        return vec![cstring(name)];
+    }
+    path.unwrap_or(DEFAULT_PATH)
+        .split(':')
+        .map(|dir| {
+            let dir = if dir.is_empty() { "." } else { dir };
+            cstring(&format!("{dir}/{name}"))
+        })
+        .collect()
+}
+
+/// `execvp`'s search against the job's PATH, done in the spawn helper
+/// (after its `chroot` and `chdir`). A name that is not found is left as
+/// is: exec then fails with ENOENT and is reported as usual.
 pub fn resolve_exe(name: &str, path: Option<&str>) -> String {
     if name.contains('/') {
         return name.to_string();
@@ -195,12 +216,14 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         (None, None)
     };
     let argv0 = cmd.argv.first().cloned().unwrap_or_default();
-    // The helper searches PATH itself, inside the job's root.
-    let exe = if helped {
-        argv0
+    // The helper searches PATH itself, inside the job's root; the child of
+    // a plain job tries the candidates.
+    let exe_candidates = if helped {
+        Vec::new()
     } else {
-        resolve_exe(&argv0, env::get(&req.env, "PATH"))
+        exe_candidates(&argv0, env::get(&req.env, "PATH"))
     };
+    let exe = argv0;
     let minimal = req.process == ProcessType::Security;
     // Step 8: decided here, written by the child (or the helper).
     let apparmor = match (&class.apparmor_switch, req.process) {
@@ -279,7 +302,7 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
     };
     let prepared = Prepared {
         helper,
-        exe: cstring(&exe),
+        exe: exe_candidates,
         argv: cmd.argv.iter().map(|a| cstring(a)).collect(),
         envp: req.env.iter().map(|e| cstring(e)).collect(),
         console,
@@ -296,6 +319,7 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         chdir,
         trace: req.trace,
         debug_stop: class.debug && settings.debug,
+        foreground_of: settings.terminal.filter(|_| console == Console::Inherit),
     };
     Ok(Spawned {
         prepared,
@@ -337,6 +361,23 @@ mod tests {
         assert_eq!(cstring("a=b").as_bytes(), b"a=b");
         assert_eq!(cstring("a\0=\0b").as_bytes(), b"a=b");
         assert_eq!(cstring("").as_bytes(), b"");
+    }
+
+    #[test]
+    fn exe_candidates_follow_path_in_order() {
+        let c = |v: Vec<CString>| -> Vec<String> {
+            v.iter().map(|s| s.to_string_lossy().into_owned()).collect()
+        };
+        assert_eq!(c(exe_candidates("/bin/x", Some("/a"))), ["/bin/x"]);
+        assert_eq!(c(exe_candidates("./x", None)), ["./x"]);
+        assert_eq!(
+            c(exe_candidates("sh", Some("/nonexistent::/bin"))),
+            ["/nonexistent/sh", "./sh", "/bin/sh"]
+        );
+        assert_eq!(
+            c(exe_candidates("x", None)).len(),
+            DEFAULT_PATH.split(':').count()
+        );
     }
 
     #[test]

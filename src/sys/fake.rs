@@ -56,6 +56,8 @@ struct Kernel {
     exits: VecDeque<(usize, ChildState)>,
     /// Open pidfds: descriptor number to incarnation.
     pidfds: HashMap<RawFd, usize>,
+    /// `set_child_subreaper` was called.
+    subreaper: bool,
 }
 
 impl Kernel {
@@ -264,7 +266,13 @@ impl Syscall for FakeSyscall {
     }
 
     fn set_child_subreaper(&self) -> Result<(), Errno> {
-        self.0.borrow_mut().calls.push(Call::SetChildSubreaper);
+        let mut k = self.0.borrow_mut();
+        k.calls.push(Call::SetChildSubreaper);
+        k.subreaper = true;
         Ok(())
+    }
+
+    fn is_child_subreaper(&self) -> Result<bool, Errno> {
+        Ok(self.0.borrow().subreaper)
     }
 }

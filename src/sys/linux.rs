@@ -157,4 +157,8 @@ impl Syscall for LinuxSyscall {
     fn set_child_subreaper(&self) -> Result<(), Errno> {
         nix::sys::prctl::set_child_subreaper(true)
     }
+
+    fn is_child_subreaper(&self) -> Result<bool, Errno> {
+        nix::sys::prctl::get_child_subreaper()
+    }
 }

@@ -101,4 +101,6 @@ pub trait Syscall {
     fn set_nonblocking(&self, fd: RawFd) -> Result<(), Errno>;
     /// `PR_SET_CHILD_SUBREAPER`: orphans of our descendants come to us.
     fn set_child_subreaper(&self) -> Result<(), Errno>;
+    /// `PR_GET_CHILD_SUBREAPER`: whether they do.
+    fn is_child_subreaper(&self) -> Result<bool, Errno>;
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod bus;
 pub mod namespace;
 pub mod pids_cgroup;
 pub mod procs;
@@ -101,10 +102,11 @@ impl Started {
             .expect("run client")
     }
 
-    /// `initctl ARGS`: (exit code, stdout, stderr). Bounded: an init that
-    /// stopped answering fails the test (status 124) instead of hanging it.
+    /// `initctl ARGS`: (exit code, stdout, stderr). Bounded (60 s, for
+    /// an init under load): an init that stopped answering fails the test
+    /// (status 124) instead of hanging it.
     pub fn ctl(&self, args: &[&str]) -> (i32, String, String) {
-        let mut bounded = vec!["30", env!("CARGO_BIN_EXE_initctl")];
+        let mut bounded = vec!["60", env!("CARGO_BIN_EXE_initctl")];
         bounded.extend_from_slice(args);
         let o = self.cmd("timeout", &bounded);
         (
@@ -120,16 +122,41 @@ impl Started {
     }
 
     /// Wait (30 s at most) until `cond` holds; panics with the init's log.
-    pub fn wait_for(&self, what: &str, cond: impl Fn() -> bool) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !cond() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {what}; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+    pub fn wait_for(&self, what: &str, cond: impl FnMut() -> bool) {
+        wait_until(what, 30, cond, || format!("log:\n{}", self.log()));
+    }
+
+    /// The init's pid.
+    pub fn init_pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// The init has not exited.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+}
+
+impl Started {
+    /// `telinit u` and wait until the new image has restored the state
+    /// and answers again.
+    pub fn reexec(&self) {
+        let before = self.log().matches("Stateful re-exec completed").count();
+        let o = std::process::Command::new("timeout")
+            .arg("90")
+            .arg(env!("CARGO_BIN_EXE_telinit"))
+            .arg("u")
+            .env("UPSTART_SESSION", &self.address)
+            .output()
+            .expect("telinit");
+        assert!(
+            o.status.success() || o.status.code() == Some(1),
+            "telinit u: {o:?}"
+        );
+        self.wait_for("the re-exec", || {
+            self.log().matches("Stateful re-exec completed").count() > before
+        });
+        self.wait_for("the control socket", || self.ctl(&["version"]).0 == 0);
     }
 }
 
@@ -138,6 +165,19 @@ impl Started {
 /// was supervising.
 impl Drop for Started {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Keep the init's log of a failed test for inspection.
+            let keep = std::env::temp_dir().join(format!(
+                "{}.daemon.log",
+                self.dir
+                    .0
+                    .file_name()
+                    .map_or("outset".into(), |n| n.to_string_lossy())
+            ));
+            if std::fs::copy(self.dir.0.join("daemon.log"), &keep).is_ok() {
+                eprintln!("daemon log kept in {}", keep.display());
+            }
+        }
         if self.stop_gently {
             // SAFETY: kill(2) on our own child.
             unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
@@ -156,6 +196,38 @@ impl Drop for Started {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
+}
+
+/// Wait until `cond` holds, `secs` seconds at most; on timeout, panic
+/// naming `what`, followed by what `context` says (a log, counts).
+pub fn wait_until(
+    what: &str,
+    secs: u64,
+    mut cond: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; {}",
+            context()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Fail (never skip) a test that needs root when not run as root.
+pub fn assert_root() {
+    assert!(
+        is_root(),
+        "this test needs root (run the suite as root, as CI does)"
+    );
 }
 
 /// The pid at the end of an `initctl status` line (`... process 123`); 0

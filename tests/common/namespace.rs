@@ -9,17 +9,9 @@ use std::time::{Duration, Instant};
 use super::procs::{self, state, status_field};
 use super::TempDir;
 
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-pub fn assert_root() {
-    assert!(
-        is_root(),
-        "this test needs root to create namespaces (run the suite as root, as CI does)"
-    );
-}
+// Re-exported: namespace tests name them through this module too.
+#[allow(unused_imports)]
+pub use super::{assert_root, is_root};
 
 /// Run `program` under `timeout`, so that nothing a test runs can hang it.
 pub fn bounded(secs: u32, program: &str) -> Command {
@@ -63,6 +55,9 @@ struct Launch<'a> {
     bus: Bus<'a>,
     /// Wait until its control socket answers.
     serving: bool,
+    /// No `--logdir`, and standard output a pipe for the test to read
+    /// (`unshare.stdout`).
+    stdout_piped: bool,
 }
 
 /// `@DIR@` becomes the test directory, `@BIN@` a directory holding
@@ -86,6 +81,74 @@ fn link_binaries(dir: &TempDir) {
         .expect("symlink");
 }
 
+/// Builds a root without the container markers (`/.dockerenv` and
+/// friends) from bind mounts of the host's directories, with a small
+/// `/dev` whose `console` and `kmsg` are plain files (DIR/console and
+/// DIR/kmsg, so that what PID 1 writes there can be read), then starts
+/// outset with the script's arguments as PID 1 of new PID and network
+/// namespaces chrooted there, without `container` in its environment.
+const MARKER_FREE_ROOT: &str = r#"
+set -e
+R=/mnt
+mount -t tmpfs tmpfs $R
+for e in /*; do
+  n=${e#/}
+  case $n in proc|dev|mnt) continue;; esac
+  if [ -L "$e" ]; then cp -P "$e" "$R/$n"
+  elif [ -d "$e" ]; then mkdir "$R/$n"; mount --rbind "$e" "$R/$n"
+  fi
+done
+mkdir $R/proc $R/dev
+mount -t tmpfs tmpfs $R/dev
+for n in null zero full random urandom tty ptmx; do
+  touch $R/dev/$n; mount --bind /dev/$n $R/dev/$n
+done
+mkdir $R/dev/pts; mount --bind /dev/pts $R/dev/pts
+: > "$DIR/console"; touch $R/dev/console; mount --bind "$DIR/console" $R/dev/console
+: > "$DIR/kmsg"; touch $R/dev/kmsg; mount --bind "$DIR/kmsg" $R/dev/kmsg
+exec unshare --pid --net --fork --root=$R --mount-proc "$OUTSET" "$@"
+"#;
+
+/// outset with `args` as PID 1 of a PID namespace in a root without any
+/// container marker (see `MARKER_FREE_ROOT`); the caller sets stdio and
+/// spawns. PID 1 is the child of the returned process's child.
+pub fn marker_free_pid1(dir: &TempDir, args: &[&str]) -> Command {
+    assert_root();
+    let mut c = Command::new("unshare");
+    c.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(MARKER_FREE_ROOT)
+        .arg("sh")
+        .args(args)
+        .env("DIR", &dir.0)
+        .env("OUTSET", env!("CARGO_BIN_EXE_outset"))
+        .env_remove("container");
+    c
+}
+
+/// A spawned `marker_free_pid1`, killed with its namespace when dropped
+/// (a failing test must not leave PID 1 behind).
+pub struct MarkerFree(pub Child);
+
+impl MarkerFree {
+    /// The namespace's PID 1 as the host sees it, once it is there.
+    pub fn init_pid(&self) -> Option<i32> {
+        procs::child_of(self.0.id() as i32)
+    }
+}
+
+impl Drop for MarkerFree {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            for pid in procs::children(self.0.id() as i32) {
+                // SAFETY: kill(2) on the namespace's init.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 impl Namespace {
     /// Start outset (`--container` plus `extra`) as PID 1 on `jobs`,
     /// without waiting for it to serve.
@@ -98,6 +161,7 @@ impl Namespace {
                 extra,
                 bus: Bus::Inherited,
                 serving: false,
+                stdout_piped: false,
             },
         )
     }
@@ -124,6 +188,7 @@ impl Namespace {
                 extra,
                 bus: Bus::Off,
                 serving: true,
+                stdout_piped: false,
             },
         )
     }
@@ -139,6 +204,23 @@ impl Namespace {
                 extra: &[],
                 bus: Bus::At(bus),
                 serving: true,
+                stdout_piped: false,
+            },
+        )
+    }
+
+    /// Like `serving`, without `--logdir`: job output goes to PID 1's
+    /// standard output, a pipe the test reads from `unshare.stdout`.
+    pub fn serving_to_stdout(tag: &str, jobs: &[(&str, &str)]) -> Namespace {
+        Self::launch(
+            tag,
+            jobs,
+            Launch {
+                wrapper: &[],
+                extra: &[],
+                bus: Bus::Off,
+                serving: true,
+                stdout_piped: true,
             },
         )
     }
@@ -166,14 +248,15 @@ impl Namespace {
                 cmd.env("DBUS_SYSTEM_BUS_ADDRESS", address);
             }
         }
-        cmd.args(how.extra)
-            .arg("--confdir")
-            .arg(dir.0.join("conf"))
-            .arg("--logdir")
-            .arg(dir.0.join("logs"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
+        cmd.args(how.extra).arg("--confdir").arg(dir.0.join("conf"));
+        if how.stdout_piped {
+            cmd.stdout(Stdio::piped());
+        } else {
+            cmd.arg("--logdir")
+                .arg(dir.0.join("logs"))
+                .stdout(Stdio::null());
+        }
+        cmd.stdin(Stdio::null()).stderr(log);
         let unshare = cmd.spawn().expect("run unshare");
         let mut me = Namespace {
             dir,
@@ -257,16 +340,8 @@ impl Namespace {
     }
 
     /// Wait (bounded) until `cond` holds; panics with PID 1's log.
-    pub fn wait_for(&self, what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while !cond() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; init log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    pub fn wait_for(&self, what: &str, secs: u64, cond: impl FnMut() -> bool) {
+        super::wait_until(what, secs, cond, || format!("init log:\n{}", self.log()));
     }
 
     /// Wait until `rel` exists and ends in a newline; its text.

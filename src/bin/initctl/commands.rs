@@ -165,6 +165,19 @@ pub const COMMANDS: &[Spec] = &[
         options: &[],
     },
     Spec {
+        name: "check",
+        usage: Some("[JOB]..."),
+        synopsis: "Check that jobs are up (a probe).",
+        help: Some(
+            "Exits with status 0 only when every named JOB has instances and all of them are \
+             running (goal start, state running). Without JOB, every instance whose goal is \
+             start must be running. Otherwise prints one line per job or instance that is \
+             not, such as `JOB is stop/waiting', and exits with status 1.\n",
+        ),
+        group: JOB,
+        options: &[],
+    },
+    Spec {
         name: "list",
         usage: None,
         synopsis: "List known jobs.",

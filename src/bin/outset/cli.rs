@@ -40,6 +40,10 @@ pub struct Args {
     /// Directory for `console log` output (created if missing).
     #[arg(long, value_name = "DIR")]
     pub logdir: Option<PathBuf>,
+    /// `console log` output to standard output as `JOB: LINE` (the default
+    /// in a container without `--logdir`).
+    #[arg(long)]
+    pub log_to_stdout: bool,
     /// Disable job logging (`console log` acts as `console none`).
     #[arg(long)]
     pub no_log: bool,
@@ -64,6 +68,9 @@ pub struct Args {
     /// PID 1 of a container: SIGTERM stops every job and exits.
     #[arg(long)]
     pub container: bool,
+    /// PID 1 of a machine even inside a PID namespace or a container.
+    #[arg(long)]
+    pub machine: bool,
     /// Log goal and state changes and events.
     #[arg(short, long)]
     pub verbose: bool,
@@ -109,11 +116,13 @@ const FLAGS: &[&str] = &[
     "--restart",
     "--user",
     "--no-log",
+    "--log-to-stdout",
     "--no-startup-event",
     "--no-inherit-env",
     "--no-dbus",
     "--no-cgroups",
     "--container",
+    "--machine",
     "-v",
     "--verbose",
     "--debug",

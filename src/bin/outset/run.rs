@@ -1,6 +1,7 @@
-//! `outset run [DAEMON-OPTIONS] [--pid-ns] [--settle-timeout SECS] --
-//! COMMAND [ARG]...` (extensions.md §3): parse, optionally move into new
-//! PID and mount namespaces, then run the daemon in run mode.
+//! `outset run [DAEMON-OPTIONS] [--pid-ns] [--ipc-ns] [--net-ns]
+//! [--settle-timeout SECS] [--require JOB]... [--show-logs-on-failure]
+//! -- COMMAND [ARG]...` (extensions.md §3): parse, optionally move into
+//! new namespaces, then run the daemon in run mode.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -16,8 +17,8 @@ use outset::pid1::Mode;
 
 const DEFAULT_SETTLE: Duration = Duration::from_secs(60);
 
-const USAGE: &str =
-    "Usage: outset run [DAEMON-OPTIONS] [--pid-ns] [--settle-timeout SECS] -- COMMAND [ARG]...";
+const USAGE: &str = "Usage: outset run [DAEMON-OPTIONS] [--pid-ns] [--ipc-ns] [--net-ns] \
+     [--settle-timeout SECS] [--require JOB]... [--show-logs-on-failure] -- COMMAND [ARG]...";
 
 fn usage(msg: &str) -> ExitCode {
     eprintln!("outset run: {msg}");
@@ -48,7 +49,8 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
         println!(
             "Run COMMAND once the jobs have settled, with this terminal's stdio; then stop\n\
              every job, kill what is left and exit with COMMAND's status (124 if the jobs\n\
-             did not settle). DAEMON-OPTIONS are those of outset(8). See init(8)."
+             did not settle, 125 if a job failed or a --require'd job was not running\n\
+             before COMMAND). DAEMON-OPTIONS are those of outset(8). See init(8)."
         );
         return ExitCode::SUCCESS;
     }
@@ -60,12 +62,31 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
         return usage("missing command after `--`");
     }
     let mut pid_ns = false;
+    let mut ipc_ns = false;
+    let mut net_ns = false;
     let mut settle = DEFAULT_SETTLE;
+    let mut required = Vec::new();
+    let mut show_logs_on_failure = false;
     let mut daemon_opts = vec![argv0.clone()];
     let mut it = opts.iter();
     while let Some(opt) = it.next() {
         if opt == "--pid-ns" {
             pid_ns = true;
+        } else if opt == "--ipc-ns" {
+            ipc_ns = true;
+        } else if opt == "--net-ns" {
+            net_ns = true;
+        } else if opt == "--show-logs-on-failure" {
+            show_logs_on_failure = true;
+        } else if let Some(job) = opt
+            .strip_prefix("--require=")
+            .map(str::to_string)
+            .or_else(|| (opt == "--require").then(|| it.next().cloned().unwrap_or_default()))
+        {
+            if job.is_empty() {
+                return usage("--require needs a job name");
+            }
+            required.push(job);
         } else if let Some(value) = opt
             .strip_prefix("--settle-timeout=")
             .map(str::to_string)
@@ -112,11 +133,32 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
     };
     let uid = nix::unistd::getuid();
     let outer_pid = std::process::id();
+    // Namespaces are root's (as a container engine's would be); say so
+    // rather than let unshare(2) answer EPERM.
+    for (asked, opt) in [
+        (pid_ns, "--pid-ns"),
+        (ipc_ns, "--ipc-ns"),
+        (net_ns, "--net-ns"),
+    ] {
+        if asked && !nix::unistd::geteuid().is_root() {
+            return fail(&format!("{opt} needs root"));
+        }
+    }
+    if let Err(e) = super::isolate::isolate(ipc_ns, net_ns) {
+        return fail(&e);
+    }
+    let terminal = super::terminal::Terminal::open();
     let mut control_name = None;
     if pid_ns {
         match enter_pid_namespace() {
             Ok(None) => {}
-            Ok(Some(code)) => return code,
+            Ok(Some(code)) => {
+                // Outside: group ids mean here what they meant before.
+                if let Some(t) = &terminal {
+                    t.restore();
+                }
+                return code;
+            }
             Err(e) => return fail(&e),
         }
         // Inside, every run is PID 1: name the socket after the outer pid.
@@ -154,6 +196,9 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
         run: Some(RunSpec {
             command: command.to_vec(),
             settle_timeout: settle,
+            required,
+            show_logs_on_failure,
+            terminal: terminal.as_ref().map(|t| t.fd()),
         }),
         control_name,
         kmsg: false,
@@ -168,7 +213,12 @@ pub fn main(argv: Vec<String>, inherited_fds: Vec<i32>) -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(&e.to_string()),
     };
-    ExitCode::from(daemon.run().clamp(0, 255) as u8)
+    let status = daemon.run().clamp(0, 255) as u8;
+    // Inside a PID namespace the outer process gives it back.
+    if let (Some(t), false) = (&terminal, pid_ns) {
+        t.restore();
+    }
+    ExitCode::from(status)
 }
 
 /// New PID and mount namespaces: the parent stays outside, passes the

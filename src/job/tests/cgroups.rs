@@ -122,17 +122,15 @@ fn no_cgroups_ignores_the_stanzas() {
 }
 
 #[test]
-fn cgroup_wait_survives_serialisation() {
+fn cgroup_wait_survives_a_reexec() {
     let (mut e, mut f) = engine(&[("cg", CG_JOB)]);
     emit(&mut e, &mut f, "startup");
-    let text = serde_json::to_string(&e).expect("save");
-    let mut back: Engine = serde_json::from_str(&text).expect("load");
+    let mut back = through_reexec(&e);
     assert!(back.slots["cg"].cgmanager_wait);
     back.cgroup_manager_address(&mut f, "unix:path=/x");
     back.run_queue(&mut f);
     assert_eq!(state(&back, "cg"), Some((Goal::Start, State::Spawned)));
-    let text = serde_json::to_string(&back).expect("save");
-    let again: Engine = serde_json::from_str(&text).expect("load");
+    let again = through_reexec(&back);
     assert_eq!(
         again.options.cgroup_manager.as_deref(),
         Some("unix:path=/x")

@@ -41,8 +41,8 @@ impl Sys for Fake {
     fn log(&mut self, _level: Level, message: String) {
         self.logs.push(message);
     }
-    fn notice(&mut self, notice: Notice) {
-        if let Notice::EventEmitted(name, env) = notice {
+    fn changed(&mut self, change: Change) {
+        if let Change::EventEmitted(name, env) = change {
             let mut s = name;
             for e in env {
                 s.push(' ');
@@ -110,6 +110,24 @@ pub(super) fn engine(jobs: &[(&str, &str)]) -> (Engine, Fake) {
         .collect();
     e.set_classes(&mut f, classes);
     (e, f)
+}
+
+/// The engine as a re-exec'd image gets it: written into the payload and
+/// read back (no processes in flight, so nothing to hand over).
+pub(super) fn through_reexec(e: &Engine) -> Engine {
+    let payload = crate::reexec::export(&crate::reexec::ExportInput {
+        engine: e,
+        sources: &[],
+        handover: &crate::reexec::Handover::default(),
+        daemon: serde_json::Value::Null,
+        bus_address: None,
+    });
+    let text = serde_json::to_string(&payload).expect("text");
+    crate::reexec::read(&text)
+        .expect("read")
+        .expect("own payload")
+        .imported
+        .engine
 }
 
 pub(super) fn key(job: &str) -> JobKey {

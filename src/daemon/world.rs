@@ -12,8 +12,8 @@ use std::path::PathBuf;
 
 use super::joblog::JobLog;
 use super::logger;
-use crate::control::{Broadcast, ToBroadcaster};
-use crate::job::{Level, Notice, Reply, SpawnError, SpawnRequest, Sys};
+use crate::control::{self, ToBroadcaster};
+use crate::job::{self, Level, Reply, SpawnError, SpawnRequest, Sys};
 use crate::spawn::{
     log_path, needs_helper, open_self_exe, prepare, record, PtyUnavailable, SpawnSettings,
 };
@@ -68,7 +68,14 @@ fn read_to_end(file: &mut File, buf: &mut Vec<u8>) -> bool {
     }
 }
 
-pub struct Shell {
+/// The engine's world: the real implementation of its [`Sys`] port.
+///
+/// Named for what it is to the engine, everything outside it (the
+/// kernel through [`Syscall`], the mio registry, logs, the control
+/// server), and not `Shell`, which in a supervisor of job scripts reads
+/// as /bin/sh; nor `RealSys`, since beyond the port it keeps the loop's
+/// own I/O table, pending replies and changes.
+pub struct World {
     /// The kernel (a recording fake in unit tests).
     pub sys: Box<dyn Syscall>,
     pub registry: Registry,
@@ -89,7 +96,7 @@ pub struct Shell {
     /// it at once (see `View::note`), before any process it concerns runs.
     pub view: Option<crate::control::view::SharedView>,
     /// Changes not yet handed to the control server (see `flush_changes`).
-    pub(super) changes: Vec<Broadcast>,
+    pub(super) changes: Vec<control::Change>,
     /// How many of `changes` the read copy has (see `note_changes`).
     pub(super) noted: usize,
     /// Spawns whose status pipe was already complete when `spawn`
@@ -111,13 +118,22 @@ pub struct Shell {
     pid_tokens: HashMap<Token, i32>,
     /// Jobs whose `console log` fell back to `none` for want of a pty.
     no_pty: std::collections::HashSet<String>,
+    /// `console log` output goes here instead of files.
+    pub stdout: Option<super::stdout_log::StdoutLog>,
+    /// Run mode: the environments of `stopped` events with a failed
+    /// result, for the run-mode machine (`None`: not kept).
+    pub failures: Option<Vec<Vec<String>>>,
+    /// Run mode: the log files of this run (with their job and
+    /// instance), each removed when its first process starts (`None`:
+    /// logs are appended to, as Upstart did).
+    pub run_logs: Option<std::collections::BTreeMap<PathBuf, (String, String)>>,
 }
 
 fn file(fd: OwnedFd) -> File {
     File::from(fd)
 }
 
-impl Shell {
+impl World {
     pub fn new(
         sys: Box<dyn Syscall>,
         registry: Registry,
@@ -126,7 +142,7 @@ impl Shell {
         settings: SpawnSettings,
         logdir: PathBuf,
     ) -> Self {
-        Shell {
+        World {
             sys,
             registry,
             logger,
@@ -147,8 +163,11 @@ impl Shell {
             disk_writeable: false,
             event_fds: HashMap::new(),
             pidfds: HashMap::new(),
+            failures: None,
+            run_logs: None,
             pid_tokens: HashMap::new(),
             no_pty: Default::default(),
+            stdout: None,
         }
     }
 
@@ -209,6 +228,12 @@ impl Shell {
     pub fn ready(&mut self, token: Token) -> Option<Outcome> {
         if let Some(&pid) = self.pid_tokens.get(&token) {
             return self.pidfd_ready(pid);
+        }
+        if token == super::stdout_log::STDOUT_TOKEN {
+            if let Some(message) = self.stdout.as_mut().and_then(|out| out.flush()) {
+                self.log(Level::Warn, message);
+            }
+            return None;
         }
         match self.io.get_mut(&token)? {
             Io::Status { .. } => self.read_status(token, true),
@@ -363,7 +388,19 @@ impl Shell {
                     eof = true;
                     break;
                 }
-                Ok(n) => log.write(chunk.get(..n).unwrap_or_default()),
+                Ok(n) => {
+                    let data = chunk.get(..n).unwrap_or_default();
+                    match self.stdout.as_mut() {
+                        // The log's buffer holds the unfinished line.
+                        Some(out) => {
+                            let label = log.label();
+                            if let Some(m) = out.take(&label, log.unfinished_line(), data, false) {
+                                logger::log(&self.logger, Level::Warn, &m);
+                            }
+                        }
+                        None => log.write(data),
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 // EIO: every slave is closed.
@@ -372,6 +409,21 @@ impl Shell {
                     break;
                 }
             }
+        }
+        if self.stdout.is_some() {
+            if eof || last {
+                if let Some(Io::Log { mut log, .. }) = self.deregister(token) {
+                    let label = log.label();
+                    let told = self
+                        .stdout
+                        .as_mut()
+                        .and_then(|out| out.take(&label, log.unfinished_line(), &[], true));
+                    if let Some(m) = told {
+                        logger::log(&self.logger, Level::Warn, &m);
+                    }
+                }
+            }
+            return;
         }
         if !(eof || last) {
             let dropped = log.take_dropped(false);
@@ -484,7 +536,7 @@ impl Shell {
 
     /// Hand the buffered changes to the control server in one message.
     /// Called once per turn of the loop, and before anything sent to it
-    /// that must come after them (replies, re-exec notices).
+    /// that must come after them (replies, the re-exec's `Restarted`).
     pub fn flush_changes(&mut self) {
         self.note_changes();
         self.noted = 0;
@@ -513,7 +565,7 @@ impl Shell {
     }
 }
 
-impl Sys for Shell {
+impl Sys for World {
     fn spawn(&mut self, req: &SpawnRequest) -> Result<i32, SpawnError> {
         self.settle_recent_spawns();
         if self.settings.self_exe.is_none() && needs_helper(req) {
@@ -548,11 +600,24 @@ impl Sys for Shell {
         let mut status = file(spawned.status_read);
         if let Some(master) = spawned.log_master {
             let path = log_path(&self.logdir, &req.job.job, &req.job.instance);
+            let first_of_run = self.run_logs.as_mut().is_some_and(|logs| {
+                logs.insert(
+                    path.clone(),
+                    (req.job.job.clone(), req.job.instance.clone()),
+                )
+                .is_none()
+            });
+            if first_of_run {
+                // What an earlier run left (unlinked, not truncated: a
+                // symlink in its place is not followed).
+                let _ = std::fs::remove_file(&path);
+            }
+            let log = JobLog::new(path);
             self.register(
                 Io::Log {
                     pid,
                     file: file(master),
-                    log: JobLog::new(path),
+                    log,
                 },
                 Interest::READABLE,
             );
@@ -565,7 +630,7 @@ impl Sys for Shell {
         }
         // Our own child is not watched through a pidfd: the loop learns of
         // its end from waitid, and a descriptor held for every running job
-        // was copied into, and closed again by, every later spawn (with
+        // would be copied into, and closed again by, every later spawn (with
         // thousands of jobs running, most of a spawn's cost). `kill` opens
         // one when it is needed.
         // The parent resumes once the child has exec'd or exited, so the
@@ -627,19 +692,26 @@ impl Sys for Shell {
         logger::enabled(&self.log_priority, level)
     }
 
-    fn notice(&mut self, notice: Notice) {
+    fn changed(&mut self, change: job::Change) {
+        if let (Some(failures), job::Change::EventEmitted(name, env)) =
+            (&mut self.failures, &change)
+        {
+            if name == "stopped" && env.iter().any(|v| v == "RESULT=failed") {
+                failures.push(env.clone());
+            }
+        }
         if self.control.is_none() {
             return;
         }
-        let change = match notice {
-            Notice::JobAdded(j) => Broadcast::JobAdded(j),
-            Notice::JobRemoved(j) => Broadcast::JobRemoved(j),
-            Notice::InstanceAdded(k) => Broadcast::InstanceAdded(k.job, k.instance),
-            Notice::InstanceRemoved(k) => Broadcast::InstanceRemoved(k.job, k.instance),
-            Notice::GoalChanged(k, g) => Broadcast::GoalChanged(k.job, k.instance, g),
-            Notice::StateChanged(k, s) => Broadcast::StateChanged(k.job, k.instance, s),
-            Notice::Failed(k, status) => Broadcast::Failed(k.job, k.instance, status),
-            Notice::EventEmitted(name, env) => Broadcast::EventEmitted(name, env),
+        let change = match change {
+            job::Change::JobAdded(j) => control::Change::JobAdded(j),
+            job::Change::JobRemoved(j) => control::Change::JobRemoved(j),
+            job::Change::InstanceAdded(k) => control::Change::InstanceAdded(k.job, k.instance),
+            job::Change::InstanceRemoved(k) => control::Change::InstanceRemoved(k.job, k.instance),
+            job::Change::GoalChanged(k, g) => control::Change::GoalChanged(k.job, k.instance, g),
+            job::Change::StateChanged(k, s) => control::Change::StateChanged(k.job, k.instance, s),
+            job::Change::Failed(k, status) => control::Change::Failed(k.job, k.instance, status),
+            job::Change::EventEmitted(name, env) => control::Change::EventEmitted(name, env),
         };
         self.changes.push(change);
     }
@@ -666,6 +738,10 @@ impl Sys for Shell {
         // Stopped at its creation and traced by us: nobody can reap it yet.
         self.watch_pid(msg as i32);
         Ok(msg as i32)
+    }
+
+    fn watch_process(&mut self, pid: i32) {
+        self.watch_pid(pid);
     }
 
     fn reply(&mut self, token: u64, reply: Reply) {
