@@ -4,12 +4,15 @@
 # and Upstart 1.13, both installed under PREFIX, the binaries finding
 # PREFIX/lib through their rpath.
 #
-#   scripts/build-upstart.sh LIBNIH_SRC UPSTART_SRC PREFIX
+#   scripts/build-upstart.sh [--build-dir DIR] LIBNIH_SRC UPSTART_SRC PREFIX
 #
 # LIBNIH_SRC and UPSTART_SRC are source checkouts (libnih 1.0.4 from
 # github.com/keybuk/libnih; Upstart 1.13 is the "NEWS: Release 1.13" commit
 # of lp:upstart, also found in github.com/ubports/upstart). They are copied
-# to a scratch directory and left untouched.
+# to a scratch directory and left untouched. The scratch directory is
+# removed afterwards unless --build-dir names it (a new or empty directory),
+# which keeps the configured trees for building Upstart's own tests there
+# (scripts/upstart-suites.sh does).
 #
 # Build dependencies (Debian): autoconf automake libtool autopoint gettext
 # pkg-config libdbus-1-dev libexpat1-dev libjson-c-dev.
@@ -24,8 +27,13 @@
 # (cgmanager), NLS and the libupstart ABI check.
 set -eu
 
+build_dir=
+if [ "${1-}" = --build-dir ] && [ $# -ge 2 ]; then
+    build_dir=$2
+    shift 2
+fi
 if [ $# -ne 3 ]; then
-    echo "usage: $0 LIBNIH_SRC UPSTART_SRC PREFIX" >&2
+    echo "usage: $0 [--build-dir DIR] LIBNIH_SRC UPSTART_SRC PREFIX" >&2
     exit 2
 fi
 nih_src=$(cd "$1" && pwd)
@@ -50,8 +58,17 @@ for module in dbus-1 expat json-c; do
 done
 
 jobs=$(nproc 2>/dev/null || echo 1)
-work=$(mktemp -d "${TMPDIR:-/tmp}/build-upstart.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+if [ -n "$build_dir" ]; then
+    mkdir -p "$build_dir"
+    if [ -n "$(ls -A "$build_dir")" ]; then
+        echo "$0: $build_dir is not empty" >&2
+        exit 1
+    fi
+    work=$(cd "$build_dir" && pwd)
+else
+    work=$(mktemp -d "${TMPDIR:-/tmp}/build-upstart.XXXXXX")
+    trap 'rm -rf "$work"' EXIT
+fi
 cp -a "$nih_src" "$work/libnih"
 cp -a "$upstart_src" "$work/upstart"
 rm -rf "$work/libnih/.git" "$work/upstart/.git"

@@ -81,11 +81,7 @@ fn options_outset_does_not_implement_are_refused_with_the_reason() {
     for (args, reason) in [
         (
             vec!["--user", "--session"],
-            "--session is not supported yet; use --user",
-        ),
-        (
-            vec!["--session"],
-            "--session is not supported yet; use --user",
+            "--session and --user cannot be combined",
         ),
         (
             vec!["--user", "--chroot-sessions"],
@@ -172,6 +168,23 @@ fn an_unusable_log_directory_is_reported() {
         );
         s.wait_for("the warning", || s.log().contains(&want));
     }
+}
+
+/// Upstart's own suites remove an init's log directory right after
+/// killing it with SIGKILL: the lock leaves nothing behind in it.
+#[test]
+fn the_log_directory_of_a_killed_init_can_be_removed() {
+    let mut s = start_session("lock-rmdir", &[], &[]);
+    let logs = s.dir.0.join("logs");
+    assert!(logs.is_dir());
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+    let left: Vec<_> = std::fs::read_dir(&logs)
+        .expect("log dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    std::fs::remove_dir(&logs).expect("rmdir the log directory");
 }
 
 #[test]

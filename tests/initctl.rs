@@ -527,9 +527,11 @@ fn environment_log_priority_and_config_commands() {
 
     let (rc, out, _) = s.ctl(&["check-config"]);
     assert_eq!(rc, 1);
+    // As Upstart 1.13 prints it: w's `and` cannot be met (nothing emits
+    // runlevel here), even though `stopped net` satisfies its `or`.
     assert_eq!(
         out,
-        "fruit\n  start on: unknown job grape\n  stop on: unknown event peach\n"
+        "fruit\n  start on: unknown job grape\n  stop on: unknown event peach\nw\n  start on: unknown event runlevel\n"
     );
     assert_eq!(
         s.ctl(&["check-config", "-i", "peach", "fruit"]).1,
@@ -553,6 +555,63 @@ fn environment_log_priority_and_config_commands() {
     assert_eq!(
         s.ctl(&["notify-cgroup-manager-address"]).2,
         "initctl: missing address\nTry `initctl --help' for more information.\n"
+    );
+}
+
+/// Upstart's check-config judges each condition as a tree: the first
+/// operator (or the root) that cannot be satisfied has every unknown event
+/// and job below it listed, even when an `or` above it is satisfied, in
+/// the order of Upstart's tree (an operator's second operand first). The
+/// expected texts are those Upstart 1.13 prints for the same files.
+#[test]
+fn check_config_lists_unsatisfiable_sub_expressions_in_tree_order() {
+    let complex = "start on (starting mountall\n      or (hello\n          and (stopped gdm\n              or stopped kdm\n              or stopped xdm\n              or stopped lxdm)))\n";
+    let plymouth =
+        format!("{complex}stop on (stopping portmap\n         or (wibble or starting beano))\n");
+    let s = common::start_session(
+        "check-config-tree",
+        &[
+            ("plymouth", &plymouth),
+            ("mountall", "exec true\n"),
+            ("portmap", "exec true\nemits hello\n"),
+            ("gdm", "exec true\n"),
+        ],
+        &[],
+    );
+    let (rc, out, _) = s.ctl(&["check-config"]);
+    assert_eq!(rc, 1);
+    assert_eq!(
+        out,
+        "plymouth\n  stop on: unknown job beano\n  stop on: unknown event wibble\n"
+    );
+
+    // The whole start condition unsatisfiable: every unknown job of it.
+    std::fs::remove_file(s.dir.0.join("conf/gdm.conf")).expect("remove gdm");
+    s.dir.write(
+        "conf/plymouth.conf",
+        &complex.replace("(hello", "(runlevel [016]"),
+    );
+    s.wait_for("the reload", || {
+        s.ctl(&["status", "gdm"]).0 != 0
+            && s.ctl(&["show-config", "plymouth"]).1.contains("runlevel")
+    });
+    assert_eq!(
+        s.ctl(&["check-config", "--ignore-events=runlevel"]).1,
+        "plymouth\n  start on: unknown job lxdm\n  start on: unknown job xdm\n  start on: unknown job kdm\n  start on: unknown job gdm\n"
+    );
+
+    // A job event names the first of its arguments that is `JOB=NAME`
+    // or, first, a plain word.
+    s.dir.write(
+        "conf/plymouth.conf",
+        "start on starting mountall JOB=nothere\n",
+    );
+    s.wait_for("the reload", || {
+        s.ctl(&["show-config", "plymouth"]).1.contains("nothere")
+    });
+    assert_eq!(
+        s.ctl(&["check-config", "plymouth"]),
+        (0, String::new(), String::new())
     );
 }
 
@@ -1291,4 +1350,35 @@ fn check_exits_zero_only_when_wanted_services_run() {
         s.ctl(&["check", "tty"]),
         (1, "tty is stop/waiting\n".to_string(), String::new())
     );
+}
+
+/// A session init with nothing to stop ends at once on EndSession; the
+/// caller still gets its reply first (Upstart's test_quiesce calls
+/// EndSession and fails on a dropped connection). Losing the reply was a
+/// race between the exit and the control thread writing it, most often
+/// lost on a busy processor: the init shares one with a busy loop here.
+#[test]
+fn end_session_is_answered_even_when_init_ends_at_once() {
+    let mut hog = Command::new("taskset")
+        .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+        .spawn()
+        .expect("taskset");
+    for round in 0..30 {
+        let mut s =
+            common::start_session_wrapped("end-session-reply", &[], &[], &["taskset", "-c", "0"]);
+        let client = outset::control::client::Client::connect(&s.address).expect("connect");
+        let answer = client.manager::<_, ()>("EndSession", &());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while s.child.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "session init did not end");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if answer.is_err() {
+            let _ = hog.kill();
+            let _ = hog.wait();
+        }
+        assert!(answer.is_ok(), "round {round}: {answer:?}");
+    }
+    let _ = hog.kill();
+    let _ = hog.wait();
 }

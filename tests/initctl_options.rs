@@ -248,7 +248,7 @@ fn list_sessions_without_sessions_and_with_stale_files() {
 /// com.ubuntu.Upstart (leaving `activated` behind); killed on drop.
 struct Bus {
     dir: common::TempDir,
-    child: std::process::Child,
+    _bus: common::session_bus::SessionBus,
     address: String,
 }
 
@@ -262,52 +262,16 @@ impl Bus {
                 "[D-BUS Service]\nName=com.ubuntu.Upstart\nExec=/bin/sh -c 'touch {d}/activated'\n"
             ),
         );
-        let config = dir.write(
-            "bus.conf",
-            &format!(
-                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"
- \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={d}/socket</listen>
-  <servicedir>{d}/services</servicedir>
-  <policy context=\"default\">
-    <allow send_destination=\"*\"/>
-    <allow own=\"*\"/>
-    <allow receive_sender=\"*\"/>
-  </policy>
-</busconfig>
-"
-            ),
+        let bus = common::session_bus::SessionBus::start_with(
+            &dir.0,
+            &format!("<servicedir>{d}/services</servicedir>"),
         );
-        let mut child = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--print-address", "--nofork", "--nopidfile"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("dbus-daemon");
-        let mut line = String::new();
-        {
-            use std::io::BufRead;
-            let stdout = child.stdout.take().expect("stdout");
-            std::io::BufReader::new(stdout)
-                .read_line(&mut line)
-                .expect("bus address");
-        }
-        let address = line.trim().to_string();
-        assert!(address.starts_with("unix:"), "{address}");
+        let address = bus.address.clone();
         Bus {
             dir,
-            child,
+            _bus: bus,
             address,
         }
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -836,7 +836,10 @@ fn a_failed_exec_leaves_init_running_and_answering() {
     std::fs::remove_file(&bin).expect("remove");
     std::fs::write(&bin, "not a program\n").expect("replace");
     let client = outset::control::client::Client::connect(&s.address).expect("connect");
-    let _ = client.manager::<_, ()>("Restart", &());
+    // Answered before the execution is tried (Upstart dropped the caller).
+    client
+        .manager::<_, ()>("Restart", &())
+        .expect("an empty reply to Restart()");
     drop(client);
     s.wait_for("the failed exec", || {
         s.log().contains("Failed to re-execute")

@@ -159,6 +159,10 @@ fn main() -> ExitCode {
     if let Ok(cwd) = std::env::current_dir() {
         args.resolve_paths(&cwd);
     }
+    // As Upstart's init: the environment can ask for the test mode too.
+    if !args.user && std::env::var_os("UPSTART_USE_SESSION_BUS").is_some() {
+        args.session = true;
+    }
     let console = match args.default_console.as_deref() {
         None => Console::Log,
         Some(v) => match Console::from_keyword(v) {
@@ -172,10 +176,15 @@ fn main() -> ExitCode {
             args.runlevel.join(" ")
         ));
     }
-    if !args.user && !nix::unistd::getuid().is_root() {
+    if args.user && args.session {
+        return usage_error("--session and --user cannot be combined");
+    }
+    // Upstart's test mode: a system init that is neither root nor PID 1.
+    let system = !args.user && !args.session;
+    if system && !nix::unistd::getuid().is_root() {
         return fatal("Need to be root");
     }
-    if !args.user && !is_pid1 {
+    if system && !is_pid1 {
         if !args.runlevel.is_empty() {
             telinit::hand_off(&argv);
         }
@@ -202,9 +211,10 @@ fn main() -> ExitCode {
             env_confdir.as_deref(),
         )
     };
+    let system_pid1 = system && is_pid1;
     // PID 1 only: machine or container, and why (logged once the daemon
     // has its logger).
-    let (container, why) = if is_pid1 && !args.user {
+    let (container, why) = if system_pid1 {
         let (container, reason) =
             outset::pid1::detect::Clues::gather(args.container, args.machine).decide();
         (
@@ -214,7 +224,7 @@ fn main() -> ExitCode {
     } else {
         (false, None)
     };
-    let machine = is_pid1 && !args.user && !container;
+    let machine = system_pid1 && !container;
     // Kept open (and so locked) until outset exits or re-execs.
     let (logdir, _logdir_lock) = match prepare_logdir(&args, machine) {
         Ok(d) => d,
@@ -228,7 +238,7 @@ fn main() -> ExitCode {
         old as u32
     };
     let mut job_env: Vec<String> = Vec::new();
-    if is_pid1 && !args.user {
+    if system_pid1 {
         let opts = outset::boot::BootOptions {
             container: !machine,
             restart: args.restart,
@@ -242,7 +252,7 @@ fn main() -> ExitCode {
         job_env.extend(std::env::vars().map(|(k, v)| format!("{k}={v}")));
     }
     pass_path_and_term(&mut job_env);
-    if is_pid1 && !args.user && !machine {
+    if system_pid1 && !machine {
         // Jobs can tell they run in a container, as with LXC and systemd.
         let engine = std::env::var("container").unwrap_or_else(|_| "outset".to_string());
         outset::env::set(&mut job_env, format!("container={engine}"));
@@ -268,6 +278,8 @@ fn main() -> ExitCode {
         // As PID 1 outside a container, SIGTERM asks for a re-exec.
         mode: if args.user {
             Mode::User
+        } else if args.session {
+            Mode::Session
         } else if container {
             Mode::Container
         } else {

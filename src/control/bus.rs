@@ -44,6 +44,8 @@ const WATCHED_LAST_RETRY: Duration = Duration::from_secs(4);
 pub enum BusKind {
     /// The system bus (system init).
     System,
+    /// The session bus (Upstart's test mode, `--session`).
+    Session,
     /// The bus `NotifyDBusAddress` named (session init).
     Notified,
 }
@@ -52,6 +54,7 @@ impl BusKind {
     fn name(self) -> &'static str {
         match self {
             BusKind::System => "D-Bus system bus",
+            BusKind::Session => "D-Bus session bus",
             BusKind::Notified => "notified D-Bus bus",
         }
     }

@@ -11,7 +11,7 @@
 //! properties themselves are zbus's generated code (ifaces.rs).
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -89,6 +89,33 @@ pub struct Served {
 /// `private` is a second handle on a private client's socket: it is shut
 /// down as soon as the connection fails (on garbage, say), so the client
 /// learns at once.
+/// Method calls read but not yet answered, on every connection.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// One call being served, from when it is read until its reply has been
+/// written (or the call dropped).
+struct InFlight;
+
+impl InFlight {
+    fn new() -> InFlight {
+        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// How many method calls have been read and not yet answered. An init
+/// about to exit waits (briefly) for this to fall to zero, so that the
+/// call that ended it (EndSession, a runlevel) still gets its reply.
+pub fn calls_in_flight() -> usize {
+    IN_FLIGHT.load(Ordering::SeqCst)
+}
+
 pub async fn serve(
     stream: MessageStream,
     objects: Arc<Objects>,
@@ -108,7 +135,9 @@ pub async fn serve(
             continue;
         }
         let (conn, served) = (conn.clone(), served.clone());
+        let in_flight = InFlight::new();
         zruntime::spawn(async move {
+            let _in_flight = in_flight;
             let hdr = msg.header();
             if let Err(e) = route(served, &conn, &msg, &hdr).await {
                 let _ = conn.reply_dbus_error(&hdr, e).await;

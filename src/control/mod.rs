@@ -19,6 +19,7 @@ mod subscriptions;
 pub mod view;
 
 pub use bus::{socket_path, BusCall, BusKind, BusOptions};
+pub use dispatch::calls_in_flight;
 pub use protocol::{
     Answer, CallError, Change, EngineHandle, Envelope, InstanceProps, JobProps, Request, Value,
 };

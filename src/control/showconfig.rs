@@ -40,23 +40,27 @@ fn split_job(leaf: &[String]) -> (Option<String>, Vec<String>) {
     if !JOB_EVENTS.contains(&event.as_str()) {
         return (None, args.to_vec());
     }
-    if let Some((i, job)) = args
+    // As Upstart: the first argument that is either `JOB=NAME` or, in
+    // first place, a plain word.
+    let found = args
         .iter()
         .enumerate()
-        .find_map(|(i, a)| Some((i, a.strip_prefix("JOB=")?)))
-    {
-        let job = job.to_string();
-        let rest = args
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, a)| a.clone())
-            .collect();
-        return (Some(job), rest);
-    }
-    match args.split_first() {
-        Some((first, rest)) if !first.contains('=') => (Some(first.clone()), rest.to_vec()),
-        _ => (None, args.to_vec()),
+        .find_map(|(i, a)| match a.strip_prefix("JOB=") {
+            Some(job) => Some((i, job)),
+            None if i == 0 && !a.contains('=') => Some((i, a.as_str())),
+            None => None,
+        });
+    match found {
+        Some((i, job)) => {
+            let rest = args
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, a)| a.clone())
+                .collect();
+            (Some(job.to_string()), rest)
+        }
+        None => (None, args.to_vec()),
     }
 }
 
@@ -96,6 +100,37 @@ pub fn show(job: &JobInfo, enumerate: bool) -> Vec<String> {
         }
     }
     out
+}
+
+/// One node of a condition's tree for `check-config`.
+struct Node {
+    /// The condition can be met as far as this node goes.
+    ok: bool,
+    /// A leaf's unknown event and job.
+    problems: Vec<String>,
+    /// An operator's (left, right) nodes.
+    children: Option<(usize, usize)>,
+}
+
+/// The problems of the leaves under `top` (itself included), left subtree
+/// first, then right; without recursion, as a condition can be long.
+fn post_order(nodes: &[Node], top: usize) -> Vec<String> {
+    let mut pending = vec![top];
+    let mut reversed = Vec::new();
+    while let Some(i) = pending.pop() {
+        let Some(node) = nodes.get(i) else { continue };
+        reversed.push(i);
+        if let Some((left, right)) = node.children {
+            pending.push(left);
+            pending.push(right);
+        }
+    }
+    reversed
+        .iter()
+        .rev()
+        .filter_map(|&i| nodes.get(i))
+        .flat_map(|n| n.problems.iter().cloned())
+        .collect()
 }
 
 /// What `check-config` knows.
@@ -149,31 +184,61 @@ impl Known<'_> {
         out
     }
 
-    /// Evaluate a condition; if it cannot be satisfied, every unknown leaf.
+    /// Upstart's report for a condition: the condition as a tree, each
+    /// operator node true when its operands allow it (`and`, or any
+    /// operator with `--warn`, needs both; `or` either); then the first
+    /// node in pre-order, among the root and the operators, that is false
+    /// has every unknown event and job below it reported, in post-order.
+    /// An operator's left child is its second operand, as Upstart built
+    /// it from the postfix list, which decides the order of the lines.
     fn condition(&self, flat: &[Vec<String>]) -> Vec<String> {
-        let mut values: Vec<bool> = Vec::new();
-        for node in flat {
-            if is_leaf(node) {
-                values.push(self.leaf_problems(node).is_empty());
+        let mut nodes: Vec<Node> = Vec::new();
+        let mut stack: Vec<usize> = Vec::new();
+        for item in flat {
+            let node = if is_leaf(item) {
+                let problems = self.leaf_problems(item);
+                Node {
+                    ok: problems.is_empty(),
+                    problems,
+                    children: None,
+                }
             } else {
-                let r = values.pop().unwrap_or(false);
-                let l = values.pop().unwrap_or(false);
-                values.push(
-                    if node.first().is_some_and(|op| op == "/AND") || self.warn {
-                        l && r
+                let (Some(left), Some(right)) = (stack.pop(), stack.pop()) else {
+                    // Not a well-formed postfix list: nothing to judge.
+                    return Vec::new();
+                };
+                let ok = |i: usize| nodes.get(i).is_some_and(|n| n.ok);
+                let both = item.first().is_some_and(|op| op == "/AND") || self.warn;
+                Node {
+                    ok: if both {
+                        ok(left) && ok(right)
                     } else {
-                        l || r
+                        ok(left) || ok(right)
                     },
-                );
+                    problems: Vec::new(),
+                    children: Some((left, right)),
+                }
+            };
+            stack.push(nodes.len());
+            nodes.push(node);
+        }
+        let Some(&root) = stack.last() else {
+            return Vec::new();
+        };
+        let mut todo = vec![root];
+        while let Some(i) = todo.pop() {
+            let Some(node) = nodes.get(i) else { continue };
+            if let Some((left, right)) = node.children {
+                todo.push(right);
+                todo.push(left);
+            } else if i != root {
+                continue;
+            }
+            if !node.ok {
+                return post_order(&nodes, i);
             }
         }
-        if values.pop().unwrap_or(true) {
-            return Vec::new();
-        }
-        flat.iter()
-            .filter(|n| is_leaf(n))
-            .flat_map(|n| self.leaf_problems(n))
-            .collect()
+        Vec::new()
     }
 
     /// The report for one job (empty when it is fine).
@@ -239,6 +304,40 @@ mod tests {
         assert_eq!(
             show(&job, false)[2],
             "  start on (starting mountall or runlevel [016])"
+        );
+    }
+
+    #[test]
+    fn an_unsatisfiable_part_under_a_satisfied_or_is_reported() {
+        let jobs = vec![JobInfo {
+            name: "j".into(),
+            emits: vec!["a".into(), "b".into()],
+            // (a or (b and (x or y))): x and y unknown.
+            start_on: v(&[
+                &["a"],
+                &["b"],
+                &["x"],
+                &["y"],
+                &["/OR"],
+                &["/AND"],
+                &["/OR"],
+            ]),
+            stop_on: v(&[&["a"], &["/OR"]]),
+        }];
+        let known = Known {
+            jobs: &jobs,
+            ignored: &[],
+            user_mode: false,
+            warn: false,
+        };
+        // Second operands first; a malformed list is left alone.
+        assert_eq!(
+            known.check(&jobs[0]),
+            [
+                "j",
+                "  start on: unknown event y",
+                "  start on: unknown event x"
+            ]
         );
     }
 

@@ -13,6 +13,9 @@ use crate::control::{
 };
 use crate::job::{EngineError, InstanceName, JobKey, Level, Reply, WaitKind};
 
+/// How long an exiting daemon waits for its last replies to be written.
+const FINISH_CALLS_BOUND: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Replies waiting for the engine.
 #[derive(Default)]
 pub struct Pending {
@@ -118,6 +121,21 @@ impl Daemon {
     pub(super) fn answer_after_queue(&mut self) {
         for (tx, answer) in std::mem::take(&mut self.pending.after_queue) {
             self.deliver(tx, answer);
+        }
+    }
+
+    /// Before the daemon exits: send every answer it has, drop the calls
+    /// still waiting on jobs (their callers see the connection close, as
+    /// with Upstart), and give the control thread a moment to write the
+    /// replies out, so that the call that ended init (EndSession, a
+    /// runlevel) is answered rather than cut off by the exit.
+    pub(super) fn finish_calls(&mut self) {
+        self.flush_replies();
+        self.answer_after_queue();
+        self.pending = Pending::default();
+        let deadline = std::time::Instant::now() + FINISH_CALLS_BOUND;
+        while crate::control::calls_in_flight() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
     }
 

@@ -21,6 +21,7 @@ mod session_end;
 mod state_pipe;
 mod stdout_log;
 mod system_stop;
+mod tokens;
 mod world;
 
 pub use run_mode::RunSpec;
@@ -28,7 +29,7 @@ pub use run_mode::RunSpec;
 pub use reexec::decode_state;
 
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll};
 use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::{AsFd, AsRawFd};
@@ -43,10 +44,6 @@ use crate::pid1::signals::Meaning;
 use crate::pid1::Mode;
 use crate::spawn::SpawnSettings;
 use world::{Outcome, World};
-
-const SIGNAL_TOKEN: Token = Token(0);
-const INOTIFY_TOKEN: Token = Token(1);
-const WAKER_TOKEN: Token = Token(2);
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
@@ -154,7 +151,7 @@ impl Daemon {
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
         poll.registry().register(
             &mut SourceFd(&signals.as_raw_fd()),
-            SIGNAL_TOKEN,
+            tokens::SIGNAL,
             Interest::READABLE,
         )?;
         let settings = SpawnSettings {
@@ -225,7 +222,7 @@ impl Daemon {
     /// Open the private D-Bus server (control.md §1.1). Failing to listen
     /// is a warning, not fatal.
     fn open_control(&mut self) -> Result<(), DaemonError> {
-        let waker = std::sync::Arc::new(mio::Waker::new(self.poll.registry(), WAKER_TOKEN)?);
+        let waker = std::sync::Arc::new(mio::Waker::new(self.poll.registry(), tokens::WAKER)?);
         panic::set_waker(waker.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let name = if let Some(name) = &self.config.control_name {
@@ -233,6 +230,11 @@ impl Daemon {
         } else if self.config.user_mode {
             let uid = nix::unistd::getuid();
             format!("/com/ubuntu/upstart-session/{uid}/{}", std::process::id())
+        } else if self.config.mode == Mode::Session {
+            // Several test inits may run at once, beside a real one: each
+            // keeps its private socket to itself.
+            let uid = nix::unistd::getuid();
+            format!("/com/ubuntu/upstart-test/{uid}/{}", std::process::id())
         } else {
             "/com/ubuntu/upstart".to_string()
         };
@@ -256,13 +258,7 @@ impl Daemon {
                 if !self.config.user_mode && !self.config.no_dbus {
                     // Early in boot there is no bus yet; failing is silent,
                     // and the bus is joined once its socket appears.
-                    let address = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
-                        .unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".to_string());
-                    let _ = self.bus_call(crate::control::BusCall::Join {
-                        address,
-                        kind: crate::control::BusKind::System,
-                        reply: None,
-                    });
+                    self.join_bus();
                 }
                 self.requests = Some(rx);
                 self.world.view = Some(view.clone());
@@ -292,6 +288,37 @@ impl Daemon {
             ),
         }
         Ok(())
+    }
+
+    /// Join the bus of a system init (no-op when already on one).
+    fn join_bus(&mut self) {
+        if let Some((address, kind)) = self.bus_address() {
+            let _ = self.bus_call(crate::control::BusCall::Join {
+                address,
+                kind,
+                reply: None,
+            });
+        }
+    }
+
+    /// The message bus a system init joins: the system bus, or in
+    /// Upstart's test mode (`--session`) the session bus, which must be
+    /// named in the environment.
+    fn bus_address(&mut self) -> Option<(String, crate::control::BusKind)> {
+        use crate::control::BusKind;
+        if self.config.mode != Mode::Session {
+            let address = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
+                .unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".to_string());
+            return Some((address, BusKind::System));
+        }
+        let address = std::env::var("DBUS_SESSION_BUS_ADDRESS").ok();
+        if address.is_none() {
+            self.log(
+                Level::Warn,
+                "Unable to connect to the D-Bus session bus: DBUS_SESSION_BUS_ADDRESS is not set",
+            );
+        }
+        address.map(|a| (a, BusKind::Session))
     }
 
     /// Hand `call` to the keeper of the bus connection; gives it back
@@ -396,7 +423,7 @@ impl Daemon {
         if self
             .poll
             .registry()
-            .register(&mut SourceFd(&fd), INOTIFY_TOKEN, Interest::READABLE)
+            .register(&mut SourceFd(&fd), tokens::INOTIFY, Interest::READABLE)
             .is_ok()
         {
             self.inotify = Some(ino);
@@ -551,12 +578,14 @@ impl Daemon {
                 }
             }
             if let Some(status) = self.check_system_stop() {
+                self.finish_calls();
                 return status;
             }
             if let Some(status) = self.check_quiesce() {
                 if let Some(f) = self.session_file.take() {
                     let _ = std::fs::remove_file(f);
                 }
+                self.finish_calls();
                 return status;
             }
             self.publish();
@@ -583,10 +612,10 @@ impl Daemon {
             let mut notified = self.notify.as_ref().is_some_and(|n| n.backlog);
             for ev in events.iter() {
                 match ev.token() {
-                    SIGNAL_TOKEN => signalled = true,
-                    INOTIFY_TOKEN => conf_changed = true,
-                    WAKER_TOKEN => {}
-                    notify::NOTIFY_TOKEN => notified = true,
+                    tokens::SIGNAL => signalled = true,
+                    tokens::INOTIFY => conf_changed = true,
+                    tokens::WAKER => {}
+                    tokens::NOTIFY => notified = true,
                     token => {
                         if let Some(outcome) = self.world.ready(token) {
                             self.apply(outcome);

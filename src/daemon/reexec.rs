@@ -137,7 +137,8 @@ pub fn decode_state(data: &[u8]) -> Result<Engine, String> {
 impl Daemon {
     /// A session init's notified bus address, which the next image joins
     /// again (Upstart's `control_bus_address`); none for a system init,
-    /// whose bus is always the system bus.
+    /// whose bus is always the system bus (in test mode the session bus of
+    /// its environment).
     fn notified_bus(&self) -> Option<String> {
         if !self.config.user_mode {
             return None;

@@ -24,6 +24,9 @@ pub enum Mode {
     Container,
     /// A session init (`--user`).
     User,
+    /// Upstart's test mode (`--session`): a system init that is not PID 1
+    /// and is controlled over the D-Bus session bus; SIGTERM re-execs it.
+    Session,
     /// `outset run`: supervise jobs around one command.
     Run,
 }

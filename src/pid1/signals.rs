@@ -34,7 +34,7 @@ pub enum Meaning {
     Stop(StopAction),
     /// End the session (Upstart's quiesce).
     Quiesce,
-    /// Join the system bus now if not on it (SIGUSR1).
+    /// Join the bus now if not on it (SIGUSR1).
     JoinBus,
     /// Run mode: pass it on to the command (or stop if none runs yet).
     Forward(i32),
@@ -59,6 +59,9 @@ pub fn handled(mode: Mode, keyboard: bool) -> SigSet {
         // Ctrl-C ends a session started from a terminal.
         Mode::User => list.push(Signal::SIGINT),
         Mode::Run => list.extend(FORWARDED),
+        // No console, no keyboard, no power supply of its own; SIGUSR1
+        // asks it to join its bus, as Upstart's did.
+        Mode::Session => list.push(Signal::SIGUSR1),
     }
     // SAFETY: a zeroed sigset_t is emptied before use; sigaddset with
     // valid signal numbers.
@@ -87,7 +90,8 @@ pub fn meaning(mode: Mode, signo: i32) -> Meaning {
         (_, Signal::SIGCHLD) => Meaning::Nothing,
         (Mode::Run, s) if FORWARDED.contains(&s) => Meaning::Forward(signo),
         (_, Signal::SIGHUP) => Meaning::Reload,
-        (Mode::Machine, Signal::SIGTERM) => Meaning::Reexec,
+        (Mode::Machine | Mode::Session, Signal::SIGTERM) => Meaning::Reexec,
+        (Mode::Session, Signal::SIGUSR1) => Meaning::JoinBus,
         (Mode::Container, Signal::SIGTERM) => Meaning::Stop(StopAction::PowerOff),
         (Mode::User, Signal::SIGTERM | Signal::SIGINT) => Meaning::Quiesce,
         (Mode::Machine | Mode::Container, Signal::SIGINT) => Meaning::Event("control-alt-delete"),
@@ -126,6 +130,15 @@ mod tests {
         );
         assert_eq!(meaning(Mode::User, term), Meaning::Quiesce);
         assert_eq!(meaning(Mode::Run, term), Meaning::Forward(term));
+        assert_eq!(meaning(Mode::Session, term), Meaning::Reexec);
+    }
+
+    #[test]
+    fn session_test_mode_leaves_sigint_alone() {
+        assert!(!handled(Mode::Session, false).contains(Signal::SIGINT));
+        assert_eq!(meaning(Mode::Session, libc::SIGINT), Meaning::Nothing);
+        assert!(handled(Mode::Session, false).contains(Signal::SIGUSR1));
+        assert_eq!(meaning(Mode::Session, libc::SIGUSR1), Meaning::JoinBus);
     }
 
     #[test]

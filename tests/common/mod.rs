@@ -5,6 +5,7 @@ pub mod bus;
 pub mod namespace;
 pub mod pids_cgroup;
 pub mod procs;
+pub mod session_bus;
 pub mod wire;
 
 use std::path::PathBuf;

@@ -83,8 +83,9 @@ pub struct Args {
     /// Keep the state received on each re-exec in LOGDIR/upstart.state.
     #[arg(long)]
     pub write_state_file: bool,
-    /// Upstart's session-bus test mode: not supported yet.
-    #[arg(long, hide = true)]
+    /// Upstart's test mode: a system init, not PID 1, controlled over the
+    /// D-Bus session bus; SIGTERM re-execs it.
+    #[arg(long)]
     pub session: bool,
     /// Upstart's chroot sessions: not supported.
     #[arg(long, hide = true)]
@@ -189,9 +190,7 @@ impl Args {
     /// Why an option of Upstart's init that outset does not implement was
     /// given.
     pub fn unsupported(&self) -> Option<&'static str> {
-        if self.session {
-            Some("--session is not supported yet; use --user")
-        } else if self.chroot_sessions {
+        if self.chroot_sessions {
             Some("--chroot-sessions is not supported: outset does not implement chroot sessions")
         } else {
             None

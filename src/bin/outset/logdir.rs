@@ -9,10 +9,6 @@ use std::path::{Path, PathBuf};
 
 use super::cli::Args;
 
-/// The lock file every init using a log directory holds (and writes its
-/// pid to).
-const LOCK_NAME: &str = ".outset.lock";
-
 /// The directory for job logs. Only the default of a session init (under
 /// the user's cache directory) is private; others are created 0755.
 pub fn choose(args: &Args) -> Result<(PathBuf, u32), String> {
@@ -77,51 +73,47 @@ fn strerror(e: &std::io::Error) -> String {
 }
 
 /// Take the log directory's lock without ever waiting. Returns the held
-/// lock (keep it open: closing the file releases it) and, if another
-/// process holds it, that process's pid.
+/// lock (keep it open: closing it releases the lock) and, if another
+/// process holds one, that process's pid (0 when it cannot be told).
+///
+/// The lock is on the directory itself, so that nothing is left in it: a
+/// log directory can be removed as soon as its init is gone, however it
+/// ended (Upstart's own tests remove theirs right after SIGKILL). Every
+/// init takes a shared lock; another init's shows as a conflict with an
+/// exclusive one. A POSIX record lock, not flock(): it is not shared with
+/// the children outset forks (a re-exec's state writer keeps running while
+/// the new image takes the lock again), and F_GETLK names the holder.
 pub fn lock(dir: &Path) -> (Option<File>, Option<i32>) {
-    let Ok(mut file) = std::fs::OpenOptions::new()
+    let Ok(file) = std::fs::OpenOptions::new()
         .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o644)
-        .open(dir.join(LOCK_NAME))
+        .custom_flags(libc::O_DIRECTORY)
+        .open(dir)
     else {
         return (None, None);
     };
-    // A POSIX record lock, not flock(): it is not shared with the children
-    // outset forks (a re-exec's state writer keeps running while the new
-    // image takes the lock again), and F_GETLK names the holder.
-    let mut fl = whole_file_lock();
-    // SAFETY: fcntl on our own descriptor with a valid flock struct.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) } == 0 {
-        use std::io::{Seek, Write};
-        let _ = file.set_len(0);
-        let _ = file.seek(std::io::SeekFrom::Start(0));
-        let _ = writeln!(file, "{}", std::process::id());
-        return (Some(file), None);
-    }
-    // SAFETY: as above; F_GETLK fills in `fl`.
-    let holder = if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut fl) } == 0
-        && fl.l_type != libc::F_UNLCK as libc::c_short
-        && fl.l_pid > 0
+    let mut probe = whole_file_lock(libc::F_WRLCK);
+    // SAFETY: fcntl on our own descriptor with a valid flock struct;
+    // F_GETLK fills it in.
+    let holder = if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut probe) } == 0
+        && probe.l_type != libc::F_UNLCK as libc::c_short
     {
-        Some(fl.l_pid)
+        // In another PID namespace the holder's pid reads as 0.
+        Some(probe.l_pid.max(0))
     } else {
-        // In another PID namespace the holder's pid reads as 0: fall back
-        // to the pid it wrote.
-        std::fs::read_to_string(dir.join(LOCK_NAME))
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
+        None
     };
-    (None, Some(holder.unwrap_or(0)))
+    let shared = whole_file_lock(libc::F_RDLCK);
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &shared) } != 0 {
+        return (None, holder);
+    }
+    (Some(file), holder)
 }
 
-fn whole_file_lock() -> libc::flock {
+fn whole_file_lock(kind: libc::c_int) -> libc::flock {
     // SAFETY: flock is plain data; all-zero is a valid value.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_type = kind as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     fl
 }
