@@ -157,8 +157,9 @@ fn descriptors_not_handed_over_are_not_adopted() {
         {"Status": {"pid": 12346, "fd": 202, "buf": []}}
     ]);
     let log = restore("restore-fds", &state);
+    // The nine above, and the source init's `expect notify` socket.
     assert!(
-        log.contains("Ignoring 9 descriptors the state names but did not hand over"),
+        log.contains("Ignoring 10 descriptors the state names but did not hand over"),
         "{log}"
     );
     assert!(log.contains("Stateful re-exec completed"), "{log}");

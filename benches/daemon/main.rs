@@ -6,9 +6,11 @@
 //!   10000; median of 5) against `posix_spawn` + `waitpid` of the same N
 //!   processes, measured in the same run;
 //! - `initctl list` and `initctl status` latency with 2000 classes loaded,
-//!   status again while a spawn storm runs, and the init's VmRSS idle and
-//!   after the storm;
-//! - the per-task cost of an emit with 10 and with 10000 classes loaded;
+//!   one `initctl status` call against one exec of /bin/true (31 each, in
+//!   turns), status again while a spawn storm runs, and the init's VmRSS
+//!   idle and after the storm;
+//! - the per-task cost of an emit with 10 and with 10000 classes loaded,
+//!   and VmRSS with the 10000 idle classes (and 200 tasks) loaded;
 //! - the stateful re-exec pause (`Restart()` until a new connection is
 //!   answered) with 1000 running `sleep` instances;
 //! - `outset run -- true` on no jobs (median of 21) against `sh -c

@@ -12,6 +12,10 @@ const LINEAR: f64 = 1.15;
 const LIST_MS: f64 = 20.0;
 const STATUS_STORM_P99_MS: f64 = 5.0;
 const RSS_KIB: f64 = 4.5 * 1024.0;
+/// VmRSS with ten thousand classes and more.
+const RSS_MANY_KIB: f64 = 12.0 * 1024.0;
+/// One `initctl` call against one exec of `/bin/true`.
+const CALL_OVER_EXEC: f64 = 2.0;
 const REEXEC_MS: f64 = 50.0;
 /// `outset run -- true` on no jobs (issue "make outset run what users
 /// need": a hand-written harness takes 35–60 ms).
@@ -62,16 +66,23 @@ impl Report {
         );
     }
 
-    /// VmRSS (held to the target) and its anonymous part, at `when`.
-    fn rss_rows(&mut self, who: &str, when: &str, rss_kib: u64, anon_kib: u64) {
+    /// VmRSS (held to the target `target_kib`) and its anonymous part,
+    /// at `when`.
+    fn rss_rows(
+        &mut self,
+        who: &str,
+        when: &str,
+        (rss_kib, anon_kib): (u64, u64),
+        target_kib: f64,
+    ) {
         let mb = |kib: u64| format!("{:.2} MB", kib as f64 / 1024.0);
-        let target = format!("target {:.1} MB", RSS_KIB / 1024.0);
+        let target = format!("target {:.1} MB", target_kib / 1024.0);
         self.row(
             who,
             &format!("VmRSS, {when}"),
             mb(rss_kib),
             target.clone(),
-            rss_kib as f64 / RSS_KIB,
+            rss_kib as f64 / target_kib,
             Some(1.0),
         );
         self.row(
@@ -79,7 +90,7 @@ impl Report {
             "  of which anonymous (heap, stacks)",
             mb(anon_kib),
             target,
-            anon_kib as f64 / RSS_KIB,
+            anon_kib as f64 / target_kib,
             None,
         );
     }
@@ -192,11 +203,21 @@ impl Report {
             idle_p99 / STATUS_STORM_P99_MS,
             None,
         );
+        let call = ms(median(&c.one_call));
+        let exec = ms(median(&c.true_exec));
+        self.row(
+            who,
+            &format!("one initctl status call (median of {})", c.one_call.len()),
+            format!("{call:.2} ms"),
+            format!("exec /bin/true {exec:.2} ms"),
+            call / exec,
+            Some(CALL_OVER_EXEC),
+        );
         self.rss_rows(
             who,
             &format!("{} classes, idle", c.classes),
-            c.rss_idle_kib,
-            c.anon_idle_kib,
+            (c.rss_idle_kib, c.anon_idle_kib),
+            RSS_KIB,
         );
         self.keep(who, "list", list);
         self.keep(who, "status idle", idle_med);
@@ -234,8 +255,8 @@ impl Report {
         self.rss_rows(
             who,
             &format!("{} classes, after the storm", c.classes),
-            storm.rss_after_kib,
-            storm.anon_after_kib,
+            (storm.rss_after_kib, storm.anon_after_kib),
+            RSS_KIB,
         );
         self.keep(who, "status storm p99", storm_p99);
     }
@@ -256,6 +277,12 @@ impl Report {
             Some(LINEAR),
         );
         self.keep(who, &format!("emit {} + {} idle", s.tasks, s.many.0), many);
+        self.rss_rows(
+            who,
+            &format!("{} classes, idle", s.tasks + s.many.0),
+            (s.rss_many_kib, s.anon_many_kib),
+            RSS_MANY_KIB,
+        );
     }
 
     pub fn reexec(&mut self, bins: &Binaries, r: &ReexecFigure) {

@@ -27,6 +27,8 @@ pub struct Sizes {
     pub scaling_classes: (usize, usize),
     /// Running `sleep` instances during the re-exec.
     pub reexec_instances: usize,
+    /// `initctl status` calls (and `/bin/true` runs) for the one-call figure.
+    pub one_call_runs: usize,
     /// Runs of `outset run -- true` (the median is reported).
     pub run_rounds: usize,
 }
@@ -42,6 +44,7 @@ impl Sizes {
             scaling_tasks: 200,
             scaling_classes: (10, 10000),
             reexec_instances: 1000,
+            one_call_runs: 31,
             run_rounds: 21,
         }
     }
@@ -57,6 +60,7 @@ impl Sizes {
             scaling_tasks: 3,
             scaling_classes: (1, 5),
             reexec_instances: 3,
+            one_call_runs: 3,
             run_rounds: 1,
         }
     }
@@ -109,6 +113,10 @@ pub struct ControlFigures {
     pub anon_idle_kib: u64,
     /// A baseline for the client side: `initctl version`, one call.
     pub version: Vec<Duration>,
+    /// One `initctl status` call and one run of `/bin/true`, taken in
+    /// turns (the same minute), through the same harness.
+    pub one_call: Vec<Duration>,
+    pub true_exec: Vec<Duration>,
     /// Everything measured in and after the spawn storm, which an init
     /// may not survive.
     pub storm: Result<StormFigures, Failure>,
@@ -168,6 +176,7 @@ pub fn control(bins: &Binaries, sizes: &Sizes) -> Result<ControlFigures, Failure
         .map(|i| status_of(&session, classes, i))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| session.failure(&e))?;
+    let (one_call, true_exec) = one_call(&session, sizes.one_call_runs)?;
     let storm = storm(&mut session, sizes);
     session.stop();
     Ok(ControlFigures {
@@ -177,8 +186,39 @@ pub fn control(bins: &Binaries, sizes: &Sizes) -> Result<ControlFigures, Failure
         rss_idle_kib,
         anon_idle_kib,
         version,
+        one_call,
+        true_exec,
         storm,
     })
+}
+
+/// `initctl status JOB` and `/bin/true`, `runs` times each, in turns:
+/// what a script calling initctl in a loop pays per call, against the
+/// least any command costs.
+fn one_call(session: &Session, runs: usize) -> Result<(Vec<Duration>, Vec<Duration>), String> {
+    let mut calls = Vec::with_capacity(runs);
+    let mut trues = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let mut status = std::process::Command::new(&session.bins.initctl);
+        status
+            .args(["status", "c0"])
+            .env("UPSTART_SESSION", &session.address);
+        calls.push(timed(&mut status)?);
+        trues.push(timed(&mut std::process::Command::new("/bin/true"))?);
+    }
+    Ok((calls, trues))
+}
+
+/// One run of `cmd` (output captured), timed; it must succeed.
+fn timed(cmd: &mut std::process::Command) -> Result<Duration, String> {
+    cmd.stdin(std::process::Stdio::null());
+    let start = Instant::now();
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    let elapsed = start.elapsed();
+    if !out.status.success() {
+        return Err(format!("{cmd:?}: {}", out.status));
+    }
+    Ok(elapsed)
 }
 
 /// The storm: every class started again and again while status is asked.
@@ -245,11 +285,15 @@ pub struct ScalingFigure {
     pub tasks: usize,
     pub few: (usize, Duration),
     pub many: (usize, Duration),
+    /// VmRSS and its anonymous part with the many classes loaded, idle
+    /// (before any emit).
+    pub rss_many_kib: u64,
+    pub anon_many_kib: u64,
 }
 
 pub fn scaling(bins: &Binaries, sizes: &Sizes) -> Result<ScalingFigure, Failure> {
     let tasks = sizes.scaling_tasks;
-    let run_with = |idle: usize| -> Result<Duration, Failure> {
+    let run_with = |idle: usize| -> Result<(Duration, u64, u64), Failure> {
         let mut session = Session::start(
             bins,
             &[
@@ -266,6 +310,10 @@ pub fn scaling(bins: &Binaries, sizes: &Sizes) -> Result<ScalingFigure, Failure>
             ],
             &format!("idle{}", idle - 1),
         )?;
+        // As in the control workload: memory after a quiet spell.
+        std::thread::sleep(Duration::from_millis(1500));
+        let rss = session.memory_kib("VmRSS").unwrap_or(0);
+        let anon = session.memory_kib("RssAnon").unwrap_or(0);
         let mut v = Vec::new();
         for _ in 0..sizes.rounds {
             let run = session.initctl(&["emit", "go"])?;
@@ -277,13 +325,17 @@ pub fn scaling(bins: &Binaries, sizes: &Sizes) -> Result<ScalingFigure, Failure>
             v.push(run.elapsed);
         }
         session.stop();
-        Ok(median(&v))
+        Ok((median(&v), rss, anon))
     };
     let (few, many) = sizes.scaling_classes;
+    let (few_time, ..) = run_with(few)?;
+    let (many_time, rss_many_kib, anon_many_kib) = run_with(many)?;
     Ok(ScalingFigure {
         tasks,
-        few: (few, run_with(few)?),
-        many: (many, run_with(many)?),
+        few: (few, few_time),
+        many: (many, many_time),
+        rss_many_kib,
+        anon_many_kib,
     })
 }
 

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use outset::cli::help;
 use outset::cli::options::{self, Opt, Parsed, Stop};
 
-use outset::control::client::{Client, ClientError};
+use outset::control::client::{Client, ClientError, UNKNOWN_INSTANCE};
 use outset::control::paths::{INSTANCE_IFACE, JOB_IFACE, MANAGER_PATH};
 use outset::control::showconfig;
 use zbus::OwnedObjectPath;
@@ -280,16 +280,10 @@ impl Ctl {
                 job: Some(job),
                 env,
             } => {
-                let jp = self.job_path(&job)?;
                 let no_env = env.is_empty();
-                match self.client.call::<_, OwnedObjectPath>(
-                    jp.as_str(),
-                    JOB_IFACE,
-                    "GetInstance",
-                    &(env,),
-                ) {
+                match self.client.job_and_instance(&job, &env)?.1 {
                     Ok(ip) => self.print_full_status(&job, ip.as_str()),
-                    Err(e) if no_env && e.name == "com.ubuntu.Upstart0_6.Error.UnknownInstance" => {
+                    Err(e) if no_env && e.name == UNKNOWN_INSTANCE => {
                         self.say(format_args!("{job} stop/waiting"));
                         Ok(())
                     }
@@ -899,21 +893,26 @@ fn main() -> ExitCode {
     } else {
         "unix:abstract=/com/ubuntu/upstart".to_string()
     };
+    // The call scripts make in loops: one connection, one run.
+    if let Command::Status {
+        job: Some(job),
+        env,
+    } = &command
+    {
+        return match Client::job_status_once(&address, job, env) {
+            Ok(Ok(line)) => {
+                if level != Level::Quiet {
+                    println!("{line}");
+                }
+                ExitCode::SUCCESS
+            }
+            Ok(Err(e)) => fail(&prog, &e.message),
+            Err(e) => connect_failed(&prog, user_mode, &address, &e),
+        };
+    }
     let client = match Client::connect(&address) {
         Ok(c) => c,
-        Err(e) => {
-            let code = fail(
-                &prog,
-                &format!("Unable to connect to Upstart: {}", e.message),
-            );
-            if !user_mode {
-                eprintln!(
-                    "{prog}: tried the system init at {address}; a session init needs \
-                     UPSTART_SESSION (see `initctl list-sessions') or --session"
-                );
-            }
-            return code;
-        }
+        Err(e) => return connect_failed(&prog, user_mode, &address, &e),
     };
     let ctl = Ctl {
         prog: prog.clone(),
@@ -922,6 +921,22 @@ fn main() -> ExitCode {
         level,
     };
     finish(ctl, command)
+}
+
+/// No connection to init: said as Upstart's initctl says it, and where
+/// outset looked.
+fn connect_failed(prog: &str, user_mode: bool, address: &str, e: &ClientError) -> ExitCode {
+    let code = fail(
+        prog,
+        &format!("Unable to connect to Upstart: {}", e.message),
+    );
+    if !user_mode {
+        eprintln!(
+            "{prog}: tried the system init at {address}; a session init needs \
+             UPSTART_SESSION (see `initctl list-sessions') or --session"
+        );
+    }
+    code
 }
 
 /// Run the command and turn its outcome into output and an exit status.

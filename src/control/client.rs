@@ -4,9 +4,11 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use zbus::connection::Builder;
-use zbus::{Connection, OwnedVariant, Type};
+use zbus::{Connection, OwnedObjectPath, OwnedVariant, Type};
 
-use super::paths::{INSTANCE_IFACE, MANAGER_PATH, OUTSET_INSTANCE_IFACE};
+use super::paths::{
+    job_path, INSTANCE_IFACE, JOB_IFACE, MANAGER_IFACE, MANAGER_PATH, OUTSET_INSTANCE_IFACE,
+};
 
 /// An error answer from init, or a local failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,18 +57,73 @@ pub struct Client {
 impl Client {
     /// Connect peer-to-peer to init's private address.
     pub fn connect(address: &str) -> Result<Client, ClientError> {
-        let builder = Builder::address(address).p2p();
-        let conn = zbus::block_on(builder.build()).map_err(|e| connect_error(address, e))?;
+        zbus::block_on(Client::open(address))
+    }
+
+    /// [`Client::connect`], to be awaited inside a runtime.
+    async fn open(address: &str) -> Result<Client, ClientError> {
+        let conn = Builder::address(address)
+            .p2p()
+            .build()
+            .await
+            .map_err(|e| connect_error(address, e))?;
         // Registering as a bus client asks outset for no signals (the
         // commands never use them); Upstart refuses the call, harmlessly.
-        let _ = zbus::block_on(conn.call_method(
-            None::<&str>,
-            "/org/freedesktop/DBus",
-            Some("org.freedesktop.DBus"),
-            "Hello",
-            &(),
-        ));
+        // No answer is waited for: the calls that follow go out behind
+        // it, and outset takes a connection's calls in order.
+        if let Ok(hello) = zbus::Message::method_call("/org/freedesktop/DBus", "Hello")
+            .interface("org.freedesktop.DBus")
+            .with_flags(zbus::message::Flags::NO_REPLY_EXPECTED)
+            .build(&())
+        {
+            let _ = conn.send(&hello).await;
+        }
         Ok(Client { conn, dest: None })
+    }
+
+    /// `initctl status JOB [ENV]` start to end: connect to `address`,
+    /// ask, and close, all in one run of the runtime. Scripts call this in
+    /// loops; a connection kept past one run would have the runtime start
+    /// a thread to look after it. The outer error: no connection.
+    pub fn job_status_once(
+        address: &str,
+        job: &str,
+        env: &[String],
+    ) -> Result<Result<String, ClientError>, ClientError> {
+        zbus::block_on(async {
+            let client = Client::open(address).await?;
+            Ok(client.job_status(job, env).await)
+        })
+    }
+
+    /// The status of `job`'s instance for `env`; takes the client so that
+    /// its connection closes before the runtime is left.
+    async fn job_status(self, job: &str, env: &[String]) -> Result<String, ClientError> {
+        let (_, instance) = self.job_and_instance_async(job, env).await?;
+        let status = match instance {
+            Ok(ip) => {
+                let item = [(job.to_string(), ip.to_string())];
+                let (mut lines, text) = futures_util::future::join(
+                    self.statuses_async(&item),
+                    self.status_text_async(ip.as_str()),
+                )
+                .await;
+                // As `initctl status` prints it: the `STATUS=` text under
+                // the status line(s).
+                lines.pop().map(|line| {
+                    line.map(|l| match text {
+                        Some(t) => format!("{l}\n{}", status_text_line(&t)),
+                        None => l,
+                    })
+                })
+            }
+            Err(e) if env.is_empty() && e.name == UNKNOWN_INSTANCE => {
+                Some(Ok(format!("{job} stop/waiting")))
+            }
+            Err(e) => Some(Err(e)),
+        };
+        drop(self);
+        status.unwrap_or_else(|| Err(lost()))
     }
 
     /// Connect through the system (or session) message bus to `dest`.
@@ -105,13 +162,24 @@ impl Client {
         B: Serialize + Type,
         R: DeserializeOwned + Type,
     {
+        zbus::block_on(self.batch_async(calls))
+    }
+
+    async fn batch_async<B, R>(
+        &self,
+        calls: &[(&str, &str, &str, B)],
+    ) -> Vec<Result<R, ClientError>>
+    where
+        B: Serialize + Type,
+        R: DeserializeOwned + Type,
+    {
         const IN_FLIGHT: usize = 256;
         let mut out = Vec::with_capacity(calls.len());
         for slice in calls.chunks(IN_FLIGHT) {
             let answers = slice
                 .iter()
                 .map(|(path, iface, method, body)| self.send(path, iface, method, body));
-            out.extend(zbus::block_on(futures_util::future::join_all(answers)));
+            out.extend(futures_util::future::join_all(answers).await);
         }
         out
     }
@@ -155,7 +223,7 @@ impl Client {
         B: Serialize + Type,
         R: DeserializeOwned + Type,
     {
-        self.call(MANAGER_PATH, super::paths::MANAGER_IFACE, method, body)
+        self.call(MANAGER_PATH, MANAGER_IFACE, method, body)
     }
 
     /// One property, still wrapped in its variant.
@@ -174,25 +242,65 @@ impl Client {
     }
 
     /// The status line(s) of an instance, or `JOB stop/waiting` if it has
-    /// gone (control.md §8.2).
+    /// gone (control.md §8.2). Its properties are asked for at once.
     pub fn status(&self, job: &str, instance_path: &str) -> Result<String, ClientError> {
-        let get = |name: &str| self.property(instance_path, INSTANCE_IFACE, name);
-        let props = (|| -> Result<_, ClientError> {
-            let name = String::try_from(get("name")?)?;
-            let goal = String::try_from(get("goal")?)?;
-            let state = String::try_from(get("state")?)?;
-            let procs = Vec::<(String, i32)>::try_from(get("processes")?)?;
-            Ok((name, goal, state, procs))
-        })();
-        status_result(job, props)
+        let item = [(job.to_string(), instance_path.to_string())];
+        self.statuses(&item)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Err(lost()))
+    }
+
+    /// A job's path and, sent along without waiting for that answer,
+    /// `GetInstance(env)` on the path the job must have (Upstart's and
+    /// outset's paths are the job's name escaped): one round trip instead
+    /// of two. Should the job's path be another, `GetInstance` is asked
+    /// again there.
+    pub fn job_and_instance(
+        &self,
+        job: &str,
+        env: &[String],
+    ) -> Result<(OwnedObjectPath, Result<OwnedObjectPath, ClientError>), ClientError> {
+        zbus::block_on(self.job_and_instance_async(job, env))
+    }
+
+    async fn job_and_instance_async(
+        &self,
+        job: &str,
+        env: &[String],
+    ) -> Result<(OwnedObjectPath, Result<OwnedObjectPath, ClientError>), ClientError> {
+        let guess = job_path(job);
+        let (path, instance) = futures_util::future::join(
+            self.send::<_, OwnedObjectPath>(MANAGER_PATH, MANAGER_IFACE, "GetJobByName", &(job,)),
+            self.send::<_, OwnedObjectPath>(&guess, JOB_IFACE, "GetInstance", &(env,)),
+        )
+        .await;
+        let path = path?;
+        if path.as_str() == guess {
+            return Ok((path, instance));
+        }
+        let instance = self
+            .send(path.as_str(), JOB_IFACE, "GetInstance", &(env,))
+            .await;
+        Ok((path, instance))
     }
 
     /// The `STATUS=` text an `expect notify` instance last sent, if any.
     /// Any error (an init without outset's interface, such as Upstart, or
     /// an instance that has gone) is no text.
     pub fn status_text(&self, instance_path: &str) -> Option<String> {
-        let v = self
-            .property(instance_path, OUTSET_INSTANCE_IFACE, "status_text")
+        zbus::block_on(self.status_text_async(instance_path))
+    }
+
+    async fn status_text_async(&self, instance_path: &str) -> Option<String> {
+        let v: OwnedVariant = self
+            .send(
+                instance_path,
+                "org.freedesktop.DBus.Properties",
+                "Get",
+                &(OUTSET_INSTANCE_IFACE, "status_text"),
+            )
+            .await
             .ok()?;
         String::try_from(v).ok().filter(|t| !t.is_empty())
     }
@@ -208,6 +316,10 @@ impl Client {
     /// [`Client::status`] of many instances (job, instance path), their
     /// properties fetched in one batch.
     pub fn statuses(&self, items: &[(String, String)]) -> Vec<Result<String, ClientError>> {
+        zbus::block_on(self.statuses_async(items))
+    }
+
+    async fn statuses_async(&self, items: &[(String, String)]) -> Vec<Result<String, ClientError>> {
         const PROPS: [&str; 4] = ["name", "goal", "state", "processes"];
         let calls: Vec<(&str, &str, &str, (&str, &str))> = items
             .iter()
@@ -222,7 +334,10 @@ impl Client {
                 })
             })
             .collect();
-        let mut answers = self.batch::<_, OwnedVariant>(&calls).into_iter();
+        let mut answers = self
+            .batch_async::<_, OwnedVariant>(&calls)
+            .await
+            .into_iter();
         items
             .iter()
             .map(|(job, _)| {
@@ -241,6 +356,9 @@ impl Client {
             .collect()
     }
 }
+
+/// `GetInstance` found no instance of that name.
+pub const UNKNOWN_INSTANCE: &str = "com.ubuntu.Upstart0_6.Error.UnknownInstance";
 
 /// A failed connection worded as libdbus words it (and so Upstart's
 /// initctl): `Failed to connect to socket NAME: REASON`.

@@ -21,6 +21,7 @@ mod session_end;
 mod state_pipe;
 mod stdout_log;
 mod system_stop;
+mod tokens;
 mod world;
 
 pub use run_mode::RunSpec;
@@ -28,7 +29,7 @@ pub use run_mode::RunSpec;
 pub use reexec::decode_state;
 
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll};
 use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::{AsFd, AsRawFd};
@@ -43,10 +44,6 @@ use crate::pid1::signals::Meaning;
 use crate::pid1::Mode;
 use crate::spawn::SpawnSettings;
 use world::{Outcome, World};
-
-const SIGNAL_TOKEN: Token = Token(0);
-const INOTIFY_TOKEN: Token = Token(1);
-const WAKER_TOKEN: Token = Token(2);
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
@@ -154,7 +151,7 @@ impl Daemon {
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
         poll.registry().register(
             &mut SourceFd(&signals.as_raw_fd()),
-            SIGNAL_TOKEN,
+            tokens::SIGNAL,
             Interest::READABLE,
         )?;
         let settings = SpawnSettings {
@@ -225,7 +222,7 @@ impl Daemon {
     /// Open the private D-Bus server (control.md §1.1). Failing to listen
     /// is a warning, not fatal.
     fn open_control(&mut self) -> Result<(), DaemonError> {
-        let waker = std::sync::Arc::new(mio::Waker::new(self.poll.registry(), WAKER_TOKEN)?);
+        let waker = std::sync::Arc::new(mio::Waker::new(self.poll.registry(), tokens::WAKER)?);
         panic::set_waker(waker.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let name = if let Some(name) = &self.config.control_name {
@@ -426,7 +423,7 @@ impl Daemon {
         if self
             .poll
             .registry()
-            .register(&mut SourceFd(&fd), INOTIFY_TOKEN, Interest::READABLE)
+            .register(&mut SourceFd(&fd), tokens::INOTIFY, Interest::READABLE)
             .is_ok()
         {
             self.inotify = Some(ino);
@@ -615,10 +612,10 @@ impl Daemon {
             let mut notified = self.notify.as_ref().is_some_and(|n| n.backlog);
             for ev in events.iter() {
                 match ev.token() {
-                    SIGNAL_TOKEN => signalled = true,
-                    INOTIFY_TOKEN => conf_changed = true,
-                    WAKER_TOKEN => {}
-                    notify::NOTIFY_TOKEN => notified = true,
+                    tokens::SIGNAL => signalled = true,
+                    tokens::INOTIFY => conf_changed = true,
+                    tokens::WAKER => {}
+                    tokens::NOTIFY => notified = true,
                     token => {
                         if let Some(outcome) = self.world.ready(token) {
                             self.apply(outcome);

@@ -8,7 +8,7 @@
 //! from one, or it is ignored.
 
 use mio::unix::SourceFd;
-use mio::{Interest, Registry, Token};
+use mio::{Interest, Registry};
 use nix::sys::socket::{
     recvmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag,
     SockType,
@@ -18,8 +18,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::Daemon;
 use crate::job::{Engine, JobKey, Level, NotifyMessage};
-
-pub(super) const NOTIFY_TOKEN: Token = Token(3);
 
 /// Datagrams read in one turn of the loop; more wait for the next turn,
 /// so a flood cannot hold the loop.
@@ -84,7 +82,7 @@ impl NotifySocket {
     pub fn register(&self, registry: &Registry) -> std::io::Result<()> {
         registry.register(
             &mut SourceFd(&self.fd.as_raw_fd()),
-            NOTIFY_TOKEN,
+            super::tokens::NOTIFY,
             Interest::READABLE,
         )
     }

@@ -10,10 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use mio::unix::SourceFd;
-use mio::{Interest, Registry, Token};
-
-/// The loop's token for "standard output can take more".
-pub const STDOUT_TOKEN: Token = Token(3);
+use mio::{Interest, Registry};
 
 /// How much output may wait for a reader that does not keep up.
 pub const LIMIT: usize = 64 * 1024;
@@ -63,7 +60,7 @@ impl StdoutLog {
         let out = open_stdout()?;
         let _ = registry.register(
             &mut SourceFd(&out.as_raw_fd()),
-            STDOUT_TOKEN,
+            super::tokens::STDOUT,
             Interest::WRITABLE,
         );
         Ok(StdoutLog {

@@ -150,7 +150,7 @@ impl World {
             settings,
             logdir,
             io: HashMap::new(),
-            next_token: 16,
+            next_token: super::tokens::FIRST_DYNAMIC,
             scripts: HashMap::new(),
             replies: Vec::new(),
             control: None,
@@ -229,7 +229,7 @@ impl World {
         if let Some(&pid) = self.pid_tokens.get(&token) {
             return self.pidfd_ready(pid);
         }
-        if token == super::stdout_log::STDOUT_TOKEN {
+        if token == super::tokens::STDOUT {
             if let Some(message) = self.stdout.as_mut().and_then(|out| out.flush()) {
                 self.log(Level::Warn, message);
             }
