@@ -17,6 +17,7 @@ pub mod showconfig;
 mod socket;
 mod subscriptions;
 pub mod view;
+pub mod wire;
 
 pub use bus::{socket_path, BusCall, BusKind, BusOptions};
 pub use dispatch::calls_in_flight;

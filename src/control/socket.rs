@@ -29,9 +29,8 @@ use zbus::Message;
 use zruntime::{AsyncIo, Shared};
 
 use super::guard::{Activity, MAX_HANDSHAKE_BYTES, MAX_MESSAGE_SIZE};
+use super::wire::{claimed_length, FIXED_HEADER};
 
-/// The fixed part of every D-Bus message header.
-const FIXED_HEADER: usize = 16;
 /// Descriptors taken from one read at most (the kernel's own limit per
 /// message, `SCM_MAX_FD`).
 const MAX_FDS: usize = 253;
@@ -283,24 +282,6 @@ impl WriteHalf for Writer {
     }
 }
 
-/// The whole length a message's fixed header announces: header, its
-/// fields, padding and body (`None` if it is no D-Bus header).
-pub fn claimed_length(fixed: &[u8]) -> Option<u64> {
-    let word = |at: usize| -> Option<u32> {
-        let bytes: [u8; 4] = fixed.get(at..at + 4)?.try_into().ok()?;
-        match fixed.first()? {
-            b'l' => Some(u32::from_le_bytes(bytes)),
-            b'B' => Some(u32::from_be_bytes(bytes)),
-            _ => None,
-        }
-    };
-    let body = u64::from(word(4)?);
-    let fields = u64::from(word(12)?);
-    let header = FIXED_HEADER as u64 + fields;
-    let padding = (8 - header % 8) % 8;
-    Some(header + padding + body)
-}
-
 /// One `recvmsg`, with the descriptors that came along (close-on-exec).
 fn receive(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
     let mut iov = [IoSliceMut::new(buf)];
@@ -332,38 +313,4 @@ fn send(fd: RawFd, buf: &[u8], fds: &[RawFd]) -> io::Result<usize> {
         MsgFlags::MSG_NOSIGNAL,
         None,
     )?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::claimed_length;
-
-    fn header(endian: u8, body: u32, fields: u32) -> Vec<u8> {
-        let word = |n: u32| {
-            if endian == b'l' {
-                n.to_le_bytes()
-            } else {
-                n.to_be_bytes()
-            }
-        };
-        let mut h = vec![endian, 1, 0, 1];
-        h.extend_from_slice(&word(body));
-        h.extend_from_slice(&word(1));
-        h.extend_from_slice(&word(fields));
-        h
-    }
-
-    #[test]
-    fn the_claim_covers_fields_padding_and_body() {
-        assert_eq!(claimed_length(&header(b'l', 0, 0)), Some(16));
-        assert_eq!(claimed_length(&header(b'l', 10, 1)), Some(24 + 10));
-        assert_eq!(claimed_length(&header(b'B', 10, 8)), Some(24 + 10));
-        assert_eq!(
-            claimed_length(&header(b'l', u32::MAX, u32::MAX)),
-            // 16 + MAX is 7 past a multiple of 8: one byte of padding.
-            Some(16 + u64::from(u32::MAX) + 1 + u64::from(u32::MAX))
-        );
-        assert_eq!(claimed_length(&header(b'x', 1, 1)), None);
-        assert_eq!(claimed_length(&[b'l', 1]), None);
-    }
 }

@@ -20,9 +20,8 @@ use zbus::fdo::ConnectionCredentials;
 use zbus::Message;
 use zruntime::{AsyncIo, Shared, SharedRuntime};
 
-/// The D-Bus fixed header: endianness, type, flags, version, body
-/// length, serial, then the length of the header-fields array.
-const FIXED_HEADER: usize = 16;
+use crate::control::wire::{claimed_length, FIXED_HEADER};
+
 /// Descriptors taken from one read at most (the manager's interface
 /// passes none; zbus's own reader takes as many).
 const MAX_FDS_PER_READ: usize = 16;
@@ -129,23 +128,6 @@ impl Socket for GuardedSocket {
             Writer { io: self.io },
         )
     }
-}
-
-/// Total length a fixed header claims for its message; `None` for a
-/// header that is not one.
-pub fn claimed_length(header: &[u8]) -> Option<u64> {
-    let word = |at: usize| -> Option<u64> {
-        let b: [u8; 4] = header.get(at..at + 4)?.try_into().ok()?;
-        Some(u64::from(match header.first()? {
-            b'l' => u32::from_le_bytes(b),
-            b'B' => u32::from_be_bytes(b),
-            _ => return None,
-        }))
-    };
-    let body = word(4)?;
-    let fields = word(12)?;
-    let header_len = FIXED_HEADER as u64 + fields;
-    Some(header_len.next_multiple_of(8) + body)
 }
 
 fn recv_now(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
@@ -344,27 +326,5 @@ impl WriteHalf for Writer {
 
     async fn peer_credentials(&mut self) -> io::Result<ConnectionCredentials> {
         credentials(&self.io)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn claimed_lengths() {
-        // Little-endian, body 8, fields 5: 16 + 5 padded to 24, + 8.
-        let mut h = [0u8; 16];
-        h[0] = b'l';
-        h[4] = 8;
-        h[12] = 5;
-        assert_eq!(claimed_length(&h), Some(32));
-        let mut b = [0u8; 16];
-        b[0] = b'B';
-        b[4..8].copy_from_slice(&(120u32 << 20).to_be_bytes());
-        assert_eq!(claimed_length(&b), Some(16 + (120 << 20)));
-        b[0] = b'x';
-        assert_eq!(claimed_length(&b), None);
-        assert_eq!(claimed_length(&h[..8]), None);
     }
 }
