@@ -213,11 +213,7 @@ pub fn read_text(path: &Path) -> Result<String, ConfigError> {
 
 /// The strerror text of an I/O error, without Rust's "(os error N)".
 fn io_reason(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.split_once(" (os error") {
-        Some((reason, _)) => reason.to_string(),
-        None => s,
-    }
+    crate::os_error::without_errno(&e.to_string()).to_string()
 }
 
 /// Parse one `.conf` and apply its override, if any. An invalid override is

@@ -34,14 +34,9 @@ impl From<zbus::Error> for ClientError {
             }
             other => {
                 let text = other.to_string();
-                // Keep the strerror text, drop Rust's "(os error N)".
-                let message = match text.split_once(" (os error") {
-                    Some((reason, _)) => reason.to_string(),
-                    None => text,
-                };
                 ClientError {
                     name: "org.freedesktop.DBus.Error.Failed".into(),
-                    message,
+                    message: crate::os_error::without_errno(&text).to_string(),
                 }
             }
         }

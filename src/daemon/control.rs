@@ -438,11 +438,7 @@ impl Daemon {
                 .map_err(|e| {
                     CallError::new(
                         "org.freedesktop.DBus.Error.Failed",
-                        e.to_string()
-                            .split(" (os error")
-                            .next()
-                            .unwrap_or_default()
-                            .to_string(),
+                        crate::os_error::without_errno(&e.to_string()).to_string(),
                     )
                 }),
             Request::NotifyDBusAddress(_) => Err(EngineError::PermissionDenied(
