@@ -47,17 +47,11 @@ fn fill(dst: &mut [libc::c_char], src: &str) {
 pub fn read_runlevel(path: &str) -> Result<Option<(char, char)>, UtmpError> {
     let bytes =
         std::fs::read(path).map_err(|e| UtmpError::Io(path.to_string(), e.kind().to_string()))?;
-    let size = std::mem::size_of::<libc::utmpx>();
-    let mut found = None;
-    for chunk in bytes.chunks_exact(size) {
-        // SAFETY: utmpx is plain old data; every bit pattern is valid, and
-        // read_unaligned copes with the Vec's alignment.
-        let rec: libc::utmpx = unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast()) };
-        if rec.ut_type == libc::RUN_LVL {
-            found = Some((decode(rec.ut_pid / 256), decode(rec.ut_pid % 256)));
-        }
-    }
-    Ok(found)
+    Ok(parse(&bytes)
+        .iter()
+        .rev()
+        .find(|rec| rec.ut_type == libc::RUN_LVL)
+        .map(|rec| (decode(rec.ut_pid / 256), decode(rec.ut_pid % 256))))
 }
 
 /// The text of a fixed-size, NUL-padded utmp field.
@@ -73,9 +67,11 @@ fn text(field: &[libc::c_char]) -> String {
 /// Every record of a utmp-format file (a missing or unreadable file has
 /// none).
 fn records(path: &str) -> Vec<libc::utmpx> {
-    let Ok(bytes) = std::fs::read(path) else {
-        return Vec::new();
-    };
+    std::fs::read(path).map(|b| parse(&b)).unwrap_or_default()
+}
+
+/// The records in the bytes of a utmp-format file.
+fn parse(bytes: &[u8]) -> Vec<libc::utmpx> {
     bytes
         .chunks_exact(std::mem::size_of::<libc::utmpx>())
         // SAFETY: utmpx is plain old data; every bit pattern is valid, and
