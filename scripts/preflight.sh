@@ -40,6 +40,9 @@ if [ -z "$pids" ]; then
 fi
 [ -n "$pids" ] || lack "the pids cgroup controller (v1 at /sys/fs/cgroup/pids, or in a cgroup2 mount)"
 
+# The hung-mount test mounts a FUSE file system whose daemon never answers.
+[ -c /dev/fuse ] || lack "/dev/fuse (the fuse module: modprobe fuse)"
+
 corpus="${OUTSET_CORPUS:-../shared/corpus}"
 [ -d "$corpus/jobs" ] || lack "the job-file corpus: $corpus/jobs (set OUTSET_CORPUS)"
 

@@ -127,6 +127,9 @@ pub struct World {
     /// instance), each removed when its first process starts (`None`:
     /// logs are appended to, as Upstart did).
     pub run_logs: Option<std::collections::BTreeMap<PathBuf, (String, String)>>,
+    /// Mounts whose lookups can hang: a child that tries a path there is
+    /// forked, not waited for (see `spawn::remote_mounts`).
+    remote_mounts: crate::spawn::remote_mounts::RemoteMounts,
 }
 
 fn file(fd: OwnedFd) -> File {
@@ -168,6 +171,7 @@ impl World {
             pid_tokens: HashMap::new(),
             no_pty: Default::default(),
             stdout: None,
+            remote_mounts: Default::default(),
         }
     }
 
@@ -574,7 +578,7 @@ impl Sys for World {
         }
         let mut settings = self.settings.clone();
         settings.no_log |= self.no_pty.contains(&req.job.job);
-        let spawned = match prepare(req, &settings) {
+        let mut spawned = match prepare(req, &settings) {
             Ok(s) => s,
             Err(e) if PtyUnavailable::caused(&e) => {
                 // The job logs no more; this attempt fails and the
@@ -589,6 +593,9 @@ impl Sys for World {
             }
             Err(e) => return Err(SpawnError::Prepare(e)),
         };
+        self.remote_mounts.refresh();
+        let candidates = spawned.prepared.exe.iter().map(|c| c.as_bytes());
+        spawned.prepared.fork = self.remote_mounts.holds_any(candidates);
         self.note_changes();
         let pid = self
             .sys

@@ -41,6 +41,10 @@ pub struct Prepared {
     pub chdir: Option<CString>,
     pub trace: bool,
     pub debug_stop: bool,
+    /// Fork (a copy of init) instead of sharing init's memory: init must
+    /// not wait for this child's exec, because a path it tries lies on a
+    /// file system that can hang (see `remote_mounts.rs`).
+    pub fork: bool,
     /// Jobs with cgroup, chroot, chdir, setuid or setgid stanzas: after the
     /// descriptors and the session are set up, exec the spawn helper,
     /// which does the rest.
@@ -118,7 +122,8 @@ extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
 /// The child shares the parent's memory (`CLONE_VM | CLONE_VFORK`, like
 /// vfork), so starting it costs the same however large init has grown; init
 /// is suspended only until the child has exec'd or failed. A `debug` child
-/// stops itself before exec and would keep init suspended, so it is forked.
+/// stops itself before exec and would keep init suspended, so it is forked;
+/// so is a child whose exec may wait on a hung mount (`Prepared::fork`).
 ///
 /// # Safety
 /// Between clone and exec the child runs no allocator, takes no lock and
@@ -155,7 +160,7 @@ pub unsafe fn fork_child(p: &Prepared) -> Result<i32, i32> {
     let mut old: libc::sigset_t = std::mem::zeroed();
     libc::sigfillset(&mut all);
     libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old);
-    let pid = if p.debug_stop {
+    let pid = if p.debug_stop || p.fork {
         let pid = libc::fork();
         if pid == 0 {
             child(&args);

@@ -9,6 +9,7 @@ mod identity;
 pub mod nofile;
 mod prepare;
 pub mod record;
+pub mod remote_mounts;
 
 pub use child::{cloexec_pipe, fork_child, open_pty, HelperLaunch, Prepared};
 pub use command::{build_command, Command};

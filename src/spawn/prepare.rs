@@ -319,6 +319,7 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         chdir,
         trace: req.trace,
         debug_stop: class.debug && settings.debug,
+        fork: false,
         foreground_of: settings.terminal.filter(|_| console == Console::Inherit),
     };
     Ok(Spawned {

@@ -28,52 +28,16 @@ const V1_OPTIONS: &[&str] = &[
     "all",
 ];
 
-/// Undo mountinfo's octal escapes (`\040` for a space, …).
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&byte) = bytes.get(i) {
-        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
-            std::str::from_utf8(d)
-                .ok()
-                .and_then(|s| u8::from_str_radix(s, 8).ok())
-        });
-        match (byte, octal) {
-            (b'\\', Some(b)) => {
-                out.push(b);
-                i += 4;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Every cgroup mount in a mountinfo text, first mount of each hierarchy
 /// only (bind mounts of the same hierarchy are skipped).
 pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
     let mut mounts: Vec<Mount> = Vec::new();
-    for line in text.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = fields.iter().position(|f| *f == "-") else {
-            continue;
-        };
-        let (Some(root), Some(dir), Some(fstype), Some(opts)) = (
-            fields.get(3),
-            fields.get(4),
-            fields.get(sep + 1),
-            fields.get(sep + 3),
-        ) else {
-            continue;
-        };
-        let v1 = match *fstype {
+    for e in crate::mountinfo::entries(text) {
+        let v1 = match e.fstype {
             "cgroup2" => None,
             "cgroup" => {
-                let mut ctrls: Vec<String> = opts
+                let mut ctrls: Vec<String> = e
+                    .super_options
                     .split(',')
                     .filter(|o| !V1_OPTIONS.contains(o))
                     .filter(|o| !o.contains('=') || o.starts_with("name="))
@@ -86,8 +50,8 @@ pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
         };
         let mount = Mount {
             v1,
-            dir: PathBuf::from(unescape(dir)),
-            root: unescape(root),
+            dir: PathBuf::from(e.mount_point),
+            root: e.root,
         };
         if mounts.iter().any(|m| m.v1 == mount.v1) {
             continue;
