@@ -723,8 +723,7 @@ fn fork_failing_with_eagain_fails_jobs_not_init() {
         .manager::<_, zbus::OwnedObjectPath>("GetJobByName", &("fork1",))
         .expect("GetJobByName");
     cg.enter(s.init_pid());
-    let current = std::fs::read_to_string(cg.dir.join("pids.current")).expect("pids.current");
-    std::fs::write(cg.dir.join("pids.max"), current.trim()).expect("pids.max");
+    cg.fill();
     // The connection made before needs no new thread or process.
     client
         .manager::<_, ()>("EmitEvent", &("go", Vec::<String>::new(), false))

@@ -50,46 +50,16 @@ fn three_hundred_idle_clients_cost_pid1_no_thread_and_one_descriptor_each() {
     assert!(pid1.stop().success());
 }
 
-/// A pids cgroup (v1) holding only PID 1, with no room for a task more;
-/// PID 1 goes back where it was when this is dropped.
-struct FullPidsCgroup {
-    dir: std::path::PathBuf,
-    home: std::path::PathBuf,
-    pid: i32,
-}
-
-impl FullPidsCgroup {
-    fn new(tag: &str, pid: i32) -> FullPidsCgroup {
-        let root = std::path::Path::new("/sys/fs/cgroup/pids");
-        let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .expect("cgroup")
-            .lines()
-            .find_map(|l| Some(l.split_once(":pids:")?.1.to_string()))
-            .expect("a v1 pids hierarchy");
-        let home = root.join(own.trim_start_matches('/'));
-        let dir = root.join(format!("outset-test-{}-{tag}", std::process::id()));
-        std::fs::create_dir(&dir).expect("pids cgroup");
-        let cg = FullPidsCgroup { dir, home, pid };
-        std::fs::write(cg.dir.join("cgroup.procs"), pid.to_string()).expect("move PID 1");
-        let current = std::fs::read_to_string(cg.dir.join("pids.current")).expect("pids.current");
-        std::fs::write(cg.dir.join("pids.max"), current.trim()).expect("pids.max");
-        cg
-    }
-}
-
-impl Drop for FullPidsCgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.home.join("cgroup.procs"), self.pid.to_string());
-        let _ = std::fs::remove_dir(&self.dir);
-    }
-}
-
 #[test]
 fn initctl_answers_while_pid1s_pids_cgroup_is_full() {
     common::assert_root();
     let pid1 = Namespace::serving("pidsfull", &[SVC]);
     assert_eq!(pid1.ctl_ok(&["status", "svc"]), "svc stop/waiting\n");
-    let full = FullPidsCgroup::new("pidsfull", pid1.init);
+    // A pids cgroup (v1's or v2's, whichever the host has) holding only
+    // PID 1, with no room for a task more.
+    let full = common::pids_cgroup::PidsCgroup::new();
+    full.enter(pid1.init);
+    full.fill();
     for _ in 0..5 {
         assert_eq!(pid1.ctl_ok(&["status", "svc"]), "svc stop/waiting\n");
     }

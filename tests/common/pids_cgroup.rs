@@ -92,6 +92,13 @@ impl PidsCgroup {
     pub fn enter(&self, pid: i32) {
         std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).expect("move into cgroup");
     }
+
+    /// Leave no room for one task more than the cgroup holds now.
+    pub fn fill(&self) {
+        let current =
+            std::fs::read_to_string(self.dir.join("pids.current")).expect("pids.current");
+        std::fs::write(self.dir.join("pids.max"), current.trim()).expect("pids.max");
+    }
 }
 
 /// Where the first cgroup2 hierarchy is mounted.
