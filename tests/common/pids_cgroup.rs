@@ -1,7 +1,10 @@
 //! A pids cgroup of the test's own, on whichever layout the host has:
 //! cgroup v1's `pids` hierarchy when it is mounted, else the pids
-//! controller of the cgroup2 hierarchy. `OUTSET_TEST_PIDS_CGROUP=v1|v2`
-//! forces one; a host without the forced (or any) one fails the test.
+//! controller of the cgroup2 hierarchy. Where only cgroup2 is mounted but
+//! the kernel has the pids controller bound to a v1 hierarchy (so cgroup2
+//! cannot offer it), that hierarchy is mounted for the test at a directory
+//! of its own. `OUTSET_TEST_PIDS_CGROUP=v1|v2` forces one; a host without
+//! the forced (or any) one fails the test.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +13,8 @@ pub struct PidsCgroup {
     pub dir: PathBuf,
     /// Where its processes go back to before it is removed.
     home: PathBuf,
+    /// The v1 hierarchy mounted for the test, unmounted after.
+    mounted: Option<PathBuf>,
 }
 
 const V1: &str = "/sys/fs/cgroup/pids";
@@ -18,23 +23,44 @@ impl PidsCgroup {
     pub fn new() -> PidsCgroup {
         let name = format!("outset-test-{}", std::process::id());
         match std::env::var("OUTSET_TEST_PIDS_CGROUP").ok().as_deref() {
-            Some("v1") => Self::v1(&name),
+            Some("v1") => Self::v1(&name, Path::new(V1)),
             Some("v2") => Self::v2(&name),
             Some(other) => panic!("OUTSET_TEST_PIDS_CGROUP={other}: expected v1 or v2"),
-            None if Path::new(V1).join("cgroup.procs").exists() => Self::v1(&name),
+            None if Path::new(V1).join("cgroup.procs").exists() => Self::v1(&name, Path::new(V1)),
+            None if !v2_offers_pids() && pids_bound_to_v1() => Self::v1_mounted(&name),
             None => Self::v2(&name),
         }
     }
 
-    fn v1(name: &str) -> PidsCgroup {
-        let root = PathBuf::from(V1);
+    fn v1(name: &str, root: &Path) -> PidsCgroup {
         assert!(
             root.join("cgroup.procs").exists(),
-            "no cgroup v1 pids hierarchy at {V1}"
+            "no cgroup v1 pids hierarchy at {}",
+            root.display()
         );
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).expect("create pids cgroup");
-        PidsCgroup { dir, home: root }
+        PidsCgroup {
+            dir,
+            home: root.to_path_buf(),
+            mounted: None,
+        }
+    }
+
+    /// The kernel's v1 pids hierarchy, mounted where this process's mount
+    /// namespace shows none.
+    fn v1_mounted(name: &str) -> PidsCgroup {
+        let at = std::env::temp_dir().join(format!("{name}-pids"));
+        std::fs::create_dir_all(&at).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "cgroup", "-o", "pids", "outset-test"])
+            .arg(&at)
+            .status()
+            .expect("mount");
+        assert!(status.success(), "mount the v1 pids hierarchy: {status}");
+        let mut cg = Self::v1(name, &at);
+        cg.mounted = Some(at);
+        cg
     }
 
     /// A sibling of the test's own cgroup2 (or a child of the root when
@@ -85,7 +111,11 @@ impl PidsCgroup {
             "{} has no pids.max",
             dir.display()
         );
-        PidsCgroup { dir, home: own }
+        PidsCgroup {
+            dir,
+            home: own,
+            mounted: None,
+        }
     }
 
     /// Move `pid` into the cgroup.
@@ -95,8 +125,7 @@ impl PidsCgroup {
 
     /// Leave no room for one task more than the cgroup holds now.
     pub fn fill(&self) {
-        let current =
-            std::fs::read_to_string(self.dir.join("pids.current")).expect("pids.current");
+        let current = std::fs::read_to_string(self.dir.join("pids.current")).expect("pids.current");
         std::fs::write(self.dir.join("pids.max"), current.trim()).expect("pids.max");
     }
 }
@@ -113,6 +142,28 @@ fn v2_mount() -> Option<PathBuf> {
     })
 }
 
+/// Whether the first cgroup2 mount offers the pids controller.
+fn v2_offers_pids() -> bool {
+    v2_mount().is_some_and(|m| {
+        std::fs::read_to_string(m.join("cgroup.controllers"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .any(|c| c == "pids")
+    })
+}
+
+/// Whether the kernel has the pids controller in a v1 hierarchy
+/// (/proc/cgroups: a hierarchy number other than 0).
+fn pids_bound_to_v1() -> bool {
+    std::fs::read_to_string("/proc/cgroups")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.first() == Some(&"pids") && f.get(1).is_some_and(|h| *h != "0")
+        })
+}
+
 impl Drop for PidsCgroup {
     fn drop(&mut self) {
         // Only an empty cgroup can go: anything left goes back home.
@@ -122,5 +173,9 @@ impl Drop for PidsCgroup {
             }
         }
         let _ = std::fs::remove_dir(&self.dir);
+        if let Some(at) = &self.mounted {
+            let _ = std::process::Command::new("umount").arg(at).status();
+            let _ = std::fs::remove_dir(at);
+        }
     }
 }
