@@ -19,7 +19,7 @@ use super::joblog::JobLog;
 use super::world::Io;
 use super::Daemon;
 use crate::job::{Engine, Level};
-use crate::reexec::{ExportInput, Handover, LiveLog, Payload};
+use crate::reexec::{ExportInput, Handover, LiveLog, Payload, ReadError};
 
 #[derive(Debug, Error)]
 pub enum ReexecError {
@@ -83,20 +83,23 @@ type Decoded = Option<(
     Option<String>,
 )>;
 
-/// Read the payload from the previous image, parsing it as it arrives,
+/// Read the payload from the previous image, importing it as it arrives,
 /// and decode it. Also gives every byte read (the whole text, unless
 /// reading failed).
 fn receive(file: File) -> (Result<Decoded, String>, Vec<u8>) {
     let mut reader = super::state_pipe::StateReader::new(file, super::state_pipe::state_wait());
-    let parsed = serde_json::from_reader::<_, serde_json::Value>(
-        std::io::BufReader::with_capacity(1 << 16, &mut reader),
-    );
-    let outcome = match parsed {
-        Ok(root) => decode_value(root),
+    let read = {
+        let buffered = std::io::BufReader::with_capacity(1 << 16, &mut reader);
+        let mut de = serde_json::Deserializer::from_reader(buffered);
+        crate::reexec::read_from(&mut de)
+    };
+    let outcome = match read {
+        Ok(restored) => decode_restored(restored),
         // The previous image (or its writer) stopped sending.
-        Err(e) if e.is_io() => Err(format!("unable to read the state: {e}")),
-        // Not JSON as it came: the text as a whole decides (it may need a
-        // lossy reading), as with any other payload.
+        Err(ReadError::Json(e)) if e.is_io() => Err(format!("unable to read the state: {e}")),
+        // Not JSON as it came, or not a state outset can take: the text as
+        // a whole decides (it may need a lossy reading, or be Upstart's),
+        // as with any other payload.
         Err(_) => match reader.drain() {
             Ok(()) => decode(&reader.kept),
             Err(e) => Err(format!("unable to read the state: {e}")),
@@ -106,14 +109,21 @@ fn receive(file: File) -> (Result<Decoded, String>, Vec<u8>) {
 }
 
 /// Decode and check outset's own payload (what `--state-fd` hands over).
+/// Not outset's (no top-level `outset`): `None`, for the Upstart reader.
 fn decode(data: &[u8]) -> Result<Decoded, String> {
     let text = String::from_utf8_lossy(data);
-    let root: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    decode_value(root)
+    let own = serde_json::from_str::<serde_json::Value>(&text)
+        .map_err(|e| e.to_string())?
+        .get(crate::reexec::outset::EXTRA_KEY)
+        .is_some();
+    if !own {
+        return Ok(None);
+    }
+    decode_restored(crate::reexec::read(&text).map_err(|e| e.to_string())?)
 }
 
-fn decode_value(root: serde_json::Value) -> Result<Decoded, String> {
-    let Some(restored) = crate::reexec::read_value(root).map_err(|e| e.to_string())? else {
+fn decode_restored(restored: Option<crate::reexec::Restored>) -> Result<Decoded, String> {
+    let Some(restored) = restored else {
         return Ok(None);
     };
     let state: DaemonState = serde_json::from_value(restored.daemon).map_err(|e| e.to_string())?;
@@ -164,22 +174,16 @@ impl Daemon {
 
     /// The state as JSON text (D-Bus `GetState()`).
     pub(super) fn state_json(&self) -> Result<String, ReexecError> {
-        Ok(serde_json::to_string(&self.capture().0)?)
-    }
-
-    /// Everything the next image needs, and the descriptors it names (which
-    /// [`Self::make_inheritable`] hands over).
-    fn capture(&self) -> (serde_json::Value, Vec<RawFd>) {
-        let (handover, daemon, fds) = self.capture_daemon();
+        let (handover, daemon, _) = self.capture_daemon();
         let bus_address = self.notified_bus();
-        let payload = crate::reexec::export(&ExportInput {
+        let input = ExportInput {
             engine: &self.engine,
             sources: &self.config.sources,
             handover: &handover,
             daemon,
             bus_address: bus_address.as_deref(),
-        });
-        (payload, fds)
+        };
+        Ok(serde_json::to_string(&Payload::new(&input))?)
     }
 
     /// The daemon's part of the state: the descriptors the Upstart layout

@@ -8,11 +8,11 @@ use super::Daemon;
 use crate::config::ProcessType;
 use crate::job::{ExitStatus, JobKey, Level};
 
-/// Why init cannot supervise `pid`, if it cannot: only its own children
+/// Why init (process `own_pid`) cannot supervise `pid`, if it cannot: only its own children
 /// (its tracees count: they report to it) can be waited for, and only
 /// those can be signalled without hitting a stranger, or init itself.
-fn not_supervisable(pid: i32) -> Option<&'static str> {
-    if pid == std::process::id() as i32 {
+fn not_supervisable(pid: i32, own_pid: i32) -> Option<&'static str> {
+    if pid == own_pid {
         return Some("is init itself");
     }
     if pid == 1 {
@@ -47,8 +47,9 @@ impl Daemon {
                 })
             })
             .collect();
+        let own_pid = nix::unistd::getpid().as_raw();
         for (key, process, pid) in named {
-            let Some(why) = not_supervisable(pid) else {
+            let Some(why) = not_supervisable(pid, own_pid) else {
                 continue;
             };
             self.log(

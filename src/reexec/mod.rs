@@ -8,7 +8,10 @@
 //! through the same importer.
 
 pub mod outset;
+mod outset_write;
 pub mod upstart;
 
-pub use outset::{export, read, read_value, ExportInput, Handover, LiveLog, Payload, Restored};
-pub use upstart::{import, ImportError, ImportSummary, Imported, ImportedLog, PendingScript};
+pub use outset::{export, read, read_from, ExportInput, Handover, LiveLog, Payload, Restored};
+pub use upstart::{
+    import, ImportError, ImportSummary, Imported, ImportedLog, PendingScript, ReadError,
+};

@@ -36,6 +36,10 @@ use crate::job::{
     State, Trace,
 };
 
+mod stream;
+pub use stream::ReadError;
+pub(super) use stream::{import_from, Streamed};
+
 /// Why a payload could not be imported.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ImportError {
@@ -223,125 +227,118 @@ fn monotonic_ms() -> Option<u64> {
 }
 
 fn import_at(json: &str, now_ms: Option<u64>) -> Result<Imported, ImportError> {
-    let root: Value = serde_json::from_str(json).map_err(|e| ImportError::Json(e.to_string()))?;
-    import_root(&root, now_ms)
+    let mut de = serde_json::Deserializer::from_str(json);
+    stream::import_from(&mut de, now_ms, &mut |_, _, _| Ok(()))
+        .map(|s| s.imported)
+        .map_err(ImportError::from)
 }
 
-/// Import an already parsed payload. Keys Upstart does not know (outset's
-/// extras under `outset`) are ignored here.
-pub(super) fn import_root(root: &Value, now_ms: Option<u64>) -> Result<Imported, ImportError> {
-    let top = Obj::new(root, String::new())?;
-    let mut imp = Importer {
-        now_ms,
-        summary: ImportSummary::default(),
-        events: Vec::new(),
-        slots: BTreeMap::new(),
-        spawns: Vec::new(),
-        scripts: Vec::new(),
-        logs: Vec::new(),
-        stray_fds: Vec::new(),
-    };
-
-    // 1. Sessions: only counted.
-    for s in top.objects("sessions")? {
-        s.opt_str("chroot")?;
-        s.opt_str("conf_path")?;
-        imp.summary.sessions += 1;
-    }
-
-    // 2. Events (their blocking lists once the jobs exist).
-    let events = top.array("events")?;
-    let events_at = top.base("events");
-    for (i, e) in events.iter().enumerate() {
-        let e = Obj::element(e, &events_at, i)?;
-        let ev = imp.event(&e, i)?;
-        imp.events.push(ev);
-    }
-    imp.summary.events = events.len();
-
-    // 3. Addresses.
-    let bus_address = top.opt_str("control_bus_address")?.map(str::to_string);
-    let cgroup_manager = top.opt_str("cgroup_manager_address")?.map(str::to_string);
-
-    // 4. Configuration sources.
-    let conf = imp.conf_sources(&top)?;
-
-    // 5. Global job environment.
-    let job_env = match top.get("job_environment") {
-        Some(_) => {
-            imp.summary.job_env_present = true;
-            env_table(top.strings("job_environment")?)
+impl Importer {
+    fn new(now_ms: Option<u64>) -> Self {
+        Importer {
+            now_ms,
+            summary: ImportSummary::default(),
+            events: Vec::new(),
+            slots: BTreeMap::new(),
+            spawns: Vec::new(),
+            scripts: Vec::new(),
+            logs: Vec::new(),
+            stray_fds: Vec::new(),
         }
-        None => Vec::new(),
-    };
-
-    // 6. Job classes and their instances.
-    let classes = top.req_array("job_classes")?;
-    imp.summary.job_classes = classes.len();
-    let classes_at = top.base("job_classes");
-    for (i, c) in classes.iter().enumerate() {
-        let c = Obj::element(c, &classes_at, i)?;
-        imp.class(&c, &conf)?;
     }
 
-    // 7. Who waits for which event.
-    for (i, e) in events.iter().enumerate() {
-        let e = Obj::element(e, &events_at, i)?;
-        imp.event_blocking(&e, i)?;
+    /// What job classes need before they can be imported: the events
+    /// (their trees and instances name events by index) and the
+    /// configuration sources (which name their files).
+    fn prepare(&mut self, top: &Obj<'_>) -> Result<Conf, ImportError> {
+        // Their blocking lists once the jobs exist (`finish`).
+        let events = top.array("events")?;
+        let events_at = top.base("events");
+        for (i, e) in events.iter().enumerate() {
+            let e = Obj::element(e, &events_at, i)?;
+            let ev = self.event(&e, i)?;
+            self.events.push(ev);
+        }
+        self.summary.events = events.len();
+        self.conf_sources(top)
     }
 
-    let mut engine = Engine::new(
-        EngineOptions {
-            cgroup_manager: cgroup_manager.clone(),
-            ..EngineOptions::default()
-        },
-        job_env.clone(),
-        Vec::new(),
-    );
-    engine.slots = std::mem::take(&mut imp.slots);
-    engine.events = imp.events.drain(..).flatten().collect();
-    let in_flight: Vec<(i32, JobKey, ProcessType)> = imp
-        .spawns
-        .iter()
-        .filter_map(|(_, key, process)| {
-            let pid = engine.instance(key)?.pid(*process);
-            (pid > 0).then(|| (pid, key.clone(), *process))
+    /// One entry of `job_classes`, at index `i`.
+    fn class_at(&mut self, c: &Value, i: usize, conf: &Conf) -> Result<(), ImportError> {
+        let c = Obj::element(c, &Arc::from("job_classes"), i)?;
+        self.summary.job_classes += 1;
+        self.class(&c, conf)
+    }
+
+    /// The rest of the top level, once every class is in, and the engine.
+    fn finish(mut self, top: &Obj<'_>, conf: Conf) -> Result<Imported, ImportError> {
+        // Sessions: only counted.
+        for s in top.objects("sessions")? {
+            s.opt_str("chroot")?;
+            s.opt_str("conf_path")?;
+            self.summary.sessions += 1;
+        }
+        let bus_address = top.opt_str("control_bus_address")?.map(str::to_string);
+        let cgroup_manager = top.opt_str("cgroup_manager_address")?.map(str::to_string);
+        // The global job environment (1.11+).
+        let job_env = match top.get("job_environment") {
+            Some(_) => {
+                self.summary.job_env_present = true;
+                env_table(top.strings("job_environment")?)
+            }
+            None => Vec::new(),
+        };
+        // Who waits for which event.
+        let events_at = top.base("events");
+        for (i, e) in top.array("events")?.iter().enumerate() {
+            let e = Obj::element(e, &events_at, i)?;
+            self.event_blocking(&e, i)?;
+        }
+
+        let mut engine = Engine::new(
+            EngineOptions {
+                cgroup_manager: cgroup_manager.clone(),
+                ..EngineOptions::default()
+            },
+            job_env.clone(),
+            Vec::new(),
+        );
+        engine.slots = std::mem::take(&mut self.slots);
+        engine.events = self.events.drain(..).flatten().collect();
+        let in_flight: Vec<(i32, JobKey, ProcessType)> = self
+            .spawns
+            .iter()
+            .filter_map(|(_, key, process)| {
+                let pid = engine.instance(key)?.pid(*process);
+                (pid > 0).then(|| (pid, key.clone(), *process))
+            })
+            .collect();
+        engine.reindex(&in_flight);
+        self.summary.unheld_blockers = unheld_blockers(&engine);
+        self.summary.spawns = self.spawns.len();
+        self.summary.logs = self.logs.len();
+
+        Ok(Imported {
+            engine,
+            sources: conf.sources,
+            job_env,
+            log_priority: None,
+            cgroup_manager,
+            bus_address,
+            spawns: self.spawns,
+            scripts: self.scripts,
+            logs: self.logs,
+            stray_fds: self.stray_fds,
+            summary: self.summary,
         })
-        .collect();
-    engine.reindex(&in_flight);
-    imp.summary.unheld_blockers = unheld_blockers(&engine);
-    imp.summary.spawns = imp.spawns.len();
-    imp.summary.logs = imp.logs.len();
-
-    Ok(Imported {
-        engine,
-        sources: conf.sources,
-        job_env,
-        log_priority: None,
-        cgroup_manager,
-        bus_address,
-        spawns: imp.spawns,
-        scripts: imp.scripts,
-        logs: imp.logs,
-        stray_fds: imp.stray_fds,
-        summary: imp.summary,
-    })
+    }
 }
 
 /// One job class object in the payload's layout, on its own (no events,
 /// no instances): how outset hands over a class that waits to replace a
 /// running one.
 pub(super) fn class_from_json(v: &Value, at: &str) -> Result<JobClass, ImportError> {
-    let mut imp = Importer {
-        now_ms: None,
-        summary: ImportSummary::default(),
-        events: Vec::new(),
-        slots: BTreeMap::new(),
-        spawns: Vec::new(),
-        scripts: Vec::new(),
-        logs: Vec::new(),
-        stray_fds: Vec::new(),
-    };
+    let mut imp = Importer::new(None);
     let conf = Conf {
         sources: Vec::new(),
         files: BTreeSet::new(),
@@ -516,6 +513,17 @@ impl<'a> Obj<'a> {
             index: None,
         };
         Self::at_loc(v, at)
+    }
+
+    /// The top level of a payload.
+    fn top(map: &'a Map<String, Value>) -> Self {
+        Obj {
+            map,
+            at: Loc {
+                base: Arc::from(""),
+                index: None,
+            },
+        }
     }
 
     /// Element `index` of the array at `base`.
