@@ -263,11 +263,13 @@ impl Importer {
         self.conf_sources(top)
     }
 
-    /// One entry of `job_classes`, at index `i`.
-    fn class_at(&mut self, c: &Value, i: usize, conf: &Conf) -> Result<(), ImportError> {
+    /// One entry of `job_classes`, at index `i`. Its instances'
+    /// environment lists are moved out of it.
+    fn class_at(&mut self, c: &mut Value, i: usize, conf: &Conf) -> Result<(), ImportError> {
+        let lists = take_lists(c);
         let c = Obj::element(c, &Arc::from("job_classes"), i)?;
         self.summary.job_classes += 1;
-        self.class(&c, conf)
+        self.class(&c, conf, lists)
     }
 
     /// The rest of the top level, once every class is in, and the engine.
@@ -345,7 +347,7 @@ pub(super) fn class_from_json(v: &Value, at: &str) -> Result<JobClass, ImportErr
         linked: BTreeMap::new(),
     };
     let c = Obj::new(v, at.to_string())?;
-    imp.class(&c, &conf)?;
+    imp.class(&c, &conf, Vec::new())?;
     let class = imp.slots.into_values().next().map(|s| s.class);
     class
         .map(Arc::unwrap_or_clone)
@@ -647,6 +649,48 @@ impl<'a> Obj<'a> {
             .map(|(i, v)| Obj::element(v, &base, i))
             .collect()
     }
+}
+
+/// An instance's environment lists, moved out of the payload: they are
+/// most of it, and copying them was most of an import's work.
+#[derive(Default)]
+struct Lists {
+    env: Option<Vec<String>>,
+    start_env: Option<Vec<String>>,
+    stop_env: Option<Vec<String>>,
+}
+
+/// Take the environment lists out of each instance of class `c`, by
+/// position in its `jobs`. Only arrays of strings are taken: anything else
+/// stays for the import to report.
+fn take_lists(c: &mut Value) -> Vec<Lists> {
+    let Some(Value::Array(jobs)) = c.get_mut("jobs") else {
+        return Vec::new();
+    };
+    jobs.iter_mut()
+        .map(|j| Lists {
+            env: take_strings(j, "env"),
+            start_env: take_strings(j, "start_env"),
+            stop_env: take_strings(j, "stop_env"),
+        })
+        .collect()
+}
+
+fn take_strings(j: &mut Value, key: &str) -> Option<Vec<String>> {
+    let Some(Value::Array(items)) = j.get_mut(key) else {
+        return None;
+    };
+    if !items.iter().all(Value::is_string) {
+        return None;
+    }
+    let strings = std::mem::take(items)
+        .into_iter()
+        .filter_map(|v| match v {
+            Value::String(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    Some(strings)
 }
 
 /// An environment list with Upstart's replace-on-add semantics.
@@ -972,7 +1016,9 @@ impl Importer {
         Ok(conf)
     }
 
-    fn class(&mut self, c: &Obj<'_>, conf: &Conf) -> Result<(), ImportError> {
+    /// Class `c`; `lists` are its instances' environment lists where they
+    /// were taken out of it already (see [`take_lists`]).
+    fn class(&mut self, c: &Obj<'_>, conf: &Conf, lists: Vec<Lists>) -> Result<(), ImportError> {
         let session = c.req_int("session")?;
         if session < 0 {
             return Err(bad(&c.at("session"), "negative session index"));
@@ -1088,9 +1134,10 @@ impl Importer {
 
         let mut instances = BTreeMap::new();
         let jobs_at: Arc<str> = c.at("jobs").to_string().into();
+        let mut lists = lists.into_iter();
         for (i, j) in jobs.iter().enumerate() {
             let j = Obj::element(j, &jobs_at, i)?;
-            let inst = self.instance(&j, &class)?;
+            let inst = self.instance(&j, &class, lists.next().unwrap_or_default())?;
             if instances.contains_key(&inst.name) {
                 return Err(bad(
                     &j.at("name"),
@@ -1280,7 +1327,12 @@ impl Importer {
         Ok(Some(Tree { expr, tree }))
     }
 
-    fn instance(&mut self, j: &Obj<'_>, class: &JobClass) -> Result<Instance, ImportError> {
+    fn instance(
+        &mut self,
+        j: &Obj<'_>,
+        class: &JobClass,
+        lists: Lists,
+    ) -> Result<Instance, ImportError> {
         let name = j.req_str("name")?;
         let key = JobKey::new(&class.name, name);
         let class_stop = || class.stop_on.as_ref().map(EventTree::new);
@@ -1293,10 +1345,11 @@ impl Importer {
         let mut inst = Instance::new(name, stop_on);
         inst.goal = enum_of(j.req_str("goal")?, &j.at("goal"), GOALS)?;
         inst.state = enum_of(j.req_str("state")?, &j.at("state"), STATES)?;
-        inst.env = env_table(j.strings("env")?);
-        let start_env = env_table(j.strings("start_env")?);
+        let list = |taken: Option<Vec<String>>, key| taken.map_or_else(|| j.strings(key), Ok);
+        inst.env = env_table(list(lists.env, "env")?);
+        let start_env = env_table(list(lists.start_env, "start_env")?);
         inst.start_env = (!start_env.is_empty()).then_some(start_env);
-        let stop_env = env_table(j.strings("stop_env")?);
+        let stop_env = env_table(list(lists.stop_env, "stop_env")?);
         inst.stop_env = (!stop_env.is_empty()).then_some(stop_env);
 
         for fd in j.ints("fds")? {
@@ -1855,6 +1908,8 @@ mod tests {
             ("/job_classes/0/task", serde_json::json!("no")),
             ("/job_classes/0/start_on", serde_json::json!(7)),
             ("/job_classes/0/jobs/0/pid/0", serde_json::json!(1.5)),
+            ("/job_classes/0/jobs/0/env", serde_json::json!("A=1")),
+            ("/job_classes/0/jobs/0/stop_env/0", serde_json::json!(5)),
             ("/job_classes/0/jobs/0/log/0", serde_json::json!([])),
             ("/events/0", serde_json::json!("event")),
             ("/events/0/blockers", serde_json::json!(true)),

@@ -93,7 +93,7 @@ struct State<'h> {
 impl State<'_> {
     /// Import class `c`, or keep it if the events or sources are still to
     /// come.
-    fn class(&mut self, c: Value) -> Result<(), ImportError> {
+    fn class(&mut self, mut c: Value) -> Result<(), ImportError> {
         let ready = self.conf.is_some()
             || (self.rest.contains_key("events") && self.rest.contains_key("conf_sources"));
         if !ready {
@@ -109,7 +109,7 @@ impl State<'_> {
         };
         // Classes are either all kept or none.
         let index = imp.summary.job_classes;
-        let done = imp.class_at(&c, index, &conf);
+        let done = imp.class_at(&mut c, index, &conf);
         self.conf = Some(conf);
         done?;
         (self.hook)(&c, index, &mut imp.slots)
@@ -130,7 +130,7 @@ impl State<'_> {
             Some(conf) => conf,
             None => imp.prepare(&top)?,
         };
-        for (i, c) in self.kept.iter().enumerate() {
+        for (i, c) in self.kept.iter_mut().enumerate() {
             imp.class_at(c, i, &conf)?;
             (self.hook)(c, i, &mut imp.slots)?;
         }
