@@ -147,7 +147,9 @@ impl Daemon {
         while crate::control::calls_in_flight() > self.pending.waiting.len()
             && std::time::Instant::now() < deadline
         {
-            std::thread::sleep(std::time::Duration::from_millis(2));
+            // A reply is written within microseconds: a coarser step adds
+            // most of its length to every re-exec's pause.
+            std::thread::sleep(std::time::Duration::from_micros(100));
         }
     }
 
