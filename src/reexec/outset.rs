@@ -141,17 +141,17 @@ fn operators(tree: &EventTree, idx: &Indexes) -> Value {
 fn class_json(class: &JobClass, start_on: Option<&EventTree>, idx: &Indexes) -> Map<String, Value> {
     let mut c = Map::new();
     c.insert("session".into(), 0.into());
-    c.insert("name".into(), class.name.clone().into());
+    c.insert("name".into(), class.name.to_string().into());
     c.insert("path".into(), job_path(&class.name).into());
     c.insert("instance".into(), class.instance.clone().into());
     c.insert("jobs".into(), Value::Array(Vec::new()));
-    c.insert("description".into(), class.description.clone().into());
-    c.insert("author".into(), class.author.clone().into());
-    c.insert("version".into(), class.version.clone().into());
-    c.insert("usage".into(), class.usage.clone().into());
+    c.insert("description".into(), class.rare.description.clone().into());
+    c.insert("author".into(), class.rare.author.clone().into());
+    c.insert("version".into(), class.rare.version.clone().into());
+    c.insert("usage".into(), class.rare.usage.clone().into());
     c.insert("env".into(), class.env.clone().into());
-    c.insert("export".into(), class.export.clone().into());
-    c.insert("emits".into(), class.emits.clone().into());
+    c.insert("export".into(), class.rare.export.clone().into());
+    c.insert("emits".into(), class.rare.emits.clone().into());
     let fresh = class.start_on.as_ref().map(EventTree::new);
     if let Some(t) = start_on.or(fresh.as_ref()) {
         c.insert("start_on".into(), operators(t, idx));
@@ -186,9 +186,9 @@ fn class_json(class: &JobClass, start_on: Option<&EventTree>, idx: &Indexes) -> 
     c.insert("umask".into(), class.umask.into());
     c.insert(
         "nice".into(),
-        class.nice.map_or(NICE_UNSET, i64::from).into(),
+        class.rare.nice.map_or(NICE_UNSET, i64::from).into(),
     );
-    c.insert("oom_score_adj".into(), class.oom_score_adj.into());
+    c.insert("oom_score_adj".into(), class.rare.oom_score_adj.into());
     // json-c writes an rlim_t as a signed 64-bit number: RLIM_INFINITY is −1.
     let rlim = |v: u64| -> Value {
         if v == RLIM_INFINITY {
@@ -199,7 +199,7 @@ fn class_json(class: &JobClass, start_on: Option<&EventTree>, idx: &Indexes) -> 
     };
     let limits: Vec<Value> = (0..MAX_LIMITS)
         .map(|i| {
-            let set = resource_at(i).and_then(|r| class.limits.get(&r));
+            let set = resource_at(i).and_then(|r| class.rare.limits.get(&r));
             match set {
                 Some(l) => json!({ "rlim_cur": rlim(l.soft), "rlim_max": rlim(l.hard) }),
                 None => json!({ "rlim_cur": 0, "rlim_max": 0 }),
@@ -207,15 +207,15 @@ fn class_json(class: &JobClass, start_on: Option<&EventTree>, idx: &Indexes) -> 
         })
         .collect();
     c.insert("limits".into(), limits.into());
-    c.insert("chroot".into(), class.chroot.clone().into());
-    c.insert("chdir".into(), class.chdir.clone().into());
-    c.insert("setuid".into(), class.setuid.clone().into());
-    c.insert("setgid".into(), class.setgid.clone().into());
+    c.insert("chroot".into(), class.rare.chroot.clone().into());
+    c.insert("chdir".into(), class.rare.chdir.clone().into());
+    c.insert("setuid".into(), class.rare.setuid.clone().into());
+    c.insert("setgid".into(), class.rare.setgid.clone().into());
     c.insert("deleted".into(), 0.into());
     c.insert("debug".into(), flag(class.debug));
     // An extension: written only when set, so that other states stay
     // what Upstart writes. -1 stands for the job's own status.
-    if let Some(exit) = class.exit_container_on_failure {
+    if let Some(exit) = class.rare.exit_container_on_failure {
         let code = match exit {
             crate::config::ContainerExit::JobStatus => -1,
             crate::config::ContainerExit::Code(c) => i64::from(c),
@@ -224,10 +224,11 @@ fn class_json(class: &JobClass, start_on: Option<&EventTree>, idx: &Indexes) -> 
     }
     c.insert(
         "apparmor_switch".into(),
-        class.apparmor_switch.clone().into(),
+        class.rare.apparmor_switch.clone().into(),
     );
     c.insert("cgmanager_wait".into(), 0.into());
     let cgroups: Vec<Value> = class
+        .rare
         .cgroups
         .iter()
         .map(|g| {
@@ -256,7 +257,7 @@ fn class_json(class: &JobClass, start_on: Option<&EventTree>, idx: &Indexes) -> 
         if class.expect == Expect::Notify {
             o.insert("expect".into(), "notify".into());
         }
-        if let Some(t) = class.notify_timeout {
+        if let Some(t) = class.rare.notify_timeout {
             o.insert("notify_timeout".into(), t.into());
         }
     }
@@ -816,7 +817,7 @@ fn apply_class_extras(class: &mut JobClass, x: &Value) {
     if x.get("expect").and_then(Value::as_str) == Some("notify") {
         class.expect = Expect::Notify;
     }
-    class.notify_timeout = x.get("notify_timeout").and_then(Value::as_u64);
+    class.rare.notify_timeout = x.get("notify_timeout").and_then(Value::as_u64);
     if let Some(path) = x.get("path").and_then(Value::as_str) {
         class.path = path.to_string();
     }
@@ -950,8 +951,8 @@ mod tests {
                 .values()
                 .map(|s| {
                     let mut c = (*s.class).clone();
-                    if c.name == "svc" {
-                        c.description = Some("new".into());
+                    if &*c.name == "svc" {
+                        c.rare.description = Some("new".into());
                     }
                     c
                 })
