@@ -13,6 +13,7 @@ Build outset (release) and install it under $DESTDIR (default: /).
   --prefix DIR    where /usr goes (default /usr)
   --bindir DIR    take the binaries from DIR instead of building them
   --no-build      use target/release as it is
+  --examples      also install the example jobs (hello, ticker)
   -h, --help      this text
 
 Environment: DESTDIR (staging root, default empty).
@@ -24,12 +25,14 @@ prefix=/usr
 bindir=
 as_init=no
 build=yes
+examples=no
 while [ $# -gt 0 ]; do
     case "$1" in
         --init) as_init=yes ;;
         --prefix) prefix=${2:?--prefix needs a directory}; shift ;;
         --bindir) bindir=${2:?--bindir needs a directory}; build=no; shift ;;
         --no-build) build=no ;;
+        --examples) examples=yes ;;
         -h | --help) usage; exit 0 ;;
         *) echo "install.sh: unknown option: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -80,10 +83,14 @@ install -D -m 0644 "$here/contrib/bash-completion/initctl" \
 install -D -m 0644 "$here/contrib/dbus/Upstart.conf" \
     "$dest/etc/dbus-1/system.d/Upstart.conf"
 
-# Job files: an administrator's own file of the same name is kept.
+# Job files: an administrator's own file of the same name is kept. The
+# examples (a greeting and a job that ticks for ever) only when asked.
 kept=
 for job in "$here"/jobs.d/*; do
     [ -f "$job" ] || continue
+    case "${job##*/}" in
+        hello.conf | ticker.conf) [ "$examples" = yes ] || continue ;;
+    esac
     target=$dest/etc/init/${job##*/}
     if [ -e "$target" ]; then
         kept="$kept ${job##*/}"

@@ -72,11 +72,14 @@ fn installs_everything_where_upstart_put_it() {
         .is_file());
     assert!(d.join("etc/dbus-1/system.d/Upstart.conf").is_file());
     assert!(d.join("etc/init/rc-sysinit.conf").is_file());
+    // The examples only when asked for.
+    assert!(!d.join("etc/init/hello.conf").exists());
+    assert!(!d.join("etc/init/ticker.conf").exists());
 
     // A second install keeps a job file the administrator changed, and
     // --init makes outset the system's init.
     std::fs::write(d.join("etc/init/hello.conf"), "# mine\n").expect("edit job");
-    let out = install(&dest.0, &["--init"]);
+    let out = install(&dest.0, &["--init", "--examples"]);
     assert!(
         out.status.success(),
         "{}",
@@ -87,6 +90,7 @@ fn installs_everything_where_upstart_put_it() {
         std::fs::read_to_string(d.join("etc/init/hello.conf")).expect("job"),
         "# mine\n"
     );
+    assert!(d.join("etc/init/ticker.conf").is_file());
     assert_eq!(link_target(&d.join("sbin/init")), "outset");
 }
 

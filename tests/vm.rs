@@ -37,8 +37,9 @@ fn run(cmd: &mut Command, what: &str) {
 }
 
 /// The test's own jobs, next to the shipped ones in /etc/init, and an
-/// /etc/init.d/rc that shows which runlevels the rc job entered.
-fn write_overlay(dir: &TempDir) {
+/// /etc/init.d/rc that shows which runlevels the rc job entered. `vm`:
+/// also the jobs that only a machine of its own may run.
+fn write_overlay(dir: &TempDir, vm: bool) {
     dir.write(
         "overlay/etc/init.d/rc",
         "#!/bin/sh\necho \"rc: entering runlevel $1 (from $PREVLEVEL)\"\n",
@@ -70,9 +71,12 @@ fn write_overlay(dir: &TempDir) {
         "start on net-device-up IFACE=lo\ntask\nconsole output\n\
          exec echo \"vmtest: net-device-up $IFACE $LOGICAL $ADDRFAM $METHOD\"\n",
     );
+    if vm {
+        write_fork_exhaustion(dir);
+    }
     dir.write(
         "overlay/etc/init/vmtest.conf",
-        r#"start on stopped vmtest-cgroup
+        r#"start on stopped vmtest-cgroup and stopped vmtest-eagain
 task
 console output
 # From the kernel command line, through init's environment.
@@ -90,6 +94,41 @@ script
     echo "vmtest: poweroff"
     # busybox's shell runs its own applets first: name outset's.
     /sbin/poweroff
+end script
+"#,
+    );
+}
+
+/// PID 1 in a cgroup v2 pids cgroup with no room for one task more, on a
+/// machine where cgroup2 is the only cgroup file system (as on most
+/// current distributions): the spawn of a job fails, init answers. The
+/// same as the chaos test on the host, whose pids controller may be held
+/// by a v1 hierarchy.
+fn write_fork_exhaustion(dir: &TempDir) {
+    dir.write(
+        "overlay/etc/init/vmtest-forkfail.conf",
+        "start on vmtest-eagain-go\ntask\nconsole output\nexec echo vmtest: forkfail ran\n",
+    );
+    dir.write(
+        "overlay/etc/init/vmtest-eagain.conf",
+        r#"start on stopped vmtest-cgroup
+task
+console output
+script
+    echo "vmtest: cgroup file systems $(awk '$9 ~ /^cgroup/ { printf "%s=%s ", $5, $9 }' /proc/self/mountinfo)"
+    cg=/sys/fs/cgroup/vmtest-eagain
+    mkdir $cg
+    echo +pids > /sys/fs/cgroup/cgroup.subtree_control
+    echo 1 > $cg/cgroup.procs
+    cat $cg/pids.current > $cg/pids.max
+    # Job scripts run under `sh -e`: the failure is taken, not fatal.
+    rc=0
+    initctl emit vmtest-eagain-go || rc=$?
+    echo "vmtest: eagain emit $rc"
+    echo "vmtest: eagain status $(initctl status vmtest-forkfail)"
+    echo max > $cg/pids.max
+    echo 1 > /sys/fs/cgroup/cgroup.procs
+    rmdir $cg
 end script
 "#,
     );
@@ -157,7 +196,7 @@ fn build_image(dir: &TempDir, examples: bool) -> PathBuf {
 #[test]
 fn vm_boots_runs_the_shipped_jobs_and_powers_off() {
     let dir = TempDir::new("vm");
-    write_overlay(&dir);
+    write_overlay(&dir, true);
     let initramfs = build_image(&dir, true);
     let log = dir.0.join("console.log");
     let (status, took) = boot(
@@ -197,6 +236,19 @@ fn vm_boots_runs_the_shipped_jobs_and_powers_off() {
         line("vmtest: cgroup "),
         "vmtest: cgroup 0::/upstart/vmtest-cgroup memory.max 67108864"
     );
+    // cgroup v2 alone, and its pids controller full: the job's spawn
+    // failed, the event with it, and init answered throughout.
+    assert_eq!(
+        line("vmtest: cgroup file systems "),
+        "vmtest: cgroup file systems /sys/fs/cgroup=cgroup2 "
+    );
+    assert_eq!(line("vmtest: eagain emit "), "vmtest: eagain emit 1");
+    assert_eq!(
+        line("vmtest: eagain status "),
+        "vmtest: eagain status vmtest-forkfail stop/waiting"
+    );
+    assert_eq!(line("initctl: "), "initctl: Event failed");
+    assert!(!console.contains("vmtest: forkfail ran"), "{console}");
     assert_eq!(
         line("vmtest: hello.log "),
         "vmtest: hello.log hello from outset (job hello)"
@@ -286,7 +338,7 @@ fn the_image_runs_as_a_container_and_stops_on_poweroff() {
         "needs root for namespaces and chroot (run the suite as root, as CI does)"
     );
     let dir = TempDir::new("ctr");
-    write_overlay(&dir);
+    write_overlay(&dir, false);
     dir.write(
         "overlay/etc/init/vmtest.conf",
         r#"start on stopped vmtest-nobody and stopped console
@@ -398,9 +450,12 @@ end script
         Some("init: container mode: --container given"),
         "{all}"
     );
+    // vmtest itself asked for the power-off: the stop may reach it before
+    // its shell has ended.
     for l in messages.iter().skip(1) {
         assert!(
-            l.starts_with("init: upstart-") && l.ends_with(" killed by TERM signal"),
+            (l.starts_with("init: upstart-") || l.starts_with("init: vmtest main process"))
+                && l.ends_with(" killed by TERM signal"),
             "{all}"
         );
     }

@@ -17,8 +17,8 @@ pub struct Prepared {
     /// The paths to try, in order, as `execvp` would (see
     /// `exe_candidates`); empty when the helper runs the job.
     pub exe: Vec<CString>,
-    pub argv: Vec<CString>,
-    pub envp: Vec<CString>,
+    pub argv: CStrBlock,
+    pub envp: CStrBlock,
     pub console: Console,
     /// pty slave for `console log`.
     pub log_slave: Option<OwnedFd>,
@@ -52,6 +52,60 @@ pub struct Prepared {
     /// Instead of a new session, a new process group made the foreground
     /// group of this terminal (run mode's command; see `SpawnSettings`).
     pub foreground_of: Option<RawFd>,
+}
+
+/// Strings for exec, each NUL-terminated, one after another in one buffer:
+/// a job's whole environment costs one allocation, not one per entry.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CStrBlock {
+    bytes: Vec<u8>,
+    /// Where each string starts in `bytes`.
+    starts: Vec<usize>,
+}
+
+impl CStrBlock {
+    /// The block of `items`; a NUL inside an item is dropped (exec could
+    /// not pass it).
+    pub fn new<S: AsRef<str>>(items: &[S]) -> Self {
+        let total = items.iter().map(|s| s.as_ref().len() + 1).sum();
+        let mut bytes = Vec::with_capacity(total);
+        let mut starts = Vec::with_capacity(items.len());
+        for item in items {
+            starts.push(bytes.len());
+            bytes.extend(item.as_ref().bytes().filter(|&b| b != 0));
+            bytes.push(0);
+        }
+        CStrBlock { bytes, starts }
+    }
+
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// The strings, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &std::ffi::CStr> + '_ {
+        self.starts.iter().filter_map(|&at| {
+            self.bytes
+                .get(at..)
+                .and_then(|rest| std::ffi::CStr::from_bytes_until_nul(rest).ok())
+        })
+    }
+
+    /// The array exec takes: a pointer to each string, then a null. Valid
+    /// while the block is neither changed nor dropped.
+    pub fn pointers(&self) -> Vec<*const libc::c_char> {
+        let base = self.bytes.as_ptr();
+        self.starts
+            .iter()
+            // SAFETY: every start is an offset inside `bytes`.
+            .map(|&at| unsafe { base.add(at) }.cast::<libc::c_char>())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    }
 }
 
 /// How to start the spawn helper (see `helper.rs`).
@@ -108,6 +162,17 @@ fn altered_signals() -> &'static [libc::c_int] {
 /// Stack for the cloned child; it only runs until exec.
 const CHILD_STACK: usize = 256 * 1024;
 
+thread_local! {
+    /// The child's stack, kept from one spawn to the next: the parent
+    /// resumes only once its child has exec'd or ended (`CLONE_VFORK`), or
+    /// the child has a copy of its own (fork), so one stack serves every
+    /// spawn of a thread. Allocating it each time cost a quarter-megabyte
+    /// allocation, and with it a consolidation of the allocator's free
+    /// lists, per spawn.
+    static CHILD_STACK_MEMORY: std::cell::Cell<Option<Box<[u8]>>> =
+        const { std::cell::Cell::new(None) };
+}
+
 extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` points at the ChildArgs on the parent's stack, which
     // stays alive because CLONE_VFORK suspends the parent until we exec or
@@ -130,25 +195,17 @@ extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
 /// touches nothing but the prepared data, its own stack and errno.
 pub unsafe fn fork_child(p: &Prepared) -> Result<i32, i32> {
     // Pointer arrays and the child's stack are built before the clone.
-    let argv: Vec<*const libc::c_char> = p
-        .argv
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    let envp: Vec<*const libc::c_char> = p
-        .envp
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
+    let argv = p.argv.pointers();
+    let envp = p.envp.pointers();
     let helper_argv: Vec<*const libc::c_char> = p
         .helper
         .iter()
         .flat_map(|h| h.argv.iter().map(|a| a.as_ptr()))
         .chain(std::iter::once(std::ptr::null()))
         .collect();
-    let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK);
+    let mut stack = CHILD_STACK_MEMORY
+        .take()
+        .unwrap_or_else(|| vec![0u8; CHILD_STACK].into_boxed_slice());
     let args = ChildArgs {
         prepared: p,
         argv: &argv,
@@ -168,7 +225,7 @@ pub unsafe fn fork_child(p: &Prepared) -> Result<i32, i32> {
         pid
     } else {
         // The stack grows down: hand clone its top, 16-byte aligned.
-        let top = (stack.as_mut_ptr().add(CHILD_STACK) as usize) & !15;
+        let top = (stack.as_mut_ptr().add(stack.len()) as usize) & !15;
         libc::clone(
             child_entry,
             top as *mut libc::c_void,
@@ -178,7 +235,7 @@ pub unsafe fn fork_child(p: &Prepared) -> Result<i32, i32> {
     };
     let err = errno();
     libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-    drop(stack);
+    CHILD_STACK_MEMORY.set(Some(stack));
     if pid < 0 {
         Err(err)
     } else {
@@ -504,5 +561,32 @@ pub fn open_pty() -> std::io::Result<(OwnedFd, OwnedFd)> {
             return Err(err());
         }
         Ok((master, OwnedFd::from_raw_fd(slave)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CStrBlock;
+
+    #[test]
+    fn a_block_holds_each_string_once_nul_terminated() {
+        let b = CStrBlock::new(&["A=1", "", "PATH=/bin:/usr/bin"]);
+        assert_eq!(b.len(), 3);
+        let got: Vec<&str> = b.iter().map(|c| c.to_str().expect("utf-8")).collect();
+        assert_eq!(got, ["A=1", "", "PATH=/bin:/usr/bin"]);
+        let ptrs = b.pointers();
+        assert_eq!(ptrs.len(), 4);
+        assert!(ptrs[3].is_null());
+        // SAFETY: the pointers point into `b`, which is alive.
+        let third = unsafe { std::ffi::CStr::from_ptr(ptrs[2]) };
+        assert_eq!(third.to_bytes(), b"PATH=/bin:/usr/bin");
+    }
+
+    #[test]
+    fn a_nul_inside_a_string_is_dropped() {
+        let b = CStrBlock::new(&["X=a\0b", "Y"]);
+        let got: Vec<&[u8]> = b.iter().map(|c| c.to_bytes()).collect();
+        assert_eq!(got, [&b"X=ab"[..], b"Y"]);
+        assert!(CStrBlock::new::<&str>(&[]).pointers()[0].is_null());
     }
 }

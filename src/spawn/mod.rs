@@ -11,7 +11,7 @@ mod prepare;
 pub mod record;
 pub mod remote_mounts;
 
-pub use child::{cloexec_pipe, fork_child, open_pty, HelperLaunch, Prepared};
+pub use child::{cloexec_pipe, fork_child, open_pty, CStrBlock, HelperLaunch, Prepared};
 pub use command::{build_command, Command};
 pub use prepare::{
     is_last_process, log_path, needs_helper, open_self_exe, prepare, resolve_exe, PtyUnavailable,

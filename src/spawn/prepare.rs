@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::child::{cloexec_pipe, open_pty, status_pipe, HelperLaunch, Prepared};
+use super::child::{cloexec_pipe, open_pty, status_pipe, CStrBlock, HelperLaunch, Prepared};
 use super::command::build_command;
 use super::helper::{CgroupPlan, HelperPlan, HELPER_FLAG};
 use crate::config::{Console, JobClass, ProcessType, Resource};
@@ -305,8 +305,8 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
     let prepared = Prepared {
         helper,
         exe: exe_candidates,
-        argv: cmd.argv.iter().map(|a| cstring(a)).collect(),
-        envp: req.env.iter().map(|e| cstring(e)).collect(),
+        argv: CStrBlock::new(&cmd.argv),
+        envp: CStrBlock::new(&req.env),
         console,
         log_slave,
         script_read,
