@@ -36,20 +36,17 @@ impl Engine {
                 None => self.change_class(sys, &name, ClassChange::Delete),
             }
         }
-        let added = !incoming.is_empty();
         for (name, class) in incoming {
             sys.changed(Change::JobAdded(name.to_string()));
             self.slots.insert(name, Slot::new(Arc::new(class)));
         }
-        if added {
-            self.compact_slots();
-        }
+        self.compact_slots();
     }
 
     /// Rebuild the table of classes with full nodes. Inserted one by one
-    /// (in name order, as a load adds them), a B-tree's nodes stay about
-    /// half full; built from a sorted sequence they are full. Entries are
-    /// moved, not copied.
+    /// (as a load adds them, or a restored state), a B-tree's nodes stay
+    /// about half full; built from a sorted sequence they are full.
+    /// Entries are moved, not copied.
     fn compact_slots(&mut self) {
         self.slots = std::mem::take(&mut self.slots).into_iter().collect();
     }
