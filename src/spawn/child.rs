@@ -72,7 +72,12 @@ impl CStrBlock {
         let mut starts = Vec::with_capacity(items.len());
         for item in items {
             starts.push(bytes.len());
-            bytes.extend(item.as_ref().bytes().filter(|&b| b != 0));
+            let item = item.as_ref().as_bytes();
+            if item.contains(&0) {
+                bytes.extend(item.iter().filter(|&&b| b != 0));
+            } else {
+                bytes.extend_from_slice(item);
+            }
             bytes.push(0);
         }
         CStrBlock { bytes, starts }
