@@ -37,6 +37,7 @@ pub mod env;
 pub mod event;
 pub mod job;
 pub mod lifecycle;
+pub mod mapped_text;
 pub mod mountinfo;
 pub mod os_error;
 pub mod panic_guard;

@@ -210,7 +210,7 @@ fn loading_the_corpus_as_a_directory() {
         .iter()
         .find(|j| j.name == "ArtOS-Dev__Linux_Ubuntu_Touch__etc__init__lightdm")
         .expect("lightdm job");
-    assert_eq!(lightdm.class.oom_score_adj, 10);
+    assert_eq!(lightdm.class.rare.oom_score_adj, 10);
     assert!(lightdm
         .class
         .env

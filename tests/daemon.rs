@@ -513,3 +513,28 @@ fn a_command_is_searched_on_the_jobs_own_path_by_the_child() {
         std::fs::read_to_string(s.dir.0.join("out")).is_ok_and(|t| t == "right\n")
     });
 }
+
+#[test]
+fn a_quiet_init_lets_go_of_its_program_text_and_still_works() {
+    // Loading and answering fault most of the program in (each fault maps
+    // its neighbours too); after a quiet second init drops those pages
+    // from its page tables, and what it uses next comes back.
+    let s = common::start_session(
+        "text",
+        &[("t", "task\nconsole none\nexec touch @DIR@/ran\n")],
+        &[],
+    );
+    let (code, _, err) = s.ctl(&["status", "t"]);
+    assert_eq!(code, 0, "{err}");
+    let pid = s.init_pid();
+    let (size, _) = common::procs::program_text_kib(pid);
+    assert!(size > 0, "no text mapping of the program found");
+    s.wait_for("most of the program text to be let go", || {
+        common::procs::program_text_kib(pid).1 < size / 3
+    });
+    let (code, _, err) = s.ctl(&["start", "t"]);
+    assert_eq!(code, 0, "{err}");
+    s.wait_for("the task to run", || s.dir.0.join("ran").exists());
+    let (code, out, err) = s.ctl(&["status", "t"]);
+    assert_eq!((code, out.as_str()), (0, "t stop/waiting\n"), "{err}");
+}

@@ -95,18 +95,18 @@ fn field(c: &JobClass, f: &str) -> String {
             .map_or_else(|| NONE.to_string(), |p| p.line.to_string());
     }
     match f {
-        "name" => c.name.clone(),
+        "name" => c.name.to_string(),
         "path" => c.path.clone(),
-        "description" => opt(&c.description),
-        "author" => opt(&c.author),
-        "version" => opt(&c.version),
-        "usage" => opt(&c.usage),
+        "description" => opt(&c.rare.description),
+        "author" => opt(&c.rare.author),
+        "version" => opt(&c.rare.version),
+        "usage" => opt(&c.rare.usage),
         "instance" => c.instance.clone(),
         "start_on" => expr(&c.start_on),
         "stop_on" => expr(&c.stop_on),
         "start_on.match" => expr_match(&c.start_on),
         "stop_on.match" => expr_match(&c.stop_on),
-        "emits" => format!("{:?}", c.emits),
+        "emits" => format!("{:?}", c.rare.emits),
         "env" => format!("{:?}", c.env),
         // What the environment table ends up holding: later entries for
         // the same KEY override earlier ones (§7.3). Sorted by key.
@@ -118,7 +118,7 @@ fn field(c: &JobClass, f: &str) -> String {
             }
             format!("{:?}", table.values().collect::<Vec<_>>())
         }
-        "export" => format!("{:?}", c.export),
+        "export" => format!("{:?}", c.rare.export),
         "processes" => {
             if c.processes.is_empty() {
                 NONE.to_string()
@@ -137,6 +137,7 @@ fn field(c: &JobClass, f: &str) -> String {
         "normal_exit" => format!("{:?}", c.normal_exit),
         "expect" => format!("{:?}", c.expect),
         "notify_timeout" => c
+            .rare
             .notify_timeout
             .map_or_else(|| NONE.to_string(), |t| t.to_string()),
         "kill_timeout" => c.kill_timeout.to_string(),
@@ -144,11 +145,14 @@ fn field(c: &JobClass, f: &str) -> String {
         "reload_signal" => c.reload_signal.to_string(),
         "console" => format!("{:?}", c.console),
         "umask" => format!("{:#o}", c.umask),
-        "nice" => c.nice.map_or_else(|| NONE.to_string(), |n| n.to_string()),
-        "oom_score_adj" => c.oom_score_adj.to_string(),
+        "nice" => c
+            .rare
+            .nice
+            .map_or_else(|| NONE.to_string(), |n| n.to_string()),
+        "oom_score_adj" => c.rare.oom_score_adj.to_string(),
         // `res=SOFT/HARD …` in resource order; RLIM_INFINITY shows as `inf`.
         "limits" => {
-            if c.limits.is_empty() {
+            if c.rare.limits.is_empty() {
                 return NONE.to_string();
             }
             let v = |n: u64| {
@@ -158,7 +162,8 @@ fn field(c: &JobClass, f: &str) -> String {
                     n.to_string()
                 }
             };
-            c.limits
+            c.rare
+                .limits
                 .iter()
                 .map(|(r, l)| {
                     let res = format!("{r:?}").to_lowercase();
@@ -167,17 +172,18 @@ fn field(c: &JobClass, f: &str) -> String {
                 .collect::<Vec<_>>()
                 .join(" ")
         }
-        "chroot" => opt(&c.chroot),
-        "chdir" => opt(&c.chdir),
-        "setuid" => opt(&c.setuid),
-        "setgid" => opt(&c.setgid),
-        "apparmor_switch" => opt(&c.apparmor_switch),
+        "chroot" => opt(&c.rare.chroot),
+        "chdir" => opt(&c.rare.chdir),
+        "setuid" => opt(&c.rare.setuid),
+        "setgid" => opt(&c.rare.setgid),
+        "apparmor_switch" => opt(&c.rare.apparmor_switch),
         // `ctl: name{k=v,k=v} name{}; ctl: …` in list order.
         "cgroups" => {
-            if c.cgroups.is_empty() {
+            if c.rare.cgroups.is_empty() {
                 return NONE.to_string();
             }
-            c.cgroups
+            c.rare
+                .cgroups
                 .iter()
                 .map(|ctl| {
                     let names = ctl
@@ -200,7 +206,7 @@ fn field(c: &JobClass, f: &str) -> String {
                 .join("; ")
         }
         "debug" => c.debug.to_string(),
-        "exit_container_on_failure" => format!("{:?}", c.exit_container_on_failure),
+        "exit_container_on_failure" => format!("{:?}", c.rare.exit_container_on_failure),
         other => panic!("test bug: unknown field {other:?}"),
     }
 }

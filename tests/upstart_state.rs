@@ -286,7 +286,7 @@ fn upstart_1_13_details() {
     assert!(main.command.contains("modprobe -q -b vesafb"));
 
     // cgroup stanzas.
-    let cg = &imp.engine.slots["cgroup-job1"].class.cgroups;
+    let cg = &imp.engine.slots["cgroup-job1"].class.rare.cgroups;
     let controllers: Vec<&str> = cg.iter().map(|c| c.controller.as_str()).collect();
     assert_eq!(controllers, ["cpuset", "memory", "blkio"]);
     assert_eq!(cg[2].names[0].settings[0].key, "throttle.write_bps_device");

@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
         }
     };
 
-    assert_eq!(class.name, NAME);
+    assert_eq!(&*class.name, NAME);
     assert_eq!(class.path, PATH);
     assert_eq!(
         parse_job(NAME, PATH, &text, &defaults).as_ref(),
@@ -147,18 +147,18 @@ fn check_self_override(class: &JobClass, text: &str) {
         .unwrap_or_else(|e| panic!("the .conf's own text fails as an override: {e}"));
 
     let twice = |v: &Vec<String>| [v.as_slice(), v.as_slice()].concat();
-    assert_eq!(merged.emits, twice(&class.emits));
+    assert_eq!(merged.rare.emits, twice(&class.rare.emits));
     assert_eq!(merged.env, twice(&class.env));
-    assert_eq!(merged.export, twice(&class.export));
+    assert_eq!(merged.rare.export, twice(&class.rare.export));
     assert_eq!(
         merged.normal_exit,
         [class.normal_exit.as_slice(), class.normal_exit.as_slice()].concat()
     );
 
     let mut rest = merged.clone();
-    rest.emits.clone_from(&class.emits);
+    rest.rare.emits.clone_from(&class.rare.emits);
     rest.env.clone_from(&class.env);
-    rest.export.clone_from(&class.export);
+    rest.rare.export.clone_from(&class.rare.export);
     rest.normal_exit.clone_from(&class.normal_exit);
     assert_eq!(&rest, class, "self-override changed a last-one-wins field");
 

@@ -1,11 +1,10 @@
 //! The typed model of a parsed job file (Upstart's "job class").
 
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-
-use super::cgroup::CgroupController;
 use super::expr::EventExpr;
 pub use super::process_table::ProcessTable;
+pub use super::rare::{Rare, RareStanzas};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// How a job's standard streams are wired (process-spawning.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -216,25 +215,20 @@ pub enum ContainerExit {
 /// Everything one job file (plus its override) says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobClass {
-    /// Job name (path relative to its source, `.conf` removed).
-    pub name: String,
+    /// Job name (path relative to its source, `.conf` removed). Shared
+    /// with every table that names the class (the engine's, the control
+    /// side's copy, the event index), which hold it instead of a copy.
+    pub name: Arc<str>,
     /// The `.conf` file it came from.
     pub path: String,
-
-    pub description: Option<String>,
-    pub author: Option<String>,
-    pub version: Option<String>,
-    pub usage: Option<String>,
 
     /// Instance-name template; empty for a single-instance job.
     pub instance: String,
     pub start_on: Option<EventExpr>,
     pub stop_on: Option<EventExpr>,
-    pub emits: Vec<String>,
 
     /// `KEY=VALUE` or bare `KEY` entries, in file order.
     pub env: Vec<String>,
-    pub export: Vec<String>,
 
     pub processes: ProcessTable,
 
@@ -247,47 +241,28 @@ pub struct JobClass {
     /// Exit statuses, and signals stored as `signum << 8`.
     pub normal_exit: Vec<i32>,
     pub expect: Expect,
-    /// `notify timeout`: seconds an `expect notify` job may take to say
-    /// `READY=1`; none (or 0) waits for ever.
-    #[serde(default)]
-    pub notify_timeout: Option<u64>,
     pub kill_timeout: i64,
     pub kill_signal: i32,
     pub reload_signal: i32,
 
     pub console: Console,
     pub umask: u32,
-    pub nice: Option<i32>,
-    /// oom_score_adj; 0 leaves it unchanged.
-    pub oom_score_adj: i32,
-    pub limits: BTreeMap<Resource, RLimit>,
-    pub chroot: Option<String>,
-    pub chdir: Option<String>,
-    pub setuid: Option<String>,
-    pub setgid: Option<String>,
-    pub apparmor_switch: Option<String>,
-    pub cgroups: Vec<CgroupController>,
     pub debug: bool,
-    /// `exit-container-on-failure`: the job's failure is the container's.
-    pub exit_container_on_failure: Option<ContainerExit>,
+    /// Documentation, process set-up and the rest that most classes
+    /// leave unset (rare.rs).
+    pub rare: Rare,
 }
 
 impl JobClass {
     /// A class with every default, before any stanza is applied.
     pub fn new(name: &str, path: &str, defaults: &ClassDefaults) -> Self {
         JobClass {
-            name: name.to_string(),
+            name: Arc::from(name),
             path: path.to_string(),
-            description: None,
-            author: None,
-            version: None,
-            usage: None,
             instance: String::new(),
             start_on: None,
             stop_on: None,
-            emits: Vec::new(),
             env: Vec::new(),
-            export: Vec::new(),
             processes: ProcessTable::new(),
             task: false,
             respawn: false,
@@ -295,23 +270,13 @@ impl JobClass {
             respawn_interval: 5,
             normal_exit: Vec::new(),
             expect: Expect::None,
-            notify_timeout: None,
             kill_timeout: 5,
             kill_signal: 15,
             reload_signal: 1,
             console: defaults.console,
             umask: defaults.umask,
-            nice: None,
-            oom_score_adj: 0,
-            limits: BTreeMap::new(),
-            chroot: None,
-            chdir: None,
-            setuid: None,
-            setgid: None,
-            apparmor_switch: None,
-            cgroups: Vec::new(),
             debug: false,
-            exit_container_on_failure: None,
+            rare: Rare::default(),
         }
     }
 

@@ -9,6 +9,7 @@ mod expr;
 mod lexer;
 mod number;
 mod process_table;
+mod rare;
 mod signal;
 mod source;
 mod stanza;
@@ -17,7 +18,7 @@ mod walk;
 pub use cgroup::{add_cgroup, CgroupController, CgroupName, CgroupSetting, UPSTART_CGROUP};
 pub use class::{
     ClassDefaults, Console, ContainerExit, Expect, JobClass, Process, ProcessTable, ProcessType,
-    RLimit, Resource, RLIM_INFINITY,
+    RLimit, Rare, RareStanzas, Resource, RLIM_INFINITY,
 };
 pub use error::{ConfigError, ParseError, ParseErrorKind};
 pub use expand::{expand, Env, ExpandError};

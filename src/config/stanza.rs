@@ -68,17 +68,17 @@ fn stanza(c: &mut JobClass, lx: &mut Lexer, name: &str, line: usize) -> Result<b
             c.debug = true;
             return Ok(false);
         }
-        "emits" => c.emits.extend(one_or_more(lx)?),
+        "emits" => c.rare.emits.extend(one_or_more(lx)?),
         "env" => c.env.push(lx.arg()?),
-        "export" => c.export.extend(one_or_more(lx)?),
+        "export" => c.rare.export.extend(one_or_more(lx)?),
         "instance" => c.instance = lx.arg()?,
-        "description" => c.description = Some(lx.arg()?),
-        "author" => c.author = Some(lx.arg()?),
-        "version" => c.version = Some(lx.arg()?),
-        "usage" => c.usage = Some(lx.arg()?),
+        "description" => c.rare.description = Some(lx.arg()?),
+        "author" => c.rare.author = Some(lx.arg()?),
+        "version" => c.rare.version = Some(lx.arg()?),
+        "usage" => c.rare.usage = Some(lx.arg()?),
         "task" => c.task = true,
         "exit-container-on-failure" => {
-            c.exit_container_on_failure = Some(if lx.has_token()? {
+            c.rare.exit_container_on_failure = Some(if lx.has_token()? {
                 let v = lx.arg()?;
                 ContainerExit::Code(
                     decimal_in(&v, 0, 255).ok_or_else(|| lx.error(K::IllegalExit))? as u8,
@@ -115,7 +115,7 @@ fn stanza(c: &mut JobClass, lx: &mut Lexer, name: &str, line: usize) -> Result<b
             keyword(lx, "timeout")?;
             let v = lx.arg()?;
             let secs = decimal_in(&v, 0, i64::MAX).ok_or_else(|| lx.error(K::IllegalInterval))?;
-            c.notify_timeout = u64::try_from(secs).ok().filter(|s| *s > 0);
+            c.rare.notify_timeout = u64::try_from(secs).ok().filter(|s| *s > 0);
         }
         "kill" => match lx.arg()?.as_str() {
             "timeout" => {
@@ -142,9 +142,10 @@ fn stanza(c: &mut JobClass, lx: &mut Lexer, name: &str, line: usize) -> Result<b
         }
         "nice" => {
             let v = lx.arg()?;
-            c.nice = Some(decimal_in(&v, -20, 19).ok_or_else(|| lx.error(K::IllegalNice))? as i32);
+            c.rare.nice =
+                Some(decimal_in(&v, -20, 19).ok_or_else(|| lx.error(K::IllegalNice))? as i32);
         }
-        "oom" => c.oom_score_adj = oom(lx)?,
+        "oom" => c.rare.oom_score_adj = oom(lx)?,
         "limit" => {
             let res = lx.arg()?;
             let res = Resource::from_keyword(&res).ok_or_else(|| lx.error(K::UnknownStanza))?;
@@ -152,12 +153,12 @@ fn stanza(c: &mut JobClass, lx: &mut Lexer, name: &str, line: usize) -> Result<b
             let soft = rlimit_value(&soft).ok_or_else(|| lx.error(K::IllegalLimit))?;
             let hard = lx.arg()?;
             let hard = rlimit_value(&hard).ok_or_else(|| lx.error(K::IllegalLimit))?;
-            c.limits.insert(res, RLimit { soft, hard });
+            c.rare.limits.insert(res, RLimit { soft, hard });
         }
-        "chroot" => c.chroot = Some(lx.arg()?),
-        "chdir" => c.chdir = Some(lx.arg()?),
-        "setuid" => c.setuid = Some(lx.arg()?),
-        "setgid" => c.setgid = Some(lx.arg()?),
+        "chroot" => c.rare.chroot = Some(lx.arg()?),
+        "chdir" => c.rare.chdir = Some(lx.arg()?),
+        "setuid" => c.rare.setuid = Some(lx.arg()?),
+        "setgid" => c.rare.setgid = Some(lx.arg()?),
         "apparmor" => match lx.arg()?.as_str() {
             "load" => {
                 let profile = lx.arg()?;
@@ -170,7 +171,7 @@ fn stanza(c: &mut JobClass, lx: &mut Lexer, name: &str, line: usize) -> Result<b
                     },
                 );
             }
-            "switch" => c.apparmor_switch = Some(lx.arg()?),
+            "switch" => c.rare.apparmor_switch = Some(lx.arg()?),
             _ => return Err(lx.error(K::UnknownStanza)),
         },
         "cgroup" => cgroup(c, lx)?,
@@ -286,6 +287,6 @@ fn cgroup(c: &mut JobClass, lx: &mut Lexer) -> Result<(), ParseError> {
         _ => return Err(lx.error(K::UnexpectedToken)),
     };
     // `"$UPSTART_CGROUP"` written out is the same as the implicit name.
-    add_cgroup(&mut c.cgroups, controller, name, setting);
+    add_cgroup(&mut c.rare.cgroups, controller, name, setting);
     Ok(())
 }

@@ -305,7 +305,7 @@ fn broadcaster(
         // A quiet second after work (such as a spawn storm's signals):
         // hand the memory it freed back.
         if std::mem::replace(&mut busy, msg.is_some()) && msg.is_none() {
-            trim_heap();
+            trim_memory();
         }
         conns.retain(|p| !p.conn.is_closed());
         let Some(msg) = msg else { continue };
@@ -326,13 +326,15 @@ fn broadcaster(
     }
 }
 
-/// Give free heap memory back to the kernel (glibc keeps it otherwise).
-fn trim_heap() {
+/// Give free heap memory back to the kernel (glibc keeps it otherwise),
+/// and drop the program text the calls mapped (crate::mapped_text).
+fn trim_memory() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim has no preconditions.
     unsafe {
         libc::malloc_trim(0);
     }
+    crate::mapped_text::release();
 }
 
 /// Queue the signals of `changes` for every connection, each message built

@@ -21,7 +21,8 @@ pub struct View {
     /// Filled in once the classes are loaded; until then every question
     /// goes to the engine.
     ready: bool,
-    jobs: BTreeMap<String, JobView>,
+    /// Keyed by the engine's own class names (shared, not copied).
+    jobs: BTreeMap<Arc<str>, JobView>,
 }
 
 /// One class in the copy.
@@ -125,7 +126,7 @@ impl View {
             Request::GetInstance { job, env } => return path_of(job, InstanceName::FromEnv(env)),
             Request::InstanceProperties { job, instance } => self
                 .jobs
-                .get(job)
+                .get(job.as_str())
                 .and_then(|j| j.instances.get(instance))
                 .map(|p| Value::Instance(p.clone()))
                 .ok_or_else(instance_gone),
@@ -134,7 +135,7 @@ impl View {
     }
 
     /// Start over from the engine's whole state.
-    pub fn replace(&mut self, jobs: BTreeMap<String, JobView>) {
+    pub fn replace(&mut self, jobs: BTreeMap<Arc<str>, JobView>) {
         self.jobs = jobs;
         self.ready = true;
     }
@@ -149,21 +150,23 @@ impl View {
     pub fn note(&mut self, change: &Change) {
         match change {
             Change::JobAdded(job) => {
-                self.jobs.entry(job.clone()).or_default();
+                self.job_mut(job);
             }
             // A class is replaced by removing and adding it, its
             // instances kept: whether it has gone is the engine's to say
             // when the turn is published.
             Change::JobRemoved(_) => {}
             Change::InstanceAdded(job, inst) => {
-                let insts = &mut self.jobs.entry(job.clone()).or_default().instances;
-                insts.entry(inst.clone()).or_insert_with(|| InstanceProps {
-                    name: inst.clone(),
-                    goal: "stop".into(),
-                    state: "waiting".into(),
-                    processes: Vec::new(),
-                    status_text: String::new(),
-                });
+                let Some(j) = self.job_mut(job) else { return };
+                j.instances
+                    .entry(inst.clone())
+                    .or_insert_with(|| InstanceProps {
+                        name: inst.clone(),
+                        goal: "stop".into(),
+                        state: "waiting".into(),
+                        processes: Vec::new(),
+                        status_text: String::new(),
+                    });
             }
             Change::InstanceRemoved(job, inst) => self.set_instance(job, inst, None),
             Change::GoalChanged(job, inst, _) | Change::StateChanged(job, inst, _) => {
@@ -209,6 +212,14 @@ impl View {
         }
     }
 
+    /// A class's entry, made if missing (always `Some`).
+    fn job_mut(&mut self, job: &str) -> Option<&mut JobView> {
+        if !self.jobs.contains_key(job) {
+            self.jobs.insert(Arc::from(job), JobView::default());
+        }
+        self.jobs.get_mut(job)
+    }
+
     fn instance_mut(&mut self, job: &str, inst: &str) -> Option<&mut InstanceProps> {
         self.jobs.get_mut(job)?.instances.get_mut(inst)
     }
@@ -219,7 +230,11 @@ impl View {
             None => {
                 self.jobs.remove(job);
             }
-            Some(single) => self.jobs.entry(job.to_string()).or_default().single = single,
+            Some(single) => {
+                if let Some(j) = self.job_mut(job) {
+                    j.single = single;
+                }
+            }
         }
     }
 
@@ -227,11 +242,9 @@ impl View {
     pub fn set_instance(&mut self, job: &str, instance: &str, props: Option<InstanceProps>) {
         match props {
             Some(p) => {
-                self.jobs
-                    .entry(job.to_string())
-                    .or_default()
-                    .instances
-                    .insert(instance.to_string(), p);
+                if let Some(j) = self.job_mut(job) {
+                    j.instances.insert(instance.to_string(), p);
+                }
             }
             None => {
                 if let Some(j) = self.jobs.get_mut(job) {

@@ -3,6 +3,7 @@
 //! channel under a token; the engine answers the token later.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::Daemon;
 use crate::config::{EventExpr, ProcessType};
@@ -324,7 +325,7 @@ impl Daemon {
 
     fn answer_now(&mut self, request: Request) -> Answer {
         match request {
-            Request::GetJobByName(name) => match self.engine.slots.get(&name) {
+            Request::GetJobByName(name) => match self.engine.slots.get(name.as_str()) {
                 Some(_) => Ok(Value::Path(job_path(&name))),
                 None => Err(unknown_job(&name)),
             },
@@ -349,7 +350,7 @@ impl Daemon {
                 let slot = self
                     .engine
                     .slots
-                    .get(&job)
+                    .get(job.as_str())
                     .ok_or_else(|| unknown_job(&job))?;
                 Ok(Value::Paths(
                     slot.instances
@@ -362,7 +363,7 @@ impl Daemon {
                 let slot = self
                     .engine
                     .slots
-                    .get(&job)
+                    .get(job.as_str())
                     .ok_or_else(|| unknown_job(&job))?;
                 let c = &slot.class;
                 let mut start_on = Vec::new();
@@ -374,14 +375,14 @@ impl Daemon {
                     flatten(e, &mut stop_on);
                 }
                 Ok(Value::Job(JobProps {
-                    name: c.name.clone(),
-                    description: c.description.clone().unwrap_or_default(),
-                    author: c.author.clone().unwrap_or_default(),
-                    version: c.version.clone().unwrap_or_default(),
-                    usage: c.usage.clone().unwrap_or_default(),
+                    name: c.name.to_string(),
+                    description: c.rare.description.clone().unwrap_or_default(),
+                    author: c.rare.author.clone().unwrap_or_default(),
+                    version: c.rare.version.clone().unwrap_or_default(),
+                    usage: c.rare.usage.clone().unwrap_or_default(),
                     start_on,
                     stop_on,
-                    emits: c.emits.clone(),
+                    emits: c.rare.emits.clone(),
                 }))
             }
             Request::InstanceProperties { job, instance } => {
@@ -563,7 +564,7 @@ impl Daemon {
                     .filter_map(|i| Some((i.clone(), instance_props(&self.engine, job, i)?)))
                     .collect();
                 let single = slot.class.instance.is_empty();
-                (job.clone(), JobView { single, instances })
+                (Arc::clone(job), JobView { single, instances })
             })
             .collect();
         if let Ok(mut v) = view.write() {

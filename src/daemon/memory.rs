@@ -2,8 +2,9 @@
 //! memory in its heaps (one per thread that allocates, by default) until
 //! told to give it back, so after loading hundreds of job files or
 //! serving a storm of spawns the memory stays resident although free.
-//! Init runs for the lifetime of the machine, so it hands free memory
-//! back once things are quiet again.
+//! Likewise the program text that work faulted in stays mapped
+//! (mapped_text.rs). Init runs for the lifetime of the machine, so it
+//! hands both back once things are quiet again.
 
 use std::time::Duration;
 
@@ -20,11 +21,13 @@ pub fn tune() {
     }
 }
 
-/// Give free heap memory back to the kernel.
+/// Give free heap memory back to the kernel, and drop the program text
+/// mapped since the last quiet spell.
 pub fn trim() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim has no preconditions.
     unsafe {
         libc::malloc_trim(0);
     }
+    crate::mapped_text::release();
 }

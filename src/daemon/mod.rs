@@ -477,10 +477,18 @@ impl Daemon {
                 );
             }
         }
+        // Copies, made while the load's scratch memory is still held, so
+        // that what init keeps sits together above it and the scratch,
+        // freed below, goes back to the kernel in whole pages. The name
+        // is copied too: one shared with the parse would pin a page of
+        // scratch per class.
         let mut classes: Vec<_> = loaded
             .registered()
             .into_iter()
-            .map(|j| j.class.clone())
+            .map(|j| crate::config::JobClass {
+                name: std::sync::Arc::from(&*j.class.name),
+                ..j.class.clone()
+            })
             .collect();
         classes.extend(self.run_classes());
         self.engine.set_classes(&mut self.world, classes);

@@ -56,7 +56,7 @@ fn quote(arg: &str) -> String {
 /// (the shell then execs the command, so its pid stays the job's).
 pub(super) fn run_class(command: &[String], defaults: &ClassDefaults) -> JobClass {
     let mut class = JobClass::new(RUN_JOB, "(outset run)", defaults);
-    class.description = Some("the command given to outset run".to_string());
+    class.rare.description = Some("the command given to outset run".to_string());
     class.task = true;
     class.console = Console::Inherit;
     let text: Vec<String> = command.iter().map(|a| quote(a)).collect();

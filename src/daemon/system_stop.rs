@@ -91,7 +91,7 @@ impl Daemon {
                 .engine
                 .slots
                 .get(job)
-                .and_then(|s| s.class.exit_container_on_failure)
+                .and_then(|s| s.class.rare.exit_container_on_failure)
             else {
                 continue;
             };

@@ -36,7 +36,9 @@ pub struct EventRef<'a> {
 
 impl EventTree {
     pub fn new(expr: &EventExpr) -> Self {
-        let mut nodes = Vec::new();
+        // Exactly as many nodes as the expression has: a tree lives as
+        // long as its class, and a grown vector would keep room for four.
+        let mut nodes = Vec::with_capacity(count(expr));
         build(expr, &mut nodes);
         EventTree { nodes }
     }
@@ -135,6 +137,13 @@ impl EventTree {
             NodeKind::Match { name, args } => leaf_matches(name, args, event, env),
             _ => false,
         })
+    }
+}
+
+fn count(expr: &EventExpr) -> usize {
+    match expr {
+        EventExpr::Match { .. } => 1,
+        EventExpr::Op { left, right, .. } => 1 + count(left) + count(right),
     }
 }
 

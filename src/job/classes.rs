@@ -16,9 +16,11 @@ impl Engine {
     /// the last instance is gone (job-config.md §3).
     pub fn set_classes(&mut self, sys: &mut dyn Sys, classes: Vec<JobClass>) {
         self.interest.clear();
-        let mut incoming: BTreeMap<String, JobClass> =
-            classes.into_iter().map(|c| (c.name.clone(), c)).collect();
-        let names: Vec<String> = self.slots.keys().cloned().collect();
+        let mut incoming: BTreeMap<Arc<str>, JobClass> = classes
+            .into_iter()
+            .map(|c| (Arc::clone(&c.name), c))
+            .collect();
+        let names: Vec<Arc<str>> = self.slots.keys().cloned().collect();
         for name in names {
             match incoming.remove(&name) {
                 Some(class) => {
@@ -35,9 +37,18 @@ impl Engine {
             }
         }
         for (name, class) in incoming {
-            self.slots.insert(name.clone(), Slot::new(Arc::new(class)));
-            sys.changed(Change::JobAdded(name));
+            sys.changed(Change::JobAdded(name.to_string()));
+            self.slots.insert(name, Slot::new(Arc::new(class)));
         }
+        self.compact_slots();
+    }
+
+    /// Rebuild the table of classes with full nodes. Inserted one by one
+    /// (as a load adds them, or a restored state), a B-tree's nodes stay
+    /// about half full; built from a sorted sequence they are full.
+    /// Entries are moved, not copied.
+    fn compact_slots(&mut self) {
+        self.slots = std::mem::take(&mut self.slots).into_iter().collect();
     }
 
     fn change_class(&mut self, sys: &mut dyn Sys, name: &str, change: ClassChange) {
@@ -93,7 +104,7 @@ impl Engine {
         for id in held {
             self.release(id);
         }
-        self.slots.insert(name.to_string(), slot);
+        self.slots.insert(Arc::clone(&slot.class.name), slot);
         sys.changed(Change::JobAdded(name.to_string()));
     }
 

@@ -114,7 +114,8 @@ pub(super) struct PendingSpawn {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Engine {
-    pub slots: BTreeMap<String, Slot>,
+    /// Keyed by the class's own name (`JobClass::name`, shared).
+    pub slots: BTreeMap<Arc<str>, Slot>,
     pub events: VecDeque<Event>,
     pub(super) next_event: EventId,
     /// Global job environment table.
@@ -161,7 +162,7 @@ impl Engine {
             && self
                 .slots
                 .get(job)
-                .is_some_and(|s| !s.class.cgroups.is_empty())
+                .is_some_and(|s| !s.class.rare.cgroups.is_empty())
     }
 
     /// `NotifyCGroupManagerAddress`: the first address wins; classes whose
@@ -172,7 +173,7 @@ impl Engine {
             return;
         }
         self.options.cgroup_manager = Some(address.to_string());
-        let waiting: Vec<String> = self
+        let waiting: Vec<Arc<str>> = self
             .slots
             .iter()
             .filter(|(_, s)| s.cgmanager_wait && s.start_on.is_some())
@@ -232,18 +233,21 @@ impl Engine {
     }
 
     pub fn instance(&self, key: &JobKey) -> Option<&Instance> {
-        self.slots.get(&key.job)?.instances.get(&key.instance)
+        self.slots
+            .get(key.job.as_str())?
+            .instances
+            .get(&key.instance)
     }
 
     pub(super) fn inst(&mut self, key: &JobKey) -> Option<&mut Instance> {
         self.slots
-            .get_mut(&key.job)?
+            .get_mut(key.job.as_str())?
             .instances
             .get_mut(&key.instance)
     }
 
     pub(super) fn class_of(&self, key: &JobKey) -> Option<Arc<JobClass>> {
-        self.slots.get(&key.job).map(|s| s.class.clone())
+        self.slots.get(key.job.as_str()).map(|s| s.class.clone())
     }
 
     /// Is any instance of any job alive?

@@ -16,7 +16,7 @@ fn target(engine: &Engine, details: &[String]) -> CallResult<Option<JobKey>> {
             if job.is_empty() {
                 return Err(EngineError::EmptyJobName);
             }
-            if !engine.slots.contains_key(job) {
+            if !engine.slots.contains_key(job.as_str()) {
                 return Err(EngineError::UnknownJob(job.clone()));
             }
             let key = JobKey::new(job, instance);
@@ -45,7 +45,7 @@ impl Engine {
             Some(k) => {
                 if let Some(inst) = self
                     .slots
-                    .get_mut(&k.job)
+                    .get_mut(k.job.as_str())
                     .and_then(|s| s.instances.get_mut(&k.instance))
                 {
                     edit(&mut inst.env);
@@ -135,13 +135,13 @@ impl Engine {
         match target(self, details)? {
             None => self.global_env = initial.to_vec(),
             Some(k) => {
-                let Some(slot) = self.slots.get(&k.job) else {
+                let Some(slot) = self.slots.get(k.job.as_str()) else {
                     return Ok(());
                 };
                 let fresh = self.class_env(&slot.class);
                 if let Some(inst) = self
                     .slots
-                    .get_mut(&k.job)
+                    .get_mut(k.job.as_str())
                     .and_then(|s| s.instances.get_mut(&k.instance))
                 {
                     inst.env = fresh;

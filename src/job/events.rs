@@ -365,7 +365,7 @@ impl Engine {
     }
 
     pub(super) fn ensure_instance(&mut self, sys: &mut dyn Sys, key: &JobKey) {
-        let Some(slot) = self.slots.get_mut(&key.job) else {
+        let Some(slot) = self.slots.get_mut(key.job.as_str()) else {
             return;
         };
         if !slot.instances.contains_key(&key.instance) {

@@ -14,11 +14,11 @@ use crate::event::{EventTree, NodeKind};
 
 #[derive(Debug, Clone, Default)]
 pub struct Interest {
-    /// Event name → jobs, in job-name order.
-    by_event: HashMap<String, Arc<[String]>>,
+    /// Event name → jobs, in job-name order (the slots' own names).
+    by_event: HashMap<String, Arc<[Arc<str>]>>,
     /// Jobs to offer every event: a tree that is already true (only state
     /// imported from elsewhere can hold one) fires on any event.
-    always: Vec<String>,
+    always: Vec<Arc<str>>,
 }
 
 /// The index, built on first use after each invalidation.
@@ -41,7 +41,7 @@ impl InterestCache {
     }
 
     /// The jobs to offer event `name`, in job-name order.
-    pub fn jobs(&mut self, slots: &BTreeMap<String, Slot>, name: &str) -> Arc<[String]> {
+    pub fn jobs(&mut self, slots: &BTreeMap<Arc<str>, Slot>, name: &str) -> Arc<[Arc<str>]> {
         self.0
             .get_or_insert_with(|| Interest::build(slots))
             .jobs(name)
@@ -67,8 +67,8 @@ fn tree_names<'a>(tree: &'a EventTree, out: &mut Vec<&'a str>) {
 }
 
 impl Interest {
-    pub fn build(slots: &BTreeMap<String, Slot>) -> Interest {
-        let mut by_event: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    pub fn build(slots: &BTreeMap<Arc<str>, Slot>) -> Interest {
+        let mut by_event: HashMap<&str, BTreeSet<&Arc<str>>> = HashMap::new();
         let mut always = Vec::new();
         for (job, slot) in slots {
             let mut names = Vec::new();
@@ -97,19 +97,14 @@ impl Interest {
         Interest {
             by_event: by_event
                 .into_iter()
-                .map(|(name, jobs)| {
-                    (
-                        name.to_string(),
-                        jobs.into_iter().map(String::from).collect(),
-                    )
-                })
+                .map(|(name, jobs)| (name.to_string(), jobs.into_iter().map(Arc::clone).collect()))
                 .collect(),
             always,
         }
     }
 
     /// The jobs to offer event `name`, in job-name order.
-    pub fn jobs(&self, name: &str) -> Arc<[String]> {
+    pub fn jobs(&self, name: &str) -> Arc<[Arc<str>]> {
         let named = self
             .by_event
             .get(name)
@@ -118,7 +113,7 @@ impl Interest {
         if self.always.is_empty() {
             return named;
         }
-        let all: BTreeSet<&String> = named.iter().chain(self.always.iter()).collect();
+        let all: BTreeSet<&Arc<str>> = named.iter().chain(self.always.iter()).collect();
         all.into_iter().cloned().collect()
     }
 }

@@ -81,7 +81,7 @@ pub trait InstanceDirectory {
 
 /// An instance name that did not expand, with the class's usage line.
 pub(super) fn with_usage(class: &JobClass, mut message: String) -> EngineError {
-    if let Some(u) = &class.usage {
+    if let Some(u) = &class.rare.usage {
         message.push_str(&format!("\nUsage: {u}"));
     }
     EngineError::InstanceName(message)

@@ -119,6 +119,7 @@ impl Engine {
             return;
         }
         let deadline = class
+            .rare
             .notify_timeout
             .map(|s| self.now_ms.saturating_add(s.saturating_mul(1000)));
         if let Some(inst) = self.inst(key) {
@@ -219,7 +220,7 @@ impl Engine {
     fn reload_bound(&self, key: &JobKey) -> u64 {
         let secs = self
             .class_of(key)
-            .and_then(|c| c.notify_timeout)
+            .and_then(|c| c.rare.notify_timeout)
             .unwrap_or(RELOAD_BOUND_SECS);
         self.now_ms.saturating_add(secs.saturating_mul(1000))
     }
@@ -278,7 +279,7 @@ impl Engine {
         }
         let secs = self
             .class_of(key)
-            .and_then(|c| c.notify_timeout)
+            .and_then(|c| c.rare.notify_timeout)
             .unwrap_or(RELOAD_BOUND_SECS);
         let why = format!("not ready after reloading for {secs} seconds");
         self.reload_done(sys, key, Some(&why));
@@ -301,7 +302,7 @@ impl Engine {
         }
         let secs = self
             .class_of(key)
-            .and_then(|c| c.notify_timeout)
+            .and_then(|c| c.rare.notify_timeout)
             .unwrap_or(0);
         sys.log(
             Level::Warn,

@@ -48,7 +48,7 @@ impl Engine {
         let trace =
             process == ProcessType::Main && matches!(class.expect, Expect::Fork | Expect::Daemon);
         // needs_cgroups(), with the class at hand.
-        let cgroup_manager = if !self.options.no_cgroups && !class.cgroups.is_empty() {
+        let cgroup_manager = if !self.options.no_cgroups && !class.rare.cgroups.is_empty() {
             match &self.options.cgroup_manager {
                 Some(address) => Some(address.clone()),
                 None => {

@@ -51,7 +51,11 @@ impl Engine {
     }
 
     fn deadline_of(&self, key: &JobKey) -> Option<u64> {
-        let inst = self.slots.get(&key.job)?.instances.get(&key.instance)?;
+        let inst = self
+            .slots
+            .get(key.job.as_str())?
+            .instances
+            .get(&key.instance)?;
         match (inst.kill_deadline, Self::readiness_deadline(inst)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

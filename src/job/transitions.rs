@@ -42,7 +42,7 @@ impl Engine {
     /// events-and-states.md §6.2. May turn goal `respawn` back into `start`.
     pub(super) fn next_state(&mut self, key: &JobKey) -> State {
         // One lookup for the class and the instance.
-        let Some(slot) = self.slots.get_mut(&key.job) else {
+        let Some(slot) = self.slots.get_mut(key.job.as_str()) else {
             return State::Waiting;
         };
         match slot.instances.get_mut(&key.instance) {
@@ -222,7 +222,7 @@ impl Engine {
     }
 
     fn remove_instance(&mut self, sys: &mut dyn Sys, key: &JobKey) {
-        let Some(slot) = self.slots.get_mut(&key.job) else {
+        let Some(slot) = self.slots.get_mut(key.job.as_str()) else {
             return;
         };
         let removed = slot.instances.remove(&key.instance);
@@ -242,7 +242,7 @@ impl Engine {
             }
         }
         sys.changed(Change::InstanceRemoved(key.clone()));
-        let Some(slot) = self.slots.get_mut(&key.job) else {
+        let Some(slot) = self.slots.get_mut(key.job.as_str()) else {
             return;
         };
         if slot.instances.is_empty() {
@@ -284,7 +284,7 @@ impl Engine {
             }
         }
         if let Some(class) = class {
-            for var in &class.export {
+            for var in &class.rare.export {
                 if let Some(v) = env::get(&inst.env, var) {
                     env::add_if_absent(&mut ev_env, format!("{var}={v}"));
                 }

@@ -125,7 +125,7 @@ pub fn read_from<'de, R: serde_json::de::Read<'de>>(
 fn class_extras(
     c: &Value,
     ci: usize,
-    slots: &mut BTreeMap<String, Slot>,
+    slots: &mut BTreeMap<std::sync::Arc<str>, Slot>,
 ) -> Result<(), ImportError> {
     let Some(name) = c.get("name").and_then(Value::as_str) else {
         return Ok(());
@@ -235,7 +235,7 @@ fn apply_class_extras(class: &mut JobClass, x: &Value) {
     if x.get("expect").and_then(Value::as_str) == Some("notify") {
         class.expect = Expect::Notify;
     }
-    class.notify_timeout = x.get("notify_timeout").and_then(Value::as_u64);
+    class.rare.notify_timeout = x.get("notify_timeout").and_then(Value::as_u64);
     if let Some(path) = x.get("path").and_then(Value::as_str) {
         class.path = path.to_string();
     }
@@ -370,8 +370,8 @@ mod tests {
                 .values()
                 .map(|s| {
                     let mut c = (*s.class).clone();
-                    if c.name == "svc" {
-                        c.description = Some("new".into());
+                    if &*c.name == "svc" {
+                        c.rare.description = Some("new".into());
                     }
                     c
                 })

@@ -429,8 +429,8 @@ impl Serialize for ClassOut<'_, '_> {
         let idx = &self.p.idx;
         let slot = self.slot.map(|(_, slot)| slot);
         let mut m = members(s)?;
-        m.put("apparmor_switch", &class.apparmor_switch)?;
-        m.put("author", &class.author)?;
+        m.put("apparmor_switch", &class.rare.apparmor_switch)?;
+        m.put("author", &class.rare.author)?;
         // Matched while the cgroup manager was unknown: start when it comes.
         m.put(
             "cgmanager_wait",
@@ -440,23 +440,24 @@ impl Serialize for ClassOut<'_, '_> {
             "cgroups",
             &List(|| {
                 class
+                    .rare
                     .cgroups
                     .iter()
                     .map(|controller| CgroupOut { controller })
             }),
         )?;
-        m.put("chdir", &class.chdir)?;
-        m.put("chroot", &class.chroot)?;
+        m.put("chdir", &class.rare.chdir)?;
+        m.put("chroot", &class.rare.chroot)?;
         m.put("console", name_of(CONSOLES, class.console))?;
         m.put("debug", &flag(class.debug))?;
         let deleted = slot.is_some_and(|s| matches!(s.pending, Some(ClassChange::Delete)));
         m.put("deleted", &flag(deleted))?;
-        m.put("description", &class.description)?;
-        m.put("emits", &class.emits)?;
+        m.put("description", &class.rare.description)?;
+        m.put("emits", &class.rare.emits)?;
         m.put("env", &class.env)?;
         // An extension: written only when set, so that other states stay
         // what Upstart writes. -1 stands for the job's own status.
-        if let Some(exit) = class.exit_container_on_failure {
+        if let Some(exit) = class.rare.exit_container_on_failure {
             let code = match exit {
                 ContainerExit::JobStatus => -1,
                 ContainerExit::Code(c) => i64::from(c),
@@ -470,7 +471,7 @@ impl Serialize for ClassOut<'_, '_> {
             other => other,
         };
         m.put("expect", name_of(EXPECTS, upstart_expect))?;
-        m.put("export", &class.export)?;
+        m.put("export", &class.rare.export)?;
         m.put("instance", &class.instance)?;
         match self.slot {
             Some((job, slot)) => m.put(
@@ -493,16 +494,16 @@ impl Serialize for ClassOut<'_, '_> {
             &List(|| {
                 (0..MAX_LIMITS)
                     .map(|i| {
-                        let set = resource_at(i).and_then(|r| class.limits.get(&r));
+                        let set = resource_at(i).and_then(|r| class.rare.limits.get(&r));
                         set.map_or((0, 0), |l| (l.soft, l.hard))
                     })
                     .map(|(soft, hard)| LimitOut { soft, hard })
             }),
         )?;
         m.put("name", &class.name)?;
-        m.put("nice", &class.nice.map_or(NICE_UNSET, i64::from))?;
+        m.put("nice", &class.rare.nice.map_or(NICE_UNSET, i64::from))?;
         m.put("normalexit", &class.normal_exit)?;
-        m.put("oom_score_adj", &class.oom_score_adj)?;
+        m.put("oom_score_adj", &class.rare.oom_score_adj)?;
         let pending = match slot.and_then(|s| s.pending.as_ref()) {
             Some(ClassChange::Replace(next)) => Some(&**next),
             _ => None,
@@ -533,8 +534,8 @@ impl Serialize for ClassOut<'_, '_> {
         m.put("respawn_interval", &class.respawn_interval)?;
         m.put("respawn_limit", &class.respawn_limit)?;
         m.put("session", &0)?;
-        m.put("setgid", &class.setgid)?;
-        m.put("setuid", &class.setuid)?;
+        m.put("setgid", &class.rare.setgid)?;
+        m.put("setuid", &class.rare.setuid)?;
         let fresh = match self.start_on {
             Some(_) => None,
             None => class.start_on.as_ref().map(EventTree::new),
@@ -548,8 +549,8 @@ impl Serialize for ClassOut<'_, '_> {
         }
         m.put("task", &flag(class.task))?;
         m.put("umask", &class.umask)?;
-        m.put("usage", &class.usage)?;
-        m.put("version", &class.version)?;
+        m.put("usage", &class.rare.usage)?;
+        m.put("version", &class.rare.version)?;
         m.end()
     }
 }
@@ -576,7 +577,7 @@ impl Serialize for ClassExtra<'_, '_> {
                     .map(|p| class.process(*p).map_or(0, |p| p.line))
             }),
         )?;
-        if let Some(t) = class.notify_timeout {
+        if let Some(t) = class.rare.notify_timeout {
             m.put("notify_timeout", &t)?;
         }
         m.put("path", &class.path)?;

@@ -889,7 +889,7 @@ struct Importer {
     summary: ImportSummary,
     /// By payload index; `None` for events of chroot sessions.
     events: Vec<Option<Event>>,
-    slots: BTreeMap<String, Slot>,
+    slots: BTreeMap<Arc<str>, Slot>,
     spawns: Vec<(i32, JobKey, ProcessType)>,
     scripts: Vec<PendingScript>,
     logs: Vec<ImportedLog>,
@@ -1044,13 +1044,13 @@ impl Importer {
         }
         let mut class = JobClass::new(name, &conf.path_of(name), &ClassDefaults::default());
         class.instance = c.opt_str("instance")?.unwrap_or_default().to_string();
-        class.description = c.opt_str("description")?.map(str::to_string);
-        class.author = c.opt_str("author")?.map(str::to_string);
-        class.version = c.opt_str("version")?.map(str::to_string);
-        class.usage = c.opt_str("usage")?.map(str::to_string);
+        class.rare.description = c.opt_str("description")?.map(str::to_string);
+        class.rare.author = c.opt_str("author")?.map(str::to_string);
+        class.rare.version = c.opt_str("version")?.map(str::to_string);
+        class.rare.usage = c.opt_str("usage")?.map(str::to_string);
         class.env = c.strings("env")?;
-        class.export = c.strings("export")?;
-        class.emits = c.strings("emits")?;
+        class.rare.export = c.strings("export")?;
+        class.rare.emits = c.strings("emits")?;
 
         let start_on = self.condition(c, "start_on", "start")?;
         let stop_on = self.condition(c, "stop_on", "stop")?;
@@ -1107,20 +1107,20 @@ impl Importer {
         };
         class.umask = c.opt_num("umask", 0o022)?;
         let nice = c.opt_int("nice", NICE_UNSET)?;
-        class.nice = match nice {
+        class.rare.nice = match nice {
             NICE_UNSET => None,
             -20..=19 => Some(narrow(nice, &c.at("nice"))?),
             _ => return Err(bad(&c.at("nice"), format!("nice value {nice}"))),
         };
-        class.oom_score_adj = c.opt_num("oom_score_adj", 0)?;
+        class.rare.oom_score_adj = c.opt_num("oom_score_adj", 0)?;
         self.limits(c, &mut class)?;
-        class.chroot = c.opt_str("chroot")?.map(str::to_string);
-        class.chdir = c.opt_str("chdir")?.map(str::to_string);
-        class.setuid = c.opt_str("setuid")?.map(str::to_string);
-        class.setgid = c.opt_str("setgid")?.map(str::to_string);
-        class.apparmor_switch = c.opt_str("apparmor_switch")?.map(str::to_string);
+        class.rare.chroot = c.opt_str("chroot")?.map(str::to_string);
+        class.rare.chdir = c.opt_str("chdir")?.map(str::to_string);
+        class.rare.setuid = c.opt_str("setuid")?.map(str::to_string);
+        class.rare.setgid = c.opt_str("setgid")?.map(str::to_string);
+        class.rare.apparmor_switch = c.opt_str("apparmor_switch")?.map(str::to_string);
         class.debug = c.opt_bool("debug", false)?;
-        class.exit_container_on_failure = match c.opt_int("exit_container_on_failure", -2)? {
+        class.rare.exit_container_on_failure = match c.opt_int("exit_container_on_failure", -2)? {
             -2 => None,
             code => Some(
                 u8::try_from(code).map_or(crate::config::ContainerExit::JobStatus, |c| {
@@ -1128,7 +1128,7 @@ impl Importer {
                 }),
             ),
         };
-        class.cgroups = cgroups(c)?;
+        class.rare.cgroups = cgroups(c)?;
         let deleted = c.opt_bool("deleted", false)?;
         let cgmanager_wait = c.opt_bool("cgmanager_wait", false)?;
 
@@ -1148,7 +1148,7 @@ impl Importer {
         }
 
         self.slots.insert(
-            name.to_string(),
+            Arc::clone(&class.name),
             Slot {
                 class: Arc::new(class),
                 start_on: start_on.map(|t| t.tree),
@@ -1212,7 +1212,7 @@ impl Importer {
             }
             match resource_at(i) {
                 Some(r) => {
-                    class.limits.insert(r, RLimit { soft, hard });
+                    class.rare.limits.insert(r, RLimit { soft, hard });
                 }
                 None => self.summary.dropped_limits += 1,
             }
@@ -1593,7 +1593,7 @@ impl Importer {
                 Blocked::Job(key) if restored => {
                     let exists = self
                         .slots
-                        .get(&key.job)
+                        .get(key.job.as_str())
                         .is_some_and(|s| s.instances.contains_key(&key.instance));
                     exists.then_some(EventWaiter::Job(key))
                 }
@@ -1833,16 +1833,16 @@ mod tests {
             .is_some_and(|p| p.script));
         assert_eq!(c.expect, Expect::Fork);
         assert_eq!(c.console, Console::Output);
-        assert_eq!((c.umask, c.nice, c.kill_timeout), (0o22, Some(5), 7));
+        assert_eq!((c.umask, c.rare.nice, c.kill_timeout), (0o22, Some(5), 7));
         assert_eq!(c.normal_exit, [0, 3840]);
         assert_eq!(
-            c.limits.get(&Resource::Nofile),
+            c.rare.limits.get(&Resource::Nofile),
             Some(&RLimit {
                 soft: 1024,
                 hard: RLIM_INFINITY
             })
         );
-        assert_eq!(c.cgroups[0].names[0].settings[0].value, "512");
+        assert_eq!(c.rare.cgroups[0].names[0].settings[0].value, "512");
         let tree = slot.start_on.as_ref().expect("tree");
         assert!(tree.nodes[0].value);
         assert_eq!(tree.nodes[0].event, Some(1));

@@ -64,10 +64,10 @@ pub fn needs_helper(req: &SpawnRequest) -> bool {
     let class = &req.class;
     req.cgroup_manager.is_some()
         || (req.process != ProcessType::Security
-            && (class.setuid.is_some()
-                || class.setgid.is_some()
-                || class.chroot.is_some()
-                || class.chdir.is_some()))
+            && (class.rare.setuid.is_some()
+                || class.rare.setgid.is_some()
+                || class.rare.chroot.is_some()
+                || class.rare.chdir.is_some()))
 }
 
 /// Is `process` the class's last defined process type, in the order main,
@@ -226,18 +226,19 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
     let exe = argv0;
     let minimal = req.process == ProcessType::Security;
     // Step 8: decided here, written by the child (or the helper).
-    let apparmor = match (&class.apparmor_switch, req.process) {
+    let apparmor = match (&class.rare.apparmor_switch, req.process) {
         (Some(profile), ProcessType::Main) if super::apparmor::available() => {
             Some(super::apparmor::exec_request(profile, &req.env))
         }
         _ => None,
     };
-    let chdir = match (&class.chdir, settings.user_mode) {
+    let chdir = match (&class.rare.chdir, settings.user_mode) {
         (Some(d), _) => Some(cstring(d)),
         (None, false) => Some(cstring("/")),
         (None, true) => None,
     };
     let mut limits: Vec<(i32, u64, u64)> = class
+        .rare
         .limits
         .iter()
         .map(|(r, l)| (rlimit_number(*r), l.soft, l.hard))
@@ -269,18 +270,19 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
                 minimal,
                 limits: limits.clone(),
                 umask: class.umask,
-                nice: class.nice,
-                oom_score: (class.oom_score_adj != 0).then(|| format!("{}\n", class.oom_score_adj)),
-                chroot: class.chroot.clone(),
+                nice: class.rare.nice,
+                oom_score: (class.rare.oom_score_adj != 0)
+                    .then(|| format!("{}\n", class.rare.oom_score_adj)),
+                chroot: class.rare.chroot.clone(),
                 chdir: chdir.as_ref().map(|c| c.to_string_lossy().into_owned()),
-                setuid: class.setuid.clone(),
-                setgid: class.setgid.clone(),
+                setuid: class.rare.setuid.clone(),
+                setgid: class.rare.setgid.clone(),
                 script_fd: script_read.is_some(),
                 trace: req.trace,
                 debug_stop: class.debug && settings.debug,
                 cgroups: req.cgroup_manager.as_ref().map(|address| CgroupPlan {
                     address: address.clone(),
-                    controllers: class.cgroups.clone(),
+                    controllers: class.rare.cgroups.clone(),
                     from_root: !settings.user_mode,
                     clear: is_last_process(class, req.process),
                 }),
@@ -313,9 +315,9 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         minimal,
         limits,
         umask: class.umask,
-        nice: class.nice,
-        oom_score: (class.oom_score_adj != 0)
-            .then(|| cstring(&format!("{}\n", class.oom_score_adj))),
+        nice: class.rare.nice,
+        oom_score: (class.rare.oom_score_adj != 0)
+            .then(|| cstring(&format!("{}\n", class.rare.oom_score_adj))),
         chdir,
         trace: req.trace,
         debug_stop: class.debug && settings.debug,

@@ -67,3 +67,34 @@ pub fn cmdline_has(pid: i32, word: &str) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .is_ok_and(|cmd| cmd.split(|&b| b == 0).any(|w| w == word.as_bytes()))
 }
+
+/// Size and resident size, in kB, of the executable mappings of a
+/// process's own program (its text), from /proc/PID/smaps.
+pub fn program_text_kib(pid: i32) -> (u64, u64) {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let (mut size, mut rss, mut ours) = (0, 0, false);
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        let mut kib = || {
+            words
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        match first {
+            "Size:" if ours => size += kib(),
+            "Rss:" if ours => rss += kib(),
+            f if !f.ends_with(':') => {
+                let fields: Vec<&str> = line.splitn(6, ' ').collect();
+                let path = fields.get(5).map_or("", |p| p.trim_start());
+                ours = path == exe && fields.get(1).is_some_and(|p| p.contains('x'));
+            }
+            _ => {}
+        }
+    }
+    (size, rss)
+}
