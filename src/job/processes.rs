@@ -25,9 +25,20 @@ impl Engine {
             return Vec::new();
         };
         let mut out = inst.env.clone();
+        for e in self.process_env_set(key, process) {
+            env::set(&mut out, e);
+        }
+        out
+    }
+
+    /// What a process's environment sets over its instance's, in order.
+    fn process_env_set(&self, key: &JobKey, process: ProcessType) -> Vec<String> {
+        let mut out = Vec::new();
         if matches!(process, ProcessType::PreStop | ProcessType::PostStop) {
-            for e in inst.stop_env.iter().flatten() {
-                env::set(&mut out, e.clone());
+            if let Some(inst) = self.instance(key) {
+                for e in inst.stop_env.iter().flatten() {
+                    env::set(&mut out, e.clone());
+                }
             }
         }
         env::set(&mut out, format!("UPSTART_JOB={}", key.job));
@@ -69,10 +80,18 @@ impl Engine {
         } else {
             None
         };
-        let req = SpawnRequest {
+        let env_set = self.process_env_set(key, process);
+        // The instance's environment is lent to the spawn, not copied, and
+        // given back before anything else can look at it.
+        let env = self
+            .inst(key)
+            .map(|i| std::mem::take(&mut i.env))
+            .unwrap_or_default();
+        let mut req = SpawnRequest {
             job: key.clone(),
             process,
-            env: self.process_env(key, process),
+            env,
+            env_set,
             class,
             trace,
             cgroup_manager,
@@ -80,35 +99,43 @@ impl Engine {
         // The reference retries forever; a bounded retry keeps PID 1 alive
         // when the failure is permanent, and fails the process instead.
         let mut last_err = None;
+        let mut spawned = None;
         for _ in 0..8 {
             match sys.spawn(&req) {
                 Ok(pid) => {
-                    log!(sys, Level::Info, "{key} {} process ({pid})", process.name());
-                    if let Some(inst) = self.inst(key) {
-                        inst.pids.insert(process, pid);
-                        if process == ProcessType::Main {
-                            inst.trace = if trace { Trace::New } else { Trace::None };
-                            inst.trace_forks = 0;
-                        }
-                    }
-                    if process == ProcessType::Main {
-                        self.readiness_spawned(key);
-                    }
-                    self.pids.insert(pid, (key.clone(), process));
-                    self.spawns.insert(
-                        pid,
-                        PendingSpawn {
-                            job: key.clone(),
-                            process,
-                        },
-                    );
-                    return;
+                    spawned = Some(pid);
+                    break;
                 }
                 Err(e) => {
                     sys.log(Level::Warn, format!("Temporary process spawn error: {e}"));
                     last_err = Some(e);
                 }
             }
+        }
+        if let Some(inst) = self.inst(key) {
+            inst.env = std::mem::take(&mut req.env);
+        }
+        if let Some(pid) = spawned {
+            log!(sys, Level::Info, "{key} {} process ({pid})", process.name());
+            if let Some(inst) = self.inst(key) {
+                inst.pids.insert(process, pid);
+                if process == ProcessType::Main {
+                    inst.trace = if trace { Trace::New } else { Trace::None };
+                    inst.trace_forks = 0;
+                }
+            }
+            if process == ProcessType::Main {
+                self.readiness_spawned(key);
+            }
+            self.pids.insert(pid, (key.clone(), process));
+            self.spawns.insert(
+                pid,
+                PendingSpawn {
+                    job: key.clone(),
+                    process,
+                },
+            );
+            return;
         }
         let why = last_err.as_ref().map(SpawnError::to_string);
         sys.log(

@@ -27,13 +27,64 @@ pub struct SpawnRequest {
     pub job: JobKey,
     pub process: ProcessType,
     pub class: Arc<JobClass>,
-    /// The complete process environment.
+    /// The instance's environment, lent by the engine for the spawn (it
+    /// is not copied: a session init's environment is dozens of entries).
     pub env: Vec<String>,
+    /// Entries set over `env`, in order, as `env::set` would: the stop
+    /// environment, `UPSTART_JOB`, `UPSTART_INSTANCE`, and so on. See
+    /// [`SpawnRequest::env_entries`] for the complete environment.
+    pub env_set: Vec<String>,
     /// Follow forks with ptrace (`expect fork|daemon`).
     pub trace: bool,
     /// The cgroup manager's address when the class needs cgroups: the
     /// process is then set up by the spawn helper.
     pub cgroup_manager: Option<String>,
+}
+
+impl SpawnRequest {
+    /// The complete process environment, borrowed: `env` with each entry
+    /// of `env_set` in the place of the entry of the same key (the last
+    /// one set wins), the others after it, in the order first set.
+    pub fn env_entries(&self) -> Vec<&str> {
+        use crate::env::key_of;
+        let last_set = |key: &str| {
+            self.env_set
+                .iter()
+                .rev()
+                .find(|e| key_of(e) == key)
+                .map(String::as_str)
+        };
+        let mut out: Vec<&str> = Vec::with_capacity(self.env.len() + self.env_set.len());
+        for e in &self.env {
+            out.push(last_set(key_of(e)).unwrap_or(e));
+        }
+        for (i, e) in self.env_set.iter().enumerate() {
+            let key = key_of(e);
+            let earlier = self.env_set.iter().take(i).any(|o| key_of(o) == key);
+            if !earlier && !self.env.iter().any(|b| key_of(b) == key) {
+                out.push(last_set(key).unwrap_or(e));
+            }
+        }
+        out
+    }
+
+    /// The complete process environment, as a table of its own.
+    pub fn full_env(&self) -> Vec<String> {
+        self.env_entries().into_iter().map(str::to_string).collect()
+    }
+
+    /// A variable of the complete environment.
+    pub fn env_get(&self, key: &str) -> Option<&str> {
+        match self
+            .env_set
+            .iter()
+            .rev()
+            .find(|e| crate::env::key_of(e) == key)
+        {
+            Some(e) => e.split_once('=').map(|(_, v)| v),
+            None => crate::env::get(&self.env, key),
+        }
+    }
 }
 
 /// A change the engine makes that others may observe (a job or instance
@@ -101,4 +152,49 @@ pub trait Sys {
     }
     /// An event that carried a file has finished: close the file.
     fn release_fd(&mut self, _fd: i32) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_job, ClassDefaults};
+
+    fn request(env: &[&str], set: &[&str]) -> SpawnRequest {
+        SpawnRequest {
+            job: JobKey::new("j", ""),
+            process: crate::config::ProcessType::Main,
+            class: Arc::new(
+                parse_job("j", "j.conf", "exec true\n", &ClassDefaults::default()).expect("parse"),
+            ),
+            env: env.iter().map(|e| e.to_string()).collect(),
+            env_set: set.iter().map(|e| e.to_string()).collect(),
+            trace: false,
+            cgroup_manager: None,
+        }
+    }
+
+    #[test]
+    fn the_set_entries_land_where_env_set_puts_them() {
+        let cases: [(&[&str], &[&str]); 4] = [
+            (&["A=1", "B=2", "C=3"], &["B=x", "D=4"]),
+            (&["A=1", "B"], &["B=y", "B=z", "E=5", "E=6"]),
+            (&[], &["UPSTART_JOB=j", "UPSTART_INSTANCE="]),
+            (&["PATH=/bin", "UPSTART_JOB=old"], &["UPSTART_JOB=j"]),
+        ];
+        for (env, set) in cases {
+            let req = request(env, set);
+            let mut want: Vec<String> = env.iter().map(|e| e.to_string()).collect();
+            for e in set {
+                crate::env::set(&mut want, e.to_string());
+            }
+            assert_eq!(req.full_env(), want, "{env:?} {set:?}");
+            for e in &want {
+                let (key, value) = e.split_once('=').unwrap_or((e, ""));
+                if e.contains('=') {
+                    assert_eq!(req.env_get(key), Some(value), "{key}");
+                }
+            }
+        }
+        assert_eq!(request(&["A=1"], &[]).env_get("B"), None);
+    }
 }

@@ -10,7 +10,6 @@ use super::child::{cloexec_pipe, open_pty, status_pipe, CStrBlock, HelperLaunch,
 use super::command::build_command;
 use super::helper::{CgroupPlan, HelperPlan, HELPER_FLAG};
 use crate::config::{Console, JobClass, ProcessType, Resource};
-use crate::env;
 use crate::job::SpawnRequest;
 
 /// Daemon-wide settings that shape every spawn.
@@ -221,14 +220,14 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
     let exe_candidates = if helped {
         Vec::new()
     } else {
-        exe_candidates(&argv0, env::get(&req.env, "PATH"))
+        exe_candidates(&argv0, req.env_get("PATH"))
     };
     let exe = argv0;
     let minimal = req.process == ProcessType::Security;
     // Step 8: decided here, written by the child (or the helper).
     let apparmor = match (&class.rare.apparmor_switch, req.process) {
         (Some(profile), ProcessType::Main) if super::apparmor::available() => {
-            Some(super::apparmor::exec_request(profile, &req.env))
+            Some(super::apparmor::exec_request(profile, &req.full_env()))
         }
         _ => None,
     };
@@ -261,7 +260,7 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
             let plan = HelperPlan {
                 exe: exe.clone(),
                 argv: cmd.argv.clone(),
-                envp: req.env.clone(),
+                envp: req.full_env(),
                 apparmor: apparmor.as_ref().map(|a| {
                     a.as_ref()
                         .map(|c| c.to_string_lossy().into_owned())
@@ -306,7 +305,7 @@ pub fn prepare(req: &SpawnRequest, settings: &SpawnSettings) -> std::io::Result<
         helper,
         exe: exe_candidates,
         argv: CStrBlock::new(&cmd.argv),
-        envp: CStrBlock::new(&req.env),
+        envp: CStrBlock::new(&req.env_entries()),
         console,
         log_slave,
         script_read,
@@ -407,6 +406,7 @@ mod tests {
                 parse_job("j", "j.conf", text, &ClassDefaults::default()).expect("parse"),
             ),
             env: Vec::new(),
+            env_set: Vec::new(),
             trace: false,
             cgroup_manager: manager.map(str::to_string),
         };
