@@ -128,12 +128,7 @@ impl Daemon {
         let Some(run) = &self.run else {
             return false;
         };
-        let failures = self
-            .world
-            .failures
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default();
+        let failures = self.world.take_failures();
         let settling = run.settling();
         let required_down = if settling {
             not_running(self, run.required())

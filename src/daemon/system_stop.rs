@@ -76,12 +76,7 @@ impl Daemon {
         if self.config.mode != Mode::Container {
             return false;
         }
-        let failures = self
-            .world
-            .failures
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default();
+        let failures = self.world.take_failures();
         for env in failures {
             let job = env
                 .iter()

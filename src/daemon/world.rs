@@ -175,6 +175,14 @@ impl World {
         }
     }
 
+    /// Run mode's and a container's failures since the last call.
+    pub fn take_failures(&mut self) -> Vec<Vec<String>> {
+        self.failures
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     /// Watch an I/O object inherited across a re-exec.
     pub fn register_restored(&mut self, io: Io, interest: Interest) {
         match &io {

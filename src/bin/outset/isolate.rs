@@ -30,8 +30,9 @@ pub fn isolate(ipc: bool, net: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// A fresh tmpfs on `/dev/shm`, seen by nobody outside.
-fn private_dev_shm() -> Result<(), String> {
+/// Make every mount of this mount namespace private, so that mounts made
+/// here do not show up outside.
+pub fn make_mounts_private() -> Result<(), String> {
     mount(
         None::<&str>,
         "/",
@@ -39,7 +40,12 @@ fn private_dev_shm() -> Result<(), String> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )
-    .map_err(|e| format!("unable to make mounts private: {}", e.desc()))?;
+    .map_err(|e| format!("unable to make mounts private: {}", e.desc()))
+}
+
+/// A fresh tmpfs on `/dev/shm`, seen by nobody outside.
+fn private_dev_shm() -> Result<(), String> {
+    make_mounts_private()?;
     let _ = std::fs::create_dir_all("/dev/shm");
     mount(
         Some("tmpfs"),

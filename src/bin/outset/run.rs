@@ -230,14 +230,7 @@ fn enter_pid_namespace() -> Result<Option<ExitCode>, String> {
     unshare(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS)
         .map_err(|e| format!("unable to create PID and mount namespaces: {}", e.desc()))?;
     // Mounts made here must not show up outside.
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| format!("unable to make mounts private: {}", e.desc()))?;
+    super::isolate::make_mounts_private()?;
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     for sig in FORWARDED {
