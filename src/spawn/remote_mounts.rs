@@ -95,14 +95,13 @@ impl RemoteMounts {
         if !changed {
             return;
         }
-        let Some(f) = &self.file else { return };
+        let Some(mut f) = self.file.as_ref() else {
+            return;
+        };
+        // The whole table again, from its start.
         let mut text = String::new();
-        // A seq file is read from its start through a new handle position.
-        let mut reader = f;
-        if std::io::Seek::rewind(&mut reader).is_ok() && reader.read_to_string(&mut text).is_ok() {
-            let file = self.file.take();
-            *self = RemoteMounts::from_text(&text);
-            self.file = file;
+        if std::io::Seek::rewind(&mut f).is_ok() && f.read_to_string(&mut text).is_ok() {
+            self.mounts = RemoteMounts::from_text(&text).mounts;
         }
     }
 
