@@ -1251,18 +1251,7 @@ fn introspection_declares_every_signal() {
     let (rc, _, err) = s.ctl(&["start", "web"]);
     assert_eq!(rc, 0, "{err}");
     let introspect = |path: &str| {
-        let o = s.cmd(
-            "gdbus",
-            &[
-                "introspect",
-                "--address",
-                &s.address,
-                "--dest",
-                "com.ubuntu.Upstart",
-                "--object-path",
-                path,
-            ],
-        );
+        let o = s.introspect(path);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         // One signal per line, whatever gdbus's alignment.
         String::from_utf8_lossy(&o.stdout)

@@ -373,18 +373,7 @@ fn status_text_is_shown_by_initctl_status_only() {
     assert!(!list.contains("status:"), "{list}");
     // Introspection shows outset's interface beside Upstart's, and the
     // property can be read directly.
-    let o = s.cmd(
-        "gdbus",
-        &[
-            "introspect",
-            "--address",
-            &s.address,
-            "--dest",
-            "com.ubuntu.Upstart",
-            "--object-path",
-            "/com/ubuntu/Upstart/jobs/svc/_",
-        ],
-    );
+    let o = s.introspect("/com/ubuntu/Upstart/jobs/svc/_");
     let xml = String::from_utf8_lossy(&o.stdout);
     assert!(
         xml.contains("interface org.outset.Instance1 {")

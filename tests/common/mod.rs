@@ -103,6 +103,22 @@ impl Started {
             .expect("run client")
     }
 
+    /// `gdbus introspect` of `path` on this session's private socket.
+    pub fn introspect(&self, path: &str) -> std::process::Output {
+        self.cmd(
+            "gdbus",
+            &[
+                "introspect",
+                "--address",
+                &self.address,
+                "--dest",
+                "com.ubuntu.Upstart",
+                "--object-path",
+                path,
+            ],
+        )
+    }
+
     /// `initctl ARGS`: (exit code, stdout, stderr). Bounded (60 s, for
     /// an init under load): an init that stopped answering fails the test
     /// (status 124) instead of hanging it.
