@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bus;
+pub mod cgroup_layout;
 pub mod namespace;
 pub mod pids_cgroup;
 pub mod procs;

@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::cgroup_layout::{bound_to_v1, v2_mount, v2_offers};
+
 pub struct PidsCgroup {
     /// The cgroup made for the test (holds `pids.max`, `pids.current`).
     pub dir: PathBuf,
@@ -27,7 +29,7 @@ impl PidsCgroup {
             Some("v2") => Self::v2(&name),
             Some(other) => panic!("OUTSET_TEST_PIDS_CGROUP={other}: expected v1 or v2"),
             None if Path::new(V1).join("cgroup.procs").exists() => Self::v1(&name, Path::new(V1)),
-            None if !v2_offers_pids() && pids_bound_to_v1() => Self::v1_mounted(&name),
+            None if !v2_offers("pids") && bound_to_v1("pids") => Self::v1_mounted(&name),
             None => Self::v2(&name),
         }
     }
@@ -128,40 +130,6 @@ impl PidsCgroup {
         let current = std::fs::read_to_string(self.dir.join("pids.current")).expect("pids.current");
         std::fs::write(self.dir.join("pids.max"), current.trim()).expect("pids.max");
     }
-}
-
-/// Where the first cgroup2 hierarchy is mounted.
-fn v2_mount() -> Option<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().find_map(|line| {
-        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - TYPE ...
-        let (left, right) = line.split_once(" - ")?;
-        (right.split_whitespace().next() == Some("cgroup2"))
-            .then(|| left.split_whitespace().nth(4).map(PathBuf::from))
-            .flatten()
-    })
-}
-
-/// Whether the first cgroup2 mount offers the pids controller.
-fn v2_offers_pids() -> bool {
-    v2_mount().is_some_and(|m| {
-        std::fs::read_to_string(m.join("cgroup.controllers"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .any(|c| c == "pids")
-    })
-}
-
-/// Whether the kernel has the pids controller in a v1 hierarchy
-/// (/proc/cgroups: a hierarchy number other than 0).
-fn pids_bound_to_v1() -> bool {
-    std::fs::read_to_string("/proc/cgroups")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.first() == Some(&"pids") && f.get(1).is_some_and(|h| *h != "0")
-        })
 }
 
 impl Drop for PidsCgroup {
