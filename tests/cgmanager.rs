@@ -1449,6 +1449,44 @@ fn v2_moves_follow_the_kernels_rules() {
 }
 
 #[test]
+fn a_cgroup_a_user_makes_on_v2_is_wholly_theirs() {
+    let _turn = V2_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let m = Manager::fresh_v2("cgm-v2-owner");
+    let control = m.v2_root().join("cgroup.subtree_control");
+    let _restore = RestoreSubtree(control.clone(), read(&control));
+    let mut clean = Cleanup::default();
+    let t = name("v2owner");
+    let tdir = clean.dir(m.own_v2_dir().join(&t));
+    let l = common::cgroup_layout::Limit::in_v2(&["pids"]);
+    let ctl = l.controller;
+    m.ok("Create", &[&s(ctl), &s(&t)]);
+    m.ok("Chown", &[&s(ctl), &s(&t), &i(65534), &i(65534)]);
+    // Enabling the controller in T (nobody's) makes the child's limit
+    // files: they are nobody's as much as the rest of the child.
+    let c = format!("{t}/c");
+    let (ok, out) = m.as_nobody("Create", &[&s(ctl), &s(&c)]);
+    assert!(ok, "{out}");
+    let cdir = tdir.join("c");
+    assert!(
+        cdir.join(l.file()).exists(),
+        "no {} in {}",
+        l.file(),
+        cdir.display()
+    );
+    use std::os::unix::fs::MetadataExt;
+    for e in std::fs::read_dir(&cdir).expect("c").flatten() {
+        let uid = e.metadata().expect("stat").uid();
+        assert_eq!(uid, 65534, "{} is uid {uid}'s", e.path().display());
+    }
+    let (ok, out) = m.as_nobody(
+        "SetValue",
+        &[&s(ctl), &s(&c), &s(&l.file()), &s(l.values[0])],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(read(&cdir.join(l.file())), l.values[0]);
+}
+
+#[test]
 fn refused_v2_calls_change_nothing() {
     let _turn = V2_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let m = Manager::fresh_v2("cgm-v2-refused");

@@ -141,9 +141,6 @@ impl Service {
             let (existed, created) = fsops::make_dirs(&levels)?;
             for d in &created {
                 reaper.created(d);
-                if !caller.is_root() {
-                    fsops::chown_all(d, caller.uid, caller.gid)?;
-                }
             }
             drop(reaper);
             if let Err(e) = fsops::apply_v2(&plan) {
@@ -152,6 +149,13 @@ impl Service {
                     let _ = std::fs::remove_dir(d);
                 }
                 return Err(e);
+            }
+            // Only now: on v2, enabling a controller in the parent is
+            // what makes its files in the new cgroup (as the manager's).
+            if !caller.is_root() {
+                for d in &created {
+                    fsops::chown_all(d, caller.uid, caller.gid)?;
+                }
             }
             slog::debug!(
                 self.log,
