@@ -1487,6 +1487,37 @@ fn a_cgroup_a_user_makes_on_v2_is_wholly_theirs() {
 }
 
 #[test]
+fn a_limit_a_user_sets_on_v2_enables_its_controller_for_them() {
+    let _turn = V2_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let m = Manager::fresh_v2("cgm-v2-setvalue");
+    let control = m.v2_root().join("cgroup.subtree_control");
+    let _restore = RestoreSubtree(control.clone(), read(&control));
+    let mut clean = Cleanup::default();
+    let t = name("v2setvalue");
+    let tdir = clean.dir(m.own_v2_dir().join(&t));
+    let l = common::cgroup_layout::Limit::in_v2(&["pids"]);
+    let ctl = l.controller;
+    m.ok("Create", &[&s(ctl), &s(&t)]);
+    m.ok("Chown", &[&s(ctl), &s(&t), &i(65534), &i(65534)]);
+    // Made by nobody without the controller: its limit file appears
+    // when SetValue enables the controller in T (nobody's).
+    let c = format!("{t}/c");
+    let (ok, out) = m.as_nobody("Create", &[&s("freezer"), &s(&c)]);
+    assert!(ok, "{out}");
+    let cdir = tdir.join("c");
+    assert!(!cdir.join(l.file()).exists());
+    let (ok, out) = m.as_nobody(
+        "SetValue",
+        &[&s(ctl), &s(&c), &s(&l.file()), &s(l.values[0])],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(read(&cdir.join(l.file())), l.values[0]);
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata(cdir.join(l.file())).expect("stat").uid();
+    assert_eq!(uid, 65534);
+}
+
+#[test]
 fn refused_v2_calls_change_nothing() {
     let _turn = V2_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let m = Manager::fresh_v2("cgm-v2-refused");

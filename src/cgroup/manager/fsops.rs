@@ -265,6 +265,39 @@ pub fn plan_v2(target: &Target, cgroup: &str) -> Result<Vec<Enable>> {
 pub fn apply_v2(plan: &[Enable]) -> Result<()> {
     for e in plan {
         write_file(&e.control, &format!("+{}", e.ctrl))?;
+        if let Some(parent) = e.control.parent() {
+            give_controller_files(parent, &e.ctrl)?;
+        }
+    }
+    Ok(())
+}
+
+/// Enabling a controller in `parent` makes its files in every child as
+/// the manager's (root's). Give each child's to the owner of that child's
+/// own knobs (`cgroup.max.depth`, never delegated): the user who made the
+/// child keeps all of it, while a cgroup only delegated keeps root's.
+fn give_controller_files(parent: &Path, ctrl: &str) -> Result<()> {
+    let prefix = format!("{ctrl}.");
+    for child in children(parent)? {
+        let dir = parent.join(child);
+        // A child removed meanwhile has nothing to give.
+        let Ok(knobs) = std::fs::metadata(dir.join("cgroup.max.depth")) else {
+            continue;
+        };
+        if knobs.uid() == 0 && knobs.gid() == 0 {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                match chown_path(&entry.path(), knobs.uid(), knobs.gid()) {
+                    Ok(()) | Err(CgError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -330,12 +330,13 @@ impl Service {
         let (file, value) = fsops::translate_set(&r.target, key, value)?;
         let file = r.dir.join(file);
         // Checked before anything changes. A file that only enabling
-        // the controller makes appears as the cgroup's owner's.
+        // the controller makes will be the owner's of the cgroup's own
+        // knobs (fsops::apply_v2): theirs to write, or root's alone.
         Self::require_plan(caller, &plan)?;
         if file.exists() || plan.is_empty() {
             caller.require_write(&file)?;
         } else {
-            caller.require_owner(&r.dir)?;
+            caller.require_write(&r.dir.join("cgroup.max.depth"))?;
         }
         fsops::apply_v2(&plan)?;
         caller.require_write(&file)?;
