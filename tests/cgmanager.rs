@@ -9,6 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::cgroup_layout::Limit;
 use common::TempDir;
 
 const DEST: &str = "--dest=org.linuxcontainers.cgmanager";
@@ -368,110 +369,113 @@ fn i(v: impl std::fmt::Display) -> String {
     format!("int32:{v}")
 }
 
+/// The controller the tests on this machine's layout use, the name of a
+/// limit of it, and that limit's file: pids where the layout offers it,
+/// else one it does (hugetlb where cgroup2 alone is mounted on a kernel
+/// that keeps the others in v1 hierarchies).
+fn host_limit() -> (Limit, &'static str, String) {
+    let l = Limit::offered(&["pids"]);
+    (l, l.controller, l.file())
+}
+
 #[test]
 fn host_layout_every_method() {
     let m = Manager::host("cgm-host");
+    let (l, ctl, knob) = host_limit();
     let mut clean = Cleanup::default();
     let t = name("host");
     let a = format!("{t}/a");
 
     let out = m.ok("ListControllers", &[]);
     let ctrls = string_replies(&out);
-    assert!(ctrls.iter().any(|c| c == "pids"), "{out}");
+    assert!(ctrls.iter().any(|c| c == ctl), "{out}");
     m.ok("Ping", &[&i(0)]);
 
-    let base = m.own_dir("pids");
+    let base = m.own_dir(ctl);
     let tdir = clean.dir(base.join(&t));
     let adir = tdir.join("a");
-    assert_eq!(int_reply(&m.ok("Create", &[&s("pids"), &s(&a)])), -1);
+    assert_eq!(int_reply(&m.ok("Create", &[&s(ctl), &s(&a)])), -1);
     assert!(adir.is_dir());
-    assert_eq!(int_reply(&m.ok("Create", &[&s("pids"), &s(&a)])), 1);
+    assert_eq!(int_reply(&m.ok("Create", &[&s(ctl), &s(&a)])), 1);
 
-    m.ok("SetValue", &[&s("pids"), &s(&a), &s("pids.max"), &s("17")]);
-    assert_eq!(read(&adir.join("pids.max")), "17");
-    let out = m.ok("GetValue", &[&s("pids"), &s(&a), &s("pids.max")]);
-    assert_eq!(string_replies(&out), ["17"]);
+    m.ok("SetValue", &[&s(ctl), &s(&a), &s(&knob), &s(l.values[1])]);
+    assert_eq!(read(&adir.join(&knob)), l.values[1]);
+    let out = m.ok("GetValue", &[&s(ctl), &s(&a), &s(&knob)]);
+    assert_eq!(string_replies(&out), [l.values[1]]);
 
     let pid = clean.sleeper();
-    m.ok("MovePid", &[&s("pids"), &s(&a), &i(pid)]);
-    let own = cgroup_of("self", "pids", m.is_v1("pids"));
+    m.ok("MovePid", &[&s(ctl), &s(&a), &i(pid)]);
+    let own = cgroup_of("self", ctl, m.is_v1(ctl));
     let expect = format!("{}/{a}", own.trim_end_matches('/'));
-    assert_eq!(cgroup_of(&pid.to_string(), "pids", m.is_v1("pids")), expect);
+    assert_eq!(cgroup_of(&pid.to_string(), ctl, m.is_v1(ctl)), expect);
 
     assert_eq!(
-        int_replies(&m.ok("GetTasks", &[&s("pids"), &s(&a)])),
+        int_replies(&m.ok("GetTasks", &[&s(ctl), &s(&a)])),
         [pid as i32]
     );
-    assert!(int_replies(&m.ok("GetTasks", &[&s("pids"), &s(&t)])).is_empty());
+    assert!(int_replies(&m.ok("GetTasks", &[&s(ctl), &s(&t)])).is_empty());
     assert_eq!(
-        int_replies(&m.ok("GetTasksRecursive", &[&s("pids"), &s(&t)])),
+        int_replies(&m.ok("GetTasksRecursive", &[&s(ctl), &s(&t)])),
         [pid as i32]
     );
     assert_eq!(
-        string_replies(&m.ok("ListChildren", &[&s("pids"), &s(&t)])),
+        string_replies(&m.ok("ListChildren", &[&s(ctl), &s(&t)])),
         ["a"]
     );
     assert_eq!(
-        string_replies(&m.ok("GetPidCgroup", &[&s("pids"), &i(pid)])),
+        string_replies(&m.ok("GetPidCgroup", &[&s(ctl), &i(pid)])),
         [format!("/{a}")]
     );
     // The manager and this test share their cgroups.
     assert_eq!(
-        string_replies(&m.ok("GetPidCgroupAbs", &[&s("pids"), &i(pid)])),
+        string_replies(&m.ok("GetPidCgroupAbs", &[&s(ctl), &i(pid)])),
         [format!("/{a}")]
     );
 
-    m.ok("Chown", &[&s("pids"), &s(&a), &i(65534), &i(65534)]);
+    m.ok("Chown", &[&s(ctl), &s(&a), &i(65534), &i(65534)]);
     use std::os::unix::fs::MetadataExt;
     for f in ["", "cgroup.procs"] {
         let meta = std::fs::metadata(adir.join(f)).expect("stat");
         assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "{f}");
     }
     // Knobs stay root's: a delegated cgroup cannot raise its own limits.
+    assert_eq!(std::fs::metadata(adir.join(&knob)).expect("stat").uid(), 0);
+    m.ok("Chmod", &[&s(ctl), &s(&a), &s(&knob), &i(0o600)]);
     assert_eq!(
-        std::fs::metadata(adir.join("pids.max"))
-            .expect("stat")
-            .uid(),
-        0
-    );
-    m.ok("Chmod", &[&s("pids"), &s(&a), &s("pids.max"), &i(0o600)]);
-    assert_eq!(
-        std::fs::metadata(adir.join("pids.max"))
-            .expect("stat")
-            .mode()
-            & 0o777,
+        std::fs::metadata(adir.join(&knob)).expect("stat").mode() & 0o777,
         0o600
     );
-    let out = m.ok("ListKeys", &[&s("pids"), &s(&a)]);
-    assert!(out.contains("string \"pids.max\""), "{out}");
+    let out = m.ok("ListKeys", &[&s(ctl), &s(&a)]);
+    assert!(out.contains(&format!("string \"{knob}\"")), "{out}");
     assert!(out.contains("uint32 384"), "mode 0600 listed: {out}");
 
     // Back to the manager's own cgroup (this test's too).
-    m.ok("MovePidAbs", &[&s("pids"), &s("/"), &i(pid)]);
-    assert_eq!(cgroup_of(&pid.to_string(), "pids", m.is_v1("pids")), own);
+    m.ok("MovePidAbs", &[&s(ctl), &s("/"), &i(pid)]);
+    assert_eq!(cgroup_of(&pid.to_string(), ctl, m.is_v1(ctl)), own);
 
-    let out = m.fails("Remove", &[&s("pids"), &s(&t), &i(0)]);
+    let out = m.fails("Remove", &[&s(ctl), &s(&t), &i(0)]);
     assert!(out.contains("child cgroups"), "{out}");
-    assert_eq!(int_reply(&m.ok("Remove", &[&s("pids"), &s(&t), &i(1)])), 1);
+    assert_eq!(int_reply(&m.ok("Remove", &[&s(ctl), &s(&t), &i(1)])), 1);
     assert!(!tdir.exists());
-    assert_eq!(int_reply(&m.ok("Remove", &[&s("pids"), &s(&t), &i(1)])), -1);
+    assert_eq!(int_reply(&m.ok("Remove", &[&s(ctl), &s(&t), &i(1)])), -1);
 
     // Several controllers at once, one of them through an alias.
     let both = format!("{t}/both");
-    m.ok("Create", &[&s("pids,freezer"), &s(&both)]);
+    m.ok("Create", &[&s(&format!("{ctl},freezer")), &s(&both)]);
     assert!(tdir.join("both").is_dir());
     assert!(m.own_dir("freezer").join(&both).is_dir());
     clean.dir(m.own_dir("freezer").join(&t));
-    m.ok("Remove", &[&s("pids,freezer"), &s(&t), &i(1)]);
+    m.ok("Remove", &[&s(&format!("{ctl},freezer")), &s(&t), &i(1)]);
     assert!(!m.own_dir("freezer").join(&t).exists());
 }
 
 #[test]
 fn errors_have_clear_names() {
     let m = Manager::host("cgm-errors");
+    let (_, ctl, knob) = host_limit();
     let t = name("errors");
     for bad in ["", "/abs", "a/../b", "..", "a//b", "./x"] {
-        let out = m.fails("Create", &[&s("pids"), &s(bad)]);
+        let out = m.fails("Create", &[&s(ctl), &s(bad)]);
         assert!(
             out.contains("org.freedesktop.DBus.Error.InvalidArgs"),
             "{bad:?}: {out}"
@@ -482,43 +486,47 @@ fn errors_have_clear_names() {
         out.contains("org.linuxcontainers.cgmanager0_0.Error.UnknownController"),
         "{out}"
     );
-    let out = m.fails("GetValue", &[&s("pids"), &s(&t), &s("pids.max")]);
+    let out = m.fails("GetValue", &[&s(ctl), &s(&t), &s(&knob)]);
     assert!(
         out.contains("org.freedesktop.DBus.Error.FileNotFound"),
         "{out}"
     );
-    let out = m.fails("GetValue", &[&s("pids"), &s("/"), &s("../x")]);
+    let out = m.fails("GetValue", &[&s(ctl), &s("/"), &s("../x")]);
     assert!(out.contains("InvalidArgs"), "{out}");
-    let out = m.fails("MovePid", &[&s("pids"), &s("/"), &i(-3)]);
+    let out = m.fails("MovePid", &[&s(ctl), &s("/"), &i(-3)]);
     assert!(out.contains("InvalidArgs"), "{out}");
-    let out = m.fails("Remove", &[&s("pids"), &s("/"), &i(1)]);
+    let out = m.fails("Remove", &[&s(ctl), &s("/"), &i(1)]);
     assert!(out.contains("InvalidArgs"), "{out}");
 }
 
 #[test]
 fn paths_are_relative_to_the_callers_cgroup() {
     let m = Manager::host("cgm-relative");
+    // The client lives in the cgroup it creates below: only a hierarchy
+    // that enables no controller takes that on v2 (no processes beside
+    // children with controllers), which the freezer is on either version.
+    let ctl = "freezer";
     let mut clean = Cleanup::default();
     let t = name("relative");
-    let tdir = clean.dir(m.own_dir("pids").join(&t));
-    m.ok("Create", &[&s("pids"), &s(&t)]);
+    let tdir = clean.dir(m.own_dir(ctl).join(&t));
+    m.ok("Create", &[&s(ctl), &s(&t)]);
 
     // A client that lives in cgroup T: its paths start there.
     let procs = tdir.join("cgroup.procs");
     let address = format!("--address={}", m.address());
     let script = format!(
         "echo $$ > {} && exec dbus-send {address} --print-reply {DEST} {OBJECT} \
-         {IFACE}.Create string:pids string:inner",
+         {IFACE}.Create string:{ctl} string:inner",
         procs.display()
     );
     let o = run(&["sh", "-c", &script]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(tdir.join("inner").is_dir());
-    assert!(!m.own_dir("pids").join("inner").exists());
+    assert!(!m.own_dir(ctl).join("inner").exists());
 
     let script = format!(
         "echo $$ > {} && exec dbus-send {address} --print-reply {DEST} {OBJECT} \
-         {IFACE}.GetPidCgroup string:pids int32:$$",
+         {IFACE}.GetPidCgroup string:{ctl} int32:$$",
         tdir.join("inner/cgroup.procs").display()
     );
     let o = run(&["sh", "-c", &script]);
@@ -528,19 +536,20 @@ fn paths_are_relative_to_the_callers_cgroup() {
 #[test]
 fn remove_on_empty_waits_for_use_then_removes() {
     let m = Manager::host("cgm-roe");
+    let ctl = host_limit().1;
     let mut clean = Cleanup::default();
     let t = name("roe");
     let a = format!("{t}/a");
-    let tdir = clean.dir(m.own_dir("pids").join(&t));
-    m.ok("Create", &[&s("pids"), &s(&a)]);
-    m.ok("RemoveOnEmpty", &[&s("pids"), &s(&a)]);
+    let tdir = clean.dir(m.own_dir(ctl).join(&t));
+    m.ok("Create", &[&s(ctl), &s(&a)]);
+    m.ok("RemoveOnEmpty", &[&s(ctl), &s(&a)]);
     // Registered while empty: kept until something has been in it (the
     // Create, RemoveOnEmpty, MovePid sequence of a job's child).
     std::thread::sleep(Duration::from_millis(200));
     assert!(tdir.join("a").is_dir(), "removed before it was ever used");
 
     let pid = clean.sleeper();
-    m.ok("MovePid", &[&s("pids"), &s(&a), &i(pid)]);
+    m.ok("MovePid", &[&s(ctl), &s(&a), &i(pid)]);
     std::thread::sleep(Duration::from_millis(100));
     assert!(tdir.join("a").is_dir(), "removed while in use");
     if let Some(c) = clean.children.iter_mut().find(|c| c.id() == pid) {
@@ -557,53 +566,54 @@ fn remove_on_empty_waits_for_use_then_removes() {
     assert!(tdir.is_dir());
 
     // Prune: every empty cgroup of a subtree goes at once.
-    m.ok("Create", &[&s("pids"), &s(&format!("{t}/x/y"))]);
-    m.ok("Prune", &[&s("pids"), &s(&t)]);
+    m.ok("Create", &[&s(ctl), &s(&format!("{t}/x/y"))]);
+    m.ok("Prune", &[&s(ctl), &s(&t)]);
     common::wait_until("the pruned tree to go", 10, || !tdir.exists(), String::new);
 }
 
 #[test]
 fn non_root_callers_are_confined() {
     let m = Manager::host("cgm-nobody");
+    let (l, ctl, knob) = host_limit();
     let mut clean = Cleanup::default();
     let t = name("nobody");
-    let tdir = clean.dir(m.own_dir("pids").join(&t));
+    let tdir = clean.dir(m.own_dir(ctl).join(&t));
 
-    let (ok, out) = m.as_nobody("Create", &[&s("pids"), &s(&t)]);
+    let (ok, out) = m.as_nobody("Create", &[&s(ctl), &s(&t)]);
     assert!(
         !ok && out.contains("org.freedesktop.DBus.Error.AccessDenied"),
         "{out}"
     );
     assert!(!tdir.exists());
 
-    m.ok("Create", &[&s("pids"), &s(&t)]);
-    let (ok, out) = m.as_nobody("Create", &[&s("pids"), &s(&format!("{t}/c"))]);
+    m.ok("Create", &[&s(ctl), &s(&t)]);
+    let (ok, out) = m.as_nobody("Create", &[&s(ctl), &s(&format!("{t}/c"))]);
     assert!(
         !ok && out.contains("AccessDenied"),
         "not delegated yet: {out}"
     );
 
     // Delegate T to nobody.
-    m.ok("Chown", &[&s("pids"), &s(&t), &i(65534), &i(65534)]);
+    m.ok("Chown", &[&s(ctl), &s(&t), &i(65534), &i(65534)]);
     let c = format!("{t}/c");
-    let (ok, out) = m.as_nobody("Create", &[&s("pids"), &s(&c)]);
+    let (ok, out) = m.as_nobody("Create", &[&s(ctl), &s(&c)]);
     assert!(ok, "{out}");
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(tdir.join("c/pids.max")).expect("stat");
+    let meta = std::fs::metadata(tdir.join("c").join(&knob)).expect("stat");
     assert_eq!(meta.uid(), 65534, "what nobody creates is nobody's");
 
     // Limits: T's own knobs stay root's, the child's are nobody's.
-    let (ok, out) = m.as_nobody("SetValue", &[&s("pids"), &s(&t), &s("pids.max"), &s("5")]);
+    let (ok, out) = m.as_nobody("SetValue", &[&s(ctl), &s(&t), &s(&knob), &s(l.values[0])]);
     assert!(!ok && out.contains("AccessDenied"), "{out}");
-    let (ok, out) = m.as_nobody("SetValue", &[&s("pids"), &s(&c), &s("pids.max"), &s("5")]);
+    let (ok, out) = m.as_nobody("SetValue", &[&s(ctl), &s(&c), &s(&knob), &s(l.values[0])]);
     assert!(ok, "{out}");
-    assert_eq!(read(&tdir.join("c/pids.max")), "5");
-    let (ok, out) = m.as_nobody("GetValue", &[&s("pids"), &s(&c), &s("pids.max")]);
-    assert!(ok && string_replies(&out) == ["5"], "{out}");
+    assert_eq!(read(&tdir.join("c").join(&knob)), l.values[0]);
+    let (ok, out) = m.as_nobody("GetValue", &[&s(ctl), &s(&c), &s(&knob)]);
+    assert!(ok && string_replies(&out) == [l.values[0]], "{out}");
 
     // Processes: only nobody's own, only into nobody's cgroups.
     let roots = clean.sleeper();
-    let (ok, out) = m.as_nobody("MovePid", &[&s("pids"), &s(&c), &i(roots)]);
+    let (ok, out) = m.as_nobody("MovePid", &[&s(ctl), &s(&c), &i(roots)]);
     assert!(!ok && out.contains("AccessDenied"), "{out}");
     let own = clean.sleeper_with(NOBODY);
     common::wait_until(
@@ -616,43 +626,49 @@ fn non_root_callers_are_confined() {
         },
         String::new,
     );
-    let (ok, out) = m.as_nobody("MovePid", &[&s("pids"), &s(&c), &i(own)]);
+    // It starts in a cgroup of nobody's beside T/c: on v2 a move needs the
+    // common ancestor's cgroup.procs too (T's, nobody's).
+    let home = format!("{t}/home");
+    m.ok("Create", &[&s(ctl), &s(&home)]);
+    m.ok("Chown", &[&s(ctl), &s(&home), &i(65534), &i(65534)]);
+    m.ok("MovePid", &[&s(ctl), &s(&home), &i(own)]);
+    let (ok, out) = m.as_nobody("MovePid", &[&s(ctl), &s(&c), &i(own)]);
     assert!(ok, "{out}");
-    assert!(cgroup_of(&own.to_string(), "pids", m.is_v1("pids")).ends_with(&c));
-    let (ok, out) = m.as_nobody("MovePidAbs", &[&s("pids"), &s("/"), &i(own)]);
+    assert!(cgroup_of(&own.to_string(), ctl, m.is_v1(ctl)).ends_with(&c));
+    let (ok, out) = m.as_nobody("MovePidAbs", &[&s(ctl), &s("/"), &i(own)]);
     assert!(!ok && out.contains("AccessDenied"), "{out}");
     // The Abs form works on a delegated cgroup too, joined as a session's
     // job would join GetPidCgroupAbs's answer and its path.
-    let (ok, out) = m.as_nobody("GetPidCgroupAbs", &[&s("pids"), &i(own)]);
+    let (ok, out) = m.as_nobody("GetPidCgroupAbs", &[&s(ctl), &i(own)]);
     assert!(ok && string_replies(&out) == [format!("/{c}")], "{out}");
-    let (ok, out) = m.as_nobody("MovePidAbs", &[&s("pids"), &s(&format!("//{c}")), &i(own)]);
+    let (ok, out) = m.as_nobody("MovePidAbs", &[&s(ctl), &s(&format!("//{c}")), &i(own)]);
     assert!(ok, "{out}");
     let other = format!("{t}-other");
-    clean.dir(m.own_dir("pids").join(&other));
-    m.ok("Create", &[&s("pids"), &s(&other)]);
-    let (ok, out) = m.as_nobody("MovePid", &[&s("pids"), &s(&other), &i(own)]);
+    clean.dir(m.own_dir(ctl).join(&other));
+    m.ok("Create", &[&s(ctl), &s(&other)]);
+    let (ok, out) = m.as_nobody("MovePid", &[&s(ctl), &s(&other), &i(own)]);
     assert!(!ok && out.contains("AccessDenied"), "{out}");
 
     // Ownership cannot be given away by nobody.
-    let (ok, out) = m.as_nobody("Chown", &[&s("pids"), &s(&c), &i(0), &i(0)]);
+    let (ok, out) = m.as_nobody("Chown", &[&s(ctl), &s(&c), &i(0), &i(0)]);
     assert!(!ok && out.contains("AccessDenied"), "{out}");
-    let (ok, out) = m.as_nobody("Chmod", &[&s("pids"), &s(&t), &s("pids.max"), &i(0o666)]);
+    let (ok, out) = m.as_nobody("Chmod", &[&s(ctl), &s(&t), &s(&knob), &i(0o666)]);
     assert!(!ok && out.contains("AccessDenied"), "{out}");
 
     // Removal needs the parent too: T/c yes (once empty), T itself no.
-    let (ok, out) = m.as_nobody("Remove", &[&s("pids"), &s(&t), &i(1)]);
+    let (ok, out) = m.as_nobody("Remove", &[&s(ctl), &s(&t), &i(1)]);
     assert!(!ok && out.contains("AccessDenied"), "{out}");
-    m.ok("MovePidAbs", &[&s("pids"), &s("/"), &i(own)]);
-    let (ok, out) = m.as_nobody("Remove", &[&s("pids"), &s(&c), &i(0)]);
+    m.ok("MovePidAbs", &[&s(ctl), &s("/"), &i(own)]);
+    let (ok, out) = m.as_nobody("Remove", &[&s(ctl), &s(&c), &i(0)]);
     assert!(ok && int_reply(&out) == 1, "{out}");
 
     // Reading is open to everyone.
-    let (ok, out) = m.as_nobody("ListChildren", &[&s("pids"), &s(&t)]);
+    let (ok, out) = m.as_nobody("ListChildren", &[&s(ctl), &s(&t)]);
     assert!(ok, "{out}");
     let (ok, out) = m.as_nobody("ListControllers", &[]);
     assert!(ok, "{out}");
-    m.ok("Remove", &[&s("pids"), &s(&t), &i(1)]);
-    m.ok("Remove", &[&s("pids"), &s(&other), &i(1)]);
+    m.ok("Remove", &[&s(ctl), &s(&t), &i(1)]);
+    m.ok("Remove", &[&s(ctl), &s(&other), &i(1)]);
 }
 
 /// A v2 controller to exercise: pids when offered, else what is.
@@ -783,6 +799,7 @@ fn fresh_cgroup2_mount() {
 #[test]
 fn other_clients_and_gdbus() {
     let m = Manager::host("cgm-clients");
+    let ctl = host_limit().1;
     // Clients that connect and then say nothing, or stop half-way through
     // authentication, hold up nobody.
     let _silent = std::os::unix::net::UnixStream::connect(&m.socket).expect("connect");
@@ -805,7 +822,7 @@ fn other_clients_and_gdbus() {
         &format!("{IFACE}.ListControllers"),
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("'pids'"), "{}", text(&o));
+    assert!(text(&o).contains(&format!("'{ctl}'")), "{}", text(&o));
 
     // api_version property.
     let o = run(&[
@@ -1318,32 +1335,27 @@ fn messages_over_the_limit_close_the_connection() {
 #[test]
 fn memory_limit_on_this_layout() {
     let m = Manager::host("cgm-memory");
+    // Memory where the layout offers it, else a limit it does offer; the
+    // key is the hierarchy's own (v1 and v2 name memory's differently).
+    let l = Limit::offered(&["memory"]);
+    let (ctl, key) = (l.controller, l.file());
     let mut clean = Cleanup::default();
     let ctrls = string_replies(&m.ok("ListControllers", &[]));
-    assert!(ctrls.iter().any(|c| c == "memory"), "{ctrls:?}");
+    assert!(ctrls.iter().any(|c| c == ctl), "{ctrls:?}");
     let t = name("memory");
-    let tdir = clean.dir(m.own_dir("memory").join(&t));
-    m.ok("Create", &[&s("memory"), &s(&t)]);
-    // The key is the hierarchy's own: v1 and v2 name the limit differently.
-    let key = if m.is_v1("memory") {
-        "memory.limit_in_bytes"
-    } else {
-        "memory.max"
-    };
-    m.ok("SetValue", &[&s("memory"), &s(&t), &s(key), &s("67108864")]);
-    assert_eq!(read(&tdir.join(key)), "67108864");
+    let tdir = clean.dir(m.own_dir(ctl).join(&t));
+    m.ok("Create", &[&s(ctl), &s(&t)]);
+    m.ok("SetValue", &[&s(ctl), &s(&t), &s(&key), &s(l.values[1])]);
+    assert_eq!(read(&tdir.join(&key)), l.values[1]);
     let pid = clean.sleeper();
-    m.ok("MovePid", &[&s("memory"), &s(&t), &i(pid)]);
-    let own = cgroup_of("self", "memory", m.is_v1("memory"));
+    m.ok("MovePid", &[&s(ctl), &s(&t), &i(pid)]);
+    let own = cgroup_of("self", ctl, m.is_v1(ctl));
     assert_eq!(
-        cgroup_of(&pid.to_string(), "memory", m.is_v1("memory")),
+        cgroup_of(&pid.to_string(), ctl, m.is_v1(ctl)),
         format!("{}/{t}", own.trim_end_matches('/'))
     );
-    m.ok("MovePid", &[&s("memory"), &s("/"), &i(pid)]);
-    assert_eq!(
-        int_reply(&m.ok("Remove", &[&s("memory"), &s(&t), &i(0)])),
-        1
-    );
+    m.ok("MovePid", &[&s(ctl), &s("/"), &i(pid)]);
+    assert_eq!(int_reply(&m.ok("Remove", &[&s(ctl), &s(&t), &i(0)])), 1);
 }
 
 /// A prefix that puts the client in the cgroup whose `cgroup.procs` is
@@ -1457,7 +1469,7 @@ fn a_cgroup_a_user_makes_on_v2_is_wholly_theirs() {
     let mut clean = Cleanup::default();
     let t = name("v2owner");
     let tdir = clean.dir(m.own_v2_dir().join(&t));
-    let l = common::cgroup_layout::Limit::in_v2(&["pids"]);
+    let l = Limit::in_v2(&["pids"]);
     let ctl = l.controller;
     m.ok("Create", &[&s(ctl), &s(&t)]);
     m.ok("Chown", &[&s(ctl), &s(&t), &i(65534), &i(65534)]);
@@ -1495,7 +1507,7 @@ fn a_limit_a_user_sets_on_v2_enables_its_controller_for_them() {
     let mut clean = Cleanup::default();
     let t = name("v2setvalue");
     let tdir = clean.dir(m.own_v2_dir().join(&t));
-    let l = common::cgroup_layout::Limit::in_v2(&["pids"]);
+    let l = Limit::in_v2(&["pids"]);
     let ctl = l.controller;
     m.ok("Create", &[&s(ctl), &s(&t)]);
     m.ok("Chown", &[&s(ctl), &s(&t), &i(65534), &i(65534)]);
@@ -1571,20 +1583,28 @@ fn refused_v2_calls_change_nothing() {
 #[test]
 fn moving_needs_the_targets_real_or_saved_uid() {
     let m = Manager::host("cgm-uids");
+    let ctl = host_limit().1;
     let mut clean = Cleanup::default();
     let t = name("uids");
-    clean.dir(m.own_dir("pids").join(&t));
-    m.ok("Create", &[&s("pids"), &s(&t)]);
-    m.ok("Chown", &[&s("pids"), &s(&t), &i(65534), &i(65534)]);
+    clean.dir(m.own_dir(ctl).join(&t));
+    // The processes wait in T/from, to be moved to T/to: T, their common
+    // ancestor, is nobody's, as a move on v2 needs too.
+    let (from, to) = (format!("{t}/from"), format!("{t}/to"));
+    m.ok("Create", &[&s(ctl), &s(&from)]);
+    m.ok("Create", &[&s(ctl), &s(&to)]);
+    for cg in [&t, &to] {
+        m.ok("Chown", &[&s(ctl), &s(cg), &i(65534), &i(65534)]);
+    }
 
     // Real and saved uid root, effective nobody: not nobody's to move.
     let borrowed = with_uids(0, 65534, 0);
     let _reap = Reap(borrowed);
     let borrowed = borrowed.as_raw() as u32;
     wait_for_uids(borrowed, "0\t65534\t0\t65534");
-    let (ok, out) = m.as_nobody("MovePid", &[&s("pids"), &s(&t), &i(borrowed)]);
+    m.ok("MovePid", &[&s(ctl), &s(&from), &i(borrowed)]);
+    let (ok, out) = m.as_nobody("MovePid", &[&s(ctl), &s(&to), &i(borrowed)]);
     assert!(!ok && out.contains("AccessDenied"), "{out}");
-    assert!(!cgroup_of(&borrowed.to_string(), "pids", m.is_v1("pids")).ends_with(&t));
+    assert!(cgroup_of(&borrowed.to_string(), ctl, m.is_v1(ctl)).ends_with(&from));
 
     // Saved uid nobody: nobody's, whatever its real and effective uid
     // (so is one whose real uid is nobody's).
@@ -1592,10 +1612,14 @@ fn moving_needs_the_targets_real_or_saved_uid() {
     let _reap_lent = Reap(lent);
     let lent = lent.as_raw() as u32;
     wait_for_uids(lent, "0\t0\t65534\t0");
-    let (ok, out) = m.as_nobody("MovePid", &[&s("pids"), &s(&t), &i(lent)]);
+    m.ok("MovePid", &[&s(ctl), &s(&from), &i(lent)]);
+    let (ok, out) = m.as_nobody("MovePid", &[&s(ctl), &s(&to), &i(lent)]);
     assert!(ok, "{out}");
-    m.ok("MovePidAbs", &[&s("pids"), &s("/"), &i(lent)]);
-    m.ok("Remove", &[&s("pids"), &s(&t), &i(0)]);
+    assert!(cgroup_of(&lent.to_string(), ctl, m.is_v1(ctl)).ends_with(&to));
+    for pid in [borrowed, lent] {
+        m.ok("MovePidAbs", &[&s(ctl), &s("/"), &i(pid)]);
+    }
+    m.ok("Remove", &[&s(ctl), &s(&t), &i(1)]);
 }
 
 /// Fork a process with these real, effective and saved uids that waits

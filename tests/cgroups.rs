@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::cgroup_layout::{is_v1, mount_of, v2_mount, Limit};
 use common::{assert_root, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,50 +20,24 @@ fn unique(tag: &str) -> String {
 // ----------------------------------------------------------------------
 // The host's cgroup layout
 
-/// Where a controller's hierarchy is mounted: a v1 mount naming it, else
-/// the cgroup2 mount.
-fn mount_of(controller: &str) -> Option<PathBuf> {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    let mut v2 = None;
-    for line in mounts.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        let (Some(dir), Some(kind), Some(opts)) = (f.get(1), f.get(2), f.get(3)) else {
-            continue;
-        };
-        match *kind {
-            "cgroup" if opts.split(',').any(|o| o == controller) => {
-                return Some(PathBuf::from(dir));
-            }
-            "cgroup2" => v2 = Some(PathBuf::from(dir)),
-            _ => {}
-        }
-    }
-    v2
-}
-
-/// Where the host mounts the cgroup2 hierarchy.
-fn v2_mount() -> Option<PathBuf> {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f.get(1).copied().unwrap_or("/")))
-    })
-}
-
-fn is_v1(controller: &str) -> bool {
-    std::fs::read_to_string("/proc/self/mounts").is_ok_and(|m| {
-        m.lines().any(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            f.get(2) == Some(&"cgroup")
-                && f.get(3)
-                    .is_some_and(|o| o.split(',').any(|o| o == controller))
-        })
-    })
+/// The controller the jobs here are placed in (`@CG@` in their job
+/// files), with a limit they set: pids where this layout offers it, else
+/// one it does (hugetlb where cgroup2 alone is mounted on a kernel that
+/// keeps the others in v1 hierarchies).
+fn cg() -> Limit {
+    Limit::offered(&["pids"])
 }
 
 /// The cgroup of `pid` in `controller`'s hierarchy (`/proc/PID/cgroup`).
 fn cgroup_of(pid: &str, controller: &str) -> Option<String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    cgroup_in(
+        &std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?,
+        controller,
+    )
+}
+
+/// The cgroup in `controller`'s hierarchy of a `/proc/PID/cgroup` text.
+fn cgroup_in(text: &str, controller: &str) -> Option<String> {
     let mut unified = None;
     for line in text.lines() {
         let mut f = line.splitn(3, ':');
@@ -202,10 +177,24 @@ impl Drop for Manager {
 type Session = common::Started;
 
 impl Session {
+    /// `@CG@` in the jobs names the controller `cg()` chose, `@KEY@` its
+    /// limit and `@VALUE@` a value of it.
     fn start(tag: &str, jobs: &[(&str, &str)], extra: &[&str]) -> Session {
         let mut args = vec!["--debug"];
         args.extend_from_slice(extra);
-        let mut session = common::start_session(tag, jobs, &args);
+        let cg = cg();
+        let jobs: Vec<(&str, String)> = jobs
+            .iter()
+            .map(|(name, text)| {
+                let text = text
+                    .replace("@CG@", cg.controller)
+                    .replace("@KEY@", cg.key)
+                    .replace("@VALUE@", cg.values[0]);
+                (*name, text)
+            })
+            .collect();
+        let jobs: Vec<(&str, &str)> = jobs.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        let mut session = common::start_session(tag, &jobs, &args);
         session.stop_gently = true;
         session
     }
@@ -248,72 +237,92 @@ fn own(controller: &str) -> String {
 fn every_stanza_form_places_the_job_and_sets_its_knobs() {
     assert_root();
     let tag = unique("cgf");
-    let memory_key = if is_v1("memory") {
-        "limit_in_bytes"
-    } else {
-        "max"
-    };
+    // Two controllers, each with the limit key of its own hierarchy (v1
+    // and v2 name memory's differently); one and the same where the
+    // layout offers only one.
+    let (p, m) = (cg(), Limit::offered(&["memory"]));
+    let (pc, mc) = (p.controller, m.controller);
     let jobs = [
         // Implicit name: upstart/JOB.
-        ("plain", "cgroup pids\nexec sleep 1000\n".to_string()),
+        ("plain", format!("cgroup {pc}\nexec sleep 1000\n")),
         // Explicit name with levels and `$VAR`s, and a setting.
         (
             "named",
             format!(
-                "instance $N\ncgroup memory {tag}/$N/$UPSTART_JOB {memory_key} 104857600\nexec sleep 1000\n"
+                "instance $N\ncgroup {mc} {tag}/$N/$UPSTART_JOB {} {}\nexec sleep 1000\n",
+                m.key, m.values[0]
             ),
         ),
-        // Implicit name with a setting; $UPSTART_CGROUP inside a name.
+        // Implicit name with a setting.
         (
             "knobs",
-            "cgroup pids max 7\ncgroup memory $UPSTART_CGROUP/sub\nexec sleep 1000\n".to_string(),
+            format!("cgroup {pc} {} {}\nexec sleep 1000\n", p.key, p.values[1]),
+        ),
+        // $UPSTART_CGROUP inside a name.
+        (
+            "nested",
+            format!("cgroup {mc} $UPSTART_CGROUP/sub\nexec sleep 1000\n"),
+        ),
+        // Two controllers.
+        (
+            "both",
+            format!("cgroup {pc}\ncgroup {mc}\nexec sleep 1000\n"),
         ),
     ];
     let jobs: Vec<(&str, &str)> = jobs.iter().map(|(n, t)| (*n, t.as_str())).collect();
     let s = Session::start("cgforms", &jobs, &[]);
-    let m = Manager::start(&s.dir.0);
-    assert_eq!(s.ctl(&["notify-cgroup-manager-address", &m.address()]).0, 0);
-
-    let (pids_base, mem_base) = (own("pids"), own("memory"));
+    let manager = Manager::start(&s.dir.0);
+    assert_eq!(
+        s.ctl(&["notify-cgroup-manager-address", &manager.address()])
+            .0,
+        0
+    );
+    let (p_base, m_base) = (own(pc), own(mc));
+    let limit = |l: &Limit, cgroup: &str| {
+        std::fs::read_to_string(knob(l.controller, cgroup, &l.file()))
+            .unwrap_or_else(|e| panic!("{} of {cgroup}: {e}", l.file()))
+            .trim()
+            .to_string()
+    };
 
     assert_eq!(s.ctl(&["start", "plain"]).0, 0, "{}", s.log());
-    let pid = s.main_pid("plain");
-    let want = under(&pids_base, "upstart/plain");
-    assert_eq!(cgroup_of(&pid, "pids").as_deref(), Some(want.as_str()));
+    let want = under(&p_base, "upstart/plain");
+    assert_eq!(cgroup_of(&s.main_pid("plain"), pc), Some(want));
 
     let (rc, _, err) = s.ctl(&["start", "named", "N=a/b"]);
     assert_eq!(rc, 0, "{err}{}", s.log());
-    let pid = s.main_pid("named N=a/b");
-    let want = under(&mem_base, &format!("{tag}/a/b/named"));
-    assert_eq!(cgroup_of(&pid, "memory").as_deref(), Some(want.as_str()));
-    let limit = format!("memory.{memory_key}");
+    let want = under(&m_base, &format!("{tag}/a/b/named"));
     assert_eq!(
-        std::fs::read_to_string(knob("memory", &want, &limit))
-            .expect("memory knob")
-            .trim(),
-        "104857600"
+        cgroup_of(&s.main_pid("named N=a/b"), mc),
+        Some(want.clone())
     );
+    assert_eq!(limit(&m, &want), m.values[0]);
 
     assert_eq!(s.ctl(&["start", "knobs"]).0, 0, "{}", s.log());
-    let pid = s.main_pid("knobs");
-    let want = under(&pids_base, "upstart/knobs");
-    assert_eq!(cgroup_of(&pid, "pids").as_deref(), Some(want.as_str()));
-    assert_eq!(
-        std::fs::read_to_string(knob("pids", &want, "pids.max"))
-            .expect("pids.max")
-            .trim(),
-        "7"
-    );
-    let want = under(&mem_base, "upstart/knobs/sub");
-    assert_eq!(cgroup_of(&pid, "memory").as_deref(), Some(want.as_str()));
+    let want = under(&p_base, "upstart/knobs");
+    assert_eq!(cgroup_of(&s.main_pid("knobs"), pc), Some(want.clone()));
+    assert_eq!(limit(&p, &want), p.values[1]);
 
-    for job in ["plain", "knobs"] {
+    assert_eq!(s.ctl(&["start", "nested"]).0, 0, "{}", s.log());
+    let want = under(&m_base, "upstart/nested/sub");
+    assert_eq!(cgroup_of(&s.main_pid("nested"), mc), Some(want));
+
+    assert_eq!(s.ctl(&["start", "both"]).0, 0, "{}", s.log());
+    let pid = s.main_pid("both");
+    assert_eq!(cgroup_of(&pid, pc), Some(under(&p_base, "upstart/both")));
+    assert_eq!(cgroup_of(&pid, mc), Some(under(&m_base, "upstart/both")));
+
+    for job in ["plain", "knobs", "nested", "both"] {
         assert_eq!(s.ctl(&["stop", job]).0, 0);
     }
     assert_eq!(s.ctl(&["stop", "named", "N=a/b"]).0, 0);
-    remove_cgroups("pids", &pids_base, &["upstart/plain", "upstart/knobs"]);
+    remove_cgroups(
+        pc,
+        &p_base,
+        &["upstart/plain", "upstart/knobs", "upstart/both"],
+    );
     let named = format!("{tag}/a/b/named");
-    remove_cgroups("memory", &mem_base, &[&named, "upstart/knobs/sub"]);
+    remove_cgroups(mc, &m_base, &[&named, "upstart/nested/sub", "upstart/both"]);
 }
 
 #[test]
@@ -321,7 +330,7 @@ fn every_process_of_a_job_runs_in_its_cgroup() {
     assert_root();
     let record = |name: &str| format!("  cat /proc/self/cgroup > @DIR@/{name}.cg\n");
     let job = format!(
-        "cgroup pids\npre-start script\n{}end script\npost-start script\n{}end script\nscript\n{}  exec sleep 1000\nend script\npre-stop script\n{}end script\npost-stop script\n{}end script\n",
+        "cgroup @CG@\npre-start script\n{}end script\npost-start script\n{}end script\nscript\n{}  exec sleep 1000\nend script\npre-stop script\n{}end script\npost-stop script\n{}end script\n",
         record("pre-start"),
         record("post-start"),
         record("main"),
@@ -333,15 +342,20 @@ fn every_process_of_a_job_runs_in_its_cgroup() {
     s.ctl(&["notify-cgroup-manager-address", &m.address()]);
     assert_eq!(s.ctl(&["start", "everywhere"]).0, 0, "{}", s.log());
     assert_eq!(s.ctl(&["stop", "everywhere"]).0, 0, "{}", s.log());
-    let want = format!("pids:{}", under(&own("pids"), "upstart/everywhere"));
+    let want = under(&own(cg().controller), "upstart/everywhere");
     for p in ["pre-start", "main", "post-start", "pre-stop", "post-stop"] {
         let text = s.read(&format!("{p}.cg"));
-        assert!(
-            text.lines().any(|l| l.ends_with(&want)),
-            "{p} ran in\n{text}\nnot {want}"
+        assert_eq!(
+            cgroup_in(&text, cg().controller).as_deref(),
+            Some(want.as_str()),
+            "{p} ran in\n{text}"
         );
     }
-    remove_cgroups("pids", &own("pids"), &["upstart/everywhere"]);
+    remove_cgroups(
+        cg().controller,
+        &own(cg().controller),
+        &["upstart/everywhere"],
+    );
 }
 
 #[test]
@@ -351,7 +365,7 @@ fn a_traced_daemon_is_followed_into_its_cgroup() {
         "cgfork",
         &[(
             "forker",
-            "expect fork\ncgroup pids\nexec /bin/sh -c \"sleep 1000 &\"\n",
+            "expect fork\ncgroup @CG@\nexec /bin/sh -c \"sleep 1000 &\"\n",
         )],
         &[],
     );
@@ -370,10 +384,13 @@ fn a_traced_daemon_is_followed_into_its_cgroup() {
         std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
             .is_ok_and(|c| c.starts_with("sleep"))
     });
-    let want = under(&own("pids"), "upstart/forker");
-    assert_eq!(cgroup_of(&pid, "pids").as_deref(), Some(want.as_str()));
+    let want = under(&own(cg().controller), "upstart/forker");
+    assert_eq!(
+        cgroup_of(&pid, cg().controller).as_deref(),
+        Some(want.as_str())
+    );
     assert_eq!(s.ctl(&["stop", "forker"]).0, 0);
-    remove_cgroups("pids", &own("pids"), &["upstart/forker"]);
+    remove_cgroups(cg().controller, &own(cg().controller), &["upstart/forker"]);
 }
 
 #[test]
@@ -383,7 +400,7 @@ fn a_debug_job_stops_before_entering_its_cgroups() {
         "cgdebug",
         &[(
             "dbg",
-            "debug\ncgroup pids\nexec /bin/sh -c 'cat /proc/self/cgroup > @DIR@/dbg.cg; exec sleep 1000'\n",
+            "debug\ncgroup @CG@\nexec /bin/sh -c 'cat /proc/self/cgroup > @DIR@/dbg.cg; exec sleep 1000'\n",
         )],
         &[],
     );
@@ -404,14 +421,15 @@ fn a_debug_job_stops_before_entering_its_cgroups() {
     // SAFETY: kill(2) on the job's process.
     unsafe { libc::kill(pid.parse().expect("pid"), libc::SIGCONT) };
     s.wait_for("the job to run", || s.read("dbg.cg").ends_with('\n'));
-    let want = format!("pids:{}", under(&own("pids"), "upstart/dbg"));
-    assert!(
-        s.read("dbg.cg").lines().any(|l| l.ends_with(&want)),
+    let want = under(&own(cg().controller), "upstart/dbg");
+    assert_eq!(
+        cgroup_in(&s.read("dbg.cg"), cg().controller).as_deref(),
+        Some(want.as_str()),
         "{}",
         s.read("dbg.cg")
     );
     s.ctl(&["stop", "dbg"]);
-    remove_cgroups("pids", &own("pids"), &["upstart/dbg"]);
+    remove_cgroups(cg().controller, &own(cg().controller), &["upstart/dbg"]);
 }
 
 #[test]
@@ -423,11 +441,11 @@ fn cgroups_of_a_setuid_job_are_handed_to_its_user() {
             // A script: fd 9 is handed to the user looked up by the helper.
             (
                 "asnobody",
-                "setuid nobody\ncgroup pids\nscript\n  exec sleep 1000\nend script\n",
+                "setuid nobody\ncgroup @CG@\nscript\n  exec sleep 1000\nend script\n",
             ),
             (
                 "nosuchuser",
-                "setuid no-such-user-outset\ncgroup pids\nexec sleep 1000\n",
+                "setuid no-such-user-outset\ncgroup @CG@\nexec sleep 1000\n",
             ),
         ],
         &[],
@@ -436,17 +454,24 @@ fn cgroups_of_a_setuid_job_are_handed_to_its_user() {
     s.ctl(&["notify-cgroup-manager-address", &m.address()]);
     assert_eq!(s.ctl(&["start", "asnobody"]).0, 0, "{}", s.log());
     let pid = s.main_pid("asnobody");
-    let want = under(&own("pids"), "upstart/asnobody");
-    assert_eq!(cgroup_of(&pid, "pids").as_deref(), Some(want.as_str()));
+    let want = under(&own(cg().controller), "upstart/asnobody");
+    assert_eq!(
+        cgroup_of(&pid, cg().controller).as_deref(),
+        Some(want.as_str())
+    );
     use std::os::unix::fs::MetadataExt;
-    let dir = knob("pids", &want, "");
+    let dir = knob(cg().controller, &want, "");
     let nobody = std::fs::metadata(format!("/proc/{pid}"))
         .expect("proc")
         .uid();
     assert_ne!(nobody, 0);
     assert_eq!(std::fs::metadata(&dir).expect("cgroup dir").uid(), nobody);
     s.ctl(&["stop", "asnobody"]);
-    remove_cgroups("pids", &own("pids"), &["upstart/asnobody"]);
+    remove_cgroups(
+        cg().controller,
+        &own(cg().controller),
+        &["upstart/asnobody"],
+    );
 
     let (rc, _, err) = s.ctl(&["start", "nosuchuser"]);
     assert_eq!((rc, err.trim_end()), (1, "initctl: Job failed to start"));
@@ -466,9 +491,9 @@ fn jobs_wait_for_the_manager_address_by_event_and_by_hand() {
         &[
             (
                 "byevent",
-                "start on go\ncgroup pids\nscript\n  echo \"$UPSTART_EVENTS\" > @DIR@/events\n  exec sleep 1000\nend script\n",
+                "start on go\ncgroup @CG@\nscript\n  echo \"$UPSTART_EVENTS\" > @DIR@/events\n  exec sleep 1000\nend script\n",
             ),
-            ("byhand", "cgroup pids\nexec sleep 1000\n"),
+            ("byhand", "cgroup @CG@\nexec sleep 1000\n"),
             ("other", "start on go\nexec sleep 1000\n"),
         ],
         &[],
@@ -499,15 +524,19 @@ fn jobs_wait_for_the_manager_address_by_event_and_by_hand() {
     s.wait_status("byevent", "byevent start/running");
     assert_eq!(s.read("events").trim_end(), "go");
     assert_eq!(s.ctl(&["start", "byhand"]).0, 0, "{}", s.log());
-    let want = under(&own("pids"), "upstart/byhand");
+    let want = under(&own(cg().controller), "upstart/byhand");
     assert_eq!(
-        cgroup_of(&s.main_pid("byhand"), "pids").as_deref(),
+        cgroup_of(&s.main_pid("byhand"), cg().controller).as_deref(),
         Some(want.as_str())
     );
     for j in ["byevent", "byhand", "other"] {
         s.ctl(&["stop", j]);
     }
-    remove_cgroups("pids", &own("pids"), &["upstart/byhand", "upstart/byevent"]);
+    remove_cgroups(
+        cg().controller,
+        &own(cg().controller),
+        &["upstart/byhand", "upstart/byevent"],
+    );
 }
 
 #[test]
@@ -515,7 +544,7 @@ fn a_job_held_for_the_manager_is_still_held_after_a_reexec() {
     assert_root();
     let s = Session::start(
         "cgwaitreexec",
-        &[("held", "start on go\ncgroup pids\nexec sleep 1000\n")],
+        &[("held", "start on go\ncgroup @CG@\nexec sleep 1000\n")],
         &[],
     );
     assert_eq!(s.ctl(&["emit", "--no-wait", "go"]).0, 0);
@@ -529,7 +558,7 @@ fn a_job_held_for_the_manager_is_still_held_after_a_reexec() {
     assert_eq!(s.ctl(&["notify-cgroup-manager-address", &m.address()]).0, 0);
     s.wait_status("held", "held start/running");
     s.ctl(&["stop", "held"]);
-    remove_cgroups("pids", &own("pids"), &["upstart/held"]);
+    remove_cgroups(cg().controller, &own(cg().controller), &["upstart/held"]);
 }
 
 #[test]
@@ -538,8 +567,8 @@ fn a_stopped_manager_holds_the_job_but_never_init() {
     let mut s = Session::start(
         "cgstop",
         &[
-            ("held", "cgroup pids\nexec sleep 1000\n"),
-            ("given-up", "cgroup pids\nexec sleep 1000\n"),
+            ("held", "cgroup @CG@\nexec sleep 1000\n"),
+            ("given-up", "cgroup @CG@\nexec sleep 1000\n"),
             ("free", "exec sleep 1000\n"),
         ],
         &[],
@@ -568,16 +597,16 @@ fn a_stopped_manager_holds_the_job_but_never_init() {
     m.signal(libc::SIGCONT);
     s.wait_status("held", "held start/running");
     s.wait_status("given-up", "given-up stop/waiting");
-    let want = under(&own("pids"), "upstart/held");
+    let want = under(&own(cg().controller), "upstart/held");
     assert_eq!(
-        cgroup_of(&s.main_pid("held"), "pids").as_deref(),
+        cgroup_of(&s.main_pid("held"), cg().controller).as_deref(),
         Some(want.as_str())
     );
     assert!(s.alive());
     for j in ["held", "free"] {
         s.ctl(&["stop", j]);
     }
-    remove_cgroups("pids", &own("pids"), &["upstart/held"]);
+    remove_cgroups(cg().controller, &own(cg().controller), &["upstart/held"]);
 }
 
 #[test]
@@ -585,7 +614,7 @@ fn a_dead_manager_fails_the_job_with_upstarts_error() {
     assert_root();
     let mut s = Session::start(
         "cgdead",
-        &[("orphan", "cgroup pids\nexec sleep 1000\n")],
+        &[("orphan", "cgroup @CG@\nexec sleep 1000\n")],
         &[],
     );
     let mut m = Manager::start(&s.dir.0);
@@ -613,15 +642,15 @@ fn a_read_only_cgroupfs_fails_the_job_with_upstarts_error() {
         "cgro",
         &[
             // Its cgroup cannot be made (Create fails).
-            ("rofresh", "cgroup pids\nexec sleep 1000\n"),
+            ("rofresh", "cgroup @CG@\nexec sleep 1000\n"),
             // Its cgroup exists already, but cannot be entered (MovePid).
-            ("roexist", "cgroup pids\nexec sleep 1000\n"),
+            ("roexist", "cgroup @CG@\nexec sleep 1000\n"),
             ("roplain", "exec sleep 1000\n"),
         ],
         &[],
     );
-    let base = own("pids");
-    let existing = knob("pids", &under(&base, "upstart/roexist"), "");
+    let base = own(cg().controller);
+    let existing = knob(cg().controller, &under(&base, "upstart/roexist"), "");
     std::fs::create_dir_all(&existing).expect("pre-made cgroup");
     let m = Manager::start_read_only(&s.dir.0);
     assert_eq!(s.ctl(&["notify-cgroup-manager-address", &m.address()]).0, 0);
@@ -641,7 +670,7 @@ fn a_read_only_cgroupfs_fails_the_job_with_upstarts_error() {
         assert!(line.contains("Read-only file system"), "{line}");
         assert_eq!(s.status(job), format!("{job} stop/waiting"));
     }
-    assert!(!knob("pids", &under(&base, "upstart/rofresh"), "").exists());
+    assert!(!knob(cg().controller, &under(&base, "upstart/rofresh"), "").exists());
     // Init and the manager carry on.
     assert!(s.alive());
     let (rc, list, _) = s.ctl(&["list"]);
@@ -655,7 +684,7 @@ fn a_read_only_cgroupfs_fails_the_job_with_upstarts_error() {
         .status()
         .is_ok_and(|st| st.success()));
     s.ctl(&["stop", "roplain"]);
-    remove_cgroups("pids", &base, &["upstart/roexist"]);
+    remove_cgroups(cg().controller, &base, &["upstart/roexist"]);
 }
 
 #[test]
@@ -680,12 +709,15 @@ fn a_bad_controller_fails_the_job_and_init_carries_on() {
 fn no_cgroups_starts_such_jobs_without_a_manager() {
     let s = Session::start(
         "cgnone",
-        &[("plain", "cgroup pids max 3\nexec sleep 1000\n")],
+        &[("plain", "cgroup @CG@ @KEY@ @VALUE@\nexec sleep 1000\n")],
         &["--no-cgroups"],
     );
     assert_eq!(s.ctl(&["start", "plain"]).0, 0, "{}", s.log());
     let pid = s.main_pid("plain");
-    assert_eq!(cgroup_of(&pid, "pids"), cgroup_of("self", "pids"));
+    assert_eq!(
+        cgroup_of(&pid, cg().controller),
+        cgroup_of("self", cg().controller)
+    );
     // The address is accepted and ignored.
     assert_eq!(
         s.ctl(&["notify-cgroup-manager-address", "unix:path=/nonexistent"])
@@ -702,7 +734,7 @@ fn a_spawn_waiting_on_the_manager_survives_a_reexec() {
     assert_root();
     let s = Session::start(
         "cgreexecwait",
-        &[("inflight", "cgroup pids\nexec sleep 1000\n")],
+        &[("inflight", "cgroup @CG@\nexec sleep 1000\n")],
         &[],
     );
     let m = Manager::start(&s.dir.0);
@@ -723,13 +755,17 @@ fn a_spawn_waiting_on_the_manager_survives_a_reexec() {
     assert!(s.status("inflight").starts_with("inflight start/spawned"));
     m.signal(libc::SIGCONT);
     s.wait_status("inflight", "inflight start/running");
-    let want = under(&own("pids"), "upstart/inflight");
+    let want = under(&own(cg().controller), "upstart/inflight");
     assert_eq!(
-        cgroup_of(&s.main_pid("inflight"), "pids").as_deref(),
+        cgroup_of(&s.main_pid("inflight"), cg().controller).as_deref(),
         Some(want.as_str())
     );
     s.ctl(&["stop", "inflight"]);
-    remove_cgroups("pids", &own("pids"), &["upstart/inflight"]);
+    remove_cgroups(
+        cg().controller,
+        &own(cg().controller),
+        &["upstart/inflight"],
+    );
 }
 
 #[test]
@@ -737,7 +773,7 @@ fn the_manager_address_survives_a_reexec() {
     assert_root();
     let s = Session::start(
         "cgreexec",
-        &[("after", "cgroup pids\nexec sleep 1000\n")],
+        &[("after", "cgroup @CG@\nexec sleep 1000\n")],
         &[],
     );
     let m = Manager::start(&s.dir.0);
@@ -753,36 +789,21 @@ fn the_manager_address_survives_a_reexec() {
     });
     s.wait_for("the control socket", || s.ctl(&["version"]).0 == 0);
     assert_eq!(s.ctl(&["start", "after"]).0, 0, "{}", s.log());
-    let want = under(&own("pids"), "upstart/after");
+    let want = under(&own(cg().controller), "upstart/after");
     assert_eq!(
-        cgroup_of(&s.main_pid("after"), "pids").as_deref(),
+        cgroup_of(&s.main_pid("after"), cg().controller).as_deref(),
         Some(want.as_str())
     );
     s.ctl(&["stop", "after"]);
-    remove_cgroups("pids", &own("pids"), &["upstart/after"]);
-}
-
-/// A controller the cgroup2 hierarchy offers, with a knob to set and read
-/// back: (controller, key, value).
-fn v2_knob(v2: &Path) -> (&'static str, &'static str, &'static str) {
-    let offered = std::fs::read_to_string(v2.join("cgroup.controllers")).unwrap_or_default();
-    let has = |c: &str| offered.split_whitespace().any(|o| o == c);
-    if has("memory") {
-        ("memory", "max", "104857600")
-    } else if has("pids") {
-        ("pids", "max", "7")
-    } else if has("hugetlb") && Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists() {
-        ("hugetlb", "2MB.max", "4194304")
-    } else {
-        panic!("no usable controller in the cgroup2 hierarchy: {offered:?}")
-    }
+    remove_cgroups(cg().controller, &own(cg().controller), &["upstart/after"]);
 }
 
 #[test]
 fn pid1_on_a_fresh_cgroup2_mount() {
     assert_root();
     let v2 = v2_mount().expect("a cgroup2 hierarchy on this host");
-    let (ctl, key, value) = v2_knob(&v2);
+    let limit = Limit::in_v2(&["memory", "pids"]);
+    let (ctl, key, value) = (limit.controller, limit.key, limit.values[0]);
     // The manager enables controllers in the ancestors' subtree_control and
     // never disables them: put the root's back as it was afterwards.
     let enabled_before = std::fs::read_to_string(v2.join("cgroup.subtree_control"))
