@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::cgroup_layout::{is_v1, mount_of, v2_mount, Limit};
+use common::cgroup_layout::{is_v1, make_cgroup, mount_of, v2_mount, Limit};
 use common::{assert_root, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -650,8 +650,10 @@ fn a_read_only_cgroupfs_fails_the_job_with_upstarts_error() {
         &[],
     );
     let base = own(cg().controller);
+    // Made as the manager makes it: on cgroup2, the controller enabled in
+    // its parents (which the read-only manager could not do).
     let existing = knob(cg().controller, &under(&base, "upstart/roexist"), "");
-    std::fs::create_dir_all(&existing).expect("pre-made cgroup");
+    make_cgroup(cg().controller, &existing);
     let m = Manager::start_read_only(&s.dir.0);
     assert_eq!(s.ctl(&["notify-cgroup-manager-address", &m.address()]).0, 0);
     for (job, error) in [

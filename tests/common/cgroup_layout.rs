@@ -62,6 +62,34 @@ fn v2_controllers(mount: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Make the cgroup `dir` of `controller`'s hierarchy, missing parents
+/// too, as the manager would: on cgroup2 with the controller enabled in
+/// the `cgroup.subtree_control` of every ancestor from the mount down (a
+/// non-root one must hold no process).
+pub fn make_cgroup(controller: &str, dir: &Path) {
+    let mount = mount_of(controller).expect("the controller's hierarchy");
+    let mut chain: Vec<&Path> = dir
+        .ancestors()
+        .skip(1)
+        .take_while(|a| a.starts_with(&mount))
+        .collect();
+    chain.reverse();
+    for cg in chain {
+        std::fs::create_dir_all(cg).unwrap_or_else(|e| panic!("{}: {e}", cg.display()));
+        if is_v1(controller) {
+            continue;
+        }
+        let control = cg.join("cgroup.subtree_control");
+        let enabled = std::fs::read_to_string(&control).unwrap_or_default();
+        if !enabled.split_whitespace().any(|c| c == controller) {
+            if let Err(e) = std::fs::write(&control, format!("+{controller}")) {
+                panic!("enable {controller} in {}: {e}", control.display());
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+}
+
 /// Whether the kernel has `controller` bound to a v1 hierarchy, mounted
 /// here or not (/proc/cgroups: a hierarchy number other than 0). Such a
 /// controller is never offered by cgroup2.

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::cgroup_layout::{bound_to_v1, v2_mount, v2_offers};
+use super::cgroup_layout::{bound_to_v1, make_cgroup, v2_mount, v2_offers};
 
 pub struct PidsCgroup {
     /// The cgroup made for the test (holds `pids.max`, `pids.current`).
@@ -92,22 +92,8 @@ impl PidsCgroup {
             mount.display(),
             offered.trim()
         );
-        let mut chain: Vec<&Path> = parent
-            .ancestors()
-            .take_while(|a| a.starts_with(&mount))
-            .collect();
-        chain.reverse();
-        for cg in chain {
-            let control = cg.join("cgroup.subtree_control");
-            let enabled = std::fs::read_to_string(&control).unwrap_or_default();
-            if !enabled.split_whitespace().any(|c| c == "pids") {
-                if let Err(e) = std::fs::write(&control, "+pids") {
-                    panic!("enable pids in {}: {e}", control.display());
-                }
-            }
-        }
         let dir = parent.join(name);
-        std::fs::create_dir_all(&dir).expect("create pids cgroup");
+        make_cgroup("pids", &dir);
         assert!(
             dir.join("pids.max").exists(),
             "{} has no pids.max",
