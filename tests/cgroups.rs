@@ -544,7 +544,9 @@ fn a_job_held_for_the_manager_is_still_held_after_a_reexec() {
     assert_root();
     let s = Session::start(
         "cgwaitreexec",
-        &[("held", "start on go\ncgroup @CG@\nexec sleep 1000\n")],
+        // Not "held": the job of the test below, whose cgroup would be
+        // the same path, in use meanwhile.
+        &[("kept", "start on go\ncgroup @CG@\nexec sleep 1000\n")],
         &[],
     );
     assert_eq!(s.ctl(&["emit", "--no-wait", "go"]).0, 0);
@@ -553,12 +555,12 @@ fn a_job_held_for_the_manager_is_still_held_after_a_reexec() {
             .contains("Cannot start some jobs until cgroup manager available")
     });
     s.reexec();
-    assert_eq!(s.status("held"), "held stop/waiting");
+    assert_eq!(s.status("kept"), "kept stop/waiting");
     let m = Manager::start(&s.dir.0);
     assert_eq!(s.ctl(&["notify-cgroup-manager-address", &m.address()]).0, 0);
-    s.wait_status("held", "held start/running");
-    s.ctl(&["stop", "held"]);
-    remove_cgroups(cg().controller, &own(cg().controller), &["upstart/held"]);
+    s.wait_status("kept", "kept start/running");
+    s.ctl(&["stop", "kept"]);
+    remove_cgroups(cg().controller, &own(cg().controller), &["upstart/kept"]);
 }
 
 #[test]
