@@ -1151,6 +1151,41 @@ impl Manager {
             .unwrap_or(0)
     }
 
+    /// Connections the manager holds: the connected sockets that carry
+    /// its socket's address (only those it accepted do).
+    fn connections(&self) -> usize {
+        let path = self.socket.to_string_lossy();
+        std::fs::read_to_string("/proc/net/unix")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.get(5) == Some(&"03") && f.get(7) == Some(&&*path)
+            })
+            .count()
+    }
+
+    /// How the manager admitted and let go of connections, from its log.
+    fn admissions(&self) -> String {
+        let log = self.log();
+        let mut why: std::collections::BTreeMap<&str, usize> = Default::default();
+        for line in log.lines() {
+            for mark in ["closed a connection", "refusing a connection", "client pid"] {
+                if let Some(at) = line.find(mark) {
+                    let rest = &line[at..];
+                    let reason = rest.split_once(": ").map_or(mark, |(_, r)| r);
+                    let reason = if mark == "client pid" && rest.contains(" connected") {
+                        "connected"
+                    } else {
+                        reason
+                    };
+                    *why.entry(reason).or_default() += 1;
+                }
+            }
+        }
+        format!("{} held; {why:?}", self.connections())
+    }
+
     fn threads(&self) -> usize {
         common::procs::status_field(self.pid(), "Threads:")
             .and_then(|v| v.parse().ok())
@@ -1174,6 +1209,13 @@ impl Manager {
 fn idle_clients_cost_no_thread_and_lock_nobody_out() {
     let m = Manager::host("cgm-idle");
     m.ok("Ping", &[&i(0)]);
+    // The Ping's connection is let go once the manager sees it hang up.
+    common::wait_until(
+        "the Ping's connection to close",
+        30,
+        || m.connections() == 0,
+        || m.log(),
+    );
     let (threads, fds) = (m.threads(), m.fds());
     // 16 users, 64 authenticated connections each, all idle: more than
     // users other than root may hold (1024 - 64).
@@ -1182,9 +1224,9 @@ fn idle_clients_cost_no_thread_and_lock_nobody_out() {
         .collect();
     common::wait_until(
         "the idle connections",
-        10,
-        || m.fds() >= fds + 960,
-        String::new,
+        60,
+        || m.connections() == 960,
+        || m.admissions(),
     );
     // One descriptor per connection (a few more for connections being
     // turned away), and not one thread more.
@@ -1205,12 +1247,11 @@ fn idle_clients_cost_no_thread_and_lock_nobody_out() {
     );
     assert_eq!(m.threads(), threads, "threads grew with idle clients");
     drop(hogs);
-    // (The count before may still have held the first Ping's connection.)
     common::wait_until(
         "every connection to close",
-        10,
-        || m.fds() <= fds,
-        String::new,
+        30,
+        || m.connections() == 0 && m.fds() <= fds,
+        || m.admissions(),
     );
 }
 
