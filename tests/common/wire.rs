@@ -84,6 +84,26 @@ pub fn hung_up(s: &UnixStream, secs: u64) -> bool {
     false
 }
 
+/// How many of `streams` init has shut down by now, seen without reading
+/// or waiting.
+pub fn hung_up_now(streams: &[UnixStream]) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut fds: Vec<libc::pollfd> = streams
+        .iter()
+        .map(|s| libc::pollfd {
+            fd: s.as_raw_fd(),
+            events: libc::POLLRDHUP,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: valid pollfds for the duration of the call; no waiting.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+    assert!(n >= 0, "poll: {}", std::io::Error::last_os_error());
+    fds.iter()
+        .filter(|f| f.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0)
+        .count()
+}
+
 /// Whether the peer has closed `s` (reads, bounded, until end of file).
 pub fn closed_by_peer(s: &mut UnixStream, secs: u64) -> bool {
     let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
