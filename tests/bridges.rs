@@ -117,6 +117,55 @@ fn file_bridge_turns_changes_into_file_events() {
     );
 }
 
+/// The `file` events the bridge has sent, from its debug log, one line
+/// each.
+fn file_emits(init: &Started) -> Vec<String> {
+    std::fs::read_to_string(init.dir.0.join("upstart-file-bridge.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once("emit file ").map(|(_, e)| e.to_string()))
+        .collect()
+}
+
+#[test]
+fn files_made_while_the_bridge_starts_watching_their_directory_are_reported_once() {
+    let init = start_session(
+        "file-burst",
+        &[(
+            "spool",
+            "start on file FILE=@DIR@/spool/*.job EVENT=create\ntask\nexec true\n",
+        )],
+        &[],
+    );
+    let d = init.dir.0.display().to_string();
+    let _b = bridge(&init, env!("CARGO_BIN_EXE_upstart-file-bridge"), &[]);
+    init.wait_for("the bridge to connect", || {
+        std::fs::read_to_string(init.dir.0.join("upstart-file-bridge.log"))
+            .unwrap_or_default()
+            .contains("watching")
+    });
+    // The directory appears and files pour in at once: some are made
+    // before the bridge watches it, some while it reads it, some after.
+    std::fs::create_dir(init.dir.0.join("spool")).unwrap();
+    let names: Vec<String> = (0..300).map(|n| format!("{n:03}.job")).collect();
+    for name in &names {
+        std::fs::write(init.dir.0.join("spool").join(name), "").unwrap();
+    }
+    let event = |name: &str| format!("FILE={d}/spool/*.job EVENT=create MATCH={d}/spool/{name}");
+    init.wait_for("the last file's event", || {
+        file_emits(&init).contains(&event("299.job"))
+    });
+    // Changes are reported in the order they happen: once a file made
+    // after all that is reported, everything before it has been.
+    std::fs::write(init.dir.0.join("spool/end.job"), "").unwrap();
+    init.wait_for("the end", || file_emits(&init).contains(&event("end.job")));
+    let emits = file_emits(&init);
+    for name in &names {
+        let n = emits.iter().filter(|e| **e == event(name)).count();
+        assert_eq!(n, 1, "{name} reported {n} times");
+    }
+}
+
 /// A job that answers one connection on the socket it was handed, then
 /// exits.
 const ANSWER_ONCE: &str = "exec perl -e 'open(my $l, \"+<&=\", $ENV{UPSTART_FDS}) or die \"no fd\"; \

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use mio::unix::SourceFd;
@@ -79,6 +80,18 @@ impl Watch {
     }
 }
 
+/// One `file` event: `FILE` as the job wrote it, the change, `MATCH`.
+type Out = BTreeSet<(String, Change, Option<String>)>;
+
+/// A file's identity: device and inode.
+type FileId = (u64, u64);
+
+fn file_id(path: &Path) -> Option<FileId> {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
 pub struct FileBridge {
     user: bool,
     home: Option<PathBuf>,
@@ -86,6 +99,12 @@ pub struct FileBridge {
     watches: BTreeSet<Watch>,
     /// Watched directories.
     dirs: HashMap<WatchDescriptor, PathBuf>,
+    /// What a scan reported as created (path, and `FILE` of the watch
+    /// it was for), while its directory stays watched. A directory is
+    /// watched before it is read, so a file made in between is both seen
+    /// by the read and reported by inotify: its creation, seen again for
+    /// the same file, is not reported twice.
+    scanned: HashMap<(PathBuf, String), FileId>,
 }
 
 impl FileBridge {
@@ -96,6 +115,7 @@ impl FileBridge {
             inotify: None,
             watches: BTreeSet::new(),
             dirs: HashMap::new(),
+            scanned: HashMap::new(),
         }
     }
 
@@ -202,24 +222,28 @@ impl FileBridge {
         added
     }
 
-    /// `create` events for what already exists of `w`.
-    fn existing(w: &Watch, out: &mut BTreeSet<(String, Change, Option<String>)>) {
+    /// `create` events for what already exists of `w`, each remembered
+    /// in `scanned`.
+    fn existing(w: &Watch, out: &mut Out, scanned: &mut HashMap<(PathBuf, String), FileId>) {
         if !w.wants(Change::Create) {
             return;
         }
+        let mut found = |path: PathBuf, matched: Option<String>| {
+            if let Some(id) = file_id(&path) {
+                scanned.insert((path, w.original.clone()), id);
+            }
+            out.insert((w.original.clone(), Change::Create, matched));
+        };
         match &w.kind {
-            Kind::File if w.path.exists() => {
-                out.insert((w.original.clone(), Change::Create, None));
-            }
-            Kind::Dir if w.path.is_dir() => {
-                out.insert((w.original.clone(), Change::Create, None));
-            }
+            Kind::File if w.path.exists() => found(w.path.clone(), None),
+            Kind::Dir if w.path.is_dir() => found(w.path.clone(), None),
             Kind::Glob(pattern) => {
                 for entry in std::fs::read_dir(&w.path).into_iter().flatten().flatten() {
                     let name = entry.file_name().to_string_lossy().into_owned();
                     if fnmatch(pattern, &name) {
-                        let full = w.path.join(&name).to_string_lossy().into_owned();
-                        out.insert((w.original.clone(), Change::Create, Some(full)));
+                        let full = w.path.join(&name);
+                        let shown = full.to_string_lossy().into_owned();
+                        found(full, Some(shown));
                     }
                 }
             }
@@ -227,14 +251,35 @@ impl FileBridge {
         }
     }
 
+    /// Drop from `found` (the events of one change at `full`) the
+    /// creations a scan already reported for this very file, and forget
+    /// what the scans saw of `full` once it is gone or created anew.
+    fn not_scanned(&mut self, full: &Path, c: Change, found: &mut Out) {
+        if c == Change::Modify {
+            return;
+        }
+        let now = file_id(full);
+        found.retain(|(file, change, _)| {
+            let seen = self.scanned.remove(&(full.to_path_buf(), file.clone()));
+            !(c == Change::Create && *change == Change::Create && seen.is_some() && seen == now)
+        });
+        if c == Change::Delete {
+            self.scanned.retain(|(p, _), _| p != full);
+        }
+    }
+
+    /// Forget what the scans saw in directories no longer watched, or for
+    /// watches that are gone.
+    fn prune_scanned(&mut self) {
+        let dirs: BTreeSet<&Path> = self.dirs.values().map(PathBuf::as_path).collect();
+        let files: BTreeSet<&str> = self.watches.iter().map(|w| w.original.as_str()).collect();
+        self.scanned.retain(|(p, file), _| {
+            p.parent().is_some_and(|d| dirs.contains(d)) && files.contains(file.as_str())
+        });
+    }
+
     /// The events one change at `full` (in `dir`) means for the watches.
-    fn changed(
-        &self,
-        dir: &Path,
-        full: &Path,
-        c: Change,
-        out: &mut BTreeSet<(String, Change, Option<String>)>,
-    ) {
+    fn changed(&self, dir: &Path, full: &Path, c: Change, out: &mut Out) {
         let shown = || Some(full.to_string_lossy().into_owned());
         for w in &self.watches {
             match &w.kind {
@@ -261,7 +306,7 @@ impl FileBridge {
         }
     }
 
-    fn send(out: BTreeSet<(String, Change, Option<String>)>, ctx: &mut Ctx) {
+    fn send(out: Out, ctx: &mut Ctx) {
         for (file, c, matched) in out {
             let mut env = vec![format!("FILE={file}"), format!("EVENT={}", c.word())];
             if let Some(m) = matched {
@@ -289,12 +334,16 @@ impl Bridge for FileBridge {
 
     fn jobs(&mut self, wanted: &[Wanted], ctx: &mut Ctx) {
         let new: BTreeSet<Watch> = wanted.iter().filter_map(|w| self.resolve(w)).collect();
-        let mut out = BTreeSet::new();
-        for w in new.difference(&self.watches) {
-            Self::existing(w, &mut out);
-        }
+        let fresh: Vec<Watch> = new.difference(&self.watches).cloned().collect();
         self.watches = new;
+        // Watch first, then look: a file made in between is reported by
+        // both, never by neither (`scanned`).
         self.rewatch();
+        let mut out = BTreeSet::new();
+        for w in &fresh {
+            Self::existing(w, &mut out, &mut self.scanned);
+        }
+        self.prune_scanned();
         Self::send(out, ctx);
     }
 
@@ -327,7 +376,11 @@ impl Bridge for FileBridge {
                     Change::Modify
                 };
                 let dir = dir.clone();
-                self.changed(&dir, &dir.join(name), c, &mut out);
+                let full = dir.join(name);
+                let mut found = BTreeSet::new();
+                self.changed(&dir, &full, c, &mut found);
+                self.not_scanned(&full, c, &mut found);
+                out.append(&mut found);
             }
         }
         // Directories may have come or gone: follow them, and report what a
@@ -335,9 +388,10 @@ impl Bridge for FileBridge {
         let added = self.rewatch();
         for w in &self.watches {
             if added.contains(&w.parent()) || (w.kind == Kind::Dir && added.contains(&w.path)) {
-                Self::existing(w, &mut out);
+                Self::existing(w, &mut out, &mut self.scanned);
             }
         }
+        self.prune_scanned();
         Self::send(out, ctx);
     }
 }
