@@ -156,3 +156,30 @@ fn job_files_in_directories_made_after_start_are_seen() {
         job_names(&s).contains(&"sub/deep/er/j".to_string())
     });
 }
+
+#[test]
+fn a_job_file_is_read_once_its_writer_has_closed_it() {
+    use std::io::Write;
+    let s = start_session("half-written", &[("svc", "exec sleep 1000\n")], &[]);
+    // Made and partly written, still open: not a job yet.
+    let mut f = std::fs::File::create(s.dir.0.join("conf/late.conf")).expect("create");
+    f.write_all(b"description \"late\"\n").expect("write");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        assert_eq!(
+            job_names(&s),
+            ["svc"],
+            "a job file read before it was closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f.write_all(b"task\nexec true\n").expect("write");
+    drop(f);
+    s.wait_for("the closed file to be read", || {
+        job_names(&s) == ["late", "svc"]
+    });
+    // All of it: a task, done when `start` returns.
+    let (code, _, err) = s.ctl(&["start", "late"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.ctl(&["status", "late"]).1, "late stop/waiting\n");
+}

@@ -4,6 +4,7 @@
 //! queue.
 
 mod children;
+mod conf_watch;
 mod control;
 mod fatal_signals;
 mod joblog;
@@ -415,7 +416,7 @@ impl Daemon {
         for source in &self.config.sources {
             if source.kind == crate::config::SourceKind::File {
                 if let Some(parent) = source.path.parent() {
-                    let _ = ino.add_watch(parent, watch_flags());
+                    let _ = ino.add_watch(parent, conf_watch::watch_flags());
                 }
             }
         }
@@ -447,7 +448,7 @@ impl Daemon {
         let loaded =
             load_sources_watching(&self.config.sources, &self.config.defaults, &mut |dir| {
                 if let Some(ino) = inotify {
-                    let _ = ino.add_watch(dir, watch_flags());
+                    let _ = ino.add_watch(dir, conf_watch::watch_flags());
                 }
             });
         for e in &loaded.source_errors {
@@ -633,10 +634,18 @@ impl Daemon {
             }
             self.engine.set_time(self.now_ms());
             if conf_changed {
+                let mut reload = false;
                 if let Some(ino) = &self.inotify {
-                    while matches!(ino.read_events(), Ok(ev) if !ev.is_empty()) {}
+                    while let Ok(batch) = ino.read_events() {
+                        if batch.is_empty() {
+                            break;
+                        }
+                        reload |= batch.iter().any(conf_watch::makes_reload);
+                    }
                 }
-                self.reload();
+                if reload {
+                    self.reload();
+                }
             }
             if signalled {
                 self.handle_signals();
@@ -741,15 +750,4 @@ impl Daemon {
             self.engine.child_exited(&mut self.world, pid, exit);
         }
     }
-}
-
-/// The changes in a job directory that make a reload.
-fn watch_flags() -> nix::sys::inotify::AddWatchFlags {
-    use nix::sys::inotify::AddWatchFlags;
-    AddWatchFlags::IN_CREATE
-        | AddWatchFlags::IN_MODIFY
-        | AddWatchFlags::IN_DELETE
-        | AddWatchFlags::IN_MOVED_TO
-        | AddWatchFlags::IN_MOVED_FROM
-        | AddWatchFlags::IN_CLOSE_WRITE
 }
