@@ -524,13 +524,33 @@ fn a_quiet_init_lets_go_of_its_program_text_and_still_works() {
         &[("t", "task\nconsole none\nexec touch @DIR@/ran\n")],
         &[],
     );
-    let (code, _, err) = s.ctl(&["status", "t"]);
-    assert_eq!(code, 0, "{err}");
     let pid = s.init_pid();
     let (size, _) = common::procs::program_text_kib(pid);
     assert!(size > 0, "no text mapping of the program found");
+    // Seen as the text mapped falling at once by a good part of the
+    // program. Where it settles is not checked: what the idle loop faults
+    // back depends on how the kernel holds the file (a fault maps a whole
+    // large folio of the page cache, and a copied binary has bigger ones
+    // than one the linker wrote).
+    let let_go = || {
+        let mut last = common::procs::program_text_kib(pid).1;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            let now = common::procs::program_text_kib(pid).1;
+            if last.saturating_sub(now) >= size / 4 {
+                return true;
+            }
+            last = now;
+        }
+        false
+    };
+    // Work, then watch the quiet second after it (again if this test was
+    // held up past that second before it first looked).
     s.wait_for("most of the program text to be let go", || {
-        common::procs::program_text_kib(pid).1 < size / 3
+        let (code, _, err) = s.ctl(&["status", "t"]);
+        assert_eq!(code, 0, "{err}");
+        let_go()
     });
     let (code, _, err) = s.ctl(&["start", "t"]);
     assert_eq!(code, 0, "{err}");
