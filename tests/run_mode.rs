@@ -288,7 +288,8 @@ fn usage_errors() {
             .output()
             .expect("outset");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).starts_with("outset run: "));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("outset run: "), "{args:?}: {err}");
     }
     let out = Command::new(env!("CARGO_BIN_EXE_outset"))
         .args(["run", "--help"])
