@@ -1168,3 +1168,40 @@ fn restart_is_answered_before_the_execution() {
         });
     }
 }
+
+/// The inotify descriptors a process holds.
+fn inotify_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|l| l.to_string_lossy() == "anon_inode:inotify")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// The old image's watch on the job directories goes to the new image to
+/// be closed there, off the pause (its close waits for the kernel): it
+/// must end up closed, and the new watch must work.
+#[test]
+fn the_job_directory_watch_is_handed_over_closed_and_renewed() {
+    let s = Session::start("watch", &[("a", "exec sleep 1000\n")]);
+    let pid = s.init_pid();
+    assert_eq!(inotify_fds(pid), 1);
+    for round in 0..3 {
+        s.reexec();
+        s.wait_for("the old watch to be closed", || inotify_fds(pid) == 1);
+        let name = format!("new{round}");
+        s.dir
+            .write(&format!("conf/{name}.conf"), "exec sleep 1000\n");
+        s.wait_for("the new job file to be loaded", || {
+            s.ctl(&["status", &name]).1.contains("stop/waiting")
+        });
+    }
+    // Settled: never a second watch left behind.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(inotify_fds(pid), 1);
+}

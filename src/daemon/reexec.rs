@@ -11,7 +11,7 @@
 use mio::Interest;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use thiserror::Error;
 
@@ -19,6 +19,7 @@ use super::joblog::JobLog;
 use super::world::Io;
 use super::Daemon;
 use crate::job::{Engine, Level};
+use crate::reexec::Spent;
 use crate::reexec::{ExportInput, Handover, LiveLog, Payload, ReadError};
 
 #[derive(Debug, Error)]
@@ -71,6 +72,12 @@ struct DaemonState {
     /// The sd_notify socket of `expect notify` jobs.
     #[serde(default)]
     notify_fd: Option<RawFd>,
+    /// Descriptors handed over only to be closed by the next image, off
+    /// its critical path: closing the job directories' inotify descriptor
+    /// waits for a kernel grace period (up to tens of milliseconds), which
+    /// inside the exec would add to every re-exec's pause.
+    #[serde(default)]
+    retired_fds: Vec<RawFd>,
 }
 
 /// outset's own payload, decoded: `None` if it is not outset's (an
@@ -81,7 +88,21 @@ type Decoded = Option<(
     Vec<crate::config::ConfSource>,
     DaemonState,
     Option<String>,
+    Spent,
 )>;
+
+/// Close descriptors the previous image handed over to be closed, on a
+/// thread of their own: the close may wait for a kernel grace period, and
+/// init must not. If no thread can be had, the closure that owns them is
+/// dropped, which closes them here.
+fn retire(fds: Vec<OwnedFd>) {
+    if fds.is_empty() {
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("retire".into())
+        .spawn(move || drop(fds));
+}
 
 /// Read the payload from the previous image, importing it as it arrives,
 /// and decode it. Also gives every byte read (the whole text, unless
@@ -133,6 +154,7 @@ fn decode_restored(restored: Option<crate::reexec::Restored>) -> Result<Decoded,
         restored.imported.sources,
         state,
         restored.imported.bus_address,
+        restored.spent,
     )))
 }
 
@@ -174,7 +196,7 @@ impl Daemon {
 
     /// The state as JSON text (D-Bus `GetState()`).
     pub(super) fn state_json(&self) -> Result<String, ReexecError> {
-        let (handover, daemon, _) = self.capture_daemon();
+        let (handover, daemon, _) = self.capture_daemon(false);
         let bus_address = self.notified_bus();
         let input = ExportInput {
             engine: &self.engine,
@@ -188,7 +210,9 @@ impl Daemon {
 
     /// The daemon's part of the state: the descriptors the Upstart layout
     /// names, the daemon's own extras, and every descriptor handed over.
-    fn capture_daemon(&self) -> (Handover, serde_json::Value, Vec<RawFd>) {
+    /// `handing_over`: for a re-exec, which also hands over descriptors
+    /// only for the next image to close (not part of the state proper).
+    fn capture_daemon(&self, handing_over: bool) -> (Handover, serde_json::Value, Vec<RawFd>) {
         let mut io = Vec::new();
         let mut handover = Handover {
             uid: nix::unistd::getuid().as_raw(),
@@ -256,6 +280,11 @@ impl Daemon {
         fds.extend(scripts.iter().map(|(_, _, fd)| *fd));
         let notify_fd = self.notify.as_ref().map(|n| n.raw_fd());
         fds.extend(notify_fd);
+        let retired_fds: Vec<RawFd> = match &self.inotify {
+            Some(i) if handing_over => vec![i.as_fd().as_raw_fd()],
+            _ => Vec::new(),
+        };
+        fds.extend(&retired_fds);
         let daemon = DaemonState {
             notify_fd,
             io,
@@ -271,6 +300,7 @@ impl Daemon {
             job_env: self.config.job_env.clone(),
             log_priority: super::logger::priority_name(&self.log_priority).to_string(),
             job_nofile: crate::spawn::nofile::job_limit(),
+            retired_fds,
         };
         let daemon = serde_json::to_value(&daemon).unwrap_or(serde_json::Value::Null);
         (handover, daemon, fds)
@@ -320,7 +350,7 @@ impl Daemon {
         self.log(Level::Info, "Performing stateful re-exec");
         // Signals stay blocked from here on, in the writer child too.
         let _ = all_signals().thread_block();
-        let (handover, daemon, fds) = self.capture_daemon();
+        let (handover, daemon, fds) = self.capture_daemon(true);
         let bus_address = self.notified_bus();
         let input = ExportInput {
             engine: &self.engine,
@@ -396,20 +426,28 @@ impl Daemon {
     }
 
     /// Restore the state a previous image left on `fd`. On failure the raw
-    /// data is kept in LOGDIR/upstart.state and outset continues without it.
-    pub(super) fn restore(&mut self, fd: RawFd) -> bool {
+    /// data is kept in LOGDIR/upstart.state and outset continues without it
+    /// (`None`). What the reading leaves to be freed is given back, for the
+    /// caller to drop once the restored jobs have been answered for.
+    pub(super) fn restore(&mut self, fd: RawFd) -> Option<Spent> {
         // SAFETY: the previous image handed this descriptor to us.
         let file = unsafe { File::from_raw_fd(fd) };
         let (parsed, data) = receive(file);
         if self.config.write_state_file {
             self.keep_state(&data);
         }
-        let (mut engine, sources, state, bus_address) = match parsed {
+        let (mut engine, sources, state, bus_address, spent) = match parsed {
             Ok(Some(decoded)) => decoded,
             // Not outset's own payload: a live Upstart handing over.
-            Ok(None) if self.restore_upstart(&data) => return true,
-            Ok(None) => return self.restore_failed(&data, "not a usable Upstart payload"),
-            Err(e) => return self.restore_failed(&data, &e),
+            Ok(None) if self.restore_upstart(&data) => return Some(Spent::default()),
+            Ok(None) => {
+                self.restore_failed(&data, "not a usable Upstart payload");
+                return None;
+            }
+            Err(e) => {
+                self.restore_failed(&data, &e);
+                return None;
+            }
         };
         // Options that describe this image, not the old one.
         engine.options.session_address = self.engine.options.session_address.clone();
@@ -462,6 +500,14 @@ impl Daemon {
             })
             .collect();
         let notify_fd = state.notify_fd.filter(|fd| adopt(*fd));
+        let retired: Vec<OwnedFd> = state
+            .retired_fds
+            .into_iter()
+            .filter(|fd| adopt(*fd))
+            // SAFETY: inherited from the previous image, owned by us now.
+            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+            .collect();
+        retire(retired);
         if stray > 0 {
             self.log(
                 Level::Warn,
@@ -530,20 +576,19 @@ impl Daemon {
         let spawns = self.engine.spawns_in_flight();
         self.engine.reindex(&spawns);
         self.log(Level::Info, "Stateful re-exec completed");
-        true
+        Some(spent)
     }
 }
 
 impl Daemon {
     /// The state could not be used: keep the raw data in
     /// LOGDIR/upstart.state for post-mortem and carry on without it.
-    fn restore_failed(&mut self, data: &[u8], why: &str) -> bool {
+    fn restore_failed(&mut self, data: &[u8], why: &str) {
         self.keep_state(data);
         self.log(
             Level::Error,
             &format!("Failed to read serialisation data - reverting to stateless re-exec: {why}"),
         );
-        false
     }
 
     /// Write the state received from the previous image to

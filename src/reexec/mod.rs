@@ -9,9 +9,12 @@
 
 pub mod outset;
 mod outset_write;
+mod tree;
 pub mod upstart;
 
-pub use outset::{export, read, read_from, ExportInput, Handover, LiveLog, Payload, Restored};
+pub use outset::{
+    export, read, read_from, ExportInput, Handover, LiveLog, Payload, Restored, Spent,
+};
 pub use upstart::{
     import, ImportError, ImportSummary, Imported, ImportedLog, PendingScript, ReadError,
 };

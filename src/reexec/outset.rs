@@ -23,6 +23,8 @@
 
 use serde_json::Value;
 use std::collections::BTreeMap;
+
+use super::tree::{Map as TreeMap, Value as TreeValue};
 use std::sync::Arc;
 
 pub use super::outset_write::Payload;
@@ -73,7 +75,15 @@ pub struct Restored {
     pub imported: Imported,
     /// `outset.daemon` as written.
     pub daemon: Value,
+    /// The classes as read: dropping them is most of the cost of freeing
+    /// what the reading allocated, which can wait until the restored jobs
+    /// have been answered for.
+    pub spent: Spent,
 }
+
+/// What a reading leaves to be freed (see [`Restored::spent`]).
+#[derive(Debug, Default)]
+pub struct Spent(#[allow(dead_code, reason = "held only to be dropped")] Vec<TreeValue>);
 
 /// The whole state as one JSON value in Upstart 1.13's layout: the text
 /// a [`Payload`] writes, as a value.
@@ -96,6 +106,7 @@ pub fn read_from<'de, R: serde_json::de::Read<'de>>(
     let Streamed {
         mut imported,
         mut rest,
+        spent,
     } = import_from(de, None, &mut class_extras)?;
     let Some(extra) = rest.remove(EXTRA_KEY) else {
         return Ok(None);
@@ -107,27 +118,32 @@ pub fn read_from<'de, R: serde_json::de::Read<'de>>(
         key: "engine".into(),
     })?;
     if let Some(o) = ext.get("options") {
-        engine.options = EngineOptions::deserialize(o).map_err(|e| ImportError::BadValue {
-            at: at("engine.options"),
-            reason: e.to_string(),
-        })?;
+        engine.options =
+            EngineOptions::deserialize(o.to_json()).map_err(|e| ImportError::BadValue {
+                at: at("engine.options"),
+                reason: e.to_string(),
+            })?;
     }
-    engine.no_respawn = ext.get("no_respawn").and_then(Value::as_bool) == Some(true);
+    engine.no_respawn = ext.get("no_respawn").and_then(TreeValue::as_bool) == Some(true);
     keep_event_ids(&rest, &mut imported.engine);
     let daemon = match extra {
-        Value::Object(mut o) => o.remove("daemon").unwrap_or(Value::Null),
+        TreeValue::Object(mut o) => o.remove("daemon").map_or(Value::Null, |d| d.to_json()),
         _ => Value::Null,
     };
-    Ok(Some(Restored { imported, daemon }))
+    Ok(Some(Restored {
+        imported,
+        daemon,
+        spent: Spent(spent),
+    }))
 }
 
 /// A class's and its instances' extras, applied as the class is imported.
 fn class_extras(
-    c: &Value,
+    c: &TreeValue,
     ci: usize,
     slots: &mut BTreeMap<std::sync::Arc<str>, Slot>,
 ) -> Result<(), ImportError> {
-    let Some(name) = c.get("name").and_then(Value::as_str) else {
+    let Some(name) = c.get("name").and_then(TreeValue::as_str) else {
         return Ok(());
     };
     let Some(slot) = slots.get_mut(name) else {
@@ -146,28 +162,29 @@ fn class_extras(
     }
     let jobs = c
         .get("jobs")
-        .and_then(Value::as_array)
+        .and_then(TreeValue::as_array)
         .map_or(&[][..], Vec::as_slice);
     for j in jobs {
-        let (Some(iname), Some(x)) = (j.get("name").and_then(Value::as_str), j.get(EXTRA_KEY))
+        let (Some(iname), Some(x)) = (j.get("name").and_then(TreeValue::as_str), j.get(EXTRA_KEY))
         else {
             continue;
         };
         let Some(inst) = slot.instances.get_mut(iname) else {
             continue;
         };
-        inst.kill_deadline = x.get("kill_deadline_ms").and_then(Value::as_u64);
-        if x.get("start_env_set").and_then(Value::as_i64) == Some(1) {
+        inst.kill_deadline = x.get("kill_deadline_ms").and_then(TreeValue::as_u64);
+        if x.get("start_env_set").and_then(TreeValue::as_i64) == Some(1) {
             inst.start_env.get_or_insert_with(Vec::new);
         }
-        if x.get("stop_env_set").and_then(Value::as_i64) == Some(1) {
+        if x.get("stop_env_set").and_then(TreeValue::as_i64) == Some(1) {
             inst.stop_env.get_or_insert_with(Vec::new);
         }
         if let Some(r) = x.get("readiness").filter(|r| !r.is_null()) {
-            inst.readiness = Readiness::deserialize(r).map_err(|e| ImportError::BadValue {
-                at: format!("{at}.jobs.{iname}.readiness"),
-                reason: e.to_string(),
-            })?;
+            inst.readiness =
+                Readiness::deserialize(r.to_json()).map_err(|e| ImportError::BadValue {
+                    at: format!("{at}.jobs.{iname}.readiness"),
+                    reason: e.to_string(),
+                })?;
         }
     }
     Ok(())
@@ -176,10 +193,10 @@ fn class_extras(
 /// The importer numbers events by position; outset's own ids (kept under
 /// each event's extras) are put back so that they stay the same across a
 /// re-exec.
-fn keep_event_ids(top: &serde_json::Map<String, Value>, engine: &mut Engine) {
+fn keep_event_ids(top: &TreeMap, engine: &mut Engine) {
     let events = top
         .get("events")
-        .and_then(Value::as_array)
+        .and_then(TreeValue::as_array)
         .map_or(&[][..], Vec::as_slice);
     let map: BTreeMap<EventId, EventId> = events
         .iter()
@@ -231,15 +248,15 @@ fn keep_event_ids(top: &serde_json::Map<String, Value>, engine: &mut Engine) {
     engine.reindex(&spawns);
 }
 
-fn apply_class_extras(class: &mut JobClass, x: &Value) {
-    if x.get("expect").and_then(Value::as_str) == Some("notify") {
+fn apply_class_extras(class: &mut JobClass, x: &TreeValue) {
+    if x.get("expect").and_then(TreeValue::as_str) == Some("notify") {
         class.expect = Expect::Notify;
     }
-    class.rare.notify_timeout = x.get("notify_timeout").and_then(Value::as_u64);
-    if let Some(path) = x.get("path").and_then(Value::as_str) {
+    class.rare.notify_timeout = x.get("notify_timeout").and_then(TreeValue::as_u64);
+    if let Some(path) = x.get("path").and_then(TreeValue::as_str) {
         class.path = path.to_string();
     }
-    if let Some(lines) = x.get("lines").and_then(Value::as_array) {
+    if let Some(lines) = x.get("lines").and_then(TreeValue::as_array) {
         for (p, line) in ProcessType::ALL.iter().zip(lines) {
             if let (Some(proc_), Some(n)) = (class.processes.get_mut(p), line.as_u64()) {
                 proc_.line = usize::try_from(n).unwrap_or(0);

@@ -17,7 +17,8 @@
 //! them too — but they are counted, and the events their objects held are
 //! released so that they can finish.
 
-use serde_json::{Map, Value};
+use super::tree::{Map, Value};
+use compact_str::CompactString;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Display};
 use std::path::PathBuf;
@@ -267,7 +268,7 @@ impl Importer {
     /// environment lists are moved out of it.
     fn class_at(&mut self, c: &mut Value, i: usize, conf: &Conf) -> Result<(), ImportError> {
         let lists = take_lists(c);
-        let c = Obj::element(c, &Arc::from("job_classes"), i)?;
+        let c = Obj::element(c, &Base::Static("job_classes"), i)?;
         self.summary.job_classes += 1;
         self.class(&c, conf, lists)
     }
@@ -442,13 +443,52 @@ fn index_at(at: &dyn Display, i: usize) -> Indexed<'_> {
 /// an array (the elements share the array's path).
 #[derive(Clone)]
 struct Loc {
-    base: Arc<str>,
+    base: Base,
     index: Option<usize>,
+}
+
+/// A path in the payload. Made of its parent's place and a key, and
+/// spelled out only when a message needs it: the happy path of a large
+/// payload formats nothing.
+#[derive(Clone)]
+enum Base {
+    Root,
+    Text(Arc<str>),
+    Static(&'static str),
+    /// Member `key` of the object at the place given.
+    Member(Arc<(Loc, CompactString)>),
+}
+
+impl Base {
+    fn member(of: &Loc, key: &str) -> Base {
+        Base::Member(Arc::new((of.clone(), key.into())))
+    }
+}
+
+impl Display for Base {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Base::Root => Ok(()),
+            Base::Text(t) => f.write_str(t),
+            Base::Static(t) => f.write_str(t),
+            Base::Member(m) => Field {
+                obj: &m.0,
+                key: &m.1,
+            }
+            .fmt(f),
+        }
+    }
 }
 
 impl Loc {
     fn is_root(&self) -> bool {
-        self.base.is_empty() && self.index.is_none()
+        let empty = match &self.base {
+            Base::Root => true,
+            Base::Text(t) => t.is_empty(),
+            Base::Static(t) => t.is_empty(),
+            Base::Member(_) => false,
+        };
+        empty && self.index.is_none()
     }
 }
 
@@ -456,7 +496,7 @@ impl Display for Loc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.index {
             Some(i) => write!(f, "{}[{i}]", self.base),
-            None => f.write_str(&self.base),
+            None => self.base.fmt(f),
         }
     }
 }
@@ -504,32 +544,32 @@ fn enum_of<T: Copy>(name: &str, at: &dyn Display, table: &[(&str, T)]) -> Result
 
 /// A JSON object and where it sits in the payload (for messages).
 struct Obj<'a> {
-    map: &'a Map<String, Value>,
+    map: &'a Map,
     at: Loc,
 }
 
 impl<'a> Obj<'a> {
     fn new(v: &'a Value, at: impl Display) -> Result<Self, ImportError> {
         let at = Loc {
-            base: at.to_string().into(),
+            base: Base::Text(at.to_string().into()),
             index: None,
         };
         Self::at_loc(v, at)
     }
 
     /// The top level of a payload.
-    fn top(map: &'a Map<String, Value>) -> Self {
+    fn top(map: &'a Map) -> Self {
         Obj {
             map,
             at: Loc {
-                base: Arc::from(""),
+                base: Base::Root,
                 index: None,
             },
         }
     }
 
     /// Element `index` of the array at `base`.
-    fn element(v: &'a Value, base: &Arc<str>, index: usize) -> Result<Self, ImportError> {
+    fn element(v: &'a Value, base: &Base, index: usize) -> Result<Self, ImportError> {
         let at = Loc {
             base: base.clone(),
             index: Some(index),
@@ -560,7 +600,11 @@ impl<'a> Obj<'a> {
     }
 
     fn obj(&self, key: &str) -> Result<Obj<'a>, ImportError> {
-        Obj::new(self.req(key)?, self.at(key))
+        let at = Loc {
+            base: Base::member(&self.at, key),
+            index: None,
+        };
+        Obj::at_loc(self.req(key)?, at)
     }
 
     fn req_str(&self, key: &str) -> Result<&'a str, ImportError> {
@@ -637,8 +681,8 @@ impl<'a> Obj<'a> {
 
     /// Each element of an array as an object.
     /// The path of member `key`, to share among its elements.
-    fn base(&self, key: &str) -> Arc<str> {
-        self.at(key).to_string().into()
+    fn base(&self, key: &str) -> Base {
+        Base::member(&self.at, key)
     }
 
     fn objects(&self, key: &str) -> Result<Vec<Obj<'a>>, ImportError> {
@@ -1133,7 +1177,7 @@ impl Importer {
         let cgmanager_wait = c.opt_bool("cgmanager_wait", false)?;
 
         let mut instances = BTreeMap::new();
-        let jobs_at: Arc<str> = c.at("jobs").to_string().into();
+        let jobs_at = c.base("jobs");
         let mut lists = lists.into_iter();
         for (i, j) in jobs.iter().enumerate() {
             let j = Obj::element(j, &jobs_at, i)?;
@@ -1225,7 +1269,7 @@ impl Importer {
     fn condition(&self, o: &Obj<'_>, key: &str, stanza: &str) -> Result<Option<Tree>, ImportError> {
         match o.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Array(nodes)) => self.operators(nodes, &o.at(key)),
+            Some(Value::Array(nodes)) => self.operators(nodes, &o.base(key)),
             Some(Value::String(text)) => Ok(parse_condition(text, stanza, &o.at(key))?.map(|e| {
                 let tree = EventTree::new(&e);
                 Tree { expr: e, tree }
@@ -1236,14 +1280,13 @@ impl Importer {
 
     /// Rebuild a tree from its post-order list, keeping each leaf's value
     /// and held event.
-    fn operators(&self, nodes: &[Value], at: &dyn Display) -> Result<Option<Tree>, ImportError> {
+    fn operators(&self, nodes: &[Value], at: &Base) -> Result<Option<Tree>, ImportError> {
         // (expression, height) of each pending subtree.
         let mut stack: Vec<(EventExpr, usize)> = Vec::new();
         // (value, held event) of each node, in post-order.
         let mut leaves: Vec<(bool, Option<EventId>)> = Vec::with_capacity(nodes.len());
-        let base: Arc<str> = at.to_string().into();
         for (i, n) in nodes.iter().enumerate() {
-            let n = Obj::element(n, &base, i)?;
+            let n = Obj::element(n, at, i)?;
             let kind = enum_of(n.req_str("type")?, &n.at("type"), OP_TYPES)?;
             let mut value = n.opt_bool("value", false)?;
             match kind {
@@ -1704,6 +1747,7 @@ fn from_hex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     /// A small but complete 1.13-style payload.
     fn payload() -> Value {

@@ -8,8 +8,8 @@
 //! have before `job_classes`; classes that come before them (Upstart
 //! writes `conf_sources` last) are kept and imported at the end.
 
+use super::super::tree::{KeySeed, Map, Scratch, TreeSeed, Value};
 use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
 use std::fmt;
 
 use super::{Conf, ImportError, Imported, Importer, Obj};
@@ -27,7 +27,10 @@ pub(in crate::reexec) type ClassHook<'h> = &'h mut dyn FnMut(
 /// whatever else a reader wants from it).
 pub(in crate::reexec) struct Streamed {
     pub imported: Imported,
-    pub rest: Map<String, Value>,
+    pub rest: Map,
+    /// The classes as read, once imported: freeing them is left to the
+    /// caller, who may do it after answering for the restored jobs.
+    pub spent: Vec<Value>,
 }
 
 /// Why a payload could not be read.
@@ -63,6 +66,8 @@ pub(in crate::reexec) fn import_from<'de, R: serde_json::de::Read<'de>>(
         classes_seen: false,
         error: None,
         hook,
+        scratch: Scratch::default(),
+        spent: Vec::new(),
     };
     let parsed = TopLevel(&mut state)
         .deserialize(&mut *de)
@@ -79,7 +84,7 @@ struct State<'h> {
     /// Taken by `finish`.
     imp: Option<Importer>,
     /// The top level's other members, as they came.
-    rest: Map<String, Value>,
+    rest: Map,
     /// Once the classes can be imported.
     conf: Option<Conf>,
     /// Classes read before what they need.
@@ -88,6 +93,9 @@ struct State<'h> {
     classes_seen: bool,
     error: Option<ImportError>,
     hook: ClassHook<'h>,
+    /// Shared by the classes as they are read.
+    scratch: Scratch,
+    spent: Vec<Value>,
 }
 
 impl State<'_> {
@@ -112,7 +120,9 @@ impl State<'_> {
         let done = imp.class_at(&mut c, index, &conf);
         self.conf = Some(conf);
         done?;
-        (self.hook)(&c, index, &mut imp.slots)
+        let hooked = (self.hook)(&c, index, &mut imp.slots);
+        self.spent.push(c);
+        hooked
     }
 
     fn finish(mut self) -> Result<Streamed, ImportError> {
@@ -135,9 +145,11 @@ impl State<'_> {
             (self.hook)(c, i, &mut imp.slots)?;
         }
         let imported = imp.finish(&top, conf)?;
+        self.spent.append(&mut self.kept);
         Ok(Streamed {
             imported,
             rest: self.rest,
+            spent: self.spent,
         })
     }
 }
@@ -214,7 +226,7 @@ impl<'de> Visitor<'de> for TopLevel<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let state = self.0;
-        while let Some(key) = map.next_key::<String>()? {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
             if key == "job_classes" {
                 map.next_value_seed(Classes(state))?;
             } else {
@@ -264,7 +276,7 @@ impl<'de> Visitor<'de> for Classes<'_, '_> {
             return Err(A::Error::custom("job_classes given twice"));
         }
         state.classes_seen = true;
-        while let Some(c) = seq.next_element::<Value>()? {
+        while let Some(c) = seq.next_element_seed(TreeSeed(&mut state.scratch))? {
             if let Err(e) = state.class(c) {
                 state.error = Some(e);
                 return Err(A::Error::custom("import failed"));
