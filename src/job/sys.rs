@@ -47,24 +47,29 @@ impl SpawnRequest {
     /// one set wins), the others after it, in the order first set.
     pub fn env_entries(&self) -> Vec<&str> {
         use crate::env::key_of;
-        let last_set = |key: &str| {
-            self.env_set
-                .iter()
-                .rev()
-                .find(|e| key_of(e) == key)
-                .map(String::as_str)
-        };
-        let mut out: Vec<&str> = Vec::with_capacity(self.env.len() + self.env_set.len());
-        for e in &self.env {
-            out.push(last_set(key_of(e)).unwrap_or(e));
-        }
-        for (i, e) in self.env_set.iter().enumerate() {
+        // Each key set, once, with the last entry set for it, in the order
+        // first set: a handful, against the tens of the environment, so
+        // each key is split out once, not once per comparison.
+        let mut set: Vec<(&str, &str, bool)> = Vec::with_capacity(self.env_set.len());
+        for e in &self.env_set {
             let key = key_of(e);
-            let earlier = self.env_set.iter().take(i).any(|o| key_of(o) == key);
-            if !earlier && !self.env.iter().any(|b| key_of(b) == key) {
-                out.push(last_set(key).unwrap_or(e));
+            match set.iter_mut().find(|(k, ..)| *k == key) {
+                Some(slot) => slot.1 = e,
+                None => set.push((key, e, false)),
             }
         }
+        let mut out: Vec<&str> = Vec::with_capacity(self.env.len() + set.len());
+        for e in &self.env {
+            let key = key_of(e);
+            match set.iter_mut().find(|(k, ..)| *k == key) {
+                Some((_, value, used)) => {
+                    *used = true;
+                    out.push(value);
+                }
+                None => out.push(e),
+            }
+        }
+        out.extend(set.iter().filter(|(.., used)| !used).map(|(_, e, _)| *e));
         out
     }
 
