@@ -510,14 +510,13 @@ impl Daemon {
 
     fn run_loop(&mut self) -> i32 {
         if let Some(fd) = self.config.state_fd {
-            if let Some(spent) = self.restore(fd) {
+            if self.restore(fd) {
                 self.drop_lost_processes();
                 // Answer about the restored jobs at once, not only after
                 // the configuration has been read again: callers that
                 // came during the restore, too.
                 self.rebuild_view();
                 self.serve_requests();
-                drop(spent);
                 if let Some(tx) = &self.world.control {
                     let _ = tx.send(crate::control::ToBroadcaster::Change(
                         crate::control::Change::Restarted,

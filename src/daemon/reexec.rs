@@ -19,7 +19,6 @@ use super::joblog::JobLog;
 use super::world::Io;
 use super::Daemon;
 use crate::job::{Engine, Level};
-use crate::reexec::Spent;
 use crate::reexec::{ExportInput, Handover, LiveLog, Payload, ReadError};
 
 #[derive(Debug, Error)]
@@ -88,7 +87,6 @@ type Decoded = Option<(
     Vec<crate::config::ConfSource>,
     DaemonState,
     Option<String>,
-    Spent,
 )>;
 
 /// Close descriptors the previous image handed over to be closed, on a
@@ -154,7 +152,6 @@ fn decode_restored(restored: Option<crate::reexec::Restored>) -> Result<Decoded,
         restored.imported.sources,
         state,
         restored.imported.bus_address,
-        restored.spent,
     )))
 }
 
@@ -426,27 +423,25 @@ impl Daemon {
     }
 
     /// Restore the state a previous image left on `fd`. On failure the raw
-    /// data is kept in LOGDIR/upstart.state and outset continues without it
-    /// (`None`). What the reading leaves to be freed is given back, for the
-    /// caller to drop once the restored jobs have been answered for.
-    pub(super) fn restore(&mut self, fd: RawFd) -> Option<Spent> {
+    /// data is kept in LOGDIR/upstart.state and outset continues without it.
+    pub(super) fn restore(&mut self, fd: RawFd) -> bool {
         // SAFETY: the previous image handed this descriptor to us.
         let file = unsafe { File::from_raw_fd(fd) };
         let (parsed, data) = receive(file);
         if self.config.write_state_file {
             self.keep_state(&data);
         }
-        let (mut engine, sources, state, bus_address, spent) = match parsed {
+        let (mut engine, sources, state, bus_address) = match parsed {
             Ok(Some(decoded)) => decoded,
             // Not outset's own payload: a live Upstart handing over.
-            Ok(None) if self.restore_upstart(&data) => return Some(Spent::default()),
+            Ok(None) if self.restore_upstart(&data) => return true,
             Ok(None) => {
                 self.restore_failed(&data, "not a usable Upstart payload");
-                return None;
+                return false;
             }
             Err(e) => {
                 self.restore_failed(&data, &e);
-                return None;
+                return false;
             }
         };
         // Options that describe this image, not the old one.
@@ -576,7 +571,7 @@ impl Daemon {
         let spawns = self.engine.spawns_in_flight();
         self.engine.reindex(&spawns);
         self.log(Level::Info, "Stateful re-exec completed");
-        Some(spent)
+        true
     }
 }
 

@@ -12,9 +12,7 @@ mod outset_write;
 mod tree;
 pub mod upstart;
 
-pub use outset::{
-    export, read, read_from, ExportInput, Handover, LiveLog, Payload, Restored, Spent,
-};
+pub use outset::{export, read, read_from, ExportInput, Handover, LiveLog, Payload, Restored};
 pub use upstart::{
     import, ImportError, ImportSummary, Imported, ImportedLog, PendingScript, ReadError,
 };

@@ -75,15 +75,7 @@ pub struct Restored {
     pub imported: Imported,
     /// `outset.daemon` as written.
     pub daemon: Value,
-    /// The classes as read: dropping them is most of the cost of freeing
-    /// what the reading allocated, which can wait until the restored jobs
-    /// have been answered for.
-    pub spent: Spent,
 }
-
-/// What a reading leaves to be freed (see [`Restored::spent`]).
-#[derive(Debug, Default)]
-pub struct Spent(#[allow(dead_code, reason = "held only to be dropped")] Vec<TreeValue>);
 
 /// The whole state as one JSON value in Upstart 1.13's layout: the text
 /// a [`Payload`] writes, as a value.
@@ -106,7 +98,6 @@ pub fn read_from<'de, R: serde_json::de::Read<'de>>(
     let Streamed {
         mut imported,
         mut rest,
-        spent,
     } = import_from(de, None, &mut class_extras)?;
     let Some(extra) = rest.remove(EXTRA_KEY) else {
         return Ok(None);
@@ -130,11 +121,7 @@ pub fn read_from<'de, R: serde_json::de::Read<'de>>(
         TreeValue::Object(mut o) => o.remove("daemon").map_or(Value::Null, |d| d.to_json()),
         _ => Value::Null,
     };
-    Ok(Some(Restored {
-        imported,
-        daemon,
-        spent: Spent(spent),
-    }))
+    Ok(Some(Restored { imported, daemon }))
 }
 
 /// A class's and its instances' extras, applied as the class is imported.

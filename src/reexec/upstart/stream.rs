@@ -28,9 +28,6 @@ pub(in crate::reexec) type ClassHook<'h> = &'h mut dyn FnMut(
 pub(in crate::reexec) struct Streamed {
     pub imported: Imported,
     pub rest: Map,
-    /// The classes as read, once imported: freeing them is left to the
-    /// caller, who may do it after answering for the restored jobs.
-    pub spent: Vec<Value>,
 }
 
 /// Why a payload could not be read.
@@ -67,7 +64,6 @@ pub(in crate::reexec) fn import_from<'de, R: serde_json::de::Read<'de>>(
         error: None,
         hook,
         scratch: Scratch::default(),
-        spent: Vec::new(),
     };
     let parsed = TopLevel(&mut state)
         .deserialize(&mut *de)
@@ -95,7 +91,6 @@ struct State<'h> {
     hook: ClassHook<'h>,
     /// Shared by the classes as they are read.
     scratch: Scratch,
-    spent: Vec<Value>,
 }
 
 impl State<'_> {
@@ -120,9 +115,10 @@ impl State<'_> {
         let done = imp.class_at(&mut c, index, &conf);
         self.conf = Some(conf);
         done?;
-        let hooked = (self.hook)(&c, index, &mut imp.slots);
-        self.spent.push(c);
-        hooked
+        // Dropped here, as the next class is read: its memory is reused
+        // for that one (a new image's heap is fresh, and every page it
+        // first touches costs a fault).
+        (self.hook)(&c, index, &mut imp.slots)
     }
 
     fn finish(mut self) -> Result<Streamed, ImportError> {
@@ -145,11 +141,9 @@ impl State<'_> {
             (self.hook)(c, i, &mut imp.slots)?;
         }
         let imported = imp.finish(&top, conf)?;
-        self.spent.append(&mut self.kept);
         Ok(Streamed {
             imported,
             rest: self.rest,
-            spent: self.spent,
         })
     }
 }
