@@ -611,6 +611,7 @@ impl Daemon {
             }
             if events.is_empty() {
                 if std::mem::take(&mut self.busy_since_trim) {
+                    self.engine.release_spares();
                     memory::trim();
                 }
             } else {

@@ -110,7 +110,18 @@ impl Engine {
 
     /// The class environment: the global table, then the `env` stanzas.
     pub fn class_env(&self, class: &JobClass) -> Vec<String> {
-        let mut out = self.global_env.clone();
+        self.class_env_into(class, Vec::new())
+    }
+
+    /// [`Engine::class_env`] in a spare table of a removed instance, whose
+    /// strings take the new ones without allocating.
+    pub(super) fn recycled_class_env(&mut self, class: &JobClass) -> Vec<String> {
+        let spare = self.spare_envs.pop().unwrap_or_default();
+        self.class_env_into(class, spare)
+    }
+
+    fn class_env_into(&self, class: &JobClass, mut out: Vec<String>) -> Vec<String> {
+        out.clone_from(&self.global_env);
         for entry in &class.env {
             if entry.contains('=') {
                 env::set(&mut out, entry.clone());
@@ -123,4 +134,20 @@ impl Engine {
         }
         out
     }
+
+    /// Keep a removed instance's table for [`Engine::recycled_class_env`].
+    pub(super) fn spare_env(&mut self, env: Vec<String>) {
+        if self.spare_envs.len() < MAX_SPARE_ENVS && env.capacity() > 0 {
+            self.spare_envs.push(env);
+        }
+    }
+
+    /// Init is quiet: let the spare tables go.
+    pub fn release_spares(&mut self) {
+        self.spare_envs = Vec::new();
+    }
 }
+
+/// At most this many spare tables (a storm of that many tasks reuses
+/// them all; each is a copy of the global table, a few kilobytes).
+const MAX_SPARE_ENVS: usize = 256;

@@ -142,6 +142,11 @@ pub struct Engine {
     /// Post-start processes killed because their main process ended: their
     /// end is expected, not a warning (post_start.rs).
     pub(super) abandoned: BTreeSet<i32>,
+    /// Environment tables of removed instances, kept while init is busy
+    /// so that the next instances' tables reuse their strings instead of
+    /// allocating each anew (the copy of the global table was most of
+    /// the allocations a task cost). Released when init is quiet.
+    pub(super) spare_envs: Vec<Vec<String>>,
 }
 
 impl Engine {

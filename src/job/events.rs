@@ -324,7 +324,8 @@ impl Engine {
             .as_ref()
             .map(|t| t.contributing())
             .unwrap_or_default();
-        let start_env = self.collect_env(self.class_env(&class), &contributing, "UPSTART_EVENTS");
+        let base = self.recycled_class_env(&class);
+        let start_env = self.collect_env(base, &contributing, "UPSTART_EVENTS");
         let iname = match expand(&class.instance, &start_env) {
             Ok(n) => n,
             Err(e) => {

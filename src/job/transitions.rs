@@ -232,7 +232,7 @@ impl Engine {
             // most of the heap. A new map allocates nothing.
             slot.instances = BTreeMap::new();
         }
-        if let Some(inst) = removed {
+        if let Some(mut inst) = removed {
             for id in inst
                 .stop_on
                 .iter()
@@ -240,6 +240,7 @@ impl Engine {
             {
                 self.release(id);
             }
+            self.spare_env(std::mem::take(&mut inst.env));
         }
         sys.changed(Change::InstanceRemoved(key.clone()));
         let Some(slot) = self.slots.get_mut(key.job.as_str()) else {

@@ -255,3 +255,45 @@ fn restored_engine_rebuilds_the_event_index() {
     emit(&mut back, &mut f, "b");
     assert_eq!(state(&back, "j"), Some((Goal::Start, State::Spawned)));
 }
+
+/// A task started again after its instance was removed takes a spare
+/// table: it must hold exactly what a fresh one would, whatever the table
+/// held before (a longer global table, other event variables).
+#[test]
+fn a_recycled_environment_table_is_the_fresh_one() {
+    let (mut e, mut f) = engine(&[("t", "start on go or again\ntask\nenv A=1\nexec t\n")]);
+    e.global_env = vec!["PATH=/bin".into(), "TERM=linux".into(), "X=old".into()];
+    let run = |e: &mut Engine, f: &mut Fake, event: &str, env: Vec<String>| {
+        e.emit(event, env);
+        e.run_queue(f);
+        let pid = f.last_pid("t", ProcessType::Main);
+        let env = e
+            .instance(&JobKey::new("t", ""))
+            .map(|i| i.env.clone())
+            .expect("running");
+        e.spawn_ok(f, pid);
+        e.child_exited(f, pid, ExitStatus::Exited(0));
+        e.run_queue(f);
+        assert!(e.instance(&JobKey::new("t", "")).is_none(), "removed");
+        env
+    };
+    let first = run(
+        &mut e,
+        &mut f,
+        "go",
+        vec!["LONG_VARIABLE=a long value".into()],
+    );
+    assert!(
+        !e.spare_envs.is_empty(),
+        "the removed instance's table is kept"
+    );
+    e.global_env = vec!["PATH=/usr/bin".into(), "TERM=vt100".into()];
+    let fresh = e.class_env(&e.slots["t"].class.clone());
+    let second = run(&mut e, &mut f, "again", vec![]);
+    assert_ne!(first, second);
+    let mut want = fresh;
+    want.push("UPSTART_EVENTS=again".into());
+    assert_eq!(second, want);
+    e.release_spares();
+    assert!(e.spare_envs.is_empty());
+}
