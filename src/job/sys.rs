@@ -58,8 +58,28 @@ impl SpawnRequest {
                 None => set.push((key, e, false)),
             }
         }
+        // The first bytes of the keys set: an entry starting otherwise (most
+        // of them) needs no splitting at all.
+        let mut firsts = [false; 256];
+        for (k, ..) in &set {
+            if let Some(seen) = k
+                .bytes()
+                .next()
+                .and_then(|b| firsts.get_mut(usize::from(b)))
+            {
+                *seen = true;
+            }
+        }
         let mut out: Vec<&str> = Vec::with_capacity(self.env.len() + set.len());
         for e in &self.env {
+            let maybe_set = e
+                .bytes()
+                .next()
+                .is_none_or(|b| firsts.get(usize::from(b)).copied().unwrap_or(true));
+            if !maybe_set {
+                out.push(e);
+                continue;
+            }
             let key = key_of(e);
             match set.iter_mut().find(|(k, ..)| *k == key) {
                 Some((_, value, used)) => {
