@@ -168,7 +168,7 @@ fn every_payload_loads() {
         // Every reference points at something that exists.
         let ids: Vec<u64> = imp.engine.events.iter().map(|e| e.id).collect();
         for (job, slot) in &imp.engine.slots {
-            assert_eq!(&slot.class.name, job);
+            assert_eq!(&slot.class.name, &**job);
             let trees = slot
                 .start_on
                 .iter()

@@ -1,6 +1,7 @@
 //! Configuration input: the classes a (re)load registers, and the class
 //! environment their instances start from (job-config.md §3).
 
+use super::ClassKey;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -20,13 +21,13 @@ impl Engine {
             .into_iter()
             .map(|c| (Arc::clone(&c.name), c))
             .collect();
-        let names: Vec<Arc<str>> = self.slots.keys().cloned().collect();
+        let names: Vec<Arc<str>> = self.slots.keys().map(|k| Arc::clone(k)).collect();
         for name in names {
             match incoming.remove(&name) {
                 Some(class) => {
-                    let same = self.slots.get(&name).is_some_and(|s| *s.class == class);
+                    let same = self.slots.get(&*name).is_some_and(|s| *s.class == class);
                     if same {
-                        if let Some(slot) = self.slots.get_mut(&name) {
+                        if let Some(slot) = self.slots.get_mut(&*name) {
                             slot.pending = None;
                         }
                     } else {
@@ -38,7 +39,7 @@ impl Engine {
         }
         for (name, class) in incoming {
             sys.changed(Change::JobAdded(name.to_string()));
-            self.slots.insert(name, Slot::new(Arc::new(class)));
+            self.slots.insert(name.into(), Slot::new(Arc::new(class)));
         }
         self.compact_slots();
     }
@@ -52,7 +53,7 @@ impl Engine {
     }
 
     fn change_class(&mut self, sys: &mut dyn Sys, name: &str, change: ClassChange) {
-        let Some(slot) = self.slots.get_mut(name) else {
+        let Some(slot) = self.slots.get_mut(ClassKey::new(name)) else {
             return;
         };
         if !slot.instances.is_empty() {
@@ -104,7 +105,7 @@ impl Engine {
         for id in held {
             self.release(id);
         }
-        self.slots.insert(Arc::clone(&slot.class.name), slot);
+        self.slots.insert(Arc::clone(&slot.class.name).into(), slot);
         sys.changed(Change::JobAdded(name.to_string()));
     }
 

@@ -10,7 +10,7 @@ use super::instance::Instance;
 use super::interest::InterestCache;
 use super::state::{Goal, State};
 use super::sys::Sys;
-use super::JobKey;
+use super::{ClassKey, ClassName, JobKey};
 use crate::config::{JobClass, ProcessType};
 use crate::event::{EventId, EventTree, Progress};
 
@@ -115,7 +115,7 @@ pub(super) struct PendingSpawn {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Engine {
     /// Keyed by the class's own name (`JobClass::name`, shared).
-    pub slots: BTreeMap<Arc<str>, Slot>,
+    pub slots: BTreeMap<ClassName, Slot>,
     pub events: VecDeque<Event>,
     pub(super) next_event: EventId,
     /// Global job environment table.
@@ -166,7 +166,7 @@ impl Engine {
         !self.options.no_cgroups
             && self
                 .slots
-                .get(job)
+                .get(ClassKey::new(job))
                 .is_some_and(|s| !s.class.rare.cgroups.is_empty())
     }
 
@@ -182,11 +182,11 @@ impl Engine {
             .slots
             .iter()
             .filter(|(_, s)| s.cgmanager_wait && s.start_on.is_some())
-            .map(|(j, _)| j.clone())
+            .map(|(j, _)| Arc::clone(j))
             .collect();
         for job in waiting {
             self.induct(sys, &job);
-            if let Some(slot) = self.slots.get_mut(&job) {
+            if let Some(slot) = self.slots.get_mut(&*job) {
                 slot.cgmanager_wait = false;
             }
         }
@@ -239,20 +239,22 @@ impl Engine {
 
     pub fn instance(&self, key: &JobKey) -> Option<&Instance> {
         self.slots
-            .get(key.job.as_str())?
+            .get(ClassKey::new(key.job.as_str()))?
             .instances
             .get(&key.instance)
     }
 
     pub(super) fn inst(&mut self, key: &JobKey) -> Option<&mut Instance> {
         self.slots
-            .get_mut(key.job.as_str())?
+            .get_mut(ClassKey::new(key.job.as_str()))?
             .instances
             .get_mut(&key.instance)
     }
 
     pub(super) fn class_of(&self, key: &JobKey) -> Option<Arc<JobClass>> {
-        self.slots.get(key.job.as_str()).map(|s| s.class.clone())
+        self.slots
+            .get(ClassKey::new(key.job.as_str()))
+            .map(|s| s.class.clone())
     }
 
     /// Is any instance of any job alive?

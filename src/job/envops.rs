@@ -2,6 +2,7 @@
 
 use super::engine::Engine;
 use super::error::EngineError;
+use super::ClassKey;
 use super::JobKey;
 use crate::env;
 
@@ -45,7 +46,7 @@ impl Engine {
             Some(k) => {
                 if let Some(inst) = self
                     .slots
-                    .get_mut(k.job.as_str())
+                    .get_mut(ClassKey::new(k.job.as_str()))
                     .and_then(|s| s.instances.get_mut(&k.instance))
                 {
                     edit(&mut inst.env);
@@ -135,13 +136,13 @@ impl Engine {
         match target(self, details)? {
             None => self.global_env = initial.to_vec(),
             Some(k) => {
-                let Some(slot) = self.slots.get(k.job.as_str()) else {
+                let Some(slot) = self.slots.get(ClassKey::new(k.job.as_str())) else {
                     return Ok(());
                 };
                 let fresh = self.class_env(&slot.class);
                 if let Some(inst) = self
                     .slots
-                    .get_mut(k.job.as_str())
+                    .get_mut(ClassKey::new(k.job.as_str()))
                     .and_then(|s| s.instances.get_mut(&k.instance))
                 {
                     inst.env = fresh;

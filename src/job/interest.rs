@@ -8,6 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use super::ClassName;
+
 use super::engine::Slot;
 use crate::config::EventExpr;
 use crate::event::{EventTree, NodeKind};
@@ -41,7 +43,7 @@ impl InterestCache {
     }
 
     /// The jobs to offer event `name`, in job-name order.
-    pub fn jobs(&mut self, slots: &BTreeMap<Arc<str>, Slot>, name: &str) -> Arc<[Arc<str>]> {
+    pub fn jobs(&mut self, slots: &BTreeMap<ClassName, Slot>, name: &str) -> Arc<[Arc<str>]> {
         self.0
             .get_or_insert_with(|| Interest::build(slots))
             .jobs(name)
@@ -67,7 +69,7 @@ fn tree_names<'a>(tree: &'a EventTree, out: &mut Vec<&'a str>) {
 }
 
 impl Interest {
-    pub fn build(slots: &BTreeMap<Arc<str>, Slot>) -> Interest {
+    pub fn build(slots: &BTreeMap<ClassName, Slot>) -> Interest {
         let mut by_event: HashMap<&str, BTreeSet<&Arc<str>>> = HashMap::new();
         let mut always = Vec::new();
         for (job, slot) in slots {
@@ -91,7 +93,7 @@ impl Interest {
                 by_event.entry(name).or_default().insert(job);
             }
             if fired {
-                always.push(job.clone());
+                always.push(Arc::clone(job));
             }
         }
         Interest {

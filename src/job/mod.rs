@@ -14,6 +14,7 @@ macro_rules! log {
     }};
 }
 
+mod class_name;
 mod classes;
 mod engine;
 mod envops;
@@ -32,6 +33,7 @@ mod timers;
 mod transitions;
 mod validate;
 
+pub use class_name::{ClassKey, ClassName};
 pub use engine::{ClassChange, Engine, EngineOptions, Event, EventWaiter, ExitStatus, Slot};
 pub use error::{EngineError, SpawnError};
 pub use instance::{Held, Instance, Trace, WaitKind};

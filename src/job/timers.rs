@@ -3,6 +3,7 @@
 
 use super::engine::Engine;
 use super::sys::{Level, Sys};
+use super::ClassKey;
 use super::JobKey;
 use crate::config::{signal_name, JobClass, ProcessType};
 
@@ -53,7 +54,7 @@ impl Engine {
     fn deadline_of(&self, key: &JobKey) -> Option<u64> {
         let inst = self
             .slots
-            .get(key.job.as_str())?
+            .get(ClassKey::new(key.job.as_str()))?
             .instances
             .get(&key.instance)?;
         match (inst.kill_deadline, Self::readiness_deadline(inst)) {

@@ -128,7 +128,7 @@ pub fn read_from<'de, R: serde_json::de::Read<'de>>(
 fn class_extras(
     c: &TreeValue,
     ci: usize,
-    slots: &mut BTreeMap<std::sync::Arc<str>, Slot>,
+    slots: &mut BTreeMap<crate::job::ClassName, Slot>,
 ) -> Result<(), ImportError> {
     let Some(name) = c.get("name").and_then(TreeValue::as_str) else {
         return Ok(());

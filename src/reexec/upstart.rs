@@ -933,7 +933,7 @@ struct Importer {
     summary: ImportSummary,
     /// By payload index; `None` for events of chroot sessions.
     events: Vec<Option<Event>>,
-    slots: BTreeMap<Arc<str>, Slot>,
+    slots: BTreeMap<crate::job::ClassName, Slot>,
     spawns: Vec<(i32, JobKey, ProcessType)>,
     scripts: Vec<PendingScript>,
     logs: Vec<ImportedLog>,
@@ -1192,7 +1192,7 @@ impl Importer {
         }
 
         self.slots.insert(
-            Arc::clone(&class.name),
+            Arc::clone(&class.name).into(),
             Slot {
                 class: Arc::new(class),
                 start_on: start_on.map(|t| t.tree),

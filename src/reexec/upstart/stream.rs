@@ -20,7 +20,7 @@ use crate::job::Slot;
 pub(in crate::reexec) type ClassHook<'h> = &'h mut dyn FnMut(
     &Value,
     usize,
-    &mut std::collections::BTreeMap<std::sync::Arc<str>, Slot>,
+    &mut std::collections::BTreeMap<crate::job::ClassName, Slot>,
 ) -> Result<(), ImportError>;
 
 /// A payload imported, and its top level without `job_classes` (for
