@@ -66,6 +66,17 @@ fn lines(init: &Started, rel: &str, n: usize) -> Vec<String> {
     l
 }
 
+/// The file bridge, started on `init` and watching (its debug log says so).
+fn watching_file_bridge(init: &Started) -> Running {
+    let b = bridge(init, env!("CARGO_BIN_EXE_upstart-file-bridge"), &[]);
+    init.wait_for("the bridge to connect", || {
+        std::fs::read_to_string(init.dir.0.join("upstart-file-bridge.log"))
+            .unwrap_or_default()
+            .contains("watching")
+    });
+    b
+}
+
 #[test]
 fn file_bridge_turns_changes_into_file_events() {
     let init = start_session(
@@ -79,14 +90,9 @@ fn file_bridge_turns_changes_into_file_events() {
         &[],
     );
     let d = init.dir.0.display().to_string();
-    let _b = bridge(&init, env!("CARGO_BIN_EXE_upstart-file-bridge"), &[]);
     // The job is known before its directory exists: the bridge watches an
     // ancestor until the directory appears.
-    init.wait_for("the bridge to connect", || {
-        std::fs::read_to_string(init.dir.0.join("upstart-file-bridge.log"))
-            .unwrap_or_default()
-            .contains("watching")
-    });
+    let _b = watching_file_bridge(&init);
     std::fs::create_dir(init.dir.0.join("spool")).unwrap();
     std::fs::write(init.dir.0.join("spool/a.job"), "x").unwrap();
     std::fs::write(init.dir.0.join("spool/ignored.txt"), "x").unwrap();
@@ -138,12 +144,7 @@ fn files_made_while_the_bridge_starts_watching_their_directory_are_reported_once
         &[],
     );
     let d = init.dir.0.display().to_string();
-    let _b = bridge(&init, env!("CARGO_BIN_EXE_upstart-file-bridge"), &[]);
-    init.wait_for("the bridge to connect", || {
-        std::fs::read_to_string(init.dir.0.join("upstart-file-bridge.log"))
-            .unwrap_or_default()
-            .contains("watching")
-    });
+    let _b = watching_file_bridge(&init);
     // The directory appears and files pour in at once: some are made
     // before the bridge watches it, some while it reads it, some after.
     std::fs::create_dir(init.dir.0.join("spool")).unwrap();

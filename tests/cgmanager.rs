@@ -1501,19 +1501,51 @@ fn v2_moves_follow_the_kernels_rules() {
     m.ok("MovePidAbs", &[&s("all"), &s("/"), &i(victim)]);
 }
 
+/// A cgroup T made by root in the manager's own cgroup2 tree and given to
+/// nobody, with the controller a v2 layout offers: the setting of the
+/// tests of what a user may do below a cgroup of their own. Holds the
+/// test's turn on the shared tree and puts it back as it was.
+struct NobodysV2Cgroup {
+    // Dropped in this order: the cgroups, the root's controllers, the
+    // manager, the turn.
+    _clean: Cleanup,
+    _restore: RestoreSubtree,
+    m: Manager,
+    t: String,
+    tdir: PathBuf,
+    limit: Limit,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+impl NobodysV2Cgroup {
+    fn new(tag: &str, cgroup: &str) -> Self {
+        let turn = V2_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let m = Manager::fresh_v2(tag);
+        let control = m.v2_root().join("cgroup.subtree_control");
+        let restore = RestoreSubtree(control.clone(), read(&control));
+        let mut clean = Cleanup::default();
+        let t = name(cgroup);
+        let tdir = clean.dir(m.own_v2_dir().join(&t));
+        let limit = Limit::in_v2(&["pids"]);
+        let ctl = limit.controller;
+        m.ok("Create", &[&s(ctl), &s(&t)]);
+        m.ok("Chown", &[&s(ctl), &s(&t), &i(65534), &i(65534)]);
+        NobodysV2Cgroup {
+            _clean: clean,
+            _restore: restore,
+            m,
+            t,
+            tdir,
+            limit,
+            _turn: turn,
+        }
+    }
+}
+
 #[test]
 fn a_cgroup_a_user_makes_on_v2_is_wholly_theirs() {
-    let _turn = V2_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let m = Manager::fresh_v2("cgm-v2-owner");
-    let control = m.v2_root().join("cgroup.subtree_control");
-    let _restore = RestoreSubtree(control.clone(), read(&control));
-    let mut clean = Cleanup::default();
-    let t = name("v2owner");
-    let tdir = clean.dir(m.own_v2_dir().join(&t));
-    let l = Limit::in_v2(&["pids"]);
-    let ctl = l.controller;
-    m.ok("Create", &[&s(ctl), &s(&t)]);
-    m.ok("Chown", &[&s(ctl), &s(&t), &i(65534), &i(65534)]);
+    let n = NobodysV2Cgroup::new("cgm-v2-owner", "v2owner");
+    let (m, t, tdir, l, ctl) = (&n.m, &n.t, &n.tdir, &n.limit, n.limit.controller);
     // Enabling the controller in T (nobody's) makes the child's limit
     // files: they are nobody's as much as the rest of the child.
     let c = format!("{t}/c");
@@ -1541,17 +1573,8 @@ fn a_cgroup_a_user_makes_on_v2_is_wholly_theirs() {
 
 #[test]
 fn a_limit_a_user_sets_on_v2_enables_its_controller_for_them() {
-    let _turn = V2_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let m = Manager::fresh_v2("cgm-v2-setvalue");
-    let control = m.v2_root().join("cgroup.subtree_control");
-    let _restore = RestoreSubtree(control.clone(), read(&control));
-    let mut clean = Cleanup::default();
-    let t = name("v2setvalue");
-    let tdir = clean.dir(m.own_v2_dir().join(&t));
-    let l = Limit::in_v2(&["pids"]);
-    let ctl = l.controller;
-    m.ok("Create", &[&s(ctl), &s(&t)]);
-    m.ok("Chown", &[&s(ctl), &s(&t), &i(65534), &i(65534)]);
+    let n = NobodysV2Cgroup::new("cgm-v2-setvalue", "v2setvalue");
+    let (m, t, tdir, l, ctl) = (&n.m, &n.t, &n.tdir, &n.limit, n.limit.controller);
     // Made by nobody without the controller: its limit file appears
     // when SetValue enables the controller in T (nobody's).
     let c = format!("{t}/c");
