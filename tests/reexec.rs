@@ -1183,11 +1183,11 @@ fn inotify_fds(pid: i32) -> usize {
         .unwrap_or(0)
 }
 
-/// The old image's watch on the job directories goes to the new image to
-/// be closed there, off the pause (its close waits for the kernel): it
-/// must end up closed, and the new watch must work.
+/// The old image's watch on the job directories is let go of by the
+/// state writer, after the exec (its close waits for the kernel): the new
+/// image must hold only its own watch, and that watch must work.
 #[test]
-fn the_job_directory_watch_is_handed_over_closed_and_renewed() {
+fn the_job_directory_watch_is_renewed_and_never_doubled() {
     let s = Session::start("watch", &[("a", "exec sleep 1000\n")]);
     let pid = s.init_pid();
     assert_eq!(inotify_fds(pid), 1);

@@ -71,12 +71,6 @@ struct DaemonState {
     /// The sd_notify socket of `expect notify` jobs.
     #[serde(default)]
     notify_fd: Option<RawFd>,
-    /// Descriptors handed over only to be closed by the next image, off
-    /// its critical path: closing the job directories' inotify descriptor
-    /// waits for a kernel grace period (up to tens of milliseconds), which
-    /// inside the exec would add to every re-exec's pause.
-    #[serde(default)]
-    retired_fds: Vec<RawFd>,
 }
 
 /// outset's own payload, decoded: `None` if it is not outset's (an
@@ -88,19 +82,6 @@ type Decoded = Option<(
     DaemonState,
     Option<String>,
 )>;
-
-/// Close descriptors the previous image handed over to be closed, on a
-/// thread of their own: the close may wait for a kernel grace period, and
-/// init must not. If no thread can be had, the closure that owns them is
-/// dropped, which closes them here.
-fn retire(fds: Vec<OwnedFd>) {
-    if fds.is_empty() {
-        return;
-    }
-    let _ = std::thread::Builder::new()
-        .name("retire".into())
-        .spawn(move || drop(fds));
-}
 
 /// Read the payload from the previous image, importing it as it arrives,
 /// and decode it. Also gives every byte read (the whole text, unless
@@ -193,7 +174,7 @@ impl Daemon {
 
     /// The state as JSON text (D-Bus `GetState()`).
     pub(super) fn state_json(&self) -> Result<String, ReexecError> {
-        let (handover, daemon, _) = self.capture_daemon(false);
+        let (handover, daemon, _) = self.capture_daemon();
         let bus_address = self.notified_bus();
         let input = ExportInput {
             engine: &self.engine,
@@ -207,9 +188,7 @@ impl Daemon {
 
     /// The daemon's part of the state: the descriptors the Upstart layout
     /// names, the daemon's own extras, and every descriptor handed over.
-    /// `handing_over`: for a re-exec, which also hands over descriptors
-    /// only for the next image to close (not part of the state proper).
-    fn capture_daemon(&self, handing_over: bool) -> (Handover, serde_json::Value, Vec<RawFd>) {
+    fn capture_daemon(&self) -> (Handover, serde_json::Value, Vec<RawFd>) {
         let mut io = Vec::new();
         let mut handover = Handover {
             uid: nix::unistd::getuid().as_raw(),
@@ -277,11 +256,7 @@ impl Daemon {
         fds.extend(scripts.iter().map(|(_, _, fd)| *fd));
         let notify_fd = self.notify.as_ref().map(|n| n.raw_fd());
         fds.extend(notify_fd);
-        let retired_fds: Vec<RawFd> = match &self.inotify {
-            Some(i) if handing_over => vec![i.as_fd().as_raw_fd()],
-            _ => Vec::new(),
-        };
-        fds.extend(&retired_fds);
+
         let daemon = DaemonState {
             notify_fd,
             io,
@@ -297,7 +272,6 @@ impl Daemon {
             job_env: self.config.job_env.clone(),
             log_priority: super::logger::priority_name(&self.log_priority).to_string(),
             job_nofile: crate::spawn::nofile::job_limit(),
-            retired_fds,
         };
         let daemon = serde_json::to_value(&daemon).unwrap_or(serde_json::Value::Null);
         (handover, daemon, fds)
@@ -347,7 +321,7 @@ impl Daemon {
         self.log(Level::Info, "Performing stateful re-exec");
         // Signals stay blocked from here on, in the writer child too.
         let _ = all_signals().thread_block();
-        let (handover, daemon, fds) = self.capture_daemon(true);
+        let (handover, daemon, fds) = self.capture_daemon();
         let bus_address = self.notified_bus();
         let input = ExportInput {
             engine: &self.engine,
@@ -357,7 +331,11 @@ impl Daemon {
             bus_address: bus_address.as_deref(),
         };
         self.make_inheritable(&fds);
-        let handed = super::state_pipe::hand_over(&Payload::new(&input));
+        // The writer holds the job directories' watch until this image has
+        // executed, so that the exec does not make the last close of it
+        // (which waits for a kernel grace period, milliseconds).
+        let linger: Vec<RawFd> = self.inotify.iter().map(|i| i.as_fd().as_raw_fd()).collect();
+        let handed = super::state_pipe::hand_over(&Payload::new(&input), &linger);
         let state_fd = match handed {
             Ok(fd) => Some(fd),
             Err(e) => {
@@ -368,7 +346,7 @@ impl Daemon {
                 None
             }
         };
-        let argv = self.next_argv(state_fd.as_ref().map(|f| f.as_raw_fd()));
+        let argv = self.next_argv(state_fd.as_ref().map(|h| h.state.as_raw_fd()));
         self.exec_next(&argv, &fds);
         drop(state_fd);
     }
@@ -495,14 +473,6 @@ impl Daemon {
             })
             .collect();
         let notify_fd = state.notify_fd.filter(|fd| adopt(*fd));
-        let retired: Vec<OwnedFd> = state
-            .retired_fds
-            .into_iter()
-            .filter(|fd| adopt(*fd))
-            // SAFETY: inherited from the previous image, owned by us now.
-            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-            .collect();
-        retire(retired);
         if stray > 0 {
             self.log(
                 Level::Warn,

@@ -124,32 +124,57 @@ impl Write for TimedWriter {
 /// A pipe holds this much before its writer has to wait for the reader.
 const PIPE_SIZE: libc::c_int = 1 << 20;
 
-/// Hand `payload` over: the descriptor to pass to the next image as
-/// `--state-fd` (inheritable), fed by a child process, or a memory file
-/// written here when no child can be had.
-pub fn hand_over<T: Serialize>(payload: &T) -> std::io::Result<OwnedFd> {
+/// What [`hand_over`] gives: the descriptor to pass to the next image as
+/// `--state-fd` (inheritable), and, while a writer child runs, the write
+/// end of a pipe whose closing at the exec tells the writer the exec has
+/// happened (close-on-exec; dropped after a failed exec, which tells it
+/// the same).
+pub struct Handed {
+    pub state: OwnedFd,
+    _exec_watch: Option<OwnedFd>,
+}
+
+/// Hand `payload` over: fed by a child process, or a memory file written
+/// here when no child can be had. The child keeps `linger` open until
+/// this image has executed (or given up): those descriptors are not
+/// passed on, but closing one can wait for the kernel (an inotify
+/// descriptor waits for a grace period, milliseconds), and the exec must
+/// not be the last close of them; the writer's exit is.
+pub fn hand_over<T: Serialize>(payload: &T, linger: &[RawFd]) -> std::io::Result<Handed> {
     let (read_end, write_end) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
     // A bigger pipe, fewer switches between writer and reader; the
     // default size works too.
     let _ = nix::fcntl::fcntl(&write_end, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+    let (watch_read, watch_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
     let wait = state_wait();
     // SAFETY: the child only builds and writes the payload and exits; see
     // `write_and_exit` for why that is sound in a threaded process.
     match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Child) => write_and_exit(payload, write_end, wait),
+        Ok(nix::unistd::ForkResult::Child) => {
+            let mut keep: Vec<RawFd> = linger.to_vec();
+            keep.push(watch_read.as_raw_fd());
+            write_and_exit(payload, write_end, &keep, watch_read, wait)
+        }
         Ok(nix::unistd::ForkResult::Parent { .. }) => {
-            drop(write_end);
+            drop((write_end, watch_read));
             // Inheritable: the next image reads it.
             let _ = nix::fcntl::fcntl(
                 &read_end,
                 nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
             );
-            Ok(read_end)
+            Ok(Handed {
+                state: read_end,
+                _exec_watch: Some(watch_write),
+            })
         }
         Err(_) => {
-            drop((read_end, write_end));
-            write_memfd(payload)
+            drop((read_end, write_end, watch_read, watch_write));
+            write_memfd(payload).map(|state| Handed {
+                state,
+                _exec_watch: None,
+            })
         }
     }
 }
@@ -157,37 +182,59 @@ pub fn hand_over<T: Serialize>(payload: &T) -> std::io::Result<OwnedFd> {
 /// The writer child. Only the thread that forked exists here, and locks
 /// other threads held at the fork stay held: it touches nothing but the
 /// payload (plain data), the allocator (which the C library makes usable
-/// in the child of a fork) and the pipe, then leaves without running any
-/// exit handler.
-fn write_and_exit<T: Serialize>(payload: &T, write_end: OwnedFd, wait: Option<Duration>) -> ! {
+/// in the child of a fork) and the pipes, then leaves without running any
+/// exit handler. Once the payload is written it waits (at most the state
+/// wait) for the old image's exec, seen as the end of `exec_watch`, before
+/// it lets go of the descriptors in `keep`.
+fn write_and_exit<T: Serialize>(
+    payload: &T,
+    write_end: OwnedFd,
+    keep: &[RawFd],
+    exec_watch: OwnedFd,
+    wait: Option<Duration>,
+) -> ! {
     let fd = write_end.as_raw_fd();
     // Nothing else of the parent's may stay open here: the control socket
     // would keep its address taken from the next image, and a script pipe
     // held open would delay its shell's end of input.
-    close_all_but(fd);
+    let mut kept: Vec<RawFd> = keep.to_vec();
+    kept.push(fd);
+    close_all_but(&kept);
     let writer = TimedWriter {
         file: File::from(write_end),
         wait,
     };
     let mut out = BufWriter::with_capacity(1 << 16, writer);
     let ok = serde_json::to_writer(&mut out, payload).is_ok() && out.flush().is_ok();
+    drop(out);
+    // Hung up (or readable, never): the old image has executed or ended.
+    let _ = wait_ready(&exec_watch, PollFlags::POLLIN, wait);
     // SAFETY: _exit ends this process without touching shared state.
     unsafe { libc::_exit(if ok { 0 } else { 1 }) }
 }
 
-/// Close every descriptor from 3 up, but `keep`.
-fn close_all_but(keep: RawFd) {
-    let Ok(keep) = libc::c_uint::try_from(keep) else {
-        return;
-    };
+/// Close every descriptor from 3 up, but those in `keep`.
+fn close_all_but(keep: &[RawFd]) {
     let close = |first: libc::c_uint, last: libc::c_uint| {
         if first <= last {
             // SAFETY: close_range on this process's own table.
             unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
         }
     };
-    close(3, keep.saturating_sub(1));
-    close(keep.saturating_add(1), libc::c_uint::MAX);
+    let mut kept: Vec<libc::c_uint> = keep
+        .iter()
+        .filter_map(|fd| libc::c_uint::try_from(*fd).ok())
+        .filter(|fd| *fd >= 3)
+        .collect();
+    kept.sort_unstable();
+    let mut next: libc::c_uint = 3;
+    for fd in kept {
+        if fd > next {
+            close(next, fd - 1);
+        }
+        next = next.max(fd.saturating_add(1));
+    }
+    close(next, libc::c_uint::MAX);
 }
 
 /// The payload in an inheritable memory file, positioned at its start.
@@ -217,7 +264,7 @@ mod tests {
     #[test]
     fn a_forked_writer_feeds_the_reader() {
         let payload = serde_json::json!({ "a": [1, 2, 3], "b": "x".repeat(300_000) });
-        let fd = hand_over(&payload).expect("hand over");
+        let fd = hand_over(&payload, &[]).expect("hand over").state;
         let mut reader = StateReader::new(File::from(fd), Some(Duration::from_secs(10)));
         let back: serde_json::Value = serde_json::from_reader(&mut reader).expect("parse");
         assert_eq!(back, payload);
