@@ -43,6 +43,7 @@ pub mod os_error;
 pub mod panic_guard;
 pub mod pid1;
 pub mod reexec;
+pub mod short_str;
 pub mod spawn;
 pub mod sys;
 pub mod utmp;

@@ -256,7 +256,6 @@ impl Daemon {
         fds.extend(scripts.iter().map(|(_, _, fd)| *fd));
         let notify_fd = self.notify.as_ref().map(|n| n.raw_fd());
         fds.extend(notify_fd);
-
         let daemon = DaemonState {
             notify_fd,
             io,
@@ -413,14 +412,8 @@ impl Daemon {
             Ok(Some(decoded)) => decoded,
             // Not outset's own payload: a live Upstart handing over.
             Ok(None) if self.restore_upstart(&data) => return true,
-            Ok(None) => {
-                self.restore_failed(&data, "not a usable Upstart payload");
-                return false;
-            }
-            Err(e) => {
-                self.restore_failed(&data, &e);
-                return false;
-            }
+            Ok(None) => return self.restore_failed(&data, "not a usable Upstart payload"),
+            Err(e) => return self.restore_failed(&data, &e),
         };
         // Options that describe this image, not the old one.
         engine.options.session_address = self.engine.options.session_address.clone();
@@ -548,12 +541,13 @@ impl Daemon {
 impl Daemon {
     /// The state could not be used: keep the raw data in
     /// LOGDIR/upstart.state for post-mortem and carry on without it.
-    fn restore_failed(&mut self, data: &[u8], why: &str) {
+    fn restore_failed(&mut self, data: &[u8], why: &str) -> bool {
         self.keep_state(data);
         self.log(
             Level::Error,
             &format!("Failed to read serialisation data - reverting to stateless re-exec: {why}"),
         );
+        false
     }
 
     /// Write the state received from the previous image to

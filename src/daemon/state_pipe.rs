@@ -153,9 +153,7 @@ pub fn hand_over<T: Serialize>(payload: &T, linger: &[RawFd]) -> std::io::Result
     // `write_and_exit` for why that is sound in a threaded process.
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
-            let mut keep: Vec<RawFd> = linger.to_vec();
-            keep.push(watch_read.as_raw_fd());
-            write_and_exit(payload, write_end, &keep, watch_read, wait)
+            write_and_exit(payload, write_end, watch_read, linger, wait)
         }
         Ok(nix::unistd::ForkResult::Parent { .. }) => {
             drop((write_end, watch_read));
@@ -185,20 +183,19 @@ pub fn hand_over<T: Serialize>(payload: &T, linger: &[RawFd]) -> std::io::Result
 /// in the child of a fork) and the pipes, then leaves without running any
 /// exit handler. Once the payload is written it waits (at most the state
 /// wait) for the old image's exec, seen as the end of `exec_watch`, before
-/// it lets go of the descriptors in `keep`.
+/// it lets go of the descriptors in `linger`.
 fn write_and_exit<T: Serialize>(
     payload: &T,
     write_end: OwnedFd,
-    keep: &[RawFd],
     exec_watch: OwnedFd,
+    linger: &[RawFd],
     wait: Option<Duration>,
 ) -> ! {
-    let fd = write_end.as_raw_fd();
     // Nothing else of the parent's may stay open here: the control socket
     // would keep its address taken from the next image, and a script pipe
     // held open would delay its shell's end of input.
-    let mut kept: Vec<RawFd> = keep.to_vec();
-    kept.push(fd);
+    let mut kept: Vec<RawFd> = linger.to_vec();
+    kept.extend([write_end.as_raw_fd(), exec_watch.as_raw_fd()]);
     close_all_but(&kept);
     let writer = TimedWriter {
         file: File::from(write_end),

@@ -4,7 +4,8 @@
 //! (each step of an instance's life does), and with `str`'s own ordering
 //! every comparison on the way down the table is a call to `memcmp` for a
 //! few bytes. These keys order exactly as `str` does, so a table keyed by
-//! them iterates in the same order, but compare in line.
+//! them iterates in the same order, but compare in line
+//! ([`crate::short_str::cmp`]).
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
@@ -31,13 +32,7 @@ impl ClassKey {
 
 impl Ord for ClassKey {
     fn cmp(&self, other: &Self) -> Ordering {
-        let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
-        for (x, y) in a.iter().zip(b) {
-            if x != y {
-                return x.cmp(y);
-            }
-        }
-        a.len().cmp(&b.len())
+        crate::short_str::cmp(&self.0, &other.0)
     }
 }
 

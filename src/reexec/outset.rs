@@ -23,9 +23,9 @@
 
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::tree::{Map as TreeMap, Value as TreeValue};
-use std::sync::Arc;
 
 pub use super::outset_write::Payload;
 use super::upstart::{class_from_json, import_from, ImportError, Imported, ReadError, Streamed};

@@ -452,23 +452,15 @@ struct Loc {
 /// payload formats nothing.
 #[derive(Clone)]
 enum Base {
-    Root,
     Text(Arc<str>),
     Static(&'static str),
     /// Member `key` of the object at the place given.
     Member(Arc<(Loc, CompactString)>),
 }
 
-impl Base {
-    fn member(of: &Loc, key: &str) -> Base {
-        Base::Member(Arc::new((of.clone(), key.into())))
-    }
-}
-
 impl Display for Base {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Base::Root => Ok(()),
             Base::Text(t) => f.write_str(t),
             Base::Static(t) => f.write_str(t),
             Base::Member(m) => Field {
@@ -483,7 +475,6 @@ impl Display for Base {
 impl Loc {
     fn is_root(&self) -> bool {
         let empty = match &self.base {
-            Base::Root => true,
             Base::Text(t) => t.is_empty(),
             Base::Static(t) => t.is_empty(),
             Base::Member(_) => false,
@@ -562,7 +553,7 @@ impl<'a> Obj<'a> {
         Obj {
             map,
             at: Loc {
-                base: Base::Root,
+                base: Base::Static(""),
                 index: None,
             },
         }
@@ -601,7 +592,7 @@ impl<'a> Obj<'a> {
 
     fn obj(&self, key: &str) -> Result<Obj<'a>, ImportError> {
         let at = Loc {
-            base: Base::member(&self.at, key),
+            base: self.base(key),
             index: None,
         };
         Obj::at_loc(self.req(key)?, at)
@@ -682,7 +673,7 @@ impl<'a> Obj<'a> {
     /// Each element of an array as an object.
     /// The path of member `key`, to share among its elements.
     fn base(&self, key: &str) -> Base {
-        Base::member(&self.at, key)
+        Base::Member(Arc::new((self.at.clone(), key.into())))
     }
 
     fn objects(&self, key: &str) -> Result<Vec<Obj<'a>>, ImportError> {

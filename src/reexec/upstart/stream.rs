@@ -115,9 +115,9 @@ impl State<'_> {
         let done = imp.class_at(&mut c, index, &conf);
         self.conf = Some(conf);
         done?;
-        // Dropped here, as the next class is read: its memory is reused
-        // for that one (a new image's heap is fresh, and every page it
-        // first touches costs a fault).
+        // `c` is freed on return, before the next class is read, which
+        // then reuses its memory (a new image's heap is fresh, and every
+        // page it first touches costs a fault).
         (self.hook)(&c, index, &mut imp.slots)
     }
 
