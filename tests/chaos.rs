@@ -96,16 +96,27 @@ fn a_thousand_orphans_exiting_at_once_leave_no_zombie() {
             .count()
             == 1000
     });
-    // Open and close the writing end: every reader sees end of file.
+    // Open and close the writing end: every reader sees end of file. A
+    // subshell counted above may not have opened the FIFO yet; it would
+    // then wait for a writer for ever, so the gate is opened and closed
+    // again until all are gone (non-blocking: no reader left is no error).
+    let gate = pid1.dir.0.join("gate");
     drop(
         std::fs::OpenOptions::new()
             .write(true)
-            .open(pid1.dir.0.join("gate"))
+            .open(&gate)
             .expect("open the gate"),
     );
     let deadline = Instant::now() + Duration::from_secs(120);
     while pid1.processes().len() > 1 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
+        use std::os::unix::fs::OpenOptionsExt;
+        drop(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&gate),
+        );
     }
     let zombies = pid1.zombies();
     assert!(
