@@ -176,6 +176,12 @@ fn run_all(bins: &Binaries, sizes: &Sizes, only: &[String], out: &mut report::Re
 }
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some((first, rest)) = args.split_first() {
+        if first == raw::RAW_LOOP {
+            raw::raw_loop_main(rest);
+        }
+    }
     let opts = match options() {
         Ok(o) => o,
         Err(e) => {

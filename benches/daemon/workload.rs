@@ -93,7 +93,7 @@ pub fn emit(bins: &Binaries, n: usize, rounds: usize) -> Result<EmitFigure, Fail
             return Err(session.failure(&format!("initctl emit go with {n} tasks")));
         }
         emits.push(run.elapsed);
-        raws.push(raw::spawn_and_reap("/bin/true", n)?);
+        raws.push(raw::spawn_and_reap_apart("/bin/true", n)?);
     }
     session.stop();
     Ok(EmitFigure {
