@@ -19,6 +19,11 @@ pub fn cmp(a: &str, b: &str) -> Ordering {
     a.len().cmp(&b.len())
 }
 
+/// `a == b`, compared byte by byte in line.
+pub fn eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -29,6 +34,7 @@ mod tests {
         for a in words {
             for b in words {
                 assert_eq!(super::cmp(a, b), a.cmp(b), "{a:?} {b:?}");
+                assert_eq!(super::eq(a, b), a == b, "{a:?} {b:?}");
             }
         }
     }

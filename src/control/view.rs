@@ -13,7 +13,9 @@ use std::sync::{Arc, RwLock};
 
 use super::paths::{instance_path, job_path};
 use super::protocol::{Answer, CallError, Change, InstanceProps, Request, Value};
-use crate::job::{EngineError, InstanceDirectory, InstanceName, Naming};
+use crate::job::{
+    ClassName, EngineError, InstName, InstanceDirectory, InstanceName, NameKey, Naming,
+};
 
 /// What the copy holds: every class, and each one's instances.
 #[derive(Default)]
@@ -22,7 +24,7 @@ pub struct View {
     /// goes to the engine.
     ready: bool,
     /// Keyed by the engine's own class names (shared, not copied).
-    jobs: BTreeMap<Arc<str>, JobView>,
+    jobs: BTreeMap<ClassName, JobView>,
 }
 
 /// One class in the copy.
@@ -31,7 +33,7 @@ pub struct JobView {
     /// The class has no `instance` stanza: `GetInstance` always means the
     /// instance named "" (otherwise the engine expands the name).
     pub single: bool,
-    pub instances: BTreeMap<String, InstanceProps>,
+    pub instances: BTreeMap<InstName, InstanceProps>,
 }
 
 /// The copy, shared between the engine thread and the D-Bus side.
@@ -50,9 +52,11 @@ pub fn instance_gone() -> CallError {
 }
 
 /// The instance whose goal or state a change sets.
-fn props_target(change: &Change) -> Option<(&str, &str)> {
+fn props_target(change: &Change) -> Option<(&NameKey, &NameKey)> {
     match change {
-        Change::GoalChanged(job, inst, _) | Change::StateChanged(job, inst, _) => Some((job, inst)),
+        Change::GoalChanged(job, inst, _) | Change::StateChanged(job, inst, _) => {
+            Some((NameKey::new(job), NameKey::new(inst)))
+        }
         _ => None,
     }
 }
@@ -74,7 +78,7 @@ impl InstanceDirectory for View {
     type Undecided = AskTheEngine;
 
     fn naming(&self, job: &str) -> Option<Result<Naming<'_>, AskTheEngine>> {
-        let j = self.jobs.get(job)?;
+        let j = self.jobs.get(NameKey::new(job))?;
         Some(if j.single {
             Ok(Naming::Single)
         } else {
@@ -84,8 +88,8 @@ impl InstanceDirectory for View {
 
     fn has_instance(&self, job: &str, instance: &str) -> bool {
         self.jobs
-            .get(job)
-            .is_some_and(|j| j.instances.contains_key(instance))
+            .get(NameKey::new(job))
+            .is_some_and(|j| j.instances.contains_key(NameKey::new(instance)))
     }
 }
 
@@ -98,7 +102,7 @@ impl View {
         }
         let instances = |job: &str| {
             self.jobs
-                .get(job)
+                .get(NameKey::new(job))
                 .map(|j| &j.instances)
                 .ok_or_else(|| unknown_job(job))
         };
@@ -126,8 +130,8 @@ impl View {
             Request::GetInstance { job, env } => return path_of(job, InstanceName::FromEnv(env)),
             Request::InstanceProperties { job, instance } => self
                 .jobs
-                .get(job.as_str())
-                .and_then(|j| j.instances.get(instance))
+                .get(NameKey::new(job))
+                .and_then(|j| j.instances.get(NameKey::new(instance)))
                 .map(|p| Value::Instance(p.clone()))
                 .ok_or_else(instance_gone),
             _ => return None,
@@ -135,7 +139,7 @@ impl View {
     }
 
     /// Start over from the engine's whole state.
-    pub fn replace(&mut self, jobs: BTreeMap<Arc<str>, JobView>) {
+    pub fn replace(&mut self, jobs: BTreeMap<ClassName, JobView>) {
         self.jobs = jobs;
         self.ready = true;
     }
@@ -159,7 +163,7 @@ impl View {
             Change::InstanceAdded(job, inst) => {
                 let Some(j) = self.job_mut(job) else { return };
                 j.instances
-                    .entry(inst.clone())
+                    .entry(inst.as_str().into())
                     .or_insert_with(|| InstanceProps {
                         name: inst.clone(),
                         goal: "stop".into(),
@@ -194,7 +198,7 @@ impl View {
                 .take_while(|c| props_target(c) == Some(key))
                 .count();
             let (now, later) = rest.split_at(row);
-            if let Some(p) = self.instance_mut(key.0, key.1) {
+            if let Some(p) = self.instance_mut(key.0.as_str(), key.1.as_str()) {
                 for change in now {
                     note_props(p, change);
                 }
@@ -214,21 +218,25 @@ impl View {
 
     /// A class's entry, made if missing (always `Some`).
     fn job_mut(&mut self, job: &str) -> Option<&mut JobView> {
-        if !self.jobs.contains_key(job) {
-            self.jobs.insert(Arc::from(job), JobView::default());
+        if !self.jobs.contains_key(NameKey::new(job)) {
+            self.jobs
+                .insert(ClassName::from(Arc::from(job)), JobView::default());
         }
-        self.jobs.get_mut(job)
+        self.jobs.get_mut(NameKey::new(job))
     }
 
     fn instance_mut(&mut self, job: &str, inst: &str) -> Option<&mut InstanceProps> {
-        self.jobs.get_mut(job)?.instances.get_mut(inst)
+        self.jobs
+            .get_mut(NameKey::new(job))?
+            .instances
+            .get_mut(NameKey::new(inst))
     }
 
     /// A class is there (`Some(single)`, see [`JobView`]), or has gone.
     pub fn set_job(&mut self, job: &str, present: Option<bool>) {
         match present {
             None => {
-                self.jobs.remove(job);
+                self.jobs.remove(NameKey::new(job));
             }
             Some(single) => {
                 if let Some(j) = self.job_mut(job) {
@@ -243,12 +251,19 @@ impl View {
         match props {
             Some(p) => {
                 if let Some(j) = self.job_mut(job) {
-                    j.instances.insert(instance.to_string(), p);
+                    // In place when it is there: a new key costs a copy
+                    // of the name.
+                    match j.instances.get_mut(NameKey::new(instance)) {
+                        Some(old) => *old = p,
+                        None => {
+                            j.instances.insert(instance.into(), p);
+                        }
+                    }
                 }
             }
             None => {
-                if let Some(j) = self.jobs.get_mut(job) {
-                    j.instances.remove(instance);
+                if let Some(j) = self.jobs.get_mut(NameKey::new(job)) {
+                    j.instances.remove(NameKey::new(instance));
                     if j.instances.is_empty() {
                         // Drop the emptied map's node (see the engine's
                         // remove_instance).

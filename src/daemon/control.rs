@@ -3,7 +3,6 @@
 //! channel under a token; the engine answers the token later.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use super::Daemon;
 use crate::config::{EventExpr, ProcessType};
@@ -12,7 +11,7 @@ use crate::control::view::{instance_gone, unknown_job, JobView};
 use crate::control::{
     Answer, CallError, Change, Envelope, InstanceProps, JobProps, Request, Value,
 };
-use crate::job::{EngineError, InstanceName, JobKey, Level, Reply, WaitKind};
+use crate::job::{EngineError, InstanceName, JobKey, Level, NameKey, Reply, WaitKind};
 
 /// How long an exiting daemon waits for its last replies to be written.
 const FINISH_CALLS_BOUND: std::time::Duration = std::time::Duration::from_secs(1);
@@ -506,14 +505,14 @@ impl Daemon {
             for change in &self.world.changes {
                 match change {
                     Change::JobAdded(job) | Change::JobRemoved(job) => {
-                        jobs.insert(job.as_str());
+                        jobs.insert(NameKey::new(job));
                     }
                     Change::InstanceAdded(job, inst)
                     | Change::InstanceRemoved(job, inst)
                     | Change::GoalChanged(job, inst, _)
                     | Change::StateChanged(job, inst, _)
                     | Change::Failed(job, inst, _) => {
-                        let key = (job.as_str(), inst.as_str());
+                        let key = (NameKey::new(job), NameKey::new(inst));
                         if last != Some(key) {
                             instances.insert(key);
                             last = Some(key);
@@ -524,9 +523,10 @@ impl Daemon {
             }
             for job in jobs {
                 let slot = self.engine.slots.get(job);
-                view.set_job(job, slot.map(|s| s.class.instance.is_empty()));
+                view.set_job(job.as_str(), slot.map(|s| s.class.instance.is_empty()));
             }
             for (job, inst) in instances {
+                let (job, inst) = (job.as_str(), inst.as_str());
                 view.set_instance(job, inst, instance_props(&self.engine, job, inst));
             }
             // What was not yet noted is in the copy now, as it stands.
@@ -564,7 +564,7 @@ impl Daemon {
                     .filter_map(|i| Some((i.clone(), instance_props(&self.engine, job, i)?)))
                     .collect();
                 let single = slot.class.instance.is_empty();
-                (Arc::clone(job), JobView { single, instances })
+                (job.clone(), JobView { single, instances })
             })
             .collect();
         if let Ok(mut v) = view.write() {

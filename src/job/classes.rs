@@ -1,7 +1,7 @@
 //! Configuration input: the classes a (re)load registers, and the class
 //! environment their instances start from (job-config.md §3).
 
-use super::ClassKey;
+use super::NameKey;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -53,7 +53,7 @@ impl Engine {
     }
 
     fn change_class(&mut self, sys: &mut dyn Sys, name: &str, change: ClassChange) {
-        let Some(slot) = self.slots.get_mut(ClassKey::new(name)) else {
+        let Some(slot) = self.slots.get_mut(NameKey::new(name)) else {
             return;
         };
         if !slot.instances.is_empty() {

@@ -10,7 +10,7 @@ use super::instance::Instance;
 use super::interest::InterestCache;
 use super::state::{Goal, State};
 use super::sys::Sys;
-use super::{ClassKey, ClassName, JobKey};
+use super::{ClassName, InstName, JobKey, NameKey};
 use crate::config::{JobClass, ProcessType};
 use crate::event::{EventId, EventTree, Progress};
 
@@ -59,7 +59,7 @@ pub enum EventWaiter {
 pub struct Slot {
     pub class: Arc<JobClass>,
     pub start_on: Option<EventTree>,
-    pub instances: BTreeMap<String, Instance>,
+    pub instances: BTreeMap<InstName, Instance>,
     /// A configuration change that waits for the last instance to go.
     pub pending: Option<ClassChange>,
     /// The start condition matched events while the cgroup manager was
@@ -166,7 +166,7 @@ impl Engine {
         !self.options.no_cgroups
             && self
                 .slots
-                .get(ClassKey::new(job))
+                .get(NameKey::new(job))
                 .is_some_and(|s| !s.class.rare.cgroups.is_empty())
     }
 
@@ -239,21 +239,21 @@ impl Engine {
 
     pub fn instance(&self, key: &JobKey) -> Option<&Instance> {
         self.slots
-            .get(ClassKey::new(key.job.as_str()))?
+            .get(NameKey::new(key.job.as_str()))?
             .instances
-            .get(&key.instance)
+            .get(NameKey::new(&key.instance))
     }
 
     pub(super) fn inst(&mut self, key: &JobKey) -> Option<&mut Instance> {
         self.slots
-            .get_mut(ClassKey::new(key.job.as_str()))?
+            .get_mut(NameKey::new(key.job.as_str()))?
             .instances
-            .get_mut(&key.instance)
+            .get_mut(NameKey::new(&key.instance))
     }
 
     pub(super) fn class_of(&self, key: &JobKey) -> Option<Arc<JobClass>> {
         self.slots
-            .get(ClassKey::new(key.job.as_str()))
+            .get(NameKey::new(key.job.as_str()))
             .map(|s| s.class.clone())
     }
 

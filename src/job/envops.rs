@@ -2,8 +2,8 @@
 
 use super::engine::Engine;
 use super::error::EngineError;
-use super::ClassKey;
 use super::JobKey;
+use super::NameKey;
 use crate::env;
 
 type CallResult<T> = Result<T, EngineError>;
@@ -46,8 +46,8 @@ impl Engine {
             Some(k) => {
                 if let Some(inst) = self
                     .slots
-                    .get_mut(ClassKey::new(k.job.as_str()))
-                    .and_then(|s| s.instances.get_mut(&k.instance))
+                    .get_mut(NameKey::new(k.job.as_str()))
+                    .and_then(|s| s.instances.get_mut(NameKey::new(&k.instance)))
                 {
                     edit(&mut inst.env);
                 }
@@ -136,14 +136,14 @@ impl Engine {
         match target(self, details)? {
             None => self.global_env = initial.to_vec(),
             Some(k) => {
-                let Some(slot) = self.slots.get(ClassKey::new(k.job.as_str())) else {
+                let Some(slot) = self.slots.get(NameKey::new(k.job.as_str())) else {
                     return Ok(());
                 };
                 let fresh = self.class_env(&slot.class);
                 if let Some(inst) = self
                     .slots
-                    .get_mut(ClassKey::new(k.job.as_str()))
-                    .and_then(|s| s.instances.get_mut(&k.instance))
+                    .get_mut(NameKey::new(k.job.as_str()))
+                    .and_then(|s| s.instances.get_mut(NameKey::new(&k.instance)))
                 {
                     inst.env = fresh;
                 }

@@ -6,8 +6,8 @@ use super::error::EngineError;
 use super::instance::{Held, Instance};
 use super::state::Goal;
 use super::sys::{Change, Level, Reply, Sys};
-use super::ClassKey;
 use super::JobKey;
+use super::{InstName, NameKey};
 use crate::config::expand;
 use crate::env;
 use crate::event::{EventId, EventRef, EventTree, Progress};
@@ -189,7 +189,7 @@ impl Engine {
             env: ev_env,
         };
         // 1. Stop conditions of existing instances.
-        let instances: Vec<String> = match self.slots.get(ClassKey::new(job)) {
+        let instances: Vec<InstName> = match self.slots.get(NameKey::new(job)) {
             Some(s) => s.instances.keys().cloned().collect(),
             None => return Flow::Continue,
         };
@@ -246,7 +246,7 @@ impl Engine {
         // 2. Jobs with cgroup stanzas wait for the manager (cgroups.md §5).
         let needs_cgroups = self.needs_cgroups(job);
         let available = self.options.cgroup_manager.is_some();
-        let Some(slot) = self.slots.get_mut(ClassKey::new(job)) else {
+        let Some(slot) = self.slots.get_mut(NameKey::new(job)) else {
             return Flow::Continue;
         };
         let Some(tree) = slot.start_on.as_mut() else {
@@ -262,7 +262,7 @@ impl Engine {
                 self.hold(id);
             }
             if held > 0 {
-                if let Some(slot) = self.slots.get_mut(ClassKey::new(job)) {
+                if let Some(slot) = self.slots.get_mut(NameKey::new(job)) {
                     slot.cgmanager_wait = true;
                 }
             }
@@ -277,7 +277,7 @@ impl Engine {
         // 3. The start condition.
         let Some(tree) = self
             .slots
-            .get_mut(ClassKey::new(job))
+            .get_mut(NameKey::new(job))
             .and_then(|s| s.start_on.as_mut())
         else {
             return Flow::Continue;
@@ -320,7 +320,7 @@ impl Engine {
 
     /// A satisfied start condition creates or restarts an instance (§5).
     pub(super) fn induct(&mut self, sys: &mut dyn Sys, job: &str) -> Flow {
-        let Some(slot) = self.slots.get(ClassKey::new(job)) else {
+        let Some(slot) = self.slots.get(NameKey::new(job)) else {
             return Flow::Continue;
         };
         let class = slot.class.clone();
@@ -361,7 +361,7 @@ impl Engine {
     fn reset_start(&mut self, job: &str) {
         let released = self
             .slots
-            .get_mut(ClassKey::new(job))
+            .get_mut(NameKey::new(job))
             .and_then(|s| s.start_on.as_mut())
             .map(|t| t.reset())
             .unwrap_or_default();
@@ -371,13 +371,15 @@ impl Engine {
     }
 
     pub(super) fn ensure_instance(&mut self, sys: &mut dyn Sys, key: &JobKey) {
-        let Some(slot) = self.slots.get_mut(ClassKey::new(key.job.as_str())) else {
+        let Some(slot) = self.slots.get_mut(NameKey::new(key.job.as_str())) else {
             return;
         };
-        if !slot.instances.contains_key(&key.instance) {
+        if !slot.instances.contains_key(NameKey::new(&key.instance)) {
             let stop_on = slot.class.stop_on.as_ref().map(EventTree::new);
-            slot.instances
-                .insert(key.instance.clone(), Instance::new(&key.instance, stop_on));
+            slot.instances.insert(
+                key.instance.as_str().into(),
+                Instance::new(&key.instance, stop_on),
+            );
             sys.changed(Change::InstanceAdded(key.clone()));
         }
     }

@@ -4,7 +4,7 @@
 //! control plane's read-only copy (control/view.rs) answers what it can
 //! from what it holds, through the same query.
 
-use super::ClassKey;
+use super::NameKey;
 use std::convert::Infallible;
 
 use super::engine::Engine;
@@ -92,7 +92,7 @@ impl InstanceDirectory for Engine {
     type Undecided = Infallible;
 
     fn naming(&self, job: &str) -> Option<Result<Naming<'_>, Infallible>> {
-        let class = &self.slots.get(ClassKey::new(job))?.class;
+        let class = &self.slots.get(NameKey::new(job))?.class;
         Some(Ok(if class.instance.is_empty() {
             Naming::Single
         } else {

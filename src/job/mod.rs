@@ -14,7 +14,6 @@ macro_rules! log {
     }};
 }
 
-mod class_name;
 mod classes;
 mod engine;
 mod envops;
@@ -23,6 +22,7 @@ mod events;
 mod instance;
 mod interest;
 mod lookup;
+mod names;
 mod notify;
 mod post_start;
 mod processes;
@@ -33,11 +33,11 @@ mod timers;
 mod transitions;
 mod validate;
 
-pub use class_name::{ClassKey, ClassName};
 pub use engine::{ClassChange, Engine, EngineOptions, Event, EventWaiter, ExitStatus, Slot};
 pub use error::{EngineError, SpawnError};
 pub use instance::{Held, Instance, Trace, WaitKind};
 pub use lookup::{InstanceDirectory, InstanceName, Naming};
+pub use names::{ClassName, InstName, NameKey};
 /// What `Sys::kill` and the ptrace requests fail with.
 pub use nix::errno::Errno;
 pub use notify::{NotifyMessage, Readiness};

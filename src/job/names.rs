@@ -1,11 +1,11 @@
-//! The key of the engine's class table.
+//! The keys of the engine's tables: class names and instance names.
 //!
-//! Looking a class up by name is the engine's most frequent operation
-//! (each step of an instance's life does), and with `str`'s own ordering
-//! every comparison on the way down the table is a call to `memcmp` for a
-//! few bytes. These keys order exactly as `str` does, so a table keyed by
-//! them iterates in the same order, but compare in line
-//! ([`crate::short_str::cmp`]).
+//! Looking a class up by name, and then its instance, is the engine's
+//! most frequent operation (each step of an instance's life does), and
+//! with `str`'s own ordering every comparison on the way down a table is
+//! a call to `memcmp` for a few bytes. These keys order exactly as `str`
+//! does, so a table keyed by them iterates in the same order, but compare
+//! in line ([`crate::short_str::cmp`]).
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
@@ -17,26 +17,44 @@ use std::sync::Arc;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClassName(Arc<str>);
 
-/// A name to look up with (`&ClassKey::new(name)`), compared as the keys are.
+/// A name to look up with (`NameKey::new(name)`), compared as the keys are.
 #[repr(transparent)]
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct ClassKey(str);
+#[derive(Debug, Eq)]
+pub struct NameKey(str);
 
-impl ClassKey {
-    pub fn new(name: &str) -> &ClassKey {
-        // SAFETY: `ClassKey` is a transparent wrapper of `str`, so the
+impl NameKey {
+    pub fn new(name: &str) -> &NameKey {
+        // SAFETY: `NameKey` is a transparent wrapper of `str`, so the
         // pointer cast keeps the layout and the lifetime of `name`.
-        unsafe { &*(name as *const str as *const ClassKey) }
+        unsafe { &*(name as *const str as *const NameKey) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
-impl Ord for ClassKey {
+/// Equal exactly when the strings are, compared in line.
+impl PartialEq for NameKey {
+    fn eq(&self, other: &Self) -> bool {
+        crate::short_str::eq(&self.0, &other.0)
+    }
+}
+
+/// Hashed as the string (equal keys are equal strings).
+impl std::hash::Hash for NameKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+}
+
+impl Ord for NameKey {
     fn cmp(&self, other: &Self) -> Ordering {
         crate::short_str::cmp(&self.0, &other.0)
     }
 }
 
-impl PartialOrd for ClassKey {
+impl PartialOrd for NameKey {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
@@ -44,7 +62,7 @@ impl PartialOrd for ClassKey {
 
 impl Ord for ClassName {
     fn cmp(&self, other: &Self) -> Ordering {
-        ClassKey::new(&self.0).cmp(ClassKey::new(&other.0))
+        NameKey::new(&self.0).cmp(NameKey::new(&other.0))
     }
 }
 
@@ -54,9 +72,9 @@ impl PartialOrd for ClassName {
     }
 }
 
-impl Borrow<ClassKey> for ClassName {
-    fn borrow(&self) -> &ClassKey {
-        ClassKey::new(&self.0)
+impl Borrow<NameKey> for ClassName {
+    fn borrow(&self) -> &NameKey {
+        NameKey::new(&self.0)
     }
 }
 
@@ -88,6 +106,63 @@ impl fmt::Display for ClassName {
     }
 }
 
+/// An instance name (`""` for a job's single instance), as its class's
+/// instance table keys it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct InstName(String);
+
+impl Ord for InstName {
+    fn cmp(&self, other: &Self) -> Ordering {
+        NameKey::new(&self.0).cmp(NameKey::new(&other.0))
+    }
+}
+
+impl PartialOrd for InstName {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Borrow<NameKey> for InstName {
+    fn borrow(&self) -> &NameKey {
+        NameKey::new(&self.0)
+    }
+}
+
+/// Lookups by `&str` find the same entries (the orders agree), only
+/// through `str`'s comparison.
+impl Borrow<str> for InstName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for InstName {
+    type Target = String;
+
+    fn deref(&self) -> &String {
+        &self.0
+    }
+}
+
+impl From<String> for InstName {
+    fn from(name: String) -> Self {
+        InstName(name)
+    }
+}
+
+impl From<&str> for InstName {
+    fn from(name: &str) -> Self {
+        InstName(name.to_string())
+    }
+}
+
+impl fmt::Display for InstName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,11 +173,13 @@ mod tests {
         for a in names {
             for b in names {
                 assert_eq!(
-                    ClassKey::new(a).cmp(ClassKey::new(b)),
+                    NameKey::new(a).cmp(NameKey::new(b)),
                     a.cmp(b),
                     "{a:?} {b:?}"
                 );
                 let (x, y) = (ClassName::from(Arc::from(a)), ClassName::from(Arc::from(b)));
+                assert_eq!(x.cmp(&y), a.cmp(b));
+                let (x, y) = (InstName::from(a), InstName::from(b));
                 assert_eq!(x.cmp(&y), a.cmp(b));
             }
         }
@@ -114,9 +191,9 @@ mod tests {
         for n in ["web", "db", "cron", "t1", "t10"] {
             t.insert(ClassName::from(Arc::from(n)), n.len());
         }
-        assert_eq!(t.get(ClassKey::new("t10")), Some(&3));
+        assert_eq!(t.get(NameKey::new("t10")), Some(&3));
         assert_eq!(t.get("db"), Some(&2));
-        assert_eq!(t.get(ClassKey::new("nope")), None);
+        assert_eq!(t.get(NameKey::new("nope")), None);
         let order: Vec<String> = t.keys().map(ToString::to_string).collect();
         assert_eq!(order, ["cron", "db", "t1", "t10", "web"]);
     }

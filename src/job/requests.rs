@@ -1,7 +1,7 @@
 //! Control-call input: start, stop, restart and reload of jobs and
 //! instances (control.md; events-and-states.md §15).
 
-use super::ClassKey;
+use super::NameKey;
 use std::sync::Arc;
 
 use super::engine::Engine;
@@ -29,7 +29,7 @@ impl Engine {
     fn resolve(&self, job: &str, args: &[String]) -> Result<Resolved, EngineError> {
         // A class whose file is gone stays registered until its last
         // instance stops (job-config.md §3.3).
-        let Some(class) = self.slots.get(ClassKey::new(job)).map(|s| s.class.clone()) else {
+        let Some(class) = self.slots.get(NameKey::new(job)).map(|s| s.class.clone()) else {
             return Err(EngineError::UnknownJob(job.to_string()));
         };
         let mut env_table = self.class_env(&class);

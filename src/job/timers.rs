@@ -3,8 +3,8 @@
 
 use super::engine::Engine;
 use super::sys::{Level, Sys};
-use super::ClassKey;
 use super::JobKey;
+use super::NameKey;
 use crate::config::{signal_name, JobClass, ProcessType};
 
 const SIGKILL: i32 = 9;
@@ -54,9 +54,9 @@ impl Engine {
     fn deadline_of(&self, key: &JobKey) -> Option<u64> {
         let inst = self
             .slots
-            .get(ClassKey::new(key.job.as_str()))?
+            .get(NameKey::new(key.job.as_str()))?
             .instances
-            .get(&key.instance)?;
+            .get(NameKey::new(&key.instance))?;
         match (inst.kill_deadline, Self::readiness_deadline(inst)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -2,7 +2,7 @@
 //! state to state with each state's entry action, job events, and what
 //! an instance holds until it finishes (events-and-states.md §6, §7).
 
-use super::ClassKey;
+use super::NameKey;
 use std::collections::BTreeMap;
 
 use super::engine::{Engine, EventWaiter};
@@ -43,10 +43,10 @@ impl Engine {
     /// events-and-states.md §6.2. May turn goal `respawn` back into `start`.
     pub(super) fn next_state(&mut self, key: &JobKey) -> State {
         // One lookup for the class and the instance.
-        let Some(slot) = self.slots.get_mut(ClassKey::new(key.job.as_str())) else {
+        let Some(slot) = self.slots.get_mut(NameKey::new(key.job.as_str())) else {
             return State::Waiting;
         };
-        match slot.instances.get_mut(&key.instance) {
+        match slot.instances.get_mut(NameKey::new(&key.instance)) {
             Some(inst) => Self::next_state_of(&slot.class, inst),
             None => State::Waiting,
         }
@@ -223,10 +223,10 @@ impl Engine {
     }
 
     fn remove_instance(&mut self, sys: &mut dyn Sys, key: &JobKey) {
-        let Some(slot) = self.slots.get_mut(ClassKey::new(key.job.as_str())) else {
+        let Some(slot) = self.slots.get_mut(NameKey::new(key.job.as_str())) else {
             return;
         };
-        let removed = slot.instances.remove(&key.instance);
+        let removed = slot.instances.remove(NameKey::new(&key.instance));
         if slot.instances.is_empty() {
             // An emptied BTreeMap keeps its node (room for eleven
             // instances, nearly 3 kB): after a storm, such nodes would be
@@ -244,7 +244,7 @@ impl Engine {
             self.spare_env(std::mem::take(&mut inst.env));
         }
         sys.changed(Change::InstanceRemoved(key.clone()));
-        let Some(slot) = self.slots.get_mut(ClassKey::new(key.job.as_str())) else {
+        let Some(slot) = self.slots.get_mut(NameKey::new(key.job.as_str())) else {
             return;
         };
         if slot.instances.is_empty() {

@@ -1173,13 +1173,13 @@ impl Importer {
         for (i, j) in jobs.iter().enumerate() {
             let j = Obj::element(j, &jobs_at, i)?;
             let inst = self.instance(&j, &class, lists.next().unwrap_or_default())?;
-            if instances.contains_key(&inst.name) {
+            if instances.contains_key(inst.name.as_str()) {
                 return Err(bad(
                     &j.at("name"),
                     format!("instance \"{}\" appears twice", inst.name),
                 ));
             }
-            instances.insert(inst.name.clone(), inst);
+            instances.insert(inst.name.as_str().into(), inst);
         }
 
         self.slots.insert(
@@ -1625,10 +1625,10 @@ impl Importer {
             let at = index_at(&blocking_at, i);
             let waiter = match self.blocked(b, &at)? {
                 Blocked::Job(key) if restored => {
-                    let exists = self
-                        .slots
-                        .get(key.job.as_str())
-                        .is_some_and(|s| s.instances.contains_key(&key.instance));
+                    let exists = self.slots.get(key.job.as_str()).is_some_and(|s| {
+                        s.instances
+                            .contains_key(crate::job::NameKey::new(&key.instance))
+                    });
                     exists.then_some(EventWaiter::Job(key))
                 }
                 Blocked::Job(_) | Blocked::Event(_) | Blocked::Dropped => None,
