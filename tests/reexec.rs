@@ -402,8 +402,10 @@ fn takes_over_from_an_upstart_payload() {
 
     let dir = TempDir::new("fromupstart");
     // The captured system's jobs would be started again here (its dbus,
-    // udev, gettys...): each process is made a sleep, which the stop at
-    // the end ends, so that nothing runs on, or outlives, this machine.
+    // udev, gettys...): each process is made a sleep, so that nothing
+    // runs on this machine. Those whose class expects a fork never become
+    // ready, so they never stop, and the session's end leaves them (as
+    // Upstart's does): they are killed after it.
     let mut harmless = v.clone();
     for class in harmless["job_classes"].as_array_mut().expect("classes") {
         for p in class["process"].as_array_mut().into_iter().flatten() {
@@ -433,6 +435,7 @@ fn takes_over_from_an_upstart_payload() {
         .output()
         .expect("initctl");
     end_gently(&mut child);
+    common::procs::kill_session_leftovers(address);
     // The payload was captured on another system: its processes are not
     // this init's children, so none is adopted (or ever signalled); each
     // job moves on as if its process had ended.
