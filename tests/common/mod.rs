@@ -213,6 +213,13 @@ impl Drop for Started {
             // SAFETY: kill(2) has no memory effects.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
+        // Jobs that would not stop (a pre-start still running, a fork
+        // never made) outlive the session's end, as in Upstart, no longer
+        // under the init. Its address names its pid, unique on this
+        // machine while the test runs.
+        if self.address.ends_with(&format!("/{}", self.child.id())) {
+            procs::kill_session_leftovers(&self.address);
+        }
     }
 }
 
