@@ -8,6 +8,7 @@ mod dispatch;
 mod error;
 mod guard;
 mod ifaces;
+mod newcomers;
 mod outbox;
 pub mod paths;
 pub mod peer;

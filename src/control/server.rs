@@ -3,7 +3,8 @@
 //! and answers their calls and writes their signals, each connection a
 //! few tasks, so an idle client costs its socket and no thread. A second
 //! thread, `control-signals`, keeps the list of connections that take
-//! signals and queues the engine's changes for each of them (outbox.rs).
+//! signals and queues the engine's changes for each of them (outbox.rs);
+//! it takes new private connections when it next wakes (newcomers.rs).
 //! The engine thread only ever sends on channels.
 
 use std::os::linux::net::SocketAddrExt;
@@ -18,6 +19,7 @@ use super::admission::{Admission, Ticket};
 use super::bus::{self, BusCall, BusOptions};
 use super::dispatch::{serve, Objects};
 use super::guard::{self, Activity, Contained};
+use super::newcomers::Newcomers;
 use super::outbox::{Outbox, Queued};
 use super::paths::{
     instance_path, job_path, INSTANCE_IFACE, JOB_IFACE, MANAGER_IFACE, MANAGER_PATH,
@@ -36,8 +38,8 @@ pub enum ToBroadcaster {
     /// A connection that takes signals from now on (its calls are already
     /// being served).
     Subscribed(Subscriber),
-    /// A client's connection closed: drop it now, so that its
-    /// descriptors are not held until the next sweep.
+    /// A client's connection the broadcaster had taken closed: drop it
+    /// now, so that its descriptors are not held until the next sweep.
     Closed,
     /// For the keeper of init's bus connection (bus.rs).
     Bus(BusCall),
@@ -73,9 +75,11 @@ pub fn start(
     let (tx, rx) = mpsc::channel::<ToBroadcaster>();
     let (ready_tx, ready_rx) = mpsc::sync_channel(1);
     let accept_tx = tx.clone();
+    let newcomers = Arc::new(Newcomers::default());
+    let waiting = newcomers.clone();
     std::thread::Builder::new()
         .name("control".into())
-        .spawn(move || run(listener, engine, guid, accept_tx, ready_tx))?;
+        .spawn(move || run(listener, engine, guid, (accept_tx, waiting), ready_tx))?;
     let (runtime, objects) = ready_rx
         .recv()
         .map_err(|_| std::io::Error::other("the control thread ended"))??;
@@ -84,7 +88,7 @@ pub fn start(
         .name("control-signals".into())
         .spawn(move || {
             let keeper = bus::spawn(&runtime, objects, bus_tx, bus);
-            broadcaster(rx, keeper)
+            broadcaster(rx, &newcomers, keeper)
         })?;
     Ok(tx)
 }
@@ -98,7 +102,7 @@ fn run(
     listener: UnixListener,
     engine: EngineHandle,
     guid: zbus::Guid<'static>,
-    tx: mpsc::Sender<ToBroadcaster>,
+    to_broadcaster: ToTheBroadcaster,
     ready: mpsc::SyncSender<Ready>,
 ) {
     let runtime = match SharedRuntime::current() {
@@ -127,7 +131,7 @@ fn run(
             }
         };
         let _ = ready.send(Ok((rt.clone(), objects.clone())));
-        accept(&rt, listener, objects, guid, tx).await;
+        accept(&rt, listener, objects, guid, to_broadcaster).await;
     });
 }
 
@@ -137,7 +141,7 @@ async fn accept(
     listener: AsyncIo<UnixListener, zruntime::Shared>,
     objects: Arc<Objects>,
     guid: zbus::Guid<'static>,
-    tx: mpsc::Sender<ToBroadcaster>,
+    (tx, newcomers): ToTheBroadcaster,
 ) {
     let own_uid = nix::unistd::getuid().as_raw();
     let admission = Arc::new(Admission::default());
@@ -170,6 +174,7 @@ async fn accept(
             objects: objects.clone(),
             guid: guid.clone(),
             tx: tx.clone(),
+            newcomers: newcomers.clone(),
         };
         rt.spawn("control client", client.serve()).detach();
     }
@@ -185,7 +190,12 @@ struct Client {
     objects: Arc<Objects>,
     guid: zbus::Guid<'static>,
     tx: mpsc::Sender<ToBroadcaster>,
+    newcomers: Arc<Newcomers>,
 }
+
+/// How connections reach the broadcaster: the channel, and the list new
+/// private connections wait in.
+type ToTheBroadcaster = (mpsc::Sender<ToBroadcaster>, Arc<Newcomers>);
 
 impl Client {
     /// Authenticate the client (it has `HANDSHAKE_TIMEOUT`), then serve
@@ -199,6 +209,7 @@ impl Client {
             objects,
             guid,
             tx,
+            newcomers,
         } = self;
         let stream = async {
             let socket = ControlSocket::new(&rt, sock.clone(), activity).ok()?;
@@ -220,15 +231,17 @@ impl Client {
         let conn = Connection::from(&stream);
         let subscriptions = Arc::new(Subscriptions::default());
         let mut outbox = Outbox::start(&rt, conn.clone(), Some(sock.clone()));
-        let _ = tx.send(ToBroadcaster::Subscribed(Subscriber {
+        let id = newcomers.add(Subscriber {
             conn,
             sock: Some(sock.clone()),
             subscriptions: Some(subscriptions.clone()),
             outbox: outbox.clone(),
-        }));
+        });
         serve(stream, objects, Some((sock, subscriptions))).await;
         outbox.close();
-        let _ = tx.send(ToBroadcaster::Closed);
+        if !newcomers.withdraw(id) {
+            let _ = tx.send(ToBroadcaster::Closed);
+        }
         Some(())
     }
 }
@@ -289,6 +302,7 @@ impl Subscriber {
 /// Keeps the connections that receive signals and queues their signals.
 fn broadcaster(
     rx: mpsc::Receiver<ToBroadcaster>,
+    newcomers: &Newcomers,
     keeper: futures_channel::mpsc::UnboundedSender<BusCall>,
 ) {
     let mut conns: Vec<Subscriber> = Vec::new();
@@ -307,6 +321,7 @@ fn broadcaster(
         if std::mem::replace(&mut busy, msg.is_some()) && msg.is_none() {
             trim_memory();
         }
+        conns.extend(newcomers.take());
         conns.retain(|p| !p.conn.is_closed());
         let Some(msg) = msg else { continue };
         match msg {
