@@ -26,6 +26,15 @@
     )
 )]
 
+// The unwinder from libgcc's static archive, linked into every binary
+// ahead of the standard library, which would otherwise take it from
+// libgcc_s: nothing is then needed from libgcc_s and the link leaves it
+// out. Each program starts with one library fewer to load, and without
+// libgcc_s's constructor, whose questions to the processor (cpuid) are
+// slow under a hypervisor: one `initctl status` call took 7% less time.
+#[link(name = "gcc_eh", kind = "static", modifiers = "+whole-archive,-bundle")]
+extern "C" {}
+
 pub mod boot;
 pub mod bridge;
 pub mod cgroup;
