@@ -147,6 +147,10 @@ pub struct Engine {
     /// allocating each anew (the copy of the global table was most of
     /// the allocations a task cost). Released when init is quiet.
     pub(super) spare_envs: Vec<Vec<String>>,
+    /// The event queue is not in id order (state imported from elsewhere
+    /// may not be): an id the binary search misses must be looked for
+    /// along the whole queue. The engine's own events are queued in order.
+    pub(super) events_unordered: bool,
 }
 
 impl Engine {
@@ -231,6 +235,7 @@ impl Engine {
             .max()
             .unwrap_or(1)
             .max(self.next_event);
+        self.events_unordered = !self.events.iter().is_sorted_by_key(|e| e.id);
     }
 
     pub fn set_time(&mut self, now_ms: u64) {

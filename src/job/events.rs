@@ -57,11 +57,15 @@ impl Engine {
 
     /// Where event `id` is in the queue. The queue is in id order when the
     /// engine built it (a binary search); state imported from elsewhere
-    /// may not be (a scan).
+    /// may not be (then a scan, where the search misses). An id that has
+    /// left the queue is looked up often (the holds of finished events),
+    /// and with thousands of events queued a scan each time made the
+    /// engine's work per event grow with the queue.
     fn event_index(&self, id: EventId) -> Option<usize> {
         match self.events.binary_search_by_key(&id, |e| e.id) {
             Ok(i) => Some(i),
-            Err(_) => self.events.iter().position(|e| e.id == id),
+            Err(_) if self.events_unordered => self.events.iter().position(|e| e.id == id),
+            Err(_) => None,
         }
     }
 
@@ -110,6 +114,9 @@ impl Engine {
                     ev.progress = Progress::Finished;
                 }
                 if let Some(ev) = self.events.remove(i) {
+                    if self.events.is_empty() {
+                        self.events_unordered = false;
+                    }
                     self.finish_event(sys, ev);
                     progressed = true;
                 }
