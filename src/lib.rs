@@ -32,6 +32,8 @@
 // out. Each program starts with one library fewer to load, and without
 // libgcc_s's constructor, whose questions to the processor (cpuid) are
 // slow under a hypervisor: one `initctl status` call took 7% less time.
+// Only where the C library is glibc, whose toolchain is gcc's.
+#[cfg(target_env = "gnu")]
 #[link(name = "gcc_eh", kind = "static", modifiers = "+whole-archive,-bundle")]
 extern "C" {}
 
