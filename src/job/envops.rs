@@ -3,7 +3,6 @@
 use super::engine::Engine;
 use super::error::EngineError;
 use super::JobKey;
-use super::NameKey;
 use crate::env;
 
 type CallResult<T> = Result<T, EngineError>;
@@ -44,11 +43,7 @@ impl Engine {
     fn edit_tables(&mut self, key: &Option<JobKey>, mut edit: impl FnMut(&mut Vec<String>)) {
         match key {
             Some(k) => {
-                if let Some(inst) = self
-                    .slots
-                    .get_mut(NameKey::new(k.job.as_str()))
-                    .and_then(|s| s.instances.get_mut(NameKey::new(&k.instance)))
-                {
+                if let Some(inst) = self.inst(k) {
                     edit(&mut inst.env);
                 }
             }
@@ -136,15 +131,11 @@ impl Engine {
         match target(self, details)? {
             None => self.global_env = initial.to_vec(),
             Some(k) => {
-                let Some(slot) = self.slots.get(NameKey::new(k.job.as_str())) else {
+                let Some(class) = self.class_of(&k) else {
                     return Ok(());
                 };
-                let fresh = self.class_env(&slot.class);
-                if let Some(inst) = self
-                    .slots
-                    .get_mut(NameKey::new(k.job.as_str()))
-                    .and_then(|s| s.instances.get_mut(NameKey::new(&k.instance)))
-                {
+                let fresh = self.class_env(&class);
+                if let Some(inst) = self.inst(&k) {
                     inst.env = fresh;
                 }
             }

@@ -4,7 +4,6 @@
 use super::engine::Engine;
 use super::sys::{Level, Sys};
 use super::JobKey;
-use super::NameKey;
 use crate::config::{signal_name, JobClass, ProcessType};
 
 const SIGKILL: i32 = 9;
@@ -52,11 +51,7 @@ impl Engine {
     }
 
     fn deadline_of(&self, key: &JobKey) -> Option<u64> {
-        let inst = self
-            .slots
-            .get(NameKey::new(key.job.as_str()))?
-            .instances
-            .get(NameKey::new(&key.instance))?;
+        let inst = self.instance(key)?;
         match (inst.kill_deadline, Self::readiness_deadline(inst)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
