@@ -60,32 +60,6 @@ impl PartialOrd for NameKey {
     }
 }
 
-impl Ord for ClassName {
-    fn cmp(&self, other: &Self) -> Ordering {
-        NameKey::new(&self.0).cmp(NameKey::new(&other.0))
-    }
-}
-
-impl PartialOrd for ClassName {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Borrow<NameKey> for ClassName {
-    fn borrow(&self) -> &NameKey {
-        NameKey::new(&self.0)
-    }
-}
-
-/// Lookups by `&str` find the same entries (the orders agree), only
-/// through `str`'s comparison.
-impl Borrow<str> for ClassName {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
 impl Deref for ClassName {
     type Target = Arc<str>;
 
@@ -100,42 +74,10 @@ impl From<Arc<str>> for ClassName {
     }
 }
 
-impl fmt::Display for ClassName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// An instance name (`""` for a job's single instance), as its class's
 /// instance table keys it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct InstName(String);
-
-impl Ord for InstName {
-    fn cmp(&self, other: &Self) -> Ordering {
-        NameKey::new(&self.0).cmp(NameKey::new(&other.0))
-    }
-}
-
-impl PartialOrd for InstName {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Borrow<NameKey> for InstName {
-    fn borrow(&self) -> &NameKey {
-        NameKey::new(&self.0)
-    }
-}
-
-/// Lookups by `&str` find the same entries (the orders agree), only
-/// through `str`'s comparison.
-impl Borrow<str> for InstName {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
 
 impl Deref for InstName {
     type Target = String;
@@ -157,11 +99,46 @@ impl From<&str> for InstName {
     }
 }
 
-impl fmt::Display for InstName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// What both kinds of name share: they order, and find entries in a
+/// table, as their text does, compared in line through [`NameKey`]; a
+/// table keyed by them is searched by `&str` too (the orders agree, only
+/// through `str`'s comparison); and they show as their text.
+macro_rules! keyed_by_text {
+    ($name:ident) => {
+        impl Ord for $name {
+            fn cmp(&self, other: &Self) -> Ordering {
+                NameKey::new(&self.0).cmp(NameKey::new(&other.0))
+            }
+        }
+
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+
+        impl Borrow<NameKey> for $name {
+            fn borrow(&self) -> &NameKey {
+                NameKey::new(&self.0)
+            }
+        }
+
+        impl Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
+
+keyed_by_text!(ClassName);
+keyed_by_text!(InstName);
 
 #[cfg(test)]
 mod tests {
